@@ -1,0 +1,449 @@
+//! The typed reviewed config (compatible with Synapsor Runner's
+//! `synapsor.runner.json` version 1, plus Airlock's own `airlock` section).
+//!
+//! Values of these types only come out of [`crate::load`], which has already
+//! checked every rule, so the rest of the code can rely on them: identifiers
+//! are safe, references resolve, proposal capabilities have a patch, allowed
+//! columns and a conflict guard.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use crate::identifier::Engine;
+
+/// Default per-statement timeout when a source sets none.
+pub const DEFAULT_STATEMENT_TIMEOUT_MS: u64 = 5_000;
+/// Default handler timeout.
+pub const DEFAULT_HANDLER_TIMEOUT_MS: u64 = 10_000;
+/// How long a proposal may wait for approval and apply by default.
+pub const DEFAULT_PROPOSAL_TTL_SECONDS: u64 = 7 * 24 * 3600;
+/// Hard cap on `max_rows`: capabilities look rows up by primary key.
+pub const MAX_ROWS_LIMIT: u32 = 100;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub version: u32,
+    pub mode: Mode,
+    pub result_format: ResultFormat,
+    pub storage: Storage,
+    pub sources: BTreeMap<String, Source>,
+    pub trusted_context: ContextSpec,
+    pub contexts: BTreeMap<String, ContextSpec>,
+    pub executors: BTreeMap<String, ExecutorSpec>,
+    pub capabilities: Vec<Capability>,
+    pub airlock: AirlockSection,
+}
+
+impl Config {
+    /// Find a capability by its canonical name.
+    pub fn capability(&self, name: &str) -> Option<&Capability> {
+        self.capabilities.iter().find(|c| c.name == name)
+    }
+
+    /// The trusted-context spec a capability uses (its named context, or the
+    /// top-level `trusted_context`).
+    pub fn context_for(&self, cap: &Capability) -> &ContextSpec {
+        cap.context
+            .as_ref()
+            .and_then(|name| self.contexts.get(name))
+            .unwrap_or(&self.trusted_context)
+    }
+
+    /// The source a capability reads from. Present for every loaded config.
+    pub fn source_for(&self, cap: &Capability) -> Option<&Source> {
+        self.sources.get(&cap.source)
+    }
+
+    /// The executor that applies a proposal capability: the named entry of
+    /// `executors`, else the built-in `sql_update`.
+    pub fn executor_for(&self, proposal: &ProposalSpec) -> ExecutorRef<'_> {
+        match proposal
+            .executor
+            .as_deref()
+            .and_then(|n| self.executors.get_key_value(n))
+        {
+            Some((name, spec)) => ExecutorRef { name, spec },
+            None => ExecutorRef {
+                name: SQL_UPDATE,
+                spec: &ExecutorSpec::SqlUpdate,
+            },
+        }
+    }
+
+    /// Every environment variable that carries write authority: write URLs,
+    /// handler URLs, tokens, signing secrets and commands. The proposer
+    /// refuses to start if any of them is set (invariant 1).
+    pub fn write_authority_env_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for source in self.sources.values() {
+            names.extend(source.write_url_env.as_deref());
+        }
+        for spec in self.executors.values() {
+            match spec {
+                ExecutorSpec::SqlUpdate => {}
+                ExecutorSpec::HttpHandler(h) => {
+                    names.push(&h.url_env);
+                    names.extend(h.token_env.as_deref());
+                    names.extend(h.signing_secret_env.as_deref());
+                }
+                ExecutorSpec::CommandHandler(c) => names.push(&c.command_env),
+            }
+        }
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// Environment variables the proposer legitimately needs: read URLs and
+    /// trusted-context variables.
+    pub fn proposer_env_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .sources
+            .values()
+            .map(|s| s.read_url_env.as_str())
+            .collect();
+        for ctx in std::iter::once(&self.trusted_context).chain(self.contexts.values()) {
+            names.extend(ctx.env_names());
+        }
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+}
+
+/// Name of the built-in executor that applies a guarded single-row UPDATE.
+pub const SQL_UPDATE: &str = "sql_update";
+
+/// A resolved reference to the executor of a proposal capability.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecutorRef<'a> {
+    pub name: &'a str,
+    pub spec: &'a ExecutorSpec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Only read capabilities are served.
+    ReadOnly,
+    /// Reads and proposals; every proposal needs a person's approval.
+    Review,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ResultFormat {
+    V1,
+    V2,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Storage {
+    /// The executor's ledger path, relative to the config file's directory
+    /// unless absolute.
+    pub sqlite_path: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Source {
+    pub engine: Engine,
+    pub read_url_env: String,
+    pub write_url_env: Option<String>,
+    pub statement_timeout_ms: u64,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContextProvider {
+    /// Values come from environment variables of the process.
+    Environment,
+    /// Values are written in the config (development only; warns).
+    StaticDev,
+}
+
+/// Where one trusted-context value comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueSource {
+    Env(String),
+    Static(String),
+    Unset,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContextSpec {
+    pub provider: ContextProvider,
+    pub tenant: ValueSource,
+    pub principal: ValueSource,
+}
+
+impl ContextSpec {
+    pub fn env_names(&self) -> impl Iterator<Item = &str> {
+        [&self.tenant, &self.principal]
+            .into_iter()
+            .filter_map(|v| match v {
+                ValueSource::Env(name) => Some(name.as_str()),
+                _ => None,
+            })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ExecutorSpec {
+    SqlUpdate,
+    HttpHandler(HttpHandlerSpec),
+    CommandHandler(CommandHandlerSpec),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum HttpMethod {
+    #[serde(rename = "POST")]
+    Post,
+    #[serde(rename = "PUT")]
+    Put,
+    #[serde(rename = "PATCH")]
+    Patch,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpHandlerSpec {
+    pub url_env: String,
+    pub method: HttpMethod,
+    pub token_env: Option<String>,
+    pub signing_secret_env: Option<String>,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandHandlerSpec {
+    pub command_env: String,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Read,
+    Proposal,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Read => "read",
+            Kind::Proposal => "proposal",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    pub schema: String,
+    pub table: String,
+    pub primary_key: String,
+    /// `None` only for an acknowledged single-tenant development target.
+    pub tenant_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArgType {
+    String,
+    Number,
+    Integer,
+    Boolean,
+}
+
+impl ArgType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArgType::String => "string",
+            ArgType::Number => "number",
+            ArgType::Integer => "integer",
+            ArgType::Boolean => "boolean",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ArgSpec {
+    pub name: String,
+    pub ty: ArgType,
+    pub required: bool,
+    pub max_length: Option<u64>,
+    pub minimum: Option<f64>,
+    pub maximum: Option<f64>,
+    pub enum_values: Option<Vec<Value>>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceMode {
+    Required,
+    Optional,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PatchValue {
+    Fixed(Value),
+    FromArg(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Bounds {
+    pub minimum: Option<f64>,
+    pub maximum: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TransitionGuard {
+    /// The column whose current value is the "from" state (default: the
+    /// guarded column itself).
+    pub from_column: Option<String>,
+    /// from-state → the states it may move to.
+    pub allowed: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ConflictGuard {
+    /// A version column (timestamp or integer) compared at apply time.
+    Column { column: String },
+    /// An acknowledged weak guard: a hash of the visible row.
+    RowHash,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Approval {
+    /// `None`: any configured approver may approve.
+    pub required_role: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProposalSpec {
+    pub executor: Option<String>,
+    /// Column → binding, in config order.
+    pub patch: Vec<(String, PatchValue)>,
+    pub allowed_columns: Vec<String>,
+    pub numeric_bounds: BTreeMap<String, Bounds>,
+    pub transition_guards: BTreeMap<String, TransitionGuard>,
+    pub conflict_guard: ConflictGuard,
+    pub approval: Approval,
+}
+
+impl ProposalSpec {
+    /// The version column, if the conflict guard is a column.
+    pub fn version_column(&self) -> Option<&str> {
+        match &self.conflict_guard {
+            ConflictGuard::Column { column } => Some(column),
+            ConflictGuard::RowHash => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Capability {
+    pub name: String,
+    pub kind: Kind,
+    pub description: Option<String>,
+    pub returns_hint: Option<String>,
+    pub source: String,
+    pub context: Option<String>,
+    pub target: Target,
+    /// Arguments in config order.
+    pub args: Vec<ArgSpec>,
+    pub lookup_arg: String,
+    pub visible_columns: Vec<String>,
+    pub evidence: EvidenceMode,
+    pub max_rows: u32,
+    /// Present exactly when `kind` is `Proposal`.
+    pub proposal: Option<ProposalSpec>,
+}
+
+impl Capability {
+    pub fn arg(&self, name: &str) -> Option<&ArgSpec> {
+        self.args.iter().find(|a| a.name == name)
+    }
+
+    /// Columns a row read must fetch: visible columns, plus, for proposals,
+    /// the patched and version columns (so the before-image is exact), the
+    /// primary key and tenant key. Deduplicated, in a stable order.
+    pub fn read_columns(&self) -> Vec<&str> {
+        let mut cols: Vec<&str> = Vec::new();
+        for c in &self.visible_columns {
+            if !cols.contains(&c.as_str()) {
+                cols.push(c);
+            }
+        }
+        let mut extra: Vec<&str> = vec![&self.target.primary_key];
+        extra.extend(self.target.tenant_key.as_deref());
+        if let Some(p) = &self.proposal {
+            extra.extend(p.patch.iter().map(|(c, _)| c.as_str()));
+            extra.extend(p.version_column());
+            extra.extend(
+                p.transition_guards
+                    .values()
+                    .filter_map(|g| g.from_column.as_deref()),
+            );
+        }
+        for c in extra {
+            if !cols.contains(&c) {
+                cols.push(c);
+            }
+        }
+        cols
+    }
+}
+
+/// Airlock's own settings (ignored by other runners).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AirlockSection {
+    pub socket_dir: Option<String>,
+    /// `None`: only the executor's own uid may connect as a proposer.
+    pub proposers: Option<Vec<ProposerPeer>>,
+    /// `None`: only the executor's own uid may approve, holding every role.
+    pub approvers: Option<Vec<ApproverPeer>>,
+    pub proposal_ttl_seconds: u64,
+}
+
+/// An OS identity, by user name or numeric uid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerId {
+    User(String),
+    Uid(u32),
+}
+
+/// A set of names, or every name (`"*"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NameSet {
+    Any,
+    Only(Vec<String>),
+}
+
+impl NameSet {
+    pub fn contains(&self, name: &str) -> bool {
+        match self {
+            NameSet::Any => true,
+            NameSet::Only(names) => names.iter().any(|n| n == name),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProposerPeer {
+    pub peer: PeerId,
+    pub tenants: NameSet,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApproverPeer {
+    pub peer: PeerId,
+    pub roles: NameSet,
+}

@@ -1,0 +1,30 @@
+//! # airlock-policy
+//!
+//! The pure policy of Airlock: the reviewed-config model and its strict
+//! validation, the capability catalog the model sees, argument validation,
+//! change-set construction and verification, identifier safety, the secret
+//! detector, canonical JSON hashing and the fixed SQL statements.
+//!
+//! This crate owns *decisions*, never *effects*: it performs no I/O, spawns
+//! nothing, reads no environment (callers inject look-ups), and has no async
+//! code. Both the proposer and the executor evaluate the same functions, so
+//! the executor's re-validation (invariant 5) is exactly the proposer's
+//! construction run again on the executor's own copy of the config.
+
+#![forbid(unsafe_code)]
+
+pub mod args;
+pub mod canonical;
+pub mod catalog;
+pub mod change_set;
+pub mod config;
+pub mod context;
+pub mod diagnostics;
+pub mod identifier;
+pub mod load;
+pub mod secrets;
+pub mod statement;
+
+pub use config::Config;
+pub use diagnostics::{Diagnostic, Report, Severity};
+pub use load::{load_config, load_config_str};

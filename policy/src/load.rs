@@ -1,0 +1,2222 @@
+//! Loading and strictly validating the reviewed config.
+//!
+//! The loader walks the JSON by hand instead of deriving `Deserialize`, so
+//! that it can (a) report *every* problem in one pass, (b) name the exact
+//! JSON path of each, and (c) say what to write instead. A [`Config`] is
+//! returned only when there are no errors; warnings never block.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value};
+
+use crate::config::*;
+use crate::diagnostics::{Report, join_index, join_key};
+use crate::identifier::is_safe_identifier;
+use crate::secrets::{SecretKind, classify};
+
+/// Largest config accepted, in bytes.
+pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+/// Most capabilities one config may define.
+pub const MAX_CAPABILITIES: usize = 512;
+/// Most arguments one capability may take.
+pub const MAX_ARGS: usize = 32;
+/// Longest `max_length` an argument may declare.
+pub const MAX_ARG_LENGTH: u64 = 1_000_000;
+/// Longest model-facing description.
+pub const MAX_DESCRIPTION_CHARS: usize = 2_000;
+/// Longest statement or handler timeout, in milliseconds.
+pub const MAX_TIMEOUT_MS: u64 = 600_000;
+
+/// Keys that would smuggle raw SQL into a reviewed config.
+const RAW_SQL_KEYS: &[&str] = &[
+    "sql",
+    "query",
+    "raw_sql",
+    "statement",
+    "sql_template",
+    "where",
+    "where_clause",
+    "filter_sql",
+    "order_by",
+    "join",
+];
+
+/// Keys that would put connection details inline instead of behind an env var.
+const INLINE_CONNECTION_KEYS: &[&str] = &[
+    "url",
+    "read_url",
+    "write_url",
+    "database_url",
+    "dsn",
+    "connection_string",
+    "connection_url",
+    "uri",
+    "host",
+    "password",
+    "token",
+    "bearer_token",
+    "signing_secret",
+    "command",
+];
+
+/// Argument names that would hand authority (tenant, identity, role) or
+/// query shape (schema, table, column, SQL) to the model.
+const AUTHORITY_ARG_NAMES: &[&str] = &[
+    "tenant",
+    "tenant_id",
+    "tenantid",
+    "tenant_key",
+    "org",
+    "org_id",
+    "organization",
+    "organization_id",
+    "workspace_id",
+    "principal",
+    "principal_id",
+    "user",
+    "user_id",
+    "actor",
+    "role",
+    "roles",
+    "permission",
+    "permissions",
+    "is_admin",
+    "admin",
+    "approver",
+    "approved",
+    "approval",
+    "approved_by",
+    "schema",
+    "database",
+    "db",
+    "table",
+    "table_name",
+    "column",
+    "columns",
+    "column_name",
+    "sql",
+    "query",
+    "statement",
+    "where",
+    "filter",
+    "order_by",
+    "limit",
+];
+
+/// Words a capability name may not contain: the model would read them as
+/// authority it does not have (invariant 2).
+const FORBIDDEN_NAME_WORDS: &[&str] = &["approve", "approval", "commit", "sql", "grant", "execute"];
+
+/// The result of loading: a config when there were no errors, and every
+/// finding either way.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Option<Config>,
+    pub report: Report,
+}
+
+/// Parse and validate config text.
+pub fn load_config_str(text: &str) -> Loaded {
+    let mut report = Report::default();
+    if text.len() > MAX_CONFIG_BYTES {
+        report.error(
+            "$",
+            format!(
+                "the config is {} bytes; the limit is {MAX_CONFIG_BYTES}",
+                text.len()
+            ),
+            "split unrelated capabilities into separate configs",
+        );
+        return Loaded {
+            config: None,
+            report,
+        };
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(value) => load_config(&value),
+        Err(err) => {
+            report.error(
+                "$",
+                format!("not valid JSON: {err}"),
+                "fix the JSON syntax at the line and column given (a JSON linter helps)",
+            );
+            Loaded {
+                config: None,
+                report,
+            }
+        }
+    }
+}
+
+/// Validate an already parsed config document.
+pub fn load_config(value: &Value) -> Loaded {
+    let mut r = Report::default();
+    scan_inline_credentials(value, "$", &mut r);
+    let config = parse_config(&mut r, value);
+    let config = if r.has_errors() { None } else { config };
+    // Errors first, then warnings, each in document order.
+    r.diagnostics
+        .sort_by_key(|d| d.severity != crate::diagnostics::Severity::Error);
+    Loaded { config, report: r }
+}
+
+// ---------------------------------------------------------------------------
+// A small cursor over one JSON object that knows its path and its fields.
+
+struct Obj<'a> {
+    path: String,
+    map: &'a Map<String, Value>,
+}
+
+impl<'a> Obj<'a> {
+    /// Open `value` as an object with the given known keys; unknown keys are
+    /// reported (with a specific message for raw SQL and inline credentials).
+    fn open(r: &mut Report, path: &str, value: &'a Value, known: &[&str]) -> Option<Obj<'a>> {
+        let Some(map) = value.as_object() else {
+            r.error(
+                path,
+                format!("expected an object, found {}", type_name(value)),
+                "write a JSON object `{ … }` here",
+            );
+            return None;
+        };
+        for key in map.keys() {
+            if !known.contains(&key.as_str()) {
+                unknown_key(r, path, key, known);
+            }
+        }
+        Some(Obj {
+            path: path.to_owned(),
+            map,
+        })
+    }
+
+    fn at(&self, key: &str) -> String {
+        join_key(&self.path, key)
+    }
+
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(key)
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.map.contains_key(key)
+    }
+
+    fn missing(&self, r: &mut Report, key: &str, fix: &str) {
+        r.error(self.at(key), format!("missing required field `{key}`"), fix);
+    }
+
+    fn string(&self, r: &mut Report, key: &str) -> Option<String> {
+        let v = self.get(key)?;
+        match v.as_str() {
+            Some(s) if !s.is_empty() => Some(s.to_owned()),
+            Some(_) => {
+                r.error(
+                    self.at(key),
+                    "must not be empty",
+                    format!("give `{key}` a value or remove it"),
+                );
+                None
+            }
+            None => {
+                r.error(
+                    self.at(key),
+                    format!("expected a string, found {}", type_name(v)),
+                    "write a quoted string",
+                );
+                None
+            }
+        }
+    }
+
+    fn req_string(&self, r: &mut Report, key: &str, fix: &str) -> Option<String> {
+        if !self.has(key) {
+            self.missing(r, key, fix);
+            return None;
+        }
+        self.string(r, key)
+    }
+
+    fn boolean(&self, r: &mut Report, key: &str) -> Option<bool> {
+        let v = self.get(key)?;
+        match v.as_bool() {
+            Some(b) => Some(b),
+            None => {
+                r.error(
+                    self.at(key),
+                    format!("expected true or false, found {}", type_name(v)),
+                    "write true or false",
+                );
+                None
+            }
+        }
+    }
+
+    fn number(&self, r: &mut Report, key: &str) -> Option<f64> {
+        let v = self.get(key)?;
+        match v.as_f64() {
+            Some(n) if v.is_number() => Some(n),
+            _ => {
+                r.error(
+                    self.at(key),
+                    format!("expected a number, found {}", type_name(v)),
+                    "write a JSON number",
+                );
+                None
+            }
+        }
+    }
+
+    /// An integer in `min..=max`.
+    fn integer(&self, r: &mut Report, key: &str, min: u64, max: u64) -> Option<u64> {
+        let v = self.get(key)?;
+        match v.as_u64() {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                r.error(
+                    self.at(key),
+                    format!(
+                        "expected a whole number from {min} to {max}, found {}",
+                        short(v)
+                    ),
+                    format!("write a whole number between {min} and {max}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn env_name(&self, r: &mut Report, key: &str) -> Option<String> {
+        let s = self.string(r, key)?;
+        check_env_name(r, &self.at(key), &s).then_some(s)
+    }
+
+    fn req_env_name(&self, r: &mut Report, key: &str, fix: &str) -> Option<String> {
+        if !self.has(key) {
+            self.missing(r, key, fix);
+            return None;
+        }
+        self.env_name(r, key)
+    }
+
+    fn identifier(&self, r: &mut Report, key: &str) -> Option<String> {
+        let s = self.string(r, key)?;
+        check_identifier(r, &self.at(key), &s).then_some(s)
+    }
+
+    fn req_identifier(&self, r: &mut Report, key: &str, fix: &str) -> Option<String> {
+        if !self.has(key) {
+            self.missing(r, key, fix);
+            return None;
+        }
+        self.identifier(r, key)
+    }
+
+    fn object(&self, r: &mut Report, key: &str) -> Option<&'a Map<String, Value>> {
+        let v = self.get(key)?;
+        match v.as_object() {
+            Some(m) => Some(m),
+            None => {
+                r.error(
+                    self.at(key),
+                    format!("expected an object, found {}", type_name(v)),
+                    "write a JSON object `{ … }`",
+                );
+                None
+            }
+        }
+    }
+
+    fn array(&self, r: &mut Report, key: &str) -> Option<&'a Vec<Value>> {
+        let v = self.get(key)?;
+        match v.as_array() {
+            Some(a) => Some(a),
+            None => {
+                r.error(
+                    self.at(key),
+                    format!("expected an array, found {}", type_name(v)),
+                    "write a JSON array `[ … ]`",
+                );
+                None
+            }
+        }
+    }
+
+    /// A non-empty array of unique safe identifiers.
+    fn identifier_list(&self, r: &mut Report, key: &str) -> Option<Vec<String>> {
+        let items = self.array(r, key)?;
+        let path = self.at(key);
+        if items.is_empty() {
+            r.error(
+                &path,
+                "must list at least one column",
+                "name the columns, e.g. [\"status\"]",
+            );
+            return None;
+        }
+        let mut out: Vec<String> = Vec::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let p = join_index(&path, i);
+            match item.as_str() {
+                Some(s) if check_identifier(r, &p, s) => {
+                    if out.iter().any(|c| c == s) {
+                        r.error(
+                            &p,
+                            format!("column `{s}` is listed twice"),
+                            "list each column once",
+                        );
+                        ok = false;
+                    } else {
+                        out.push(s.to_owned());
+                    }
+                }
+                Some(_) => ok = false,
+                None => {
+                    r.error(
+                        &p,
+                        format!("expected a column name, found {}", type_name(item)),
+                        "write the column name as a string",
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 40 {
+        format!("{}…", s.chars().take(40).collect::<String>())
+    } else {
+        s
+    }
+}
+
+fn unknown_key(r: &mut Report, path: &str, key: &str, known: &[&str]) {
+    let p = join_key(path, key);
+    let lower = key.to_ascii_lowercase();
+    if RAW_SQL_KEYS.contains(&lower.as_str()) {
+        r.error(
+            p,
+            format!("raw SQL (`{key}`) is never accepted: the model gets reviewed business tools, not queries"),
+            "describe the row with `target` (schema, table, primary_key, tenant_key), `lookup.id_from_arg` and `visible_columns`; Airlock builds the parameterized statement itself",
+        );
+    } else if INLINE_CONNECTION_KEYS.contains(&lower.as_str()) {
+        r.error(
+            p,
+            format!("inline connection details or secrets (`{key}`) are never accepted in a reviewed config"),
+            "put the value in an environment variable (or a systemd credential) and name the variable with a `*_env` field such as `read_url_env`, `write_url_env`, `token_env`",
+        );
+    } else {
+        let mut fields: Vec<&str> = known.to_vec();
+        fields.sort_unstable();
+        r.error(
+            p,
+            format!("unknown field `{key}`"),
+            format!("remove it or use one of: {}", fields.join(", ")),
+        );
+    }
+}
+
+fn check_identifier(r: &mut Report, path: &str, s: &str) -> bool {
+    if is_safe_identifier(s) {
+        return true;
+    }
+    r.error(
+        path,
+        format!("`{}` is not a safe SQL identifier", s.escape_debug()),
+        "use only letters, digits and underscores, starting with a letter or underscore (at most 63 characters); rename the column or create a view",
+    );
+    false
+}
+
+fn check_env_name(r: &mut Report, path: &str, s: &str) -> bool {
+    if matches!(
+        classify(s),
+        Some(SecretKind::ConnectionUrl | SecretKind::UrlWithPassword)
+    ) {
+        r.error(
+            path,
+            "this looks like an inline connection string, not the name of an environment variable",
+            "export the URL in an environment variable (e.g. APP_READ_URL) and write that variable's name here",
+        );
+        return false;
+    }
+    let mut bytes = s.bytes();
+    let ok = matches!(bytes.next(), Some(b) if b.is_ascii_uppercase() || b == b'_')
+        && bytes.all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && s.len() <= 128;
+    if !ok {
+        r.error(
+            path,
+            format!(
+                "`{}` is not a valid environment variable name",
+                s.escape_debug()
+            ),
+            "use upper-case letters, digits and underscores, e.g. APP_READ_URL",
+        );
+    }
+    ok
+}
+
+/// A name for a map entry (source, context, executor): short and printable.
+fn check_entry_name(r: &mut Report, path: &str, name: &str) -> bool {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+    if !ok {
+        r.error(
+            path,
+            format!("`{}` is not a valid name", name.escape_debug()),
+            "use 1 to 64 letters, digits, `_` or `-`",
+        );
+    }
+    ok
+}
+
+/// Reject inline credentials anywhere in the document, whatever the key.
+fn scan_inline_credentials(value: &Value, path: &str, r: &mut Report) {
+    match value {
+        Value::String(s) => {
+            if let Some(kind) = classify(s) {
+                let what = match kind {
+                    SecretKind::ConnectionUrl | SecretKind::UrlWithPassword => {
+                        "an inline connection string"
+                    }
+                    _ => "inline secret material",
+                };
+                r.error(
+                    path,
+                    format!("this value looks like {what} ({}); a reviewed config never holds credentials", kind.describe()),
+                    "move it into an environment variable or systemd credential and reference it by name with a `*_env` field",
+                );
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                scan_inline_credentials(item, &join_index(path, i), r);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                scan_inline_credentials(v, &join_key(path, k), r);
+            }
+        }
+        _ => {}
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The document.
+
+const TOP_KEYS: &[&str] = &[
+    "$schema",
+    "version",
+    "mode",
+    "result_format",
+    "strict",
+    "storage",
+    "sources",
+    "trusted_context",
+    "contexts",
+    "executors",
+    "capabilities",
+    "cloud",
+    "airlock",
+];
+
+fn parse_config(r: &mut Report, value: &Value) -> Option<Config> {
+    let o = Obj::open(r, "$", value, TOP_KEYS)?;
+
+    let version = match o.get("version") {
+        None => {
+            o.missing(r, "version", "add \"version\": 1");
+            None
+        }
+        Some(v) if v.as_u64() == Some(1) => Some(1),
+        Some(v) => {
+            r.error(
+                o.at("version"),
+                format!("unsupported config version {}", short(v)),
+                "write \"version\": 1",
+            );
+            None
+        }
+    };
+
+    let mode = match o
+        .req_string(
+            r,
+            "mode",
+            "add \"mode\": \"review\" (reads and proposals) or \"read_only\"",
+        )
+        .as_deref()
+    {
+        Some("review") => Some(Mode::Review),
+        Some("read_only") => Some(Mode::ReadOnly),
+        Some(other) => {
+            r.error(
+                o.at("mode"),
+                format!("mode `{other}` is not supported by Airlock"),
+                "use \"review\" (proposals need a person's approval) or \"read_only\"",
+            );
+            None
+        }
+        None => None,
+    };
+
+    let result_format = match o.get("result_format") {
+        None => ResultFormat::V2,
+        Some(v) if v.as_u64() == Some(1) => ResultFormat::V1,
+        Some(v) if v.as_u64() == Some(2) => ResultFormat::V2,
+        Some(v) => {
+            r.error(
+                o.at("result_format"),
+                format!("unsupported result format {}", short(v)),
+                "write 2 (the stable envelope) or 1",
+            );
+            ResultFormat::V2
+        }
+    };
+
+    if o.boolean(r, "strict") == Some(false) {
+        r.warning(
+            o.at("strict"),
+            "Airlock always validates strictly; `strict: false` has no effect",
+            "remove `strict`",
+        );
+    }
+    if o.has("cloud") {
+        r.warning(
+            o.at("cloud"),
+            "Airlock ignores `cloud` settings",
+            "remove `cloud`",
+        );
+    }
+
+    let storage = parse_storage(r, &o);
+    let sources = parse_sources(r, &o);
+
+    let trusted_context = if o.has("trusted_context") {
+        o.get("trusted_context")
+            .and_then(|v| parse_context(r, &o.at("trusted_context"), v))
+    } else {
+        o.missing(
+            r,
+            "trusted_context",
+            "add \"trusted_context\": {\"provider\": \"environment\", \"values\": {\"tenant_id_env\": \"APP_TENANT_ID\", \"principal_env\": \"APP_PRINCIPAL\"}}",
+        );
+        None
+    };
+
+    let mut contexts = BTreeMap::new();
+    if let Some(map) = o.object(r, "contexts") {
+        for (name, v) in map {
+            let p = join_key(&o.at("contexts"), name);
+            if check_entry_name(r, &p, name)
+                && let Some(ctx) = parse_context(r, &p, v)
+            {
+                contexts.insert(name.clone(), ctx);
+            }
+        }
+    }
+
+    let executors = parse_executors(r, &o);
+    let airlock = parse_airlock(r, &o);
+
+    let capabilities = parse_capabilities(r, &o, mode, &sources, &contexts, &executors);
+
+    Some(Config {
+        version: version?,
+        mode: mode?,
+        result_format,
+        storage,
+        sources,
+        trusted_context: trusted_context?,
+        contexts,
+        executors,
+        capabilities,
+        airlock,
+    })
+}
+
+fn parse_storage(r: &mut Report, o: &Obj) -> Storage {
+    let Some(v) = o.get("storage") else {
+        return Storage::default();
+    };
+    let Some(s) = Obj::open(r, &o.at("storage"), v, &["sqlite_path"]) else {
+        return Storage::default();
+    };
+    Storage {
+        sqlite_path: s.string(r, "sqlite_path"),
+    }
+}
+
+fn parse_sources(r: &mut Report, o: &Obj) -> BTreeMap<String, Source> {
+    let mut out = BTreeMap::new();
+    if !o.has("sources") {
+        o.missing(r, "sources", "add \"sources\": {\"app\": {\"engine\": \"postgres\", \"read_url_env\": \"APP_READ_URL\"}}");
+        return out;
+    }
+    let Some(map) = o.object(r, "sources") else {
+        return out;
+    };
+    if map.is_empty() {
+        r.error(
+            o.at("sources"),
+            "at least one source is required",
+            "add a source with `engine` and `read_url_env`",
+        );
+    }
+    for (name, v) in map {
+        let path = join_key(&o.at("sources"), name);
+        if !check_entry_name(r, &path, name) {
+            continue;
+        }
+        let Some(s) = Obj::open(
+            r,
+            &path,
+            v,
+            &[
+                "engine",
+                "read_url_env",
+                "write_url_env",
+                "read_only",
+                "statement_timeout_ms",
+                "ssl",
+            ],
+        ) else {
+            continue;
+        };
+        let engine = match s.req_string(
+            r,
+            "engine",
+            "add \"engine\": \"postgres\", \"mysql\" or \"sqlite\"",
+        ) {
+            Some(e) => match Engine::parse(&e) {
+                Some(engine) => Some(engine),
+                None => {
+                    r.error(
+                        s.at("engine"),
+                        format!("unknown engine `{e}`"),
+                        "use \"postgres\", \"mysql\" (also MariaDB) or \"sqlite\"",
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        let read = s.req_env_name(
+            r,
+            "read_url_env",
+            "add \"read_url_env\": the name of the variable holding a read-only connection URL",
+        );
+        let write = s.env_name(r, "write_url_env");
+        if let (Some(rd), Some(wr)) = (&read, &write)
+            && rd == wr
+        {
+            r.error(
+                s.at("write_url_env"),
+                "the read and write URLs come from the same variable, so the proposer would hold write authority",
+                "use a separate variable for the write URL, holding a different (write-capable) role",
+            );
+        }
+        let timeout = s
+            .integer(r, "statement_timeout_ms", 1, MAX_TIMEOUT_MS)
+            .unwrap_or(DEFAULT_STATEMENT_TIMEOUT_MS);
+        let read_only = s.boolean(r, "read_only").unwrap_or(false);
+        if s.has("ssl") {
+            r.warning(
+                s.at("ssl"),
+                "`ssl` is ignored; TLS settings come from the connection URL",
+                "put sslmode/ssl-mode in the URL and remove `ssl`",
+            );
+        }
+        if let (Some(engine), Some(read_url_env)) = (engine, read) {
+            out.insert(
+                name.clone(),
+                Source {
+                    engine,
+                    read_url_env,
+                    write_url_env: write,
+                    statement_timeout_ms: timeout,
+                    read_only,
+                },
+            );
+        }
+    }
+    out
+}
+
+fn parse_context(r: &mut Report, path: &str, v: &Value) -> Option<ContextSpec> {
+    let c = Obj::open(r, path, v, &["provider", "values"])?;
+    let provider = match c
+        .req_string(r, "provider", "add \"provider\": \"environment\"")
+        .as_deref()
+    {
+        Some("environment") => Some(ContextProvider::Environment),
+        Some("static_dev") => Some(ContextProvider::StaticDev),
+        Some(other) => {
+            r.error(
+                c.at("provider"),
+                format!("trusted-context provider `{other}` is not supported by Airlock"),
+                "use \"environment\" (values from the proposer's environment) or \"static_dev\" for local development",
+            );
+            None
+        }
+        None => None,
+    };
+    let empty = Value::Object(Map::new());
+    let values = c.get("values").unwrap_or(&empty);
+    let vpath = c.at("values");
+    let vals = Obj::open(
+        r,
+        &vpath,
+        values,
+        &["tenant_id", "principal", "tenant_id_env", "principal_env"],
+    )?;
+    match provider? {
+        ContextProvider::Environment => {
+            for k in ["tenant_id", "principal"] {
+                if vals.has(k) {
+                    r.error(
+                        vals.at(k),
+                        format!("the environment provider reads `{k}_env`, not a literal `{k}`"),
+                        format!(
+                            "write \"{k}_env\": \"APP_{}\" and set that variable for the proposer",
+                            k.to_ascii_uppercase()
+                        ),
+                    );
+                }
+            }
+            let tenant = vals.req_env_name(
+                r,
+                "tenant_id_env",
+                "add \"tenant_id_env\": the variable that holds the tenant id, e.g. \"APP_TENANT_ID\"",
+            );
+            let principal = vals.env_name(r, "principal_env");
+            Some(ContextSpec {
+                provider: ContextProvider::Environment,
+                tenant: ValueSource::Env(tenant?),
+                principal: principal.map_or(ValueSource::Unset, ValueSource::Env),
+            })
+        }
+        ContextProvider::StaticDev => {
+            r.warning(
+                c.at("provider"),
+                "static_dev fixes the tenant in the config file; use it for local development only",
+                "use the environment provider in production",
+            );
+            let tenant = vals.req_string(r, "tenant_id", "add \"tenant_id\": \"dev_tenant\"");
+            let principal = vals.string(r, "principal");
+            if let Some(t) = &tenant {
+                check_tenant_value(r, &vals.at("tenant_id"), t);
+            }
+            Some(ContextSpec {
+                provider: ContextProvider::StaticDev,
+                tenant: ValueSource::Static(tenant?),
+                principal: principal.map_or(ValueSource::Unset, ValueSource::Static),
+            })
+        }
+    }
+}
+
+fn check_tenant_value(r: &mut Report, path: &str, t: &str) {
+    if t.len() > 128 || t.chars().any(char::is_control) {
+        r.error(
+            path,
+            "a tenant id must be at most 128 characters with no control characters",
+            "use the tenant's plain id, e.g. \"acme\"",
+        );
+    }
+}
+
+fn parse_executors(r: &mut Report, o: &Obj) -> BTreeMap<String, ExecutorSpec> {
+    let mut out = BTreeMap::new();
+    let Some(map) = o.object(r, "executors") else {
+        return out;
+    };
+    for (name, v) in map {
+        let path = join_key(&o.at("executors"), name);
+        if !check_entry_name(r, &path, name) {
+            continue;
+        }
+        let Some(e) = Obj::open(
+            r,
+            &path,
+            v,
+            &[
+                "type",
+                "url_env",
+                "method",
+                "auth",
+                "signing_secret_env",
+                "timeout_ms",
+                "command_env",
+            ],
+        ) else {
+            continue;
+        };
+        let ty = e.req_string(
+            r,
+            "type",
+            "add \"type\": \"sql_update\", \"http_handler\" or \"command_handler\"",
+        );
+        let not_for = |r: &mut Report, keys: &[&str], ty: &str| {
+            for k in keys {
+                if e.has(k) {
+                    r.error(
+                        e.at(k),
+                        format!("`{k}` does not apply to a {ty} executor"),
+                        format!("remove `{k}`"),
+                    );
+                }
+            }
+        };
+        let timeout = e
+            .integer(r, "timeout_ms", 1, MAX_TIMEOUT_MS)
+            .unwrap_or(DEFAULT_HANDLER_TIMEOUT_MS);
+        let spec = match ty.as_deref() {
+            Some("sql_update") => {
+                not_for(
+                    r,
+                    &[
+                        "url_env",
+                        "method",
+                        "auth",
+                        "signing_secret_env",
+                        "timeout_ms",
+                        "command_env",
+                    ],
+                    "sql_update",
+                );
+                Some(ExecutorSpec::SqlUpdate)
+            }
+            Some("http_handler") => {
+                not_for(r, &["command_env"], "http_handler");
+                let url_env = e.req_env_name(
+                    r,
+                    "url_env",
+                    "add \"url_env\": the variable holding the handler's URL",
+                );
+                let method = match e.string(r, "method").as_deref() {
+                    None | Some("POST") => Some(HttpMethod::Post),
+                    Some("PUT") => Some(HttpMethod::Put),
+                    Some("PATCH") => Some(HttpMethod::Patch),
+                    Some(m) => {
+                        r.error(
+                            e.at("method"),
+                            format!("unsupported method `{m}`"),
+                            "use \"POST\", \"PUT\" or \"PATCH\"",
+                        );
+                        None
+                    }
+                };
+                let token_env = parse_auth(r, &e);
+                let signing = e.env_name(r, "signing_secret_env");
+                match (url_env, method) {
+                    (Some(url_env), Some(method)) => {
+                        Some(ExecutorSpec::HttpHandler(HttpHandlerSpec {
+                            url_env,
+                            method,
+                            token_env,
+                            signing_secret_env: signing,
+                            timeout_ms: timeout,
+                        }))
+                    }
+                    _ => None,
+                }
+            }
+            Some("command_handler") => {
+                not_for(
+                    r,
+                    &["url_env", "method", "auth", "signing_secret_env"],
+                    "command_handler",
+                );
+                e.req_env_name(
+                    r,
+                    "command_env",
+                    "add \"command_env\": the variable holding the handler's executable path",
+                )
+                .map(|command_env| {
+                    ExecutorSpec::CommandHandler(CommandHandlerSpec {
+                        command_env,
+                        timeout_ms: timeout,
+                    })
+                })
+            }
+            Some(other) => {
+                r.error(
+                    e.at("type"),
+                    format!("unknown executor type `{other}`"),
+                    "use \"sql_update\", \"http_handler\" or \"command_handler\"",
+                );
+                None
+            }
+            None => None,
+        };
+        if let Some(spec) = spec {
+            out.insert(name.clone(), spec);
+        }
+    }
+    out
+}
+
+/// `auth`: `{"type": "bearer_env", "token_env": "X"}` or the short form `{"bearer_env": "X"}`.
+fn parse_auth(r: &mut Report, e: &Obj) -> Option<String> {
+    let v = e.get("auth")?;
+    let a = Obj::open(r, &e.at("auth"), v, &["type", "token_env", "bearer_env"])?;
+    match a.string(r, "type").as_deref() {
+        None | Some("bearer_env") => {}
+        Some(other) => {
+            r.error(
+                a.at("type"),
+                format!("unsupported auth type `{other}`"),
+                "use \"bearer_env\" with `token_env`",
+            );
+        }
+    }
+    match (a.has("token_env"), a.has("bearer_env")) {
+        (true, true) => {
+            r.error(
+                a.at("bearer_env"),
+                "give the token variable once",
+                "keep `token_env` and remove `bearer_env`",
+            );
+            None
+        }
+        (true, false) => a.env_name(r, "token_env"),
+        (false, true) => a.env_name(r, "bearer_env"),
+        (false, false) => {
+            a.missing(
+                r,
+                "token_env",
+                "add \"token_env\": the variable holding the bearer token",
+            );
+            None
+        }
+    }
+}
+
+fn parse_peer(r: &mut Report, o: &Obj) -> Option<PeerId> {
+    match (o.has("user"), o.has("uid")) {
+        (true, false) => o.string(r, "user").map(PeerId::User),
+        (false, true) => o
+            .integer(r, "uid", 0, u64::from(u32::MAX))
+            .and_then(|n| u32::try_from(n).ok())
+            .map(PeerId::Uid),
+        _ => {
+            r.error(
+                &o.path,
+                "name exactly one of `user` (a login name) or `uid` (a number)",
+                "write e.g. {\"user\": \"alice\", …}",
+            );
+            None
+        }
+    }
+}
+
+fn parse_name_set(r: &mut Report, o: &Obj, key: &str, example: &str) -> Option<NameSet> {
+    match o.get(key) {
+        None => {
+            o.missing(
+                r,
+                key,
+                &format!("add \"{key}\": [{example}] or \"*\" for all"),
+            );
+            None
+        }
+        Some(Value::String(s)) if s == "*" => Some(NameSet::Any),
+        Some(Value::Array(items)) => {
+            let mut names = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                match item.as_str() {
+                    Some(s) if !s.is_empty() && s.len() <= 128 => names.push(s.to_owned()),
+                    _ => r.error(
+                        join_index(&o.at(key), i),
+                        "expected a non-empty name",
+                        format!("write names as strings, e.g. [{example}]"),
+                    ),
+                }
+            }
+            Some(NameSet::Only(names))
+        }
+        Some(v) => {
+            r.error(
+                o.at(key),
+                format!("expected a list of names or \"*\", found {}", type_name(v)),
+                format!("write [{example}] or \"*\""),
+            );
+            None
+        }
+    }
+}
+
+fn parse_airlock(r: &mut Report, o: &Obj) -> AirlockSection {
+    let mut out = AirlockSection {
+        proposal_ttl_seconds: DEFAULT_PROPOSAL_TTL_SECONDS,
+        ..Default::default()
+    };
+    let Some(v) = o.get("airlock") else {
+        return out;
+    };
+    let Some(a) = Obj::open(
+        r,
+        &o.at("airlock"),
+        v,
+        &[
+            "socket_dir",
+            "proposers",
+            "approvers",
+            "proposal_ttl_seconds",
+        ],
+    ) else {
+        return out;
+    };
+    out.socket_dir = a.string(r, "socket_dir");
+    out.proposal_ttl_seconds = a
+        .integer(r, "proposal_ttl_seconds", 60, 366 * 24 * 3600)
+        .unwrap_or(DEFAULT_PROPOSAL_TTL_SECONDS);
+    if let Some(items) = a.array(r, "proposers") {
+        let mut peers = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let p = join_index(&a.at("proposers"), i);
+            let Some(po) = Obj::open(r, &p, item, &["user", "uid", "tenants"]) else {
+                continue;
+            };
+            if let (Some(peer), Some(tenants)) = (
+                parse_peer(r, &po),
+                parse_name_set(r, &po, "tenants", "\"acme\""),
+            ) {
+                peers.push(ProposerPeer { peer, tenants });
+            }
+        }
+        out.proposers = Some(peers);
+    }
+    if let Some(items) = a.array(r, "approvers") {
+        let mut peers = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let p = join_index(&a.at("approvers"), i);
+            let Some(ao) = Obj::open(r, &p, item, &["user", "uid", "roles"]) else {
+                continue;
+            };
+            if let (Some(peer), Some(roles)) = (
+                parse_peer(r, &ao),
+                parse_name_set(r, &ao, "roles", "\"billing_lead\""),
+            ) {
+                peers.push(ApproverPeer { peer, roles });
+            }
+        }
+        out.approvers = Some(peers);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Capabilities.
+
+const CAPABILITY_KEYS: &[&str] = &[
+    "name",
+    "kind",
+    "description",
+    "returns_hint",
+    "source",
+    "context",
+    "executor",
+    "target",
+    "args",
+    "lookup",
+    "visible_columns",
+    "evidence",
+    "max_rows",
+    "patch",
+    "allowed_columns",
+    "numeric_bounds",
+    "transition_guards",
+    "conflict_guard",
+    "approval",
+    "single_tenant_dev_ack",
+];
+
+const PROPOSAL_ONLY_KEYS: &[&str] = &[
+    "executor",
+    "patch",
+    "allowed_columns",
+    "numeric_bounds",
+    "transition_guards",
+    "conflict_guard",
+    "approval",
+];
+
+fn parse_capabilities(
+    r: &mut Report,
+    o: &Obj,
+    mode: Option<Mode>,
+    sources: &BTreeMap<String, Source>,
+    contexts: &BTreeMap<String, ContextSpec>,
+    executors: &BTreeMap<String, ExecutorSpec>,
+) -> Vec<Capability> {
+    let mut out = Vec::new();
+    if !o.has("capabilities") {
+        o.missing(
+            r,
+            "capabilities",
+            "add \"capabilities\": [ … ] with at least one reviewed capability",
+        );
+        return out;
+    }
+    let Some(items) = o.array(r, "capabilities") else {
+        return out;
+    };
+    if items.is_empty() {
+        r.error(
+            o.at("capabilities"),
+            "at least one capability is required",
+            "add a read capability such as `billing.inspect_invoice`",
+        );
+    }
+    if items.len() > MAX_CAPABILITIES {
+        r.error(
+            o.at("capabilities"),
+            format!(
+                "{} capabilities; the limit is {MAX_CAPABILITIES}",
+                items.len()
+            ),
+            "split the config",
+        );
+        return out;
+    }
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    let mut aliases: BTreeSet<String> = BTreeSet::new();
+    for (i, item) in items.iter().enumerate() {
+        let path = join_index(&o.at("capabilities"), i);
+        let env = CapEnv {
+            mode,
+            sources,
+            contexts,
+            executors,
+        };
+        if let Some(cap) = parse_capability(r, &path, item, &env) {
+            let alias = crate::catalog::openai_alias(&cap.name);
+            if !names.insert(cap.name.clone()) {
+                r.error(
+                    join_key(&path, "name"),
+                    format!("capability `{}` is defined twice", cap.name),
+                    "give each capability a unique name",
+                );
+            } else if !aliases.insert(alias.clone()) {
+                r.error(
+                    join_key(&path, "name"),
+                    format!("capability `{}` has the same OpenAI-safe alias `{alias}` as another capability", cap.name),
+                    "rename one of them so their names differ in more than `.` versus `__`",
+                );
+            } else {
+                out.push(cap);
+            }
+        }
+    }
+    out
+}
+
+struct CapEnv<'a> {
+    mode: Option<Mode>,
+    sources: &'a BTreeMap<String, Source>,
+    contexts: &'a BTreeMap<String, ContextSpec>,
+    executors: &'a BTreeMap<String, ExecutorSpec>,
+}
+
+fn parse_capability(r: &mut Report, path: &str, v: &Value, env: &CapEnv) -> Option<Capability> {
+    let c = Obj::open(r, path, v, CAPABILITY_KEYS)?;
+    let name = c.req_string(
+        r,
+        "name",
+        "add \"name\": \"domain.action\", e.g. \"billing.inspect_invoice\"",
+    );
+    if let Some(n) = &name {
+        check_capability_name(r, &c.at("name"), n);
+    }
+    let kind = match c
+        .req_string(r, "kind", "add \"kind\": \"read\" or \"proposal\"")
+        .as_deref()
+    {
+        Some("read") => Some(Kind::Read),
+        Some("proposal") => Some(Kind::Proposal),
+        Some(other) => {
+            r.error(
+                c.at("kind"),
+                format!("unknown capability kind `{other}`"),
+                "use \"read\" or \"proposal\"",
+            );
+            None
+        }
+        None => None,
+    };
+    let description = c.string(r, "description");
+    if description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS)
+    {
+        r.error(
+            c.at("description"),
+            format!("longer than {MAX_DESCRIPTION_CHARS} characters"),
+            "shorten the description",
+        );
+    }
+    let returns_hint = c.string(r, "returns_hint");
+
+    let source_name = c.req_string(
+        r,
+        "source",
+        "add \"source\": the name of an entry in `sources`",
+    );
+    let source = source_name.as_ref().and_then(|s| {
+        let found = env.sources.get(s);
+        if found.is_none() {
+            let known: Vec<&str> = env.sources.keys().map(String::as_str).collect();
+            r.error(
+                c.at("source"),
+                format!("unknown source `{s}`"),
+                format!(
+                    "use one of the sources defined in `sources`: {}",
+                    known.join(", ")
+                ),
+            );
+        }
+        found
+    });
+    let context = c.string(r, "context");
+    if let Some(ctx) = &context
+        && !env.contexts.contains_key(ctx)
+    {
+        r.error(
+            c.at("context"),
+            format!("unknown context `{ctx}`"),
+            "define it under `contexts`, or remove `context` to use `trusted_context`",
+        );
+    }
+
+    let target = parse_target(r, &c);
+    let args = parse_args(r, &c);
+    let lookup_arg = parse_lookup(r, &c, args.as_deref());
+    let visible_columns = if c.has("visible_columns") {
+        c.identifier_list(r, "visible_columns")
+    } else {
+        c.missing(
+            r,
+            "visible_columns",
+            "add \"visible_columns\": the columns the model may see, e.g. [\"id\", \"status\"]",
+        );
+        None
+    };
+    let evidence = match c.string(r, "evidence").as_deref() {
+        None | Some("required") => EvidenceMode::Required,
+        Some("optional") => EvidenceMode::Optional,
+        Some(other) => {
+            r.error(
+                c.at("evidence"),
+                format!("unknown evidence mode `{other}`"),
+                "use \"required\" or \"optional\"",
+            );
+            EvidenceMode::Required
+        }
+    };
+    let max_rows = c
+        .integer(r, "max_rows", 1, u64::from(MAX_ROWS_LIMIT))
+        .map_or(1, |n| n as u32);
+    let single_tenant_ack = c.boolean(r, "single_tenant_dev_ack").unwrap_or(false);
+
+    // Tenant scoping (invariant 3).
+    let target = target.and_then(|(t, single_tenant_dev)| {
+        if t.tenant_key.is_some() {
+            return Some(t);
+        }
+        if single_tenant_dev && single_tenant_ack {
+            r.warning(
+                join_key(&c.at("target"), "single_tenant_dev"),
+                "this capability has no tenant key: every row of the table is in scope",
+                "add `target.tenant_key` before using it with more than one tenant",
+            );
+            return Some(t);
+        }
+        if single_tenant_dev {
+            r.error(
+                c.at("single_tenant_dev_ack"),
+                "`single_tenant_dev` without a tenant key must be acknowledged",
+                "add \"single_tenant_dev_ack\": true at the capability level, or better, set `target.tenant_key`",
+            );
+        } else {
+            r.error(
+                join_key(&c.at("target"), "tenant_key"),
+                "missing `tenant_key`: every read and proposal must be scoped by the trusted tenant",
+                "add \"tenant_key\": the column holding the tenant id, e.g. \"tenant_id\"",
+            );
+        }
+        None
+    });
+
+    let proposal = match kind {
+        Some(Kind::Proposal) => {
+            if env.mode == Some(Mode::ReadOnly) {
+                r.error(
+                    c.at("kind"),
+                    "mode `read_only` serves no proposal capabilities",
+                    "set \"mode\": \"review\" or remove this capability",
+                );
+            }
+            parse_proposal(r, &c, args.as_deref(), target.as_ref(), source, env)
+        }
+        Some(Kind::Read) => {
+            for k in PROPOSAL_ONLY_KEYS {
+                if c.has(k) {
+                    r.error(
+                        c.at(k),
+                        format!("`{k}` applies only to proposal capabilities"),
+                        "remove it, or set \"kind\": \"proposal\"",
+                    );
+                }
+            }
+            None
+        }
+        None => None,
+    };
+
+    let kind = kind?;
+    if kind == Kind::Proposal && proposal.is_none() {
+        return None;
+    }
+    Some(Capability {
+        name: name?,
+        kind,
+        description,
+        returns_hint,
+        source: source_name?,
+        context,
+        target: target?,
+        args: args?,
+        lookup_arg: lookup_arg?,
+        visible_columns: visible_columns?,
+        evidence,
+        max_rows,
+        proposal,
+    })
+}
+
+fn check_capability_name(r: &mut Report, path: &str, name: &str) {
+    let qualified =
+        name.len() <= 64 && name.contains('.') && name.split('.').all(is_safe_identifier);
+    if !qualified {
+        r.error(
+            path,
+            format!("`{}` is not a qualified capability name", name.escape_debug()),
+            "write `domain.action` with letters, digits and underscores, e.g. \"billing.inspect_invoice\" (at most 64 characters)",
+        );
+        return;
+    }
+    let lower = name.to_ascii_lowercase();
+    if let Some(word) = lower
+        .split(['.', '_'])
+        .find(|w| FORBIDDEN_NAME_WORDS.contains(w))
+    {
+        r.error(
+            path,
+            format!("capability names may not contain `{word}`: the model must never be offered SQL, approval or commit tools"),
+            "name what the model can actually do, e.g. `billing.propose_refund`; approval happens outside the model's reach",
+        );
+    }
+}
+
+fn parse_target(r: &mut Report, c: &Obj) -> Option<(Target, bool)> {
+    if !c.has("target") {
+        c.missing(r, "target", "add \"target\": {\"schema\": \"public\", \"table\": \"invoices\", \"primary_key\": \"id\", \"tenant_key\": \"tenant_id\"}");
+        return None;
+    }
+    let t = Obj::open(
+        r,
+        &c.at("target"),
+        c.get("target")?,
+        &[
+            "schema",
+            "table",
+            "primary_key",
+            "tenant_key",
+            "single_tenant_dev",
+        ],
+    )?;
+    let schema = t.req_identifier(r, "schema", "add \"schema\": e.g. \"public\" (Postgres), the database name (MySQL) or \"main\" (SQLite)");
+    let table = t.req_identifier(r, "table", "add \"table\": the table name");
+    let pk = t.req_identifier(
+        r,
+        "primary_key",
+        "add \"primary_key\": the primary-key column",
+    );
+    let tenant_key = if t.has("tenant_key") {
+        Some(t.identifier(r, "tenant_key")?)
+    } else {
+        None
+    };
+    let single = t.boolean(r, "single_tenant_dev").unwrap_or(false);
+    if let (Some(pk), Some(tk)) = (&pk, &tenant_key)
+        && pk == tk
+    {
+        r.error(
+            t.at("tenant_key"),
+            "the tenant key cannot be the primary key",
+            "name the column that holds the tenant id",
+        );
+    }
+    Some((
+        Target {
+            schema: schema?,
+            table: table?,
+            primary_key: pk?,
+            tenant_key,
+        },
+        single,
+    ))
+}
+
+fn parse_args(r: &mut Report, c: &Obj) -> Option<Vec<ArgSpec>> {
+    if !c.has("args") {
+        c.missing(r, "args", "add \"args\": {\"invoice_id\": {\"type\": \"string\", \"required\": true, \"max_length\": 128}}");
+        return None;
+    }
+    let map = c.object(r, "args")?;
+    let path = c.at("args");
+    if map.is_empty() {
+        r.error(
+            &path,
+            "at least one argument is required (the lookup id)",
+            "add the id argument named by `lookup.id_from_arg`",
+        );
+        return None;
+    }
+    if map.len() > MAX_ARGS {
+        r.error(
+            &path,
+            format!("{} arguments; the limit is {MAX_ARGS}", map.len()),
+            "split the capability",
+        );
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (name, v) in map {
+        let p = join_key(&path, name);
+        match parse_arg(r, &p, name, v) {
+            Some(a) => out.push(a),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn parse_arg(r: &mut Report, path: &str, name: &str, v: &Value) -> Option<ArgSpec> {
+    let lower = name.to_ascii_lowercase();
+    let mut ok = true;
+    if AUTHORITY_ARG_NAMES.contains(&lower.as_str())
+        || lower.starts_with("tenant")
+        || lower.starts_with("principal")
+    {
+        r.error(
+            path,
+            format!("argument `{name}` is named like authority or query shape; the model must never choose tenant, identity, role, table, column or SQL"),
+            "remove it: tenant and principal come from the trusted context, and tables and columns from `target`; name business arguments for what they are, e.g. `invoice_id`",
+        );
+        ok = false;
+    } else if !is_safe_identifier(name) {
+        r.error(
+            path,
+            format!("`{}` is not a valid argument name", name.escape_debug()),
+            "use letters, digits and underscores, starting with a letter",
+        );
+        ok = false;
+    }
+    let a = Obj::open(
+        r,
+        path,
+        v,
+        &[
+            "type",
+            "description",
+            "required",
+            "max_length",
+            "minimum",
+            "maximum",
+            "enum",
+        ],
+    )?;
+    let ty = match a
+        .req_string(
+            r,
+            "type",
+            "add \"type\": \"string\", \"number\", \"integer\" or \"boolean\"",
+        )
+        .as_deref()
+    {
+        Some("string") => Some(ArgType::String),
+        Some("number") => Some(ArgType::Number),
+        Some("integer") => Some(ArgType::Integer),
+        Some("boolean") => Some(ArgType::Boolean),
+        Some(other) => {
+            r.error(
+                a.at("type"),
+                format!("unknown argument type `{other}`"),
+                "use \"string\", \"number\", \"integer\" or \"boolean\"",
+            );
+            None
+        }
+        None => None,
+    };
+    let description = a.string(r, "description");
+    let required = a.boolean(r, "required").unwrap_or(false);
+    let max_length = a.integer(r, "max_length", 1, MAX_ARG_LENGTH);
+    let minimum = a.number(r, "minimum");
+    let maximum = a.number(r, "maximum");
+    let ty = ty?;
+    if max_length.is_some() && ty != ArgType::String {
+        r.error(
+            a.at("max_length"),
+            "`max_length` applies only to string arguments",
+            "remove it, or use `minimum`/`maximum` for numbers",
+        );
+        ok = false;
+    }
+    for k in ["minimum", "maximum"] {
+        if a.has(k) && !matches!(ty, ArgType::Number | ArgType::Integer) {
+            r.error(
+                a.at(k),
+                format!("`{k}` applies only to number and integer arguments"),
+                format!("remove `{k}`"),
+            );
+            ok = false;
+        }
+    }
+    if let (Some(lo), Some(hi)) = (minimum, maximum)
+        && lo > hi
+    {
+        r.error(
+            a.at("minimum"),
+            format!("minimum {lo} is greater than maximum {hi}"),
+            "swap them or fix one",
+        );
+        ok = false;
+    }
+    let enum_values = match a.array(r, "enum") {
+        None => None,
+        Some(items) if items.is_empty() || items.len() > 256 => {
+            r.error(
+                a.at("enum"),
+                "an enum must list 1 to 256 values",
+                "list the allowed values",
+            );
+            ok = false;
+            None
+        }
+        Some(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let fits = match ty {
+                    ArgType::String => item
+                        .as_str()
+                        .is_some_and(|s| max_length.is_none_or(|m| s.chars().count() as u64 <= m)),
+                    ArgType::Number => item.is_number(),
+                    ArgType::Integer => item.is_i64() || item.is_u64(),
+                    ArgType::Boolean => item.is_boolean(),
+                };
+                if !fits {
+                    r.error(
+                        join_index(&a.at("enum"), i),
+                        format!(
+                            "enum value {} does not fit the argument's type {}",
+                            short(item),
+                            ty.as_str()
+                        ),
+                        format!(
+                            "write a {} value{}",
+                            ty.as_str(),
+                            if ty == ArgType::String {
+                                " within max_length"
+                            } else {
+                                ""
+                            }
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+            Some(items.clone())
+        }
+    };
+    ok.then(|| ArgSpec {
+        name: name.to_owned(),
+        ty,
+        required,
+        max_length,
+        minimum,
+        maximum,
+        enum_values,
+        description,
+    })
+}
+
+fn parse_lookup(r: &mut Report, c: &Obj, args: Option<&[ArgSpec]>) -> Option<String> {
+    if !c.has("lookup") {
+        c.missing(
+            r,
+            "lookup",
+            "add \"lookup\": {\"id_from_arg\": \"invoice_id\"}",
+        );
+        return None;
+    }
+    let l = Obj::open(r, &c.at("lookup"), c.get("lookup")?, &["id_from_arg"])?;
+    let arg = l.req_string(
+        r,
+        "id_from_arg",
+        "add \"id_from_arg\": the argument that carries the primary-key value",
+    )?;
+    let args = args?;
+    match args.iter().find(|a| a.name == arg) {
+        None => {
+            r.error(
+                l.at("id_from_arg"),
+                format!("`{arg}` is not one of this capability's args"),
+                "name an argument defined under `args`",
+            );
+            None
+        }
+        Some(a) if !a.required => {
+            r.error(
+                l.at("id_from_arg"),
+                format!("the lookup argument `{arg}` must be required"),
+                format!("set \"required\": true on args.{arg}"),
+            );
+            None
+        }
+        Some(a) if a.ty == ArgType::Boolean => {
+            r.error(
+                l.at("id_from_arg"),
+                "a boolean cannot identify a row",
+                "use a string or integer id argument",
+            );
+            None
+        }
+        Some(_) => Some(arg),
+    }
+}
+
+fn parse_proposal(
+    r: &mut Report,
+    c: &Obj,
+    args: Option<&[ArgSpec]>,
+    target: Option<&Target>,
+    source: Option<&Source>,
+    env: &CapEnv,
+) -> Option<ProposalSpec> {
+    let allowed = if c.has("allowed_columns") {
+        c.identifier_list(r, "allowed_columns")
+    } else {
+        c.missing(r, "allowed_columns", "add \"allowed_columns\": the only columns a proposal may change, e.g. [\"late_fee_cents\"]");
+        None
+    };
+    let conflict_guard = parse_conflict_guard(r, c);
+    let version_col = match &conflict_guard {
+        Some(ConflictGuard::Column { column }) => Some(column.as_str()),
+        _ => None,
+    };
+
+    // The primary key, tenant key and version column are never patchable.
+    if let (Some(allowed), Some(t)) = (&allowed, target) {
+        for (i, col) in allowed.iter().enumerate() {
+            let reserved = if *col == t.primary_key {
+                Some("the primary key")
+            } else if t.tenant_key.as_deref() == Some(col) {
+                Some("the tenant key")
+            } else if version_col == Some(col.as_str()) {
+                Some("the conflict-guard column (the executor advances it)")
+            } else {
+                None
+            };
+            if let Some(what) = reserved {
+                r.error(
+                    join_index(&c.at("allowed_columns"), i),
+                    format!("`{col}` is {what} and can never be changed by a proposal"),
+                    "remove it from `allowed_columns`",
+                );
+            }
+        }
+    }
+
+    let patch = parse_patch(r, c, args, allowed.as_deref());
+    let numeric_bounds = parse_numeric_bounds(r, c, allowed.as_deref(), patch.as_deref(), args);
+    let transition_guards = parse_transition_guards(r, c, patch.as_deref());
+    let approval = parse_approval(r, c);
+
+    let executor = c.string(r, "executor");
+    let uses_sql_update = match executor.as_deref() {
+        None => true,
+        Some(name) => match env.executors.get(name) {
+            Some(spec) => matches!(spec, ExecutorSpec::SqlUpdate),
+            None if name == SQL_UPDATE => true,
+            None => {
+                let known: Vec<&str> = env.executors.keys().map(String::as_str).collect();
+                let known = if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                };
+                r.error(
+                    c.at("executor"),
+                    format!("unknown executor `{name}`"),
+                    format!("define it under `executors` (defined: {known}), or omit `executor` for the built-in sql_update"),
+                );
+                false
+            }
+        },
+    };
+    if uses_sql_update && let Some(s) = source {
+        if s.write_url_env.is_none() {
+            r.error(
+                c.at("source"),
+                format!("this proposal is applied by sql_update, but source `{}` has no `write_url_env`", c.get("source").and_then(Value::as_str).unwrap_or("?")),
+                "add `write_url_env` to the source (a variable only the executor sees), or use an http_handler/command_handler executor",
+            );
+        } else if s.read_only {
+            r.error(
+                c.at("source"),
+                "this proposal is applied by sql_update, but its source is `read_only`",
+                "remove `read_only` from the source, or apply through a handler executor",
+            );
+        }
+    }
+
+    let (allowed_columns, patch, conflict_guard) = (allowed?, patch?, conflict_guard?);
+    Some(ProposalSpec {
+        executor,
+        patch,
+        allowed_columns,
+        numeric_bounds: numeric_bounds?,
+        transition_guards: transition_guards?,
+        conflict_guard,
+        approval: approval?,
+    })
+}
+
+fn parse_conflict_guard(r: &mut Report, c: &Obj) -> Option<ConflictGuard> {
+    if !c.has("conflict_guard") {
+        c.missing(
+            r,
+            "conflict_guard",
+            "add \"conflict_guard\": {\"column\": \"updated_at\"} (a version or timestamp column), so a stale proposal cannot overwrite newer data",
+        );
+        return None;
+    }
+    let g = Obj::open(
+        r,
+        &c.at("conflict_guard"),
+        c.get("conflict_guard")?,
+        &["column", "weak_guard_ack"],
+    )?;
+    if g.has("column") {
+        return g
+            .identifier(r, "column")
+            .map(|column| ConflictGuard::Column { column });
+    }
+    if g.boolean(r, "weak_guard_ack") == Some(true) {
+        r.warning(
+            g.at("weak_guard_ack"),
+            "a row-hash conflict guard only compares the visible columns; concurrent changes to other columns go unnoticed",
+            "add a version or updated_at column and use {\"column\": \"updated_at\"}",
+        );
+        return Some(ConflictGuard::RowHash);
+    }
+    r.error(
+        &g.path,
+        "a conflict guard needs a `column`, or an explicit `weak_guard_ack: true` for a row-hash guard",
+        "write {\"column\": \"updated_at\"}",
+    );
+    None
+}
+
+fn parse_patch(
+    r: &mut Report,
+    c: &Obj,
+    args: Option<&[ArgSpec]>,
+    allowed: Option<&[String]>,
+) -> Option<Vec<(String, PatchValue)>> {
+    if !c.has("patch") {
+        c.missing(r, "patch", "add \"patch\": {\"column\": {\"from_arg\": \"arg\"}} or {\"column\": {\"fixed\": value}}");
+        return None;
+    }
+    let map = c.object(r, "patch")?;
+    let path = c.at("patch");
+    if map.is_empty() {
+        r.error(
+            &path,
+            "a proposal must patch at least one column",
+            "add a column binding",
+        );
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (col, v) in map {
+        let p = join_key(&path, col);
+        if !check_identifier(r, &p, col) {
+            ok = false;
+            continue;
+        }
+        if let Some(allowed) = allowed
+            && !allowed.contains(col)
+        {
+            r.error(
+                &p,
+                format!("patch column `{col}` is not in `allowed_columns`"),
+                format!("add `{col}` to `allowed_columns` or remove it from `patch`"),
+            );
+            ok = false;
+        }
+        let Some(b) = Obj::open(r, &p, v, &["fixed", "from_arg"]) else {
+            ok = false;
+            continue;
+        };
+        match (b.get("fixed"), b.has("from_arg")) {
+            (Some(fixed), false) => {
+                if fixed.is_array() || fixed.is_object() {
+                    r.error(
+                        b.at("fixed"),
+                        "a fixed value must be a string, number, boolean or null",
+                        "write a scalar value",
+                    );
+                    ok = false;
+                } else {
+                    out.push((col.clone(), PatchValue::Fixed(fixed.clone())));
+                }
+            }
+            (None, true) => match (b.string(r, "from_arg"), args) {
+                (Some(arg), Some(args)) => {
+                    if args.iter().any(|a| a.name == arg) {
+                        out.push((col.clone(), PatchValue::FromArg(arg)));
+                    } else {
+                        r.error(
+                            b.at("from_arg"),
+                            format!("`{arg}` is not one of this capability's args"),
+                            "name an argument defined under `args`",
+                        );
+                        ok = false;
+                    }
+                }
+                _ => ok = false,
+            },
+            _ => {
+                r.error(
+                    &p,
+                    "a patch binding needs exactly one of `fixed` or `from_arg`",
+                    "write {\"fixed\": 0} or {\"from_arg\": \"reason\"}",
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+fn parse_numeric_bounds(
+    r: &mut Report,
+    c: &Obj,
+    allowed: Option<&[String]>,
+    patch: Option<&[(String, PatchValue)]>,
+    args: Option<&[ArgSpec]>,
+) -> Option<BTreeMap<String, Bounds>> {
+    let mut out = BTreeMap::new();
+    let Some(map) = c.object(r, "numeric_bounds") else {
+        return if c.has("numeric_bounds") {
+            None
+        } else {
+            Some(out)
+        };
+    };
+    let mut ok = true;
+    for (col, v) in map {
+        let p = join_key(&c.at("numeric_bounds"), col);
+        if !check_identifier(r, &p, col) {
+            ok = false;
+            continue;
+        }
+        if allowed.is_some_and(|a| !a.contains(col)) {
+            r.error(
+                &p,
+                format!("bounds on `{col}`, which is not in `allowed_columns`"),
+                "bound only columns a proposal may change",
+            );
+            ok = false;
+        }
+        let Some(b) = Obj::open(r, &p, v, &["minimum", "maximum"]) else {
+            ok = false;
+            continue;
+        };
+        let bounds = Bounds {
+            minimum: b.number(r, "minimum"),
+            maximum: b.number(r, "maximum"),
+        };
+        if let (Some(lo), Some(hi)) = (bounds.minimum, bounds.maximum)
+            && lo > hi
+        {
+            r.error(
+                b.at("minimum"),
+                format!("minimum {lo} is greater than maximum {hi}"),
+                "swap them or fix one",
+            );
+            ok = false;
+        }
+        match patch
+            .and_then(|p| p.iter().find(|(c, _)| c == col))
+            .map(|(_, v)| v)
+        {
+            Some(PatchValue::Fixed(value)) => {
+                let within = value.as_f64().is_some_and(|n| {
+                    bounds.minimum.is_none_or(|lo| n >= lo)
+                        && bounds.maximum.is_none_or(|hi| n <= hi)
+                });
+                if !within {
+                    r.error(
+                        &p,
+                        format!(
+                            "the fixed patch value {} for `{col}` is outside these bounds",
+                            short(value)
+                        ),
+                        "fix the bound or the fixed value",
+                    );
+                    ok = false;
+                }
+            }
+            Some(PatchValue::FromArg(arg)) => {
+                if let Some(a) = args.and_then(|a| a.iter().find(|x| x.name == *arg))
+                    && !matches!(a.ty, ArgType::Number | ArgType::Integer)
+                {
+                    r.error(
+                        &p,
+                        format!(
+                            "`{col}` is bounded but takes argument `{arg}` of type {}",
+                            a.ty.as_str()
+                        ),
+                        format!("make args.{arg} a number or integer"),
+                    );
+                    ok = false;
+                }
+            }
+            None => {}
+        }
+        out.insert(col.clone(), bounds);
+    }
+    ok.then_some(out)
+}
+
+fn parse_transition_guards(
+    r: &mut Report,
+    c: &Obj,
+    patch: Option<&[(String, PatchValue)]>,
+) -> Option<BTreeMap<String, TransitionGuard>> {
+    let mut out = BTreeMap::new();
+    let Some(map) = c.object(r, "transition_guards") else {
+        return if c.has("transition_guards") {
+            None
+        } else {
+            Some(out)
+        };
+    };
+    let mut ok = true;
+    for (col, v) in map {
+        let p = join_key(&c.at("transition_guards"), col);
+        if !check_identifier(r, &p, col) {
+            ok = false;
+            continue;
+        }
+        let binding = patch
+            .and_then(|p| p.iter().find(|(c, _)| c == col))
+            .map(|(_, v)| v);
+        if patch.is_some() && binding.is_none() {
+            r.error(
+                &p,
+                format!("a transition guard on `{col}`, which the patch never sets, has no effect"),
+                format!("guard a patched column, or add `{col}` to `patch`"),
+            );
+            ok = false;
+        }
+        let Some(g) = Obj::open(r, &p, v, &["from_column", "allowed"]) else {
+            ok = false;
+            continue;
+        };
+        let from_column = if g.has("from_column") {
+            g.identifier(r, "from_column")
+        } else {
+            None
+        };
+        let mut allowed = BTreeMap::new();
+        match g.object(r, "allowed") {
+            None => {
+                if !g.has("allowed") {
+                    g.missing(
+                        r,
+                        "allowed",
+                        "add \"allowed\": {\"from_state\": [\"to_state\"]}",
+                    );
+                }
+                ok = false;
+            }
+            Some(m) => {
+                for (from, tos) in m {
+                    let tp = join_key(&g.at("allowed"), from);
+                    match tos.as_array() {
+                        Some(list) if list.iter().all(Value::is_string) => {
+                            allowed.insert(
+                                from.clone(),
+                                list.iter()
+                                    .filter_map(|t| t.as_str().map(str::to_owned))
+                                    .collect(),
+                            );
+                        }
+                        _ => {
+                            r.error(
+                                tp,
+                                "expected a list of target states (strings)",
+                                "write e.g. [\"pending_review\"]",
+                            );
+                            ok = false;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(PatchValue::Fixed(Value::String(to))) = binding
+            && !allowed.is_empty()
+            && !allowed.values().any(|tos: &Vec<String>| tos.contains(to))
+        {
+            r.error(&p, format!("the fixed patch value `{to}` is not a target of any allowed transition, so every proposal would be refused"), "add it as a target state or change the patch");
+            ok = false;
+        }
+        out.insert(
+            col.clone(),
+            TransitionGuard {
+                from_column,
+                allowed,
+            },
+        );
+    }
+    ok.then_some(out)
+}
+
+fn parse_approval(r: &mut Report, c: &Obj) -> Option<Approval> {
+    let Some(v) = c.get("approval") else {
+        return Some(Approval::default());
+    };
+    let a = Obj::open(r, &c.at("approval"), v, &["mode", "required_role"])?;
+    match a.string(r, "mode").as_deref() {
+        None | Some("human") => {}
+        Some(other) => {
+            r.error(
+                a.at("mode"),
+                format!("approval mode `{other}` is not supported: every proposal needs a person"),
+                "write \"mode\": \"human\"",
+            );
+            return None;
+        }
+    }
+    let role = a.string(r, "required_role");
+    if let Some(role) = &role
+        && !(role.len() <= 64
+            && role
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')))
+    {
+        r.error(
+            a.at("required_role"),
+            format!("`{}` is not a valid role name", role.escape_debug()),
+            "use letters, digits, `_`, `-` or `.`",
+        );
+        return None;
+    }
+    Some(Approval {
+        required_role: role,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REFERENCE: &str =
+        include_str!("../../../shared/compat/reference-support-billing/synapsor.runner.json");
+
+    #[test]
+    fn reference_config_loads_unchanged() {
+        let loaded = load_config_str(REFERENCE);
+        assert!(!loaded.report.has_errors(), "{:#?}", loaded.report);
+        let cfg = loaded.config.unwrap();
+        assert_eq!(cfg.capabilities.len(), 8);
+        assert_eq!(
+            cfg.capabilities
+                .iter()
+                .filter(|c| c.kind == Kind::Proposal)
+                .count(),
+            4
+        );
+        let waiver = cfg.capability("billing.propose_late_fee_waiver").unwrap();
+        let p = waiver.proposal.as_ref().unwrap();
+        assert_eq!(p.version_column(), Some("updated_at"));
+        assert_eq!(p.approval.required_role.as_deref(), Some("billing_lead"));
+        assert_eq!(
+            p.patch[0],
+            (
+                "late_fee_cents".to_owned(),
+                PatchValue::Fixed(serde_json::json!(0))
+            )
+        );
+        assert_eq!(
+            cfg.write_authority_env_names(),
+            vec!["REFERENCE_POSTGRES_WRITE_URL"]
+        );
+        assert_eq!(
+            cfg.proposer_env_names(),
+            vec![
+                "REFERENCE_POSTGRES_READ_URL",
+                "SYNAPSOR_PRINCIPAL",
+                "SYNAPSOR_TENANT_ID"
+            ]
+        );
+    }
+
+    #[test]
+    fn collects_every_error_not_just_the_first() {
+        let mut v: Value = serde_json::from_str(REFERENCE).unwrap();
+        v["capabilities"][0]["target"]["table"] = Value::from("bad table");
+        v["capabilities"][1]["sql"] = Value::from("select 1");
+        v["capabilities"][3]["args"]["tenant_id"] = serde_json::json!({"type": "string"});
+        let loaded = load_config(&v);
+        let paths: Vec<&str> = loaded.report.errors().map(|d| d.path.as_str()).collect();
+        assert!(loaded.config.is_none());
+        assert_eq!(
+            paths,
+            vec![
+                "$.capabilities[0].target.table",
+                "$.capabilities[1].sql",
+                "$.capabilities[3].args.tenant_id"
+            ]
+        );
+    }
+}

@@ -1,0 +1,302 @@
+//! Detecting and redacting secret material.
+//!
+//! The ledger refuses to store anything that looks like a credential
+//! (invariant 7), and every output path scrubs known secret values. The
+//! detector reports *where* and *what kind*, never the value itself.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::diagnostics::{join_index, join_key};
+
+/// Why a value looks like a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretKind {
+    /// `scheme://user:password@host`.
+    UrlWithPassword,
+    /// A database connection URL (`postgres://…`, `mysql://…`).
+    ConnectionUrl,
+    /// `Bearer <token>` / `Basic <token>`.
+    AuthorizationHeader,
+    /// PEM private key block.
+    PrivateKey,
+    /// A token with a well-known provider prefix (`ghp_`, `sk-`, `xoxb-`, `AKIA`…).
+    ProviderToken,
+    /// A non-empty string under a key named like a secret (`password`, `api_key`…).
+    SecretFieldName,
+}
+
+impl SecretKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            SecretKind::UrlWithPassword => "a URL with an embedded password",
+            SecretKind::ConnectionUrl => "a database connection URL",
+            SecretKind::AuthorizationHeader => "an HTTP authorization credential",
+            SecretKind::PrivateKey => "a private key",
+            SecretKind::ProviderToken => "an API token",
+            SecretKind::SecretFieldName => "a value under a secret-named field",
+        }
+    }
+}
+
+/// One secret-looking value: its JSON path and kind (never the value).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretFinding {
+    pub path: String,
+    pub kind: SecretKind,
+}
+
+const DB_SCHEMES: &[&str] = &[
+    "postgres://",
+    "postgresql://",
+    "mysql://",
+    "mariadb://",
+    "sqlite://",
+    "sqlite:",
+    "mssql://",
+    "sqlserver://",
+    "mongodb://",
+    "mongodb+srv://",
+    "redis://",
+    "amqp://",
+];
+
+const TOKEN_PREFIXES: &[&str] = &[
+    "ghp_",
+    "gho_",
+    "ghs_",
+    "ghu_",
+    "github_pat_",
+    "glpat-",
+    "xoxb-",
+    "xoxp-",
+    "xoxa-",
+    "sk-",
+    "sk_live_",
+    "rk_live_",
+    "AKIA",
+    "ASIA",
+    "AIza",
+    "npm_",
+    "pypi-",
+];
+
+const SECRET_KEY_PARTS: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "api_key",
+    "apikey",
+    "private_key",
+    "access_token",
+    "refresh_token",
+    "auth_token",
+    "bearer",
+    "authorization",
+    "credential",
+    "client_secret",
+];
+
+/// Classify a single string.
+pub fn classify(s: &str) -> Option<SecretKind> {
+    if s.contains("-----BEGIN") && s.contains("PRIVATE KEY") {
+        return Some(SecretKind::PrivateKey);
+    }
+    if let Some(kind) = url_kind(s) {
+        return Some(kind);
+    }
+    for word in s.split(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ',') {
+        if TOKEN_PREFIXES.iter().any(|p| {
+            word.len() >= p.len() + 16 && word.starts_with(p) && is_token_body(&word[p.len()..])
+        }) {
+            return Some(SecretKind::ProviderToken);
+        }
+    }
+    let lower = s.to_ascii_lowercase();
+    for scheme in ["bearer ", "basic "] {
+        if let Some(pos) = lower.find(scheme) {
+            let rest = &s[pos + scheme.len()..];
+            let token: &str = rest.split_whitespace().next().unwrap_or("");
+            if token.len() >= 16 && is_token_body(token) {
+                return Some(SecretKind::AuthorizationHeader);
+            }
+        }
+    }
+    None
+}
+
+fn is_token_body(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'=' | b'+' | b'/'))
+}
+
+fn url_kind(s: &str) -> Option<SecretKind> {
+    let lower = s.to_ascii_lowercase();
+    // Any scheme://user:pass@ is a credential, whatever the scheme.
+    if let Some(idx) = lower.find("://") {
+        let scheme = &lower[..idx];
+        let scheme_ok = !scheme.is_empty()
+            && scheme
+                .bytes()
+                .rev()
+                .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+                .count()
+                > 0;
+        let rest = &s[idx + 3..];
+        let authority = rest.split(['/', '?', '#', ' ']).next().unwrap_or("");
+        if scheme_ok
+            && let Some(at) = authority.rfind('@')
+            && authority[..at].contains(':')
+        {
+            return Some(SecretKind::UrlWithPassword);
+        }
+    }
+    let trimmed = lower.trim_start();
+    if DB_SCHEMES.iter().any(|scheme| {
+        trimmed.starts_with(scheme)
+            && trimmed.len() > scheme.len()
+            && !trimmed[scheme.len()..].starts_with(' ')
+    }) {
+        return Some(SecretKind::ConnectionUrl);
+    }
+    None
+}
+
+/// True if `key` names secret material (`db_password`, `apiKey`, `Authorization`…).
+pub fn is_secret_field_name(key: &str) -> bool {
+    let lower = key.to_ascii_lowercase().replace('-', "_");
+    SECRET_KEY_PARTS.iter().any(|part| lower.contains(part))
+}
+
+/// Every secret-looking value inside `value`, with its JSON path.
+pub fn find_secrets(value: &Value) -> Vec<SecretFinding> {
+    let mut out = Vec::new();
+    walk(value, "$", None, &mut out);
+    out
+}
+
+fn walk(value: &Value, path: &str, key: Option<&str>, out: &mut Vec<SecretFinding>) {
+    match value {
+        Value::String(s) => {
+            if let Some(kind) = classify(s) {
+                out.push(SecretFinding {
+                    path: path.to_owned(),
+                    kind,
+                });
+            } else if key.is_some_and(is_secret_field_name) && !s.is_empty() {
+                out.push(SecretFinding {
+                    path: path.to_owned(),
+                    kind: SecretKind::SecretFieldName,
+                });
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                walk(item, &join_index(path, i), key, out);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                walk(v, &join_key(path, k), Some(k), out);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// Replace every occurrence of each known secret value in `text` with
+/// `[REDACTED]`. Values shorter than 4 bytes are ignored (they would shred
+/// ordinary text and are not meaningful secrets).
+pub fn redact(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_owned();
+    for secret in secrets {
+        if secret.len() >= 4 && out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), "[REDACTED]");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn detects_each_kind() {
+        let cases = [
+            (
+                "postgres://app:hunter2@db:5432/x",
+                SecretKind::UrlWithPassword,
+            ),
+            (
+                "https://user:pw@example.invalid/",
+                SecretKind::UrlWithPassword,
+            ),
+            ("postgres://db.internal/app", SecretKind::ConnectionUrl),
+            ("mysql://root@127.0.0.1/test", SecretKind::ConnectionUrl),
+            (
+                "Authorization: Bearer abcdefghijklmnopqrstuvwxyz",
+                SecretKind::AuthorizationHeader,
+            ),
+            (
+                "-----BEGIN RSA PRIVATE KEY-----\nMIIE",
+                SecretKind::PrivateKey,
+            ),
+            (
+                "token ghp_abcdefghijklmnopqrstuvwxyz0123",
+                SecretKind::ProviderToken,
+            ),
+            ("AKIAABCDEFGHIJKLMNOP", SecretKind::ProviderToken),
+        ];
+        for (s, kind) in cases {
+            assert_eq!(classify(s), Some(kind), "{s}");
+        }
+    }
+
+    #[test]
+    fn ordinary_business_text_passes() {
+        for s in [
+            "customer requested review",
+            "Waive the late fee; see https://example.invalid/tickets/42",
+            "bearer of bad news",
+            "sk-",
+            "INV-3001",
+            "2026-06-20T14:31:08Z",
+            "ask-me-anything-please-and-thank-you",
+        ] {
+            assert_eq!(classify(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn finds_paths_not_values() {
+        let v = json!({"a": {"db_password": "x1"}, "list": ["ok", "postgres://u:p@h/d"], "n": 5});
+        let found = find_secrets(&v);
+        assert_eq!(
+            found,
+            vec![
+                SecretFinding {
+                    path: "$.a.db_password".into(),
+                    kind: SecretKind::SecretFieldName
+                },
+                SecretFinding {
+                    path: "$.list[1]".into(),
+                    kind: SecretKind::UrlWithPassword
+                },
+            ]
+        );
+        let text = serde_json::to_string(&found).unwrap();
+        assert!(!text.contains("x1") && !text.contains("u:p"));
+    }
+
+    #[test]
+    fn redacts_known_values() {
+        let out = redact(
+            "connect postgres://w:s3cr3t@h failed",
+            &["s3cr3t".into(), "ab".into()],
+        );
+        assert_eq!(out, "connect postgres://w:[REDACTED]@h failed");
+    }
+}
