@@ -1,1 +1,16 @@
-//! placeholder
+//! # airlock-executor
+//!
+//! The executor is the only Airlock process that holds write credentials
+//! and handler tokens, the only writer of the ledger, and the enforcer of
+//! human approval. It also hosts the operator CLI `airlock`.
+//!
+//! It must never take authority from what a proposer sends: every proposal
+//! is re-verified against the executor's own config, the tenant is bound to
+//! what the connecting peer may claim, ids and states are assigned here, and
+//! approval is accepted only from authorized OS identities on the operator
+//! socket.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config_file;

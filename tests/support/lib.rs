@@ -1,1 +1,98 @@
-//! placeholder
+//! Support for Airlock's end-to-end suites: locating (and building) the real
+//! binaries, spawning them, and reaching the real database servers.
+
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The workspace root (the directory holding the top-level Cargo.toml).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned()
+}
+
+/// The shared compatibility data beside the repository (`../shared/compat`).
+pub fn compat_dir() -> PathBuf {
+    let dir = workspace_root().join("../shared/compat");
+    assert!(
+        dir.is_dir(),
+        "the shared compatibility data is missing at {}; clone the project with shared/ beside it",
+        dir.display()
+    );
+    dir
+}
+
+/// The reference config from Synapsor Runner (loads unchanged).
+pub fn reference_config() -> PathBuf {
+    compat_dir().join("reference-support-billing/synapsor.runner.json")
+}
+
+/// Path of a workspace binary, built (once per test process) with the same
+/// profile as the running test, so a test never runs a stale binary.
+pub fn bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let exe = std::env::current_exe().expect("current exe");
+        // target/<profile>/deps/<test> → target/<profile>
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binary lives in target/<profile>/deps")
+            .to_owned();
+        let target_dir = profile_dir.parent().expect("target dir").to_owned();
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(workspace_root())
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "airlock-executor",
+                "-p",
+                "airlock-proposer",
+                "--bins",
+            ])
+            .env("CARGO_TARGET_DIR", &target_dir);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd
+            .status()
+            .expect("run cargo build for the Airlock binaries");
+        assert!(status.success(), "building the Airlock binaries failed");
+        profile_dir
+    });
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "binary {} was not built at {}",
+        name,
+        path.display()
+    );
+    path
+}
+
+/// Run `airlock` with arguments and return its output.
+pub fn airlock(args: &[&str]) -> Output {
+    Command::new(bin("airlock"))
+        .args(args)
+        .output()
+        .expect("spawn airlock")
+}
+
+/// Parse a command's stdout as JSON, with a useful message when it is not.
+pub fn stdout_json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n--- stdout\n{}\n--- stderr\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}

@@ -1,1 +1,5 @@
-fn main() {}
+//! The operator CLI. See `airlock --help`.
+
+fn main() -> std::process::ExitCode {
+    airlock_executor::cli::main()
+}

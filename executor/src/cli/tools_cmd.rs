@@ -1,0 +1,124 @@
+//! `airlock tools preview`: exactly what the model will and will not get.
+
+use airlock_policy::catalog::{AliasMode, Catalog};
+use airlock_policy::config::{Config, Kind};
+use serde_json::{Value, json};
+
+use super::ToolsPreviewArgs;
+use super::output::{Exit, fail, print_json, say};
+use crate::config_file::read_config;
+
+/// What the proposer never offers, whatever the config says.
+const NEVER_EXPOSED: &[&str] = &[
+    "raw SQL or generic query tools",
+    "approve, reject or apply tools (approval happens on the operator socket, by a person)",
+    "commit, transaction or schema tools",
+    "database credentials, handler tokens or the write URL",
+    "tenant, principal or role arguments (they come from the trusted context)",
+];
+
+pub fn preview(args: &ToolsPreviewArgs) -> Exit {
+    let loaded = match read_config(&args.config) {
+        Ok(l) => l,
+        Err(e) => {
+            return fail(
+                args.json,
+                "config_unreadable",
+                &e.to_string(),
+                Exit::Failure,
+            );
+        }
+    };
+    let Some(cfg) = loaded.config else {
+        let n = loaded.report.errors().count();
+        let msg = format!(
+            "{} is not a valid config ({n} error{}); run `airlock config validate --config {}` for details",
+            args.config.display(),
+            if n == 1 { "" } else { "s" },
+            args.config.display()
+        );
+        return fail(args.json, "invalid_config", &msg, Exit::Failure);
+    };
+    let mode = AliasMode::parse(&args.alias_mode).unwrap_or(AliasMode::Canonical);
+    let catalog = Catalog::new(&cfg, mode);
+    if args.json {
+        let tools: Vec<Value> = catalog.tools().iter().map(|t| tool_json(&cfg, t)).collect();
+        print_json(&json!({
+            "ok": true,
+            "alias_mode": args.alias_mode,
+            "tools": tools,
+            "never_exposed": NEVER_EXPOSED,
+        }));
+        return Exit::Ok;
+    }
+    say!(
+        "The model will see {} tool{} ({} names):\n",
+        catalog.tools().len(),
+        if catalog.tools().len() == 1 { "" } else { "s" },
+        args.alias_mode
+    );
+    for t in catalog.tools() {
+        let Some(cap) = cfg.capability(&t.canonical) else {
+            continue;
+        };
+        let what = match cap.kind {
+            Kind::Read => "read: returns one tenant-scoped row".to_owned(),
+            Kind::Proposal => {
+                let role = cap
+                    .proposal
+                    .as_ref()
+                    .and_then(|p| p.approval.required_role.clone())
+                    .unwrap_or_else(|| "any approver".into());
+                format!(
+                    "proposal: records a change for a person ({role}) to approve; changes nothing"
+                )
+            }
+        };
+        say!("  {}  [{what}]", t.name);
+        for a in &cap.args {
+            let mut facts = vec![a.ty.as_str().to_owned()];
+            if a.required {
+                facts.push("required".into());
+            }
+            if let Some(m) = a.max_length {
+                facts.push(format!("≤ {m} chars"));
+            }
+            match (a.minimum, a.maximum) {
+                (Some(lo), Some(hi)) => facts.push(format!("{lo}..={hi}")),
+                (Some(lo), None) => facts.push(format!("≥ {lo}")),
+                (None, Some(hi)) => facts.push(format!("≤ {hi}")),
+                (None, None) => {}
+            }
+            if let Some(e) = &a.enum_values {
+                facts.push(format!(
+                    "one of {}",
+                    e.iter()
+                        .map(Value::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            say!("      {}: {}", a.name, facts.join(", "));
+        }
+    }
+    say!("\nThe model will never get:");
+    for n in NEVER_EXPOSED {
+        say!("  - {n}");
+    }
+    Exit::Ok
+}
+
+fn tool_json(cfg: &Config, t: &airlock_policy::catalog::ToolDef) -> Value {
+    let role = cfg
+        .capability(&t.canonical)
+        .and_then(|c| c.proposal.as_ref())
+        .and_then(|p| p.approval.required_role.clone());
+    json!({
+        "name": t.name,
+        "canonical": t.canonical,
+        "kind": t.kind,
+        "description": t.description,
+        "inputSchema": t.input_schema,
+        "approval_role": role,
+    })
+}

@@ -1,0 +1,48 @@
+//! Reading the reviewed config from disk.
+
+use std::path::{Path, PathBuf};
+
+use airlock_policy::load::{Loaded, MAX_CONFIG_BYTES, load_config_str};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    #[error("cannot read config {path}: {source}; check the path given to --config")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path} is larger than {MAX_CONFIG_BYTES} bytes")]
+    TooLarge { path: PathBuf },
+}
+
+/// Read and validate a config file. Validation findings are in the result;
+/// only an unreadable file is an `Err`.
+pub fn read_config(path: &Path) -> Result<Loaded, ConfigFileError> {
+    let meta = std::fs::metadata(path).map_err(|source| ConfigFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    if meta.len() > MAX_CONFIG_BYTES as u64 {
+        return Err(ConfigFileError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(load_config_str(&text))
+}
+
+/// Resolve a path written in the config relative to the config file's directory.
+pub fn relative_to_config(config_path: &Path, written: &str) -> PathBuf {
+    let p = Path::new(written);
+    if p.is_absolute() {
+        return p.to_owned();
+    }
+    config_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join(p)
+}
