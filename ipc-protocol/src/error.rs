@@ -1,0 +1,141 @@
+//! The closed set of error codes, each with a human message.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Every error the executor can answer with. Closed: a peer never sees a
+/// stack trace or an internal message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// `hello` named a protocol this executor does not speak.
+    UnsupportedVersion,
+    /// A request came before `hello`, or `hello` came twice.
+    HandshakeRequired,
+    /// `hello` named a role other than the socket's.
+    RoleMismatch,
+    /// The peer's OS identity may not use this socket.
+    UnauthorizedPeer,
+    /// The message is not allowed for this connection's role.
+    Forbidden,
+    /// The frame was not one valid, strict JSON object of a known shape.
+    MalformedFrame,
+    /// The frame's length prefix exceeds the limit.
+    FrameTooLarge,
+    /// The `type` is not a message of this protocol.
+    UnknownMessage,
+    /// The message is well-formed but a field is invalid.
+    InvalidRequest,
+    /// The change set breaks the executor's policy; `details` lists why.
+    PolicyViolation,
+    /// The connection may not act for that tenant.
+    TenantNotAllowed,
+    /// Evidence is required but missing, unknown or does not match.
+    EvidenceRequired,
+    /// No proposal or evidence with that id (for this peer).
+    NotFound,
+    /// The proposal is not in a state that allows this.
+    InvalidState,
+    /// The proposal expired before it was approved or applied.
+    Expired,
+    /// The approver lacks the capability's required role.
+    RoleRequired,
+    /// The ledger refused secret-looking material.
+    SecretMaterial,
+    /// Too many connections or requests; try again later.
+    Busy,
+    /// The executor is shutting down.
+    ShuttingDown,
+    /// Something failed inside the executor; details are in its log only.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, for documentation coverage tests.
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::HandshakeRequired,
+        ErrorCode::RoleMismatch,
+        ErrorCode::UnauthorizedPeer,
+        ErrorCode::Forbidden,
+        ErrorCode::MalformedFrame,
+        ErrorCode::FrameTooLarge,
+        ErrorCode::UnknownMessage,
+        ErrorCode::InvalidRequest,
+        ErrorCode::PolicyViolation,
+        ErrorCode::TenantNotAllowed,
+        ErrorCode::EvidenceRequired,
+        ErrorCode::NotFound,
+        ErrorCode::InvalidState,
+        ErrorCode::Expired,
+        ErrorCode::RoleRequired,
+        ErrorCode::SecretMaterial,
+        ErrorCode::Busy,
+        ErrorCode::ShuttingDown,
+        ErrorCode::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::UnsupportedVersion => "unsupported_version",
+            ErrorCode::HandshakeRequired => "handshake_required",
+            ErrorCode::RoleMismatch => "role_mismatch",
+            ErrorCode::UnauthorizedPeer => "unauthorized_peer",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::MalformedFrame => "malformed_frame",
+            ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::UnknownMessage => "unknown_message",
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::PolicyViolation => "policy_violation",
+            ErrorCode::TenantNotAllowed => "tenant_not_allowed",
+            ErrorCode::EvidenceRequired => "evidence_required",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::InvalidState => "invalid_state",
+            ErrorCode::Expired => "expired",
+            ErrorCode::RoleRequired => "role_required",
+            ErrorCode::SecretMaterial => "secret_material",
+            ErrorCode::Busy => "busy",
+            ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The body of an `error` response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    /// For a person: what went wrong and what to do.
+    pub message: String,
+    /// Structured specifics (e.g. the list of policy violations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ErrorBody {
+        ErrorBody {
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    pub fn with_details(mut self, details: Value) -> ErrorBody {
+        self.details = Some(details);
+        self
+    }
+}
+
+impl std::fmt::Display for ErrorBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}

@@ -1,0 +1,264 @@
+//! Framing: a 4-byte big-endian length, then exactly one UTF-8 JSON object.
+//!
+//! Decoding is strict: the length is checked against the limit before any
+//! allocation; the body must be valid UTF-8 JSON with no trailing data, no
+//! duplicate object keys and at most [`MAX_JSON_DEPTH`] levels of nesting.
+//! A frame error is final for the connection: the stream cannot be
+//! resynchronized, so the receiver answers once and closes.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::limits::{MAX_FRAME_BYTES, MAX_JSON_DEPTH};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {0} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")]
+    TooLarge(usize),
+    #[error("empty frame")]
+    Empty,
+    #[error("connection closed in the middle of a frame")]
+    Truncated,
+    #[error("frame is not valid strict JSON: {0}")]
+    Json(String),
+    #[error("frame is not a JSON object")]
+    NotAnObject,
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Prefix `body` with its length. Refuses bodies over the limit.
+pub fn encode(body: &[u8]) -> Result<Vec<u8>, FrameError> {
+    if body.len() > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge(body.len()));
+    }
+    if body.is_empty() {
+        return Err(FrameError::Empty);
+    }
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(body);
+    Ok(out)
+}
+
+/// Read one frame body. `Ok(None)` on a clean end of stream before a frame.
+pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8>>, FrameError> {
+    let mut header = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        let n = r.read(&mut header[got..]).await?;
+        if n == 0 {
+            return if got == 0 {
+                Ok(None)
+            } else {
+                Err(FrameError::Truncated)
+            };
+        }
+        got += n;
+    }
+    let len = u32::from_be_bytes(header) as usize;
+    if len > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge(len));
+    }
+    if len == 0 {
+        return Err(FrameError::Empty);
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => FrameError::Truncated,
+        _ => FrameError::Io(e),
+    })?;
+    Ok(Some(body))
+}
+
+/// Write one frame (length prefix and body) and flush.
+pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, body: &[u8]) -> Result<(), FrameError> {
+    let framed = encode(body)?;
+    w.write_all(&framed).await?;
+    w.flush().await?;
+    Ok(())
+}
+
+/// Parse a frame body as one strict JSON object.
+pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, FrameError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = StrictValue { depth: 0 }
+        .deserialize(&mut de)
+        .map_err(|e| FrameError::Json(e.to_string()))?;
+    de.end().map_err(|e| FrameError::Json(e.to_string()))?;
+    match value {
+        Value::Object(map) => Ok(map),
+        _ => Err(FrameError::NotAnObject),
+    }
+}
+
+/// A JSON value that refuses duplicate keys and excessive nesting.
+struct StrictValue {
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for StrictValue {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictValue {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("non-finite number"))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        if self.depth >= MAX_JSON_DEPTH {
+            return Err(serde::de::Error::custom(format!(
+                "nested deeper than {MAX_JSON_DEPTH} levels"
+            )));
+        }
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element_seed(StrictValue {
+            depth: self.depth + 1,
+        })? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        if self.depth >= MAX_JSON_DEPTH {
+            return Err(serde::de::Error::custom(format!(
+                "nested deeper than {MAX_JSON_DEPTH} levels"
+            )));
+        }
+        let mut out = Map::new();
+        let mut seen = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate key `{}`",
+                    key.chars().take(64).collect::<String>()
+                )));
+            }
+            let v = map.next_value_seed(StrictValue {
+                depth: self.depth + 1,
+            })?;
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn rejects_duplicates_depth_trailing_and_non_objects() {
+        assert!(
+            matches!(parse_object(br#"{"a":1,"a":2}"#), Err(FrameError::Json(m)) if m.contains("duplicate key"))
+        );
+        let deep = format!("{}{}", "[".repeat(40), "]".repeat(40));
+        assert!(
+            matches!(parse_object(format!(r#"{{"a":{deep}}}"#).as_bytes()), Err(FrameError::Json(m)) if m.contains("nested"))
+        );
+        assert!(matches!(
+            parse_object(br#"{"a":1} x"#),
+            Err(FrameError::Json(_))
+        ));
+        assert!(matches!(parse_object(b"[1]"), Err(FrameError::NotAnObject)));
+        assert!(matches!(
+            parse_object(b"{\"a\":\"\xff\"}"),
+            Err(FrameError::Json(_))
+        ));
+        assert_eq!(
+            parse_object(br#"{"a":[1,{"b":null}]}"#).unwrap()["a"][1]["b"],
+            Value::Null
+        );
+    }
+
+    #[tokio::test]
+    async fn length_is_checked_before_allocating() {
+        let mut huge: &[u8] = &[0xff, 0xff, 0xff, 0xff, b'{'];
+        assert!(
+            matches!(read_frame(&mut huge).await, Err(FrameError::TooLarge(n)) if n == u32::MAX as usize)
+        );
+        let mut truncated: &[u8] = &[0, 0, 0, 10, b'{'];
+        assert!(matches!(
+            read_frame(&mut truncated).await,
+            Err(FrameError::Truncated)
+        ));
+        let mut half_header: &[u8] = &[0, 0];
+        assert!(matches!(
+            read_frame(&mut half_header).await,
+            Err(FrameError::Truncated)
+        ));
+        let mut empty: &[u8] = &[];
+        assert!(matches!(read_frame(&mut empty).await, Ok(None)));
+        let framed = encode(b"{}").unwrap();
+        let mut ok: &[u8] = &framed;
+        assert_eq!(read_frame(&mut ok).await.unwrap().unwrap(), b"{}");
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_the_decoder(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_object(&bytes);
+            let _ = crate::message::RequestFrame::decode(&bytes);
+            let _ = crate::message::ResponseFrame::decode(&bytes);
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let mut r: &[u8] = &bytes;
+            let _ = rt.block_on(read_frame(&mut r));
+        }
+
+        #[test]
+        fn arbitrary_json_objects_never_panic_message_decoding(
+            kind in prop::sample::select(crate::message::Request::TYPES.to_vec()),
+            body in "\\{[a-z_\":,0-9\\[\\]{} ]{0,80}\\}",
+        ) {
+            let frame = format!(r#"{{"id":1,"type":"{kind}","body":{body}}}"#);
+            let _ = crate::message::RequestFrame::decode(frame.as_bytes());
+        }
+    }
+}

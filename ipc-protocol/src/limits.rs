@@ -1,0 +1,26 @@
+//! Limits, each enforced by the side that receives (invariant 10).
+
+use std::time::Duration;
+
+/// Largest frame body accepted, checked from the length prefix before any
+/// allocation.
+pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
+/// Deepest JSON nesting accepted in a frame.
+pub const MAX_JSON_DEPTH: usize = 32;
+/// Most rows one `record_read` may carry.
+pub const MAX_ROWS_PER_READ: usize = 100;
+/// Most items a list request returns.
+pub const MAX_LIST_ITEMS: u32 = 1_000;
+/// Longest free-text note or reason, in characters.
+pub const MAX_NOTE_CHARS: usize = 2_000;
+/// Most connections the executor serves at once (both sockets together).
+pub const MAX_CONNECTIONS: usize = 256;
+/// Most connections one peer uid may hold at once.
+pub const MAX_CONNECTIONS_PER_UID: usize = 64;
+/// Time a new connection has to complete the handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a frame has to arrive completely once its first byte was read
+/// (slow senders are disconnected).
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+/// An idle connection is closed after this long without a request.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);

@@ -1,0 +1,536 @@
+//! Typed messages of `airlock.ipc.v1`.
+//!
+//! A frame is `{"id": <u64>, "type": "<message type>", "body": {…}}`. The
+//! client picks `id`; every response echoes it. Bodies are decoded into the
+//! struct of their `type` with unknown fields rejected. Which role may send
+//! which request is part of the contract ([`Request::allowed_for`]); the
+//! executor enforces it.
+
+use std::collections::BTreeMap;
+
+use airlock_policy::change_set::ChangeSet;
+use airlock_policy::context::TrustedContext;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{ErrorBody, ErrorCode};
+use crate::frame::{FrameError, parse_object};
+
+/// The two roles, one per socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The MCP server: records reads and submits proposals.
+    Proposer,
+    /// A person's CLI: lists, approves, rejects.
+    Operator,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Proposer => "proposer",
+            Role::Operator => "operator",
+        }
+    }
+}
+
+/// Lifecycle of a proposal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProposalState {
+    PendingApproval,
+    Approved,
+    Rejected,
+    Expired,
+    Applied,
+    Conflict,
+    Failed,
+}
+
+impl ProposalState {
+    pub const ALL: &'static [ProposalState] = &[
+        ProposalState::PendingApproval,
+        ProposalState::Approved,
+        ProposalState::Rejected,
+        ProposalState::Expired,
+        ProposalState::Applied,
+        ProposalState::Conflict,
+        ProposalState::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProposalState::PendingApproval => "pending_approval",
+            ProposalState::Approved => "approved",
+            ProposalState::Rejected => "rejected",
+            ProposalState::Expired => "expired",
+            ProposalState::Applied => "applied",
+            ProposalState::Conflict => "conflict",
+            ProposalState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ProposalState> {
+        ProposalState::ALL
+            .iter()
+            .copied()
+            .find(|st| st.as_str() == s)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Request bodies.
+
+/// First message on every connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hello {
+    /// Must be [`crate::PROTOCOL`].
+    pub protocol: String,
+    /// Must match the socket: `proposer` on proposer.sock, `operator` on operator.sock.
+    pub role: Role,
+    pub client_version: String,
+}
+
+/// How one bound parameter of a read was supplied — never its value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamMeta {
+    /// 1-based position in the statement.
+    pub position: u32,
+    /// `arg:<name>` or `trusted_context:tenant_id`.
+    pub bound_from: String,
+    /// JSON type of the bound value.
+    pub json_type: String,
+}
+
+/// Proposer: record the evidence of one read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordRead {
+    pub capability: String,
+    pub args: Map<String, Value>,
+    pub context: TrustedContext,
+    /// `sha256:` of the SQL text that was run.
+    pub query_fingerprint: String,
+    pub parameters: Vec<ParamMeta>,
+    /// The visible columns of the rows returned (at most `MAX_ROWS_PER_READ`).
+    pub rows: Vec<Map<String, Value>>,
+}
+
+/// Proposer: submit a change set for approval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitProposal {
+    pub change_set: ChangeSet,
+    /// The evidence of the read the change set was built from.
+    pub evidence_id: Option<String>,
+}
+
+/// Proposer or operator: one proposal by id (operators may also say `latest`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalRef {
+    pub proposal_id: String,
+}
+
+/// Operator: list proposals, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListProposals {
+    #[serde(default)]
+    pub status: Option<ProposalState>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// Operator: approve a pending proposal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approve {
+    pub proposal_id: String,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Operator: reject a pending proposal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reject {
+    pub proposal_id: String,
+    pub reason: String,
+}
+
+/// Operator: ledger events after a cursor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsSince {
+    /// Return events with `seq` greater than this (0 = from the start).
+    pub since: u64,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// A request with no fields.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+// ---------------------------------------------------------------------------
+// Response bodies.
+
+/// The peer as the kernel reported it (SO_PEERCRED at connect time).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerInfo {
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: Option<i32>,
+    pub user: Option<String>,
+}
+
+/// Limits the executor enforces, advertised in `welcome`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsInfo {
+    pub max_frame_bytes: u64,
+    pub max_json_depth: u64,
+    pub max_rows_per_read: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Welcome {
+    pub protocol: String,
+    pub role: Role,
+    pub server_version: String,
+    pub peer: PeerInfo,
+    /// `sha256:` of the executor's config file: a proposer whose own config
+    /// hashes differently knows its proposals may be refused.
+    pub config_hash: String,
+    pub limits: LimitsInfo,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadRecorded {
+    pub evidence_id: String,
+    pub recorded_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalRecorded {
+    pub proposal_id: String,
+    pub state: ProposalState,
+    pub proposal_hash: String,
+    /// The executor's own change set, as stored.
+    pub change_set: ChangeSet,
+    pub evidence_id: Option<String>,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+/// An OS identity that acted (from SO_PEERCRED, never from a message field).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Actor {
+    pub uid: u32,
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalSummary {
+    pub proposal_id: String,
+    pub capability: String,
+    pub tenant_id: String,
+    pub object_id: String,
+    pub state: ProposalState,
+    pub required_role: Option<String>,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalStatus {
+    pub proposal_id: String,
+    pub state: ProposalState,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proposals {
+    pub items: Vec<ProposalSummary>,
+}
+
+/// An approval or rejection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    pub proposal_id: String,
+    /// `approved` or `rejected`.
+    pub state: ProposalState,
+    pub by: Actor,
+    pub at: String,
+    pub note: Option<String>,
+}
+
+/// Evidence as recorded by the executor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceInfo {
+    pub evidence_id: String,
+    pub capability: String,
+    pub tenant_id: String,
+    pub principal: String,
+    pub query_fingerprint: String,
+    pub parameters: Vec<ParamMeta>,
+    pub rows: Vec<Map<String, Value>>,
+    pub recorded_by: Actor,
+    pub recorded_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalDetail {
+    pub summary: ProposalSummary,
+    pub proposal_hash: String,
+    pub change_set: ChangeSet,
+    pub principal: String,
+    pub proposed_by: Actor,
+    pub evidence: Option<EvidenceInfo>,
+    pub decisions: Vec<Decision>,
+}
+
+/// One ledger event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub seq: u64,
+    pub at: String,
+    /// `read_recorded`, `proposal_recorded`, `approved`, `rejected`, …
+    pub kind: String,
+    pub proposal_id: Option<String>,
+    pub evidence_id: Option<String>,
+    pub actor: Option<Actor>,
+    /// This event's link in the hash chain.
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Events {
+    pub items: Vec<Event>,
+    /// Pass as `since` to continue.
+    pub next_cursor: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsReport {
+    /// Proposal count per state.
+    pub proposals: BTreeMap<String, u64>,
+    pub evidence: u64,
+    pub events: u64,
+    pub connections: u64,
+}
+
+// ---------------------------------------------------------------------------
+// The message sets.
+
+macro_rules! message_set {
+    (
+        $(#[$meta:meta])*
+        $name:ident { $( $variant:ident($ty:ty) = $tag:literal ),* $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum $name { $( $variant($ty) ),* }
+
+        impl $name {
+            /// Every `type` of this set, for documentation coverage.
+            pub const TYPES: &'static [&'static str] = &[$($tag),*];
+
+            /// This message's `type`.
+            pub fn type_name(&self) -> &'static str {
+                match self { $( $name::$variant(_) => $tag ),* }
+            }
+
+            fn body(&self) -> Value {
+                let body = match self { $( $name::$variant(b) => serde_json::to_value(b) ),* };
+                body.unwrap_or(Value::Null)
+            }
+
+            fn from_parts(kind: &str, body: Value) -> Result<Self, DecodeError> {
+                match kind {
+                    $( $tag => serde_json::from_value::<$ty>(body)
+                        .map($name::$variant)
+                        .map_err(|e| DecodeError::Invalid(format!("{}: {e}", $tag))), )*
+                    other => Err(DecodeError::UnknownType(other.chars().take(64).collect())),
+                }
+            }
+        }
+    };
+}
+
+message_set! {
+    /// Everything a client may send.
+    Request {
+        Hello(Hello) = "hello",
+        RecordRead(RecordRead) = "record_read",
+        SubmitProposal(SubmitProposal) = "submit_proposal",
+        ProposalStatus(ProposalRef) = "proposal_status",
+        ListProposals(ListProposals) = "list_proposals",
+        ShowProposal(ProposalRef) = "show_proposal",
+        Approve(Approve) = "approve",
+        Reject(Reject) = "reject",
+        EventsSince(EventsSince) = "events",
+        Stats(Empty) = "stats",
+    }
+}
+
+message_set! {
+    /// Everything the executor may answer.
+    Response {
+        Welcome(Welcome) = "welcome",
+        ReadRecorded(ReadRecorded) = "read_recorded",
+        ProposalRecorded(ProposalRecorded) = "proposal_recorded",
+        ProposalStatus(ProposalStatus) = "proposal_status",
+        Proposals(Proposals) = "proposals",
+        Proposal(ProposalDetail) = "proposal",
+        Decision(Decision) = "decision",
+        Events(Events) = "events",
+        Stats(StatsReport) = "stats",
+        Error(ErrorBody) = "error",
+    }
+}
+
+impl Request {
+    /// Whether a connection of `role` may send this request (`hello` is
+    /// allowed once, before anything else, on either socket).
+    pub fn allowed_for(&self, role: Role) -> bool {
+        match self {
+            Request::Hello(_) => true,
+            Request::RecordRead(_) | Request::SubmitProposal(_) | Request::ProposalStatus(_) => {
+                role == Role::Proposer
+            }
+            Request::ListProposals(_)
+            | Request::ShowProposal(_)
+            | Request::Approve(_)
+            | Request::Reject(_)
+            | Request::EventsSince(_)
+            | Request::Stats(_) => role == Role::Operator,
+        }
+    }
+}
+
+/// Why a frame could not become a message.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("{0}")]
+    Frame(String),
+    #[error("unknown message type `{0}`")]
+    UnknownType(String),
+    #[error("invalid message: {0}")]
+    Invalid(String),
+}
+
+impl DecodeError {
+    /// The protocol error code to answer with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DecodeError::Frame(_) => ErrorCode::MalformedFrame,
+            DecodeError::UnknownType(_) => ErrorCode::UnknownMessage,
+            DecodeError::Invalid(_) => ErrorCode::InvalidRequest,
+        }
+    }
+}
+
+impl From<FrameError> for DecodeError {
+    fn from(e: FrameError) -> Self {
+        DecodeError::Frame(e.to_string())
+    }
+}
+
+/// Split a frame body into (id, type, body), strictly.
+fn envelope(bytes: &[u8]) -> Result<(u64, String, Value), (Option<u64>, DecodeError)> {
+    let mut map = parse_object(bytes).map_err(|e| (None, e.into()))?;
+    let id = map.get("id").and_then(Value::as_u64);
+    let fail = |msg: &str| (id, DecodeError::Frame(msg.to_owned()));
+    for key in map.keys() {
+        if !matches!(key.as_str(), "id" | "type" | "body") {
+            return Err(fail(&format!(
+                "unknown envelope field `{}`",
+                key.chars().take(64).collect::<String>()
+            )));
+        }
+    }
+    let id = id.ok_or_else(|| fail("`id` must be a non-negative integer"))?;
+    let kind = match map.remove("type") {
+        Some(Value::String(s)) => s,
+        _ => return Err(fail("`type` must be a string")),
+    };
+    let body = map.remove("body").ok_or_else(|| fail("missing `body`"))?;
+    if !body.is_object() {
+        return Err(fail("`body` must be an object"));
+    }
+    Ok((id, kind, body))
+}
+
+/// A request with its id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestFrame {
+    pub id: u64,
+    pub request: Request,
+}
+
+impl RequestFrame {
+    /// Decode strictly; on failure, the id (if it could be read) and why.
+    pub fn decode(bytes: &[u8]) -> Result<RequestFrame, (Option<u64>, DecodeError)> {
+        let (id, kind, body) = envelope(bytes)?;
+        let request = Request::from_parts(&kind, body).map_err(|e| (Some(id), e))?;
+        Ok(RequestFrame { id, request })
+    }
+
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({"id": self.id, "type": self.request.type_name(), "body": self.request.body()})
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        self.to_json().to_string().into_bytes()
+    }
+}
+
+/// A response with the id of the request it answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResponseFrame {
+    pub id: u64,
+    pub response: Response,
+}
+
+impl ResponseFrame {
+    pub fn decode(bytes: &[u8]) -> Result<ResponseFrame, (Option<u64>, DecodeError)> {
+        let (id, kind, body) = envelope(bytes)?;
+        let response = Response::from_parts(&kind, body).map_err(|e| (Some(id), e))?;
+        Ok(ResponseFrame { id, response })
+    }
+
+    pub fn error(id: u64, body: ErrorBody) -> ResponseFrame {
+        ResponseFrame {
+            id,
+            response: Response::Error(body),
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({"id": self.id, "type": self.response.type_name(), "body": self.response.body()})
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        self.to_json().to_string().into_bytes()
+    }
+}
