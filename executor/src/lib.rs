@@ -14,3 +14,4 @@
 
 pub mod cli;
 pub mod config_file;
+pub mod ledger;

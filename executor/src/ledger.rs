@@ -1,0 +1,627 @@
+//! The ledger: an append-only SQLite database (WAL) of everything the
+//! executor accepted — read evidence, proposals, decisions — with a hash
+//! chain over its events that `airlock ledger verify` recomputes.
+//!
+//! Rows are only ever inserted. A proposal's state is derived from the rows
+//! that reference it (decision, expiry), so no old row is rewritten. Each
+//! record row is also carried, canonically, in its event's payload, so a
+//! change to either table breaks verification. Secret-looking material is
+//! refused before anything is written (invariant 7).
+
+use std::path::Path;
+
+use airlock_ipc::message::{Actor, Decision, EvidenceInfo, Event, ParamMeta, ProposalDetail, ProposalState, ProposalSummary};
+use airlock_policy::canonical::{canonical_json, sha256_tagged};
+use airlock_policy::change_set::{ChangeSet, scalar_text};
+use airlock_policy::secrets::{SecretFinding, find_secrets};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use serde_json::{Map, Value, json};
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = 1;
+/// The chain's first `prev_hash`.
+pub const GENESIS_HASH: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE events (
+    seq          INTEGER PRIMARY KEY,
+    at           TEXT    NOT NULL,
+    kind         TEXT    NOT NULL,
+    proposal_id  TEXT,
+    evidence_id  TEXT,
+    actor_uid    INTEGER,
+    actor_user   TEXT,
+    payload      TEXT    NOT NULL,
+    prev_hash    TEXT    NOT NULL,
+    hash         TEXT    NOT NULL UNIQUE
+);
+CREATE INDEX events_proposal ON events(proposal_id);
+CREATE TABLE evidence (
+    evidence_id        TEXT PRIMARY KEY,
+    seq                INTEGER NOT NULL UNIQUE REFERENCES events(seq),
+    capability         TEXT NOT NULL,
+    tenant_id          TEXT NOT NULL,
+    principal          TEXT NOT NULL,
+    query_fingerprint  TEXT NOT NULL,
+    parameters         TEXT NOT NULL,
+    rows_json          TEXT NOT NULL,
+    recorded_uid       INTEGER NOT NULL,
+    recorded_user      TEXT,
+    recorded_at        TEXT NOT NULL
+);
+CREATE TABLE proposals (
+    proposal_id    TEXT PRIMARY KEY,
+    seq            INTEGER NOT NULL UNIQUE REFERENCES events(seq),
+    capability     TEXT NOT NULL,
+    tenant_id      TEXT NOT NULL,
+    object_id      TEXT NOT NULL,
+    principal      TEXT NOT NULL,
+    change_set     TEXT NOT NULL,
+    proposal_hash  TEXT NOT NULL,
+    evidence_id    TEXT REFERENCES evidence(evidence_id),
+    required_role  TEXT,
+    proposer_uid   INTEGER NOT NULL,
+    proposer_user  TEXT,
+    created_at     TEXT NOT NULL,
+    created_ms     INTEGER NOT NULL,
+    expires_at     TEXT NOT NULL,
+    expires_ms     INTEGER NOT NULL
+);
+CREATE INDEX proposals_created ON proposals(created_ms);
+CREATE TABLE decisions (
+    proposal_id  TEXT PRIMARY KEY REFERENCES proposals(proposal_id),
+    seq          INTEGER NOT NULL UNIQUE REFERENCES events(seq),
+    decision     TEXT NOT NULL CHECK (decision IN ('approved', 'rejected')),
+    uid          INTEGER NOT NULL,
+    user         TEXT,
+    at           TEXT NOT NULL,
+    at_ms        INTEGER NOT NULL,
+    note         TEXT
+);
+CREATE TRIGGER events_append_only_u BEFORE UPDATE ON events BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER events_append_only_d BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER proposals_append_only_u BEFORE UPDATE ON proposals BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER proposals_append_only_d BEFORE DELETE ON proposals BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER decisions_append_only_u BEFORE UPDATE ON decisions BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER decisions_append_only_d BEFORE DELETE ON decisions BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER evidence_append_only_u BEFORE UPDATE ON evidence BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER evidence_append_only_d BEFORE DELETE ON evidence BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+"#];
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the ledger at {path} was written by a newer Airlock (schema {found}, this build knows {SCHEMA_VERSION}); upgrade airlock")]
+    TooNew { path: String, found: i64 },
+    #[error("refused to store secret-looking material at {}", .0.iter().map(|f| format!("{} ({})", f.path, f.kind.describe())).collect::<Vec<_>>().join(", "))]
+    SecretMaterial(Vec<SecretFinding>),
+    #[error("no proposal {0}")]
+    NotFound(String),
+    #[error("proposal {id} is {state}, not pending approval")]
+    InvalidState { id: String, state: &'static str },
+    #[error("proposal {0} expired before it was decided")]
+    Expired(String),
+    #[error("corrupt ledger row: {0}")]
+    Corrupt(String),
+}
+
+/// Who acted, from SO_PEERCRED.
+#[derive(Debug, Clone)]
+pub struct ActorIdentity {
+    pub uid: u32,
+    pub user: Option<String>,
+}
+
+impl ActorIdentity {
+    fn to_actor(&self) -> Actor {
+        Actor { uid: self.uid, user: self.user.clone() }
+    }
+}
+
+/// Wall-clock time: RFC 3339 text and Unix milliseconds.
+#[derive(Debug, Clone)]
+pub struct Timestamp {
+    pub text: String,
+    pub ms: i64,
+}
+
+impl Timestamp {
+    pub fn now() -> Timestamp {
+        Timestamp::from_ms(chrono::Utc::now().timestamp_millis())
+    }
+
+    pub fn from_ms(ms: i64) -> Timestamp {
+        let text = chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        Timestamp { text, ms }
+    }
+}
+
+pub struct NewEvidence<'a> {
+    pub capability: &'a str,
+    pub tenant_id: &'a str,
+    pub principal: &'a str,
+    pub query_fingerprint: &'a str,
+    pub parameters: &'a [ParamMeta],
+    pub rows: &'a [Map<String, Value>],
+    pub actor: &'a ActorIdentity,
+}
+
+pub struct NewProposal<'a> {
+    pub change_set: &'a ChangeSet,
+    pub evidence_id: Option<&'a str>,
+    pub required_role: Option<&'a str>,
+    pub ttl_ms: i64,
+    pub actor: &'a ActorIdentity,
+}
+
+/// What a successful proposal insert returns.
+#[derive(Debug, Clone)]
+pub struct RecordedProposal {
+    pub proposal_id: String,
+    pub proposal_hash: String,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+/// The outcome of `verify`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VerifyReport {
+    pub ok: bool,
+    pub events: u64,
+    pub head: String,
+    /// The first broken link, if any: (seq, why).
+    pub first_break: Option<(u64, String)>,
+}
+
+pub struct Ledger {
+    conn: Connection,
+    /// Process-unique salt for ids.
+    id_salt: String,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ledger")
+    }
+}
+
+const STATE_SQL: &str = "CASE \
+    WHEN d.decision = 'rejected' THEN 'rejected' \
+    WHEN p.expires_ms <= ?1 THEN 'expired' \
+    WHEN d.decision = 'approved' THEN 'approved' \
+    ELSE 'pending_approval' END";
+
+impl Ledger {
+    /// Open (creating and migrating if needed) the ledger for writing.
+    pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // Durable when the call returns: fsync each commit.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut ledger = Ledger { conn, id_salt: format!("{}:{}", std::process::id(), Timestamp::now().ms) };
+        ledger.migrate(path)?;
+        Ok(ledger)
+    }
+
+    /// Open an existing ledger read-only (for `ledger verify`).
+    pub fn open_read_only(path: &Path) -> Result<Ledger, LedgerError> {
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        Ok(Ledger { conn, id_salt: String::new() })
+    }
+
+    fn migrate(&mut self, path: &Path) -> Result<(), LedgerError> {
+        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(LedgerError::TooNew { path: path.display().to_string(), found: version });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Flush the WAL into the main file (on clean shutdown).
+    pub fn checkpoint(&self) -> Result<(), LedgerError> {
+        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    fn new_id(salt: &str, prefix: &str, seq: i64) -> String {
+        let digest = sha256_tagged(format!("{salt}:{seq}:{}", Timestamp::now().ms).as_bytes());
+        format!("{prefix}_{}", &digest[7..27])
+    }
+
+    fn refuse_secrets(value: &Value) -> Result<(), LedgerError> {
+        let found = find_secrets(value);
+        if found.is_empty() { Ok(()) } else { Err(LedgerError::SecretMaterial(found)) }
+    }
+
+    /// Append one event to the chain inside `tx`; returns (seq, hash).
+    fn append_event(
+        tx: &rusqlite::Transaction<'_>,
+        at: &Timestamp,
+        kind: &str,
+        proposal_id: Option<&str>,
+        evidence_id: Option<&str>,
+        actor: Option<&ActorIdentity>,
+        payload: &Value,
+    ) -> Result<(i64, String), LedgerError> {
+        let (prev_seq, prev_hash): (i64, String) = tx
+            .query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .unwrap_or((0, GENESIS_HASH.to_owned()));
+        let seq = prev_seq + 1;
+        let payload_text = canonical_json(payload);
+        let hash = link_hash(&prev_hash, seq, &at.text, kind, proposal_id, evidence_id, actor.map(|a| a.uid), actor.and_then(|a| a.user.as_deref()), &payload_text);
+        tx.execute(
+            "INSERT INTO events (seq, at, kind, proposal_id, evidence_id, actor_uid, actor_user, payload, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![seq, at.text, kind, proposal_id, evidence_id, actor.map(|a| a.uid), actor.and_then(|a| a.user.clone()), payload_text, prev_hash, hash],
+        )?;
+        Ok((seq, hash))
+    }
+
+    /// Record the evidence of one read; returns (evidence id, recorded at).
+    pub fn record_evidence(&mut self, ev: NewEvidence<'_>) -> Result<(String, String), LedgerError> {
+        let rows = Value::Array(ev.rows.iter().cloned().map(Value::Object).collect());
+        let parameters = serde_json::to_value(ev.parameters).unwrap_or(Value::Null);
+        Self::refuse_secrets(&json!({"rows": rows, "principal": ev.principal, "tenant_id": ev.tenant_id}))?;
+        let at = Timestamp::now();
+        let salt = self.id_salt.clone();
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let next: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| r.get(0))?;
+        let id = Self::new_id(&salt, "ev", next);
+        let record = json!({
+            "evidence_id": id,
+            "capability": ev.capability,
+            "tenant_id": ev.tenant_id,
+            "principal": ev.principal,
+            "query_fingerprint": ev.query_fingerprint,
+            "parameters": parameters,
+            "rows": rows,
+        });
+        let (seq, _) = Self::append_event(&tx, &at, "read_recorded", None, Some(&id), Some(ev.actor), &record)?;
+        tx.execute(
+            "INSERT INTO evidence (evidence_id, seq, capability, tenant_id, principal, query_fingerprint, parameters, rows_json, recorded_uid, recorded_user, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![id, seq, ev.capability, ev.tenant_id, ev.principal, ev.query_fingerprint, canonical_json(&parameters), canonical_json(&rows), ev.actor.uid, ev.actor.user, at.text],
+        )?;
+        tx.commit()?;
+        Ok((id, at.text))
+    }
+
+    /// Record a verified proposal as `pending_approval`.
+    pub fn record_proposal(&mut self, p: NewProposal<'_>) -> Result<RecordedProposal, LedgerError> {
+        let cs_value = serde_json::to_value(p.change_set).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+        Self::refuse_secrets(&cs_value)?;
+        let hash = p.change_set.hash();
+        let at = Timestamp::now();
+        let expires = Timestamp::from_ms(at.ms.saturating_add(p.ttl_ms));
+        let object_id = scalar_text(&p.change_set.target.primary_key.value);
+        let salt = self.id_salt.clone();
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let next: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| r.get(0))?;
+        let id = Self::new_id(&salt, "wrp", next);
+        let record = json!({
+            "proposal_id": id,
+            "change_set": cs_value,
+            "proposal_hash": hash,
+            "evidence_id": p.evidence_id,
+            "required_role": p.required_role,
+            "expires_at": expires.text,
+        });
+        let (seq, _) = Self::append_event(&tx, &at, "proposal_recorded", Some(&id), p.evidence_id, Some(p.actor), &record)?;
+        tx.execute(
+            "INSERT INTO proposals (proposal_id, seq, capability, tenant_id, object_id, principal, change_set, proposal_hash, evidence_id, required_role, proposer_uid, proposer_user, created_at, created_ms, expires_at, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            params![
+                id, seq, p.change_set.capability, p.change_set.tenant_id, object_id, p.change_set.principal,
+                canonical_json(&cs_value), hash, p.evidence_id, p.required_role, p.actor.uid, p.actor.user,
+                at.text, at.ms, expires.text, expires.ms
+            ],
+        )?;
+        tx.commit()?;
+        Ok(RecordedProposal { proposal_id: id, proposal_hash: hash, created_at: at.text, expires_at: expires.text })
+    }
+
+    /// Record an approval or rejection of a pending, unexpired proposal.
+    /// State is re-checked inside the transaction, so two racing approvals
+    /// cannot both succeed.
+    pub fn record_decision(&mut self, proposal_id: &str, approve: bool, actor: &ActorIdentity, note: Option<&str>) -> Result<Decision, LedgerError> {
+        if let Some(n) = note {
+            Self::refuse_secrets(&json!({"note": n}))?;
+        }
+        let at = Timestamp::now();
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let state: Option<String> = tx
+            .query_row(
+                &format!("SELECT {STATE_SQL} FROM proposals p LEFT JOIN decisions d ON d.proposal_id = p.proposal_id WHERE p.proposal_id = ?2"),
+                params![at.ms, proposal_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let state = state.ok_or_else(|| LedgerError::NotFound(proposal_id.to_owned()))?;
+        match ProposalState::parse(&state) {
+            Some(ProposalState::PendingApproval) => {}
+            Some(ProposalState::Expired) => return Err(LedgerError::Expired(proposal_id.to_owned())),
+            Some(other) => return Err(LedgerError::InvalidState { id: proposal_id.to_owned(), state: other.as_str() }),
+            None => return Err(LedgerError::Corrupt(format!("unknown state {state}"))),
+        }
+        let decision = if approve { ProposalState::Approved } else { ProposalState::Rejected };
+        let record = json!({"proposal_id": proposal_id, "decision": decision.as_str(), "note": note});
+        let kind = if approve { "approved" } else { "rejected" };
+        let (seq, _) = Self::append_event(&tx, &at, kind, Some(proposal_id), None, Some(actor), &record)?;
+        tx.execute(
+            "INSERT INTO decisions (proposal_id, seq, decision, uid, user, at, at_ms, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![proposal_id, seq, decision.as_str(), actor.uid, actor.user, at.text, at.ms, note],
+        )?;
+        tx.commit()?;
+        Ok(Decision { proposal_id: proposal_id.to_owned(), state: decision, by: actor.to_actor(), at: at.text, note: note.map(str::to_owned) })
+    }
+
+    pub fn evidence(&self, evidence_id: &str) -> Result<Option<EvidenceInfo>, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT evidence_id, capability, tenant_id, principal, query_fingerprint, parameters, rows_json, recorded_uid, recorded_user, recorded_at FROM evidence WHERE evidence_id = ?1",
+                [evidence_id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, String>(6)?,
+                        r.get::<_, u32>(7)?,
+                        r.get::<_, Option<String>>(8)?,
+                        r.get::<_, String>(9)?,
+                    ))
+                },
+            )
+            .optional()?
+            .map(|(evidence_id, capability, tenant_id, principal, query_fingerprint, params_text, rows_text, uid, user, recorded_at)| {
+                let parameters = serde_json::from_str(&params_text).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+                let rows: Vec<Map<String, Value>> = serde_json::from_str(&rows_text).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+                Ok(EvidenceInfo { evidence_id, capability, tenant_id, principal, query_fingerprint, parameters, rows, recorded_by: Actor { uid, user }, recorded_at })
+            })
+            .transpose()
+    }
+
+    fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<(ProposalSummary, String)> {
+        let state: String = r.get(6)?;
+        Ok((
+            ProposalSummary {
+                proposal_id: r.get(0)?,
+                capability: r.get(1)?,
+                tenant_id: r.get(2)?,
+                object_id: r.get(3)?,
+                required_role: r.get(4)?,
+                created_at: r.get(5)?,
+                state: ProposalState::parse(&state).unwrap_or(ProposalState::Failed),
+                expires_at: r.get(7)?,
+            },
+            state,
+        ))
+    }
+
+    const SUMMARY_COLUMNS: &'static str = "p.proposal_id, p.capability, p.tenant_id, p.object_id, p.required_role, p.created_at";
+
+    /// Newest first, optionally only one state.
+    pub fn list(&self, status: Option<ProposalState>, limit: u32) -> Result<Vec<ProposalSummary>, LedgerError> {
+        let now = Timestamp::now().ms;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {cols}, {STATE_SQL} AS state, p.expires_at FROM proposals p LEFT JOIN decisions d ON d.proposal_id = p.proposal_id \
+             WHERE (?2 IS NULL OR ({STATE_SQL}) = ?2) ORDER BY p.created_ms DESC, p.seq DESC LIMIT ?3",
+            cols = Self::SUMMARY_COLUMNS
+        ))?;
+        let rows = stmt.query_map(params![now, status.map(|s| s.as_str()), limit], |r| Self::summary_from_row(r).map(|(s, _)| s))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Resolve `latest` (the newest proposal) or check an id exists.
+    pub fn resolve_id(&self, id_or_latest: &str) -> Result<Option<String>, LedgerError> {
+        if id_or_latest == "latest" {
+            return Ok(self.conn.query_row("SELECT proposal_id FROM proposals ORDER BY created_ms DESC, seq DESC LIMIT 1", [], |r| r.get(0)).optional()?);
+        }
+        Ok(self.conn.query_row("SELECT proposal_id FROM proposals WHERE proposal_id = ?1", [id_or_latest], |r| r.get(0)).optional()?)
+    }
+
+    /// One proposal with its change set, evidence and decisions.
+    pub fn proposal(&self, proposal_id: &str) -> Result<Option<ProposalDetail>, LedgerError> {
+        let now = Timestamp::now().ms;
+        let row = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {cols}, {STATE_SQL} AS state, p.expires_at, p.proposal_hash, p.change_set, p.principal, p.proposer_uid, p.proposer_user, p.evidence_id \
+                     FROM proposals p LEFT JOIN decisions d ON d.proposal_id = p.proposal_id WHERE p.proposal_id = ?2",
+                    cols = Self::SUMMARY_COLUMNS
+                ),
+                params![now, proposal_id],
+                |r| {
+                    let (summary, _) = Self::summary_from_row(r)?;
+                    Ok((summary, r.get::<_, String>(8)?, r.get::<_, String>(9)?, r.get::<_, String>(10)?, r.get::<_, u32>(11)?, r.get::<_, Option<String>>(12)?, r.get::<_, Option<String>>(13)?))
+                },
+            )
+            .optional()?;
+        let Some((summary, proposal_hash, cs_text, principal, uid, user, evidence_id)) = row else { return Ok(None) };
+        let change_set: ChangeSet = serde_json::from_str(&cs_text).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+        let evidence = match evidence_id {
+            Some(id) => self.evidence(&id)?,
+            None => None,
+        };
+        let mut stmt = self.conn.prepare_cached("SELECT decision, uid, user, at, note FROM decisions WHERE proposal_id = ?1")?;
+        let decisions = stmt
+            .query_map([proposal_id], |r| {
+                let d: String = r.get(0)?;
+                Ok(Decision {
+                    proposal_id: proposal_id.to_owned(),
+                    state: ProposalState::parse(&d).unwrap_or(ProposalState::Failed),
+                    by: Actor { uid: r.get(1)?, user: r.get(2)? },
+                    at: r.get(3)?,
+                    note: r.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(ProposalDetail { summary, proposal_hash, change_set, principal, proposed_by: Actor { uid, user }, evidence, decisions }))
+    }
+
+    /// Events after `since`, oldest first.
+    pub fn events_since(&self, since: u64, limit: u32) -> Result<Vec<Event>, LedgerError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, at, kind, proposal_id, evidence_id, actor_uid, actor_user, hash FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![since as i64, limit], |r| {
+            let uid: Option<u32> = r.get(5)?;
+            Ok(Event {
+                seq: r.get::<_, i64>(0)? as u64,
+                at: r.get(1)?,
+                kind: r.get(2)?,
+                proposal_id: r.get(3)?,
+                evidence_id: r.get(4)?,
+                actor: uid.map(|uid| Actor { uid, user: None }).map(|mut a| {
+                    a.user = r.get(6).ok().flatten();
+                    a
+                }),
+                hash: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Counts for `stats`: proposals per state, evidence and events.
+    pub fn counts(&self) -> Result<(Vec<(String, u64)>, u64, u64), LedgerError> {
+        let now = Timestamp::now().ms;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {STATE_SQL} AS state, COUNT(*) FROM proposals p LEFT JOIN decisions d ON d.proposal_id = p.proposal_id GROUP BY state"
+        ))?;
+        let per_state = stmt.query_map([now], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?.collect::<Result<Vec<_>, _>>()?;
+        let evidence: i64 = self.conn.query_row("SELECT COUNT(*) FROM evidence", [], |r| r.get(0))?;
+        let events: i64 = self.conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
+        Ok((per_state, evidence as u64, events as u64))
+    }
+
+    /// Recompute the hash chain and check every record row against its
+    /// event's payload. Reports the first broken link.
+    pub fn verify(&self) -> Result<VerifyReport, LedgerError> {
+        let integrity: String = self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if integrity != "ok" {
+            return Ok(VerifyReport { ok: false, events: 0, head: String::new(), first_break: Some((0, format!("SQLite integrity check failed: {integrity}"))) });
+        }
+        let mut stmt = self.conn.prepare("SELECT seq, at, kind, proposal_id, evidence_id, actor_uid, actor_user, payload, prev_hash, hash FROM events ORDER BY seq")?;
+        let mut rows = stmt.query([])?;
+        let mut prev = GENESIS_HASH.to_owned();
+        let mut expected_seq = 1i64;
+        let mut count = 0u64;
+        while let Some(r) = rows.next()? {
+            let seq: i64 = r.get(0)?;
+            let fail = |why: String| Ok(VerifyReport { ok: false, events: count, head: prev.clone(), first_break: Some((seq as u64, why)) });
+            if seq != expected_seq {
+                return fail(format!("expected event {expected_seq}, found {seq} (an event was removed)"));
+            }
+            let (at, kind, pid, eid, uid, user, payload, prev_hash, hash): (String, String, Option<String>, Option<String>, Option<u32>, Option<String>, String, String, String) =
+                (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?);
+            if prev_hash != prev {
+                return fail("prev_hash does not match the previous event's hash".into());
+            }
+            let computed = link_hash(&prev, seq, &at, &kind, pid.as_deref(), eid.as_deref(), uid, user.as_deref(), &payload);
+            if computed != hash {
+                return fail("event contents do not match its hash (the event was altered)".into());
+            }
+            if let Err(why) = self.check_record(&kind, &payload, seq) {
+                return fail(why);
+            }
+            prev = hash;
+            expected_seq += 1;
+            count += 1;
+        }
+        Ok(VerifyReport { ok: true, events: count, head: prev, first_break: None })
+    }
+
+    /// The record row written with an event must match the event's payload.
+    fn check_record(&self, kind: &str, payload: &str, seq: i64) -> Result<(), String> {
+        let payload: Value = serde_json::from_str(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
+        let mismatch = |what: &str| Err(format!("the {what} row does not match its event (the row was altered)"));
+        let q = |sql: &str| -> Result<Option<Value>, String> {
+            self.conn.query_row(sql, [seq], |r| r.get::<_, String>(0)).optional().map_err(|e| e.to_string())
+                .and_then(|o| o.map(|t| serde_json::from_str(&t).map_err(|e| e.to_string())).transpose())
+        };
+        match kind {
+            "read_recorded" => {
+                let row = q("SELECT json_object('evidence_id', evidence_id, 'capability', capability, 'tenant_id', tenant_id, 'principal', principal, 'query_fingerprint', query_fingerprint, 'parameters', json(parameters), 'rows', json(rows_json)) FROM evidence WHERE seq = ?1")?;
+                if row.as_ref().map(canonical_json) != Some(canonical_json(&payload)) {
+                    return mismatch("evidence");
+                }
+            }
+            "proposal_recorded" => {
+                let row = q("SELECT json_object('proposal_id', proposal_id, 'change_set', json(change_set), 'proposal_hash', proposal_hash, 'evidence_id', evidence_id, 'required_role', required_role, 'expires_at', expires_at) FROM proposals WHERE seq = ?1")?;
+                if row.as_ref().map(canonical_json) != Some(canonical_json(&payload)) {
+                    return mismatch("proposal");
+                }
+                let cs: ChangeSet = serde_json::from_value(payload["change_set"].clone()).map_err(|e| format!("stored change set is invalid: {e}"))?;
+                if payload["proposal_hash"].as_str() != Some(cs.hash().as_str()) {
+                    return Err("the proposal hash does not match its change set".into());
+                }
+            }
+            "approved" | "rejected" => {
+                let row = q("SELECT json_object('proposal_id', proposal_id, 'decision', decision, 'note', note) FROM decisions WHERE seq = ?1")?;
+                if row.as_ref().map(canonical_json) != Some(canonical_json(&payload)) {
+                    return mismatch("decision");
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// One link of the chain: sha256 over the previous hash and the event's fields.
+#[allow(clippy::too_many_arguments)]
+fn link_hash(prev: &str, seq: i64, at: &str, kind: &str, proposal_id: Option<&str>, evidence_id: Option<&str>, uid: Option<u32>, user: Option<&str>, payload: &str) -> String {
+    let fields = json!({
+        "prev_hash": prev,
+        "seq": seq,
+        "at": at,
+        "kind": kind,
+        "proposal_id": proposal_id,
+        "evidence_id": evidence_id,
+        "actor_uid": uid,
+        "actor_user": user,
+        "payload": payload,
+    });
+    sha256_tagged(canonical_json(&fields).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actor() -> ActorIdentity {
+        ActorIdentity { uid: 1000, user: Some("ann".into()) }
+    }
+
+    #[test]
+    fn secrets_are_refused_before_writing() {
+        let dir = std::env::temp_dir().join(format!("airlock-ledger-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("secrets.db");
+        let _ = std::fs::remove_file(&path);
+        let mut ledger = Ledger::open(&path).unwrap();
+        let rows = vec![json!({"id": "x", "note": "postgres://app:hunter2@db/prod"}).as_object().cloned().unwrap()];
+        let err = ledger
+            .record_evidence(NewEvidence { capability: "a.b", tenant_id: "acme", principal: "p", query_fingerprint: "sha256:00", parameters: &[], rows: &rows, actor: &actor() })
+            .unwrap_err();
+        assert!(matches!(err, LedgerError::SecretMaterial(_)));
+        assert!(!err.to_string().contains("hunter2"));
+        assert_eq!(ledger.counts().unwrap().2, 0, "nothing was written");
+        let report = ledger.verify().unwrap();
+        assert!(report.ok);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
