@@ -10,7 +10,9 @@
 
 use std::path::Path;
 
-use airlock_ipc::message::{Actor, Decision, EvidenceInfo, Event, ParamMeta, ProposalDetail, ProposalState, ProposalSummary};
+use airlock_ipc::message::{
+    Actor, Decision, Event, EvidenceInfo, ParamMeta, ProposalDetail, ProposalState, ProposalSummary,
+};
 use airlock_policy::canonical::{canonical_json, sha256_tagged};
 use airlock_policy::change_set::{ChangeSet, scalar_text};
 use airlock_policy::secrets::{SecretFinding, find_secrets};
@@ -20,7 +22,8 @@ use serde_json::{Map, Value, json};
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = 1;
 /// The chain's first `prev_hash`.
-pub const GENESIS_HASH: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+pub const GENESIS_HASH: &str =
+    "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
 const MIGRATIONS: &[&str] = &[r#"
 CREATE TABLE events (
@@ -92,7 +95,9 @@ CREATE TRIGGER evidence_append_only_d BEFORE DELETE ON evidence BEGIN SELECT RAI
 pub enum LedgerError {
     #[error("ledger database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("the ledger at {path} was written by a newer Airlock (schema {found}, this build knows {SCHEMA_VERSION}); upgrade airlock")]
+    #[error(
+        "the ledger at {path} was written by a newer Airlock (schema {found}, this build knows {SCHEMA_VERSION}); upgrade airlock"
+    )]
     TooNew { path: String, found: i64 },
     #[error("refused to store secret-looking material at {}", .0.iter().map(|f| format!("{} ({})", f.path, f.kind.describe())).collect::<Vec<_>>().join(", "))]
     SecretMaterial(Vec<SecretFinding>),
@@ -115,7 +120,10 @@ pub struct ActorIdentity {
 
 impl ActorIdentity {
     fn to_actor(&self) -> Actor {
-        Actor { uid: self.uid, user: self.user.clone() }
+        Actor {
+            uid: self.uid,
+            user: self.user.clone(),
+        }
     }
 }
 
@@ -166,6 +174,14 @@ pub struct RecordedProposal {
     pub expires_at: String,
 }
 
+/// Row counts for `stats`.
+#[derive(Debug, Clone)]
+pub struct LedgerCounts {
+    pub per_state: Vec<(String, u64)>,
+    pub evidence: u64,
+    pub events: u64,
+}
+
 /// The outcome of `verify`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct VerifyReport {
@@ -203,21 +219,35 @@ impl Ledger {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let mut ledger = Ledger { conn, id_salt: format!("{}:{}", std::process::id(), Timestamp::now().ms) };
+        let mut ledger = Ledger {
+            conn,
+            id_salt: format!("{}:{}", std::process::id(), Timestamp::now().ms),
+        };
         ledger.migrate(path)?;
         Ok(ledger)
     }
 
     /// Open an existing ledger read-only (for `ledger verify`).
     pub fn open_read_only(path: &Path) -> Result<Ledger, LedgerError> {
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-        Ok(Ledger { conn, id_salt: String::new() })
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        Ok(Ledger {
+            conn,
+            id_salt: String::new(),
+        })
     }
 
     fn migrate(&mut self, path: &Path) -> Result<(), LedgerError> {
-        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
-            return Err(LedgerError::TooNew { path: path.display().to_string(), found: version });
+            return Err(LedgerError::TooNew {
+                path: path.display().to_string(),
+                found: version,
+            });
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = self.conn.transaction()?;
@@ -230,7 +260,8 @@ impl Ledger {
 
     /// Flush the WAL into the main file (on clean shutdown).
     pub fn checkpoint(&self) -> Result<(), LedgerError> {
-        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
     }
 
@@ -241,7 +272,11 @@ impl Ledger {
 
     fn refuse_secrets(value: &Value) -> Result<(), LedgerError> {
         let found = find_secrets(value);
-        if found.is_empty() { Ok(()) } else { Err(LedgerError::SecretMaterial(found)) }
+        if found.is_empty() {
+            Ok(())
+        } else {
+            Err(LedgerError::SecretMaterial(found))
+        }
     }
 
     /// Append one event to the chain inside `tx`; returns (seq, hash).
@@ -255,12 +290,27 @@ impl Ledger {
         payload: &Value,
     ) -> Result<(i64, String), LedgerError> {
         let (prev_seq, prev_hash): (i64, String) = tx
-            .query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(
+                "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()?
             .unwrap_or((0, GENESIS_HASH.to_owned()));
         let seq = prev_seq + 1;
         let payload_text = canonical_json(payload);
-        let hash = link_hash(&prev_hash, seq, &at.text, kind, proposal_id, evidence_id, actor.map(|a| a.uid), actor.and_then(|a| a.user.as_deref()), &payload_text);
+        let hash = ChainLink {
+            prev_hash: &prev_hash,
+            seq,
+            at: &at.text,
+            kind,
+            proposal_id,
+            evidence_id,
+            actor_uid: actor.map(|a| a.uid),
+            actor_user: actor.and_then(|a| a.user.as_deref()),
+            payload: &payload_text,
+        }
+        .hash();
         tx.execute(
             "INSERT INTO events (seq, at, kind, proposal_id, evidence_id, actor_uid, actor_user, payload, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![seq, at.text, kind, proposal_id, evidence_id, actor.map(|a| a.uid), actor.and_then(|a| a.user.clone()), payload_text, prev_hash, hash],
@@ -269,14 +319,23 @@ impl Ledger {
     }
 
     /// Record the evidence of one read; returns (evidence id, recorded at).
-    pub fn record_evidence(&mut self, ev: NewEvidence<'_>) -> Result<(String, String), LedgerError> {
+    pub fn record_evidence(
+        &mut self,
+        ev: NewEvidence<'_>,
+    ) -> Result<(String, String), LedgerError> {
         let rows = Value::Array(ev.rows.iter().cloned().map(Value::Object).collect());
         let parameters = serde_json::to_value(ev.parameters).unwrap_or(Value::Null);
-        Self::refuse_secrets(&json!({"rows": rows, "principal": ev.principal, "tenant_id": ev.tenant_id}))?;
+        Self::refuse_secrets(
+            &json!({"rows": rows, "principal": ev.principal, "tenant_id": ev.tenant_id}),
+        )?;
         let at = Timestamp::now();
         let salt = self.id_salt.clone();
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let next: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| r.get(0))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let next: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| {
+            r.get(0)
+        })?;
         let id = Self::new_id(&salt, "ev", next);
         let record = json!({
             "evidence_id": id,
@@ -287,7 +346,15 @@ impl Ledger {
             "parameters": parameters,
             "rows": rows,
         });
-        let (seq, _) = Self::append_event(&tx, &at, "read_recorded", None, Some(&id), Some(ev.actor), &record)?;
+        let (seq, _) = Self::append_event(
+            &tx,
+            &at,
+            "read_recorded",
+            None,
+            Some(&id),
+            Some(ev.actor),
+            &record,
+        )?;
         tx.execute(
             "INSERT INTO evidence (evidence_id, seq, capability, tenant_id, principal, query_fingerprint, parameters, rows_json, recorded_uid, recorded_user, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![id, seq, ev.capability, ev.tenant_id, ev.principal, ev.query_fingerprint, canonical_json(&parameters), canonical_json(&rows), ev.actor.uid, ev.actor.user, at.text],
@@ -298,15 +365,20 @@ impl Ledger {
 
     /// Record a verified proposal as `pending_approval`.
     pub fn record_proposal(&mut self, p: NewProposal<'_>) -> Result<RecordedProposal, LedgerError> {
-        let cs_value = serde_json::to_value(p.change_set).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+        let cs_value =
+            serde_json::to_value(p.change_set).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
         Self::refuse_secrets(&cs_value)?;
         let hash = p.change_set.hash();
         let at = Timestamp::now();
         let expires = Timestamp::from_ms(at.ms.saturating_add(p.ttl_ms));
         let object_id = scalar_text(&p.change_set.target.primary_key.value);
         let salt = self.id_salt.clone();
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let next: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| r.get(0))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let next: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| {
+            r.get(0)
+        })?;
         let id = Self::new_id(&salt, "wrp", next);
         let record = json!({
             "proposal_id": id,
@@ -316,7 +388,15 @@ impl Ledger {
             "required_role": p.required_role,
             "expires_at": expires.text,
         });
-        let (seq, _) = Self::append_event(&tx, &at, "proposal_recorded", Some(&id), p.evidence_id, Some(p.actor), &record)?;
+        let (seq, _) = Self::append_event(
+            &tx,
+            &at,
+            "proposal_recorded",
+            Some(&id),
+            p.evidence_id,
+            Some(p.actor),
+            &record,
+        )?;
         tx.execute(
             "INSERT INTO proposals (proposal_id, seq, capability, tenant_id, object_id, principal, change_set, proposal_hash, evidence_id, required_role, proposer_uid, proposer_user, created_at, created_ms, expires_at, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             params![
@@ -326,18 +406,31 @@ impl Ledger {
             ],
         )?;
         tx.commit()?;
-        Ok(RecordedProposal { proposal_id: id, proposal_hash: hash, created_at: at.text, expires_at: expires.text })
+        Ok(RecordedProposal {
+            proposal_id: id,
+            proposal_hash: hash,
+            created_at: at.text,
+            expires_at: expires.text,
+        })
     }
 
     /// Record an approval or rejection of a pending, unexpired proposal.
     /// State is re-checked inside the transaction, so two racing approvals
     /// cannot both succeed.
-    pub fn record_decision(&mut self, proposal_id: &str, approve: bool, actor: &ActorIdentity, note: Option<&str>) -> Result<Decision, LedgerError> {
+    pub fn record_decision(
+        &mut self,
+        proposal_id: &str,
+        approve: bool,
+        actor: &ActorIdentity,
+        note: Option<&str>,
+    ) -> Result<Decision, LedgerError> {
         if let Some(n) = note {
             Self::refuse_secrets(&json!({"note": n}))?;
         }
         let at = Timestamp::now();
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let state: Option<String> = tx
             .query_row(
                 &format!("SELECT {STATE_SQL} FROM proposals p LEFT JOIN decisions d ON d.proposal_id = p.proposal_id WHERE p.proposal_id = ?2"),
@@ -348,20 +441,46 @@ impl Ledger {
         let state = state.ok_or_else(|| LedgerError::NotFound(proposal_id.to_owned()))?;
         match ProposalState::parse(&state) {
             Some(ProposalState::PendingApproval) => {}
-            Some(ProposalState::Expired) => return Err(LedgerError::Expired(proposal_id.to_owned())),
-            Some(other) => return Err(LedgerError::InvalidState { id: proposal_id.to_owned(), state: other.as_str() }),
+            Some(ProposalState::Expired) => {
+                return Err(LedgerError::Expired(proposal_id.to_owned()));
+            }
+            Some(other) => {
+                return Err(LedgerError::InvalidState {
+                    id: proposal_id.to_owned(),
+                    state: other.as_str(),
+                });
+            }
             None => return Err(LedgerError::Corrupt(format!("unknown state {state}"))),
         }
-        let decision = if approve { ProposalState::Approved } else { ProposalState::Rejected };
-        let record = json!({"proposal_id": proposal_id, "decision": decision.as_str(), "note": note});
+        let decision = if approve {
+            ProposalState::Approved
+        } else {
+            ProposalState::Rejected
+        };
+        let record =
+            json!({"proposal_id": proposal_id, "decision": decision.as_str(), "note": note});
         let kind = if approve { "approved" } else { "rejected" };
-        let (seq, _) = Self::append_event(&tx, &at, kind, Some(proposal_id), None, Some(actor), &record)?;
+        let (seq, _) = Self::append_event(
+            &tx,
+            &at,
+            kind,
+            Some(proposal_id),
+            None,
+            Some(actor),
+            &record,
+        )?;
         tx.execute(
             "INSERT INTO decisions (proposal_id, seq, decision, uid, user, at, at_ms, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![proposal_id, seq, decision.as_str(), actor.uid, actor.user, at.text, at.ms, note],
         )?;
         tx.commit()?;
-        Ok(Decision { proposal_id: proposal_id.to_owned(), state: decision, by: actor.to_actor(), at: at.text, note: note.map(str::to_owned) })
+        Ok(Decision {
+            proposal_id: proposal_id.to_owned(),
+            state: decision,
+            by: actor.to_actor(),
+            at: at.text,
+            note: note.map(str::to_owned),
+        })
     }
 
     pub fn evidence(&self, evidence_id: &str) -> Result<Option<EvidenceInfo>, LedgerError> {
@@ -410,26 +529,47 @@ impl Ledger {
         ))
     }
 
-    const SUMMARY_COLUMNS: &'static str = "p.proposal_id, p.capability, p.tenant_id, p.object_id, p.required_role, p.created_at";
+    const SUMMARY_COLUMNS: &'static str =
+        "p.proposal_id, p.capability, p.tenant_id, p.object_id, p.required_role, p.created_at";
 
     /// Newest first, optionally only one state.
-    pub fn list(&self, status: Option<ProposalState>, limit: u32) -> Result<Vec<ProposalSummary>, LedgerError> {
+    pub fn list(
+        &self,
+        status: Option<ProposalState>,
+        limit: u32,
+    ) -> Result<Vec<ProposalSummary>, LedgerError> {
         let now = Timestamp::now().ms;
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {cols}, {STATE_SQL} AS state, p.expires_at FROM proposals p LEFT JOIN decisions d ON d.proposal_id = p.proposal_id \
              WHERE (?2 IS NULL OR ({STATE_SQL}) = ?2) ORDER BY p.created_ms DESC, p.seq DESC LIMIT ?3",
             cols = Self::SUMMARY_COLUMNS
         ))?;
-        let rows = stmt.query_map(params![now, status.map(|s| s.as_str()), limit], |r| Self::summary_from_row(r).map(|(s, _)| s))?;
+        let rows = stmt.query_map(params![now, status.map(|s| s.as_str()), limit], |r| {
+            Self::summary_from_row(r).map(|(s, _)| s)
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Resolve `latest` (the newest proposal) or check an id exists.
     pub fn resolve_id(&self, id_or_latest: &str) -> Result<Option<String>, LedgerError> {
         if id_or_latest == "latest" {
-            return Ok(self.conn.query_row("SELECT proposal_id FROM proposals ORDER BY created_ms DESC, seq DESC LIMIT 1", [], |r| r.get(0)).optional()?);
+            return Ok(self
+                .conn
+                .query_row(
+                    "SELECT proposal_id FROM proposals ORDER BY created_ms DESC, seq DESC LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?);
         }
-        Ok(self.conn.query_row("SELECT proposal_id FROM proposals WHERE proposal_id = ?1", [id_or_latest], |r| r.get(0)).optional()?)
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT proposal_id FROM proposals WHERE proposal_id = ?1",
+                [id_or_latest],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     /// One proposal with its change set, evidence and decisions.
@@ -450,26 +590,42 @@ impl Ledger {
                 },
             )
             .optional()?;
-        let Some((summary, proposal_hash, cs_text, principal, uid, user, evidence_id)) = row else { return Ok(None) };
-        let change_set: ChangeSet = serde_json::from_str(&cs_text).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+        let Some((summary, proposal_hash, cs_text, principal, uid, user, evidence_id)) = row else {
+            return Ok(None);
+        };
+        let change_set: ChangeSet =
+            serde_json::from_str(&cs_text).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
         let evidence = match evidence_id {
             Some(id) => self.evidence(&id)?,
             None => None,
         };
-        let mut stmt = self.conn.prepare_cached("SELECT decision, uid, user, at, note FROM decisions WHERE proposal_id = ?1")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT decision, uid, user, at, note FROM decisions WHERE proposal_id = ?1",
+        )?;
         let decisions = stmt
             .query_map([proposal_id], |r| {
                 let d: String = r.get(0)?;
                 Ok(Decision {
                     proposal_id: proposal_id.to_owned(),
                     state: ProposalState::parse(&d).unwrap_or(ProposalState::Failed),
-                    by: Actor { uid: r.get(1)?, user: r.get(2)? },
+                    by: Actor {
+                        uid: r.get(1)?,
+                        user: r.get(2)?,
+                    },
                     at: r.get(3)?,
                     note: r.get(4)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(ProposalDetail { summary, proposal_hash, change_set, principal, proposed_by: Actor { uid, user }, evidence, decisions }))
+        Ok(Some(ProposalDetail {
+            summary,
+            proposal_hash,
+            change_set,
+            principal,
+            proposed_by: Actor { uid, user },
+            evidence,
+            decisions,
+        }))
     }
 
     /// Events after `since`, oldest first.
@@ -496,23 +652,42 @@ impl Ledger {
     }
 
     /// Counts for `stats`: proposals per state, evidence and events.
-    pub fn counts(&self) -> Result<(Vec<(String, u64)>, u64, u64), LedgerError> {
+    pub fn counts(&self) -> Result<LedgerCounts, LedgerError> {
         let now = Timestamp::now().ms;
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {STATE_SQL} AS state, COUNT(*) FROM proposals p LEFT JOIN decisions d ON d.proposal_id = p.proposal_id GROUP BY state"
         ))?;
-        let per_state = stmt.query_map([now], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?.collect::<Result<Vec<_>, _>>()?;
-        let evidence: i64 = self.conn.query_row("SELECT COUNT(*) FROM evidence", [], |r| r.get(0))?;
-        let events: i64 = self.conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
-        Ok((per_state, evidence as u64, events as u64))
+        let per_state = stmt
+            .query_map([now], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let evidence: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM evidence", [], |r| r.get(0))?;
+        let events: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
+        Ok(LedgerCounts {
+            per_state,
+            evidence: evidence as u64,
+            events: events as u64,
+        })
     }
 
     /// Recompute the hash chain and check every record row against its
     /// event's payload. Reports the first broken link.
     pub fn verify(&self) -> Result<VerifyReport, LedgerError> {
-        let integrity: String = self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        let integrity: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
         if integrity != "ok" {
-            return Ok(VerifyReport { ok: false, events: 0, head: String::new(), first_break: Some((0, format!("SQLite integrity check failed: {integrity}"))) });
+            return Ok(VerifyReport {
+                ok: false,
+                events: 0,
+                head: String::new(),
+                first_break: Some((0, format!("SQLite integrity check failed: {integrity}"))),
+            });
         }
         let mut stmt = self.conn.prepare("SELECT seq, at, kind, proposal_id, evidence_id, actor_uid, actor_user, payload, prev_hash, hash FROM events ORDER BY seq")?;
         let mut rows = stmt.query([])?;
@@ -521,16 +696,42 @@ impl Ledger {
         let mut count = 0u64;
         while let Some(r) = rows.next()? {
             let seq: i64 = r.get(0)?;
-            let fail = |why: String| Ok(VerifyReport { ok: false, events: count, head: prev.clone(), first_break: Some((seq as u64, why)) });
+            let fail = |why: String| {
+                Ok(VerifyReport {
+                    ok: false,
+                    events: count,
+                    head: prev.clone(),
+                    first_break: Some((seq as u64, why)),
+                })
+            };
             if seq != expected_seq {
-                return fail(format!("expected event {expected_seq}, found {seq} (an event was removed)"));
+                return fail(format!(
+                    "expected event {expected_seq}, found {seq} (an event was removed)"
+                ));
             }
-            let (at, kind, pid, eid, uid, user, payload, prev_hash, hash): (String, String, Option<String>, Option<String>, Option<u32>, Option<String>, String, String, String) =
-                (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?);
+            let at: String = r.get(1)?;
+            let kind: String = r.get(2)?;
+            let proposal_id: Option<String> = r.get(3)?;
+            let evidence_id: Option<String> = r.get(4)?;
+            let actor_user: Option<String> = r.get(6)?;
+            let payload: String = r.get(7)?;
+            let prev_hash: String = r.get(8)?;
+            let hash: String = r.get(9)?;
             if prev_hash != prev {
                 return fail("prev_hash does not match the previous event's hash".into());
             }
-            let computed = link_hash(&prev, seq, &at, &kind, pid.as_deref(), eid.as_deref(), uid, user.as_deref(), &payload);
+            let computed = ChainLink {
+                prev_hash: &prev,
+                seq,
+                at: &at,
+                kind: &kind,
+                proposal_id: proposal_id.as_deref(),
+                evidence_id: evidence_id.as_deref(),
+                actor_uid: r.get(5)?,
+                actor_user: actor_user.as_deref(),
+                payload: &payload,
+            }
+            .hash();
             if computed != hash {
                 return fail("event contents do not match its hash (the event was altered)".into());
             }
@@ -541,36 +742,59 @@ impl Ledger {
             expected_seq += 1;
             count += 1;
         }
-        Ok(VerifyReport { ok: true, events: count, head: prev, first_break: None })
+        Ok(VerifyReport {
+            ok: true,
+            events: count,
+            head: prev,
+            first_break: None,
+        })
     }
 
     /// The record row written with an event must match the event's payload.
     fn check_record(&self, kind: &str, payload: &str, seq: i64) -> Result<(), String> {
-        let payload: Value = serde_json::from_str(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
-        let mismatch = |what: &str| Err(format!("the {what} row does not match its event (the row was altered)"));
+        let payload: Value =
+            serde_json::from_str(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
+        let mismatch = |what: &str| {
+            Err(format!(
+                "the {what} row does not match its event (the row was altered)"
+            ))
+        };
         let q = |sql: &str| -> Result<Option<Value>, String> {
-            self.conn.query_row(sql, [seq], |r| r.get::<_, String>(0)).optional().map_err(|e| e.to_string())
-                .and_then(|o| o.map(|t| serde_json::from_str(&t).map_err(|e| e.to_string())).transpose())
+            self.conn
+                .query_row(sql, [seq], |r| r.get::<_, String>(0))
+                .optional()
+                .map_err(|e| e.to_string())
+                .and_then(|o| {
+                    o.map(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+                        .transpose()
+                })
         };
         match kind {
             "read_recorded" => {
-                let row = q("SELECT json_object('evidence_id', evidence_id, 'capability', capability, 'tenant_id', tenant_id, 'principal', principal, 'query_fingerprint', query_fingerprint, 'parameters', json(parameters), 'rows', json(rows_json)) FROM evidence WHERE seq = ?1")?;
+                let row = q(
+                    "SELECT json_object('evidence_id', evidence_id, 'capability', capability, 'tenant_id', tenant_id, 'principal', principal, 'query_fingerprint', query_fingerprint, 'parameters', json(parameters), 'rows', json(rows_json)) FROM evidence WHERE seq = ?1",
+                )?;
                 if row.as_ref().map(canonical_json) != Some(canonical_json(&payload)) {
                     return mismatch("evidence");
                 }
             }
             "proposal_recorded" => {
-                let row = q("SELECT json_object('proposal_id', proposal_id, 'change_set', json(change_set), 'proposal_hash', proposal_hash, 'evidence_id', evidence_id, 'required_role', required_role, 'expires_at', expires_at) FROM proposals WHERE seq = ?1")?;
+                let row = q(
+                    "SELECT json_object('proposal_id', proposal_id, 'change_set', json(change_set), 'proposal_hash', proposal_hash, 'evidence_id', evidence_id, 'required_role', required_role, 'expires_at', expires_at) FROM proposals WHERE seq = ?1",
+                )?;
                 if row.as_ref().map(canonical_json) != Some(canonical_json(&payload)) {
                     return mismatch("proposal");
                 }
-                let cs: ChangeSet = serde_json::from_value(payload["change_set"].clone()).map_err(|e| format!("stored change set is invalid: {e}"))?;
+                let cs: ChangeSet = serde_json::from_value(payload["change_set"].clone())
+                    .map_err(|e| format!("stored change set is invalid: {e}"))?;
                 if payload["proposal_hash"].as_str() != Some(cs.hash().as_str()) {
                     return Err("the proposal hash does not match its change set".into());
                 }
             }
             "approved" | "rejected" => {
-                let row = q("SELECT json_object('proposal_id', proposal_id, 'decision', decision, 'note', note) FROM decisions WHERE seq = ?1")?;
+                let row = q(
+                    "SELECT json_object('proposal_id', proposal_id, 'decision', decision, 'note', note) FROM decisions WHERE seq = ?1",
+                )?;
                 if row.as_ref().map(canonical_json) != Some(canonical_json(&payload)) {
                     return mismatch("decision");
                 }
@@ -581,21 +805,26 @@ impl Ledger {
     }
 }
 
-/// One link of the chain: sha256 over the previous hash and the event's fields.
-#[allow(clippy::too_many_arguments)]
-fn link_hash(prev: &str, seq: i64, at: &str, kind: &str, proposal_id: Option<&str>, evidence_id: Option<&str>, uid: Option<u32>, user: Option<&str>, payload: &str) -> String {
-    let fields = json!({
-        "prev_hash": prev,
-        "seq": seq,
-        "at": at,
-        "kind": kind,
-        "proposal_id": proposal_id,
-        "evidence_id": evidence_id,
-        "actor_uid": uid,
-        "actor_user": user,
-        "payload": payload,
-    });
-    sha256_tagged(canonical_json(&fields).as_bytes())
+/// One event's fields, as hashed into the chain.
+#[derive(Debug, Clone, serde::Serialize)]
+struct ChainLink<'a> {
+    prev_hash: &'a str,
+    seq: i64,
+    at: &'a str,
+    kind: &'a str,
+    proposal_id: Option<&'a str>,
+    evidence_id: Option<&'a str>,
+    actor_uid: Option<u32>,
+    actor_user: Option<&'a str>,
+    /// Canonical JSON of the event's record.
+    payload: &'a str,
+}
+
+impl ChainLink<'_> {
+    /// sha256 over the canonical JSON of all fields, the previous hash included.
+    fn hash(&self) -> String {
+        airlock_policy::canonical::hash_serializable(self)
+    }
 }
 
 #[cfg(test)]
@@ -603,7 +832,10 @@ mod tests {
     use super::*;
 
     fn actor() -> ActorIdentity {
-        ActorIdentity { uid: 1000, user: Some("ann".into()) }
+        ActorIdentity {
+            uid: 1000,
+            user: Some("ann".into()),
+        }
     }
 
     #[test]
@@ -613,13 +845,26 @@ mod tests {
         let path = dir.join("secrets.db");
         let _ = std::fs::remove_file(&path);
         let mut ledger = Ledger::open(&path).unwrap();
-        let rows = vec![json!({"id": "x", "note": "postgres://app:hunter2@db/prod"}).as_object().cloned().unwrap()];
+        let rows = vec![
+            json!({"id": "x", "note": "postgres://app:hunter2@db/prod"})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        ];
         let err = ledger
-            .record_evidence(NewEvidence { capability: "a.b", tenant_id: "acme", principal: "p", query_fingerprint: "sha256:00", parameters: &[], rows: &rows, actor: &actor() })
+            .record_evidence(NewEvidence {
+                capability: "a.b",
+                tenant_id: "acme",
+                principal: "p",
+                query_fingerprint: "sha256:00",
+                parameters: &[],
+                rows: &rows,
+                actor: &actor(),
+            })
             .unwrap_err();
         assert!(matches!(err, LedgerError::SecretMaterial(_)));
         assert!(!err.to_string().contains("hunter2"));
-        assert_eq!(ledger.counts().unwrap().2, 0, "nothing was written");
+        assert_eq!(ledger.counts().unwrap().events, 0, "nothing was written");
         let report = ledger.verify().unwrap();
         assert!(report.ok);
         std::fs::remove_dir_all(&dir).unwrap();

@@ -6,10 +6,6 @@
 //! A frame error is final for the connection: the stream cannot be
 //! resynchronized, so the receiver answers once and closes.
 
-use std::collections::HashSet;
-use std::fmt;
-
-use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -83,109 +79,13 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, body: &[u8]) -> Resul
     Ok(())
 }
 
-/// Parse a frame body as one strict JSON object.
+/// Parse a frame body as one strict JSON object (no duplicate keys, at most
+/// [`MAX_JSON_DEPTH`] levels, no trailing data).
 pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, FrameError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let value = StrictValue { depth: 0 }
-        .deserialize(&mut de)
-        .map_err(|e| FrameError::Json(e.to_string()))?;
-    de.end().map_err(|e| FrameError::Json(e.to_string()))?;
-    match value {
-        Value::Object(map) => Ok(map),
-        _ => Err(FrameError::NotAnObject),
-    }
-}
-
-/// A JSON value that refuses duplicate keys and excessive nesting.
-struct StrictValue {
-    depth: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for StrictValue {
-    type Value = Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for StrictValue {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
-        serde_json::Number::from_f64(v)
-            .map(Value::Number)
-            .ok_or_else(|| E::custom("non-finite number"))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        if self.depth >= MAX_JSON_DEPTH {
-            return Err(serde::de::Error::custom(format!(
-                "nested deeper than {MAX_JSON_DEPTH} levels"
-            )));
-        }
-        let mut items = Vec::new();
-        while let Some(v) = seq.next_element_seed(StrictValue {
-            depth: self.depth + 1,
-        })? {
-            items.push(v);
-        }
-        Ok(Value::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        if self.depth >= MAX_JSON_DEPTH {
-            return Err(serde::de::Error::custom(format!(
-                "nested deeper than {MAX_JSON_DEPTH} levels"
-            )));
-        }
-        let mut out = Map::new();
-        let mut seen = HashSet::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if !seen.insert(key.clone()) {
-                return Err(serde::de::Error::custom(format!(
-                    "duplicate key `{}`",
-                    key.chars().take(64).collect::<String>()
-                )));
-            }
-            let v = map.next_value_seed(StrictValue {
-                depth: self.depth + 1,
-            })?;
-            out.insert(key, v);
-        }
-        Ok(Value::Object(out))
+    match airlock_policy::strict_json::parse(body, MAX_JSON_DEPTH) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(FrameError::NotAnObject),
+        Err(e) => Err(FrameError::Json(e)),
     }
 }
 

@@ -348,6 +348,8 @@ macro_rules! message_set {
         $name:ident { $( $variant:ident($ty:ty) = $tag:literal ),* $(,)? }
     ) => {
         $(#[$meta])*
+        // One message exists per request in flight; boxing buys nothing.
+        #[allow(clippy::large_enum_variant)]
         #[derive(Debug, Clone, PartialEq)]
         pub enum $name { $( $variant($ty) ),* }
 

@@ -430,10 +430,7 @@ pub fn verify(
         principal: submitted.principal.clone(),
         source: config.context_for(cap).provider,
     };
-    let mut rebuilt = match build(cap, &args, &ctx, &row) {
-        Ok(cs) => cs,
-        Err(errs) => return Err(errs),
-    };
+    let mut rebuilt = build(cap, &args, &ctx, &row)?;
     if matches!(p.conflict_guard, ConflictGuard::RowHash) {
         match &submitted.guards.row_hash {
             Some(h) if is_tagged_sha256(h) => rebuilt.guards.row_hash = Some(h.clone()),

@@ -24,6 +24,7 @@ pub mod identifier;
 pub mod load;
 pub mod secrets;
 pub mod statement;
+pub mod strict_json;
 
 pub use config::Config;
 pub use diagnostics::{Diagnostic, Report, Severity};

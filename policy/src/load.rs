@@ -16,6 +16,8 @@ use crate::secrets::{SecretKind, classify};
 
 /// Largest config accepted, in bytes.
 pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+/// Deepest nesting accepted in a config.
+pub const MAX_CONFIG_DEPTH: usize = 64;
 /// Most capabilities one config may define.
 pub const MAX_CAPABILITIES: usize = 512;
 /// Most arguments one capability may take.
@@ -103,9 +105,54 @@ const AUTHORITY_ARG_NAMES: &[&str] = &[
     "limit",
 ];
 
+/// Words that make an argument authority-shaped wherever they appear in its
+/// name (`owner_tenant_id`, `sort_column`, `target_table`).
+const AUTHORITY_WORDS: &[&str] = &[
+    "tenant",
+    "tenants",
+    "principal",
+    "schema",
+    "table",
+    "column",
+    "columns",
+    "sql",
+    "role",
+    "roles",
+    "approver",
+    "approval",
+];
+
+fn is_authority_name(lower: &str) -> bool {
+    AUTHORITY_ARG_NAMES.contains(&lower) || lower.split('_').any(|w| AUTHORITY_WORDS.contains(&w))
+}
+
+/// Split `camelCase` and `snake_case` names into lower-case words.
+fn words(name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if c == '.' || c == '_' || c == '-' {
+            out.push(std::mem::take(&mut cur));
+            prev_lower = false;
+            continue;
+        }
+        if c.is_ascii_uppercase() && prev_lower {
+            out.push(std::mem::take(&mut cur));
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        cur.push(c.to_ascii_lowercase());
+    }
+    out.push(cur);
+    out.retain(|w| !w.is_empty());
+    out
+}
+
 /// Words a capability name may not contain: the model would read them as
 /// authority it does not have (invariant 2).
-const FORBIDDEN_NAME_WORDS: &[&str] = &["approve", "approval", "commit", "sql", "grant", "execute"];
+const FORBIDDEN_NAME_WORDS: &[&str] = &[
+    "approve", "approval", "commit", "sql", "grant", "execute", "apply",
+];
 
 /// The result of loading: a config when there were no errors, and every
 /// finding either way.
@@ -132,13 +179,13 @@ pub fn load_config_str(text: &str) -> Loaded {
             report,
         };
     }
-    match serde_json::from_str::<Value>(text) {
+    match crate::strict_json::parse(text.as_bytes(), MAX_CONFIG_DEPTH) {
         Ok(value) => load_config(&value),
         Err(err) => {
             report.error(
                 "$",
                 format!("not valid JSON: {err}"),
-                "fix the JSON syntax at the line and column given (a JSON linter helps)",
+                "fix the JSON at the line and column given; each key may appear only once per object",
             );
             Loaded {
                 config: None,
@@ -630,8 +677,10 @@ fn parse_config(r: &mut Report, value: &Value) -> Option<Config> {
     if let Some(map) = o.object(r, "contexts") {
         for (name, v) in map {
             let p = join_key(&o.at("contexts"), name);
+            let errors_before = r.errors().count();
             if check_entry_name(r, &p, name)
                 && let Some(ctx) = parse_context(r, &p, v)
+                && r.errors().count() == errors_before
             {
                 contexts.insert(name.clone(), ctx);
             }
@@ -687,6 +736,7 @@ fn parse_sources(r: &mut Report, o: &Obj) -> BTreeMap<String, Source> {
     }
     for (name, v) in map {
         let path = join_key(&o.at("sources"), name);
+        let errors_before = r.errors().count();
         if !check_entry_name(r, &path, name) {
             continue;
         }
@@ -749,7 +799,9 @@ fn parse_sources(r: &mut Report, o: &Obj) -> BTreeMap<String, Source> {
                 "put sslmode/ssl-mode in the URL and remove `ssl`",
             );
         }
-        if let (Some(engine), Some(read_url_env)) = (engine, read) {
+        if let (Some(engine), Some(read_url_env), true) =
+            (engine, read, r.errors().count() == errors_before)
+        {
             out.insert(
                 name.clone(),
                 Source {
@@ -1207,8 +1259,16 @@ fn parse_capabilities(
     let mut aliases: BTreeSet<String> = BTreeSet::new();
     for (i, item) in items.iter().enumerate() {
         let path = join_index(&o.at("capabilities"), i);
+        let written = |key: &str| -> BTreeSet<&str> {
+            o.get(key)
+                .and_then(Value::as_object)
+                .map(|m| m.keys().map(String::as_str).collect())
+                .unwrap_or_default()
+        };
         let env = CapEnv {
             mode,
+            written_sources: written("sources"),
+            written_contexts: written("contexts"),
             sources,
             contexts,
             executors,
@@ -1237,6 +1297,10 @@ fn parse_capabilities(
 
 struct CapEnv<'a> {
     mode: Option<Mode>,
+    /// Every name written under `sources` / `contexts`, valid or not: a
+    /// reference to an entry that failed validation is not reported again.
+    written_sources: BTreeSet<&'a str>,
+    written_contexts: BTreeSet<&'a str>,
     sources: &'a BTreeMap<String, Source>,
     contexts: &'a BTreeMap<String, ContextSpec>,
     executors: &'a BTreeMap<String, ExecutorSpec>,
@@ -1288,7 +1352,7 @@ fn parse_capability(r: &mut Report, path: &str, v: &Value, env: &CapEnv) -> Opti
     );
     let source = source_name.as_ref().and_then(|s| {
         let found = env.sources.get(s);
-        if found.is_none() {
+        if found.is_none() && !env.written_sources.contains(s.as_str()) {
             let known: Vec<&str> = env.sources.keys().map(String::as_str).collect();
             r.error(
                 c.at("source"),
@@ -1304,6 +1368,7 @@ fn parse_capability(r: &mut Report, path: &str, v: &Value, env: &CapEnv) -> Opti
     let context = c.string(r, "context");
     if let Some(ctx) = &context
         && !env.contexts.contains_key(ctx)
+        && !env.written_contexts.contains(ctx.as_str())
     {
         r.error(
             c.at("context"),
@@ -1429,10 +1494,9 @@ fn check_capability_name(r: &mut Report, path: &str, name: &str) {
         );
         return;
     }
-    let lower = name.to_ascii_lowercase();
-    if let Some(word) = lower
-        .split(['.', '_'])
-        .find(|w| FORBIDDEN_NAME_WORDS.contains(w))
+    if let Some(word) = words(name)
+        .into_iter()
+        .find(|w| FORBIDDEN_NAME_WORDS.contains(&w.as_str()))
     {
         r.error(
             path,
@@ -1528,12 +1592,8 @@ fn parse_args(r: &mut Report, c: &Obj) -> Option<Vec<ArgSpec>> {
 }
 
 fn parse_arg(r: &mut Report, path: &str, name: &str, v: &Value) -> Option<ArgSpec> {
-    let lower = name.to_ascii_lowercase();
     let mut ok = true;
-    if AUTHORITY_ARG_NAMES.contains(&lower.as_str())
-        || lower.starts_with("tenant")
-        || lower.starts_with("principal")
-    {
+    if is_authority_name(&words(name).join("_")) {
         r.error(
             path,
             format!("argument `{name}` is named like authority or query shape; the model must never choose tenant, identity, role, table, column or SQL"),

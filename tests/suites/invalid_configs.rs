@@ -21,10 +21,6 @@ struct Case {
     path: &'static str,
     /// A fragment the error's message must contain.
     message: &'static str,
-    /// True when this must be the only error. False only where the loader
-    /// also reports consequences of the same mistake elsewhere (for example,
-    /// capabilities that use a source that failed validation).
-    sole: bool,
 }
 
 const fn case(file: &'static str, path: &'static str, message: &'static str) -> Case {
@@ -32,17 +28,6 @@ const fn case(file: &'static str, path: &'static str, message: &'static str) -> 
         file,
         path,
         message,
-        sole: true,
-    }
-}
-
-/// Like [`case`], for fixtures whose one mistake also makes later references fail.
-const fn with_follow_ups(file: &'static str, path: &'static str, message: &'static str) -> Case {
-    Case {
-        file,
-        path,
-        message,
-        sole: false,
     }
 }
 
@@ -78,17 +63,17 @@ const CASES: &[Case] = &[
         "$.sources.app_postgres.read_url",
         "inline connection details or secrets (`read_url`)",
     ),
-    with_follow_ups(
+    case(
         "08-connection-string-as-env-name.json",
         "$.sources.app_postgres.read_url_env",
         "inline connection string",
     ),
-    with_follow_ups(
+    case(
         "09-invalid-env-var-name.json",
         "$.sources.app_postgres.write_url_env",
         "`app-postgres-write-url` is not a valid environment variable name",
     ),
-    with_follow_ups(
+    case(
         "10-unknown-engine.json",
         "$.sources.app_postgres.engine",
         "unknown engine `oracle`",
@@ -298,7 +283,7 @@ const CASES: &[Case] = &[
         "$.trusted_context",
         "missing required field `trusted_context`",
     ),
-    with_follow_ups(
+    case(
         "52-unsupported-context-provider.json",
         "$.contexts.local_operator.provider",
         "trusted-context provider `http_claims` is not supported",
@@ -418,6 +403,17 @@ const CASES: &[Case] = &[
         "$.capabilities[0].args",
         "at least one argument is required",
     ),
+    case("76-duplicate-key.json", "$", "duplicate key `mode`"),
+    case(
+        "77-authority-word-in-arg-name.json",
+        "$.capabilities[0].args.sort_column",
+        "named like authority",
+    ),
+    case(
+        "78-camel-case-approve-name.json",
+        "$.capabilities[1].name",
+        "may not contain `approve`",
+    ),
 ];
 
 fn fixtures_dir() -> PathBuf {
@@ -476,7 +472,7 @@ fn check(case: &Case) -> Vec<String> {
             }
         }
     }
-    if case.sole && errors.len() != 1 {
+    if errors.len() != 1 {
         fail(format!(
             "expected exactly one error (one rule per fixture), found {}: {listed:#?}",
             errors.len()
