@@ -40,9 +40,16 @@ pub fn relative_to_config(config_path: &Path, written: &str) -> PathBuf {
     if p.is_absolute() {
         return p.to_owned();
     }
-    config_path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .join(p)
+    let base = config_path.parent().unwrap_or(Path::new(""));
+    // Drop `.` components so paths print as `dir/tmp/x`, not `./././tmp/x`.
+    let out: PathBuf = base
+        .components()
+        .chain(p.components())
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect();
+    if out.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        out
+    }
 }

@@ -12,6 +12,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod authority;
 pub mod cli;
 pub mod config_file;
+pub mod connection;
+pub mod daemon;
+pub mod hardening;
+pub mod intake;
 pub mod ledger;
+pub mod peer_auth;
+pub mod review;

@@ -23,6 +23,8 @@ pub enum FrameError {
     Json(String),
     #[error("frame is not a JSON object")]
     NotAnObject,
+    #[error("the peer was too slow to send a frame")]
+    Timeout,
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -64,11 +66,52 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8
         return Err(FrameError::Empty);
     }
     let mut body = vec![0u8; len];
-    r.read_exact(&mut body).await.map_err(|e| match e.kind() {
+    r.read_exact(&mut body).await.map_err(eof_is_truncation)?;
+    Ok(Some(body))
+}
+
+/// Read one frame as a server does: wait up to `idle` for its first byte,
+/// then allow `frame_timeout` for the rest, so a slow sender cannot hold a
+/// connection open by trickling bytes. `Ok(None)` on a clean end of stream;
+/// `Err(FrameError::Timeout)` when either deadline passes.
+pub async fn read_frame_timed<R: AsyncRead + Unpin>(
+    r: &mut R,
+    idle: std::time::Duration,
+    frame_timeout: std::time::Duration,
+) -> Result<Option<Vec<u8>>, FrameError> {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(idle, r.read(&mut first)).await {
+        Err(_) => return Err(FrameError::Timeout),
+        Ok(Err(e)) => return Err(FrameError::Io(e)),
+        Ok(Ok(0)) => return Ok(None),
+        Ok(Ok(_)) => {}
+    }
+    let rest = async {
+        let mut header = [first[0], 0, 0, 0];
+        r.read_exact(&mut header[1..])
+            .await
+            .map_err(eof_is_truncation)?;
+        let len = u32::from_be_bytes(header) as usize;
+        if len > MAX_FRAME_BYTES {
+            return Err(FrameError::TooLarge(len));
+        }
+        if len == 0 {
+            return Err(FrameError::Empty);
+        }
+        let mut body = vec![0u8; len];
+        r.read_exact(&mut body).await.map_err(eof_is_truncation)?;
+        Ok(Some(body))
+    };
+    tokio::time::timeout(frame_timeout, rest)
+        .await
+        .map_err(|_| FrameError::Timeout)?
+}
+
+fn eof_is_truncation(e: std::io::Error) -> FrameError {
+    match e.kind() {
         std::io::ErrorKind::UnexpectedEof => FrameError::Truncated,
         _ => FrameError::Io(e),
-    })?;
-    Ok(Some(body))
+    }
 }
 
 /// Write one frame (length prefix and body) and flush.

@@ -75,3 +75,75 @@ pub async fn connect(path: &Path) -> io::Result<Stream> {
     let name = path.to_fs_name::<GenericFilePath>()?;
     Stream::connect(name).await
 }
+
+/// The proposer-role socket's file name.
+pub const PROPOSER_SOCKET: &str = "proposer.sock";
+/// The operator-role socket's file name.
+pub const OPERATOR_SOCKET: &str = "operator.sock";
+
+/// Where the sockets live: `--socket-dir`, else `AIRLOCK_SOCKET_DIR`, else
+/// the config's `airlock.socket_dir` (relative to the config file), else
+/// `$XDG_RUNTIME_DIR/airlock`, else `./.airlock/run`. Environment look-ups
+/// are injected so every binary resolves the same way.
+pub fn resolve_socket_dir(
+    flag: Option<&Path>,
+    env: impl Fn(&str) -> Option<String>,
+    config_value: Option<&str>,
+    config_dir: Option<&Path>,
+) -> std::path::PathBuf {
+    if let Some(dir) = flag {
+        return dir.to_owned();
+    }
+    if let Some(dir) = env("AIRLOCK_SOCKET_DIR").filter(|d| !d.is_empty()) {
+        return dir.into();
+    }
+    if let Some(dir) = config_value {
+        let p = Path::new(dir);
+        return match config_dir {
+            Some(base) if p.is_relative() => base.join(p),
+            _ => p.to_owned(),
+        };
+    }
+    if let Some(run) = env("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return Path::new(&run).join("airlock");
+    }
+    Path::new(".airlock").join("run")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn socket_dir_precedence() {
+        let env = |k: &str| match k {
+            "AIRLOCK_SOCKET_DIR" => Some("/env".to_owned()),
+            "XDG_RUNTIME_DIR" => Some("/run/user/1".to_owned()),
+            _ => None,
+        };
+        let none = |_: &str| None;
+        let cfg = Some(Path::new("/etc/airlock"));
+        assert_eq!(
+            resolve_socket_dir(Some(Path::new("/flag")), env, Some("x"), cfg),
+            PathBuf::from("/flag")
+        );
+        assert_eq!(
+            resolve_socket_dir(None, env, Some("x"), cfg),
+            PathBuf::from("/env")
+        );
+        assert_eq!(
+            resolve_socket_dir(None, none, Some("run"), cfg),
+            PathBuf::from("/etc/airlock/run")
+        );
+        let xdg = |k: &str| (k == "XDG_RUNTIME_DIR").then(|| "/run/user/1".to_owned());
+        assert_eq!(
+            resolve_socket_dir(None, xdg, None, cfg),
+            PathBuf::from("/run/user/1/airlock")
+        );
+        assert_eq!(
+            resolve_socket_dir(None, none, None, cfg),
+            PathBuf::from(".airlock/run")
+        );
+    }
+}

@@ -404,6 +404,9 @@ impl Capability {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AirlockSection {
     pub socket_dir: Option<String>,
+    /// Group that owns the socket directory and sockets, so configured
+    /// peers other than the executor's own user can reach them.
+    pub socket_group: Option<String>,
     /// `None`: only the executor's own uid may connect as a proposer.
     pub proposers: Option<Vec<ProposerPeer>>,
     /// `None`: only the executor's own uid may approve, holding every role.

@@ -1135,6 +1135,7 @@ fn parse_airlock(r: &mut Report, o: &Obj) -> AirlockSection {
         v,
         &[
             "socket_dir",
+            "socket_group",
             "proposers",
             "approvers",
             "proposal_ttl_seconds",
@@ -1143,6 +1144,7 @@ fn parse_airlock(r: &mut Report, o: &Obj) -> AirlockSection {
         return out;
     };
     out.socket_dir = a.string(r, "socket_dir");
+    out.socket_group = a.string(r, "socket_group");
     out.proposal_ttl_seconds = a
         .integer(r, "proposal_ttl_seconds", 60, 366 * 24 * 3600)
         .unwrap_or(DEFAULT_PROPOSAL_TTL_SECONDS);

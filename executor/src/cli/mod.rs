@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod config_cmd;
+mod ledger_cmd;
+pub mod operator;
 mod output;
 mod tools_cmd;
 
@@ -33,6 +35,101 @@ enum Command {
     /// Show what the model will see.
     #[command(subcommand)]
     Tools(ToolsCommand),
+    /// Review proposals: list, show, approve, reject.
+    #[command(subcommand)]
+    Proposals(ProposalsCommand),
+    /// Follow the ledger's events.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Check the ledger's integrity.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+}
+
+/// Where to find the executor's sockets.
+#[derive(Debug, Args, Clone)]
+pub struct ConnArgs {
+    /// Directory holding operator.sock (default: AIRLOCK_SOCKET_DIR, the config's airlock.socket_dir, $XDG_RUNTIME_DIR/airlock, ./.airlock/run).
+    #[arg(long, global = true)]
+    pub socket_dir: Option<PathBuf>,
+    /// The reviewed config (used to find the socket directory).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ProposalsCommand {
+    /// List proposals, newest first.
+    List {
+        /// Only this status: pending_approval, approved, rejected, expired, applied, conflict, failed.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Show one proposal as a readable diff (ID or `latest`).
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Approve a pending proposal (asks on a terminal unless --yes).
+    Approve {
+        id: String,
+        /// A note recorded with the approval.
+        #[arg(long)]
+        note: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Reject a pending proposal.
+    Reject {
+        id: String,
+        /// Why (recorded in the ledger).
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// Print the latest events; with --follow, keep printing new ones.
+    Tail {
+        #[arg(long)]
+        follow: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LedgerCommand {
+    /// Recompute the hash chain and report the first broken link (exit 1 if broken).
+    Verify {
+        /// The ledger file.
+        #[arg(long)]
+        store: Option<PathBuf>,
+        /// Or: the config whose ledger to check.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +184,33 @@ pub fn main() -> ExitCode {
     let exit = match cli.command {
         Command::Config(ConfigCommand::Validate(args)) => config_cmd::validate(&args),
         Command::Tools(ToolsCommand::Preview(args)) => tools_cmd::preview(&args),
+        Command::Proposals(ProposalsCommand::List { status, json, conn }) => {
+            operator::list(&conn, status.as_deref(), json)
+        }
+        Command::Proposals(ProposalsCommand::Show { id, json, conn }) => {
+            operator::show(&conn, &id, json)
+        }
+        Command::Proposals(ProposalsCommand::Approve {
+            id,
+            note,
+            yes,
+            json,
+            conn,
+        }) => operator::approve(&conn, &id, note, yes, json),
+        Command::Proposals(ProposalsCommand::Reject {
+            id,
+            reason,
+            json,
+            conn,
+        }) => operator::reject(&conn, &id, reason, json),
+        Command::Events(EventsCommand::Tail { follow, json, conn }) => {
+            operator::events_tail(&conn, follow, json)
+        }
+        Command::Ledger(LedgerCommand::Verify {
+            store,
+            config,
+            json,
+        }) => ledger_cmd::verify(store.as_deref(), config.as_deref(), json),
     };
     exit.into()
 }

@@ -1,0 +1,133 @@
+//! The executor's authority: its own copy of the config, the peer policy,
+//! and the ledger. Handlers receive the peer's kernel-reported identity
+//! alongside each request; nothing a peer sends is taken as identity.
+
+use std::sync::{Arc, Mutex};
+
+use airlock_ipc::ErrorBody;
+use airlock_ipc::error::ErrorCode;
+use airlock_ipc::transport::PeerCredentials;
+use airlock_policy::Config;
+use serde_json::json;
+
+use crate::ledger::{ActorIdentity, Ledger, LedgerError};
+use crate::peer_auth::PeerPolicy;
+
+/// Shared state of a running executor.
+pub struct Authority {
+    pub config: Config,
+    /// `sha256:` of the config file's bytes.
+    pub config_hash: String,
+    pub peers: PeerPolicy,
+    ledger: Arc<Mutex<Ledger>>,
+}
+
+impl std::fmt::Debug for Authority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authority")
+            .field("config_hash", &self.config_hash)
+            .finish()
+    }
+}
+
+/// A connected peer as the kernel reported it.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub creds: PeerCredentials,
+    pub user: Option<String>,
+}
+
+impl Peer {
+    pub fn identity(&self) -> ActorIdentity {
+        ActorIdentity {
+            uid: self.creds.uid,
+            user: self.user.clone(),
+        }
+    }
+}
+
+impl Authority {
+    pub fn new(
+        config: Config,
+        config_hash: String,
+        peers: PeerPolicy,
+        ledger: Ledger,
+    ) -> Authority {
+        Authority {
+            config,
+            config_hash,
+            peers,
+            ledger: Arc::new(Mutex::new(ledger)),
+        }
+    }
+
+    /// Run `f` on the ledger on a blocking thread (SQLite calls block).
+    pub async fn ledger<T, F>(&self, f: F) -> Result<T, ErrorBody>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Ledger) -> Result<T, LedgerError> + Send + 'static,
+    {
+        let ledger = Arc::clone(&self.ledger);
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut guard = ledger
+                .lock()
+                .map_err(|_| LedgerError::Corrupt("ledger lock poisoned".into()))?;
+            f(&mut guard)
+        })
+        .await;
+        match joined {
+            Ok(result) => result.map_err(ledger_error),
+            Err(e) => {
+                tracing::error!(error = %e, "ledger task failed");
+                Err(ErrorBody::new(
+                    ErrorCode::Internal,
+                    "internal error; see the executor's log",
+                ))
+            }
+        }
+    }
+
+    /// Flush the ledger's WAL (clean shutdown).
+    pub fn checkpoint(&self) {
+        if let Ok(l) = self.ledger.lock()
+            && let Err(e) = l.checkpoint()
+        {
+            tracing::warn!(error = %e, "ledger checkpoint failed");
+        }
+    }
+}
+
+/// Map a ledger failure to the protocol's closed error set.
+pub fn ledger_error(e: LedgerError) -> ErrorBody {
+    match e {
+        LedgerError::SecretMaterial(found) => {
+            let paths: Vec<_> = found
+                .iter()
+                .map(|f| json!({"path": f.path, "kind": f.kind}))
+                .collect();
+            ErrorBody::new(
+                ErrorCode::SecretMaterial,
+                "refused: the data contains secret-looking material (a credential, token or key); nothing was stored",
+            )
+            .with_details(json!({"findings": paths}))
+        }
+        LedgerError::NotFound(id) => {
+            ErrorBody::new(ErrorCode::NotFound, format!("no proposal {id}"))
+        }
+        LedgerError::InvalidState { id, state } => ErrorBody::new(
+            ErrorCode::InvalidState,
+            format!("proposal {id} is already {state}; only pending proposals can be decided"),
+        ),
+        LedgerError::Expired(id) => ErrorBody::new(
+            ErrorCode::Expired,
+            format!("proposal {id} expired before it was decided; ask for a new proposal"),
+        ),
+        other => {
+            tracing::error!(error = %other, "ledger error");
+            ErrorBody::new(
+                ErrorCode::Internal,
+                "internal error in the ledger; see the executor's log",
+            )
+        }
+    }
+}

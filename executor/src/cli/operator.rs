@@ -1,0 +1,476 @@
+//! Operator commands that talk to the executor's operator socket:
+//! `proposals list|show|approve|reject` and `events tail`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use airlock_ipc::Role;
+use airlock_ipc::client::{Client, ClientError};
+use airlock_ipc::error::ErrorCode;
+use airlock_ipc::message::{
+    Approve, Decision, Empty, EventsSince, ListProposals, ProposalDetail, ProposalRef,
+    ProposalState, Reject, Request, Response,
+};
+use airlock_ipc::transport::{OPERATOR_SOCKET, resolve_socket_dir};
+use airlock_policy::change_set::scalar_text;
+use serde_json::{Value, json};
+
+use super::ConnArgs;
+use super::output::{Exit, fail, print_json, say};
+
+/// How long the CLI waits for the executor to answer.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The operator socket path for these arguments.
+pub fn operator_socket(conn: &ConnArgs) -> PathBuf {
+    let config_value = conn
+        .config
+        .as_deref()
+        .and_then(|p| crate::config_file::read_config(p).ok())
+        .and_then(|l| l.config)
+        .and_then(|c| c.airlock.socket_dir);
+    let config_dir = conn.config.as_deref().and_then(Path::parent);
+    resolve_socket_dir(
+        conn.socket_dir.as_deref(),
+        |k| std::env::var(k).ok(),
+        config_value.as_deref(),
+        config_dir,
+    )
+    .join(OPERATOR_SOCKET)
+}
+
+/// Run one async operator session on a small runtime.
+fn run<F: std::future::Future<Output = Exit>>(json: bool, fut: F) -> Exit {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(fut),
+        Err(e) => fail(
+            json,
+            "runtime",
+            &format!("cannot start: {e}"),
+            Exit::Failure,
+        ),
+    }
+}
+
+async fn connect(conn: &ConnArgs, json: bool) -> Result<Client, Exit> {
+    let socket = operator_socket(conn);
+    Client::connect(
+        &socket,
+        Role::Operator,
+        env!("CARGO_PKG_VERSION"),
+        CALL_TIMEOUT,
+    )
+    .await
+    .map_err(|e| client_failure(json, e))
+}
+
+/// Turn a client error into a message and an exit code.
+pub fn client_failure(json: bool, e: ClientError) -> Exit {
+    match e {
+        ClientError::NotRunning { path, .. } => fail(
+            json,
+            "executor_not_running",
+            &format!(
+                "the Airlock executor is not running (no socket at {}). Start it with `airlock-executor serve --config <config.json>`, or point to its sockets with --socket-dir / AIRLOCK_SOCKET_DIR",
+                path.display()
+            ),
+            Exit::Failure,
+        ),
+        ClientError::Refused(body) => {
+            let exit = match body.code {
+                ErrorCode::RoleRequired
+                | ErrorCode::UnauthorizedPeer
+                | ErrorCode::Forbidden
+                | ErrorCode::TenantNotAllowed
+                | ErrorCode::PolicyViolation
+                | ErrorCode::SecretMaterial => Exit::Refused,
+                _ => Exit::Failure,
+            };
+            if json {
+                print_json(
+                    &json!({"ok": false, "error": {"code": body.code, "message": body.message, "details": body.details}}),
+                );
+            } else {
+                eprintln!("airlock: refused ({}): {}", body.code, body.message);
+            }
+            exit
+        }
+        other => fail(
+            json,
+            "executor_unreachable",
+            &other.to_string(),
+            Exit::Failure,
+        ),
+    }
+}
+
+async fn call(client: &mut Client, json: bool, request: Request) -> Result<Response, Exit> {
+    client
+        .call(request)
+        .await
+        .map_err(|e| client_failure(json, e))
+}
+
+pub fn list(conn: &ConnArgs, status: Option<&str>, json: bool) -> Exit {
+    let status = match status.map(|s| ProposalState::parse(s).ok_or(s)) {
+        Some(Err(bad)) => {
+            let all: Vec<&str> = ProposalState::ALL.iter().map(|s| s.as_str()).collect();
+            return fail(
+                json,
+                "usage",
+                &format!("unknown status `{bad}`; use one of: {}", all.join(", ")),
+                Exit::Usage,
+            );
+        }
+        Some(Ok(s)) => Some(s),
+        None => None,
+    };
+    run(json, async {
+        let mut client = match connect(conn, json).await {
+            Ok(c) => c,
+            Err(e) => return e,
+        };
+        let items = match call(
+            &mut client,
+            json,
+            Request::ListProposals(ListProposals {
+                status,
+                limit: Some(200),
+            }),
+        )
+        .await
+        {
+            Ok(Response::Proposals(p)) => p.items,
+            Ok(other) => return unexpected(json, &other),
+            Err(e) => return e,
+        };
+        if json {
+            print_json(&json!({"ok": true, "proposals": items}));
+        } else if items.is_empty() {
+            say!(
+                "No proposals{}.",
+                status.map_or(String::new(), |s| format!(" with status {}", s.as_str()))
+            );
+        } else {
+            say!(
+                "{:<24} {:<17} {:<36} {:<10} {:<12} {}",
+                "PROPOSAL",
+                "STATUS",
+                "CAPABILITY",
+                "TENANT",
+                "OBJECT",
+                "CREATED"
+            );
+            for p in &items {
+                say!(
+                    "{:<24} {:<17} {:<36} {:<10} {:<12} {}",
+                    p.proposal_id,
+                    p.state.as_str(),
+                    p.capability,
+                    p.tenant_id,
+                    p.object_id,
+                    p.created_at
+                );
+            }
+        }
+        Exit::Ok
+    })
+}
+
+fn unexpected(json: bool, r: &Response) -> Exit {
+    fail(
+        json,
+        "protocol",
+        &format!("unexpected answer `{}` from the executor", r.type_name()),
+        Exit::Failure,
+    )
+}
+
+async fn fetch(client: &mut Client, json: bool, id: &str) -> Result<ProposalDetail, Exit> {
+    match call(
+        client,
+        json,
+        Request::ShowProposal(ProposalRef {
+            proposal_id: id.to_owned(),
+        }),
+    )
+    .await?
+    {
+        Response::Proposal(d) => Ok(d),
+        other => Err(unexpected(json, &other)),
+    }
+}
+
+pub fn show(conn: &ConnArgs, id: &str, json: bool) -> Exit {
+    run(json, async {
+        let mut client = match connect(conn, json).await {
+            Ok(c) => c,
+            Err(e) => return e,
+        };
+        match fetch(&mut client, json, id).await {
+            Ok(d) => {
+                if json {
+                    print_json(&json!({"ok": true, "proposal": d}));
+                } else {
+                    print_detail(&d);
+                }
+                Exit::Ok
+            }
+            Err(e) => e,
+        }
+    })
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        other => other.to_string(),
+    }
+}
+
+/// A readable diff of one proposal.
+pub fn print_detail(d: &ProposalDetail) {
+    let s = &d.summary;
+    let cs = &d.change_set;
+    say!(
+        "Proposal {}  [{}]  {}",
+        s.proposal_id,
+        s.state.as_str(),
+        s.capability
+    );
+    say!("  tenant:     {}", s.tenant_id);
+    say!(
+        "  object:     {}.{} where {} = {}",
+        cs.target.schema,
+        cs.target.table,
+        cs.target.primary_key.column,
+        scalar_text(&cs.target.primary_key.value)
+    );
+    say!(
+        "  proposed:   by principal {} (OS user {} uid {}) at {}",
+        d.principal,
+        d.proposed_by.user.as_deref().unwrap_or("?"),
+        d.proposed_by.uid,
+        s.created_at
+    );
+    say!("  expires:    {}", s.expires_at);
+    say!(
+        "  needs role: {}",
+        s.required_role.as_deref().unwrap_or("any approver")
+    );
+    say!("\n  Change (column: before → after):");
+    let width = cs.patch.keys().map(String::len).max().unwrap_or(0);
+    for (col, after) in &cs.patch {
+        let before = cs.before.get(col).map_or("(unknown)".to_owned(), text);
+        say!("    {col:<width$}  {before} → {}", text(after));
+    }
+    say!("\n  Guards (checked again at apply time):");
+    if let Some(t) = &cs.guards.tenant {
+        say!("    {} must be {}", t.column, text(&t.value));
+    }
+    if let Some(v) = &cs.guards.expected_version {
+        say!(
+            "    {} must still be {} (else: conflict, nothing changes)",
+            v.column,
+            text(&v.value)
+        );
+    }
+    if let Some(h) = &cs.guards.row_hash {
+        say!("    the visible row must still hash to {h} (weak guard)");
+    }
+    for t in &cs.guards.transitions {
+        say!(
+            "    {}: {} → {} is an allowed transition",
+            t.column,
+            text(&t.from),
+            text(&t.to)
+        );
+    }
+    say!(
+        "    only these columns may change: {}",
+        cs.guards.allowed_columns.join(", ")
+    );
+    match &d.evidence {
+        Some(ev) => say!(
+            "\n  Evidence:   {} — {} row(s) read by {} at {} (query {})",
+            ev.evidence_id,
+            ev.rows.len(),
+            ev.recorded_by.user.as_deref().unwrap_or("?"),
+            ev.recorded_at,
+            ev.query_fingerprint
+        ),
+        None => say!("\n  Evidence:   none"),
+    }
+    say!("  Hash:       {}", d.proposal_hash);
+    for dec in &d.decisions {
+        say!(
+            "  Decision:   {} by {} (uid {}) at {}{}",
+            dec.state.as_str(),
+            dec.by.user.as_deref().unwrap_or("?"),
+            dec.by.uid,
+            dec.at,
+            dec.note
+                .as_deref()
+                .map_or(String::new(), |n| format!(": {n}"))
+        );
+    }
+}
+
+fn print_decision(d: &Decision, json: bool) {
+    if json {
+        print_json(&json!({"ok": true, "decision": d}));
+    } else {
+        say!(
+            "{} {} as {} (uid {}) at {}.",
+            match d.state {
+                ProposalState::Approved => "Approved",
+                _ => "Rejected",
+            },
+            d.proposal_id,
+            d.by.user.as_deref().unwrap_or("?"),
+            d.by.uid,
+            d.at
+        );
+    }
+}
+
+/// Ask on the terminal; anything but "yes"/"y" declines.
+fn confirm(question: &str) -> bool {
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{question} [y/N] ");
+    let _ = err.flush();
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() {
+        return false;
+    }
+    matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+pub fn approve(conn: &ConnArgs, id: &str, note: Option<String>, yes: bool, json: bool) -> Exit {
+    run(json, async {
+        let mut client = match connect(conn, json).await {
+            Ok(c) => c,
+            Err(e) => return e,
+        };
+        // Resolve `latest` and show exactly what is being approved.
+        let detail = match fetch(&mut client, json, id).await {
+            Ok(d) => d,
+            Err(e) => return e,
+        };
+        if !json {
+            print_detail(&detail);
+            say!("");
+        }
+        if !yes
+            && std::io::stdin().is_terminal()
+            && !confirm(&format!("Approve {}?", detail.summary.proposal_id))
+        {
+            return fail(
+                json,
+                "declined",
+                "not approved: confirmation declined",
+                Exit::Failure,
+            );
+        }
+        let req = Request::Approve(Approve {
+            proposal_id: detail.summary.proposal_id.clone(),
+            note,
+        });
+        match call(&mut client, json, req).await {
+            Ok(Response::Decision(d)) => {
+                print_decision(&d, json);
+                Exit::Ok
+            }
+            Ok(other) => unexpected(json, &other),
+            Err(e) => e,
+        }
+    })
+}
+
+pub fn reject(conn: &ConnArgs, id: &str, reason: String, json: bool) -> Exit {
+    run(json, async {
+        let mut client = match connect(conn, json).await {
+            Ok(c) => c,
+            Err(e) => return e,
+        };
+        match call(
+            &mut client,
+            json,
+            Request::Reject(Reject {
+                proposal_id: id.to_owned(),
+                reason,
+            }),
+        )
+        .await
+        {
+            Ok(Response::Decision(d)) => {
+                print_decision(&d, json);
+                Exit::Ok
+            }
+            Ok(other) => unexpected(json, &other),
+            Err(e) => e,
+        }
+    })
+}
+
+pub fn events_tail(conn: &ConnArgs, follow: bool, json: bool) -> Exit {
+    run(json, async {
+        let mut client = match connect(conn, json).await {
+            Ok(c) => c,
+            Err(e) => return e,
+        };
+        let total = match call(&mut client, json, Request::Stats(Empty {})).await {
+            Ok(Response::Stats(s)) => s.events,
+            Ok(other) => return unexpected(json, &other),
+            Err(e) => return e,
+        };
+        let mut cursor = total.saturating_sub(20);
+        loop {
+            let events = match call(
+                &mut client,
+                json,
+                Request::EventsSince(EventsSince {
+                    since: cursor,
+                    limit: Some(500),
+                }),
+            )
+            .await
+            {
+                Ok(Response::Events(e)) => e,
+                Ok(other) => return unexpected(json, &other),
+                Err(e) => return e,
+            };
+            for e in &events.items {
+                if json {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{}", serde_json::to_string(e).unwrap_or_default());
+                } else {
+                    say!(
+                        "{:>6}  {}  {:<18} {}{}{}",
+                        e.seq,
+                        e.at,
+                        e.kind,
+                        e.proposal_id.as_deref().unwrap_or(""),
+                        e.evidence_id
+                            .as_deref()
+                            .map_or(String::new(), |id| format!(" {id}")),
+                        e.actor.as_ref().map_or(String::new(), |a| format!(
+                            "  by {} (uid {})",
+                            a.user.as_deref().unwrap_or("?"),
+                            a.uid
+                        ))
+                    );
+                }
+            }
+            cursor = events.next_cursor;
+            if !follow {
+                return Exit::Ok;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+}

@@ -1,0 +1,277 @@
+//! One peer connection: authorize by peer uid before reading a byte, then
+//! handshake, then one request at a time until the peer leaves, idles out,
+//! breaks the protocol, or the executor shuts down.
+
+use std::sync::Arc;
+
+use airlock_ipc::error::{ErrorBody, ErrorCode};
+use airlock_ipc::frame::{FrameError, read_frame_timed, write_frame};
+use airlock_ipc::limits::{
+    FRAME_TIMEOUT, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_FRAME_BYTES, MAX_JSON_DEPTH,
+    MAX_ROWS_PER_READ,
+};
+use airlock_ipc::message::{
+    LimitsInfo, PeerInfo, Request, RequestFrame, Response, ResponseFrame, Welcome,
+};
+use airlock_ipc::transport::{IpcStream, PeerCredentials};
+use airlock_ipc::{PROTOCOL, Role};
+use tokio::sync::watch;
+
+use crate::authority::{Authority, Peer};
+use crate::daemon::{ConnectionCounter, describe_peer};
+use crate::{intake, review};
+
+/// What to do after answering.
+enum Next {
+    Continue,
+    Close,
+}
+
+async fn send(stream: &mut IpcStream, frame: ResponseFrame) -> bool {
+    write_frame(stream, &frame.encode()).await.is_ok()
+}
+
+async fn refuse(stream: &mut IpcStream, id: u64, code: ErrorCode, message: impl Into<String>) {
+    let _ = send(
+        stream,
+        ResponseFrame::error(id, ErrorBody::new(code, message)),
+    )
+    .await;
+}
+
+pub async fn serve_connection(
+    auth: Arc<Authority>,
+    counter: Arc<ConnectionCounter>,
+    mut stream: IpcStream,
+    creds: PeerCredentials,
+    role: Role,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let who = describe_peer(&creds);
+    // Authorize on the kernel's word before reading anything from the peer.
+    if !auth.peers.may_connect(role, creds.uid) {
+        tracing::warn!(peer = %who, socket = role.as_str(), "refused: peer not authorized for this socket");
+        refuse(
+            &mut stream,
+            0,
+            ErrorCode::UnauthorizedPeer,
+            format!(
+                "OS uid {} may not use the {} socket (see the `airlock` section of the config)",
+                creds.uid,
+                role.as_str()
+            ),
+        )
+        .await;
+        return;
+    }
+    let Some(_slot) = counter.acquire(creds.uid) else {
+        tracing::warn!(peer = %who, "refused: connection limit reached");
+        refuse(
+            &mut stream,
+            0,
+            ErrorCode::Busy,
+            "too many connections; try again later",
+        )
+        .await;
+        return;
+    };
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(creds.uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name);
+    let peer = Peer { creds, user };
+
+    // Handshake.
+    let hello = match read_frame_timed(&mut stream, HANDSHAKE_TIMEOUT, FRAME_TIMEOUT).await {
+        Ok(Some(body)) => RequestFrame::decode(&body),
+        Ok(None) => return,
+        Err(e) => {
+            answer_frame_error(&mut stream, &who, e).await;
+            return;
+        }
+    };
+    let id = match hello {
+        Ok(RequestFrame {
+            id,
+            request: Request::Hello(h),
+        }) => {
+            if h.protocol != PROTOCOL {
+                refuse(&mut stream, id, ErrorCode::UnsupportedVersion, format!("this executor speaks {PROTOCOL}; upgrade the client or the executor so they match")).await;
+                return;
+            }
+            if h.role != role {
+                tracing::warn!(peer = %who, socket = role.as_str(), claimed = h.role.as_str(), "refused: role does not match the socket");
+                refuse(
+                    &mut stream,
+                    id,
+                    ErrorCode::RoleMismatch,
+                    format!(
+                        "this is the {} socket; connect to the {} socket instead",
+                        role.as_str(),
+                        h.role.as_str()
+                    ),
+                )
+                .await;
+                return;
+            }
+            id
+        }
+        Ok(RequestFrame { id, .. }) => {
+            refuse(
+                &mut stream,
+                id,
+                ErrorCode::HandshakeRequired,
+                "send `hello` first",
+            )
+            .await;
+            return;
+        }
+        Err((id, e)) => {
+            refuse(&mut stream, id.unwrap_or(0), e.code(), e.to_string()).await;
+            return;
+        }
+    };
+    let welcome = Welcome {
+        protocol: PROTOCOL.to_owned(),
+        role,
+        server_version: env!("CARGO_PKG_VERSION").to_owned(),
+        peer: PeerInfo {
+            uid: peer.creds.uid,
+            gid: peer.creds.gid,
+            pid: peer.creds.pid,
+            user: peer.user.clone(),
+        },
+        config_hash: auth.config_hash.clone(),
+        limits: LimitsInfo {
+            max_frame_bytes: MAX_FRAME_BYTES as u64,
+            max_json_depth: MAX_JSON_DEPTH as u64,
+            max_rows_per_read: MAX_ROWS_PER_READ as u64,
+        },
+    };
+    if !send(
+        &mut stream,
+        ResponseFrame {
+            id,
+            response: Response::Welcome(welcome),
+        },
+    )
+    .await
+    {
+        return;
+    }
+
+    loop {
+        let read = tokio::select! {
+            r = read_frame_timed(&mut stream, IDLE_TIMEOUT, FRAME_TIMEOUT) => r,
+            _ = shutdown.changed() => return,
+        };
+        let body = match read {
+            Ok(Some(body)) => body,
+            Ok(None) => return,
+            Err(e) => {
+                answer_frame_error(&mut stream, &who, e).await;
+                return;
+            }
+        };
+        let (id, request) = match RequestFrame::decode(&body) {
+            Ok(f) => (f.id, f.request),
+            Err((id, e)) => {
+                tracing::debug!(peer = %who, code = %e.code(), "undecodable request");
+                refuse(&mut stream, id.unwrap_or(0), e.code(), e.to_string()).await;
+                if e.code() == ErrorCode::MalformedFrame {
+                    return;
+                }
+                continue;
+            }
+        };
+        let (response, next) = handle(&auth, &counter, &peer, role, request).await;
+        if !send(&mut stream, ResponseFrame { id, response }).await {
+            return;
+        }
+        if matches!(next, Next::Close) {
+            return;
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
+
+async fn answer_frame_error(stream: &mut IpcStream, who: &str, e: FrameError) {
+    let code = match e {
+        FrameError::TooLarge(_) => ErrorCode::FrameTooLarge,
+        FrameError::Io(_) | FrameError::Truncated => return,
+        _ => ErrorCode::MalformedFrame,
+    };
+    tracing::debug!(peer = %who, error = %e, "closing after a frame error");
+    refuse(stream, 0, code, e.to_string()).await;
+}
+
+fn reply<T>(r: Result<T, ErrorBody>, wrap: fn(T) -> Response) -> (Response, Next) {
+    match r {
+        Ok(v) => (wrap(v), Next::Continue),
+        Err(e) => (Response::Error(e), Next::Continue),
+    }
+}
+
+async fn handle(
+    auth: &Authority,
+    counter: &ConnectionCounter,
+    peer: &Peer,
+    role: Role,
+    request: Request,
+) -> (Response, Next) {
+    if matches!(request, Request::Hello(_)) {
+        return (
+            Response::Error(ErrorBody::new(
+                ErrorCode::HandshakeRequired,
+                "`hello` is allowed once, at the start",
+            )),
+            Next::Close,
+        );
+    }
+    if !request.allowed_for(role) {
+        tracing::warn!(
+            peer = %describe_peer(&peer.creds),
+            socket = role.as_str(),
+            message = request.type_name(),
+            "refused: message not allowed for this role; closing the connection"
+        );
+        let msg = format!(
+            "`{}` is not allowed on the {} socket",
+            request.type_name(),
+            role.as_str()
+        );
+        return (
+            Response::Error(ErrorBody::new(ErrorCode::Forbidden, msg)),
+            Next::Close,
+        );
+    }
+    match request {
+        Request::Hello(_) => (
+            Response::Error(ErrorBody::new(
+                ErrorCode::HandshakeRequired,
+                "unexpected hello",
+            )),
+            Next::Close,
+        ),
+        Request::RecordRead(r) => reply(
+            intake::record_read(auth, peer, r).await,
+            Response::ReadRecorded,
+        ),
+        Request::SubmitProposal(r) => reply(
+            intake::submit_proposal(auth, peer, r).await,
+            Response::ProposalRecorded,
+        ),
+        Request::ProposalStatus(r) => reply(
+            intake::proposal_status(auth, peer, r).await,
+            Response::ProposalStatus,
+        ),
+        Request::ListProposals(r) => reply(review::list(auth, r).await, Response::Proposals),
+        Request::ShowProposal(r) => reply(review::show(auth, r).await, Response::Proposal),
+        Request::Approve(r) => reply(review::approve(auth, peer, r).await, Response::Decision),
+        Request::Reject(r) => reply(review::reject(auth, peer, r).await, Response::Decision),
+        Request::EventsSince(r) => reply(review::events(auth, r).await, Response::Events),
+        Request::Stats(_) => reply(review::stats(auth, counter.total()).await, Response::Stats),
+    }
+}

@@ -1,0 +1,360 @@
+//! `airlock-executor serve`: start-up, the two sockets, and shutdown.
+//!
+//! Start-up order matters: the process makes itself non-dumpable before it
+//! reads any secret, takes an exclusive lock on the store before touching
+//! the ledger, and creates the socket directory and sockets with restrictive
+//! modes before accepting anyone.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use airlock_ipc::Role;
+use airlock_ipc::limits::{MAX_CONNECTIONS, MAX_CONNECTIONS_PER_UID};
+use airlock_ipc::transport::{
+    IpcListener, OPERATOR_SOCKET, PROPOSER_SOCKET, PeerCredentials, listen, resolve_socket_dir,
+};
+use airlock_policy::canonical::sha256_tagged;
+use anyhow::{Context, anyhow, bail};
+use nix::fcntl::{Flock, FlockArg};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::authority::Authority;
+use crate::config_file::relative_to_config;
+use crate::connection::serve_connection;
+use crate::hardening;
+use crate::ledger::Ledger;
+use crate::peer_auth::PeerPolicy;
+
+/// How long in-flight requests may take to finish after SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub config: PathBuf,
+    pub store: Option<PathBuf>,
+    pub socket_dir: Option<PathBuf>,
+}
+
+/// The ledger path: `--store`, else `storage.sqlite_path` (relative to the
+/// config file), else `.airlock/ledger.db` beside the config file.
+pub fn store_path(config_path: &Path, flag: Option<&Path>, configured: Option<&str>) -> PathBuf {
+    match (flag, configured) {
+        (Some(p), _) => p.to_owned(),
+        (None, Some(p)) => relative_to_config(config_path, p),
+        (None, None) => relative_to_config(config_path, ".airlock/ledger.db"),
+    }
+}
+
+/// Counts connections, globally and per uid.
+#[derive(Debug, Default)]
+pub struct ConnectionCounter {
+    total: AtomicU64,
+    per_uid: Mutex<HashMap<u32, usize>>,
+}
+
+/// Releases its connection slot when dropped.
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    counter: Arc<ConnectionCounter>,
+    uid: u32,
+}
+
+impl ConnectionCounter {
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Take a slot for `uid`, or `None` when a limit is reached.
+    pub fn acquire(self: &Arc<Self>, uid: u32) -> Option<ConnectionSlot> {
+        let mut per = self.per_uid.lock().ok()?;
+        let mine = per.entry(uid).or_insert(0);
+        if *mine >= MAX_CONNECTIONS_PER_UID
+            || self.total.load(Ordering::Relaxed) >= MAX_CONNECTIONS as u64
+        {
+            return None;
+        }
+        *mine += 1;
+        self.total.fetch_add(1, Ordering::Relaxed);
+        Some(ConnectionSlot {
+            counter: Arc::clone(self),
+            uid,
+        })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.counter.total.fetch_sub(1, Ordering::Relaxed);
+        if let Ok(mut per) = self.counter.per_uid.lock()
+            && let Some(n) = per.get_mut(&self.uid)
+        {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+/// Run the executor until SIGTERM or SIGINT.
+pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
+    // Before any secret is read: no core dumps, no same-uid ptrace or /proc reads.
+    hardening::make_non_dumpable()
+        .context("could not make the executor non-dumpable (PR_SET_DUMPABLE)")?;
+    hardening::private_umask();
+
+    let bytes = std::fs::read(&opts.config)
+        .with_context(|| format!("cannot read config {}", opts.config.display()))?;
+    let text = String::from_utf8(bytes.clone())
+        .map_err(|_| anyhow!("config {} is not UTF-8", opts.config.display()))?;
+    let loaded = airlock_policy::load_config_str(&text);
+    for w in loaded.report.warnings() {
+        tracing::warn!(path = %w.path, "{} (fix: {})", w.message, w.fix);
+    }
+    let Some(config) = loaded.config else {
+        let errors: Vec<String> = loaded
+            .report
+            .errors()
+            .map(|d| format!("  {}: {}", d.path, d.message))
+            .collect();
+        bail!(
+            "config {} is invalid:\n{}\nrun `airlock config validate --config {}` for fixes",
+            opts.config.display(),
+            errors.join("\n"),
+            opts.config.display()
+        );
+    };
+    let config_hash = sha256_tagged(&bytes);
+
+    let store = store_path(
+        &opts.config,
+        opts.store.as_deref(),
+        config.storage.sqlite_path.as_deref(),
+    );
+    if let Some(parent) = store.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_private_dir(parent, 0o700)
+            .with_context(|| format!("cannot create the ledger directory {}", parent.display()))?;
+    }
+    let lock = lock_store(&store)?;
+
+    let own_uid = nix::unistd::geteuid().as_raw();
+    let peers = PeerPolicy::from_config(&config, own_uid, |k| std::env::var(k).ok(), user_uid)?;
+    for w in &peers.warnings {
+        tracing::warn!("{w}");
+    }
+    let ledger = Ledger::open(&store)
+        .with_context(|| format!("cannot open the ledger {}", store.display()))?;
+
+    let config_dir = opts.config.parent().map(Path::to_owned);
+    let socket_dir = resolve_socket_dir(
+        opts.socket_dir.as_deref(),
+        |k| std::env::var(k).ok(),
+        config.airlock.socket_dir.as_deref(),
+        config_dir.as_deref(),
+    );
+    let group = match &config.airlock.socket_group {
+        Some(name) => Some(
+            nix::unistd::Group::from_name(name)
+                .ok()
+                .flatten()
+                .ok_or_else(|| {
+                    anyhow!("airlock.socket_group names group `{name}`, which does not exist")
+                })?
+                .gid
+                .as_raw(),
+        ),
+        None => None,
+    };
+    prepare_socket_dir(&socket_dir, own_uid, group)?;
+    let proposer_path = socket_dir.join(PROPOSER_SOCKET);
+    let operator_path = socket_dir.join(OPERATOR_SOCKET);
+    clear_stale_socket(&proposer_path).await?;
+    clear_stale_socket(&operator_path).await?;
+    let mode = |role| {
+        if group.is_some() && peers.others_allowed(role) {
+            0o660
+        } else {
+            0o600
+        }
+    };
+    let proposer_listener = bind(&proposer_path, mode(Role::Proposer), group)?;
+    let operator_listener = bind(&operator_path, mode(Role::Operator), group)?;
+
+    let auth = Arc::new(Authority::new(config, config_hash, peers, ledger));
+    let counter = Arc::new(ConnectionCounter::default());
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    tracing::info!(
+        pid = std::process::id(),
+        socket_dir = %socket_dir.display(),
+        store = %store.display(),
+        "airlock-executor ready"
+    );
+    notify_systemd("READY=1");
+
+    loop {
+        let (accepted, role) = tokio::select! {
+            a = proposer_listener.accept() => (a, Role::Proposer),
+            a = operator_listener.accept() => (a, Role::Operator),
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+        };
+        match accepted {
+            Ok((stream, creds)) => {
+                let (auth, counter, rx) =
+                    (Arc::clone(&auth), Arc::clone(&counter), shutdown_rx.clone());
+                tasks.spawn(serve_connection(auth, counter, stream, creds, role, rx));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, role = role.as_str(), "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    tracing::info!("shutting down: no new connections; finishing in-flight requests");
+    notify_systemd("STOPPING=1");
+    drop(proposer_listener);
+    drop(operator_listener);
+    let _ = shutdown_tx.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("some connections did not finish within {SHUTDOWN_GRACE:?}; closing them");
+        tasks.abort_all();
+    }
+    auth.checkpoint();
+    drop(lock);
+    tracing::info!("airlock-executor stopped");
+    Ok(())
+}
+
+fn user_uid(name: &str) -> Option<u32> {
+    nix::unistd::User::from_name(name)
+        .ok()
+        .flatten()
+        .map(|u| u.uid.as_raw())
+}
+
+/// Create `dir` (and parents) if missing and set `mode` on it.
+fn create_private_dir(dir: &Path, mode: u32) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+}
+
+/// Hold an exclusive lock on `<store>.lock` for the executor's lifetime.
+fn lock_store(store: &Path) -> anyhow::Result<Flock<File>> {
+    let path = PathBuf::from(format!("{}.lock", store.display()));
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the store lock {}", path.display()))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(mut locked) => {
+            let _ = locked.set_len(0);
+            let _ = writeln!(locked, "{}", std::process::id());
+            Ok(locked)
+        }
+        Err((_, _)) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            bail!(
+                "another airlock-executor (pid {}) is already serving the ledger {}; stop it first",
+                holder.trim(),
+                store.display()
+            )
+        }
+    }
+}
+
+/// The socket directory must be ours: created 0750 (group-owned when a
+/// socket group is configured), never a directory someone else controls.
+fn prepare_socket_dir(dir: &Path, own_uid: u32, group: Option<u32>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the socket directory {}", dir.display()))?;
+    let meta = std::fs::symlink_metadata(dir)?;
+    if !meta.is_dir() {
+        bail!("socket directory {} is not a directory", dir.display());
+    }
+    if meta.uid() != own_uid {
+        bail!(
+            "socket directory {} belongs to uid {}, not to the executor's uid {own_uid}; remove it or choose another with --socket-dir",
+            dir.display(),
+            meta.uid()
+        );
+    }
+    if let Some(gid) = group {
+        nix::unistd::chown(dir, None, Some(nix::unistd::Gid::from_raw(gid)))
+            .with_context(|| format!("cannot give the socket directory to group {gid}"))?;
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))?;
+    Ok(())
+}
+
+/// Remove a socket file left by a dead executor; refuse if a live one answers.
+async fn clear_stale_socket(path: &Path) -> anyhow::Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !meta.file_type().is_socket() {
+        bail!(
+            "{} exists and is not a socket; refusing to replace it",
+            path.display()
+        );
+    }
+    if airlock_ipc::transport::connect(path).await.is_ok() {
+        bail!(
+            "another executor is already serving {}; stop it or use another --socket-dir",
+            path.display()
+        );
+    }
+    std::fs::remove_file(path)
+        .with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
+    tracing::info!(path = %path.display(), "removed a stale socket");
+    Ok(())
+}
+
+fn bind(path: &Path, mode: u32, group: Option<u32>) -> anyhow::Result<IpcListener> {
+    let listener =
+        listen(path, mode).with_context(|| format!("cannot listen on {}", path.display()))?;
+    if let Some(gid) = group {
+        nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid)))
+            .with_context(|| format!("cannot give {} to group {gid}", path.display()))?;
+    }
+    Ok(listener)
+}
+
+/// Tell systemd (Type=notify) about our state, if it is listening.
+fn notify_systemd(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    if let Err(e) = sock.send_to(state.as_bytes(), &path) {
+        tracing::debug!(error = %e, "sd_notify failed");
+    }
+}
+
+/// Peer credentials as a log-friendly string.
+pub fn describe_peer(creds: &PeerCredentials) -> String {
+    format!(
+        "uid={} gid={} pid={}",
+        creds.uid,
+        creds.gid,
+        creds.pid.map_or("?".into(), |p| p.to_string())
+    )
+}

@@ -1,0 +1,250 @@
+//! Proposer-role requests: recording read evidence and taking in proposals.
+//!
+//! Nothing submitted is trusted (invariant 5): the change set is rebuilt and
+//! compared with the executor's own policy, the tenant is bound to what this
+//! peer may claim, the evidence must be this peer's read of this row, ids
+//! are assigned here, and only the executor's rebuilt change set is stored.
+
+use airlock_ipc::ErrorBody;
+use airlock_ipc::error::ErrorCode;
+use airlock_ipc::limits::MAX_ROWS_PER_READ;
+use airlock_ipc::message::{
+    ProposalRecorded, ProposalRef, ProposalState, ProposalStatus, ReadRecorded, RecordRead,
+    SubmitProposal,
+};
+use airlock_policy::args::validate_args;
+use airlock_policy::change_set::{ViolationCode, scalar_text, tenant_matches, verify};
+use airlock_policy::config::{EvidenceMode, Kind, Mode};
+use airlock_policy::context::is_valid_context_value;
+use airlock_policy::statement::select_row;
+use serde_json::json;
+
+use crate::authority::{Authority, Peer};
+use crate::ledger::{NewEvidence, NewProposal};
+
+pub async fn record_read(
+    auth: &Authority,
+    peer: &Peer,
+    req: RecordRead,
+) -> Result<ReadRecorded, ErrorBody> {
+    let invalid = |m: String| Err(ErrorBody::new(ErrorCode::InvalidRequest, m));
+    let Some(cap) = auth.config.capability(&req.capability) else {
+        return invalid(format!(
+            "unknown capability `{}`",
+            req.capability.chars().take(64).collect::<String>()
+        ));
+    };
+    let ctx = &req.context;
+    if !is_valid_context_value(&ctx.tenant_id) || !is_valid_context_value(&ctx.principal) {
+        return invalid("the trusted context's tenant and principal must be 1 to 128 characters without control characters".into());
+    }
+    if !auth.peers.may_claim(peer.creds.uid, &ctx.tenant_id) {
+        return Err(tenant_refused(peer));
+    }
+    if let Err(errs) = validate_args(cap, Some(&serde_json::Value::Object(req.args.clone()))) {
+        return Err(ErrorBody::new(
+            ErrorCode::InvalidRequest,
+            "the read's arguments do not match the capability",
+        )
+        .with_details(json!(errs)));
+    }
+    let engine = auth.config.source_for(cap).map(|s| s.engine);
+    if engine
+        .map(|e| select_row(e, cap, false).fingerprint())
+        .as_deref()
+        != Some(req.query_fingerprint.as_str())
+    {
+        return Err(ErrorBody::new(
+            ErrorCode::PolicyViolation,
+            "the query fingerprint is not the reviewed statement of this capability",
+        ));
+    }
+    if req.rows.len() > MAX_ROWS_PER_READ.min(cap.max_rows as usize) || req.parameters.len() > 8 {
+        return invalid(format!("at most {} rows for this capability", cap.max_rows));
+    }
+    let allowed = cap.read_columns();
+    for row in &req.rows {
+        if let Some(col) = row.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(ErrorBody::new(
+                ErrorCode::PolicyViolation,
+                format!(
+                    "column `{}` is not one this capability reads",
+                    col.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+        if let Some(tk) = &cap.target.tenant_key
+            && row
+                .get(tk)
+                .is_some_and(|v| !tenant_matches(v, &ctx.tenant_id))
+        {
+            return Err(ErrorBody::new(
+                ErrorCode::PolicyViolation,
+                "a row of another tenant cannot be recorded as evidence",
+            ));
+        }
+    }
+    let actor = peer.identity();
+    let (evidence_id, recorded_at) = auth
+        .ledger(move |l| {
+            l.record_evidence(NewEvidence {
+                capability: &req.capability,
+                tenant_id: &req.context.tenant_id,
+                principal: &req.context.principal,
+                query_fingerprint: &req.query_fingerprint,
+                parameters: &req.parameters,
+                rows: &req.rows,
+                actor: &actor,
+            })
+        })
+        .await?;
+    Ok(ReadRecorded {
+        evidence_id,
+        recorded_at,
+    })
+}
+
+fn tenant_refused(peer: &Peer) -> ErrorBody {
+    tracing::warn!(uid = peer.creds.uid, pid = ?peer.creds.pid, "refused: tenant not claimable by this peer");
+    ErrorBody::new(
+        ErrorCode::TenantNotAllowed,
+        "this connection may not act for that tenant (see `airlock.proposers` in the config)",
+    )
+}
+
+pub async fn submit_proposal(
+    auth: &Authority,
+    peer: &Peer,
+    req: SubmitProposal,
+) -> Result<ProposalRecorded, ErrorBody> {
+    if auth.config.mode != Mode::Review {
+        return Err(ErrorBody::new(
+            ErrorCode::Forbidden,
+            "the executor's config is read_only: it accepts no proposals",
+        ));
+    }
+    let uid = peer.creds.uid;
+    let verified = match verify(&auth.config, &req.change_set, &|t| {
+        auth.peers.may_claim(uid, t)
+    }) {
+        Ok(cs) => cs,
+        Err(violations) => {
+            if violations
+                .iter()
+                .any(|v| v.code == ViolationCode::TenantNotClaimable)
+            {
+                return Err(tenant_refused(peer));
+            }
+            tracing::warn!(uid, count = violations.len(), first = ?violations.first().map(|v| v.code), "proposal refused by policy");
+            let summary: Vec<String> = violations.iter().take(3).map(ToString::to_string).collect();
+            return Err(ErrorBody::new(
+                ErrorCode::PolicyViolation,
+                format!(
+                    "the change set breaks the reviewed policy: {}",
+                    summary.join("; ")
+                ),
+            )
+            .with_details(json!({"violations": violations})));
+        }
+    };
+    let Some(cap) = auth
+        .config
+        .capability(&verified.capability)
+        .filter(|c| c.kind == Kind::Proposal)
+    else {
+        return Err(ErrorBody::new(
+            ErrorCode::Internal,
+            "verified capability vanished",
+        ));
+    };
+    let required_role = cap
+        .proposal
+        .as_ref()
+        .and_then(|p| p.approval.required_role.clone());
+
+    // Evidence: this peer's recorded read of this very row.
+    match (&req.evidence_id, cap.evidence) {
+        (None, EvidenceMode::Required) => {
+            return Err(ErrorBody::new(
+                ErrorCode::EvidenceRequired,
+                "this capability requires the evidence id of the read the proposal was built from",
+            ));
+        }
+        (None, EvidenceMode::Optional) => {}
+        (Some(id), _) => {
+            let id = id.clone();
+            let evidence = auth.ledger(move |l| l.evidence(&id)).await?;
+            let object_id = &verified.target.primary_key;
+            let matches = evidence.as_ref().is_some_and(|ev| {
+                let same_target = auth.config.capability(&ev.capability).is_some_and(|c| {
+                    c.target.schema == cap.target.schema && c.target.table == cap.target.table
+                });
+                ev.tenant_id == verified.tenant_id
+                    && ev.recorded_by.uid == uid
+                    && same_target
+                    && ev.rows.iter().any(|r| {
+                        r.get(&object_id.column)
+                            .is_some_and(|v| scalar_text(v) == scalar_text(&object_id.value))
+                    })
+            });
+            if !matches {
+                return Err(ErrorBody::new(
+                    ErrorCode::EvidenceRequired,
+                    "the evidence id is unknown, or is not this connection's read of this row",
+                ));
+            }
+        }
+    }
+
+    let ttl_ms = (auth.config.airlock.proposal_ttl_seconds as i64).saturating_mul(1000);
+    let actor = peer.identity();
+    let evidence_id = req.evidence_id.clone();
+    let cs = verified.clone();
+    let role = required_role.clone();
+    let recorded = auth
+        .ledger(move |l| {
+            l.record_proposal(NewProposal {
+                change_set: &cs,
+                evidence_id: evidence_id.as_deref(),
+                required_role: role.as_deref(),
+                ttl_ms,
+                actor: &actor,
+            })
+        })
+        .await?;
+    tracing::info!(proposal_id = %recorded.proposal_id, capability = %verified.capability, uid, "proposal recorded, pending approval");
+    Ok(ProposalRecorded {
+        proposal_id: recorded.proposal_id,
+        state: ProposalState::PendingApproval,
+        proposal_hash: recorded.proposal_hash,
+        change_set: verified,
+        evidence_id: req.evidence_id,
+        created_at: recorded.created_at,
+        expires_at: recorded.expires_at,
+    })
+}
+
+/// A proposer may see the state of proposals of tenants it may claim; any
+/// other id is indistinguishable from a missing one.
+pub async fn proposal_status(
+    auth: &Authority,
+    peer: &Peer,
+    req: ProposalRef,
+) -> Result<ProposalStatus, ErrorBody> {
+    let id = req.proposal_id.clone();
+    let detail = auth.ledger(move |l| l.proposal(&id)).await?;
+    match detail {
+        Some(d) if auth.peers.may_claim(peer.creds.uid, &d.summary.tenant_id) => {
+            let updated_at = d
+                .decisions
+                .last()
+                .map_or(d.summary.created_at.clone(), |x| x.at.clone());
+            Ok(ProposalStatus {
+                proposal_id: d.summary.proposal_id,
+                state: d.summary.state,
+                updated_at,
+            })
+        }
+        _ => Err(ErrorBody::new(ErrorCode::NotFound, "no such proposal")),
+    }
+}

@@ -1,0 +1,121 @@
+//! Operator-role requests: listing and showing proposals, approving and
+//! rejecting them, reading events and stats. Only reachable on the operator
+//! socket; approval additionally requires the capability's role (invariant 6).
+
+use airlock_ipc::ErrorBody;
+use airlock_ipc::error::ErrorCode;
+use airlock_ipc::limits::{MAX_LIST_ITEMS, MAX_NOTE_CHARS};
+use airlock_ipc::message::{
+    Approve, Decision, Events, EventsSince, ListProposals, ProposalDetail, ProposalRef, Proposals,
+    Reject, StatsReport,
+};
+
+use crate::authority::{Authority, Peer};
+
+async fn resolve(auth: &Authority, id: &str) -> Result<String, ErrorBody> {
+    let wanted = id.to_owned();
+    auth.ledger(move |l| l.resolve_id(&wanted))
+        .await?
+        .ok_or_else(|| {
+            ErrorBody::new(
+                ErrorCode::NotFound,
+                format!("no proposal `{}`", id.chars().take(64).collect::<String>()),
+            )
+        })
+}
+
+pub async fn list(auth: &Authority, req: ListProposals) -> Result<Proposals, ErrorBody> {
+    let limit = req.limit.unwrap_or(50).clamp(1, MAX_LIST_ITEMS);
+    let items = auth.ledger(move |l| l.list(req.status, limit)).await?;
+    Ok(Proposals { items })
+}
+
+pub async fn show(auth: &Authority, req: ProposalRef) -> Result<ProposalDetail, ErrorBody> {
+    let id = resolve(auth, &req.proposal_id).await?;
+    auth.ledger(move |l| l.proposal(&id))
+        .await?
+        .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "no such proposal"))
+}
+
+fn check_note(note: Option<&str>) -> Result<(), ErrorBody> {
+    match note {
+        Some(n)
+            if n.chars().count() > MAX_NOTE_CHARS
+                || n.chars().any(|c| c.is_control() && c != '\n') =>
+        {
+            Err(ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "a note or reason must be at most {MAX_NOTE_CHARS} characters of plain text"
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn decide(
+    auth: &Authority,
+    peer: &Peer,
+    id: &str,
+    approve: bool,
+    note: Option<String>,
+) -> Result<Decision, ErrorBody> {
+    check_note(note.as_deref())?;
+    let id = resolve(auth, id).await?;
+    let lookup = id.clone();
+    let detail = auth
+        .ledger(move |l| l.proposal(&lookup))
+        .await?
+        .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "no such proposal"))?;
+    let role = detail.summary.required_role.as_deref();
+    if !auth.peers.may_approve(peer.creds.uid, role) {
+        tracing::warn!(uid = peer.creds.uid, proposal_id = %id, role = ?role, "decision refused: peer lacks the required role");
+        let msg = match role {
+            Some(r) => format!(
+                "approving or rejecting this proposal needs the `{r}` role, which your OS user does not hold (see `airlock.approvers`)"
+            ),
+            None => "your OS user is not an approver (see `airlock.approvers`)".to_owned(),
+        };
+        return Err(ErrorBody::new(ErrorCode::RoleRequired, msg));
+    }
+    let actor = peer.identity();
+    let decision = auth
+        .ledger(move |l| l.record_decision(&id, approve, &actor, note.as_deref()))
+        .await?;
+    tracing::info!(proposal_id = %decision.proposal_id, state = decision.state.as_str(), uid = peer.creds.uid, "proposal decided");
+    Ok(decision)
+}
+
+pub async fn approve(auth: &Authority, peer: &Peer, req: Approve) -> Result<Decision, ErrorBody> {
+    decide(auth, peer, &req.proposal_id, true, req.note).await
+}
+
+pub async fn reject(auth: &Authority, peer: &Peer, req: Reject) -> Result<Decision, ErrorBody> {
+    if req.reason.trim().is_empty() {
+        return Err(ErrorBody::new(
+            ErrorCode::InvalidRequest,
+            "a rejection needs a reason",
+        ));
+    }
+    decide(auth, peer, &req.proposal_id, false, Some(req.reason)).await
+}
+
+pub async fn events(auth: &Authority, req: EventsSince) -> Result<Events, ErrorBody> {
+    let limit = req.limit.unwrap_or(100).clamp(1, MAX_LIST_ITEMS);
+    let items = auth
+        .ledger(move |l| l.events_since(req.since, limit))
+        .await?;
+    let next_cursor = items.last().map_or(req.since, |e| e.seq);
+    Ok(Events { items, next_cursor })
+}
+
+pub async fn stats(auth: &Authority, connections: u64) -> Result<StatsReport, ErrorBody> {
+    let counts = auth.ledger(|l| l.counts()).await?;
+    Ok(StatsReport {
+        proposals: counts.per_state.into_iter().collect(),
+        evidence: counts.evidence,
+        events: counts.events,
+        connections,
+    })
+}
