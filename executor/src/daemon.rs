@@ -329,6 +329,10 @@ async fn clear_stale_socket(path: &Path) -> anyhow::Result<()> {
 fn bind(path: &Path, mode: u32, group: Option<u32>) -> anyhow::Result<IpcListener> {
     let listener =
         listen(path, mode).with_context(|| format!("cannot listen on {}", path.display()))?;
+    // bind() applies the umask (077) to the socket file; set the intended
+    // mode explicitly. Until then the socket is only more restrictive.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set the mode of {}", path.display()))?;
     if let Some(gid) = group {
         nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid)))
             .with_context(|| format!("cannot give {} to group {gid}", path.display()))?;

@@ -16,6 +16,13 @@ pub enum ClientError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "cannot connect to the executor's socket {path}: {source}; is your OS user allowed to reach it (see airlock.socket_group)?"
+    )]
+    Unreachable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("lost the connection to the executor: {0}")]
     Frame(#[from] FrameError),
     #[error("the executor closed the connection")]
@@ -54,9 +61,17 @@ impl Client {
     ) -> Result<Client, ClientError> {
         let stream = connect(socket)
             .await
-            .map_err(|source| ClientError::NotRunning {
-                path: socket.to_owned(),
-                source,
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                    ClientError::NotRunning {
+                        path: socket.to_owned(),
+                        source,
+                    }
+                }
+                _ => ClientError::Unreachable {
+                    path: socket.to_owned(),
+                    source,
+                },
             })?;
         let mut client = Client {
             stream,
@@ -108,10 +123,14 @@ impl Client {
         self.next_id += 1;
         let frame = RequestFrame { id, request }.encode();
         let exchange = async {
-            write_frame(&mut self.stream, &frame).await?;
-            let body = read_frame(&mut self.stream)
-                .await?
-                .ok_or(ClientError::Closed)?;
+            // A peer the executor refuses is answered and closed before it
+            // reads our request; the refusal is still waiting to be read.
+            let written = write_frame(&mut self.stream, &frame).await;
+            let body = match read_frame(&mut self.stream).await {
+                Ok(body) => Ok(body),
+                Err(read_err) => Err(written.err().unwrap_or(read_err)),
+            };
+            let body = body?.ok_or(ClientError::Closed)?;
             let resp = ResponseFrame::decode(&body)
                 .map_err(|(_, e)| ClientError::Protocol(e.to_string()))?;
             Ok::<_, ClientError>(resp)

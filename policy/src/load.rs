@@ -1146,7 +1146,7 @@ fn parse_airlock(r: &mut Report, o: &Obj) -> AirlockSection {
     out.socket_dir = a.string(r, "socket_dir");
     out.socket_group = a.string(r, "socket_group");
     out.proposal_ttl_seconds = a
-        .integer(r, "proposal_ttl_seconds", 60, 366 * 24 * 3600)
+        .integer(r, "proposal_ttl_seconds", 1, 366 * 24 * 3600)
         .unwrap_or(DEFAULT_PROPOSAL_TTL_SECONDS);
     if let Some(items) = a.array(r, "proposers") {
         let mut peers = Vec::new();

@@ -376,7 +376,7 @@ const CASES: &[Case] = &[
     case(
         "70-proposal-ttl-too-short.json",
         "$.airlock.proposal_ttl_seconds",
-        "expected a whole number from 60 to 31622400, found 5",
+        "expected a whole number from 1 to 31622400, found 0",
     ),
     case(
         "71-approver-without-roles.json",

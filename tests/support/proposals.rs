@@ -1,0 +1,141 @@
+//! Honest protocol messages for the reference billing config, which tests
+//! then submit as-is or tamper with.
+
+use airlock_ipc::client::{Client, ClientError};
+use airlock_ipc::message::{
+    ParamMeta, ProposalRecorded, ReadRecorded, RecordRead, Request, Response, SubmitProposal,
+};
+use airlock_policy::Config;
+use airlock_policy::args::validate_args;
+use airlock_policy::change_set::{ChangeSet, build};
+use airlock_policy::config::{ContextProvider, Engine};
+use airlock_policy::context::TrustedContext;
+use airlock_policy::statement::select_row;
+use serde_json::{Map, Value, json};
+
+pub const WAIVER: &str = "billing.propose_late_fee_waiver";
+
+/// The reference config as JSON, to be adjusted by a test.
+pub fn reference_value() -> Value {
+    serde_json::from_slice(&std::fs::read(crate::reference_config()).unwrap()).unwrap()
+}
+
+pub fn load(v: &Value) -> Config {
+    let loaded = airlock_policy::load_config(v);
+    loaded
+        .config
+        .unwrap_or_else(|| panic!("test config invalid: {:#?}", loaded.report))
+}
+
+pub fn context(tenant: &str) -> TrustedContext {
+    TrustedContext {
+        tenant_id: tenant.into(),
+        principal: "agent_17".into(),
+        source: ContextProvider::Environment,
+    }
+}
+
+/// The seeded invoice row (visible and patched columns).
+pub fn invoice_row(id: &str, tenant: &str) -> Map<String, Value> {
+    json!({
+        "id": id, "tenant_id": tenant, "customer_id": "cust_acme_1", "status": "overdue",
+        "balance_cents": 25500, "late_fee_cents": 5500, "waiver_reason": null,
+        "updated_at": "2026-06-20T14:31:08Z"
+    })
+    .as_object()
+    .cloned()
+    .unwrap()
+}
+
+/// The evidence a proposer records for reading `row` with `capability`.
+pub fn read_of(
+    cfg: &Config,
+    capability: &str,
+    args: Value,
+    row: &Map<String, Value>,
+    tenant: &str,
+) -> RecordRead {
+    let cap = cfg.capability(capability).unwrap();
+    let id_arg = cap.lookup_arg.clone();
+    let visible: Map<String, Value> = cap
+        .read_columns()
+        .iter()
+        .filter_map(|c| row.get(*c).map(|v| (c.to_string(), v.clone())))
+        .collect();
+    RecordRead {
+        capability: capability.into(),
+        args: args.as_object().cloned().unwrap(),
+        context: context(tenant),
+        query_fingerprint: select_row(Engine::Postgres, cap, false).fingerprint(),
+        parameters: vec![
+            ParamMeta {
+                position: 1,
+                bound_from: format!("arg:{id_arg}"),
+                json_type: "string".into(),
+            },
+            ParamMeta {
+                position: 2,
+                bound_from: "trusted_context:tenant_id".into(),
+                json_type: "string".into(),
+            },
+        ],
+        rows: vec![visible],
+    }
+}
+
+/// An honest late-fee waiver change set for `invoice` of `tenant`.
+pub fn waiver(cfg: &Config, invoice: &str, tenant: &str, reason: &str) -> ChangeSet {
+    let cap = cfg.capability(WAIVER).unwrap();
+    let args = validate_args(cap, Some(&json!({"invoice_id": invoice, "reason": reason}))).unwrap();
+    build(cap, &args, &context(tenant), &invoice_row(invoice, tenant)).unwrap()
+}
+
+pub async fn record(client: &mut Client, read: RecordRead) -> Result<ReadRecorded, ClientError> {
+    match client.call(Request::RecordRead(read)).await? {
+        Response::ReadRecorded(r) => Ok(r),
+        other => panic!("unexpected {}", other.type_name()),
+    }
+}
+
+pub async fn submit(
+    client: &mut Client,
+    change_set: ChangeSet,
+    evidence_id: Option<String>,
+) -> Result<ProposalRecorded, ClientError> {
+    match client
+        .call(Request::SubmitProposal(SubmitProposal {
+            change_set,
+            evidence_id,
+        }))
+        .await?
+    {
+        Response::ProposalRecorded(r) => Ok(r),
+        other => panic!("unexpected {}", other.type_name()),
+    }
+}
+
+/// Record the read of INV-3001 and propose its waiver, honestly.
+pub async fn honest_proposal(client: &mut Client, cfg: &Config, reason: &str) -> ProposalRecorded {
+    let args = json!({"invoice_id": "INV-3001", "reason": reason});
+    let ev = record(
+        client,
+        read_of(cfg, WAIVER, args, &invoice_row("INV-3001", "acme"), "acme"),
+    )
+    .await
+    .expect("record read");
+    submit(
+        client,
+        waiver(cfg, "INV-3001", "acme", reason),
+        Some(ev.evidence_id),
+    )
+    .await
+    .expect("submit proposal")
+}
+
+/// The error code of a refused call.
+pub fn refusal(r: Result<impl std::fmt::Debug, ClientError>) -> String {
+    match r {
+        Err(ClientError::Refused(body)) => body.code.as_str().to_owned(),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
