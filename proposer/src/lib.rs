@@ -1,1 +1,16 @@
-//! placeholder
+//! # airlock-proposer
+//!
+//! The MCP server the model talks to. It owns the reviewed read and
+//! proposal tools: fixed, parameterized SELECTs scoped by primary key and
+//! tenant over a read-only credential, change sets built with `policy`, and
+//! evidence and proposals sent to the executor over its proposer socket.
+//!
+//! It must never hold or reach write authority: it refuses to start when a
+//! write credential is in its environment, never opens the ledger, cannot
+//! approve or apply, and sandboxes itself (no_new_privs + seccomp on every
+//! thread) once start-up is done.
+
+#![forbid(unsafe_code)]
+
+pub mod sandbox;
+pub mod source;

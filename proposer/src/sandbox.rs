@@ -1,0 +1,1 @@
+//! Placeholder: the seccomp sandbox (being written).

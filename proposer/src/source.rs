@@ -1,0 +1,1 @@
+//! Placeholder: the read adapters (being written).
