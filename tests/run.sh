@@ -91,5 +91,6 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 log "building benches (not running them)"
 cargo bench --workspace --no-run --quiet
+log "building fuzz targets"; cargo build --quiet --manifest-path ipc-protocol/fuzz/Cargo.toml
 log "running every workspace test"
 cargo test --workspace --no-fail-fast

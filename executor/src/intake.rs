@@ -7,7 +7,7 @@
 
 use airlock_ipc::ErrorBody;
 use airlock_ipc::error::ErrorCode;
-use airlock_ipc::limits::MAX_ROWS_PER_READ;
+use airlock_ipc::limits::{MAX_PARAMS_PER_READ, MAX_ROWS_PER_READ};
 use airlock_ipc::message::{
     ProposalRecorded, ProposalRef, ProposalState, ProposalStatus, ReadRecorded, RecordRead,
     SubmitProposal,
@@ -59,7 +59,9 @@ pub async fn record_read(
             "the query fingerprint is not the reviewed statement of this capability",
         ));
     }
-    if req.rows.len() > MAX_ROWS_PER_READ.min(cap.max_rows as usize) || req.parameters.len() > 8 {
+    if req.rows.len() > MAX_ROWS_PER_READ.min(cap.max_rows as usize)
+        || req.parameters.len() > MAX_PARAMS_PER_READ
+    {
         return invalid(format!("at most {} rows for this capability", cap.max_rows));
     }
     let allowed = cap.read_columns();
@@ -74,13 +76,13 @@ pub async fn record_read(
             ));
         }
         if let Some(tk) = &cap.target.tenant_key
-            && row
+            && !row
                 .get(tk)
-                .is_some_and(|v| !tenant_matches(v, &ctx.tenant_id))
+                .is_some_and(|v| tenant_matches(v, &ctx.tenant_id))
         {
             return Err(ErrorBody::new(
                 ErrorCode::PolicyViolation,
-                "a row of another tenant cannot be recorded as evidence",
+                "every evidence row must carry the tenant column with the trusted tenant; a row of another tenant cannot be recorded",
             ));
         }
     }
@@ -119,7 +121,7 @@ pub async fn submit_proposal(
 ) -> Result<ProposalRecorded, ErrorBody> {
     if auth.config.mode != Mode::Review {
         return Err(ErrorBody::new(
-            ErrorCode::Forbidden,
+            ErrorCode::PolicyViolation,
             "the executor's config is read_only: it accepts no proposals",
         ));
     }

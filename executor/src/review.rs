@@ -62,6 +62,14 @@ async fn decide(
     note: Option<String>,
 ) -> Result<Decision, ErrorBody> {
     check_note(note.as_deref())?;
+    // A decision names exactly the proposal the person saw: never `latest`,
+    // which could change between showing and deciding.
+    if id == "latest" {
+        return Err(ErrorBody::new(
+            ErrorCode::InvalidRequest,
+            "approve and reject need the proposal's id; look it up with show_proposal (the CLI does this for `latest`)",
+        ));
+    }
     let id = resolve(auth, id).await?;
     let lookup = id.clone();
     let detail = auth

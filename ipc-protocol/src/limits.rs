@@ -9,6 +9,8 @@ pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 pub const MAX_JSON_DEPTH: usize = 32;
 /// Most rows one `record_read` may carry.
 pub const MAX_ROWS_PER_READ: usize = 100;
+/// Most parameter descriptions one `record_read` may carry.
+pub const MAX_PARAMS_PER_READ: usize = 8;
 /// Most items a list request returns.
 pub const MAX_LIST_ITEMS: u32 = 1_000;
 /// Longest free-text note or reason, in characters.

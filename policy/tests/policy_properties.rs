@@ -1,6 +1,8 @@
 //! Behavioural and property tests of the policy against the shared reference
 //! config (Synapsor Runner's reviewed support/billing config).
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use airlock_policy::args::{ArgErrorCode, validate_args};
 use airlock_policy::catalog::{AliasMode, Catalog};
 use airlock_policy::change_set::{ChangeSet, ExportMeta, ViolationCode, build, export_v1, verify};

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+pub mod databases;
 pub mod executor;
+pub mod mcp;
 pub mod proposals;
 
 /// The workspace root (the directory holding the top-level Cargo.toml).

@@ -397,11 +397,16 @@ pub fn reject(conn: &ConnArgs, id: &str, reason: String, json: bool) -> Exit {
             Ok(c) => c,
             Err(e) => return e,
         };
+        // Resolve `latest` to the id the person is deciding on.
+        let proposal_id = match fetch(&mut client, json, id).await {
+            Ok(d) => d.summary.proposal_id,
+            Err(e) => return e,
+        };
         match call(
             &mut client,
             json,
             Request::Reject(Reject {
-                proposal_id: id.to_owned(),
+                proposal_id,
                 reason,
             }),
         )
