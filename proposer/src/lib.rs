@@ -12,5 +12,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod credentials;
+pub mod envelope;
+pub mod executor_link;
+pub mod http;
 pub mod sandbox;
+pub mod server;
 pub mod source;
+pub mod tools;

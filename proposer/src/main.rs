@@ -1,1 +1,226 @@
-fn main() {}
+//! `airlock-proposer serve`: the MCP server an agent talks to.
+//!
+//! stdout carries only the MCP protocol (stdio transport); logs go to stderr.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use airlock_ipc::transport::{PROPOSER_SOCKET, resolve_socket_dir};
+use airlock_policy::catalog::AliasMode;
+use airlock_policy::config::ResultFormat;
+use airlock_proposer::server::McpServer;
+use airlock_proposer::tools::{Proposer, Settings};
+use anyhow::{Context, anyhow, bail};
+use clap::{Parser, Subcommand};
+use rmcp::ServiceExt;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "airlock-proposer",
+    version,
+    about = "The Airlock proposer: reviewed, read-and-propose MCP tools. Holds no write authority."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the reviewed tools over MCP (stdio by default).
+    Serve(ServeArgs),
+    /// Debug aid: install the sandbox, try each forbidden call, report, exit.
+    #[command(hide = true)]
+    SandboxCheck,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// The reviewed config file.
+    #[arg(long)]
+    config: PathBuf,
+    /// Directory holding the executor's proposer.sock.
+    #[arg(long)]
+    socket_dir: Option<PathBuf>,
+    /// stdio (for clients that spawn the proposer) or streamable-http.
+    #[arg(long, default_value = "stdio", value_parser = ["stdio", "streamable-http"])]
+    transport: String,
+    /// Address for streamable-http.
+    #[arg(long, default_value = "127.0.0.1:8766")]
+    listen: SocketAddr,
+    /// Environment variable holding the bearer token for streamable-http.
+    #[arg(long)]
+    auth_token_env: Option<String>,
+    /// Serve streamable-http without a token (loopback addresses only).
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// Tool names: canonical, openai (`billing__inspect_invoice`) or both.
+    #[arg(long, default_value = "canonical", value_parser = ["canonical", "openai", "both"])]
+    alias_mode: String,
+    /// Result envelope version (default: the config's result_format, else 2).
+    #[arg(long, value_parser = ["1", "2"])]
+    result_format: Option<String>,
+    /// DEBUGGING ONLY: do not install the seccomp sandbox.
+    #[arg(long)]
+    no_sandbox: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(false)
+        .init();
+    let result = match cli.command {
+        Command::Serve(args) => run(args),
+        Command::SandboxCheck => sandbox_check(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("airlock-proposer: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn sandbox_check() -> anyhow::Result<()> {
+    airlock_proposer::sandbox::install().map_err(|e| anyhow!("cannot install the sandbox: {e}"))?;
+    let mut all_refused = true;
+    for r in airlock_proposer::sandbox::self_check() {
+        all_refused &= r.refused;
+        eprintln!(
+            "{:<20} {}  {}",
+            r.syscall,
+            if r.refused { "refused" } else { "ALLOWED" },
+            r.detail
+        );
+    }
+    if all_refused {
+        Ok(())
+    } else {
+        bail!("some forbidden calls were allowed")
+    }
+}
+
+fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("cannot read config {}", args.config.display()))?;
+    let loaded = airlock_policy::load_config_str(&text);
+    let Some(config) = loaded.config else {
+        let errors: Vec<String> = loaded
+            .report
+            .errors()
+            .map(|d| format!("  {}: {}", d.path, d.message))
+            .collect();
+        bail!(
+            "config {} is invalid:\n{}\nrun `airlock config validate --config {}` for fixes",
+            args.config.display(),
+            errors.join("\n"),
+            args.config.display()
+        );
+    };
+    let result_format = match args.result_format.as_deref() {
+        Some("1") => ResultFormat::V1,
+        Some(_) => ResultFormat::V2,
+        None => config.result_format,
+    };
+    let alias_mode = AliasMode::parse(&args.alias_mode).unwrap_or(AliasMode::Canonical);
+    let socket_dir = resolve_socket_dir(
+        args.socket_dir.as_deref(),
+        |k| std::env::var(k).ok(),
+        config.airlock.socket_dir.as_deref(),
+        args.config.parent(),
+    );
+    let token = match (
+        &args.transport[..],
+        &args.auth_token_env,
+        args.insecure_no_auth,
+    ) {
+        ("streamable-http", Some(var), _) => Some(
+            std::env::var(var)
+                .ok()
+                .filter(|t| t.len() >= 16)
+                .ok_or_else(|| {
+                    anyhow!(
+                        "the bearer token variable {var} is not set or shorter than 16 characters"
+                    )
+                })?,
+        ),
+        ("streamable-http", None, true) if args.listen.ip().is_loopback() => None,
+        ("streamable-http", None, true) => {
+            bail!("--insecure-no-auth is only allowed on a loopback --listen address")
+        }
+        ("streamable-http", None, false) => bail!(
+            "streamable-http needs a bearer token: pass --auth-token-env NAME (a variable holding at least 16 characters), or --insecure-no-auth on loopback"
+        ),
+        _ => None,
+    };
+
+    let settings = Settings {
+        alias_mode,
+        result_format,
+        executor_socket: socket_dir.join(PROPOSER_SOCKET),
+    };
+    let proposer = Arc::new(Proposer::new(config, settings, |k| std::env::var(k).ok())?);
+    // The token now lives only in this process's memory; drop the variable.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let http_listener = if args.transport == "streamable-http" {
+            Some(tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?)
+        } else {
+            None
+        };
+        // Everything the process needs is open or known: lock it down.
+        if args.no_sandbox {
+            tracing::warn!("SANDBOX DISABLED (--no-sandbox): this proposer can exec programs and ptrace; use only for debugging");
+        } else {
+            airlock_proposer::sandbox::install().map_err(|e| anyhow!("cannot install the sandbox: {e}"))?;
+        }
+        tracing::info!(tools = proposer.catalog().tools().len(), transport = %args.transport, "airlock-proposer ready");
+        match http_listener {
+            Some(listener) => {
+                tracing::info!(address = %args.listen, "serving MCP at http://{}/mcp", args.listen);
+                airlock_proposer::http::serve(proposer, listener, token, shutdown_signal()).await.context("HTTP server failed")
+            }
+            None => {
+                let service = McpServer::new(proposer).serve(rmcp::transport::stdio()).await.context("MCP initialization over stdio failed")?;
+                tokio::select! {
+                    r = service.waiting() => { r.context("MCP session ended with an error")?; }
+                    _ = shutdown_signal() => {}
+                }
+                Ok(())
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,1 +1,0 @@
-//! Placeholder: the read adapters (being written).

@@ -1,0 +1,509 @@
+//! What a tool call does, independent of the MCP transport: validate the
+//! arguments, read the one scoped row, record evidence with the executor,
+//! and (for proposals) build the change set and submit it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use airlock_ipc::message::{
+    ParamMeta, ProposalRecorded, RecordRead, Request, Response, SubmitProposal,
+};
+use airlock_policy::Config;
+use airlock_policy::args::validate_args;
+use airlock_policy::catalog::{AliasMode, Catalog};
+use airlock_policy::change_set::{build, scalar_text, tenant_matches};
+use airlock_policy::config::{Capability, Kind, ResultFormat};
+use airlock_policy::context::{ContextError, TrustedContext, resolve_context};
+use airlock_policy::statement::{LookupParam, Statement, select_row};
+use serde_json::{Map, Value, json};
+
+use crate::credentials::{CredentialError, check_no_write_authority, read_urls};
+use crate::envelope::{Outcome, ToolError};
+use crate::executor_link::{ExecutorLink, LinkError};
+use crate::source::{SourceError, SourcePool};
+
+/// Why the proposer cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    #[error(
+        "refusing to start: the trusted context of `{capability}` cannot be resolved: {source}"
+    )]
+    Context {
+        capability: String,
+        source: ContextError,
+    },
+    #[error("refusing to start: source `{name}`: {source}")]
+    Source { name: String, source: SourceError },
+}
+
+/// Settings chosen on the command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub alias_mode: AliasMode,
+    pub result_format: ResultFormat,
+    pub executor_socket: PathBuf,
+}
+
+/// One capability, ready to serve.
+#[derive(Debug)]
+struct Prepared {
+    context: TrustedContext,
+    statement: Statement,
+}
+
+/// The proposer's state: reviewed tools, resolved trusted context, read
+/// pools and the link to the executor. Holds no write authority.
+pub struct Proposer {
+    config: Config,
+    catalog: Catalog,
+    result_format: ResultFormat,
+    prepared: HashMap<String, Prepared>,
+    sources: HashMap<String, SourcePool>,
+    link: ExecutorLink,
+}
+
+impl std::fmt::Debug for Proposer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proposer")
+            .field("tools", &self.catalog.tools().len())
+            .finish()
+    }
+}
+
+impl Proposer {
+    /// Check the credential split, resolve trusted contexts and build the
+    /// (lazy) read pools. `env` reads the proposer's environment.
+    pub fn new(
+        config: Config,
+        settings: Settings,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Proposer, StartError> {
+        check_no_write_authority(&config, |k| env(k).is_some())?;
+        let urls = read_urls(&config, &env)?;
+        let mut sources = HashMap::new();
+        for (name, source) in &config.sources {
+            let url = urls.get(name).map(String::as_str).unwrap_or_default();
+            let pool = SourcePool::connect_lazy(source.engine, url, source.statement_timeout_ms)
+                .map_err(|source| StartError::Source {
+                    name: name.clone(),
+                    source,
+                })?;
+            sources.insert(name.clone(), pool);
+        }
+        let mut prepared = HashMap::new();
+        for cap in &config.capabilities {
+            let context = resolve_context(config.context_for(cap), &env).map_err(|source| {
+                StartError::Context {
+                    capability: cap.name.clone(),
+                    source,
+                }
+            })?;
+            let engine = config
+                .sources
+                .get(&cap.source)
+                .map(|s| s.engine)
+                .unwrap_or(airlock_policy::config::Engine::Postgres);
+            prepared.insert(
+                cap.name.clone(),
+                Prepared {
+                    context,
+                    statement: select_row(engine, cap, false),
+                },
+            );
+        }
+        let catalog = Catalog::new(&config, settings.alias_mode);
+        Ok(Proposer {
+            catalog,
+            result_format: settings.result_format,
+            prepared,
+            sources,
+            link: ExecutorLink::new(settings.executor_socket, 4),
+            config,
+        })
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn result_format(&self) -> ResultFormat {
+        self.result_format
+    }
+
+    pub fn executor_socket(&self) -> &std::path::Path {
+        self.link.socket()
+    }
+
+    /// Open one connection per source now (before the sandbox, and for checks).
+    pub async fn warm_up(&self) -> Vec<(String, SourceError)> {
+        let mut failures = Vec::new();
+        for (name, pool) in &self.sources {
+            if let Err(e) = pool.warm_up().await {
+                failures.push((name.clone(), e));
+            }
+        }
+        failures
+    }
+
+    /// Serve one tool call.
+    pub async fn call(&self, tool: &str, arguments: Option<&Map<String, Value>>) -> Outcome {
+        let Some(name) = self.catalog.resolve(tool) else {
+            let shown: String = tool.chars().take(64).collect();
+            return Outcome::failed(
+                &shown,
+                None,
+                ToolError::new(
+                    "unknown_tool",
+                    format!("there is no tool `{shown}`; call tools/list for the reviewed tools"),
+                ),
+            );
+        };
+        let (Some(cap), Some(prep)) = (self.config.capability(name), self.prepared.get(name))
+        else {
+            return Outcome::failed(
+                name,
+                None,
+                ToolError::new("internal", "the tool is not ready"),
+            );
+        };
+        let args_value = arguments.map(|m| Value::Object(m.clone()));
+        let args = match validate_args(cap, args_value.as_ref()) {
+            Ok(a) => a,
+            Err(errs) => {
+                let first = errs
+                    .iter()
+                    .map(|e| e.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return Outcome::failed(
+                    name,
+                    Some(cap.kind),
+                    ToolError::new("invalid_arguments", first).with_details(json!(errs)),
+                );
+            }
+        };
+        match cap.kind {
+            Kind::Read => self.read(cap, prep, args).await,
+            Kind::Proposal => self.propose(cap, prep, args).await,
+        }
+    }
+
+    /// Run the capability's statement; rows of another tenant are dropped
+    /// even if the database returned them (defence in depth).
+    async fn fetch(
+        &self,
+        cap: &Capability,
+        prep: &Prepared,
+        args: &Map<String, Value>,
+    ) -> Result<Vec<Map<String, Value>>, ToolError> {
+        let Some(pool) = self.sources.get(&cap.source) else {
+            return Err(ToolError::new("internal", "the source is not configured"));
+        };
+        let key = args.get(&cap.lookup_arg).cloned().unwrap_or(Value::Null);
+        let tenant = prep
+            .statement
+            .params
+            .contains(&LookupParam::Tenant)
+            .then_some(prep.context.tenant_id.as_str());
+        let rows = pool
+            .fetch_rows(&prep.statement, &key, tenant, cap.max_rows as usize)
+            .await
+            .map_err(|e| match e {
+                SourceError::Timeout { .. } => ToolError::new(
+                    "source_timeout",
+                    format!(
+                        "the database did not answer within {} ms; try again",
+                        self.timeout_ms(cap)
+                    ),
+                ),
+                other => {
+                    tracing::warn!(capability = %cap.name, error = %other, "read failed");
+                    ToolError::new(
+                        "source_unavailable",
+                        "the database could not be read right now; try again shortly",
+                    )
+                }
+            })?;
+        Ok(rows
+            .into_iter()
+            .filter(|row| {
+                cap.target.tenant_key.as_ref().is_none_or(|tk| {
+                    row.get(tk)
+                        .is_some_and(|v| tenant_matches(v, &prep.context.tenant_id))
+                })
+            })
+            .collect())
+    }
+
+    fn timeout_ms(&self, cap: &Capability) -> u64 {
+        self.config
+            .sources
+            .get(&cap.source)
+            .map_or(0, |s| s.statement_timeout_ms)
+    }
+
+    fn params_meta(cap: &Capability, prep: &Prepared, args: &Map<String, Value>) -> Vec<ParamMeta> {
+        prep.statement
+            .params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let (bound_from, json_type) = match p {
+                    LookupParam::PrimaryKey => (
+                        format!("arg:{}", cap.lookup_arg),
+                        json_type(args.get(&cap.lookup_arg)),
+                    ),
+                    LookupParam::Tenant => ("trusted_context:tenant_id".to_owned(), "string"),
+                };
+                ParamMeta {
+                    position: i as u32 + 1,
+                    bound_from,
+                    json_type: json_type.to_owned(),
+                }
+            })
+            .collect()
+    }
+
+    /// Record evidence; `Ok(None)` when the executor is not reachable.
+    async fn record(
+        &self,
+        cap: &Capability,
+        prep: &Prepared,
+        args: &Map<String, Value>,
+        rows: Vec<Map<String, Value>>,
+    ) -> Result<Option<String>, ToolError> {
+        let req = Request::RecordRead(RecordRead {
+            capability: cap.name.clone(),
+            args: args.clone(),
+            context: prep.context.clone(),
+            query_fingerprint: prep.statement.fingerprint(),
+            parameters: Self::params_meta(cap, prep, args),
+            rows,
+        });
+        match self.link.call(req, true).await {
+            Ok(Response::ReadRecorded(r)) => Ok(Some(r.evidence_id)),
+            Ok(other) => Err(ToolError::new(
+                "internal",
+                format!("unexpected executor answer `{}`", other.type_name()),
+            )),
+            Err(LinkError::Refused(e)) => {
+                Err(ToolError::new("refused_by_executor", e.message.clone())
+                    .with_details(json!({"code": e.code})))
+            }
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The columns the model may see.
+    fn visible(cap: &Capability, row: &Map<String, Value>) -> Map<String, Value> {
+        cap.visible_columns
+            .iter()
+            .filter_map(|c| row.get(c).map(|v| (c.clone(), v.clone())))
+            .collect()
+    }
+
+    /// What the evidence records: the visible columns plus the tenant column,
+    /// so the executor can check every recorded row is the trusted tenant's.
+    fn evidence_row(cap: &Capability, row: &Map<String, Value>) -> Map<String, Value> {
+        let mut out = Self::visible(cap, row);
+        if let Some(tk) = &cap.target.tenant_key
+            && let Some(v) = row.get(tk)
+        {
+            out.insert(tk.clone(), v.clone());
+        }
+        out
+    }
+
+    fn not_found(cap: &Capability, args: &Map<String, Value>) -> ToolError {
+        let id = args
+            .get(&cap.lookup_arg)
+            .map(scalar_text)
+            .unwrap_or_default();
+        ToolError::new(
+            "not_found",
+            format!(
+                "no {} record `{id}` was found for your tenant",
+                cap.target.table
+            ),
+        )
+    }
+
+    async fn read(&self, cap: &Capability, prep: &Prepared, args: Map<String, Value>) -> Outcome {
+        let rows = match self.fetch(cap, prep, &args).await {
+            Ok(r) => r,
+            Err(e) => return Outcome::failed(&cap.name, Some(Kind::Read), e),
+        };
+        let visible: Vec<Map<String, Value>> = rows.iter().map(|r| Self::visible(cap, r)).collect();
+        let mut warnings = Vec::new();
+        let recorded = rows.iter().map(|r| Self::evidence_row(cap, r)).collect();
+        let evidence = match self.record(cap, prep, &args, recorded).await {
+            Ok(Some(id)) => {
+                Some(json!({"evidence_id": id, "query_fingerprint": prep.statement.fingerprint()}))
+            }
+            Ok(None) => {
+                warnings.push("evidence was not recorded: the Airlock executor is not running; reads still work, proposals will not".to_owned());
+                None
+            }
+            Err(e) => return Outcome::failed(&cap.name, Some(Kind::Read), e),
+        };
+        let mut outcome = if visible.is_empty() {
+            Outcome::failed(&cap.name, Some(Kind::Read), Self::not_found(cap, &args))
+        } else {
+            let id = args
+                .get(&cap.lookup_arg)
+                .map(scalar_text)
+                .unwrap_or_default();
+            let data = if cap.max_rows == 1 {
+                visible.into_iter().next().map(Value::Object)
+            } else {
+                Some(json!({"rows": visible}))
+            };
+            Outcome {
+                capability: cap.name.clone(),
+                kind: Some(Kind::Read),
+                summary: format!(
+                    "{} record `{id}` (tenant {}).",
+                    cap.target.table, prep.context.tenant_id
+                ),
+                data,
+                proposal: None,
+                error: None,
+                evidence: None,
+                warnings: Vec::new(),
+            }
+        };
+        outcome.evidence = evidence;
+        outcome.warnings = warnings;
+        outcome
+    }
+
+    async fn propose(
+        &self,
+        cap: &Capability,
+        prep: &Prepared,
+        args: Map<String, Value>,
+    ) -> Outcome {
+        let fail = |e: ToolError| Outcome::failed(&cap.name, Some(Kind::Proposal), e);
+        let rows = match self.fetch(cap, prep, &args).await {
+            Ok(r) => r,
+            Err(e) => return fail(e),
+        };
+        let Some(row) = rows.into_iter().next() else {
+            return fail(Self::not_found(cap, &args));
+        };
+        let change_set = match build(cap, &args, &prep.context, &row) {
+            Ok(cs) => cs,
+            Err(violations) => {
+                let msg = violations
+                    .iter()
+                    .map(|v| v.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return fail(
+                    ToolError::new(
+                        "policy_refused",
+                        format!("this change cannot be proposed: {msg}"),
+                    )
+                    .with_details(json!(violations)),
+                );
+            }
+        };
+        let evidence_id = match self.record(cap, prep, &args, vec![row.clone()]).await {
+            Ok(Some(id)) => id,
+            Ok(None) => return fail(executor_down(self)),
+            Err(e) => return fail(e),
+        };
+        let req = Request::SubmitProposal(SubmitProposal {
+            change_set,
+            evidence_id: Some(evidence_id.clone()),
+        });
+        let recorded = match self.link.call(req, false).await {
+            Ok(Response::ProposalRecorded(r)) => r,
+            Ok(other) => {
+                return fail(ToolError::new(
+                    "internal",
+                    format!("unexpected executor answer `{}`", other.type_name()),
+                ));
+            }
+            Err(LinkError::Refused(e)) => {
+                return fail(
+                    ToolError::new("refused_by_executor", e.message.clone())
+                        .with_details(json!({"code": e.code, "details": e.details})),
+                );
+            }
+            Err(LinkError::Lost) => {
+                return fail(ToolError::new(
+                    "outcome_unknown",
+                    "the executor connection was lost while submitting; the proposal may or may not have been recorded — a person can check with `airlock proposals list`; do not resubmit blindly",
+                ));
+            }
+            Err(LinkError::Unavailable(_)) => return fail(executor_down(self)),
+        };
+        let role = cap
+            .proposal
+            .as_ref()
+            .and_then(|p| p.approval.required_role.clone());
+        Outcome {
+            capability: cap.name.clone(),
+            kind: Some(Kind::Proposal),
+            summary: format!(
+                "Proposal {} recorded for {} `{}`: pending approval by a person{}. The database has not been changed.",
+                recorded.proposal_id,
+                cap.target.table,
+                scalar_text(&recorded.change_set.target.primary_key.value),
+                role.as_deref()
+                    .map_or(String::new(), |r| format!(" with role {r}"))
+            ),
+            data: Some(Value::Object(Self::visible(cap, &row))),
+            proposal: Some(proposal_json(&recorded, role.as_deref())),
+            error: None,
+            evidence: Some(
+                json!({"evidence_id": evidence_id, "query_fingerprint": prep.statement.fingerprint()}),
+            ),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+fn executor_down(p: &Proposer) -> ToolError {
+    ToolError::new(
+        "executor_unavailable",
+        format!(
+            "proposals need the Airlock executor, which is not running (no socket at {}); ask an operator to start `airlock-executor serve`",
+            p.executor_socket().display()
+        ),
+    )
+}
+
+fn json_type(v: Option<&Value>) -> &'static str {
+    match v {
+        Some(Value::String(_)) => "string",
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => "integer",
+        Some(Value::Number(_)) => "number",
+        Some(Value::Bool(_)) => "boolean",
+        _ => "null",
+    }
+}
+
+/// The proposal part of the envelope: the exact diff and what happens next.
+fn proposal_json(r: &ProposalRecorded, role: Option<&str>) -> Value {
+    let cs = &r.change_set;
+    let diff: Vec<Value> = cs
+        .patch
+        .iter()
+        .map(|(col, after)| json!({"column": col, "before": cs.before.get(col).cloned().unwrap_or(Value::Null), "after": after}))
+        .collect();
+    json!({
+        "proposal_id": r.proposal_id,
+        "state": r.state,
+        "required_role": role,
+        "diff": diff,
+        "guards": cs.guards,
+        "proposal_hash": r.proposal_hash,
+        "created_at": r.created_at,
+        "expires_at": r.expires_at,
+        "next_step": "A person reviews and approves or rejects this outside the model's reach; nothing changes until then.",
+    })
+}

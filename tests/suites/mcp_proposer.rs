@@ -1,0 +1,618 @@
+//! The proposer end to end: a real MCP client (rmcp) drives the real
+//! `airlock-proposer` over stdio and Streamable HTTP against real Postgres,
+//! MariaDB and SQLite, with a real executor recording evidence and proposals.
+
+use std::sync::OnceLock;
+
+use airlock_policy::config::Engine;
+use airlock_tests::databases::{
+    Database, REFERENCE_DB, mysql_reference, postgres_reference, query_strings,
+    reference_config_for, sqlite_reference,
+};
+use airlock_tests::executor::ExecutorProcess;
+use airlock_tests::mcp::{HttpProposer, McpClient, call, stdio_client, thread_sandbox_status};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "test-bearer-token-0123456789";
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Postgres: the shared reference database, created once per test process.
+fn postgres() -> &'static Database {
+    static DB: OnceLock<Database> = OnceLock::new();
+    DB.get_or_init(|| postgres_reference(REFERENCE_DB))
+}
+
+fn mysql() -> &'static Database {
+    static DB: OnceLock<Database> = OnceLock::new();
+    DB.get_or_init(|| mysql_reference("airlock_e2e_mcp"))
+}
+
+/// An executor on `db`'s reference config; the proposer env to pair with it.
+struct Stack {
+    exec: ExecutorProcess,
+    env: Vec<(&'static str, String)>,
+    db: Database,
+}
+
+impl Stack {
+    fn new(db: &Database) -> Stack {
+        Stack::with_config(db, reference_config_for(db))
+    }
+
+    fn with_config(db: &Database, config: Value) -> Stack {
+        let exec = ExecutorProcess::start(&config, &[("APP_TENANT_ID", "acme")]);
+        let env = vec![
+            ("APP_READ_URL", db.read_url.clone()),
+            ("APP_TENANT_ID", "acme".to_owned()),
+            ("APP_PRINCIPAL", "agent_17".to_owned()),
+        ];
+        Stack {
+            exec,
+            env,
+            db: db.clone(),
+        }
+    }
+
+    fn env(&self) -> Vec<(&str, &str)> {
+        self.env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+
+    async fn stdio(&self, extra: &[&str]) -> McpClient {
+        stdio_client(
+            &self.exec.config_path,
+            &self.exec.socket_dir,
+            &self.env(),
+            extra,
+        )
+        .await
+    }
+
+    fn http(&self, extra: &[&str]) -> HttpProposer {
+        let mut env = self.env();
+        env.push(("MCP_TOKEN", TOKEN));
+        let mut args = vec!["--auth-token-env", "MCP_TOKEN"];
+        args.extend_from_slice(extra);
+        HttpProposer::start(&self.exec.config_path, &self.exec.socket_dir, &env, &args)
+    }
+}
+
+fn invoice_fee(db: &Database, id: &str) -> Vec<Vec<Option<String>>> {
+    query_strings(
+        db,
+        &format!(
+            "SELECT CAST(late_fee_cents AS CHAR(20)), waiver_reason FROM invoices WHERE id = '{id}'"
+        )
+        .replace(
+            "CHAR(20)",
+            if db.engine == Engine::Postgres {
+                "TEXT"
+            } else {
+                "CHAR(20)"
+            },
+        ),
+    )
+}
+
+/// Everything a client should see over one transport, on one engine.
+async fn exercise(stack: &Stack, client: &McpClient) {
+    // initialize: who we are and that tools exist.
+    let info = client.peer_info().expect("server info");
+    assert_eq!(
+        info.server_info.as_ref().map(|i| i.name.as_str()),
+        Some("airlock-proposer")
+    );
+    assert!(info.capabilities.tools.is_some());
+
+    // tools/list: exactly the reviewed tools, with their schemas.
+    let tools = client.list_all_tools().await.unwrap();
+    let mut names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "billing.inspect_invoice",
+            "billing.propose_late_fee_waiver",
+            "orders.inspect_order",
+            "orders.propose_status_change",
+            "support.inspect_customer_account",
+            "support.inspect_ticket",
+            "support.propose_plan_credit",
+            "support.propose_ticket_resolution"
+        ]
+    );
+    let waiver = tools
+        .iter()
+        .find(|t| t.name == "billing.propose_late_fee_waiver")
+        .unwrap();
+    assert_eq!(
+        Value::Object((*waiver.input_schema).clone())["required"],
+        json!(["invoice_id", "reason"])
+    );
+    assert_eq!(
+        Value::Object((*waiver.input_schema).clone())["additionalProperties"],
+        json!(false)
+    );
+
+    // Reads: typed, scoped, with evidence.
+    let (r, env) = call(
+        client,
+        "billing.inspect_invoice",
+        json!({"invoice_id": "INV-3001"}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(false), "{env}");
+    assert_eq!(env["ok"], true);
+    assert_eq!(env["kind"], "read");
+    assert_eq!(env["data"]["late_fee_cents"], 5500);
+    assert_eq!(env["data"]["balance_cents"], 25500);
+    assert_eq!(env["data"]["tenant_id"], "acme");
+    assert_eq!(env["data"]["waiver_reason"], Value::Null);
+    assert_eq!(env["data"]["updated_at"], "2026-06-20T14:31:08Z", "{env}");
+    assert!(
+        env["evidence"]["evidence_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("ev_"),
+        "{env}"
+    );
+    assert_eq!(env["source_database_changed"], false);
+    assert_eq!(
+        env["_meta"]["canonical_capability"],
+        "billing.inspect_invoice"
+    );
+    for (tool, args, field, value) in [
+        (
+            "support.inspect_ticket",
+            json!({"ticket_id": "T-1042"}),
+            "status",
+            json!("open"),
+        ),
+        (
+            "support.inspect_customer_account",
+            json!({"customer_id": "cust_acme_1"}),
+            "plan",
+            json!("enterprise"),
+        ),
+        (
+            "orders.inspect_order",
+            json!({"order_id": "O-1001"}),
+            "status",
+            json!("paid"),
+        ),
+    ] {
+        let (_, env) = call(client, tool, args).await;
+        assert_eq!(env["ok"], true, "{tool}: {env}");
+        assert_eq!(env["data"][field], value, "{tool}");
+    }
+
+    // Tenant isolation: another tenant's row is indistinguishable from a missing one.
+    let (r, other) = call(
+        client,
+        "billing.inspect_invoice",
+        json!({"invoice_id": "INV-9001"}),
+    )
+    .await;
+    let (_, missing) = call(
+        client,
+        "billing.inspect_invoice",
+        json!({"invoice_id": "INV-0000"}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(true));
+    assert_eq!(other["error"]["code"], "not_found");
+    assert_eq!(missing["error"]["code"], "not_found");
+    assert_eq!(
+        other["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace("INV-9001", "X"),
+        missing["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace("INV-0000", "X")
+    );
+    assert_eq!(other["data"], Value::Null);
+
+    // SQL-injection-shaped arguments are just values.
+    let (_, inj) = call(
+        client,
+        "billing.inspect_invoice",
+        json!({"invoice_id": "INV-3001' OR '1'='1"}),
+    )
+    .await;
+    assert_eq!(inj["error"]["code"], "not_found");
+
+    // Bad arguments: specific errors the model can act on.
+    for (args, needle) in [
+        (json!({}), "missing required argument `invoice_id`"),
+        (json!({"invoice_id": 3001}), "`invoice_id` must be a string"),
+        (json!({"invoice_id": "x".repeat(129)}), "the limit is 128"),
+        (
+            json!({"invoice_id": "INV-3001", "tenant_id": "otherco"}),
+            "unknown argument `tenant_id`",
+        ),
+    ] {
+        let (r, env) = call(client, "billing.inspect_invoice", args.clone()).await;
+        assert_eq!(r.is_error, Some(true));
+        assert_eq!(env["error"]["code"], "invalid_arguments", "{args}");
+        assert!(
+            env["error"]["message"].as_str().unwrap().contains(needle),
+            "{args}: {env}"
+        );
+    }
+    let (_, env) = call(
+        client,
+        "orders.propose_status_change",
+        json!({"order_id": "O-1001", "status": "shipped", "reason": "r"}),
+    )
+    .await;
+    assert!(
+        env["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("must be one of"),
+        "{env}"
+    );
+    let (_, env) = call(
+        client,
+        "support.propose_plan_credit",
+        json!({"customer_id": "cust_acme_1", "credit_cents": 9000, "reason": "r"}),
+    )
+    .await;
+    assert!(
+        env["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the maximum is 5000"),
+        "{env}"
+    );
+    let (r, env) = call(
+        client,
+        "db.execute_sql",
+        json!({"sql": "DROP TABLE invoices"}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(true));
+    assert_eq!(env["error"]["code"], "unknown_tool");
+
+    // Proposals: recorded as pending; the source row is unchanged.
+    let before = invoice_fee(&stack.db, "INV-3001");
+    let (r, env) = call(
+        client,
+        "billing.propose_late_fee_waiver",
+        json!({"invoice_id": "INV-3001", "reason": "'; DROP TABLE invoices; --"}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(false), "{env}");
+    assert_eq!(env["kind"], "proposal");
+    assert_eq!(env["proposal"]["state"], "pending_approval");
+    assert!(
+        env["proposal"]["proposal_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("wrp_")
+    );
+    assert_eq!(env["proposal"]["required_role"], "billing_lead");
+    let diff = env["proposal"]["diff"].as_array().unwrap();
+    assert!(
+        diff.contains(&json!({"column": "late_fee_cents", "before": 5500, "after": 0})),
+        "{env}"
+    );
+    assert!(diff.contains(&json!({"column": "waiver_reason", "before": null, "after": "'; DROP TABLE invoices; --"})), "{env}");
+    assert_eq!(env["source_database_changed"], false);
+    assert_eq!(
+        invoice_fee(&stack.db, "INV-3001"),
+        before,
+        "a proposal never changes the source row"
+    );
+    for (tool, args) in [
+        (
+            "support.propose_ticket_resolution",
+            json!({"ticket_id": "T-1042", "resolution_note": "fee waived"}),
+        ),
+        (
+            "support.propose_plan_credit",
+            json!({"customer_id": "cust_acme_1", "credit_cents": 1200, "reason": "goodwill"}),
+        ),
+        (
+            "orders.propose_status_change",
+            json!({"order_id": "O-1001", "status": "canceled", "reason": "customer asked"}),
+        ),
+    ] {
+        let (_, env) = call(client, tool, args).await;
+        assert_eq!(
+            env["proposal"]["state"], "pending_approval",
+            "{tool}: {env}"
+        );
+    }
+    // A transition the current row does not allow is refused before submission.
+    let (_, env) = call(
+        client,
+        "orders.propose_status_change",
+        json!({"order_id": "O-1002", "status": "canceled", "reason": "r"}),
+    )
+    .await;
+    assert_eq!(env["error"]["code"], "policy_refused", "{env}");
+    assert!(
+        env["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("processing"),
+        "{env}"
+    );
+    // Another tenant's row cannot be proposed on either.
+    let (_, env) = call(
+        client,
+        "billing.propose_late_fee_waiver",
+        json!({"invoice_id": "INV-9001", "reason": "r"}),
+    )
+    .await;
+    assert_eq!(env["error"]["code"], "not_found");
+
+    // The executor lists them as pending; the proposer never decided anything.
+    let out = stack.exec.cli(&[
+        "proposals",
+        "list",
+        "--status",
+        "pending_approval",
+        "--json",
+    ]);
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        listed["proposals"].as_array().unwrap().len() >= 4,
+        "{listed}"
+    );
+    let out = stack
+        .exec
+        .cli(&["proposals", "list", "--status", "approved", "--json"]);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["proposals"],
+        json!([])
+    );
+}
+
+#[test]
+fn postgres_over_stdio_and_http() {
+    let stack = Stack::new(postgres());
+    let rt = rt();
+    rt.block_on(async {
+        let client = stack.stdio(&[]).await;
+        exercise(&stack, &client).await;
+        client.cancel().await.unwrap();
+
+        let http = stack.http(&[]);
+        let client = http.client(Some(TOKEN)).await;
+        exercise(&stack, &client).await;
+        // Under load every thread of the serving proposer is sandboxed.
+        for (tid, seccomp, nnp) in thread_sandbox_status(http.pid()) {
+            assert_eq!((seccomp.as_str(), nnp.as_str()), ("2", "1"), "thread {tid}");
+        }
+        client.cancel().await.unwrap();
+    });
+}
+
+#[test]
+fn mariadb_over_stdio() {
+    let stack = Stack::new(mysql());
+    rt().block_on(async {
+        let client = stack.stdio(&[]).await;
+        exercise(&stack, &client).await;
+        client.cancel().await.unwrap();
+    });
+}
+
+#[test]
+fn sqlite_over_stdio() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_reference(dir.path(), "reference");
+    let stack = Stack::new(&db);
+    rt().block_on(async {
+        let client = stack.stdio(&[]).await;
+        exercise(&stack, &client).await;
+        client.cancel().await.unwrap();
+    });
+}
+
+#[test]
+fn http_requires_the_bearer_token_and_a_local_origin() {
+    let stack = Stack::new(postgres());
+    let http = stack.http(&[]);
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    rt().block_on(async {
+        let client = reqwest::Client::new();
+        let post = |token: Option<&str>, origin: Option<&str>| {
+            let mut req = client
+                .post(&http.url)
+                .header("Accept", "application/json, text/event-stream")
+                .json(&init);
+            if let Some(t) = token {
+                req = req.header("Authorization", format!("Bearer {t}"));
+            }
+            if let Some(o) = origin {
+                req = req.header("Origin", o);
+            }
+            req.send()
+        };
+        let r = post(None, None).await.unwrap();
+        assert_eq!(r.status(), 401);
+        assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"airlock\"");
+        assert_eq!(
+            post(Some("wrong-token-wrong-token"), None)
+                .await
+                .unwrap()
+                .status(),
+            401
+        );
+        assert_eq!(
+            post(Some(TOKEN), Some("https://evil.example"))
+                .await
+                .unwrap()
+                .status(),
+            403
+        );
+        assert_eq!(
+            post(Some(TOKEN), Some("http://localhost:3000"))
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        assert_eq!(post(Some(TOKEN), None).await.unwrap().status(), 200);
+    });
+    // Without a token variable the HTTP transport refuses to start at all.
+    let out = std::process::Command::new(airlock_tests::bin("airlock-proposer"))
+        .args([
+            "serve",
+            "--transport",
+            "streamable-http",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&stack.exec.config_path)
+        .envs(stack.env())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs a bearer token"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn openai_aliases_route_to_canonical_capabilities() {
+    let stack = Stack::new(postgres());
+    rt().block_on(async {
+        let client = stack.stdio(&["--alias-mode", "openai"]).await;
+        let names: Vec<String> = client
+            .list_all_tools()
+            .await
+            .unwrap()
+            .iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        assert!(
+            names.contains(&"billing__inspect_invoice".to_owned())
+                && !names.contains(&"billing.inspect_invoice".to_owned())
+        );
+        let (_, env) = call(
+            &client,
+            "billing__inspect_invoice",
+            json!({"invoice_id": "INV-3001"}),
+        )
+        .await;
+        assert_eq!(env["ok"], true);
+        assert_eq!(
+            env["_meta"]["canonical_capability"],
+            "billing.inspect_invoice"
+        );
+        client.cancel().await.unwrap();
+
+        let client = stack
+            .stdio(&["--alias-mode", "both", "--result-format", "1"])
+            .await;
+        assert_eq!(client.list_all_tools().await.unwrap().len(), 16);
+        let (_, env) = call(
+            &client,
+            "billing.inspect_invoice",
+            json!({"invoice_id": "INV-3001"}),
+        )
+        .await;
+        assert_eq!(env["row"]["id"], "INV-3001", "v1 envelope: {env}");
+        assert_eq!(
+            env["_meta"]["canonical_capability"],
+            "billing.inspect_invoice"
+        );
+        client.cancel().await.unwrap();
+    });
+}
+
+#[test]
+fn with_the_executor_down_reads_answer_and_proposals_fail_clearly() {
+    let mut stack = Stack::new(postgres());
+    assert!(stack.exec.stop().success());
+    rt().block_on(async {
+        let client = stack.stdio(&[]).await;
+        let (_, env) = call(
+            &client,
+            "billing.inspect_invoice",
+            json!({"invoice_id": "INV-3001"}),
+        )
+        .await;
+        assert_eq!(env["ok"], true);
+        assert_eq!(env["evidence"], Value::Null);
+        assert!(
+            env["warnings"][0]
+                .as_str()
+                .unwrap()
+                .contains("evidence was not recorded"),
+            "{env}"
+        );
+        let (r, env) = call(
+            &client,
+            "billing.propose_late_fee_waiver",
+            json!({"invoice_id": "INV-3001", "reason": "r"}),
+        )
+        .await;
+        assert_eq!(r.is_error, Some(true));
+        assert_eq!(env["error"]["code"], "executor_unavailable");
+        assert!(
+            env["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not running"),
+            "{env}"
+        );
+        client.cancel().await.unwrap();
+    });
+}
+
+#[test]
+fn a_write_credential_in_the_environment_stops_the_proposer() {
+    let stack = Stack::new(postgres());
+    let out = std::process::Command::new(airlock_tests::bin("airlock-proposer"))
+        .args(["serve", "--config"])
+        .arg(&stack.exec.config_path)
+        .envs(stack.env())
+        .env(
+            "APP_WRITE_URL",
+            "postgres://synapsor_writer:planted-write-secret@127.0.0.1/x",
+        )
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("APP_WRITE_URL") && stderr.contains("write authority"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("planted-write-secret"),
+        "the value is never printed"
+    );
+    assert!(out.stdout.is_empty(), "nothing but protocol on stdout");
+}
+
+#[test]
+fn the_sandbox_check_refuses_every_forbidden_call() {
+    let out = std::process::Command::new(airlock_tests::bin("airlock-proposer"))
+        .arg("sandbox-check")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.contains("execve") && report.contains("refused") && !report.contains("ALLOWED"),
+        "{report}"
+    );
+}
