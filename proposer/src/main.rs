@@ -76,7 +76,7 @@ fn main() -> ExitCode {
         }
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -174,12 +174,15 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
         result_format,
         executor_socket: socket_dir.join(PROPOSER_SOCKET),
     };
-    let proposer = Arc::new(Proposer::new(config, settings, |k| std::env::var(k).ok())?);
-    // The token now lives only in this process's memory; drop the variable.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    // Pools are created (lazily, without connecting) inside the runtime.
+    let proposer = {
+        let _entered = runtime.enter();
+        Arc::new(Proposer::new(config, settings, |k| std::env::var(k).ok())?)
+    };
     runtime.block_on(async move {
         let http_listener = if args.transport == "streamable-http" {
             Some(tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?)
