@@ -19,6 +19,9 @@ use tokio::io::AsyncWriteExt;
 
 const ENV: &[(&str, &str)] = &[("SYNAPSOR_TENANT_ID", "acme")];
 
+/// One way a rogue proposer alters an honest change set.
+type Tamper = dyn Fn(&mut airlock_policy::change_set::ChangeSet);
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -134,7 +137,7 @@ fn every_forbidden_attempt_is_refused_and_nothing_is_written() {
         // Tampered change sets (evidence is honest, so only the change set is at fault).
         let ev = record(&mut p, honest_read.clone()).await.unwrap().evidence_id;
         let (events_after_read, _) = ledger_counts(&exec).await;
-        let tampered: Vec<(&str, Box<dyn Fn(&mut airlock_policy::change_set::ChangeSet)>)> = vec![
+        let tampered: Vec<(&str, Box<Tamper>)> = vec![
             ("patch a column outside allowed_columns", Box::new(|cs| { cs.patch.insert("balance_cents".into(), json!(0)); })),
             ("alter a fixed value", Box::new(|cs| { cs.patch.insert("late_fee_cents".into(), json!(1)); cs.after.insert("late_fee_cents".into(), json!(1)); })),
             ("target another table", Box::new(|cs| cs.target.table = "customers".into())),

@@ -58,7 +58,7 @@ where
 
 fn with_database(url: &str, db: &str) -> String {
     match url.rfind('/') {
-        Some(i) if url[..i].contains("://") && url[i..].len() >= 1 => {
+        Some(i) if url[..i].contains("://") => {
             let (base, rest) = url.split_at(i);
             let query = rest.find('?').map(|q| &rest[q..]).unwrap_or("");
             format!("{base}/{db}{query}")

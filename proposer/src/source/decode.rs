@@ -4,8 +4,7 @@
 //! from their bytes (dispatching on the column's type: enums, domains and
 //! arrays by kind, built-ins by `TypeInfo::name()`); MySQL/MariaDB values go
 //! through sqlx's decoders chosen by type name; SQLite values are decoded by
-//! their runtime storage class. The mapping is documented in
-//! `docs/` (the read adapters section) and in the module docs of
+//! their runtime storage class. The mapping table is in the module docs of
 //! [`crate::source`].
 
 use serde_json::{Map, Number, Value};
@@ -696,7 +695,8 @@ fn mysql_value(row: &MySqlRow, i: usize, type_name: &str) -> Result<Value, Strin
         "TIME" => row
             .try_get::<MySqlTime, _>(i)
             .map(|t| {
-                let sign = if t.is_negative() { "-" } else { "" };
+                // Not `t.is_negative()`: in sqlx 0.9 it returns the opposite.
+                let sign = if t.sign().is_negative() { "-" } else { "" };
                 Value::String(format!(
                     "{sign}{}",
                     time_string(

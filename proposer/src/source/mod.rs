@@ -797,7 +797,7 @@ fn pg_bind(ty: &PgTypeInfo, b: &Bind, depth: u8) -> Result<Option<PgBind>, Strin
     }
     match ty.kind() {
         PgTypeKind::Domain(base) => return pg_bind(base, b, depth + 1),
-        PgTypeKind::Enum(_) => return Ok(Some(PgBind::Text(b.as_text()))),
+        PgTypeKind::Enum(_) => return Ok(pg_text(b)),
         _ => {}
     }
     Ok(match ty.name() {
@@ -819,14 +819,20 @@ fn pg_bind(ty: &PgTypeInfo, b: &Bind, depth: u8) -> Result<Option<PgBind>, Strin
             Bind::Text(s) => Uuid::parse_str(s.trim()).ok().map(PgBind::Uuid),
             _ => None,
         },
-        "TEXT" | "VARCHAR" | "CHAR" | "NAME" | "UNKNOWN" => Some(PgBind::Text(b.as_text())),
-        other if other.eq_ignore_ascii_case("citext") => Some(PgBind::Text(b.as_text())),
+        "TEXT" | "VARCHAR" | "CHAR" | "NAME" | "UNKNOWN" => pg_text(b),
+        other if other.eq_ignore_ascii_case("citext") => pg_text(b),
         other => {
             return Err(format!(
                 "a lookup parameter has type {other}, which Airlock cannot bind"
             ));
         }
     })
+}
+
+/// Postgres text cannot hold NUL, so a value with one matches no row.
+fn pg_text(b: &Bind) -> Option<PgBind> {
+    let text = b.as_text();
+    (!text.contains('\0')).then_some(PgBind::Text(text))
 }
 
 /// Postgres: prepare (cached per connection) to learn the parameter types
@@ -1006,6 +1012,17 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    /// The lead awaits these inside spawned tasks and MCP handlers.
+    #[allow(dead_code)]
+    fn futures_are_send(pool: &SourcePool, st: &Statement, key: &Value) {
+        fn is_send<T: Send>(_: &T) {}
+        is_send(&pool.fetch_rows(st, key, Some("t"), 1));
+        is_send(&pool.warm_up());
+        is_send(pool);
+        fn is_sync<T: Sync>(_: &T) {}
+        is_sync(pool);
     }
 
     #[test]
