@@ -226,8 +226,16 @@ impl Proposer {
                     )
                 }
             })?;
+        // Defence in depth, and exactness: MySQL compares loosely ("7abc" = 7)
+        // and case-insensitively, so keep only the row whose key is exactly
+        // the one asked for, of exactly the trusted tenant.
+        let wanted = scalar_text(&key);
         Ok(rows
             .into_iter()
+            .filter(|row| {
+                row.get(&cap.target.primary_key)
+                    .is_some_and(|v| scalar_text(v) == wanted)
+            })
             .filter(|row| {
                 cap.target.tenant_key.as_ref().is_none_or(|tk| {
                     row.get(tk)

@@ -228,6 +228,14 @@ async fn exercise(stack: &Stack, client: &McpClient) {
     )
     .await;
     assert_eq!(inj["error"]["code"], "not_found");
+    // Keys match exactly, even where the engine compares loosely (MySQL collations).
+    let (_, loose) = call(
+        client,
+        "billing.inspect_invoice",
+        json!({"invoice_id": "inv-3001"}),
+    )
+    .await;
+    assert_eq!(loose["error"]["code"], "not_found", "{loose}");
 
     // Bad arguments: specific errors the model can act on.
     for (args, needle) in [
