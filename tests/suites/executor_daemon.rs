@@ -409,3 +409,42 @@ fn the_executor_is_not_dumpable_so_a_same_uid_process_cannot_read_its_secrets() 
         String::from_utf8_lossy(&peek.stderr)
     );
 }
+
+#[test]
+fn events_tail_follow_prints_new_events_as_they_happen() {
+    use std::io::{BufRead, BufReader};
+    let exec = ExecutorProcess::start(&reference_value(), ENV);
+    let mut follower = Command::new(airlock_tests::bin("airlock"))
+        .args(["events", "tail", "--follow", "--json", "--socket-dir"])
+        .arg(&exec.socket_dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let cfg = load(&reference_value());
+    rt().block_on(async {
+        let mut client = exec.client(Role::Proposer).await;
+        honest_proposal(&mut client, &cfg, "follow me").await;
+    });
+    let stdout = follower.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut kinds = Vec::new();
+    while kinds.len() < 2 {
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("followed events arrive");
+        kinds.push(
+            serde_json::from_str::<Value>(&line).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    assert_eq!(kinds, ["read_recorded", "proposal_recorded"]);
+}

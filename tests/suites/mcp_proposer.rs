@@ -624,3 +624,50 @@ fn the_sandbox_check_refuses_every_forbidden_call() {
         "{report}"
     );
 }
+
+#[test]
+fn http_serves_many_sessions_at_once_and_caps_request_bodies() {
+    let stack = Stack::new(postgres());
+    let http = stack.http(&[]);
+    rt().block_on(async {
+        let mut sessions = Vec::new();
+        for _ in 0..8 {
+            sessions.push(http.client(Some(TOKEN)).await);
+        }
+        let calls = sessions.iter().map(|c| async move {
+            for _ in 0..20 {
+                let (_, env) = call(c, "billing.inspect_invoice", json!({"invoice_id": "INV-3001"})).await;
+                assert_eq!(env["ok"], true, "{env}");
+            }
+        });
+        futures_join_all(calls).await;
+        for c in sessions {
+            c.cancel().await.unwrap();
+        }
+        let huge = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "billing.inspect_invoice", "arguments": {"invoice_id": "x".repeat(2 * 1024 * 1024)}}});
+        let r = reqwest::Client::new()
+            .post(&http.url)
+            .header("Authorization", format!("Bearer {TOKEN}"))
+            .header("Accept", "application/json, text/event-stream")
+            .json(&huge)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 413, "bodies over 1 MiB are refused");
+    });
+}
+
+/// Await every future (no extra crate): spawn-free, sequential polling via join of a Vec.
+async fn futures_join_all<F: std::future::Future<Output = ()>>(futs: impl Iterator<Item = F>) {
+    let handles: Vec<_> = futs.map(Box::pin).collect();
+    let mut pending = handles;
+    std::future::poll_fn(move |cx| {
+        pending.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+        if pending.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
