@@ -19,6 +19,8 @@ pub struct Authority {
     /// `sha256:` of the config file's bytes.
     pub config_hash: String,
     pub peers: PeerPolicy,
+    /// Write pools and in-flight applies (the only write authority).
+    pub writeback: crate::writeback::apply::Writeback,
     ledger: Arc<Mutex<Ledger>>,
 }
 
@@ -57,6 +59,7 @@ impl Authority {
             config,
             config_hash,
             peers,
+            writeback: Default::default(),
             ledger: Arc::new(Mutex::new(ledger)),
         }
     }

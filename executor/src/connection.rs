@@ -273,5 +273,10 @@ async fn handle(
         Request::Reject(r) => reply(review::reject(auth, peer, r).await, Response::Decision),
         Request::EventsSince(r) => reply(review::events(auth, r).await, Response::Events),
         Request::Stats(_) => reply(review::stats(auth, counter.total()).await, Response::Stats),
+        Request::Apply(r) => reply(
+            crate::writeback::apply::apply(auth, peer, &r.proposal_id).await,
+            Response::Writeback,
+        ),
+        Request::Replay(r) => reply(review::replay(auth, r).await, Response::Replay),
     }
 }

@@ -19,13 +19,14 @@ use airlock_policy::secrets::{SecretFinding, find_secrets};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use serde_json::{Map, Value, json};
 
-/// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+/// The schema version this build writes: one per migration.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// The chain's first `prev_hash`.
 pub const GENESIS_HASH: &str =
     "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE events (
     seq          INTEGER PRIMARY KEY,
     at           TEXT    NOT NULL,
@@ -89,7 +90,37 @@ CREATE TRIGGER decisions_append_only_u BEFORE UPDATE ON decisions BEGIN SELECT R
 CREATE TRIGGER decisions_append_only_d BEFORE DELETE ON decisions BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER evidence_append_only_u BEFORE UPDATE ON evidence BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER evidence_append_only_d BEFORE DELETE ON evidence BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
-"#];
+"#,
+    r#"
+CREATE TABLE jobs (
+    job_id           TEXT PRIMARY KEY,
+    proposal_id      TEXT NOT NULL REFERENCES proposals(proposal_id),
+    seq              INTEGER NOT NULL UNIQUE REFERENCES events(seq),
+    attempt          INTEGER NOT NULL,
+    executor         TEXT NOT NULL,
+    idempotency_key  TEXT NOT NULL,
+    uid              INTEGER NOT NULL,
+    user             TEXT,
+    started_at       TEXT NOT NULL,
+    UNIQUE (proposal_id, attempt)
+);
+CREATE TABLE receipts (
+    job_id        TEXT PRIMARY KEY REFERENCES jobs(job_id),
+    proposal_id   TEXT NOT NULL REFERENCES proposals(proposal_id),
+    seq           INTEGER NOT NULL UNIQUE REFERENCES events(seq),
+    status        TEXT NOT NULL CHECK (status IN ('applied', 'already_applied', 'conflict', 'failed')),
+    receipt       TEXT NOT NULL,
+    receipt_hash  TEXT NOT NULL,
+    detail        TEXT,
+    executed_at   TEXT NOT NULL
+);
+CREATE INDEX receipts_proposal ON receipts(proposal_id, seq);
+CREATE TRIGGER jobs_append_only_u BEFORE UPDATE ON jobs BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER jobs_append_only_d BEFORE DELETE ON jobs BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER receipts_append_only_u BEFORE UPDATE ON receipts BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER receipts_append_only_d BEFORE DELETE ON receipts BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+"#,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -174,6 +205,42 @@ pub struct RecordedProposal {
     pub expires_at: String,
 }
 
+/// What an apply request should do next.
+#[derive(Debug, Clone)]
+pub enum ApplyStart {
+    /// Run this job: a new attempt, or (`resumed`) the in-doubt job of an
+    /// apply that was interrupted before its receipt was recorded.
+    Run {
+        job_id: String,
+        attempt: u32,
+        resumed: bool,
+        detail: Box<ProposalDetail>,
+    },
+    /// The proposal was applied already: its receipt.
+    Done { receipt: Value },
+}
+
+/// A terminal receipt to record for a job.
+#[derive(Debug, Clone)]
+pub struct NewReceipt<'a> {
+    pub job_id: &'a str,
+    pub proposal_id: &'a str,
+    pub status: &'a str,
+    /// The `synapsor.execution-receipt.v1` object, `receipt_hash` included.
+    pub receipt: &'a Value,
+    /// A short, redacted note for the operator.
+    pub detail: Option<&'a str>,
+}
+
+/// Everything the ledger knows about one proposal, in order.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReplayRecord {
+    pub proposal: ProposalDetail,
+    pub events: Vec<Event>,
+    pub jobs: Vec<Value>,
+    pub receipts: Vec<Value>,
+}
+
 /// Row counts for `stats`.
 #[derive(Debug, Clone)]
 pub struct LedgerCounts {
@@ -204,11 +271,22 @@ impl std::fmt::Debug for Ledger {
     }
 }
 
+/// A proposal's state, derived from the rows that reference it (nothing is
+/// ever updated): its decision, its latest receipt, and its expiry.
+/// `?1` is the current time in Unix milliseconds.
 const STATE_SQL: &str = "CASE \
     WHEN d.decision = 'rejected' THEN 'rejected' \
+    WHEN r.status IN ('applied', 'already_applied') THEN 'applied' \
+    WHEN r.status = 'conflict' THEN 'conflict' \
     WHEN p.expires_ms <= ?1 THEN 'expired' \
+    WHEN r.status = 'failed' THEN 'failed' \
     WHEN d.decision = 'approved' THEN 'approved' \
     ELSE 'pending_approval' END";
+
+/// The proposals with their decision and latest receipt, for STATE_SQL.
+const FROM_PROPOSALS: &str = "proposals p \
+    LEFT JOIN decisions d ON d.proposal_id = p.proposal_id \
+    LEFT JOIN receipts r ON r.seq = (SELECT MAX(seq) FROM receipts WHERE proposal_id = p.proposal_id)";
 
 impl Ledger {
     /// Open (creating and migrating if needed) the ledger for writing.
@@ -433,7 +511,7 @@ impl Ledger {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let state: Option<String> = tx
             .query_row(
-                &format!("SELECT {STATE_SQL} FROM proposals p LEFT JOIN decisions d ON d.proposal_id = p.proposal_id WHERE p.proposal_id = ?2"),
+                &format!("SELECT {STATE_SQL} FROM {FROM_PROPOSALS} WHERE p.proposal_id = ?2"),
                 params![at.ms, proposal_id],
                 |r| r.get(0),
             )
@@ -484,7 +562,14 @@ impl Ledger {
     }
 
     pub fn evidence(&self, evidence_id: &str) -> Result<Option<EvidenceInfo>, LedgerError> {
-        self.conn
+        Self::evidence_in(&self.conn, evidence_id)
+    }
+
+    fn evidence_in(
+        conn: &Connection,
+        evidence_id: &str,
+    ) -> Result<Option<EvidenceInfo>, LedgerError> {
+        conn
             .query_row(
                 "SELECT evidence_id, capability, tenant_id, principal, query_fingerprint, parameters, rows_json, recorded_uid, recorded_user, recorded_at FROM evidence WHERE evidence_id = ?1",
                 [evidence_id],
@@ -540,7 +625,7 @@ impl Ledger {
     ) -> Result<Vec<ProposalSummary>, LedgerError> {
         let now = Timestamp::now().ms;
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {cols}, {STATE_SQL} AS state, p.expires_at FROM proposals p LEFT JOIN decisions d ON d.proposal_id = p.proposal_id \
+            "SELECT {cols}, {STATE_SQL} AS state, p.expires_at FROM {FROM_PROPOSALS} \
              WHERE (?2 IS NULL OR ({STATE_SQL}) = ?2) ORDER BY p.created_ms DESC, p.seq DESC LIMIT ?3",
             cols = Self::SUMMARY_COLUMNS
         ))?;
@@ -574,13 +659,20 @@ impl Ledger {
 
     /// One proposal with its change set, evidence and decisions.
     pub fn proposal(&self, proposal_id: &str) -> Result<Option<ProposalDetail>, LedgerError> {
-        let now = Timestamp::now().ms;
-        let row = self
-            .conn
+        Self::proposal_in(&self.conn, proposal_id, Timestamp::now().ms)
+    }
+
+    /// `proposal`, on any connection (e.g. inside a transaction).
+    fn proposal_in(
+        conn: &Connection,
+        proposal_id: &str,
+        now: i64,
+    ) -> Result<Option<ProposalDetail>, LedgerError> {
+        let row = conn
             .query_row(
                 &format!(
                     "SELECT {cols}, {STATE_SQL} AS state, p.expires_at, p.proposal_hash, p.change_set, p.principal, p.proposer_uid, p.proposer_user, p.evidence_id \
-                     FROM proposals p LEFT JOIN decisions d ON d.proposal_id = p.proposal_id WHERE p.proposal_id = ?2",
+                     FROM {FROM_PROPOSALS} WHERE p.proposal_id = ?2",
                     cols = Self::SUMMARY_COLUMNS
                 ),
                 params![now, proposal_id],
@@ -596,10 +688,10 @@ impl Ledger {
         let change_set: ChangeSet =
             serde_json::from_str(&cs_text).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
         let evidence = match evidence_id {
-            Some(id) => self.evidence(&id)?,
+            Some(id) => Self::evidence_in(conn, &id)?,
             None => None,
         };
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = conn.prepare_cached(
             "SELECT decision, uid, user, at, note FROM decisions WHERE proposal_id = ?1",
         )?;
         let decisions = stmt
@@ -628,26 +720,26 @@ impl Ledger {
         }))
     }
 
+    fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
+        let uid: Option<u32> = r.get(5)?;
+        let user: Option<String> = r.get(6)?;
+        Ok(Event {
+            seq: r.get::<_, i64>(0)? as u64,
+            at: r.get(1)?,
+            kind: r.get(2)?,
+            proposal_id: r.get(3)?,
+            evidence_id: r.get(4)?,
+            actor: uid.map(|uid| Actor { uid, user }),
+            hash: r.get(7)?,
+        })
+    }
+
     /// Events after `since`, oldest first.
     pub fn events_since(&self, since: u64, limit: u32) -> Result<Vec<Event>, LedgerError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT seq, at, kind, proposal_id, evidence_id, actor_uid, actor_user, hash FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![since as i64, limit], |r| {
-            let uid: Option<u32> = r.get(5)?;
-            Ok(Event {
-                seq: r.get::<_, i64>(0)? as u64,
-                at: r.get(1)?,
-                kind: r.get(2)?,
-                proposal_id: r.get(3)?,
-                evidence_id: r.get(4)?,
-                actor: uid.map(|uid| Actor { uid, user: None }).map(|mut a| {
-                    a.user = r.get(6).ok().flatten();
-                    a
-                }),
-                hash: r.get(7)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![since as i64, limit], Self::event_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -655,7 +747,7 @@ impl Ledger {
     pub fn counts(&self) -> Result<LedgerCounts, LedgerError> {
         let now = Timestamp::now().ms;
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {STATE_SQL} AS state, COUNT(*) FROM proposals p LEFT JOIN decisions d ON d.proposal_id = p.proposal_id GROUP BY state"
+            "SELECT {STATE_SQL} AS state, COUNT(*) FROM {FROM_PROPOSALS} GROUP BY state"
         ))?;
         let per_state = stmt
             .query_map([now], |r| {
@@ -673,6 +765,182 @@ impl Ledger {
             evidence: evidence as u64,
             events: events as u64,
         })
+    }
+
+    /// Decide how to apply `proposal_id`, and record the start of a new job.
+    /// Runs in one IMMEDIATE transaction, so two callers cannot both start.
+    pub fn begin_apply(
+        &mut self,
+        proposal_id: &str,
+        executor: &str,
+        idempotency_key: &str,
+        actor: &ActorIdentity,
+    ) -> Result<ApplyStart, LedgerError> {
+        let salt = self.id_salt.clone();
+        let at = Timestamp::now();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let state: Option<String> = tx
+            .query_row(
+                &format!("SELECT {STATE_SQL} FROM {FROM_PROPOSALS} WHERE p.proposal_id = ?2"),
+                params![at.ms, proposal_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let state = state.ok_or_else(|| LedgerError::NotFound(proposal_id.to_owned()))?;
+        let last_job: Option<(String, u32, Option<String>)> = tx
+            .query_row(
+                "SELECT j.job_id, j.attempt, r.status FROM jobs j LEFT JOIN receipts r ON r.job_id = j.job_id WHERE j.proposal_id = ?1 ORDER BY j.attempt DESC LIMIT 1",
+                [proposal_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let detail = |tx: &rusqlite::Transaction<'_>| -> Result<Box<ProposalDetail>, LedgerError> {
+            Self::proposal_in(tx, proposal_id, at.ms)?
+                .map(Box::new)
+                .ok_or_else(|| LedgerError::NotFound(proposal_id.to_owned()))
+        };
+        // An apply interrupted before its receipt is resolved first, whatever the clock says.
+        if let Some((job_id, attempt, None)) = &last_job {
+            let d = detail(&tx)?;
+            tx.commit()?;
+            return Ok(ApplyStart::Run {
+                job_id: job_id.clone(),
+                attempt: *attempt,
+                resumed: true,
+                detail: d,
+            });
+        }
+        match ProposalState::parse(&state) {
+            Some(ProposalState::Approved) | Some(ProposalState::Failed) => {}
+            Some(ProposalState::Applied) => {
+                let receipt: String = tx.query_row(
+                    "SELECT receipt FROM receipts WHERE proposal_id = ?1 AND status IN ('applied', 'already_applied') ORDER BY seq DESC LIMIT 1",
+                    [proposal_id],
+                    |r| r.get(0),
+                )?;
+                return Ok(ApplyStart::Done {
+                    receipt: serde_json::from_str(&receipt)
+                        .map_err(|e| LedgerError::Corrupt(e.to_string()))?,
+                });
+            }
+            Some(ProposalState::Expired) => {
+                return Err(LedgerError::Expired(proposal_id.to_owned()));
+            }
+            Some(other) => {
+                return Err(LedgerError::InvalidState {
+                    id: proposal_id.to_owned(),
+                    state: other.as_str(),
+                });
+            }
+            None => return Err(LedgerError::Corrupt(format!("unknown state {state}"))),
+        }
+        let attempt = last_job.map_or(1, |(_, a, _)| a + 1);
+        let next: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| {
+            r.get(0)
+        })?;
+        let job_id = Self::new_id(&salt, "wbj", next);
+        let record = json!({"job_id": job_id, "proposal_id": proposal_id, "attempt": attempt, "executor": executor, "idempotency_key": idempotency_key});
+        let (seq, _) = Self::append_event(
+            &tx,
+            &at,
+            "writeback_started",
+            Some(proposal_id),
+            None,
+            Some(actor),
+            &record,
+        )?;
+        tx.execute(
+            "INSERT INTO jobs (job_id, proposal_id, seq, attempt, executor, idempotency_key, uid, user, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![job_id, proposal_id, seq, attempt, executor, idempotency_key, actor.uid, actor.user, at.text],
+        )?;
+        let d = detail(&tx)?;
+        tx.commit()?;
+        Ok(ApplyStart::Run {
+            job_id,
+            attempt,
+            resumed: false,
+            detail: d,
+        })
+    }
+
+    /// Record the one terminal receipt of a job.
+    pub fn record_receipt(&mut self, r: NewReceipt<'_>) -> Result<(), LedgerError> {
+        Self::refuse_secrets(&json!({"receipt": r.receipt, "detail": r.detail}))?;
+        let at = Timestamp::now();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let record = json!({"job_id": r.job_id, "proposal_id": r.proposal_id, "status": r.status, "receipt": r.receipt, "detail": r.detail});
+        let (seq, _) = Self::append_event(
+            &tx,
+            &at,
+            "writeback_finished",
+            Some(r.proposal_id),
+            None,
+            None,
+            &record,
+        )?;
+        let hash = r
+            .receipt
+            .get("receipt_hash")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        tx.execute(
+            "INSERT INTO receipts (job_id, proposal_id, seq, status, receipt, receipt_hash, detail, executed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![r.job_id, r.proposal_id, seq, r.status, canonical_json(r.receipt), hash, r.detail, at.text],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The whole story of one proposal, for `replay`.
+    pub fn replay(&self, proposal_id: &str) -> Result<Option<ReplayRecord>, LedgerError> {
+        let Some(proposal) = self.proposal(proposal_id)? else {
+            return Ok(None);
+        };
+        let evidence_id = proposal.evidence.as_ref().map(|e| e.evidence_id.clone());
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, at, kind, proposal_id, evidence_id, actor_uid, actor_user, hash FROM events WHERE proposal_id = ?1 OR (?2 IS NOT NULL AND evidence_id = ?2 AND proposal_id IS NULL) ORDER BY seq",
+        )?;
+        let events = stmt
+            .query_map(params![proposal_id, evidence_id], Self::event_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut stmt = self.conn.prepare("SELECT job_id, attempt, executor, idempotency_key, uid, user, started_at FROM jobs WHERE proposal_id = ?1 ORDER BY attempt")?;
+        let jobs = stmt
+            .query_map([proposal_id], |r| {
+                Ok(json!({
+                    "job_id": r.get::<_, String>(0)?, "attempt": r.get::<_, u32>(1)?, "executor": r.get::<_, String>(2)?,
+                    "idempotency_key": r.get::<_, String>(3)?, "started_by": {"uid": r.get::<_, u32>(4)?, "user": r.get::<_, Option<String>>(5)?},
+                    "started_at": r.get::<_, String>(6)?,
+                }))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT receipt, detail FROM receipts WHERE proposal_id = ?1 ORDER BY seq")?;
+        let receipts = stmt
+            .query_map([proposal_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })?
+            .map(|row| {
+                let (text, detail) = row?;
+                let mut v: Value =
+                    serde_json::from_str(&text).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+                if let (Some(d), Some(obj)) = (detail, v.as_object_mut()) {
+                    obj.insert("detail".into(), Value::String(d));
+                }
+                Ok(v)
+            })
+            .collect::<Result<Vec<_>, LedgerError>>()?;
+        Ok(Some(ReplayRecord {
+            proposal,
+            events,
+            jobs,
+            receipts,
+        }))
     }
 
     /// Recompute the hash chain and check every record row against its
@@ -797,6 +1065,22 @@ impl Ledger {
                 )?;
                 if row.as_ref().map(canonical_json) != Some(canonical_json(&payload)) {
                     return mismatch("decision");
+                }
+            }
+            "writeback_started" => {
+                let row = q(
+                    "SELECT json_object('job_id', job_id, 'proposal_id', proposal_id, 'attempt', attempt, 'executor', executor, 'idempotency_key', idempotency_key) FROM jobs WHERE seq = ?1",
+                )?;
+                if row.as_ref().map(canonical_json) != Some(canonical_json(&payload)) {
+                    return mismatch("writeback job");
+                }
+            }
+            "writeback_finished" => {
+                let row = q(
+                    "SELECT json_object('job_id', job_id, 'proposal_id', proposal_id, 'status', status, 'receipt', json(receipt), 'detail', detail) FROM receipts WHERE seq = ?1",
+                )?;
+                if row.as_ref().map(canonical_json) != Some(canonical_json(&payload)) {
+                    return mismatch("receipt");
                 }
             }
             _ => {}

@@ -22,3 +22,4 @@ pub mod intake;
 pub mod ledger;
 pub mod peer_auth;
 pub mod review;
+pub mod writeback;

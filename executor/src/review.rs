@@ -7,7 +7,7 @@ use airlock_ipc::error::ErrorCode;
 use airlock_ipc::limits::{MAX_LIST_ITEMS, MAX_NOTE_CHARS};
 use airlock_ipc::message::{
     Approve, Decision, Events, EventsSince, ListProposals, ProposalDetail, ProposalRef, Proposals,
-    Reject, StatsReport,
+    Reject, ReplayStory, StatsReport,
 };
 
 use crate::authority::{Authority, Peer};
@@ -125,5 +125,19 @@ pub async fn stats(auth: &Authority, connections: u64) -> Result<StatsReport, Er
         evidence: counts.evidence,
         events: counts.events,
         connections,
+    })
+}
+
+pub async fn replay(auth: &Authority, req: ProposalRef) -> Result<ReplayStory, ErrorBody> {
+    let id = resolve(auth, &req.proposal_id).await?;
+    let record = auth
+        .ledger(move |l| l.replay(&id))
+        .await?
+        .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "no such proposal"))?;
+    Ok(ReplayStory {
+        proposal: record.proposal,
+        events: record.events,
+        jobs: record.jobs,
+        receipts: record.receipts,
     })
 }

@@ -339,6 +339,37 @@ pub struct StatsReport {
     pub connections: u64,
 }
 
+/// The outcome of an `apply`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WritebackResult {
+    pub proposal_id: String,
+    /// The proposal's state afterwards (`applied`, `conflict` or `failed`).
+    pub state: ProposalState,
+    /// This apply's outcome: `applied`, `already_applied`, `conflict` or `failed`.
+    pub status: String,
+    /// The `synapsor.writeback-job.v1` object of this attempt (absent when
+    /// the proposal had been applied already and nothing ran).
+    pub job: Option<Value>,
+    /// The `synapsor.execution-receipt.v1` object.
+    pub receipt: Value,
+    /// A short, redacted note for the operator.
+    pub detail: Option<String>,
+}
+
+/// Everything the ledger holds about one proposal, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayStory {
+    pub proposal: ProposalDetail,
+    /// The proposal's events (and its evidence's), oldest first.
+    pub events: Vec<Event>,
+    /// Writeback attempts: job id, attempt, executor, idempotency key, who started it, when.
+    pub jobs: Vec<Value>,
+    /// Terminal receipts (`synapsor.execution-receipt.v1`, plus `detail`).
+    pub receipts: Vec<Value>,
+}
+
 // ---------------------------------------------------------------------------
 // The message sets.
 
@@ -392,6 +423,8 @@ message_set! {
         Reject(Reject) = "reject",
         EventsSince(EventsSince) = "events",
         Stats(Empty) = "stats",
+        Apply(ProposalRef) = "apply",
+        Replay(ProposalRef) = "replay",
     }
 }
 
@@ -407,6 +440,8 @@ message_set! {
         Decision(Decision) = "decision",
         Events(Events) = "events",
         Stats(StatsReport) = "stats",
+        Writeback(WritebackResult) = "writeback",
+        Replay(ReplayStory) = "replay",
         Error(ErrorBody) = "error",
     }
 }
@@ -425,7 +460,9 @@ impl Request {
             | Request::Approve(_)
             | Request::Reject(_)
             | Request::EventsSince(_)
-            | Request::Stats(_) => role == Role::Operator,
+            | Request::Stats(_)
+            | Request::Apply(_)
+            | Request::Replay(_) => role == Role::Operator,
         }
     }
 }

@@ -119,3 +119,320 @@ mod tests {
         assert!(pg.fingerprint().starts_with("sha256:"));
     }
 }
+
+// ---------------------------------------------------------------------------
+// Writeback: the guarded single-row change (executor only).
+
+/// A statement with the JSON values to bind, in order. Values come from the
+/// executor's own verified change set; how each is bound (text with a cast
+/// on Postgres, native on SQLite) is the executor's concern.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoundStatement {
+    pub sql: String,
+    pub binds: Vec<serde_json::Value>,
+}
+
+/// How the version column advances on apply: the current time for a
+/// timestamp (or text) version, `+1` for an integer version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextVersion {
+    Now,
+    Increment,
+}
+
+impl NextVersion {
+    /// Chosen by the type of the version value the proposal was built on.
+    pub fn for_value(v: &serde_json::Value) -> NextVersion {
+        if v.is_i64() || v.is_u64() {
+            NextVersion::Increment
+        } else {
+            NextVersion::Now
+        }
+    }
+}
+
+/// Per-engine SQL text for one comparison or assignment.
+pub struct WriteDialect<'a> {
+    pub engine: Engine,
+    /// The column's type as the catalog names it (used for Postgres casts
+    /// and MySQL comparison rules); `None` when unknown.
+    pub column_type: &'a (dyn Fn(&str) -> Option<String> + Sync),
+}
+
+impl WriteDialect<'_> {
+    fn param(&self, column: &str, n: usize) -> String {
+        match self.engine {
+            Engine::Postgres => match (self.column_type)(column) {
+                Some(t) => format!("CAST(${n} AS {t})"),
+                None => format!("${n}"),
+            },
+            Engine::Mysql | Engine::Sqlite => "?".to_owned(),
+        }
+    }
+
+    fn is_mysql_text(&self, column: &str) -> bool {
+        (self.column_type)(column).is_some_and(|t| {
+            let t = t.to_ascii_lowercase();
+            ["char", "text", "enum", "set"]
+                .iter()
+                .any(|k| t.contains(k))
+        })
+    }
+
+    /// `column` equals the bound value, NULL-safely and exactly.
+    fn null_safe_eq(&self, column: &str, n: usize) -> String {
+        let col = quote(self.engine, column);
+        let p = self.param(column, n);
+        match self.engine {
+            Engine::Postgres => format!("{col} IS NOT DISTINCT FROM {p}"),
+            // Default MySQL collations ignore case and trailing spaces: compare bytes.
+            Engine::Mysql if self.is_mysql_text(column) => {
+                format!("CAST({col} AS BINARY) <=> CAST({p} AS BINARY)")
+            }
+            Engine::Mysql => format!("{col} <=> {p}"),
+            Engine::Sqlite => format!("{col} IS {p}"),
+        }
+    }
+
+    /// `WHERE <pk> = ? AND <tenant> = ?`, binds appended.
+    fn row_predicate(
+        &self,
+        cap: &Capability,
+        cs: &crate::change_set::ChangeSet,
+        binds: &mut Vec<serde_json::Value>,
+    ) -> String {
+        let pk = &cap.target.primary_key;
+        binds.push(cs.target.primary_key.value.clone());
+        let mut sql = format!(
+            "{} = {}",
+            quote(self.engine, pk),
+            self.param(pk, binds.len())
+        );
+        if self.engine == Engine::Mysql && self.is_mysql_text(pk) {
+            binds.push(cs.target.primary_key.value.clone());
+            sql.push_str(&format!(
+                " AND CAST({} AS BINARY) = CAST(? AS BINARY)",
+                quote(self.engine, pk)
+            ));
+        }
+        if let Some(tk) = &cap.target.tenant_key {
+            binds.push(serde_json::Value::String(cs.tenant_id.clone()));
+            sql.push_str(" AND ");
+            sql.push_str(&tenant_predicate(self.engine, tk, binds.len()));
+        }
+        sql
+    }
+}
+
+/// One guard checked against the locked row: a label for the receipt and
+/// the column and value it must still have.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowCheck {
+    /// `version`, `before:<col>`, `from:<col>` or `row:<col>`.
+    pub label: String,
+    pub column: String,
+    pub expected: serde_json::Value,
+}
+
+/// The checks a writeback makes on the locked row: the version column, the
+/// before-value of every patched column, the "from" value of transitions
+/// guarded by another column, and — for a row-hash guard — every column of
+/// the row as read (`read_row`, from the evidence).
+pub fn writeback_checks(
+    cap: &Capability,
+    cs: &crate::change_set::ChangeSet,
+    read_row: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Vec<RowCheck> {
+    let mut checks: Vec<RowCheck> = Vec::new();
+    let mut add = |label: String, column: &str, expected: &serde_json::Value| {
+        if !checks.iter().any(|c| c.column == column) {
+            checks.push(RowCheck {
+                label,
+                column: column.to_owned(),
+                expected: expected.clone(),
+            });
+        }
+    };
+    if let Some(v) = &cs.guards.expected_version {
+        add("version".into(), &v.column, &v.value);
+    }
+    for col in cs.patch.keys() {
+        if let Some(before) = cs.before.get(col) {
+            add(format!("before:{col}"), col, before);
+        }
+    }
+    let guards = cap.proposal.as_ref().map(|p| &p.transition_guards);
+    for t in &cs.guards.transitions {
+        let from_col = guards
+            .and_then(|g| g.get(&t.column))
+            .and_then(|g| g.from_column.as_deref())
+            .unwrap_or(&t.column);
+        add(format!("from:{from_col}"), from_col, &t.from);
+    }
+    if cs.guards.row_hash.is_some()
+        && let Some(row) = read_row
+    {
+        for (col, v) in row {
+            if col != &cs.target.primary_key.column {
+                add(format!("row:{col}"), col, v);
+            }
+        }
+    }
+    checks
+}
+
+/// Lock the target row (scoped by key and tenant) and report, per check,
+/// whether it still holds (`1`) or not (`0`). No row: the row is gone or
+/// belongs to another tenant.
+pub fn writeback_lock(
+    d: &WriteDialect<'_>,
+    cap: &Capability,
+    cs: &crate::change_set::ChangeSet,
+    checks: &[RowCheck],
+) -> BoundStatement {
+    let mut binds = Vec::new();
+    let mut cols = Vec::new();
+    for (i, c) in checks.iter().enumerate() {
+        binds.push(c.expected.clone());
+        cols.push(format!(
+            "CASE WHEN {} THEN 1 ELSE 0 END AS c{i}",
+            d.null_safe_eq(&c.column, binds.len())
+        ));
+    }
+    if cols.is_empty() {
+        cols.push("1 AS c0".to_owned());
+    }
+    // Placeholders are numbered by position, so the WHERE clause's follow the checks'.
+    let pred = d.row_predicate(cap, cs, &mut binds);
+    let mut sql = format!(
+        "SELECT {} FROM {} WHERE {pred}",
+        cols.join(", "),
+        table_name(d.engine, cap)
+    );
+    if d.engine != Engine::Sqlite {
+        sql.push_str(" FOR UPDATE");
+    }
+    BoundStatement { sql, binds }
+}
+
+/// The guarded UPDATE: set the patched columns and advance the version,
+/// only where key, tenant and version still match.
+pub fn writeback_update(
+    d: &WriteDialect<'_>,
+    cap: &Capability,
+    cs: &crate::change_set::ChangeSet,
+    next: NextVersion,
+) -> BoundStatement {
+    let mut binds = Vec::new();
+    let mut sets = Vec::new();
+    for (col, v) in &cs.patch {
+        binds.push(v.clone());
+        sets.push(format!(
+            "{} = {}",
+            quote(d.engine, col),
+            d.param(col, binds.len())
+        ));
+    }
+    if let Some(v) = &cs.guards.expected_version {
+        let col = quote(d.engine, &v.column);
+        let next_sql = match (next, d.engine) {
+            (NextVersion::Increment, _) => format!("{col} + 1"),
+            (NextVersion::Now, Engine::Postgres) => "now()".to_owned(),
+            (NextVersion::Now, Engine::Mysql) => "CURRENT_TIMESTAMP(6)".to_owned(),
+            (NextVersion::Now, Engine::Sqlite) => {
+                "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')".to_owned()
+            }
+        };
+        sets.push(format!("{col} = {next_sql}"));
+    }
+    let mut pred = d.row_predicate(cap, cs, &mut binds);
+    if let Some(v) = &cs.guards.expected_version {
+        binds.push(v.value.clone());
+        pred.push_str(" AND ");
+        pred.push_str(&d.null_safe_eq(&v.column, binds.len()));
+    }
+    BoundStatement {
+        sql: format!(
+            "UPDATE {} SET {} WHERE {pred}",
+            table_name(d.engine, cap),
+            sets.join(", ")
+        ),
+        binds,
+    }
+}
+
+/// Read the version column after the UPDATE (same transaction), as text.
+pub fn writeback_new_version(
+    d: &WriteDialect<'_>,
+    cap: &Capability,
+    cs: &crate::change_set::ChangeSet,
+) -> Option<BoundStatement> {
+    let v = cs.guards.expected_version.as_ref()?;
+    let col = quote(d.engine, &v.column);
+    let as_text = match d.engine {
+        Engine::Postgres => format!("to_json({col}) #>> '{{}}'"),
+        Engine::Mysql => format!("CAST({col} AS CHAR)"),
+        Engine::Sqlite => format!("CAST({col} AS TEXT)"),
+    };
+    let mut binds = Vec::new();
+    let pred = d.row_predicate(cap, cs, &mut binds);
+    Some(BoundStatement {
+        sql: format!(
+            "SELECT {as_text} FROM {} WHERE {pred}",
+            table_name(d.engine, cap)
+        ),
+        binds,
+    })
+}
+
+/// Name of the idempotency-receipt table (compatible with Synapsor Runner).
+pub const RECEIPTS_TABLE: &str = "synapsor_writeback_receipts";
+
+/// `CREATE TABLE IF NOT EXISTS` for the receipt table in `schema`.
+pub fn receipts_ddl(engine: Engine, schema: &str) -> String {
+    let t = format!(
+        "{}.{}",
+        quote(engine, schema),
+        quote(engine, RECEIPTS_TABLE)
+    );
+    let (text, key, ts, now) = match engine {
+        Engine::Postgres => ("text", "text", "timestamptz", "now()"),
+        Engine::Mysql => (
+            "TEXT",
+            "VARCHAR(255)",
+            "TIMESTAMP(6)",
+            "CURRENT_TIMESTAMP(6)",
+        ),
+        Engine::Sqlite => (
+            "TEXT",
+            "TEXT",
+            "TEXT",
+            "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+        ),
+    };
+    format!(
+        "CREATE TABLE IF NOT EXISTS {t} (\n  idempotency_key {key} PRIMARY KEY,\n  proposal_id {text} NOT NULL,\n  writeback_job_id {text} NOT NULL,\n  runner_id {text} NOT NULL,\n  status {text} NOT NULL,\n  rows_affected INTEGER NOT NULL,\n  target_table {text} NOT NULL,\n  object_id {text} NOT NULL,\n  tenant_id {text},\n  previous_version {text},\n  new_version {text},\n  proposal_hash {text} NOT NULL,\n  executed_at {ts} NOT NULL DEFAULT {now}\n)"
+    )
+}
+
+/// Look up a receipt by idempotency key: `(status, previous_version, new_version)`.
+pub fn receipt_lookup(engine: Engine, schema: &str) -> String {
+    format!(
+        "SELECT status, previous_version, new_version FROM {}.{} WHERE idempotency_key = {}",
+        quote(engine, schema),
+        quote(engine, RECEIPTS_TABLE),
+        placeholder(engine, 1)
+    )
+}
+
+/// Insert a receipt (12 parameters, in the column order of `receipts_ddl`
+/// without `executed_at`).
+pub fn receipt_insert(engine: Engine, schema: &str) -> String {
+    let ph: Vec<String> = (1..=12).map(|n| placeholder(engine, n)).collect();
+    format!(
+        "INSERT INTO {}.{} (idempotency_key, proposal_id, writeback_job_id, runner_id, status, rows_affected, target_table, object_id, tenant_id, previous_version, new_version, proposal_hash) VALUES ({})",
+        quote(engine, schema),
+        quote(engine, RECEIPTS_TABLE),
+        ph.join(", ")
+    )
+}

@@ -319,3 +319,30 @@ pub fn query_strings(db: &Database, sql: &str) -> Vec<Vec<Option<String>>> {
         rows
     })
 }
+
+/// Run SQL (one or more statements) directly as the admin, for test setup
+/// and for changing rows behind Airlock's back.
+pub fn execute(db: &Database, sql: &str) {
+    block_on(async {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        let r = match db.engine {
+            Engine::Postgres => sqlx::raw_sql(sql)
+                .execute(&mut sqlx::PgConnection::connect(&db.admin_url).await.unwrap())
+                .await
+                .map(|_| ()),
+            Engine::Mysql => sqlx::raw_sql(sql)
+                .execute(&mut sqlx::MySqlConnection::connect(&db.admin_url).await.unwrap())
+                .await
+                .map(|_| ()),
+            Engine::Sqlite => sqlx::raw_sql(sql)
+                .execute(
+                    &mut sqlx::SqliteConnection::connect(&db.admin_url)
+                        .await
+                        .unwrap(),
+                )
+                .await
+                .map(|_| ()),
+        };
+        r.unwrap_or_else(|e| panic!("test SQL failed: {e}"));
+    })
+}

@@ -51,6 +51,10 @@ pub fn bin(name: &str) -> PathBuf {
             .to_owned();
         let target_dir = profile_dir.parent().expect("target dir").to_owned();
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        // `cargo bench` runs bench binaries (built with the `bench` profile,
+        // which also lives in target/release) with a `--bench` argument:
+        // build the binaries with that same profile, not `--release`.
+        let bench = release && std::env::args().skip(1).any(|a| a == "--bench");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.current_dir(workspace_root())
@@ -62,9 +66,14 @@ pub fn bin(name: &str) -> PathBuf {
                 "-p",
                 "airlock-proposer",
                 "--bins",
+                // The features `cargo test --workspace` unifies, so nothing is rebuilt.
+                "--features",
+                "airlock-executor/fault-injection",
             ])
             .env("CARGO_TARGET_DIR", &target_dir);
-        if release {
+        if bench {
+            cmd.args(["--profile", "bench"]);
+        } else if release {
             cmd.arg("--release");
         }
         let status = cmd

@@ -13,6 +13,7 @@ mod ledger_cmd;
 pub mod operator;
 mod output;
 mod tools_cmd;
+mod writeback_cmd;
 
 pub use output::Exit;
 
@@ -44,6 +45,76 @@ enum Command {
     /// Check the ledger's integrity.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Apply an approved proposal (exactly once; exit 4 on a conflict).
+    Apply {
+        /// Proposal id or `latest`.
+        id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Tell a proposal's whole story, or export it.
+    #[command(subcommand)]
+    Replay(ReplayCommand),
+    /// Receipt-table DDL and least-privilege grants for sql_update.
+    #[command(subcommand)]
+    Writeback(WritebackCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ReplayCommand {
+    /// What the model read, what it proposed, who decided, what was applied.
+    Show {
+        /// Proposal id or `latest`.
+        id: String,
+        /// Include the rows read and the full receipts.
+        #[arg(long)]
+        details: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Write the replay to a file (JSON in the shared protocol shapes, or Markdown).
+    Export {
+        /// Proposal id or `latest`.
+        id: String,
+        #[arg(long, default_value = "json", value_parser = ["json", "markdown"])]
+        format: String,
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WritebackCommand {
+    /// Print the idempotency-receipt table's DDL.
+    Migration {
+        #[arg(long)]
+        engine: String,
+        /// Schema (Postgres), database (MySQL) or attached database (SQLite).
+        #[arg(long)]
+        schema: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print least-privilege grants for the executor's writer role.
+    Grants {
+        #[arg(long)]
+        engine: String,
+        #[arg(long)]
+        writer_role: String,
+        /// The reviewed config (the grants follow its proposal capabilities).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Where to find the executor's sockets.
@@ -86,6 +157,9 @@ enum ProposalsCommand {
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
+        /// Apply right after approving.
+        #[arg(long)]
+        apply: bool,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -194,9 +268,10 @@ pub fn main() -> ExitCode {
             id,
             note,
             yes,
+            apply,
             json,
             conn,
-        }) => operator::approve(&conn, &id, note, yes, json),
+        }) => operator::approve(&conn, &id, note, yes, apply, json),
         Command::Proposals(ProposalsCommand::Reject {
             id,
             reason,
@@ -211,6 +286,31 @@ pub fn main() -> ExitCode {
             config,
             json,
         }) => ledger_cmd::verify(store.as_deref(), config.as_deref(), json),
+        Command::Apply { id, json, conn } => writeback_cmd::apply(&conn, &id, json),
+        Command::Replay(ReplayCommand::Show {
+            id,
+            details,
+            json,
+            conn,
+        }) => writeback_cmd::replay_show(&conn, &id, details, json),
+        Command::Replay(ReplayCommand::Export {
+            id,
+            format,
+            output,
+            json,
+            conn,
+        }) => writeback_cmd::replay_export(&conn, &id, &format, &output, json),
+        Command::Writeback(WritebackCommand::Migration {
+            engine,
+            schema,
+            json,
+        }) => writeback_cmd::migration(&engine, schema.as_deref(), json),
+        Command::Writeback(WritebackCommand::Grants {
+            engine,
+            writer_role,
+            config,
+            json,
+        }) => writeback_cmd::grants(&engine, &writer_role, config.as_deref(), json),
     };
     exit.into()
 }

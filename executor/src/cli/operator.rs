@@ -181,6 +181,33 @@ pub fn list(conn: &ConnArgs, status: Option<&str>, json: bool) -> Exit {
     })
 }
 
+/// Connect as an operator and run `f` with the client.
+pub fn call_once<F, Fut>(conn: &ConnArgs, json: bool, f: F) -> Exit
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = Exit>,
+{
+    run(json, async {
+        match connect(conn, json).await {
+            Ok(c) => f(c).await,
+            Err(e) => e,
+        }
+    })
+}
+
+/// `show_proposal` (resolving `latest`).
+pub async fn fetch_detail(
+    client: &mut Client,
+    json: bool,
+    id: &str,
+) -> Result<ProposalDetail, Exit> {
+    fetch(client, json, id).await
+}
+
+pub fn unexpected_answer(json: bool, r: &Response) -> Exit {
+    unexpected(json, r)
+}
+
 fn unexpected(json: bool, r: &Response) -> Exit {
     fail(
         json,
@@ -350,7 +377,14 @@ fn confirm(question: &str) -> bool {
     matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
-pub fn approve(conn: &ConnArgs, id: &str, note: Option<String>, yes: bool, json: bool) -> Exit {
+pub fn approve(
+    conn: &ConnArgs,
+    id: &str,
+    note: Option<String>,
+    yes: bool,
+    apply: bool,
+    json: bool,
+) -> Exit {
     run(json, async {
         let mut client = match connect(conn, json).await {
             Ok(c) => c,
@@ -380,10 +414,24 @@ pub fn approve(conn: &ConnArgs, id: &str, note: Option<String>, yes: bool, json:
             proposal_id: detail.summary.proposal_id.clone(),
             note,
         });
+        let decision = match call(&mut client, json, req).await {
+            Ok(Response::Decision(d)) => d,
+            Ok(other) => return unexpected(json, &other),
+            Err(e) => return e,
+        };
+        if !apply {
+            print_decision(&decision, json);
+            return Exit::Ok;
+        }
+        if !json {
+            print_decision(&decision, json);
+        }
+        let req = Request::Apply(ProposalRef {
+            proposal_id: detail.summary.proposal_id.clone(),
+        });
         match call(&mut client, json, req).await {
-            Ok(Response::Decision(d)) => {
-                print_decision(&d, json);
-                Exit::Ok
+            Ok(Response::Writeback(r)) => {
+                super::writeback_cmd::report_writeback(&r, Some(&detail), json)
             }
             Ok(other) => unexpected(json, &other),
             Err(e) => e,

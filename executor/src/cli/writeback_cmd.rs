@@ -1,0 +1,540 @@
+//! `airlock apply`, `airlock replay show|export`, and the writeback helpers
+//! `airlock writeback migration|grants`.
+
+use std::path::Path;
+
+use airlock_ipc::message::{
+    ProposalDetail, ProposalRef, ProposalState, ReplayStory, Request, Response, WritebackResult,
+};
+use airlock_policy::change_set::{ExportMeta, export_v1, scalar_text};
+use airlock_policy::config::{Engine, Kind};
+use airlock_policy::identifier::quote;
+use airlock_policy::statement::{RECEIPTS_TABLE, receipts_ddl};
+use serde_json::{Value, json};
+
+use super::ConnArgs;
+use super::operator::{call_once, fetch_detail, unexpected_answer};
+use super::output::{Exit, fail, print_json, say};
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        Value::Null => "null".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Print an apply's outcome and choose the exit code (4 for a conflict).
+pub fn report_writeback(r: &WritebackResult, detail: Option<&ProposalDetail>, json: bool) -> Exit {
+    let exit = match r.status.as_str() {
+        "applied" | "already_applied" => Exit::Ok,
+        "conflict" => Exit::Conflict,
+        _ => Exit::Failure,
+    };
+    if json {
+        print_json(&json!({"ok": exit == Exit::Ok, "writeback": r}));
+        return exit;
+    }
+    let receipt = &r.receipt;
+    match r.status.as_str() {
+        "applied" => {
+            say!(
+                "Applied {}: the change was made once, in one guarded transaction.",
+                r.proposal_id
+            );
+            if let Some(d) = detail {
+                for (col, after) in &d.change_set.patch {
+                    say!(
+                        "  {col}: {} → {}",
+                        d.change_set.before.get(col).map_or("?".into(), text),
+                        text(after)
+                    );
+                }
+            }
+            say!(
+                "  version: {} → {}",
+                text(&receipt["previous_version"]),
+                text(&receipt["new_version"])
+            );
+        }
+        "already_applied" => say!(
+            "{} was already applied; nothing was written again.",
+            r.proposal_id
+        ),
+        "conflict" => say!(
+            "CONFLICT for {}: {} — nothing was changed. Ask the agent for a fresh proposal.",
+            r.proposal_id,
+            r.detail
+                .as_deref()
+                .unwrap_or("the row changed since the proposal")
+        ),
+        _ => say!(
+            "FAILED for {} ({}): {}. Nothing is known to have changed; fix the cause and run `airlock apply {}` again.",
+            r.proposal_id,
+            receipt["safe_error_code"].as_str().unwrap_or("failed"),
+            r.detail.as_deref().unwrap_or("see the executor log"),
+            r.proposal_id
+        ),
+    }
+    say!(
+        "  receipt: {} ({}), job {}",
+        receipt["status"].as_str().unwrap_or("?"),
+        receipt["receipt_hash"].as_str().unwrap_or("?"),
+        receipt["writeback_job_id"].as_str().unwrap_or("?")
+    );
+    exit
+}
+
+pub fn apply(conn: &ConnArgs, id: &str, json: bool) -> Exit {
+    call_once(conn, json, |mut client| async move {
+        let detail = match fetch_detail(&mut client, json, id).await {
+            Ok(d) => d,
+            Err(e) => return e,
+        };
+        let req = Request::Apply(ProposalRef {
+            proposal_id: detail.summary.proposal_id.clone(),
+        });
+        match client.call(req).await {
+            Ok(Response::Writeback(r)) => report_writeback(&r, Some(&detail), json),
+            Ok(other) => unexpected_answer(json, &other),
+            Err(e) => super::operator::client_failure(json, e),
+        }
+    })
+}
+
+async fn fetch_replay(
+    client: &mut airlock_ipc::client::Client,
+    json: bool,
+    id: &str,
+) -> Result<ReplayStory, Exit> {
+    match client
+        .call(Request::Replay(ProposalRef {
+            proposal_id: id.to_owned(),
+        }))
+        .await
+    {
+        Ok(Response::Replay(s)) => Ok(s),
+        Ok(other) => Err(unexpected_answer(json, &other)),
+        Err(e) => Err(super::operator::client_failure(json, e)),
+    }
+}
+
+/// The replay as one exportable JSON document, in the shared protocol shapes.
+pub fn replay_json(story: &ReplayStory, engine: Engine, source_id: &str) -> Value {
+    let d = &story.proposal;
+    let approval_status = match d.decisions.iter().map(|x| x.state).next_back() {
+        Some(ProposalState::Approved) => "approved",
+        Some(ProposalState::Rejected) => "rejected",
+        _ => "pending",
+    };
+    let last = story.receipts.last();
+    let writeback_status = match last.and_then(|r| r["status"].as_str()) {
+        Some("applied") | Some("already_applied") => "applied",
+        Some("conflict") => "conflict",
+        Some("failed") => "failed",
+        _ => "not_applied",
+    };
+    let mutated = story
+        .receipts
+        .iter()
+        .any(|r| r["source_database_mutated"] == true);
+    let evidence = d.evidence.as_ref();
+    let change_set = export_v1(
+        &d.change_set,
+        &ExportMeta {
+            proposal_id: &d.summary.proposal_id,
+            source_id,
+            engine,
+            evidence_bundle_id: evidence.map_or("", |e| e.evidence_id.as_str()),
+            query_fingerprint: evidence.map_or("", |e| e.query_fingerprint.as_str()),
+            evidence_items: evidence
+                .map(|e| e.rows.iter().cloned().map(Value::Object).collect())
+                .unwrap_or_default(),
+            approval_status,
+            required_role: d.summary.required_role.as_deref(),
+            writeback_status,
+            source_database_mutated: mutated,
+            principal_source: "environment",
+            created_at: &d.summary.created_at,
+        },
+    );
+    json!({
+        "schema_version": "airlock.replay.v1",
+        "proposal_id": d.summary.proposal_id,
+        "state": d.summary.state,
+        "capability": d.summary.capability,
+        "evidence": evidence,
+        "change_set": change_set,
+        "decisions": d.decisions,
+        "writeback_jobs": story.jobs,
+        "execution_receipts": story.receipts,
+        "source_database_changed": mutated,
+        "events": story.events,
+    })
+}
+
+/// The story in order, for a person.
+pub fn replay_text(story: &ReplayStory, details: bool) -> String {
+    let d = &story.proposal;
+    let cs = &d.change_set;
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line(format!(
+        "Replay of {} [{}] — {} on {}.{} {} = {} (tenant {})",
+        d.summary.proposal_id,
+        d.summary.state.as_str(),
+        d.summary.capability,
+        cs.target.schema,
+        cs.target.table,
+        cs.target.primary_key.column,
+        scalar_text(&cs.target.primary_key.value),
+        d.summary.tenant_id
+    ));
+    if let Some(ev) = &d.evidence {
+        line(format!(
+            "1. {}  The model read {} row(s) with the reviewed query {} (evidence {}, recorded for OS user {} uid {}).",
+            ev.recorded_at,
+            ev.rows.len(),
+            ev.query_fingerprint,
+            ev.evidence_id,
+            ev.recorded_by.user.as_deref().unwrap_or("?"),
+            ev.recorded_by.uid
+        ));
+        if details {
+            for r in &ev.rows {
+                line(format!("     row: {}", Value::Object(r.clone())));
+            }
+        }
+    } else {
+        line("1. No evidence was recorded.".into());
+    }
+    line(format!(
+        "2. {}  Proposed by principal {} (proposal hash {}):",
+        d.summary.created_at, d.principal, d.proposal_hash
+    ));
+    for (col, after) in &cs.patch {
+        line(format!(
+            "     {col}: {} → {}",
+            cs.before.get(col).map_or("?".into(), text),
+            text(after)
+        ));
+    }
+    if let Some(v) = &cs.guards.expected_version {
+        line(format!("     guarded by {} = {}", v.column, text(&v.value)));
+    }
+    let mut n = 3;
+    for dec in &d.decisions {
+        line(format!(
+            "{n}. {}  {} by {} (uid {}){}",
+            dec.at,
+            if dec.state == ProposalState::Approved {
+                "Approved"
+            } else {
+                "Rejected"
+            },
+            dec.by.user.as_deref().unwrap_or("?"),
+            dec.by.uid,
+            dec.note
+                .as_deref()
+                .map_or(String::new(), |x| format!(": {x}"))
+        ));
+        n += 1;
+    }
+    for job in &story.jobs {
+        line(format!(
+            "{n}. {}  Writeback job {} (attempt {}) via {}, started by uid {}.",
+            job["started_at"].as_str().unwrap_or("?"),
+            job["job_id"].as_str().unwrap_or("?"),
+            job["attempt"],
+            job["executor"].as_str().unwrap_or("?"),
+            job["started_by"]["uid"]
+        ));
+        n += 1;
+        for r in story
+            .receipts
+            .iter()
+            .filter(|r| r["writeback_job_id"] == job["job_id"])
+        {
+            line(format!(
+                "{n}. {}  Receipt: {}{} — rows {}, version {} → {}{}",
+                r["executed_at"].as_str().unwrap_or("?"),
+                r["status"].as_str().unwrap_or("?"),
+                r["safe_error_code"]
+                    .as_str()
+                    .map_or(String::new(), |c| format!(" ({c})")),
+                r["rows_affected"],
+                text(&r["previous_version"]),
+                text(&r["new_version"]),
+                r["detail"]
+                    .as_str()
+                    .map_or(String::new(), |x| format!("; {x}"))
+            ));
+            n += 1;
+            if details {
+                line(format!("     {r}"));
+            }
+        }
+    }
+    let mutated = story
+        .receipts
+        .iter()
+        .any(|r| r["source_database_mutated"] == true);
+    line(format!(
+        "Source database changed: {}",
+        if mutated {
+            "yes — exactly once, by the approved writeback"
+        } else {
+            "no"
+        }
+    ));
+    out
+}
+
+fn replay_markdown(story: &ReplayStory) -> String {
+    let body = replay_text(story, true);
+    format!(
+        "# Airlock replay: {}\n\n```text\n{body}```\n",
+        story.proposal.summary.proposal_id
+    )
+}
+
+/// (engine, source id) of a capability, from the config if given.
+fn source_of(conn: &ConnArgs, capability: &str) -> (Engine, String) {
+    let cfg = conn
+        .config
+        .as_deref()
+        .and_then(|p| crate::config_file::read_config(p).ok())
+        .and_then(|l| l.config);
+    cfg.as_ref()
+        .and_then(|c| {
+            c.capability(capability)
+                .map(|cap| (cap.source.clone(), c.source_for(cap).map(|s| s.engine)))
+        })
+        .map_or((Engine::Postgres, "source".to_owned()), |(id, e)| {
+            (e.unwrap_or(Engine::Postgres), id)
+        })
+}
+
+pub fn replay_show(conn: &ConnArgs, id: &str, details: bool, json: bool) -> Exit {
+    let conn_args = conn.clone();
+    call_once(conn, json, |mut client| async move {
+        let story = match fetch_replay(&mut client, json, id).await {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        if json {
+            let (engine, source) = source_of(&conn_args, &story.proposal.summary.capability);
+            print_json(&replay_json(&story, engine, &source));
+        } else {
+            say!("{}", replay_text(&story, details).trim_end());
+        }
+        Exit::Ok
+    })
+}
+
+pub fn replay_export(conn: &ConnArgs, id: &str, format: &str, output: &Path, json: bool) -> Exit {
+    if output.exists() {
+        return fail(
+            json,
+            "exists",
+            &format!("{} exists; choose another --output", output.display()),
+            Exit::Failure,
+        );
+    }
+    let conn_args = conn.clone();
+    let format = format.to_owned();
+    let output = output.to_owned();
+    call_once(conn, json, |mut client| async move {
+        let story = match fetch_replay(&mut client, json, id).await {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        let text = if format == "markdown" {
+            replay_markdown(&story)
+        } else {
+            let (engine, source) = source_of(&conn_args, &story.proposal.summary.capability);
+            serde_json::to_string_pretty(&replay_json(&story, engine, &source)).unwrap_or_default()
+        };
+        if let Err(e) = std::fs::write(&output, text) {
+            return fail(
+                json,
+                "write",
+                &format!("cannot write {}: {e}", output.display()),
+                Exit::Failure,
+            );
+        }
+        if json {
+            print_json(
+                &json!({"ok": true, "output": output.display().to_string(), "format": format}),
+            );
+        } else {
+            say!(
+                "Wrote the replay of {} to {} ({format}).",
+                story.proposal.summary.proposal_id,
+                output.display()
+            );
+        }
+        Exit::Ok
+    })
+}
+
+fn parse_engine(engine: &str, json: bool) -> Result<Engine, Exit> {
+    Engine::parse(engine).ok_or_else(|| {
+        fail(
+            json,
+            "usage",
+            &format!("unknown engine `{engine}`; use postgres, mysql or sqlite"),
+            Exit::Usage,
+        )
+    })
+}
+
+pub fn migration(engine: &str, schema: Option<&str>, json: bool) -> Exit {
+    let engine = match parse_engine(engine, json) {
+        Ok(e) => e,
+        Err(x) => return x,
+    };
+    let schema = schema.unwrap_or(match engine {
+        Engine::Postgres => "public",
+        Engine::Mysql => "app",
+        Engine::Sqlite => "main",
+    });
+    if !airlock_policy::identifier::is_safe_identifier(schema) {
+        return fail(
+            json,
+            "usage",
+            "the schema must be a plain identifier",
+            Exit::Usage,
+        );
+    }
+    let ddl = format!("{};", receipts_ddl(engine, schema));
+    if json {
+        print_json(&json!({"ok": true, "engine": engine.as_str(), "sql": ddl}));
+    } else {
+        say!(
+            "-- Airlock's idempotency receipts (compatible with {RECEIPTS_TABLE} of Synapsor Runner)."
+        );
+        say!(
+            "-- The executor creates this table on first apply if its writer may; or run this once."
+        );
+        say!("{ddl}");
+    }
+    Exit::Ok
+}
+
+/// Least-privilege grants for the writer role: SELECT on the target tables,
+/// UPDATE on exactly the allowed and version columns, and the receipt table.
+pub fn grants(engine: &str, writer_role: &str, config: Option<&Path>, json: bool) -> Exit {
+    let engine = match parse_engine(engine, json) {
+        Ok(e) => e,
+        Err(x) => return x,
+    };
+    if engine == Engine::Sqlite {
+        return fail(
+            json,
+            "unsupported",
+            "SQLite has no roles or grants: protect the file with file permissions (the executor's user may write it, the proposer's may only read it)",
+            Exit::Failure,
+        );
+    }
+    if !writer_role
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        || writer_role.is_empty()
+    {
+        return fail(
+            json,
+            "usage",
+            "the writer role must be letters, digits and underscores",
+            Exit::Usage,
+        );
+    }
+    let Some(path) = config else {
+        return fail(
+            json,
+            "usage",
+            "grants depend on the reviewed capabilities: pass --config FILE",
+            Exit::Usage,
+        );
+    };
+    let cfg = match crate::config_file::read_config(path) {
+        Ok(l) => match l.config {
+            Some(c) => c,
+            None => {
+                return fail(
+                    json,
+                    "invalid_config",
+                    "the config is invalid; run `airlock config validate`",
+                    Exit::Failure,
+                );
+            }
+        },
+        Err(e) => return fail(json, "config_unreadable", &e.to_string(), Exit::Failure),
+    };
+    let role = match engine {
+        Engine::Postgres => quote(engine, writer_role),
+        _ => format!("'{writer_role}'@'%'"),
+    };
+    let mut per_table: std::collections::BTreeMap<
+        (String, String),
+        std::collections::BTreeSet<String>,
+    > = Default::default();
+    for cap in cfg.capabilities.iter().filter(|c| c.kind == Kind::Proposal) {
+        if cfg.source_for(cap).map(|s| s.engine) != Some(engine) {
+            continue;
+        }
+        let Some(p) = &cap.proposal else { continue };
+        if !matches!(
+            cfg.executor_for(p).spec,
+            airlock_policy::config::ExecutorSpec::SqlUpdate
+        ) {
+            continue;
+        }
+        let cols = per_table
+            .entry((cap.target.schema.clone(), cap.target.table.clone()))
+            .or_default();
+        cols.extend(p.patch.iter().map(|(c, _)| c.clone()));
+        cols.extend(p.version_column().map(str::to_owned));
+    }
+    let mut sql = Vec::new();
+    let mut schemas = std::collections::BTreeSet::new();
+    for ((schema, table), cols) in &per_table {
+        let t = format!("{}.{}", quote(engine, schema), quote(engine, table));
+        let list: Vec<String> = cols.iter().map(|c| quote(engine, c)).collect();
+        sql.push(format!("GRANT SELECT ON {t} TO {role};"));
+        sql.push(format!(
+            "GRANT UPDATE ({}) ON {t} TO {role};",
+            list.join(", ")
+        ));
+        schemas.insert(schema.clone());
+    }
+    for schema in &schemas {
+        let r = format!(
+            "{}.{}",
+            quote(engine, schema),
+            quote(engine, RECEIPTS_TABLE)
+        );
+        sql.push(format!("{};", receipts_ddl(engine, schema)));
+        sql.push(format!("GRANT SELECT, INSERT ON {r} TO {role};"));
+    }
+    if json {
+        print_json(
+            &json!({"ok": true, "engine": engine.as_str(), "writer_role": writer_role, "sql": sql}),
+        );
+    } else {
+        say!(
+            "-- Least-privilege grants for the executor's writer role {writer_role} ({}):",
+            engine.as_str()
+        );
+        say!(
+            "-- UPDATE only on each proposal's allowed and version columns; nothing else is writable."
+        );
+        for s in &sql {
+            say!("{s}");
+        }
+    }
+    Exit::Ok
+}

@@ -1,0 +1,238 @@
+//! `apply`: run an approved proposal's writeback exactly once and record
+//! its one terminal receipt.
+//!
+//! Order: authorize the peer (same role as for approval) → the ledger starts
+//! a job (or resumes the in-doubt job of an interrupted apply, or answers
+//! that the proposal is applied already) → the configured executor runs →
+//! the receipt is recorded. A crash between any two steps is resolved by
+//! applying again: the idempotency key makes the source side answer
+//! `already_applied`, and the in-doubt job gets that receipt.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use airlock_ipc::ErrorBody;
+use airlock_ipc::error::ErrorCode;
+use airlock_ipc::message::{ProposalState, WritebackResult};
+use airlock_policy::change_set::scalar_text;
+use airlock_policy::config::{ExecutorSpec, Kind};
+
+use super::credentials::read_secret;
+use super::http_handler::HttpSecrets;
+use super::receipt::{job_json, receipt_json};
+use super::sql_update::WritePools;
+use super::{
+    Outcome, ReceiptStatus, WritebackJob, command_handler, fault, http_handler, sql_update,
+};
+use crate::authority::{Authority, Peer};
+use crate::ledger::{ApplyStart, NewReceipt, Timestamp};
+
+/// The executor's writeback machinery.
+#[derive(Debug, Default)]
+pub struct Writeback {
+    pools: WritePools,
+    /// Proposals being applied right now: one apply per proposal at a time.
+    in_flight: Mutex<HashSet<String>>,
+}
+
+/// Removes the proposal from `in_flight` when the apply ends, however it ends.
+struct InFlight<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    id: String,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.set.lock() {
+            s.remove(&self.id);
+        }
+    }
+}
+
+fn state_after(status: ReceiptStatus) -> ProposalState {
+    match status {
+        ReceiptStatus::Applied | ReceiptStatus::AlreadyApplied => ProposalState::Applied,
+        ReceiptStatus::Conflict => ProposalState::Conflict,
+        ReceiptStatus::Failed => ProposalState::Failed,
+    }
+}
+
+pub async fn apply(
+    auth: &Authority,
+    peer: &Peer,
+    proposal_id: &str,
+) -> Result<WritebackResult, ErrorBody> {
+    if proposal_id == "latest" {
+        return Err(ErrorBody::new(
+            ErrorCode::InvalidRequest,
+            "apply needs the proposal's id; look it up with show_proposal (the CLI does this for `latest`)",
+        ));
+    }
+    let id = proposal_id.to_owned();
+    let detail = auth
+        .ledger(move |l| l.proposal(&id))
+        .await?
+        .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "no such proposal"))?;
+    let role = detail.summary.required_role.as_deref();
+    if !auth.peers.may_approve(peer.creds.uid, role) {
+        tracing::warn!(
+            uid = peer.creds.uid,
+            proposal_id,
+            "apply refused: peer lacks the required role"
+        );
+        return Err(ErrorBody::new(
+            ErrorCode::RoleRequired,
+            format!(
+                "applying this proposal needs the `{}` role (see `airlock.approvers`)",
+                role.unwrap_or("approver")
+            ),
+        ));
+    }
+    let Some(cap) = auth
+        .config
+        .capability(&detail.summary.capability)
+        .filter(|c| c.kind == Kind::Proposal)
+    else {
+        return Err(ErrorBody::new(
+            ErrorCode::InvalidState,
+            "the proposal's capability is no longer in the executor's config; it cannot be applied",
+        ));
+    };
+    let Some(spec) = &cap.proposal else {
+        return Err(ErrorBody::new(
+            ErrorCode::Internal,
+            "proposal capability without proposal settings",
+        ));
+    };
+    let Some(source) = auth.config.source_for(cap) else {
+        return Err(ErrorBody::new(
+            ErrorCode::Internal,
+            "the capability's source is not configured",
+        ));
+    };
+
+    let wb = &auth.writeback;
+    {
+        let mut set = wb
+            .in_flight
+            .lock()
+            .map_err(|_| ErrorBody::new(ErrorCode::Internal, "internal error"))?;
+        if !set.insert(proposal_id.to_owned()) {
+            return Err(ErrorBody::new(
+                ErrorCode::Busy,
+                "this proposal is being applied right now; wait for that apply to finish",
+            ));
+        }
+    }
+    let _guard = InFlight {
+        set: &wb.in_flight,
+        id: proposal_id.to_owned(),
+    };
+
+    let executor = auth.config.executor_for(spec);
+    let idempotency_key = format!(
+        "{proposal_id}:{}",
+        scalar_text(&detail.change_set.target.primary_key.value)
+    );
+    let (id, key, name, actor) = (
+        proposal_id.to_owned(),
+        idempotency_key.clone(),
+        executor.name.to_owned(),
+        peer.identity(),
+    );
+    let start = auth
+        .ledger(move |l| l.begin_apply(&id, &name, &key, &actor))
+        .await?;
+    let (job_id, attempt, resumed, detail) = match start {
+        ApplyStart::Done { receipt } => {
+            return Ok(WritebackResult {
+                proposal_id: proposal_id.to_owned(),
+                state: ProposalState::Applied,
+                status: ReceiptStatus::AlreadyApplied.as_str().to_owned(),
+                job: None,
+                receipt,
+                detail: Some("already applied earlier; nothing was run again".into()),
+            });
+        }
+        ApplyStart::Run {
+            job_id,
+            attempt,
+            resumed,
+            detail,
+        } => (job_id, attempt, resumed, detail),
+    };
+    if resumed {
+        tracing::warn!(proposal_id, job_id = %job_id, "resuming an apply that was interrupted before its receipt");
+    }
+    let job = WritebackJob {
+        job_id,
+        proposal_id: proposal_id.to_owned(),
+        idempotency_key,
+        attempt,
+        proposal_hash: detail.proposal_hash.clone(),
+        capability: cap.name.clone(),
+        executor: executor.name.to_owned(),
+        source_id: cap.source.clone(),
+        engine: source.engine,
+        evidence_id: detail.evidence.as_ref().map(|e| e.evidence_id.clone()),
+        change_set: detail.change_set.clone(),
+    };
+    tracing::info!(proposal_id, job_id = %job.job_id, attempt, executor = executor.name, "applying");
+
+    let read_row = detail.evidence.as_ref().and_then(|e| e.rows.first());
+    let outcome = match executor.spec {
+        ExecutorSpec::SqlUpdate => {
+            sql_update::apply(&wb.pools, &cap.source, source, cap, &job, read_row).await
+        }
+        ExecutorSpec::HttpHandler(h) => match http_secrets(h) {
+            Ok(secrets) => http_handler::run(h, executor.name, &secrets, &job).await,
+            Err(o) => o,
+        },
+        ExecutorSpec::CommandHandler(c) => match read_secret(&c.command_env) {
+            Ok(command) => command_handler::run(c, executor.name, &command, &job).await,
+            Err(e) => Outcome::failed("HANDLER_COMMAND_MISSING", e.to_string()),
+        },
+    };
+    fault::point("before_ledger_receipt");
+
+    let executed_at = Timestamp::now().text;
+    let receipt = receipt_json(&job, &outcome, &executed_at);
+    let (pid, jid, status, r, d) = (
+        proposal_id.to_owned(),
+        job.job_id.clone(),
+        outcome.status.as_str(),
+        receipt.clone(),
+        outcome.detail.clone(),
+    );
+    auth.ledger(move |l| {
+        l.record_receipt(NewReceipt {
+            job_id: &jid,
+            proposal_id: &pid,
+            status,
+            receipt: &r,
+            detail: d.as_deref(),
+        })
+    })
+    .await?;
+    tracing::info!(proposal_id, status, code = ?outcome.safe_error_code, "writeback finished");
+    let lease_expires = Timestamp::from_ms(Timestamp::now().ms + 60_000).text;
+    Ok(WritebackResult {
+        proposal_id: proposal_id.to_owned(),
+        state: state_after(outcome.status),
+        status: status.to_owned(),
+        job: Some(job_json(&job, &lease_expires)),
+        receipt,
+        detail: outcome.detail,
+    })
+}
+
+fn http_secrets(h: &airlock_policy::config::HttpHandlerSpec) -> Result<HttpSecrets, Outcome> {
+    let read = |name: &str| {
+        read_secret(name).map_err(|e| Outcome::failed("HANDLER_SECRET_MISSING", e.to_string()))
+    };
+    Ok(HttpSecrets {
+        url: read(&h.url_env)?,
+        token: h.token_env.as_deref().map(read).transpose()?,
+        signing_secret: h.signing_secret_env.as_deref().map(read).transpose()?,
+    })
+}

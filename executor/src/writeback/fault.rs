@@ -1,0 +1,16 @@
+//! Fault injection for the crash-safety tests, compiled only with the
+//! `fault-injection` feature: when `AIRLOCK_FAULT` names a point, the
+//! executor kills itself with SIGKILL there — exactly like `kill -9`.
+
+/// Die here if the test asked for it. A no-op in normal builds.
+#[cfg(feature = "fault-injection")]
+pub fn point(name: &str) {
+    if std::env::var("AIRLOCK_FAULT").is_ok_and(|f| f == name) {
+        tracing::warn!(point = name, "fault injection: SIGKILL");
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn point(_name: &str) {}

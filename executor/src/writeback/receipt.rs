@@ -1,0 +1,72 @@
+//! The writeback job and execution receipt as exported objects, in the
+//! field names and meaning of `synapsor.writeback-job.v1` and
+//! `synapsor.execution-receipt.v1`.
+
+use airlock_policy::canonical::hash_value;
+use airlock_policy::config::Engine;
+use serde_json::{Value, json};
+
+use super::sql_update::RUNNER_ID;
+use super::{Outcome, WritebackJob};
+
+/// The `synapsor.writeback-job.v1` object for a job.
+pub fn job_json(job: &WritebackJob, lease_expires_at: &str) -> Value {
+    let cs = &job.change_set;
+    let conflict_guard = match (&cs.guards.expected_version, &cs.guards.row_hash) {
+        (Some(v), _) => json!({"kind": "column", "column": v.column, "expected_value": v.value}),
+        (None, Some(h)) => json!({"kind": "row_hash", "expected_hash": h}),
+        (None, None) => json!({"kind": "none"}),
+    };
+    json!({
+        "schema_version": "synapsor.writeback-job.v1",
+        "writeback_job_id": job.job_id,
+        "proposal_id": job.proposal_id,
+        "proposal_version": 1,
+        "proposal_hash": job.proposal_hash,
+        "runner_scope": {"project_id": job.capability.split('.').next().unwrap_or("airlock"), "source_id": job.source_id},
+        "engine": job.engine.as_str(),
+        "operation": "single_row_update",
+        "target": {"schema": cs.target.schema, "table": cs.target.table, "primary_key": cs.target.primary_key},
+        "tenant_guard": cs.guards.tenant,
+        "allowed_columns": cs.guards.allowed_columns,
+        "patch": cs.patch,
+        "conflict_guard": conflict_guard,
+        "idempotency_key": job.idempotency_key,
+        "lease": {"lease_id": format!("lease_{}", job.job_id.trim_start_matches("wbj_")), "attempt": job.attempt, "expires_at": lease_expires_at},
+    })
+}
+
+/// The `synapsor.execution-receipt.v1` object for an outcome, with its
+/// `receipt_hash` (sha256 of the canonical receipt without the hash).
+pub fn receipt_json(job: &WritebackJob, outcome: &Outcome, executed_at: &str) -> Value {
+    let mut r = json!({
+        "schema_version": "synapsor.execution-receipt.v1",
+        "writeback_job_id": job.job_id,
+        "proposal_id": job.proposal_id,
+        "runner_id": RUNNER_ID,
+        "status": outcome.status.as_str(),
+        "rows_affected": outcome.rows_affected,
+        "idempotency_key": job.idempotency_key,
+        "previous_version": outcome.previous_version,
+        "new_version": outcome.new_version,
+        "source_database_mutated": outcome.source_database_mutated,
+        "executed_at": executed_at,
+    });
+    if let (Some(code), Some(obj)) = (&outcome.safe_error_code, r.as_object_mut()) {
+        obj.insert("safe_error_code".into(), Value::String(code.clone()));
+    }
+    let hash = hash_value(&r);
+    if let Some(obj) = r.as_object_mut() {
+        obj.insert("receipt_hash".into(), Value::String(hash));
+    }
+    r
+}
+
+/// `external_postgres` / `external_mysql` / `external_sqlite`.
+pub fn source_kind(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Postgres => "external_postgres",
+        Engine::Mysql => "external_mysql",
+        Engine::Sqlite => "external_sqlite",
+    }
+}

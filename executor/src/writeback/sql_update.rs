@@ -1,0 +1,546 @@
+//! The `sql_update` executor: one guarded UPDATE of one row, with its
+//! idempotency receipt, in one database transaction.
+//!
+//! 1. A receipt for the idempotency key already exists → `already_applied`.
+//! 2. Lock the row by primary key **and** tenant (`FOR UPDATE`; SQLite
+//!    serializes writers instead) and check, in SQL with the column's own
+//!    type, that the version column, the before-value of every patched
+//!    column and any transition "from" value still hold. No row, or any
+//!    check failing → `conflict`, rollback, nothing changed.
+//! 3. Check the receipt again under the lock (a concurrent apply).
+//! 4. `UPDATE … SET <patched columns>, <version> = <next> WHERE pk AND
+//!    tenant AND version`: exactly one row, or rollback.
+//! 5. Insert the receipt; commit. A crash before the commit leaves nothing;
+//!    after it, step 1 answers every retry.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use airlock_policy::config::{Capability, Engine, Source};
+use airlock_policy::secrets::redact;
+use airlock_policy::statement::{
+    BoundStatement, NextVersion, WriteDialect, receipt_insert, receipt_lookup, receipts_ddl,
+    writeback_checks, writeback_lock, writeback_new_version, writeback_update,
+};
+use serde_json::{Map, Value};
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::{AnyConnection, AnyPool, Arguments, Row};
+use tokio::sync::Mutex;
+
+use super::credentials::read_secret;
+use super::{Outcome, ReceiptStatus, WritebackJob};
+use crate::writeback::fault;
+
+/// The name recorded as `runner_id` in receipts.
+pub const RUNNER_ID: &str = "airlock-executor";
+
+/// Column name → type, as the catalog reports it.
+type ColumnTypes = HashMap<String, String>;
+
+/// Lazily opened write pools, one per source, and cached column types.
+#[derive(Default)]
+pub struct WritePools {
+    pools: Mutex<HashMap<String, AnyPool>>,
+    types: Mutex<HashMap<(String, String, String), Arc<ColumnTypes>>>,
+    receipts_ready: Mutex<HashMap<(String, String), bool>>,
+}
+
+impl std::fmt::Debug for WritePools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WritePools")
+    }
+}
+
+/// A failure before or during the transaction; `secrets` are scrubbed from it.
+fn failed(code: &str, what: &str, err: &dyn std::fmt::Display, secrets: &[String]) -> Outcome {
+    let detail = redact(&format!("{what}: {err}"), secrets);
+    Outcome::failed(code, detail.chars().take(500).collect::<String>())
+}
+
+fn url_secrets(url: &str) -> Vec<String> {
+    let mut out = vec![url.to_owned()];
+    if let Some((_, rest)) = url.split_once("://")
+        && let Some((userinfo, _)) = rest.rsplit_once('@')
+        && let Some((_, password)) = userinfo.split_once(':')
+    {
+        out.push(password.to_owned());
+    }
+    out
+}
+
+impl WritePools {
+    async fn pool(
+        &self,
+        source_id: &str,
+        source: &Source,
+        url: &str,
+    ) -> Result<AnyPool, sqlx::Error> {
+        let mut pools = self.pools.lock().await;
+        if let Some(p) = pools.get(source_id) {
+            return Ok(p.clone());
+        }
+        sqlx::any::install_default_drivers();
+        let timeout_ms = source.statement_timeout_ms;
+        let engine = source.engine;
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_millis(timeout_ms + 2_000))
+            .test_before_acquire(true)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    for sql in session_setup(engine, timeout_ms) {
+                        // Best effort: MariaDB and MySQL name their timeout differently.
+                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                            .execute(&mut *conn)
+                            .await;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_lazy(url)?;
+        pools.insert(source_id.to_owned(), pool.clone());
+        Ok(pool)
+    }
+
+    async fn column_types(
+        &self,
+        conn: &mut AnyConnection,
+        source_id: &str,
+        engine: Engine,
+        cap: &Capability,
+    ) -> Result<Arc<ColumnTypes>, sqlx::Error> {
+        let key = (
+            source_id.to_owned(),
+            cap.target.schema.clone(),
+            cap.target.table.clone(),
+        );
+        if let Some(t) = self.types.lock().await.get(&key) {
+            return Ok(Arc::clone(t));
+        }
+        let rows: Vec<AnyRow> = match engine {
+            Engine::Postgres => {
+                let regclass = format!("{}.{}", airlock_policy::identifier::quote(engine, &cap.target.schema), airlock_policy::identifier::quote(engine, &cap.target.table));
+                sqlx::query("SELECT CAST(a.attname AS text), format_type(a.atttypid, NULL) FROM pg_attribute a WHERE a.attrelid = CAST($1 AS regclass) AND a.attnum > 0 AND NOT a.attisdropped")
+                    .bind(regclass)
+                    .fetch_all(&mut *conn)
+                    .await?
+            }
+            Engine::Mysql => {
+                sqlx::query("SELECT CAST(COLUMN_NAME AS CHAR), CAST(COLUMN_TYPE AS CHAR) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?")
+                    .bind(cap.target.schema.clone())
+                    .bind(cap.target.table.clone())
+                    .fetch_all(&mut *conn)
+                    .await?
+            }
+            Engine::Sqlite => Vec::new(),
+        };
+        let mut types = ColumnTypes::new();
+        for r in rows {
+            types.insert(r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?);
+        }
+        let types = Arc::new(types);
+        self.types.lock().await.insert(key, Arc::clone(&types));
+        Ok(types)
+    }
+
+    /// Create the receipt table if it is missing (once per source and schema).
+    async fn ensure_receipts(
+        &self,
+        conn: &mut AnyConnection,
+        source_id: &str,
+        engine: Engine,
+        schema: &str,
+    ) -> Result<(), sqlx::Error> {
+        let key = (source_id.to_owned(), schema.to_owned());
+        if self.receipts_ready.lock().await.contains_key(&key) {
+            return Ok(());
+        }
+        let exists = match engine {
+            Engine::Postgres => sqlx::query("SELECT CAST(to_regclass($1) AS text)")
+                .bind(format!(
+                    "{}.{}",
+                    airlock_policy::identifier::quote(engine, schema),
+                    airlock_policy::statement::RECEIPTS_TABLE
+                ))
+                .fetch_one(&mut *conn)
+                .await?
+                .try_get::<Option<String>, _>(0)?
+                .is_some(),
+            _ => false,
+        };
+        if !exists {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(receipts_ddl(engine, schema)))
+                .execute(&mut *conn)
+                .await?;
+        }
+        self.receipts_ready.lock().await.insert(key, true);
+        Ok(())
+    }
+}
+
+/// Statements run on every new writer connection.
+fn session_setup(engine: Engine, timeout_ms: u64) -> Vec<String> {
+    match engine {
+        Engine::Postgres => vec![format!("SET statement_timeout = {timeout_ms}")],
+        Engine::Mysql => vec![
+            "SET time_zone = '+00:00'".to_owned(),
+            format!(
+                "SET SESSION max_statement_time = {}",
+                timeout_ms as f64 / 1000.0
+            ),
+            format!("SET SESSION max_execution_time = {timeout_ms}"),
+        ],
+        Engine::Sqlite => vec![format!("PRAGMA busy_timeout = {timeout_ms}")],
+    }
+}
+
+/// A JSON scalar as the text the database will cast (Postgres) or convert
+/// (MySQL); MySQL temporal values lose the RFC 3339 `T` and `Z`.
+fn as_text(engine: Engine, column_type: Option<&str>, v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => {
+            let temporal = column_type.is_some_and(|t| {
+                let t = t.to_ascii_lowercase();
+                t.starts_with("datetime") || t.starts_with("timestamp")
+            });
+            if engine == Engine::Mysql && temporal {
+                Some(s.trim_end_matches('Z').replacen('T', " ", 1))
+            } else {
+                Some(s.clone())
+            }
+        }
+        Value::Bool(b) => Some(match engine {
+            Engine::Postgres => b.to_string(),
+            _ => u8::from(*b).to_string(),
+        }),
+        other => Some(other.to_string()),
+    }
+}
+
+/// Bind values: text everywhere but SQLite, which compares by storage class
+/// and so gets each value in its own JSON type.
+fn arguments(
+    engine: Engine,
+    stmt: &BoundStatement,
+    columns: &[Option<String>],
+    types: &ColumnTypes,
+) -> Result<AnyArguments, sqlx::Error> {
+    let mut args = AnyArguments::default();
+    for (i, v) in stmt.binds.iter().enumerate() {
+        let col_type = columns
+            .get(i)
+            .and_then(|c| c.as_ref())
+            .and_then(|c| types.get(c))
+            .map(String::as_str);
+        let r = match (engine, v) {
+            (Engine::Sqlite, Value::Number(n)) if n.is_i64() || n.is_u64() => args.add(n.as_i64()),
+            (Engine::Sqlite, Value::Number(n)) => args.add(n.as_f64()),
+            (Engine::Sqlite, Value::Bool(b)) => args.add(Some(i64::from(*b))),
+            _ => args.add(as_text(engine, col_type, v)),
+        };
+        r.map_err(sqlx::Error::Encode)?;
+    }
+    Ok(args)
+}
+
+fn int_at(row: &AnyRow, i: usize) -> i64 {
+    row.try_get::<i64, _>(i)
+        .or_else(|_| row.try_get::<bool, _>(i).map(i64::from))
+        .unwrap_or(0)
+}
+
+/// Apply one job with `sql_update`.
+pub async fn apply(
+    pools: &WritePools,
+    source_id: &str,
+    source: &Source,
+    cap: &Capability,
+    job: &WritebackJob,
+    read_row: Option<&Map<String, Value>>,
+) -> Outcome {
+    let Some(write_env) = &source.write_url_env else {
+        return Outcome::failed(
+            "WRITE_URL_NOT_CONFIGURED",
+            format!("source `{source_id}` has no write_url_env"),
+        );
+    };
+    let url = match read_secret(write_env) {
+        Ok(u) => u,
+        Err(e) => return Outcome::failed("WRITE_CREDENTIAL_MISSING", e.to_string()),
+    };
+    let secrets = url_secrets(&url);
+    let engine = source.engine;
+    let pool = match pools.pool(source_id, source, &url).await {
+        Ok(p) => p,
+        Err(e) => {
+            return failed(
+                "WRITE_URL_INVALID",
+                "the write URL is not usable",
+                &e,
+                &secrets,
+            );
+        }
+    };
+    let mut conn = match pool.acquire().await {
+        Ok(c) => c,
+        Err(e) => {
+            return failed(
+                "SOURCE_UNAVAILABLE",
+                "cannot connect with the write credential",
+                &e,
+                &secrets,
+            );
+        }
+    };
+    let types = match pools.column_types(&mut conn, source_id, engine, cap).await {
+        Ok(t) => t,
+        Err(e) => {
+            return failed(
+                "SOURCE_UNAVAILABLE",
+                "cannot read the table's column types",
+                &e,
+                &secrets,
+            );
+        }
+    };
+    if let Err(e) = pools
+        .ensure_receipts(&mut conn, source_id, engine, &cap.target.schema)
+        .await
+    {
+        return failed(
+            "RECEIPT_TABLE_UNAVAILABLE",
+            "cannot create or find the receipt table (run `airlock writeback migration`)",
+            &e,
+            &secrets,
+        );
+    }
+    fault::point("before_transaction");
+    match run_transaction(&mut conn, engine, cap, job, read_row, &types).await {
+        Ok(outcome) => outcome,
+        Err(e) => failed(
+            "WRITE_FAILED",
+            "the guarded update failed and was rolled back",
+            &e,
+            &secrets,
+        ),
+    }
+}
+
+async fn run_transaction(
+    conn: &mut AnyConnection,
+    engine: Engine,
+    cap: &Capability,
+    job: &WritebackJob,
+    read_row: Option<&Map<String, Value>>,
+    types: &ColumnTypes,
+) -> Result<Outcome, sqlx::Error> {
+    let cs = &job.change_set;
+    let column_type = |c: &str| types.get(c).cloned();
+    let dialect = WriteDialect {
+        engine,
+        column_type: &column_type,
+    };
+    let previous_version = cs.guards.expected_version.as_ref().map(|v| v.value.clone());
+    let schema = &cap.target.schema;
+
+    let lookup = receipt_lookup(engine, schema);
+    let existing_receipt = |row: AnyRow| -> Result<Outcome, sqlx::Error> {
+        let new_version: Option<String> = row.try_get(2)?;
+        Ok(Outcome {
+            status: ReceiptStatus::AlreadyApplied,
+            rows_affected: 0,
+            previous_version: row.try_get::<Option<String>, _>(1)?.map(Value::String),
+            new_version: new_version.map(Value::String),
+            source_database_mutated: false,
+            safe_error_code: None,
+            detail: Some(
+                "the source database already holds a receipt for this idempotency key".into(),
+            ),
+        })
+    };
+
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    if let Some(row) = sqlx::query(sqlx::AssertSqlSafe(lookup.clone()))
+        .bind(job.idempotency_key.clone())
+        .fetch_optional(&mut *tx)
+        .await?
+    {
+        tx.rollback().await?;
+        return existing_receipt(row);
+    }
+
+    // Lock the row and check every guard against it.
+    let checks = writeback_checks(cap, cs, read_row);
+    let lock = writeback_lock(&dialect, cap, cs, &checks);
+    let mut lock_columns: Vec<Option<String>> =
+        checks.iter().map(|c| Some(c.column.clone())).collect();
+    lock_columns.extend(row_predicate_columns(cap, engine, types));
+    let row = sqlx::query_with(
+        sqlx::AssertSqlSafe(lock.sql.clone()),
+        arguments(engine, &lock, &lock_columns, types)?,
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        tx.rollback().await?;
+        return Ok(conflict(
+            "ROW_NOT_FOUND",
+            "the row no longer exists for this tenant",
+            previous_version,
+        ));
+    };
+    let failed_checks: Vec<&str> = checks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| int_at(&row, *i) != 1)
+        .map(|(_, c)| c.label.as_str())
+        .collect();
+    if !failed_checks.is_empty() {
+        tx.rollback().await?;
+        let code = if failed_checks.contains(&"version") {
+            "VERSION_CONFLICT"
+        } else {
+            "BEFORE_MISMATCH"
+        };
+        return Ok(conflict(
+            code,
+            &format!(
+                "the row changed since the proposal ({}); nothing was changed",
+                failed_checks.join(", ")
+            ),
+            previous_version,
+        ));
+    }
+    if let Some(row) = sqlx::query(sqlx::AssertSqlSafe(lookup))
+        .bind(job.idempotency_key.clone())
+        .fetch_optional(&mut *tx)
+        .await?
+    {
+        tx.rollback().await?;
+        return existing_receipt(row);
+    }
+
+    // The one guarded UPDATE.
+    let next = previous_version
+        .as_ref()
+        .map_or(NextVersion::Now, NextVersion::for_value);
+    let update = writeback_update(&dialect, cap, cs, next);
+    let mut update_columns: Vec<Option<String>> =
+        cs.patch.keys().map(|c| Some(c.clone())).collect();
+    update_columns.extend(row_predicate_columns(cap, engine, types));
+    update_columns.extend(
+        cs.guards
+            .expected_version
+            .as_ref()
+            .map(|v| Some(v.column.clone())),
+    );
+    let result = sqlx::query_with(
+        sqlx::AssertSqlSafe(update.sql.clone()),
+        arguments(engine, &update, &update_columns, types)?,
+    )
+    .execute(&mut *tx)
+    .await?;
+    if result.rows_affected() != 1 {
+        tx.rollback().await?;
+        return Ok(conflict(
+            "VERSION_CONFLICT",
+            &format!(
+                "the guarded update matched {} rows; rolled back",
+                result.rows_affected()
+            ),
+            previous_version,
+        ));
+    }
+    let new_version = match writeback_new_version(&dialect, cap, cs) {
+        Some(stmt) => {
+            let cols = row_predicate_columns(cap, engine, types);
+            let text: Option<String> = sqlx::query_with(
+                sqlx::AssertSqlSafe(stmt.sql.clone()),
+                arguments(engine, &stmt, &cols, types)?,
+            )
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+            text.map(|t| match next {
+                NextVersion::Increment => t
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .unwrap_or(Value::String(t)),
+                NextVersion::Now => Value::String(t),
+            })
+        }
+        None => None,
+    };
+    let text = |v: &Option<Value>| {
+        v.as_ref()
+            .map(|v| airlock_policy::change_set::scalar_text(v))
+    };
+    sqlx::query(sqlx::AssertSqlSafe(receipt_insert(engine, schema)))
+        .bind(job.idempotency_key.clone())
+        .bind(job.proposal_id.clone())
+        .bind(job.job_id.clone())
+        .bind(RUNNER_ID)
+        .bind("applied")
+        .bind(1i64)
+        .bind(format!("{}.{}", cap.target.schema, cap.target.table))
+        .bind(airlock_policy::change_set::scalar_text(
+            &cs.target.primary_key.value,
+        ))
+        .bind(Some(cs.tenant_id.clone()))
+        .bind(text(&previous_version))
+        .bind(text(&new_version))
+        .bind(job.proposal_hash.clone())
+        .execute(&mut *tx)
+        .await?;
+    fault::point("after_update_before_commit");
+    tx.commit().await?;
+    fault::point("after_commit_before_receipt");
+    Ok(Outcome {
+        status: ReceiptStatus::Applied,
+        rows_affected: 1,
+        previous_version,
+        new_version,
+        source_database_mutated: true,
+        safe_error_code: None,
+        detail: None,
+    })
+}
+
+/// The columns bound by the row predicate (primary key, MySQL's exact-key
+/// check, tenant), in bind order, for choosing how to bind each value.
+fn row_predicate_columns(
+    cap: &Capability,
+    engine: Engine,
+    types: &ColumnTypes,
+) -> Vec<Option<String>> {
+    let pk = cap.target.primary_key.clone();
+    let mut cols = vec![Some(pk.clone())];
+    let text_pk = types.get(&pk).is_some_and(|t| {
+        ["char", "text", "enum", "set"]
+            .iter()
+            .any(|k| t.to_ascii_lowercase().contains(k))
+    });
+    if engine == Engine::Mysql && text_pk {
+        cols.push(Some(pk));
+    }
+    if cap.target.tenant_key.is_some() {
+        // Compared as text: bound as text, never cast to the column's type.
+        cols.push(None);
+    }
+    cols
+}
+
+fn conflict(code: &str, detail: &str, previous_version: Option<Value>) -> Outcome {
+    Outcome {
+        status: ReceiptStatus::Conflict,
+        rows_affected: 0,
+        previous_version,
+        new_version: None,
+        source_database_mutated: false,
+        safe_error_code: Some(code.to_owned()),
+        detail: Some(detail.to_owned()),
+    }
+}

@@ -1,0 +1,829 @@
+//! http_handler and command_handler executors against real handlers: an
+//! in-process axum server on loopback and small scripts in a temp dir.
+//! Also the handler templates (`airlock handler template`), including a real
+//! run of the command template against a SQLite store.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use airlock_executor::writeback::command_handler;
+use airlock_executor::writeback::http_handler::{self, HttpSecrets};
+use airlock_executor::writeback::payload::{handler_payload, parse_receipt};
+use airlock_executor::writeback::{Outcome, ReceiptStatus, WritebackJob};
+use airlock_policy::args::validate_args;
+use airlock_policy::change_set;
+use airlock_policy::config::{CommandHandlerSpec, ContextProvider, Engine, HttpHandlerSpec, HttpMethod};
+use airlock_policy::context::TrustedContext;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
+use serde_json::{Map, Value, json};
+use sha2::Sha256;
+
+// The template command compiled here exactly as the CLI compiles it.
+#[allow(dead_code, unused_imports)]
+mod cli {
+    #[path = "../../src/cli/output.rs"]
+    pub mod output;
+    #[path = "../../src/cli/handler_cmd.rs"]
+    pub mod handler_cmd;
+}
+use cli::handler_cmd;
+use cli::output::Exit;
+
+const CONFIG: &str =
+    include_str!("../../../shared/compat/reference-support-billing/synapsor.runner.json");
+const TOKEN: &str = "tok_live_3f9a8b7c6d5e4f3a2b1c";
+const SIGNING_SECRET: &str = "whsec_0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+const OLD_VERSION: &str = "2026-06-20T14:31:08Z";
+
+// ---------------------------------------------------------------- the job
+
+fn invoice_row(tenant: &str) -> Map<String, Value> {
+    json!({
+        "id": "INV-3001", "tenant_id": tenant, "customer_id": "CUS-1", "status": "overdue",
+        "balance_cents": 12000, "late_fee_cents": 5500, "waiver_reason": null,
+        "updated_at": OLD_VERSION,
+    })
+    .as_object()
+    .unwrap()
+    .clone()
+}
+
+fn job_for(proposal_id: &str, tenant: &str, attempt: u32) -> WritebackJob {
+    let config = airlock_policy::load_config_str(CONFIG).config.unwrap();
+    let cap = config.capability("billing.propose_late_fee_waiver").unwrap();
+    let args = validate_args(
+        cap,
+        Some(&json!({"invoice_id": "INV-3001", "reason": "customer requested review"})),
+    )
+    .unwrap();
+    let ctx = TrustedContext {
+        tenant_id: tenant.to_owned(),
+        principal: "support_agent_17".to_owned(),
+        source: ContextProvider::Environment,
+    };
+    let cs = change_set::build(cap, &args, &ctx, &invoice_row(tenant)).unwrap();
+    WritebackJob {
+        job_id: format!("wbj_{proposal_id}_{attempt}"),
+        proposal_id: proposal_id.to_owned(),
+        idempotency_key: format!("{proposal_id}:INV-3001"),
+        attempt,
+        proposal_hash: cs.hash(),
+        capability: cap.name.clone(),
+        executor: "billing_handler".to_owned(),
+        source_id: "app_postgres".to_owned(),
+        engine: Engine::Postgres,
+        evidence_id: Some("ev_456".to_owned()),
+        change_set: cs,
+    }
+}
+
+fn job() -> WritebackJob {
+    job_for("wrp_123", "acme", 1)
+}
+
+#[test]
+fn payload_has_the_documented_shape() {
+    let job = job();
+    let p = handler_payload(&job, false);
+    let expected = json!({
+        "schema_version": "synapsor.handler-writeback.v1",
+        "writeback_job_id": "wbj_wrp_123_1",
+        "proposal_id": "wrp_123",
+        "idempotency_key": "wrp_123:INV-3001",
+        "executor": "billing_handler",
+        "dry_run": false,
+        "attempt": 1,
+        "proposal_hash": job.proposal_hash,
+        "capability": "billing.propose_late_fee_waiver",
+        "change_set": {
+            "scope": {"tenant_id": "acme", "business_object": "invoice", "object_id": "INV-3001"},
+            "principal": {"id": "support_agent_17"},
+            "target": {"schema": "public", "table": "invoices",
+                       "primary_key": {"column": "id", "value": "INV-3001"}},
+            "before": {"late_fee_cents": 5500, "waiver_reason": null, "updated_at": OLD_VERSION},
+            "patch": {"late_fee_cents": 0, "waiver_reason": "customer requested review"},
+            "after": {"late_fee_cents": 0, "waiver_reason": "customer requested review",
+                      "updated_at": OLD_VERSION},
+            "guards": {
+                "tenant": {"column": "tenant_id", "value": "acme"},
+                "allowed_columns": ["late_fee_cents", "waiver_reason"],
+                "expected_version": {"column": "updated_at", "value": OLD_VERSION},
+                "transitions": [],
+            },
+            "evidence": {"bundle_id": "ev_456"},
+        },
+    });
+    assert_eq!(p, expected);
+    assert!(job.proposal_hash.starts_with("sha256:"));
+    assert_eq!(handler_payload(&job, true)["dry_run"], json!(true));
+    // Field order is stable (handlers may log it verbatim).
+    let keys: Vec<&String> = p.as_object().unwrap().keys().collect();
+    assert_eq!(keys[0], "schema_version");
+}
+
+#[test]
+fn receipt_parser_is_strict() {
+    assert!(parse_receipt(br#"{"status":"applied","rows_affected":1,"receipt_id":"r1"}"#).is_ok());
+    assert!(parse_receipt(br#"{"rows_affected":1}"#).is_err());
+    assert!(parse_receipt(br#"{"status":"APPLIED"}"#).is_err());
+    assert!(parse_receipt(br#"{"status":"failed","safe_error_code":"has space"}"#).is_err());
+}
+
+// ------------------------------------------------------- the http handler
+
+#[derive(Debug, Clone)]
+struct Seen {
+    mode: String,
+    method: Method,
+    headers: BTreeMap<String, String>,
+    body: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Server {
+    seen: Mutex<Vec<Seen>>,
+}
+
+async fn handle(
+    State(server): State<Arc<Server>>,
+    UrlPath(mode): UrlPath<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    server.seen.lock().unwrap().push(Seen {
+        mode: mode.clone(),
+        method,
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect(),
+        body: body.to_vec(),
+    });
+    let receipt = |code: StatusCode, v: Value| (code, v.to_string()).into_response();
+    match mode.as_str() {
+        "applied" => receipt(
+            StatusCode::OK,
+            json!({"status": "applied", "rows_affected": 1, "previous_version": OLD_VERSION,
+                   "new_version": "2026-06-21T09:00:00Z", "message": "waived"}),
+        ),
+        "already" => receipt(
+            StatusCode::OK,
+            json!({"status": "already_applied", "idempotency_key": "wrp_123:INV-3001"}),
+        ),
+        "conflict" => receipt(
+            StatusCode::CONFLICT,
+            json!({"status": "conflict", "safe_error_code": "VERSION_CONFLICT",
+                   "previous_version": OLD_VERSION, "new_version": "2026-06-20T15:00:00Z"}),
+        ),
+        "conflict200" => receipt(StatusCode::OK, json!({"status": "conflict"})),
+        "failed" => receipt(
+            StatusCode::OK,
+            json!({"status": "failed", "safe_error_code": "INVOICE_LOCKED",
+                   "message": format!("locked; debug: secret={SIGNING_SECRET}")}),
+        ),
+        "failed422" => receipt(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"status": "failed", "message": "no"}),
+        ),
+        "applied409" => receipt(StatusCode::CONFLICT, json!({"status": "applied"})),
+        "error500" => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Traceback: auth header was Bearer {TOKEN}; db postgres://app:hunter2@db/prod"),
+        )
+            .into_response(),
+        "garbage" => (StatusCode::OK, "<html>not a receipt</html>").into_response(),
+        "empty" => StatusCode::NO_CONTENT.into_response(),
+        "huge" => (StatusCode::OK, " ".repeat(100 * 1024)).into_response(),
+        "otherkey" => receipt(
+            StatusCode::OK,
+            json!({"status": "applied", "idempotency_key": "wrp_999:INV-3001"}),
+        ),
+        "redirect" => (
+            StatusCode::TEMPORARY_REDIRECT,
+            [("location", "http://127.0.0.1:1/elsewhere")],
+        )
+            .into_response(),
+        "slow" => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            receipt(StatusCode::OK, json!({"status": "applied"}))
+        }
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn start_server() -> (String, Arc<Server>) {
+    let server = Arc::new(Server::default());
+    let app = axum::Router::new()
+        .route("/h/{mode}", axum::routing::any(handle))
+        .with_state(server.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (format!("http://{addr}"), server)
+}
+
+fn http_spec(method: HttpMethod, timeout_ms: u64) -> HttpHandlerSpec {
+    HttpHandlerSpec {
+        url_env: "BILLING_HANDLER_URL".to_owned(),
+        method,
+        token_env: Some("BILLING_HANDLER_TOKEN".to_owned()),
+        signing_secret_env: Some("BILLING_HANDLER_SECRET".to_owned()),
+        timeout_ms,
+    }
+}
+
+fn secrets(url: String) -> HttpSecrets {
+    HttpSecrets {
+        url,
+        token: Some(TOKEN.to_owned()),
+        signing_secret: Some(SIGNING_SECRET.to_owned()),
+    }
+}
+
+fn assert_clean(o: &Outcome, also: &[&str]) {
+    let text = serde_json::to_string(o).unwrap();
+    for s in [TOKEN, SIGNING_SECRET, "hunter2"].iter().chain(also) {
+        assert!(!text.contains(s), "outcome leaks {s:?}: {text}");
+    }
+}
+
+fn code(o: &Outcome) -> &str {
+    o.safe_error_code.as_deref().unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_handler_sends_the_signed_payload_and_maps_every_answer() {
+    let (base, server) = start_server().await;
+    let job = job();
+    let spec = http_spec(HttpMethod::Post, 2_000);
+    let run = |mode: &str| {
+        let s = secrets(format!("{base}/h/{mode}"));
+        let spec = spec.clone();
+        let job = job.clone();
+        async move { http_handler::run(&spec, "billing_handler", &s, &job).await }
+    };
+
+    // applied
+    let o = run("applied").await;
+    assert_eq!(o.status, ReceiptStatus::Applied, "{o:?}");
+    assert!(o.source_database_mutated);
+    assert_eq!(o.rows_affected, 1);
+    assert_eq!(o.previous_version, Some(json!(OLD_VERSION)));
+    assert_eq!(o.new_version, Some(json!("2026-06-21T09:00:00Z")));
+    assert_eq!(o.detail.as_deref(), Some("waived"));
+
+    // What the handler received.
+    let seen = server.seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(seen.mode, "applied");
+    assert_eq!(seen.method, Method::POST);
+    let h = &seen.headers;
+    assert_eq!(h["content-type"], "application/json");
+    assert_eq!(h["authorization"], format!("Bearer {TOKEN}"));
+    assert_eq!(h["idempotency-key"], "wrp_123:INV-3001");
+    let body: Value = serde_json::from_slice(&seen.body).unwrap();
+    assert_eq!(body, handler_payload(&job, false));
+    assert_eq!(body["idempotency_key"], "wrp_123:INV-3001");
+    assert_eq!(body["change_set"]["guards"]["tenant"]["value"], "acme");
+    // The signature, recomputed here from the secret.
+    let ts: u64 = h["x-airlock-timestamp"].parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(now.abs_diff(ts) < 60, "timestamp {ts} vs now {now}");
+    let mut mac = Hmac::<Sha256>::new_from_slice(SIGNING_SECRET.as_bytes()).unwrap();
+    mac.update(format!("{ts}.").as_bytes());
+    mac.update(&seen.body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(h["x-airlock-signature"], format!("v1={hex}"));
+    assert_eq!(
+        http_handler::signature(SIGNING_SECRET.as_bytes(), ts, &seen.body),
+        format!("v1={hex}")
+    );
+
+    // already_applied: the change exists; this attempt changed nothing.
+    let o = run("already").await;
+    assert_eq!(o.status, ReceiptStatus::AlreadyApplied, "{o:?}");
+    assert!(!o.source_database_mutated);
+    assert_eq!(o.rows_affected, 0);
+
+    // 409 with a conflict receipt.
+    let o = run("conflict").await;
+    assert_eq!(o.status, ReceiptStatus::Conflict, "{o:?}");
+    assert_eq!(code(&o), "VERSION_CONFLICT");
+    assert!(!o.source_database_mutated);
+    assert_eq!(o.new_version, Some(json!("2026-06-20T15:00:00Z")));
+
+    // A conflict receipt on 200 without a code gets the default code.
+    let o = run("conflict200").await;
+    assert_eq!((o.status, code(&o)), (ReceiptStatus::Conflict, "HANDLER_CONFLICT"));
+
+    // failed, with the secret echoed in the message: redacted.
+    let o = run("failed").await;
+    assert_eq!((o.status, code(&o)), (ReceiptStatus::Failed, "INVOICE_LOCKED"));
+    assert!(o.detail.as_deref().unwrap().contains("[REDACTED]"), "{o:?}");
+    assert_clean(&o, &[]);
+
+    // A non-2xx with a failed receipt uses it, with the HTTP code as default.
+    let o = run("failed422").await;
+    assert_eq!((o.status, code(&o)), (ReceiptStatus::Failed, "HANDLER_HTTP_422"));
+
+    // An error status cannot confirm a change.
+    let o = run("applied409").await;
+    assert_eq!((o.status, code(&o)), (ReceiptStatus::Failed, "HANDLER_HTTP_409"));
+    assert!(!o.source_database_mutated);
+
+    // 500 whose body repeats the token and a database URL.
+    let o = run("error500").await;
+    assert_eq!((o.status, code(&o)), (ReceiptStatus::Failed, "HANDLER_HTTP_500"), "{o:?}");
+    assert!(!o.source_database_mutated);
+    assert_clean(&o, &["app:hunter2"]);
+
+    // 2xx but not a receipt.
+    for mode in ["garbage", "empty", "huge", "otherkey"] {
+        let o = run(mode).await;
+        assert_eq!(
+            (o.status, code(&o)),
+            (ReceiptStatus::Failed, "HANDLER_BAD_RECEIPT"),
+            "{mode}: {o:?}"
+        );
+        assert!(!o.source_database_mutated);
+        assert_clean(&o, &[]);
+    }
+
+    // Redirects are not followed (the token goes only to the configured URL).
+    let before = server.seen.lock().unwrap().len();
+    let o = run("redirect").await;
+    assert_eq!(code(&o), "HANDLER_HTTP_307", "{o:?}");
+    assert_eq!(server.seen.lock().unwrap().len(), before + 1);
+
+    // Every request carried the same idempotency key; no detail leaks.
+    for s in server.seen.lock().unwrap().iter() {
+        assert_eq!(s.headers["idempotency-key"], "wrp_123:INV-3001");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_handler_timeout_unreachable_and_bad_config() {
+    let (base, server) = start_server().await;
+    let job = job();
+
+    // Sleeps past the timeout.
+    let started = Instant::now();
+    let o = http_handler::run(
+        &http_spec(HttpMethod::Put, 300),
+        "billing_handler",
+        &secrets(format!("{base}/h/slow")),
+        &job,
+    )
+    .await;
+    let elapsed = started.elapsed();
+    assert_eq!((o.status, code(&o)), (ReceiptStatus::Failed, "HANDLER_TIMEOUT"), "{o:?}");
+    assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
+    assert!(!o.source_database_mutated);
+    assert_clean(&o, &[&base]);
+    assert_eq!(server.seen.lock().unwrap()[0].method, Method::PUT);
+
+    // Nobody listening.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}/h/applied?key={TOKEN}");
+    let o = http_handler::run(
+        &http_spec(HttpMethod::Patch, 2_000),
+        "billing_handler",
+        &secrets(url.clone()),
+        &job,
+    )
+    .await;
+    assert_eq!((o.status, code(&o)), (ReceiptStatus::Failed, "HANDLER_UNREACHABLE"), "{o:?}");
+    assert_clean(&o, &[&url, &format!(":{port}")]);
+
+    // DNS failure.
+    let o = http_handler::run(
+        &http_spec(HttpMethod::Post, 5_000),
+        "billing_handler",
+        &secrets("http://airlock-no-such-host.invalid/h".to_owned()),
+        &job,
+    )
+    .await;
+    assert_eq!(code(&o), "HANDLER_UNREACHABLE", "{o:?}");
+    assert_clean(&o, &["airlock-no-such-host"]);
+
+    // Not an http(s) URL; a token that cannot be a header.
+    let o = http_handler::run(
+        &http_spec(HttpMethod::Post, 1_000),
+        "billing_handler",
+        &secrets("ftp://user:pw@files.example/x".to_owned()),
+        &job,
+    )
+    .await;
+    assert_eq!(code(&o), "HANDLER_BAD_URL", "{o:?}");
+    assert_clean(&o, &["user:pw", "files.example"]);
+    let mut bad = secrets(format!("{base}/h/applied"));
+    bad.token = Some(format!("{TOKEN}\nX-Evil: 1"));
+    let o = http_handler::run(&http_spec(HttpMethod::Post, 1_000), "billing_handler", &bad, &job).await;
+    assert_eq!(code(&o), "HANDLER_BAD_CREDENTIAL", "{o:?}");
+    assert_clean(&o, &[]);
+    assert_eq!(server.seen.lock().unwrap().len(), 1, "nothing else was sent");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_handler_without_token_or_secret_sends_neither() {
+    let (base, server) = start_server().await;
+    let s = HttpSecrets {
+        url: format!("{base}/h/applied"),
+        token: None,
+        signing_secret: None,
+    };
+    let spec = HttpHandlerSpec {
+        token_env: None,
+        signing_secret_env: None,
+        ..http_spec(HttpMethod::Post, 2_000)
+    };
+    let o = http_handler::run(&spec, "billing_handler", &s, &job()).await;
+    assert_eq!(o.status, ReceiptStatus::Applied);
+    let seen = server.seen.lock().unwrap()[0].clone();
+    for h in ["authorization", "x-airlock-signature", "x-airlock-timestamp"] {
+        assert!(!seen.headers.contains_key(h), "{h} was sent");
+    }
+    assert_eq!(seen.headers["idempotency-key"], "wrp_123:INV-3001");
+}
+
+#[test]
+fn handler_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let job = job();
+    let s = secrets("http://127.0.0.1:1/".to_owned());
+    let spec = http_spec(HttpMethod::Post, 10);
+    assert_send(&http_handler::run(&spec, "x", &s, &job));
+    let cspec = CommandHandlerSpec {
+        command_env: "X".to_owned(),
+        timeout_ms: 10,
+    };
+    assert_send(&command_handler::run(&cspec, "x", "/bin/true", &job));
+}
+
+// ---------------------------------------------------- the command handler
+
+fn script(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn cmd_spec(timeout_ms: u64) -> CommandHandlerSpec {
+    CommandHandlerSpec {
+        command_env: "BILLING_HANDLER_COMMAND".to_owned(),
+        timeout_ms,
+    }
+}
+
+async fn run_cmd(command: &str, timeout_ms: u64, job: &WritebackJob) -> Outcome {
+    command_handler::run(&cmd_spec(timeout_ms), "billing_command", command, job).await
+}
+
+const OK_SCRIPT: &str = r#"#!/usr/bin/env python3
+import json, os, sys
+job = json.load(sys.stdin)
+out = sys.argv[1]
+with open(os.path.join(out, "env.json"), "w") as f:
+    json.dump(dict(os.environ), f)
+with open(os.path.join(out, "payload.json"), "w") as f:
+    json.dump(job, f)
+assert job["idempotency_key"] == os.environ["AIRLOCK_IDEMPOTENCY_KEY"], "key mismatch"
+assert job["writeback_job_id"] == os.environ["AIRLOCK_WRITEBACK_JOB_ID"], "job mismatch"
+print("applying", job["idempotency_key"], file=sys.stderr)
+print(json.dumps({"status": "applied", "rows_affected": 1,
+                  "previous_version": job["change_set"]["guards"]["expected_version"]["value"],
+                  "new_version": "2026-06-21T09:00:00Z", "idempotency_key": job["idempotency_key"]}))
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn command_handler_success_gets_the_payload_on_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = script(dir.path(), "ok.py", OK_SCRIPT);
+    let job = job();
+    let o = run_cmd(&format!("{} {}", ok.display(), dir.path().display()), 5_000, &job).await;
+    assert_eq!(o.status, ReceiptStatus::Applied, "{o:?}");
+    assert!(o.source_database_mutated);
+    assert_eq!(o.previous_version, Some(json!(OLD_VERSION)));
+    // stderr is kept, but the command's arguments are redacted from it.
+    let detail = o.detail.clone().unwrap();
+    assert!(detail.contains("stderr: applying wrp_123:INV-3001"), "{detail}");
+    let payload: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("payload.json")).unwrap())
+            .unwrap();
+    assert_eq!(payload, handler_payload(&job, false));
+}
+
+/// The child sees only PATH, LANG and the two AIRLOCK_ variables, even when
+/// the executor's own environment holds write credentials. The test re-runs
+/// itself with such a variable planted (setting it in-process needs unsafe).
+#[tokio::test(flavor = "multi_thread")]
+async fn command_handler_environment_is_minimal() {
+    const PLANTED: &str = "postgres://writer:planted-pw@db.internal/app";
+    if std::env::var("APP_WRITE_URL").is_err() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "command_handler_environment_is_minimal"])
+            .env("APP_WRITE_URL", PLANTED)
+            .env("BILLING_HANDLER_TOKEN", TOKEN)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "the re-run with a planted APP_WRITE_URL failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ok = script(dir.path(), "ok.py", OK_SCRIPT);
+    let job = job();
+    let o = run_cmd(&format!("{} {}", ok.display(), dir.path().display()), 5_000, &job).await;
+    assert_eq!(o.status, ReceiptStatus::Applied, "{o:?}");
+    let env: BTreeMap<String, String> =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("env.json")).unwrap())
+            .unwrap();
+    let keys: Vec<&str> = env.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        ["AIRLOCK_IDEMPOTENCY_KEY", "AIRLOCK_WRITEBACK_JOB_ID", "LANG", "PATH"],
+        "{env:?}"
+    );
+    assert_eq!(env["PATH"], "/usr/local/bin:/usr/bin:/bin");
+    assert_eq!(env["LANG"], "C.UTF-8");
+    assert_eq!(env["AIRLOCK_IDEMPOTENCY_KEY"], "wrp_123:INV-3001");
+    assert_eq!(env["AIRLOCK_WRITEBACK_JOB_ID"], job.job_id);
+    let all = serde_json::to_string(&env).unwrap();
+    assert!(!all.contains("planted-pw") && !all.contains(TOKEN));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn command_handler_failure_stderr_is_scrubbed_and_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let fail = script(
+        dir.path(),
+        "fail.sh",
+        r#"#!/bin/sh
+i=0
+while [ $i -lt 200 ]; do echo "noise line $i ................................" >&2; i=$((i+1)); done
+echo "connecting to postgres://app:hunter2@db.internal/prod" >&2
+echo "using token ghp_abcdefghijklmnopqrstuvwxyz0123456789" >&2
+echo "argument was $1" >&2
+echo "the final error" >&2
+exit 3
+"#,
+    );
+    let o = run_cmd(
+        &format!("{} --password=SuperSecretArg123", fail.display()),
+        5_000,
+        &job(),
+    )
+    .await;
+    assert_eq!((o.status, code(&o)), (ReceiptStatus::Failed, "HANDLER_EXIT_3"), "{o:?}");
+    assert!(!o.source_database_mutated);
+    let detail = o.detail.clone().unwrap();
+    assert!(detail.contains("the final error"), "{detail}");
+    assert!(!detail.contains("noise line 0 "), "not truncated: {detail}");
+    assert!(detail.chars().count() < 3_000, "{} chars", detail.chars().count());
+    assert_clean(&o, &["ghp_abcdefghij", "SuperSecretArg123", "db.internal"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn command_handler_timeout_kills_the_whole_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let hang = script(
+        dir.path(),
+        "hang.sh",
+        "#!/bin/sh\necho $$ > \"$1/pid\"\nsleep 30 &\necho $! > \"$1/bgpid\"\necho started >&2\nwait\n",
+    );
+    let started = Instant::now();
+    let o = run_cmd(&format!("{} {}", hang.display(), dir.path().display()), 500, &job()).await;
+    let elapsed = started.elapsed();
+    assert_eq!((o.status, code(&o)), (ReceiptStatus::Failed, "HANDLER_TIMEOUT"), "{o:?}");
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+    assert!(o.detail.as_deref().unwrap().contains("started"), "{o:?}");
+    for f in ["pid", "bgpid"] {
+        let pid = std::fs::read_to_string(dir.path().join(f)).unwrap();
+        let pid = pid.trim();
+        // Gone, or at most a zombie waiting for init (the sleep's parent died).
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit(") ").next().map(|r| r.chars().next().unwrap()));
+            match state {
+                None | Some('Z') | Some('X') => break,
+                Some(s) if Instant::now() > deadline => {
+                    panic!("{f} {pid} still alive in state {s}")
+                }
+                Some(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+    // The handler itself was reaped by us: not even a zombie.
+    let pid = std::fs::read_to_string(dir.path().join("pid")).unwrap();
+    assert!(!Path::new(&format!("/proc/{}", pid.trim())).exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn command_handler_bad_programs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let job = job();
+
+    let garbage = script(d, "garbage.sh", "#!/bin/sh\necho 'this is not json'\n");
+    let o = run_cmd(&garbage.display().to_string(), 5_000, &job).await;
+    assert_eq!(code(&o), "HANDLER_BAD_RECEIPT", "{o:?}");
+
+    let silent = script(d, "silent.sh", "#!/bin/sh\nexit 0\n");
+    assert_eq!(code(&run_cmd(&silent.display().to_string(), 5_000, &job).await), "HANDLER_BAD_RECEIPT");
+
+    let huge = script(d, "huge.sh", "#!/bin/sh\nhead -c 200000 /dev/zero | tr '\\0' ' '\necho '{\"status\":\"applied\"}'\n");
+    let o = run_cmd(&huge.display().to_string(), 5_000, &job).await;
+    assert_eq!(code(&o), "HANDLER_BAD_RECEIPT", "{o:?}");
+
+    let conflict = script(
+        d,
+        "conflict.sh",
+        "#!/bin/sh\ncat >/dev/null\necho '{\"status\":\"conflict\",\"safe_error_code\":\"VERSION_CONFLICT\"}'\nexit 1\n",
+    );
+    let o = run_cmd(&conflict.display().to_string(), 5_000, &job).await;
+    assert_eq!((o.status, code(&o)), (ReceiptStatus::Conflict, "VERSION_CONFLICT"), "{o:?}");
+
+    let liar = script(d, "liar.sh", "#!/bin/sh\necho '{\"status\":\"applied\"}'\nexit 2\n");
+    let o = run_cmd(&liar.display().to_string(), 5_000, &job).await;
+    assert_eq!((o.status, code(&o)), (ReceiptStatus::Failed, "HANDLER_EXIT_2"), "{o:?}");
+
+    let killed = script(d, "killed.sh", "#!/bin/sh\nkill -9 $$\n");
+    let o = run_cmd(&killed.display().to_string(), 5_000, &job).await;
+    assert_eq!(code(&o), "HANDLER_SIGNAL_9", "{o:?}");
+
+    let plain = d.join("not-executable.sh");
+    std::fs::write(&plain, "#!/bin/sh\necho '{\"status\":\"applied\"}'\n").unwrap();
+    std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = run_cmd(&plain.display().to_string(), 5_000, &job).await;
+    assert_eq!((o.status, code(&o)), (ReceiptStatus::Failed, "HANDLER_NOT_EXECUTABLE"), "{o:?}");
+
+    for missing in ["/nonexistent/handler", "", "   "] {
+        let o = run_cmd(missing, 5_000, &job).await;
+        assert_eq!(code(&o), "HANDLER_NOT_EXECUTABLE", "{missing:?}: {o:?}");
+    }
+
+    // No shell: quotes and $VARS arrive literally, split on whitespace.
+    let args = script(
+        d,
+        "args.py",
+        "#!/usr/bin/env python3\nimport json, sys\nsys.stdin.read()\nopen(sys.argv[1], 'w').write(json.dumps(sys.argv[2:]))\nprint(json.dumps({'status': 'applied'}))\n",
+    );
+    let argv = d.join("argv.json");
+    let o = run_cmd(
+        &format!("{}  {}\t\"a b\" $HOME;x `id`", args.display(), argv.display()),
+        5_000,
+        &job,
+    )
+    .await;
+    assert_eq!(o.status, ReceiptStatus::Applied, "{o:?}");
+    let seen: Vec<String> = serde_json::from_str(&std::fs::read_to_string(&argv).unwrap()).unwrap();
+    assert_eq!(seen, ["\"a", "b\"", "$HOME;x", "`id`"]);
+}
+
+// ------------------------------------------------------------ templates
+
+#[test]
+fn template_command_writes_once_and_refuses_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("handler.py");
+    assert_eq!(handler_cmd::template("command", &out, true), Exit::Ok);
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o755);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.starts_with("#!/usr/bin/env python3"));
+    std::fs::write(&out, "mine").unwrap();
+    assert_eq!(handler_cmd::template("command", &out, false), Exit::Failure);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "mine", "not overwritten");
+    assert_eq!(
+        handler_cmd::template("ruby-sinatra", &dir.path().join("x"), true),
+        Exit::Usage
+    );
+    assert!(!dir.path().join("x").exists());
+    for kind in ["node-fastify", "python-fastapi"] {
+        let p = dir.path().join(kind);
+        assert_eq!(handler_cmd::template(kind, &p, false), Exit::Ok);
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+    }
+}
+
+#[test]
+fn templates_are_valid_programs() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in handler_cmd::TEMPLATES {
+        let text = t.text;
+        assert!(text.contains("idempotency"), "{}", t.kind);
+        assert!(text.contains("already_applied") && text.contains("VERSION_CONFLICT"), "{}", t.kind);
+        if t.kind != "command" {
+            assert!(text.contains("x-airlock-signature") && text.contains("v1="), "{}", t.kind);
+        }
+        let path = dir.path().join(t.kind);
+        std::fs::write(&path, text).unwrap();
+        let (prog, args): (&str, Vec<&str>) = if t.kind == "node-fastify" {
+            ("node", vec!["--check"])
+        } else {
+            ("python3", vec!["-c", "import ast,sys; ast.parse(open(sys.argv[1]).read())"])
+        };
+        match std::process::Command::new(prog).args(&args).arg(&path).output() {
+            Ok(out) => assert!(
+                out.status.success(),
+                "{}: {}",
+                t.kind,
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) if t.kind == "node-fastify" => {
+                eprintln!("note: node is not installed ({e}); the Fastify template was not syntax-checked");
+            }
+            Err(e) => panic!("python3 is needed for the handler tests: {e}"),
+        }
+    }
+}
+
+/// The command template, run for real by the command_handler executor
+/// against a SQLite "application database".
+#[tokio::test(flavor = "multi_thread")]
+async fn command_template_applies_once_and_rechecks_guards() {
+    let dir = tempfile::tempdir().unwrap();
+    let handler = dir.path().join("handler.py");
+    assert_eq!(handler_cmd::template("command", &handler, true), Exit::Ok);
+    let db_path = dir.path().join("app.db");
+    {
+        let db = rusqlite::Connection::open(&db_path).unwrap();
+        db.execute_batch(
+            "CREATE TABLE invoices (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL,
+               late_fee_cents INTEGER, waiver_reason TEXT, updated_at TEXT NOT NULL);
+             INSERT INTO invoices VALUES ('INV-3001', 'acme', 5500, NULL, '2026-06-20T14:31:08Z');",
+        )
+        .unwrap();
+    }
+    let command = format!("{} {}", handler.display(), db_path.display());
+    let row = || {
+        let db = rusqlite::Connection::open(&db_path).unwrap();
+        db.query_row(
+            "SELECT late_fee_cents, waiver_reason, updated_at FROM invoices WHERE id = 'INV-3001'",
+            [],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, String>(2)?)),
+        )
+        .unwrap()
+    };
+
+    // Another tenant's proposal for the same id: not found for that tenant.
+    let o = run_cmd(&command, 10_000, &job_for("wrp_777", "globex", 1)).await;
+    assert_eq!((o.status, code(&o)), (ReceiptStatus::Conflict, "ROW_NOT_FOUND"), "{o:?}");
+    assert_eq!(row().0, 5500);
+
+    // First apply.
+    let o = run_cmd(&command, 10_000, &job_for("wrp_123", "acme", 1)).await;
+    assert_eq!(o.status, ReceiptStatus::Applied, "{o:?}");
+    assert!(o.source_database_mutated);
+    assert_eq!(o.rows_affected, 1);
+    assert_eq!(o.previous_version, Some(json!(OLD_VERSION)));
+    let (fee, reason, version) = row();
+    assert_eq!((fee, reason.as_deref()), (0, Some("customer requested review")));
+    assert_ne!(version, OLD_VERSION);
+    assert_eq!(o.new_version, Some(json!(version)));
+
+    // A retry (new job id, same idempotency key): already applied, no write.
+    let o = run_cmd(&command, 10_000, &job_for("wrp_123", "acme", 2)).await;
+    assert_eq!(o.status, ReceiptStatus::AlreadyApplied, "{o:?}");
+    assert!(!o.source_database_mutated);
+    assert_eq!(o.new_version, Some(json!(version)));
+    assert_eq!(row().2, version);
+
+    // A different proposal made against the old version: conflict.
+    let o = run_cmd(&command, 10_000, &job_for("wrp_124", "acme", 1)).await;
+    assert_eq!((o.status, code(&o)), (ReceiptStatus::Conflict, "VERSION_CONFLICT"), "{o:?}");
+    assert_eq!(o.new_version, Some(json!(version)));
+    assert_eq!(row().2, version);
+
+    // Missing database argument: a failed receipt, exit 2.
+    let o = run_cmd(&handler.display().to_string(), 10_000, &job()).await;
+    assert_eq!((o.status, code(&o)), (ReceiptStatus::Failed, "HANDLER_USAGE"), "{o:?}");
+}

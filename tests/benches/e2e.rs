@@ -1,0 +1,1656 @@
+//! End-to-end benchmark: spawns the real `airlock-executor` and
+//! `airlock-proposer` (and the `airlock` CLI), drives them with a real MCP
+//! client (rmcp) over stdio and Streamable HTTP against the reference billing
+//! database on local PostgreSQL and on SQLite, and prints every figure of
+//! DESIGN.md §7 / issue 7 next to its budget, then a JSON summary.
+//!
+//! ```sh
+//! cargo bench -p airlock-tests --bench e2e
+//! AIRLOCK_BENCH_ENGINES=sqlite AIRLOCK_BENCH_READS=1000 AIRLOCK_BENCH_SKIP_GROWTH=1 \
+//!     cargo bench -p airlock-tests --bench e2e        # a quick run
+//! ```
+//!
+//! Knobs (environment variables, defaults in brackets):
+//! `AIRLOCK_BENCH_ENGINES` [postgres,sqlite], `AIRLOCK_BENCH_COLD_RUNS` [30],
+//! `AIRLOCK_BENCH_READS` [5000] (stdio reads, raw SELECTs, raw-client reads),
+//! `AIRLOCK_BENCH_HTTP_READS` [5000], `AIRLOCK_BENCH_HTTP_SESSIONS` [8],
+//! `AIRLOCK_BENCH_HTTP_CALLS` [1000] (per session), `AIRLOCK_BENCH_PROPOSALS`
+//! [1000], `AIRLOCK_BENCH_PROPOSERS` [4], `AIRLOCK_BENCH_PROPOSALS_EACH` [250],
+//! `AIRLOCK_BENCH_APPROVES` [50], `AIRLOCK_BENCH_SKIP_GROWTH` [unset],
+//! `AIRLOCK_BENCH_GROWTH_EVIDENCE` [100000], `AIRLOCK_BENCH_GROWTH_PROPOSALS`
+//! [10000], `AIRLOCK_BENCH_GROWTH_READS` [2000], `AIRLOCK_BENCH_GROWTH_PROPOSALS_N`
+//! [300], `AIRLOCK_BENCH_GROWTH_APPROVES` [30], `AIRLOCK_BENCH_JSON` [unset: a
+//! file to write the JSON summary to as well].
+//!
+//! Only loopback traffic; every loop is bounded by these counts.
+
+#![allow(clippy::disallowed_macros)] // a bench prints its results to stdout
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use airlock_executor::ledger::{ActorIdentity, Ledger, NewEvidence, NewProposal};
+use airlock_ipc::Role;
+use airlock_ipc::client::Client;
+use airlock_ipc::message::{ParamMeta, RecordRead, Request, Response};
+use airlock_policy::Config;
+use airlock_policy::config::Engine;
+use airlock_policy::statement::{LookupParam, select_row};
+use airlock_tests::bin;
+use airlock_tests::databases::{
+    Database, postgres_reference, reference_config_for, sqlite_reference,
+};
+use airlock_tests::executor::ExecutorProcess;
+use airlock_tests::mcp::{HttpProposer, McpClient};
+use airlock_tests::proposals::{context, invoice_row, load, waiver};
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::TokioChildProcess;
+use serde_json::{Map, Value, json};
+use sqlx::Connection;
+
+const TOKEN: &str = "bench-bearer-token-0123456789";
+const READ_TOOL: &str = "billing.inspect_invoice";
+const PROPOSAL_TOOL: &str = "billing.propose_late_fee_waiver";
+const INVOICE: &str = "INV-3001";
+const TENANT: &str = "acme";
+const PRINCIPAL: &str = "agent_17";
+const PG_DB: &str = "airlock_bench_reference";
+
+// ---------------------------------------------------------------- settings
+
+#[derive(Debug, Clone)]
+struct Settings {
+    engines: Vec<Engine>,
+    cold_runs: usize,
+    reads: usize,
+    http_reads: usize,
+    http_sessions: usize,
+    http_calls: usize,
+    proposals: usize,
+    proposers: usize,
+    proposals_each: usize,
+    approves: usize,
+    growth: bool,
+    growth_evidence: usize,
+    growth_proposals: usize,
+    growth_reads: usize,
+    growth_proposals_n: usize,
+    growth_approves: usize,
+    json_path: Option<PathBuf>,
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v} is not a non-negative integer")),
+        Err(_) => default,
+    }
+}
+
+impl Settings {
+    fn from_env() -> Settings {
+        let engines = std::env::var("AIRLOCK_BENCH_ENGINES")
+            .unwrap_or_else(|_| "postgres,sqlite".into())
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| match s {
+                "postgres" => Engine::Postgres,
+                "sqlite" => Engine::Sqlite,
+                other => {
+                    panic!("AIRLOCK_BENCH_ENGINES: unknown engine `{other}` (postgres, sqlite)")
+                }
+            })
+            .collect();
+        Settings {
+            engines,
+            cold_runs: env_usize("AIRLOCK_BENCH_COLD_RUNS", 30).max(1),
+            reads: env_usize("AIRLOCK_BENCH_READS", 5000).max(1),
+            http_reads: env_usize("AIRLOCK_BENCH_HTTP_READS", 5000).max(1),
+            http_sessions: env_usize("AIRLOCK_BENCH_HTTP_SESSIONS", 8).max(1),
+            http_calls: env_usize("AIRLOCK_BENCH_HTTP_CALLS", 1000).max(1),
+            proposals: env_usize("AIRLOCK_BENCH_PROPOSALS", 1000).max(1),
+            proposers: env_usize("AIRLOCK_BENCH_PROPOSERS", 4).max(1),
+            proposals_each: env_usize("AIRLOCK_BENCH_PROPOSALS_EACH", 250).max(1),
+            approves: env_usize("AIRLOCK_BENCH_APPROVES", 50).max(1),
+            growth: std::env::var_os("AIRLOCK_BENCH_SKIP_GROWTH").is_none(),
+            growth_evidence: env_usize("AIRLOCK_BENCH_GROWTH_EVIDENCE", 100_000),
+            growth_proposals: env_usize("AIRLOCK_BENCH_GROWTH_PROPOSALS", 10_000),
+            growth_reads: env_usize("AIRLOCK_BENCH_GROWTH_READS", 2000).max(1),
+            growth_proposals_n: env_usize("AIRLOCK_BENCH_GROWTH_PROPOSALS_N", 300).max(1),
+            growth_approves: env_usize("AIRLOCK_BENCH_GROWTH_APPROVES", 30).max(1),
+            json_path: std::env::var_os("AIRLOCK_BENCH_JSON").map(PathBuf::from),
+        }
+    }
+}
+
+// ------------------------------------------------------------- statistics
+
+#[derive(Debug, Clone, Copy)]
+struct Stats {
+    n: usize,
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    mean: f64,
+    max: f64,
+}
+
+/// Percentiles (nearest rank) in microseconds.
+fn stats(samples: &[Duration]) -> Stats {
+    assert!(!samples.is_empty(), "no samples");
+    let mut us: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e6).collect();
+    us.sort_by(f64::total_cmp);
+    let pick = |q: f64| {
+        let rank = ((q * us.len() as f64).ceil() as usize).clamp(1, us.len());
+        us[rank - 1]
+    };
+    Stats {
+        n: us.len(),
+        p50: pick(0.50),
+        p90: pick(0.90),
+        p99: pick(0.99),
+        mean: us.iter().sum::<f64>() / us.len() as f64,
+        max: us[us.len() - 1],
+    }
+}
+
+fn ms(us: f64) -> f64 {
+    us / 1000.0
+}
+
+// ---------------------------------------------------------------- report
+
+#[derive(Debug, Clone, Copy)]
+enum Budget {
+    AtMost(f64),
+    AtLeast(f64),
+}
+
+#[derive(Debug, Clone)]
+struct Figure {
+    engine: String,
+    name: String,
+    value: Option<f64>,
+    unit: &'static str,
+    detail: String,
+    budget: Option<Budget>,
+}
+
+impl Figure {
+    fn met(&self) -> Option<bool> {
+        match (self.budget, self.value) {
+            (Some(Budget::AtMost(b)), Some(v)) => Some(v <= b),
+            (Some(Budget::AtLeast(b)), Some(v)) => Some(v >= b),
+            _ => None,
+        }
+    }
+
+    fn budget_text(&self) -> String {
+        match self.budget {
+            Some(Budget::AtMost(b)) => format!("≤ {} {}", fmt_num(b), self.unit),
+            Some(Budget::AtLeast(b)) => format!("≥ {} {}", fmt_num(b), self.unit),
+            None => String::new(),
+        }
+    }
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+#[derive(Debug, Default)]
+struct Report {
+    figures: Vec<Figure>,
+}
+
+impl Report {
+    fn add(
+        &mut self,
+        engine: &str,
+        name: &str,
+        value: f64,
+        unit: &'static str,
+        detail: String,
+        budget: Option<Budget>,
+    ) {
+        let f = Figure {
+            engine: engine.to_owned(),
+            name: name.to_owned(),
+            value: Some(value),
+            unit,
+            detail,
+            budget,
+        };
+        eprintln!(
+            "  [{engine}] {name}: {} {unit} {}",
+            fmt_num(value),
+            f.detail
+        );
+        self.figures.push(f);
+    }
+
+    /// A latency figure: p50 in ms with p90/p99 in the detail.
+    fn latency(&mut self, engine: &str, name: &str, s: Stats, budget_ms: Option<f64>) {
+        self.add(
+            engine,
+            name,
+            ms(s.p50),
+            "ms",
+            format!(
+                "p50 {:.3} p90 {:.3} p99 {:.3} mean {:.3} max {:.3} ms, n={}",
+                ms(s.p50),
+                ms(s.p90),
+                ms(s.p99),
+                ms(s.mean),
+                ms(s.max),
+                s.n
+            ),
+            budget_ms.map(Budget::AtMost),
+        );
+    }
+
+    fn missing(
+        &mut self,
+        engine: &str,
+        name: &str,
+        why: &str,
+        budget: Option<Budget>,
+        unit: &'static str,
+    ) {
+        eprintln!("  [{engine}] {name}: not measured ({why})");
+        self.figures.push(Figure {
+            engine: engine.to_owned(),
+            name: name.to_owned(),
+            value: None,
+            unit,
+            detail: why.to_owned(),
+            budget,
+        });
+    }
+
+    fn print_table(&self) {
+        println!();
+        println!(
+            "{:<8} {:<58} {:>12} {:<6} {:<14} {:<8} detail",
+            "engine", "figure", "value", "unit", "budget", "met"
+        );
+        println!("{}", "-".repeat(130));
+        for f in &self.figures {
+            let value = f.value.map_or("n/a".to_owned(), fmt_num);
+            let met = match f.met() {
+                Some(true) => "met",
+                Some(false) => "NOT MET",
+                None => "",
+            };
+            println!(
+                "{:<8} {:<58} {:>12} {:<6} {:<14} {:<8} {}",
+                f.engine,
+                f.name,
+                value,
+                f.unit,
+                f.budget_text(),
+                met,
+                f.detail
+            );
+        }
+        println!();
+    }
+
+    fn to_json(&self, machine: &Value, settings: &Settings, loads: &[String]) -> Value {
+        let figures: Vec<Value> = self
+            .figures
+            .iter()
+            .map(|f| {
+                json!({
+                    "engine": f.engine,
+                    "figure": f.name,
+                    "value": f.value,
+                    "unit": f.unit,
+                    "budget": f.budget_text(),
+                    "met": f.met(),
+                    "detail": f.detail,
+                })
+            })
+            .collect();
+        json!({
+            "bench": "airlock e2e",
+            "machine": machine,
+            "settings": format!("{settings:?}"),
+            "load_average": loads,
+            "figures": figures,
+        })
+    }
+}
+
+// ----------------------------------------------------------------- machine
+
+fn read_to_string(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn loadavg() -> String {
+    read_to_string("/proc/loadavg")
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn machine_info() -> Value {
+    let meminfo = read_to_string("/proc/meminfo");
+    let mem_kb: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let cpu = read_to_string("/proc/cpuinfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_default();
+    json!({
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu": cpu,
+        "memory_mib": mem_kb / 1024,
+        "kernel": read_to_string("/proc/sys/kernel/osrelease").trim(),
+    })
+}
+
+/// Peak resident set size (VmHWM) of a live process, in MiB.
+fn vm_hwm_mib(pid: u32) -> Option<f64> {
+    read_to_string(&format!("/proc/{pid}/status"))
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+}
+
+/// write(4 KiB) + fsync in `dir`, the disk cost under each durable commit.
+fn fsync_probe(dir: &Path, n: usize) -> (Stats, Stats) {
+    let path = dir.join("fsync-probe.bin");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let block = vec![0x5au8; 4096];
+    let mut full = Vec::with_capacity(n);
+    let mut data = Vec::with_capacity(n);
+    for _ in 0..n {
+        f.write_all(&block).unwrap();
+        let t = Instant::now();
+        f.sync_all().unwrap();
+        full.push(t.elapsed());
+        f.write_all(&block).unwrap();
+        let t = Instant::now();
+        f.sync_data().unwrap();
+        data.push(t.elapsed());
+    }
+    drop(f);
+    let _ = std::fs::remove_file(&path);
+    (stats(&full), stats(&data))
+}
+
+// ------------------------------------------------------------------ stack
+
+/// One engine: its database, a running executor on its config, and the
+/// proposer environment (read URL and trusted context only).
+struct Stack {
+    engine: Engine,
+    label: &'static str,
+    db: Database,
+    config: Config,
+    exec: ExecutorProcess,
+    env: Vec<(&'static str, String)>,
+    _sqlite_dir: Option<tempfile::TempDir>,
+}
+
+impl Stack {
+    fn new(engine: Engine) -> Stack {
+        let (db, sqlite_dir) = match engine {
+            Engine::Postgres => (postgres_reference(PG_DB), None),
+            Engine::Sqlite => {
+                let dir = tempfile::Builder::new()
+                    .prefix("airlock-bench-sqlite-")
+                    .tempdir()
+                    .unwrap();
+                (sqlite_reference(dir.path(), "reference"), Some(dir))
+            }
+            Engine::Mysql => panic!("the e2e bench covers postgres and sqlite"),
+        };
+        let value = reference_config_for(&db);
+        let config = load(&value);
+        let exec = ExecutorProcess::start(&value, &[("APP_TENANT_ID", TENANT)]);
+        let env = vec![
+            ("APP_READ_URL", db.read_url.clone()),
+            ("APP_TENANT_ID", TENANT.to_owned()),
+            ("APP_PRINCIPAL", PRINCIPAL.to_owned()),
+        ];
+        Stack {
+            engine,
+            label: match engine {
+                Engine::Postgres => "postgres",
+                Engine::Sqlite => "sqlite",
+                Engine::Mysql => "mysql",
+            },
+            db,
+            config,
+            exec,
+            env,
+            _sqlite_dir: sqlite_dir,
+        }
+    }
+
+    fn env(&self) -> Vec<(&str, &str)> {
+        self.env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+
+    fn proposer_log(&self) -> std::fs::File {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.exec.path().join("proposer.log"))
+            .unwrap()
+    }
+
+    /// The std command line of a stdio proposer (env cleared but PATH).
+    fn proposer_command(&self) -> Command {
+        let mut c = Command::new(bin("airlock-proposer"));
+        c.arg("serve")
+            .arg("--config")
+            .arg(&self.exec.config_path)
+            .arg("--socket-dir")
+            .arg(&self.exec.socket_dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (k, v) in self.env() {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Spawn a stdio proposer with the rmcp client; returns the client and
+    /// the child's pid once `initialize` has completed.
+    async fn stdio(&self) -> (McpClient, u32) {
+        let cmd = tokio::process::Command::from(self.proposer_command());
+        let (transport, _) = TokioChildProcess::builder(cmd)
+            .stderr(self.proposer_log())
+            .spawn()
+            .expect("spawn airlock-proposer");
+        let pid = transport.id().expect("pid");
+        let client = ().serve(transport).await.expect("MCP initialize over stdio");
+        (client, pid)
+    }
+
+    fn http(&self) -> HttpProposer {
+        let mut env = self.env();
+        env.push(("MCP_TOKEN", TOKEN));
+        HttpProposer::start(
+            &self.exec.config_path,
+            &self.exec.socket_dir,
+            &env,
+            &["--auth-token-env", "MCP_TOKEN"],
+        )
+    }
+
+    fn ledger_bytes(&self) -> u64 {
+        let base = self.exec.store.display().to_string();
+        ["", "-wal"]
+            .iter()
+            .filter_map(|s| std::fs::metadata(format!("{base}{s}")).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+}
+
+// ------------------------------------------------------------- MCP calls
+
+fn read_args() -> Map<String, Value> {
+    json!({"invoice_id": INVOICE}).as_object().cloned().unwrap()
+}
+
+fn proposal_args(seq: usize) -> Map<String, Value> {
+    json!({"invoice_id": INVOICE, "reason": format!("customer requested review, bench #{seq}")})
+        .as_object()
+        .cloned()
+        .unwrap()
+}
+
+/// One tools/call; panics unless the envelope says ok. Returns the envelope.
+async fn call_ok(client: &McpClient, tool: &str, args: Map<String, Value>) -> Value {
+    let result = client
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args))
+        .await
+        .unwrap_or_else(|e| panic!("tools/call {tool}: {e}"));
+    let env = result
+        .structured_content
+        .unwrap_or_else(|| panic!("{tool}: no structured content"));
+    assert_eq!(env["ok"], true, "{tool}: {env}");
+    env
+}
+
+async fn timed_reads(client: &McpClient, n: usize) -> Vec<Duration> {
+    for _ in 0..20.min(n) {
+        let env = call_ok(client, READ_TOOL, read_args()).await;
+        assert!(env["evidence"]["evidence_id"].is_string(), "{env}");
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let env = call_ok(client, READ_TOOL, read_args()).await;
+        out.push(t.elapsed());
+        debug_assert!(env["evidence"]["evidence_id"].is_string());
+    }
+    out
+}
+
+/// Proposals with their ids, each durable in the ledger when it returns.
+async fn timed_proposals(
+    client: &McpClient,
+    n: usize,
+    seq0: usize,
+) -> (Vec<Duration>, Vec<String>) {
+    let mut out = Vec::with_capacity(n);
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        let env = call_ok(client, PROPOSAL_TOOL, proposal_args(seq0 + i)).await;
+        out.push(t.elapsed());
+        ids.push(
+            env["proposal"]["proposal_id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no proposal id: {env}"))
+                .to_owned(),
+        );
+    }
+    (out, ids)
+}
+
+// ------------------------------------------------------- raw stdio client
+
+/// A proposer driven by hand-written JSON-RPC lines (no MCP client library).
+struct RawStdio {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    next_id: u64,
+    line: String,
+}
+
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"airlock-bench-raw","version":"0"}}}"#;
+
+impl RawStdio {
+    /// Spawn and initialize; returns the client and spawn→initialize time.
+    fn start(stack: &Stack) -> (RawStdio, Duration) {
+        let mut cmd = stack.proposer_command();
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stack.proposer_log());
+        let t = Instant::now();
+        let mut child = cmd.spawn().expect("spawn airlock-proposer");
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdin.write_all(INITIALIZE.as_bytes()).unwrap();
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let elapsed = t.elapsed();
+        let v: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("initialize answer is not JSON ({e}): {line}"));
+        assert!(v["result"]["serverInfo"].is_object(), "{v}");
+        stdin
+            .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n")
+            .unwrap();
+        stdin.flush().unwrap();
+        (
+            RawStdio {
+                child,
+                stdin,
+                stdout,
+                next_id: 1,
+                line,
+            },
+            elapsed,
+        )
+    }
+
+    fn call(&mut self, tool: &str, args: &Map<String, Value>) -> &str {
+        let id = self.next_id;
+        self.next_id += 1;
+        let req = json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":args}});
+        let mut bytes = serde_json::to_vec(&req).unwrap();
+        bytes.push(b'\n');
+        self.stdin.write_all(&bytes).unwrap();
+        self.stdin.flush().unwrap();
+        self.line.clear();
+        self.stdout.read_line(&mut self.line).unwrap();
+        &self.line
+    }
+
+    fn close(mut self) {
+        drop(self.stdin);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.child.try_wait().unwrap().is_some() {
+                return;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+// -------------------------------------------------------- raw HTTP client
+
+/// A Streamable HTTP session driven with plain reqwest (no MCP library).
+struct RawHttp {
+    http: reqwest::Client,
+    url: String,
+    session: String,
+    next_id: u64,
+}
+
+fn sse_json(body: &str, id: u64) -> Value {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .find(|v| v["id"] == id)
+        .unwrap_or_else(|| panic!("no JSON-RPC answer {id} in: {body}"))
+}
+
+impl RawHttp {
+    async fn connect(url: &str) -> RawHttp {
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let resp = http
+            .post(url)
+            .bearer_auth(TOKEN)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(INITIALIZE)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "initialize: {}", resp.status());
+        let session = resp
+            .headers()
+            .get("mcp-session-id")
+            .expect("mcp-session-id header")
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body = resp.text().await.unwrap();
+        let init = sse_json(&body, 0);
+        assert!(init["result"]["serverInfo"].is_object(), "{init}");
+        let resp = http
+            .post(url)
+            .bearer_auth(TOKEN)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-06-18")
+            .body(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "initialized: {}", resp.status());
+        RawHttp {
+            http,
+            url: url.to_owned(),
+            session,
+            next_id: 1,
+        }
+    }
+
+    async fn call(&mut self, tool: &str, args: &Map<String, Value>) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let req = json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":args}});
+        let resp = self
+            .http
+            .post(&self.url)
+            .bearer_auth(TOKEN)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-session-id", &self.session)
+            .header("mcp-protocol-version", "2025-06-18")
+            .body(serde_json::to_vec(&req).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "tools/call: {}", resp.status());
+        let body = resp.text().await.unwrap();
+        sse_json(&body, id)
+    }
+}
+
+// ------------------------------------------------------- raw SELECT (sqlx)
+
+/// The capability's SELECT on one persistent connection with the proposer's
+/// session settings (read-only, statement timeout), timed per statement.
+async fn raw_select(stack: &Stack, n: usize) -> (Stats, Option<Stats>) {
+    let cap = stack.config.capability(READ_TOOL).unwrap();
+    let st = select_row(stack.engine, cap, false);
+    let timeout_ms = stack
+        .config
+        .sources
+        .get(&cap.source)
+        .map_or(3000, |s| s.statement_timeout_ms);
+    let binds: Vec<&str> = st
+        .params
+        .iter()
+        .map(|p| match p {
+            LookupParam::PrimaryKey => INVOICE,
+            LookupParam::Tenant => TENANT,
+        })
+        .collect();
+    let warm = 200.min(n);
+    let mut samples = Vec::with_capacity(n);
+    match stack.engine {
+        Engine::Postgres => {
+            use std::str::FromStr;
+            let opts = sqlx::postgres::PgConnectOptions::from_str(&stack.db.read_url)
+                .unwrap()
+                .application_name("airlock-bench-raw")
+                .options([
+                    ("statement_timeout", timeout_ms.to_string()),
+                    ("default_transaction_read_only", "on".to_owned()),
+                ]);
+            let mut conn = sqlx::PgConnection::connect_with(&opts).await.unwrap();
+            for i in 0..warm + n {
+                let t = Instant::now();
+                let mut q = sqlx::query::<sqlx::Postgres>(sqlx::AssertSqlSafe(st.sql.clone()));
+                for b in &binds {
+                    q = q.bind(*b);
+                }
+                let rows = q.fetch_all(&mut conn).await.unwrap();
+                let e = t.elapsed();
+                assert_eq!(rows.len(), 1);
+                if i >= warm {
+                    samples.push(e);
+                }
+            }
+            // The round trip a pool's test_before_acquire ping adds.
+            let mut pings = Vec::with_capacity(n);
+            for i in 0..warm + n {
+                let t = Instant::now();
+                conn.ping().await.unwrap();
+                if i >= warm {
+                    pings.push(t.elapsed());
+                }
+            }
+            (stats(&samples), Some(stats(&pings)))
+        }
+        Engine::Sqlite => {
+            use std::str::FromStr;
+            let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&stack.db.read_url)
+                .unwrap()
+                .read_only(true)
+                .create_if_missing(false)
+                .busy_timeout(Duration::from_millis(timeout_ms))
+                .pragma("query_only", "ON");
+            let mut conn = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+            for i in 0..warm + n {
+                let t = Instant::now();
+                let mut q = sqlx::query::<sqlx::Sqlite>(sqlx::AssertSqlSafe(st.sql.clone()));
+                for b in &binds {
+                    q = q.bind(*b);
+                }
+                let rows = q.fetch_all(&mut conn).await.unwrap();
+                let e = t.elapsed();
+                assert_eq!(rows.len(), 1);
+                if i >= warm {
+                    samples.push(e);
+                }
+            }
+            let mut pings = Vec::with_capacity(n);
+            for i in 0..warm + n {
+                let t = Instant::now();
+                conn.ping().await.unwrap();
+                if i >= warm {
+                    pings.push(t.elapsed());
+                }
+            }
+            (stats(&samples), Some(stats(&pings)))
+        }
+        Engine::Mysql => unreachable!(),
+    }
+}
+
+/// The evidence record a read sends, sent directly over IPC (no MCP, no
+/// database): what the executor's ledger adds to every read.
+async fn ipc_record_read(stack: &Stack, n: usize) -> Stats {
+    let cap = stack.config.capability(READ_TOOL).unwrap();
+    let st = select_row(stack.engine, cap, false);
+    let row = invoice_row(INVOICE, TENANT);
+    let visible: Map<String, Value> = cap
+        .read_columns()
+        .iter()
+        .filter_map(|c| row.get(*c).map(|v| (c.to_string(), v.clone())))
+        .collect();
+    let req = RecordRead {
+        capability: READ_TOOL.into(),
+        args: read_args(),
+        context: context(TENANT),
+        query_fingerprint: st.fingerprint(),
+        parameters: params_meta(),
+        rows: vec![visible],
+    };
+    let mut client = Client::connect(
+        &stack.exec.proposer_socket(),
+        Role::Proposer,
+        "bench",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n + 50 {
+        let t = Instant::now();
+        match client.call(Request::RecordRead(req.clone())).await {
+            Ok(Response::ReadRecorded(_)) => {}
+            other => panic!("record_read: {other:?}"),
+        }
+        if i >= 50 {
+            samples.push(t.elapsed());
+        }
+    }
+    stats(&samples)
+}
+
+fn params_meta() -> Vec<ParamMeta> {
+    vec![
+        ParamMeta {
+            position: 1,
+            bound_from: "arg:invoice_id".into(),
+            json_type: "string".into(),
+        },
+        ParamMeta {
+            position: 2,
+            bound_from: "trusted_context:tenant_id".into(),
+            json_type: "string".into(),
+        },
+    ]
+}
+
+// ------------------------------------------------------------ CLI approve
+
+fn approve_latency(stack: &Stack, ids: &[String]) -> Stats {
+    let mut samples = Vec::with_capacity(ids.len());
+    for id in ids {
+        let t = Instant::now();
+        let out = stack.exec.cli(&["proposals", "approve", id, "--yes"]);
+        samples.push(t.elapsed());
+        assert!(
+            out.status.success(),
+            "approve {id}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    stats(&samples)
+}
+
+// --------------------------------------------------- executor cold start
+
+/// Stop the stack's executor, then time `n` starts (spawn → an operator
+/// `hello` answered) of a fresh executor process on the same ledger;
+/// restart the stack's executor afterwards.
+fn executor_cold_start(stack: &mut Stack, n: usize) -> Stats {
+    stack.exec.stop();
+    let mut samples = Vec::with_capacity(n);
+    let rt = current_thread();
+    for _ in 0..n {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(stack.exec.path().join("executor-cold.log"))
+            .unwrap();
+        let t = Instant::now();
+        let mut child = Command::new(bin("airlock-executor"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&stack.exec.config_path)
+            .arg("--socket-dir")
+            .arg(&stack.exec.socket_dir)
+            .arg("--store")
+            .arg(&stack.exec.store)
+            .env_remove("AIRLOCK_SOCKET_DIR")
+            .env("APP_TENANT_ID", TENANT)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let socket = stack.exec.operator_socket();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let ready = rt.block_on(async {
+            loop {
+                if let Ok(c) =
+                    Client::connect(&socket, Role::Operator, "bench", Duration::from_secs(5)).await
+                {
+                    drop(c);
+                    return true;
+                }
+                if Instant::now() > deadline {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_micros(250)).await;
+            }
+        });
+        let elapsed = t.elapsed();
+        assert!(ready, "the executor did not answer on {}", socket.display());
+        samples.push(elapsed);
+        terminate(&mut child);
+    }
+    stack.exec.restart(&[("APP_TENANT_ID", TENANT)]);
+    stats(&samples)
+}
+
+fn terminate(child: &mut Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+// ---------------------------------------------------------- ledger filler
+
+/// Fill a stopped executor's ledger through the executor's own Ledger API:
+/// `evidence` read-evidence rows, of which `proposals` are the reads behind
+/// as many pending proposals (realistic rows, change sets and ids).
+fn fill_ledger(stack: &Stack, evidence: usize, proposals: usize) -> Duration {
+    let t = Instant::now();
+    let mut ledger = Ledger::open(&stack.exec.store).expect("open the ledger");
+    let uid = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&stack.exec.store).unwrap().uid()
+    };
+    let actor = ActorIdentity {
+        uid,
+        user: (uid == 0).then(|| "root".to_owned()),
+    };
+    let read_cap = stack.config.capability(READ_TOOL).unwrap();
+    let waiver_cap = stack.config.capability(PROPOSAL_TOOL).unwrap();
+    let read_fp = select_row(stack.engine, read_cap, false).fingerprint();
+    let waiver_fp = select_row(stack.engine, waiver_cap, false).fingerprint();
+    let role = waiver_cap
+        .proposal
+        .as_ref()
+        .and_then(|p| p.approval.required_role.clone());
+    let ttl_ms = (stack.config.airlock.proposal_ttl_seconds as i64).saturating_mul(1000);
+    let params = params_meta();
+    let row = invoice_row(INVOICE, TENANT);
+    let visible = |cap: &airlock_policy::config::Capability| -> Map<String, Value> {
+        cap.read_columns()
+            .iter()
+            .filter_map(|c| row.get(*c).map(|v| (c.to_string(), v.clone())))
+            .collect()
+    };
+    let read_rows = vec![visible(read_cap)];
+    let waiver_rows = vec![visible(waiver_cap)];
+    let every = if proposals == 0 {
+        usize::MAX
+    } else {
+        (evidence / proposals).max(1)
+    };
+    let mut made = 0;
+    for i in 0..evidence {
+        let is_proposal = made < proposals && i % every == every - 1;
+        let (cap_name, fp, rows) = if is_proposal {
+            (PROPOSAL_TOOL, &waiver_fp, &waiver_rows)
+        } else {
+            (READ_TOOL, &read_fp, &read_rows)
+        };
+        let (ev_id, _) = ledger
+            .record_evidence(NewEvidence {
+                capability: cap_name,
+                tenant_id: TENANT,
+                principal: PRINCIPAL,
+                query_fingerprint: fp,
+                parameters: &params,
+                rows,
+                actor: &actor,
+            })
+            .expect("record evidence");
+        if is_proposal {
+            let cs = waiver(
+                &stack.config,
+                INVOICE,
+                TENANT,
+                &format!("customer requested review, filler #{made}"),
+            );
+            ledger
+                .record_proposal(NewProposal {
+                    change_set: &cs,
+                    evidence_id: Some(&ev_id),
+                    required_role: role.as_deref(),
+                    ttl_ms,
+                    actor: &actor,
+                })
+                .expect("record proposal");
+            made += 1;
+        }
+    }
+    ledger.checkpoint().expect("checkpoint");
+    t.elapsed()
+}
+
+// ----------------------------------------------------------------- phases
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Proposer cold start: spawn → `initialize` result, with rmcp and raw.
+fn cold_start(stack: &Stack, runs: usize) -> (Stats, Stats) {
+    let rt = current_thread();
+    let mut with_rmcp = Vec::with_capacity(runs);
+    let mut raw = Vec::with_capacity(runs);
+    // One unmeasured start warms the page cache for the binary.
+    let (c, _) = RawStdio::start(stack);
+    c.close();
+    for _ in 0..runs {
+        rt.block_on(async {
+            let t = Instant::now();
+            let (client, _) = stack.stdio().await;
+            with_rmcp.push(t.elapsed());
+            client.cancel().await.unwrap();
+        });
+        let (c, e) = RawStdio::start(stack);
+        raw.push(e);
+        c.close();
+    }
+    (stats(&with_rmcp), stats(&raw))
+}
+
+fn run_engine(settings: &Settings, report: &mut Report, engine: Engine) {
+    let mut stack = Stack::new(engine);
+    let e = stack.label;
+    eprintln!("== {e}: executor at {}", stack.exec.path().display());
+
+    // Disk under the ledger.
+    let (fsync, fdatasync) = fsync_probe(stack.exec.path(), 500);
+    report.latency(
+        e,
+        "disk fsync (4 KiB write + fsync, ledger dir)",
+        fsync,
+        None,
+    );
+    report.latency(
+        e,
+        "disk fdatasync (4 KiB write + fdatasync)",
+        fdatasync,
+        None,
+    );
+
+    // Cold start.
+    let (cold, cold_raw) = cold_start(&stack, settings.cold_runs);
+    report.add(
+        e,
+        "proposer cold start → initialize, rmcp client (median)",
+        ms(cold.p50),
+        "ms",
+        format!("p90 {:.2} ms, n={}", ms(cold.p90), cold.n),
+        Some(Budget::AtMost(20.0)),
+    );
+    report.add(
+        e,
+        "proposer cold start → initialize, raw JSON-RPC (median)",
+        ms(cold_raw.p50),
+        "ms",
+        format!("p90 {:.2} ms, n={}", ms(cold_raw.p90), cold_raw.n),
+        Some(Budget::AtMost(20.0)),
+    );
+
+    let rt = current_thread();
+    // Raw SELECT first (same statement and session settings).
+    let (raw, ping) = rt.block_on(raw_select(&stack, settings.reads));
+    report.latency(e, "raw SELECT, sqlx, one persistent connection", raw, None);
+    if let Some(p) = ping {
+        report.latency(e, "raw connection ping (round trip, sqlx)", p, None);
+    }
+    let ipc = rt.block_on(ipc_record_read(&stack, 2000.min(settings.reads)));
+    report.latency(
+        e,
+        "IPC record_read alone (evidence durable in ledger)",
+        ipc,
+        None,
+    );
+
+    // Reads over stdio with the rmcp client.
+    let (stdio_stats, stdio_hwm, prop_stats, prop_ids, bytes_per_proposal) = rt.block_on(async {
+        let (client, pid) = stack.stdio().await;
+        let reads = timed_reads(&client, settings.reads).await;
+        let s = stats(&reads);
+        // Proposals, each durable in the ledger when its call returns.
+        let _ = timed_proposals(&client, 20, 0).await;
+        let before = stack.ledger_bytes();
+        let (lat, ids) = timed_proposals(&client, settings.proposals, 100).await;
+        let after = stack.ledger_bytes();
+        let hwm = vm_hwm_mib(pid);
+        client.cancel().await.unwrap();
+        let per = (after.saturating_sub(before)) as f64 / settings.proposals as f64;
+        (s, hwm, stats(&lat), ids, per)
+    });
+    report.latency(
+        e,
+        "read tools/call over stdio, rmcp client",
+        stdio_stats,
+        None,
+    );
+    report.add(
+        e,
+        "read overhead over raw SELECT, stdio rmcp (p50)",
+        ms(stdio_stats.p50 - raw.p50),
+        "ms",
+        format!("p99 diff {:.3} ms", ms(stdio_stats.p99 - raw.p99)),
+        Some(Budget::AtMost(0.3)),
+    );
+
+    // Same reads with a raw JSON-RPC client (separates rmcp client cost).
+    let (mut rawc, _) = RawStdio::start(&stack);
+    let args = read_args();
+    for _ in 0..20 {
+        rawc.call(READ_TOOL, &args);
+    }
+    let mut raw_reads = Vec::with_capacity(settings.reads);
+    for _ in 0..settings.reads {
+        let t = Instant::now();
+        let line = rawc.call(READ_TOOL, &args);
+        raw_reads.push(t.elapsed());
+        debug_assert!(line.contains("\"ok\":true"));
+    }
+    let raw_pid = rawc.child.id();
+    let raw_hwm = vm_hwm_mib(raw_pid);
+    rawc.close();
+    let raw_reads = stats(&raw_reads);
+    report.latency(
+        e,
+        "read tools/call over stdio, raw JSON-RPC client",
+        raw_reads,
+        None,
+    );
+    report.add(
+        e,
+        "read overhead over raw SELECT, stdio raw client (p50)",
+        ms(raw_reads.p50 - raw.p50),
+        "ms",
+        format!("p99 diff {:.3} ms", ms(raw_reads.p99 - raw.p99)),
+        Some(Budget::AtMost(0.3)),
+    );
+
+    // Proposals.
+    report.latency(
+        e,
+        "proposal tools/call over stdio (durable), rmcp",
+        prop_stats,
+        Some(2.0),
+    );
+    let disk_note = format!(
+        "disk fsync p50 {:.3} ms; each proposal = 2 ledger commits (evidence + proposal)",
+        ms(fsync.p50)
+    );
+    report.add(
+        e,
+        "proposal p50 / disk fsync p50",
+        prop_stats.p50 / fsync.p50,
+        "x",
+        disk_note,
+        None,
+    );
+    report.add(
+        e,
+        "ledger bytes per proposal with its evidence (WAL+db growth)",
+        bytes_per_proposal,
+        "B",
+        format!("over {} proposals", settings.proposals),
+        None,
+    );
+    // Durable: every returned id is in the ledger file.
+    {
+        let ledger = Ledger::open_read_only(&stack.exec.store).unwrap();
+        for id in &prop_ids {
+            assert!(
+                ledger.proposal(id).unwrap().is_some(),
+                "proposal {id} is not in the ledger"
+            );
+        }
+    }
+
+    // Streamable HTTP: latency on one session, throughput on N sessions.
+    let http = stack.http();
+    let mrt = multi_thread();
+    let (http_lat, http_raw_lat) = mrt.block_on(async {
+        let client = http.client(Some(TOKEN)).await;
+        let lat = stats(&timed_reads(&client, settings.http_reads).await);
+        client.cancel().await.unwrap();
+        let mut raw = RawHttp::connect(&http.url).await;
+        let args = read_args();
+        for _ in 0..20 {
+            raw.call(READ_TOOL, &args).await;
+        }
+        let mut samples = Vec::with_capacity(settings.http_reads);
+        for _ in 0..settings.http_reads {
+            let t = Instant::now();
+            let v = raw.call(READ_TOOL, &args).await;
+            samples.push(t.elapsed());
+            debug_assert_eq!(v["result"]["structuredContent"]["ok"], true);
+        }
+        (lat, stats(&samples))
+    });
+    report.latency(
+        e,
+        "read tools/call over Streamable HTTP, rmcp client",
+        http_lat,
+        None,
+    );
+    report.latency(
+        e,
+        "read tools/call over Streamable HTTP, raw reqwest",
+        http_raw_lat,
+        None,
+    );
+
+    let sessions = settings.http_sessions;
+    let calls = settings.http_calls;
+    let url = http.url.clone();
+    let (tput_rmcp, tput_raw) = mrt.block_on(async {
+        // rmcp clients.
+        let mut clients = Vec::new();
+        for _ in 0..sessions {
+            clients.push(Arc::new(http.client(Some(TOKEN)).await));
+        }
+        for c in &clients {
+            call_ok(c, READ_TOOL, read_args()).await;
+        }
+        let t = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for c in &clients {
+            let c = Arc::clone(c);
+            tasks.spawn(async move {
+                for _ in 0..calls {
+                    call_ok(&c, READ_TOOL, read_args()).await;
+                }
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap();
+        }
+        let rmcp_rate = (sessions * calls) as f64 / t.elapsed().as_secs_f64();
+        for c in clients {
+            if let Ok(c) = Arc::try_unwrap(c) {
+                let _ = c.cancel().await;
+            }
+        }
+        // Raw reqwest sessions.
+        let mut raws = Vec::new();
+        for _ in 0..sessions {
+            raws.push(RawHttp::connect(&url).await);
+        }
+        let t = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for mut r in raws {
+            tasks.spawn(async move {
+                let args = read_args();
+                for _ in 0..calls {
+                    let v = r.call(READ_TOOL, &args).await;
+                    assert_eq!(v["result"]["structuredContent"]["ok"], true, "{v}");
+                }
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap();
+        }
+        let raw_rate = (sessions * calls) as f64 / t.elapsed().as_secs_f64();
+        (rmcp_rate, raw_rate)
+    });
+    report.add(
+        e,
+        &format!("HTTP read throughput, {sessions} sessions, rmcp clients"),
+        tput_rmcp,
+        "calls/s",
+        format!(
+            "{} calls; client, proposer, executor and database share {} cores",
+            sessions * calls,
+            num_cores()
+        ),
+        Some(Budget::AtLeast(5000.0)),
+    );
+    report.add(
+        e,
+        &format!("HTTP read throughput, {sessions} sessions, raw reqwest"),
+        tput_raw,
+        "calls/s",
+        format!("{} calls", sessions * calls),
+        Some(Budget::AtLeast(5000.0)),
+    );
+    let http_hwm = vm_hwm_mib(http.pid());
+    drop(http);
+
+    // Concurrent proposers (separate processes) into one executor.
+    let proposers = settings.proposers;
+    let each = settings.proposals_each;
+    let (rate, conc_lat, conc_hwm) = mrt.block_on(async {
+        let mut clients = Vec::new();
+        for _ in 0..proposers {
+            let (c, pid) = stack.stdio().await;
+            call_ok(&c, PROPOSAL_TOOL, proposal_args(0)).await;
+            clients.push((Arc::new(c), pid));
+        }
+        let t = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (k, (c, _)) in clients.iter().enumerate() {
+            let c = Arc::clone(c);
+            tasks.spawn(async move {
+                let mut lat = Vec::with_capacity(each);
+                for i in 0..each {
+                    let t = Instant::now();
+                    call_ok(&c, PROPOSAL_TOOL, proposal_args(1_000_000 * (k + 1) + i)).await;
+                    lat.push(t.elapsed());
+                }
+                lat
+            });
+        }
+        let mut all = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            all.extend(r.unwrap());
+        }
+        let rate = (proposers * each) as f64 / t.elapsed().as_secs_f64();
+        let hwm = clients
+            .iter()
+            .filter_map(|(_, pid)| vm_hwm_mib(*pid))
+            .fold(0.0, f64::max);
+        for (c, _) in clients {
+            if let Ok(c) = Arc::try_unwrap(c) {
+                let _ = c.cancel().await;
+            }
+        }
+        (rate, stats(&all), hwm)
+    });
+    report.add(
+        e,
+        &format!("proposals/s, {proposers} proposer processes, one executor"),
+        rate,
+        "prop/s",
+        format!(
+            "{} proposals; per-call p50 {:.3} p99 {:.3} ms",
+            proposers * each,
+            ms(conc_lat.p50),
+            ms(conc_lat.p99)
+        ),
+        None,
+    );
+
+    // Peak RSS after the load.
+    let proposer_hwm = [stdio_hwm, raw_hwm, http_hwm, Some(conc_hwm)]
+        .into_iter()
+        .flatten()
+        .fold(0.0, f64::max);
+    report.add(
+        e,
+        "proposer peak RSS (VmHWM, max of stdio/HTTP/concurrent)",
+        proposer_hwm,
+        "MiB",
+        format!(
+            "stdio reads+proposals {:.1}, stdio raw reads {:.1}, HTTP ({sessions} sessions) {:.1}, proposal load {:.1} MiB",
+            stdio_hwm.unwrap_or(0.0),
+            raw_hwm.unwrap_or(0.0),
+            http_hwm.unwrap_or(0.0),
+            conc_hwm
+        ),
+        Some(Budget::AtMost(20.0)),
+    );
+    match vm_hwm_mib(stack.exec.pid()) {
+        Some(v) => report.add(
+            e,
+            "executor peak RSS (VmHWM) after the load",
+            v,
+            "MiB",
+            String::new(),
+            Some(Budget::AtMost(30.0)),
+        ),
+        None => report.missing(
+            e,
+            "executor peak RSS (VmHWM) after the load",
+            "/proc status unreadable",
+            Some(Budget::AtMost(30.0)),
+            "MiB",
+        ),
+    }
+
+    // CLI approve, whole process.
+    let n = settings.approves.min(prop_ids.len());
+    let approve = approve_latency(&stack, &prop_ids[..n]);
+    report.latency(
+        e,
+        "`airlock proposals approve ID --yes`, whole process",
+        approve,
+        Some(20.0),
+    );
+
+    // Apply: not implemented yet.
+    // ┌──────────────────────────────────────────────────────────────────┐
+    // │ SLOT: apply throughput and latency on Postgres (approved →       │
+    // │ receipts, ≥ 1,000 applies/s) and `airlock apply ID` whole-process │
+    // │ p50 (≤ 20 ms). Writeback (`sql_update`) is not implemented yet;  │
+    // │ fill this in when it lands — do not fake it.                     │
+    // └──────────────────────────────────────────────────────────────────┘
+    report.missing(
+        e,
+        "applies/s (approved → receipts)",
+        "writeback is not implemented yet",
+        if engine == Engine::Postgres {
+            Some(Budget::AtLeast(1000.0))
+        } else {
+            None
+        },
+        "apply/s",
+    );
+    report.missing(
+        e,
+        "`airlock apply ID`, whole process",
+        "writeback is not implemented yet",
+        Some(Budget::AtMost(20.0)),
+        "ms",
+    );
+
+    if settings.growth {
+        growth(settings, report, engine);
+    }
+}
+
+fn num_cores() -> usize {
+    std::thread::available_parallelism().map_or(0, |n| n.get())
+}
+
+/// The figures that must stay flat as the ledger grows.
+struct GrowthPoint {
+    cold: Stats,
+    exec_cold: Stats,
+    read: Stats,
+    proposal: Stats,
+    approve: Stats,
+}
+
+fn growth_point(settings: &Settings, stack: &mut Stack) -> GrowthPoint {
+    let exec_cold = executor_cold_start(stack, 10);
+    let (cold, _) = cold_start(stack, settings.cold_runs);
+    let rt = current_thread();
+    let (read, proposal, ids) = rt.block_on(async {
+        let (client, _) = stack.stdio().await;
+        let read = stats(&timed_reads(&client, settings.growth_reads).await);
+        let _ = timed_proposals(&client, 10, 0).await;
+        let (lat, ids) = timed_proposals(&client, settings.growth_proposals_n, 10).await;
+        client.cancel().await.unwrap();
+        (read, stats(&lat), ids)
+    });
+    let approve = approve_latency(stack, &ids[..settings.growth_approves.min(ids.len())]);
+    GrowthPoint {
+        cold,
+        exec_cold,
+        read,
+        proposal,
+        approve,
+    }
+}
+
+fn growth(settings: &Settings, report: &mut Report, engine: Engine) {
+    let mut stack = Stack::new(engine);
+    let e = stack.label;
+    eprintln!(
+        "== {e}: ledger growth (fresh executor at {})",
+        stack.exec.path().display()
+    );
+    let empty = growth_point(settings, &mut stack);
+    stack.exec.stop();
+    let before = std::fs::metadata(&stack.exec.store).map_or(0, |m| m.len());
+    eprintln!(
+        "   filling the ledger with {} evidence rows and {} proposals …",
+        settings.growth_evidence, settings.growth_proposals
+    );
+    let took = fill_ledger(&stack, settings.growth_evidence, settings.growth_proposals);
+    let after = std::fs::metadata(&stack.exec.store).map_or(0, |m| m.len());
+    let rows = settings.growth_evidence.max(1) as f64;
+    report.add(
+        e,
+        "ledger bytes per recorded evidence row (filler, mixed)",
+        (after.saturating_sub(before)) as f64 / rows,
+        "B",
+        format!(
+            "{} evidence + {} proposals → {:.1} MiB in {:.1} s",
+            settings.growth_evidence,
+            settings.growth_proposals,
+            (after.saturating_sub(before)) as f64 / 1048576.0,
+            took.as_secs_f64()
+        ),
+        None,
+    );
+    stack.exec.restart(&[("APP_TENANT_ID", TENANT)]);
+    let full = growth_point(settings, &mut stack);
+    let pairs: [(&str, Stats, Stats); 5] = [
+        ("proposer cold start median", empty.cold, full.cold),
+        (
+            "executor cold start median (spawn → operator hello)",
+            empty.exec_cold,
+            full.exec_cold,
+        ),
+        ("read tools/call p50 (stdio, rmcp)", empty.read, full.read),
+        (
+            "proposal tools/call p50 (stdio, rmcp)",
+            empty.proposal,
+            full.proposal,
+        ),
+        (
+            "CLI approve p50 (whole process)",
+            empty.approve,
+            full.approve,
+        ),
+    ];
+    for (name, a, b) in pairs {
+        let ratio = b.p50 / a.p50;
+        report.add(
+            e,
+            &format!("growth: {name}, full/empty"),
+            ratio,
+            "x",
+            format!(
+                "empty {:.3} ms → {}k evidence/{}k proposals {:.3} ms (p99 {:.3} → {:.3})",
+                ms(a.p50),
+                settings.growth_evidence / 1000,
+                settings.growth_proposals / 1000,
+                ms(b.p50),
+                ms(a.p99),
+                ms(b.p99)
+            ),
+            Some(Budget::AtMost(1.2)),
+        );
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing
+    // (and would run this whole program): only run when asked to bench.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--bench") && std::env::var_os("AIRLOCK_BENCH_FORCE").is_none() {
+        eprintln!("e2e bench: run with `cargo bench -p airlock-tests --bench e2e` (skipping)");
+        return;
+    }
+    let settings = Settings::from_env();
+    let machine = machine_info();
+    eprintln!("airlock e2e bench on {machine}; settings {settings:?}");
+    // Build the binaries once, up front.
+    let _ = bin("airlock-proposer");
+    let mut loads = vec![format!("start: {}", loadavg())];
+    let mut report = Report::default();
+    for engine in settings.engines.clone() {
+        run_engine(&settings, &mut report, engine);
+        loads.push(format!("after {}: {}", engine.as_str(), loadavg()));
+    }
+    report.print_table();
+    let mut machine = machine;
+    if let Some(pg) = postgres_version(&settings) {
+        machine["postgres"] = json!(pg);
+    }
+    let summary = report.to_json(&machine, &settings, &loads);
+    println!("{}", serde_json::to_string_pretty(&summary).unwrap());
+    if let Some(path) = &settings.json_path {
+        std::fs::write(path, serde_json::to_vec_pretty(&summary).unwrap()).unwrap();
+    }
+}
+
+fn postgres_version(settings: &Settings) -> Option<String> {
+    if !settings.engines.contains(&Engine::Postgres) {
+        return None;
+    }
+    current_thread().block_on(async {
+        let mut c = sqlx::PgConnection::connect(&airlock_tests::databases::postgres_admin_url())
+            .await
+            .ok()?;
+        let v: (String,) = sqlx::query_as("SELECT version()")
+            .fetch_one(&mut c)
+            .await
+            .ok()?;
+        Some(v.0)
+    })
+}

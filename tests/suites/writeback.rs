@@ -1,0 +1,547 @@
+//! Guarded, exactly-once writeback through the real processes: a proposal
+//! made over MCP, approved and applied with the real CLI, checked in the
+//! real database — on Postgres, MariaDB and SQLite, with least-privilege
+//! roles, under conflicts, refusals, retries and kill -9 at each step.
+
+use std::process::Output;
+use std::time::Duration;
+
+use airlock_policy::config::Engine;
+use airlock_tests::databases::{
+    Database, execute, mysql_reference, postgres_reference, query_strings, reference_config_for,
+    sqlite_reference,
+};
+use airlock_tests::executor::ExecutorProcess;
+use airlock_tests::mcp::{call, stdio_client};
+use serde_json::{Value, json};
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn json_out(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+struct Loop {
+    exec: ExecutorProcess,
+    db: Database,
+    exec_env: Vec<(&'static str, String)>,
+}
+
+impl Loop {
+    fn new(db: Database, config: Value, fault: Option<&str>) -> Loop {
+        let mut exec_env = vec![
+            ("APP_TENANT_ID", "acme".to_owned()),
+            ("APP_WRITE_URL", db.write_url.clone()),
+        ];
+        if let Some(f) = fault {
+            exec_env.push(("AIRLOCK_FAULT", f.to_owned()));
+        }
+        let env: Vec<(&str, &str)> = exec_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let exec = ExecutorProcess::start(&config, &env);
+        Loop { exec, db, exec_env }
+    }
+
+    fn restart_without_fault(&mut self) {
+        self.exec.reap();
+        self.exec_env.retain(|(k, _)| *k != "AIRLOCK_FAULT");
+        let env: Vec<(&str, &str)> = self
+            .exec_env
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect();
+        self.exec.restart(&env);
+    }
+
+    /// Propose over MCP (the proposer gets only the read URL).
+    fn propose(&self, tool: &str, args: Value) -> String {
+        let env = [
+            ("APP_READ_URL", self.db.read_url.as_str()),
+            ("APP_TENANT_ID", "acme"),
+            ("APP_PRINCIPAL", "agent_17"),
+        ];
+        rt().block_on(async {
+            let client =
+                stdio_client(&self.exec.config_path, &self.exec.socket_dir, &env, &[]).await;
+            let (_, envelope) = call(&client, tool, args).await;
+            client.cancel().await.unwrap();
+            assert_eq!(envelope["ok"], true, "{envelope}");
+            envelope["proposal"]["proposal_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        self.exec.cli(args)
+    }
+
+    fn approve(&self, id: &str) {
+        let out = self.cli(&["proposals", "approve", id, "--yes", "--json"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn apply(&self, id: &str) -> (Option<i32>, Value) {
+        let out = self.cli(&["apply", id, "--json"]);
+        (
+            out.status.code(),
+            serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        )
+    }
+
+    fn invoice(&self, id: &str) -> Vec<Option<String>> {
+        let cast = if self.db.engine == Engine::Postgres {
+            "TEXT"
+        } else if self.db.engine == Engine::Mysql {
+            "CHAR"
+        } else {
+            "TEXT"
+        };
+        query_strings(&self.db, &format!("SELECT CAST(late_fee_cents AS {cast}), waiver_reason, CAST(updated_at AS {cast}), tenant_id FROM invoices WHERE id = '{id}'"))
+            .pop()
+            .unwrap_or_default()
+    }
+
+    fn source_receipts(&self, key_prefix: &str) -> usize {
+        query_strings(&self.db, &format!("SELECT status FROM synapsor_writeback_receipts WHERE idempotency_key LIKE '{key_prefix}%'")).len()
+    }
+}
+
+/// The whole loop on one engine: propose → approve → apply → applied once;
+/// apply again → already_applied, no second write; replay tells the story.
+fn full_loop(db: Database) {
+    let config = reference_config_for(&db);
+    let l = Loop::new(db, config, None);
+    let before = l.invoice("INV-3001");
+    assert_eq!(before[0].as_deref(), Some("5500"));
+
+    let id = l.propose(
+        "billing.propose_late_fee_waiver",
+        json!({"invoice_id": "INV-3001", "reason": "customer requested review"}),
+    );
+    assert_eq!(l.invoice("INV-3001"), before, "proposing changes nothing");
+
+    // Not yet approved: refused, nothing written.
+    let (code, out) = l.apply(&id);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(out["error"]["code"], "invalid_state");
+    assert_eq!(l.invoice("INV-3001"), before);
+
+    l.approve(&id);
+    let (code, out) = l.apply(&id);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out["writeback"]["status"], "applied", "{out}");
+    assert_eq!(out["writeback"]["state"], "applied");
+    let receipt = &out["writeback"]["receipt"];
+    assert_eq!(receipt["schema_version"], "synapsor.execution-receipt.v1");
+    assert_eq!(receipt["rows_affected"], 1);
+    assert_eq!(receipt["source_database_mutated"], true);
+    assert_eq!(receipt["idempotency_key"], format!("{id}:INV-3001"));
+    assert!(
+        receipt["receipt_hash"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert_eq!(
+        out["writeback"]["job"]["schema_version"],
+        "synapsor.writeback-job.v1"
+    );
+    let after = l.invoice("INV-3001");
+    assert_eq!(after[0].as_deref(), Some("0"));
+    assert_eq!(after[1].as_deref(), Some("customer requested review"));
+    assert_ne!(after[2], before[2], "the version column advanced");
+    assert_eq!(l.source_receipts(&id), 1);
+
+    // A repeated apply: already_applied, and nothing is written again.
+    let (code, again) = l.apply(&id);
+    assert_eq!(code, Some(0), "{again}");
+    assert_eq!(again["writeback"]["status"], "already_applied");
+    assert_eq!(l.invoice("INV-3001"), after);
+    assert_eq!(l.source_receipts(&id), 1);
+
+    // Other rows and the other tenant are untouched.
+    assert_eq!(l.invoice("INV-9001")[0].as_deref(), Some("5500"));
+
+    let out = l.cli(&["replay", "show", &id]);
+    let story = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{story}");
+    for needle in [
+        "The model read 1 row",
+        "late_fee_cents: 5500 → 0",
+        "Approved by root",
+        "via sql_update",
+        "Receipt: applied",
+        "Source database changed: yes",
+    ] {
+        assert!(story.contains(needle), "missing {needle:?} in:\n{story}");
+    }
+    let export = l.exec.path().join("replay.json");
+    let out = l.cli(&[
+        "replay",
+        "export",
+        &id,
+        "--format",
+        "json",
+        "--output",
+        export.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let exported: Value = serde_json::from_slice(&std::fs::read(&export).unwrap()).unwrap();
+    assert_eq!(
+        exported["change_set"]["schema_version"],
+        "synapsor.change-set.v1"
+    );
+    assert_eq!(exported["change_set"]["approval"]["status"], "approved");
+    assert_eq!(exported["change_set"]["writeback"]["status"], "applied");
+    assert_eq!(
+        exported["execution_receipts"].as_array().unwrap().len(),
+        1,
+        "exactly one terminal receipt"
+    );
+    let md = l.exec.path().join("replay.md");
+    let out = l.cli(&[
+        "replay",
+        "export",
+        &id,
+        "--format",
+        "markdown",
+        "--output",
+        md.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        std::fs::read_to_string(&md)
+            .unwrap()
+            .starts_with("# Airlock replay")
+    );
+    let out = airlock_tests::airlock(&[
+        "ledger",
+        "verify",
+        "--store",
+        l.exec.store.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn postgres_full_loop_exactly_once() {
+    full_loop(postgres_reference("airlock_wb_loop"));
+}
+
+#[test]
+fn mariadb_full_loop_exactly_once() {
+    full_loop(mysql_reference("airlock_wb_loop"));
+}
+
+#[test]
+fn sqlite_full_loop_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    full_loop(sqlite_reference(dir.path(), "wb_loop"));
+    drop(dir);
+}
+
+#[test]
+fn least_privilege_roles_really_are_least() {
+    let db = postgres_reference("airlock_wb_roles");
+    rt().block_on(async {
+        use sqlx::Connection;
+        let mut writer = sqlx::PgConnection::connect(&db.write_url).await.unwrap();
+        let err = sqlx::query("UPDATE invoices SET balance_cents = 0 WHERE id = 'INV-3001'")
+            .execute(&mut writer)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("permission denied"), "{err}");
+        sqlx::query("UPDATE invoices SET late_fee_cents = late_fee_cents WHERE id = 'INV-3001'")
+            .execute(&mut writer)
+            .await
+            .expect("allowed column");
+        let mut reader = sqlx::PgConnection::connect(&db.read_url).await.unwrap();
+        let err = sqlx::query("UPDATE invoices SET late_fee_cents = 0")
+            .execute(&mut reader)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("permission denied"), "{err}");
+    });
+}
+
+#[test]
+fn a_stale_row_is_a_conflict_and_nothing_changes() {
+    let db = postgres_reference("airlock_wb_conflict");
+    let l = Loop::new(db.clone(), reference_config_for(&db), None);
+    let id = l.propose(
+        "billing.propose_late_fee_waiver",
+        json!({"invoice_id": "INV-3001", "reason": "r"}),
+    );
+    l.approve(&id);
+    // Someone else changes the row after the proposal.
+    execute(
+        &db,
+        "UPDATE invoices SET late_fee_cents = 7000, updated_at = now() WHERE id = 'INV-3001'",
+    );
+    let changed = l.invoice("INV-3001");
+    let (code, out) = l.apply(&id);
+    assert_eq!(code, Some(4), "conflict exits 4: {out}");
+    assert_eq!(out["writeback"]["status"], "conflict");
+    assert_eq!(
+        out["writeback"]["receipt"]["safe_error_code"],
+        "VERSION_CONFLICT"
+    );
+    assert_eq!(
+        out["writeback"]["receipt"]["source_database_mutated"],
+        false
+    );
+    assert_eq!(l.invoice("INV-3001"), changed, "nothing changed");
+    assert_eq!(l.source_receipts(&id), 0);
+    // A conflict is final: applying again is refused.
+    let (code, out) = l.apply(&id);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(out["error"]["code"], "invalid_state");
+}
+
+#[test]
+fn a_row_moved_to_another_tenant_is_a_conflict() {
+    let db = postgres_reference("airlock_wb_tenant");
+    let l = Loop::new(db.clone(), reference_config_for(&db), None);
+    let id = l.propose(
+        "billing.propose_late_fee_waiver",
+        json!({"invoice_id": "INV-3001", "reason": "r"}),
+    );
+    l.approve(&id);
+    execute(
+        &db,
+        "UPDATE invoices SET tenant_id = 'otherco' WHERE id = 'INV-3001'",
+    );
+    let (code, out) = l.apply(&id);
+    assert_eq!(code, Some(4), "{out}");
+    assert_eq!(
+        out["writeback"]["receipt"]["safe_error_code"],
+        "ROW_NOT_FOUND"
+    );
+    assert_eq!(
+        l.invoice("INV-3001")[0].as_deref(),
+        Some("5500"),
+        "the other tenant's row is untouched"
+    );
+}
+
+#[test]
+fn rejected_and_expired_proposals_are_never_applied() {
+    let db = postgres_reference("airlock_wb_refused");
+    let mut config = reference_config_for(&db);
+    config["airlock"] = json!({"proposal_ttl_seconds": 2});
+    let l = Loop::new(db, config, None);
+    let rejected = l.propose(
+        "billing.propose_late_fee_waiver",
+        json!({"invoice_id": "INV-3001", "reason": "r"}),
+    );
+    let out = l.cli(&["proposals", "reject", &rejected, "--reason", "no"]);
+    assert_eq!(out.status.code(), Some(0));
+    let (code, out) = l.apply(&rejected);
+    assert_eq!(
+        (code, out["error"]["code"].as_str()),
+        (Some(1), Some("invalid_state")),
+        "{out}"
+    );
+    let expired = l.propose(
+        "billing.propose_late_fee_waiver",
+        json!({"invoice_id": "INV-3001", "reason": "r"}),
+    );
+    l.approve(&expired);
+    std::thread::sleep(Duration::from_millis(2200));
+    let (code, out) = l.apply(&expired);
+    assert_eq!(
+        (code, out["error"]["code"].as_str()),
+        (Some(1), Some("expired")),
+        "{out}"
+    );
+    assert_eq!(
+        l.invoice("INV-3001")[0].as_deref(),
+        Some("5500"),
+        "neither was applied"
+    );
+    let receipts_table = query_strings(
+        &l.db,
+        "SELECT CAST(to_regclass('synapsor_writeback_receipts') AS TEXT)",
+    );
+    assert_eq!(
+        receipts_table[0][0], None,
+        "no writeback ever started, so not even the receipt table exists"
+    );
+}
+
+#[test]
+fn approve_with_apply_and_other_proposal_kinds() {
+    let db = postgres_reference("airlock_wb_kinds");
+    let l = Loop::new(db.clone(), reference_config_for(&db), None);
+    let id = l.propose(
+        "orders.propose_status_change",
+        json!({"order_id": "O-1001", "status": "canceled", "reason": "customer asked"}),
+    );
+    let out = l.cli(&["proposals", "approve", &id, "--yes", "--apply", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(json_out(&out)["writeback"]["status"], "applied");
+    let row = query_strings(
+        &db,
+        "SELECT status, status_change_reason FROM orders WHERE id = 'O-1001'",
+    );
+    assert_eq!(
+        row[0],
+        vec![
+            Some("canceled".to_owned()),
+            Some("customer asked".to_owned())
+        ]
+    );
+    let id = l.propose(
+        "support.propose_plan_credit",
+        json!({"customer_id": "cust_acme_1", "credit_cents": 1200, "reason": "goodwill"}),
+    );
+    l.approve(&id);
+    assert_eq!(l.apply(&id).1["writeback"]["status"], "applied");
+    let row = query_strings(
+        &db,
+        "SELECT CAST(plan_credit_cents AS TEXT) FROM customers WHERE id = 'cust_acme_1'",
+    );
+    assert_eq!(row[0][0].as_deref(), Some("1200"));
+}
+
+/// kill -9 the executor at `point` during an apply, restart, apply again:
+/// the row changes exactly once and the ledger ends with one terminal receipt.
+fn crash_at(point: &str, db_name: &str) {
+    let db = postgres_reference(db_name);
+    // Count every UPDATE of the invoice, whoever makes it.
+    execute(
+        &db,
+        "CREATE TABLE invoice_updates (n integer NOT NULL); INSERT INTO invoice_updates VALUES (0);
+         CREATE FUNCTION count_invoice_update() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN UPDATE invoice_updates SET n = n + 1; RETURN NEW; END $$;
+         CREATE TRIGGER invoice_updated AFTER UPDATE ON invoices FOR EACH ROW EXECUTE FUNCTION count_invoice_update();",
+    );
+    let mut l = Loop::new(db.clone(), reference_config_for(&db), Some(point));
+    let id = l.propose(
+        "billing.propose_late_fee_waiver",
+        json!({"invoice_id": "INV-3001", "reason": "crash test"}),
+    );
+    l.approve(&id);
+    let (code, out) = l.apply(&id);
+    assert_ne!(code, Some(0), "the apply was interrupted at {point}: {out}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!l.exec.is_alive(), "the executor died at {point}");
+
+    l.restart_without_fault();
+    let (code, out) = l.apply(&id);
+    assert_eq!(code, Some(0), "{point}: {out}");
+    let status = out["writeback"]["status"].as_str().unwrap().to_owned();
+    let expected = if point == "after_commit_before_receipt" || point == "before_ledger_receipt" {
+        "already_applied"
+    } else {
+        "applied"
+    };
+    assert_eq!(status, expected, "{point}: {out}");
+    assert_eq!(l.invoice("INV-3001")[0].as_deref(), Some("0"));
+    let updates = query_strings(&db, "SELECT CAST(n AS TEXT) FROM invoice_updates");
+    assert_eq!(
+        updates[0][0].as_deref(),
+        Some("1"),
+        "{point}: the row was changed exactly once"
+    );
+    assert_eq!(l.source_receipts(&id), 1);
+    // One more apply changes nothing.
+    assert_eq!(l.apply(&id).1["writeback"]["status"], "already_applied");
+    let out = l.cli(&["replay", "show", &id, "--json"]);
+    let story = json_out(&out);
+    let receipts = story["execution_receipts"].as_array().unwrap();
+    assert_eq!(
+        receipts.len(),
+        1,
+        "{point}: exactly one terminal receipt: {story}"
+    );
+    assert_eq!(receipts[0]["status"], expected);
+    assert!(l.exec.stop().success());
+    let out = airlock_tests::airlock(&[
+        "ledger",
+        "verify",
+        "--store",
+        l.exec.store.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn crash_before_the_transaction() {
+    crash_at("before_transaction", "airlock_wb_crash1");
+}
+
+#[test]
+fn crash_after_the_update_before_commit() {
+    crash_at("after_update_before_commit", "airlock_wb_crash2");
+}
+
+#[test]
+fn crash_after_commit_before_the_ledger_receipt() {
+    crash_at("after_commit_before_receipt", "airlock_wb_crash3");
+}
+
+#[test]
+fn writeback_helpers_print_ddl_and_least_privilege_grants() {
+    let out = airlock_tests::airlock(&["writeback", "migration", "--engine", "postgres"]);
+    let ddl = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        ddl.contains("CREATE TABLE IF NOT EXISTS \"public\".\"synapsor_writeback_receipts\""),
+        "{ddl}"
+    );
+    let cfg = airlock_tests::reference_config();
+    let out = airlock_tests::airlock(&[
+        "writeback",
+        "grants",
+        "--engine",
+        "postgres",
+        "--writer-role",
+        "synapsor_writer",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    let grants = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{grants}");
+    assert!(grants.contains("GRANT UPDATE (\"late_fee_cents\", \"updated_at\", \"waiver_reason\") ON \"public\".\"invoices\" TO \"synapsor_writer\";"), "{grants}");
+    assert!(
+        !grants.contains("balance_cents"),
+        "never a column outside allowed_columns: {grants}"
+    );
+}
