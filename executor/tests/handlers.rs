@@ -15,7 +15,9 @@ use airlock_executor::writeback::payload::{handler_payload, parse_receipt};
 use airlock_executor::writeback::{Outcome, ReceiptStatus, WritebackJob};
 use airlock_policy::args::validate_args;
 use airlock_policy::change_set;
-use airlock_policy::config::{CommandHandlerSpec, ContextProvider, Engine, HttpHandlerSpec, HttpMethod};
+use airlock_policy::config::{
+    CommandHandlerSpec, ContextProvider, Engine, HttpHandlerSpec, HttpMethod,
+};
 use airlock_policy::context::TrustedContext;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
@@ -25,16 +27,14 @@ use hmac::{Hmac, Mac};
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 
-// The template command compiled here exactly as the CLI compiles it.
+// The template command, compiled here from the CLI's own source files.
 #[allow(dead_code, unused_imports)]
-mod cli {
-    #[path = "../../src/cli/output.rs"]
-    pub mod output;
-    #[path = "../../src/cli/handler_cmd.rs"]
-    pub mod handler_cmd;
-}
-use cli::handler_cmd;
-use cli::output::Exit;
+#[path = "../src/cli/handler_cmd.rs"]
+mod handler_cmd;
+#[allow(dead_code, unused_imports, unused_macros)]
+#[path = "../src/cli/output.rs"]
+mod output;
+use output::Exit;
 
 const CONFIG: &str =
     include_str!("../../../shared/compat/reference-support-billing/synapsor.runner.json");
@@ -57,7 +57,9 @@ fn invoice_row(tenant: &str) -> Map<String, Value> {
 
 fn job_for(proposal_id: &str, tenant: &str, attempt: u32) -> WritebackJob {
     let config = airlock_policy::load_config_str(CONFIG).config.unwrap();
-    let cap = config.capability("billing.propose_late_fee_waiver").unwrap();
+    let cap = config
+        .capability("billing.propose_late_fee_waiver")
+        .unwrap();
     let args = validate_args(
         cap,
         Some(&json!({"invoice_id": "INV-3001", "reason": "customer requested review"})),
@@ -331,26 +333,42 @@ async fn http_handler_sends_the_signed_payload_and_maps_every_answer() {
 
     // A conflict receipt on 200 without a code gets the default code.
     let o = run("conflict200").await;
-    assert_eq!((o.status, code(&o)), (ReceiptStatus::Conflict, "HANDLER_CONFLICT"));
+    assert_eq!(
+        (o.status, code(&o)),
+        (ReceiptStatus::Conflict, "HANDLER_CONFLICT")
+    );
 
     // failed, with the secret echoed in the message: redacted.
     let o = run("failed").await;
-    assert_eq!((o.status, code(&o)), (ReceiptStatus::Failed, "INVOICE_LOCKED"));
+    assert_eq!(
+        (o.status, code(&o)),
+        (ReceiptStatus::Failed, "INVOICE_LOCKED")
+    );
     assert!(o.detail.as_deref().unwrap().contains("[REDACTED]"), "{o:?}");
     assert_clean(&o, &[]);
 
     // A non-2xx with a failed receipt uses it, with the HTTP code as default.
     let o = run("failed422").await;
-    assert_eq!((o.status, code(&o)), (ReceiptStatus::Failed, "HANDLER_HTTP_422"));
+    assert_eq!(
+        (o.status, code(&o)),
+        (ReceiptStatus::Failed, "HANDLER_HTTP_422")
+    );
 
     // An error status cannot confirm a change.
     let o = run("applied409").await;
-    assert_eq!((o.status, code(&o)), (ReceiptStatus::Failed, "HANDLER_HTTP_409"));
+    assert_eq!(
+        (o.status, code(&o)),
+        (ReceiptStatus::Failed, "HANDLER_HTTP_409")
+    );
     assert!(!o.source_database_mutated);
 
     // 500 whose body repeats the token and a database URL.
     let o = run("error500").await;
-    assert_eq!((o.status, code(&o)), (ReceiptStatus::Failed, "HANDLER_HTTP_500"), "{o:?}");
+    assert_eq!(
+        (o.status, code(&o)),
+        (ReceiptStatus::Failed, "HANDLER_HTTP_500"),
+        "{o:?}"
+    );
     assert!(!o.source_database_mutated);
     assert_clean(&o, &["app:hunter2"]);
 
@@ -393,7 +411,11 @@ async fn http_handler_timeout_unreachable_and_bad_config() {
     )
     .await;
     let elapsed = started.elapsed();
-    assert_eq!((o.status, code(&o)), (ReceiptStatus::Failed, "HANDLER_TIMEOUT"), "{o:?}");
+    assert_eq!(
+        (o.status, code(&o)),
+        (ReceiptStatus::Failed, "HANDLER_TIMEOUT"),
+        "{o:?}"
+    );
     assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
     assert!(!o.source_database_mutated);
     assert_clean(&o, &[&base]);
@@ -412,7 +434,11 @@ async fn http_handler_timeout_unreachable_and_bad_config() {
         &job,
     )
     .await;
-    assert_eq!((o.status, code(&o)), (ReceiptStatus::Failed, "HANDLER_UNREACHABLE"), "{o:?}");
+    assert_eq!(
+        (o.status, code(&o)),
+        (ReceiptStatus::Failed, "HANDLER_UNREACHABLE"),
+        "{o:?}"
+    );
     assert_clean(&o, &[&url, &format!(":{port}")]);
 
     // DNS failure.
@@ -438,10 +464,20 @@ async fn http_handler_timeout_unreachable_and_bad_config() {
     assert_clean(&o, &["user:pw", "files.example"]);
     let mut bad = secrets(format!("{base}/h/applied"));
     bad.token = Some(format!("{TOKEN}\nX-Evil: 1"));
-    let o = http_handler::run(&http_spec(HttpMethod::Post, 1_000), "billing_handler", &bad, &job).await;
+    let o = http_handler::run(
+        &http_spec(HttpMethod::Post, 1_000),
+        "billing_handler",
+        &bad,
+        &job,
+    )
+    .await;
     assert_eq!(code(&o), "HANDLER_BAD_CREDENTIAL", "{o:?}");
     assert_clean(&o, &[]);
-    assert_eq!(server.seen.lock().unwrap().len(), 1, "nothing else was sent");
+    assert_eq!(
+        server.seen.lock().unwrap().len(),
+        1,
+        "nothing else was sent"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -460,7 +496,11 @@ async fn http_handler_without_token_or_secret_sends_neither() {
     let o = http_handler::run(&spec, "billing_handler", &s, &job()).await;
     assert_eq!(o.status, ReceiptStatus::Applied);
     let seen = server.seen.lock().unwrap()[0].clone();
-    for h in ["authorization", "x-airlock-signature", "x-airlock-timestamp"] {
+    for h in [
+        "authorization",
+        "x-airlock-signature",
+        "x-airlock-timestamp",
+    ] {
         assert!(!seen.headers.contains_key(h), "{h} was sent");
     }
     assert_eq!(seen.headers["idempotency-key"], "wrp_123:INV-3001");
@@ -521,13 +561,21 @@ async fn command_handler_success_gets_the_payload_on_stdin() {
     let dir = tempfile::tempdir().unwrap();
     let ok = script(dir.path(), "ok.py", OK_SCRIPT);
     let job = job();
-    let o = run_cmd(&format!("{} {}", ok.display(), dir.path().display()), 5_000, &job).await;
+    let o = run_cmd(
+        &format!("{} {}", ok.display(), dir.path().display()),
+        5_000,
+        &job,
+    )
+    .await;
     assert_eq!(o.status, ReceiptStatus::Applied, "{o:?}");
     assert!(o.source_database_mutated);
     assert_eq!(o.previous_version, Some(json!(OLD_VERSION)));
     // stderr is kept, but the command's arguments are redacted from it.
     let detail = o.detail.clone().unwrap();
-    assert!(detail.contains("stderr: applying wrp_123:INV-3001"), "{detail}");
+    assert!(
+        detail.contains("stderr: applying wrp_123:INV-3001"),
+        "{detail}"
+    );
     let payload: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("payload.json")).unwrap())
             .unwrap();
@@ -558,7 +606,12 @@ async fn command_handler_environment_is_minimal() {
     let dir = tempfile::tempdir().unwrap();
     let ok = script(dir.path(), "ok.py", OK_SCRIPT);
     let job = job();
-    let o = run_cmd(&format!("{} {}", ok.display(), dir.path().display()), 5_000, &job).await;
+    let o = run_cmd(
+        &format!("{} {}", ok.display(), dir.path().display()),
+        5_000,
+        &job,
+    )
+    .await;
     assert_eq!(o.status, ReceiptStatus::Applied, "{o:?}");
     let env: BTreeMap<String, String> =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("env.json")).unwrap())
@@ -566,7 +619,12 @@ async fn command_handler_environment_is_minimal() {
     let keys: Vec<&str> = env.keys().map(String::as_str).collect();
     assert_eq!(
         keys,
-        ["AIRLOCK_IDEMPOTENCY_KEY", "AIRLOCK_WRITEBACK_JOB_ID", "LANG", "PATH"],
+        [
+            "AIRLOCK_IDEMPOTENCY_KEY",
+            "AIRLOCK_WRITEBACK_JOB_ID",
+            "LANG",
+            "PATH"
+        ],
         "{env:?}"
     );
     assert_eq!(env["PATH"], "/usr/local/bin:/usr/bin:/bin");
@@ -599,12 +657,20 @@ exit 3
         &job(),
     )
     .await;
-    assert_eq!((o.status, code(&o)), (ReceiptStatus::Failed, "HANDLER_EXIT_3"), "{o:?}");
+    assert_eq!(
+        (o.status, code(&o)),
+        (ReceiptStatus::Failed, "HANDLER_EXIT_3"),
+        "{o:?}"
+    );
     assert!(!o.source_database_mutated);
     let detail = o.detail.clone().unwrap();
     assert!(detail.contains("the final error"), "{detail}");
     assert!(!detail.contains("noise line 0 "), "not truncated: {detail}");
-    assert!(detail.chars().count() < 3_000, "{} chars", detail.chars().count());
+    assert!(
+        detail.chars().count() < 3_000,
+        "{} chars",
+        detail.chars().count()
+    );
     assert_clean(&o, &["ghp_abcdefghij", "SuperSecretArg123", "db.internal"]);
 }
 
@@ -617,9 +683,18 @@ async fn command_handler_timeout_kills_the_whole_group() {
         "#!/bin/sh\necho $$ > \"$1/pid\"\nsleep 30 &\necho $! > \"$1/bgpid\"\necho started >&2\nwait\n",
     );
     let started = Instant::now();
-    let o = run_cmd(&format!("{} {}", hang.display(), dir.path().display()), 500, &job()).await;
+    let o = run_cmd(
+        &format!("{} {}", hang.display(), dir.path().display()),
+        500,
+        &job(),
+    )
+    .await;
     let elapsed = started.elapsed();
-    assert_eq!((o.status, code(&o)), (ReceiptStatus::Failed, "HANDLER_TIMEOUT"), "{o:?}");
+    assert_eq!(
+        (o.status, code(&o)),
+        (ReceiptStatus::Failed, "HANDLER_TIMEOUT"),
+        "{o:?}"
+    );
     assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
     assert!(o.detail.as_deref().unwrap().contains("started"), "{o:?}");
     for f in ["pid", "bgpid"] {
@@ -656,9 +731,16 @@ async fn command_handler_bad_programs() {
     assert_eq!(code(&o), "HANDLER_BAD_RECEIPT", "{o:?}");
 
     let silent = script(d, "silent.sh", "#!/bin/sh\nexit 0\n");
-    assert_eq!(code(&run_cmd(&silent.display().to_string(), 5_000, &job).await), "HANDLER_BAD_RECEIPT");
+    assert_eq!(
+        code(&run_cmd(&silent.display().to_string(), 5_000, &job).await),
+        "HANDLER_BAD_RECEIPT"
+    );
 
-    let huge = script(d, "huge.sh", "#!/bin/sh\nhead -c 200000 /dev/zero | tr '\\0' ' '\necho '{\"status\":\"applied\"}'\n");
+    let huge = script(
+        d,
+        "huge.sh",
+        "#!/bin/sh\nhead -c 200000 /dev/zero | tr '\\0' ' '\necho '{\"status\":\"applied\"}'\n",
+    );
     let o = run_cmd(&huge.display().to_string(), 5_000, &job).await;
     assert_eq!(code(&o), "HANDLER_BAD_RECEIPT", "{o:?}");
 
@@ -668,11 +750,23 @@ async fn command_handler_bad_programs() {
         "#!/bin/sh\ncat >/dev/null\necho '{\"status\":\"conflict\",\"safe_error_code\":\"VERSION_CONFLICT\"}'\nexit 1\n",
     );
     let o = run_cmd(&conflict.display().to_string(), 5_000, &job).await;
-    assert_eq!((o.status, code(&o)), (ReceiptStatus::Conflict, "VERSION_CONFLICT"), "{o:?}");
+    assert_eq!(
+        (o.status, code(&o)),
+        (ReceiptStatus::Conflict, "VERSION_CONFLICT"),
+        "{o:?}"
+    );
 
-    let liar = script(d, "liar.sh", "#!/bin/sh\necho '{\"status\":\"applied\"}'\nexit 2\n");
+    let liar = script(
+        d,
+        "liar.sh",
+        "#!/bin/sh\necho '{\"status\":\"applied\"}'\nexit 2\n",
+    );
     let o = run_cmd(&liar.display().to_string(), 5_000, &job).await;
-    assert_eq!((o.status, code(&o)), (ReceiptStatus::Failed, "HANDLER_EXIT_2"), "{o:?}");
+    assert_eq!(
+        (o.status, code(&o)),
+        (ReceiptStatus::Failed, "HANDLER_EXIT_2"),
+        "{o:?}"
+    );
 
     let killed = script(d, "killed.sh", "#!/bin/sh\nkill -9 $$\n");
     let o = run_cmd(&killed.display().to_string(), 5_000, &job).await;
@@ -682,7 +776,11 @@ async fn command_handler_bad_programs() {
     std::fs::write(&plain, "#!/bin/sh\necho '{\"status\":\"applied\"}'\n").unwrap();
     std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
     let o = run_cmd(&plain.display().to_string(), 5_000, &job).await;
-    assert_eq!((o.status, code(&o)), (ReceiptStatus::Failed, "HANDLER_NOT_EXECUTABLE"), "{o:?}");
+    assert_eq!(
+        (o.status, code(&o)),
+        (ReceiptStatus::Failed, "HANDLER_NOT_EXECUTABLE"),
+        "{o:?}"
+    );
 
     for missing in ["/nonexistent/handler", "", "   "] {
         let o = run_cmd(missing, 5_000, &job).await;
@@ -697,7 +795,11 @@ async fn command_handler_bad_programs() {
     );
     let argv = d.join("argv.json");
     let o = run_cmd(
-        &format!("{}  {}\t\"a b\" $HOME;x `id`", args.display(), argv.display()),
+        &format!(
+            "{}  {}\t\"a b\" $HOME;x `id`",
+            args.display(),
+            argv.display()
+        ),
         5_000,
         &job,
     )
@@ -720,7 +822,11 @@ fn template_command_writes_once_and_refuses_overwrite() {
     assert!(text.starts_with("#!/usr/bin/env python3"));
     std::fs::write(&out, "mine").unwrap();
     assert_eq!(handler_cmd::template("command", &out, false), Exit::Failure);
-    assert_eq!(std::fs::read_to_string(&out).unwrap(), "mine", "not overwritten");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "mine",
+        "not overwritten"
+    );
     assert_eq!(
         handler_cmd::template("ruby-sinatra", &dir.path().join("x"), true),
         Exit::Usage
@@ -740,18 +846,33 @@ fn templates_are_valid_programs() {
     for t in handler_cmd::TEMPLATES {
         let text = t.text;
         assert!(text.contains("idempotency"), "{}", t.kind);
-        assert!(text.contains("already_applied") && text.contains("VERSION_CONFLICT"), "{}", t.kind);
+        assert!(
+            text.contains("already_applied") && text.contains("VERSION_CONFLICT"),
+            "{}",
+            t.kind
+        );
         if t.kind != "command" {
-            assert!(text.contains("x-airlock-signature") && text.contains("v1="), "{}", t.kind);
+            assert!(
+                text.contains("x-airlock-signature") && text.contains("v1="),
+                "{}",
+                t.kind
+            );
         }
         let path = dir.path().join(t.kind);
         std::fs::write(&path, text).unwrap();
         let (prog, args): (&str, Vec<&str>) = if t.kind == "node-fastify" {
             ("node", vec!["--check"])
         } else {
-            ("python3", vec!["-c", "import ast,sys; ast.parse(open(sys.argv[1]).read())"])
+            (
+                "python3",
+                vec!["-c", "import ast,sys; ast.parse(open(sys.argv[1]).read())"],
+            )
         };
-        match std::process::Command::new(prog).args(&args).arg(&path).output() {
+        match std::process::Command::new(prog)
+            .args(&args)
+            .arg(&path)
+            .output()
+        {
             Ok(out) => assert!(
                 out.status.success(),
                 "{}: {}",
@@ -759,7 +880,9 @@ fn templates_are_valid_programs() {
                 String::from_utf8_lossy(&out.stderr)
             ),
             Err(e) if t.kind == "node-fastify" => {
-                eprintln!("note: node is not installed ({e}); the Fastify template was not syntax-checked");
+                eprintln!(
+                    "note: node is not installed ({e}); the Fastify template was not syntax-checked"
+                );
             }
             Err(e) => panic!("python3 is needed for the handler tests: {e}"),
         }
@@ -784,19 +907,24 @@ async fn command_template_applies_once_and_rechecks_guards() {
         .unwrap();
     }
     let command = format!("{} {}", handler.display(), db_path.display());
-    let row = || {
-        let db = rusqlite::Connection::open(&db_path).unwrap();
-        db.query_row(
+    let row =
+        || {
+            let db = rusqlite::Connection::open(&db_path).unwrap();
+            db.query_row(
             "SELECT late_fee_cents, waiver_reason, updated_at FROM invoices WHERE id = 'INV-3001'",
             [],
             |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, String>(2)?)),
         )
         .unwrap()
-    };
+        };
 
     // Another tenant's proposal for the same id: not found for that tenant.
     let o = run_cmd(&command, 10_000, &job_for("wrp_777", "globex", 1)).await;
-    assert_eq!((o.status, code(&o)), (ReceiptStatus::Conflict, "ROW_NOT_FOUND"), "{o:?}");
+    assert_eq!(
+        (o.status, code(&o)),
+        (ReceiptStatus::Conflict, "ROW_NOT_FOUND"),
+        "{o:?}"
+    );
     assert_eq!(row().0, 5500);
 
     // First apply.
@@ -806,7 +934,10 @@ async fn command_template_applies_once_and_rechecks_guards() {
     assert_eq!(o.rows_affected, 1);
     assert_eq!(o.previous_version, Some(json!(OLD_VERSION)));
     let (fee, reason, version) = row();
-    assert_eq!((fee, reason.as_deref()), (0, Some("customer requested review")));
+    assert_eq!(
+        (fee, reason.as_deref()),
+        (0, Some("customer requested review"))
+    );
     assert_ne!(version, OLD_VERSION);
     assert_eq!(o.new_version, Some(json!(version)));
 
@@ -819,11 +950,19 @@ async fn command_template_applies_once_and_rechecks_guards() {
 
     // A different proposal made against the old version: conflict.
     let o = run_cmd(&command, 10_000, &job_for("wrp_124", "acme", 1)).await;
-    assert_eq!((o.status, code(&o)), (ReceiptStatus::Conflict, "VERSION_CONFLICT"), "{o:?}");
+    assert_eq!(
+        (o.status, code(&o)),
+        (ReceiptStatus::Conflict, "VERSION_CONFLICT"),
+        "{o:?}"
+    );
     assert_eq!(o.new_version, Some(json!(version)));
     assert_eq!(row().2, version);
 
     // Missing database argument: a failed receipt, exit 2.
     let o = run_cmd(&handler.display().to_string(), 10_000, &job()).await;
-    assert_eq!((o.status, code(&o)), (ReceiptStatus::Failed, "HANDLER_USAGE"), "{o:?}");
+    assert_eq!(
+        (o.status, code(&o)),
+        (ReceiptStatus::Failed, "HANDLER_USAGE"),
+        "{o:?}"
+    );
 }

@@ -98,7 +98,10 @@ pub fn template(kind: &str, output: &Path, json: bool) -> Exit {
             );
         }
     };
-    if let Err(e) = file.write_all(t.text.as_bytes()).and_then(|()| file.sync_all()) {
+    if let Err(e) = file
+        .write_all(t.text.as_bytes())
+        .and_then(|()| file.sync_all())
+    {
         // Do not leave a half-written starter behind.
         let _ = std::fs::remove_file(output);
         return fail(

@@ -186,7 +186,7 @@ pub async fn apply(
         }
         ExecutorSpec::HttpHandler(h) => match http_secrets(h) {
             Ok(secrets) => http_handler::run(h, executor.name, &secrets, &job).await,
-            Err(o) => o,
+            Err(e) => Outcome::failed("HANDLER_SECRET_MISSING", e.to_string()),
         },
         ExecutorSpec::CommandHandler(c) => match read_secret(&c.command_env) {
             Ok(command) => command_handler::run(c, executor.name, &command, &job).await,
@@ -226,13 +226,16 @@ pub async fn apply(
     })
 }
 
-fn http_secrets(h: &airlock_policy::config::HttpHandlerSpec) -> Result<HttpSecrets, Outcome> {
-    let read = |name: &str| {
-        read_secret(name).map_err(|e| Outcome::failed("HANDLER_SECRET_MISSING", e.to_string()))
-    };
+fn http_secrets(
+    h: &airlock_policy::config::HttpHandlerSpec,
+) -> Result<HttpSecrets, super::credentials::CredentialError> {
     Ok(HttpSecrets {
-        url: read(&h.url_env)?,
-        token: h.token_env.as_deref().map(read).transpose()?,
-        signing_secret: h.signing_secret_env.as_deref().map(read).transpose()?,
+        url: read_secret(&h.url_env)?,
+        token: h.token_env.as_deref().map(read_secret).transpose()?,
+        signing_secret: h
+            .signing_secret_env
+            .as_deref()
+            .map(read_secret)
+            .transpose()?,
     })
 }

@@ -474,10 +474,7 @@ async fn run_transaction(
         }
         None => None,
     };
-    let text = |v: &Option<Value>| {
-        v.as_ref()
-            .map(|v| airlock_policy::change_set::scalar_text(v))
-    };
+    let text = |v: &Option<Value>| v.as_ref().map(airlock_policy::change_set::scalar_text);
     sqlx::query(sqlx::AssertSqlSafe(receipt_insert(engine, schema)))
         .bind(job.idempotency_key.clone())
         .bind(job.proposal_id.clone())
