@@ -369,6 +369,10 @@ async fn http_handler_sends_the_signed_payload_and_maps_every_answer() {
         (ReceiptStatus::Failed, "HANDLER_HTTP_500"),
         "{o:?}"
     );
+    assert!(
+        o.detail.as_deref().unwrap().contains("HTTP 500: Traceback"),
+        "{o:?}"
+    );
     assert!(!o.source_database_mutated);
     assert_clean(&o, &["app:hunter2"]);
 
@@ -780,6 +784,11 @@ async fn command_handler_bad_programs() {
         (o.status, code(&o)),
         (ReceiptStatus::Failed, "HANDLER_NOT_EXECUTABLE"),
         "{o:?}"
+    );
+    let detail = o.detail.as_deref().unwrap();
+    assert!(
+        detail.contains("not-executable.sh") && detail.contains("Permission denied"),
+        "{detail}"
     );
 
     for missing in ["/nonexistent/handler", "", "   "] {

@@ -332,7 +332,7 @@ impl Proposer {
         ToolError::new(
             "not_found",
             format!(
-                "no {} record `{id}` was found for your tenant",
+                "no `{}` record with id `{id}` exists for your tenant",
                 cap.target.table
             ),
         )

@@ -1105,7 +1105,7 @@ fn cold_start(stack: &Stack, runs: usize) -> (Stats, Stats) {
 }
 
 fn run_engine(settings: &Settings, report: &mut Report, engine: Engine) {
-    let mut stack = Stack::new(engine);
+    let stack = Stack::new(engine);
     let e = stack.label;
     eprintln!("== {e}: executor at {}", stack.exec.path().display());
 
@@ -1469,36 +1469,177 @@ fn run_engine(settings: &Settings, report: &mut Report, engine: Engine) {
         Some(20.0),
     );
 
-    // Apply: not implemented yet.
-    // ┌──────────────────────────────────────────────────────────────────┐
-    // │ SLOT: apply throughput and latency on Postgres (approved →       │
-    // │ receipts, ≥ 1,000 applies/s) and `airlock apply ID` whole-process │
-    // │ p50 (≤ 20 ms). Writeback (`sql_update`) is not implemented yet;  │
-    // │ fill this in when it lands — do not fake it.                     │
-    // └──────────────────────────────────────────────────────────────────┘
-    report.missing(
-        e,
-        "applies/s (approved → receipts)",
-        "writeback is not implemented yet",
-        if engine == Engine::Postgres {
-            Some(Budget::AtLeast(1000.0))
-        } else {
-            None
-        },
-        "apply/s",
-    );
-    report.missing(
-        e,
-        "`airlock apply ID`, whole process",
-        "writeback is not implemented yet",
-        Some(Budget::AtMost(20.0)),
-        "ms",
-    );
+    // Apply: approved proposals → guarded writeback → receipts.
+    apply_phase(settings, report, &stack);
+}
 
-    if settings.growth {
-        growth(settings, report, engine);
+/// Insert `n` overdue invoices of the trusted tenant (ids `<prefix>000001`…)
+/// so every apply changes a row of its own (one row would conflict after
+/// its first apply: the version column moves).
+fn insert_invoices(stack: &Stack, prefix: &str, n: usize) -> Vec<String> {
+    let cols = "id, tenant_id, customer_id, status, balance_cents, late_fee_cents, waiver_reason, updated_at";
+    let sql = match stack.engine {
+        Engine::Postgres => format!(
+            "INSERT INTO invoices ({cols}) SELECT '{prefix}' || lpad(g::text, 6, '0'), 'acme', 'cust_acme_1', 'overdue', 25500, 5500, NULL, '2026-06-20T14:31:08Z' FROM generate_series(1, {n}) g"
+        ),
+        Engine::Sqlite => format!(
+            "WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < {n}) INSERT INTO invoices ({cols}) SELECT '{prefix}' || printf('%06d', x), 'acme', 'cust_acme_1', 'overdue', 25500, 5500, NULL, '2026-06-20T14:31:08Z' FROM g"
+        ),
+        Engine::Mysql => unreachable!(),
+    };
+    execute(&stack.db, &sql);
+    (1..=n).map(|i| format!("{prefix}{i:06}")).collect()
+}
+
+/// Propose a waiver for each invoice over MCP, `procs` proposer processes
+/// at once; returns the proposal ids in the order of `invoices`.
+async fn propose_each(stack: &Stack, invoices: &[String], procs: usize) -> Vec<String> {
+    let chunk = invoices.len().div_ceil(procs.max(1)).max(1);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (k, part) in invoices.chunks(chunk).enumerate() {
+        let (client, _) = stack.stdio().await;
+        let part = part.to_vec();
+        tasks.spawn(async move {
+            let mut ids = Vec::with_capacity(part.len());
+            for inv in &part {
+                let args = json!({"invoice_id": inv, "reason": format!("late fee waived for {inv}")});
+                let env = call_ok(&client, PROPOSAL_TOOL, args.as_object().cloned().unwrap()).await;
+                ids.push(env["proposal"]["proposal_id"].as_str().unwrap().to_owned());
+            }
+            let _ = client.cancel().await;
+            (k, ids)
+        });
+    }
+    let mut parts = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        parts.push(r.unwrap());
+    }
+    parts.sort_by_key(|(k, _)| *k);
+    parts.into_iter().flat_map(|(_, ids)| ids).collect()
+}
+
+async fn operator(stack: &Stack) -> Client {
+    Client::connect(
+        &stack.exec.operator_socket(),
+        Role::Operator,
+        "bench",
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap()
+}
+
+/// Approve over the operator socket (not timed: approval is a person's step).
+async fn approve_ipc(stack: &Stack, ids: &[String]) {
+    let mut op = operator(stack).await;
+    for id in ids {
+        match op
+            .call(Request::Approve(Approve {
+                proposal_id: id.clone(),
+                note: None,
+            }))
+            .await
+        {
+            Ok(Response::Decision(_)) => {}
+            other => panic!("approve {id}: {other:?}"),
+        }
     }
 }
+
+/// `airlock apply ID --json`, whole process, on each id; each must apply.
+fn cli_apply_latency(stack: &Stack, ids: &[String]) -> Stats {
+    let mut samples = Vec::with_capacity(ids.len());
+    for id in ids {
+        let t = Instant::now();
+        let out = stack.exec.cli(&["apply", id, "--json"]);
+        samples.push(t.elapsed());
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        assert!(
+            out.status.success() && v.to_string().contains("\"applied\""),
+            "apply {id}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    stats(&samples)
+}
+
+fn apply_phase(settings: &Settings, report: &mut Report, stack: &Stack) {
+    let e = stack.label;
+    let n = settings.applies;
+    let cli_n = settings.cli_applies;
+    let clients = settings.apply_clients;
+    let invoices = insert_invoices(stack, "INV-A", n + cli_n);
+    let rt = multi_thread();
+    let ids = rt.block_on(async {
+        let ids = propose_each(stack, &invoices, settings.proposers).await;
+        approve_ipc(stack, &ids).await;
+        ids
+    });
+    let (batch, cli_ids) = ids.split_at(n);
+    let chunk = batch.len().div_ceil(clients.max(1)).max(1);
+    let (rate, lat) = rt.block_on(async {
+        let mut ops = Vec::new();
+        for _ in batch.chunks(chunk) {
+            ops.push(operator(stack).await);
+        }
+        let t = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (mut op, part) in ops.into_iter().zip(batch.chunks(chunk)) {
+            let part = part.to_vec();
+            tasks.spawn(async move {
+                let mut lat = Vec::with_capacity(part.len());
+                for id in part {
+                    let t = Instant::now();
+                    match op
+                        .call(Request::Apply(ProposalRef {
+                            proposal_id: id.clone(),
+                        }))
+                        .await
+                    {
+                        Ok(Response::Writeback(w)) => {
+                            assert_eq!(w.status, "applied", "{id}: {w:?}");
+                        }
+                        other => panic!("apply {id}: {other:?}"),
+                    }
+                    lat.push(t.elapsed());
+                }
+                lat
+            });
+        }
+        let mut all = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            all.extend(r.unwrap());
+        }
+        ((batch.len() as f64) / t.elapsed().as_secs_f64(), stats(&all))
+    });
+    report.add(
+        e,
+        &format!("applies/s, {clients} operator connections (approved → receipt)"),
+        rate,
+        "apply/s",
+        format!(
+            "{} applies, each a guarded UPDATE + receipt; per-apply p50 {:.3} p99 {:.3} ms",
+            batch.len(),
+            ms(lat.p50),
+            ms(lat.p99)
+        ),
+        (stack.engine == Engine::Postgres).then_some(Budget::AtLeast(1000.0)),
+    );
+    let cli = cli_apply_latency(stack, cli_ids);
+    report.latency(e, "`airlock apply ID --json`, whole process", cli, Some(20.0));
+    // The rows really changed, exactly once each.
+    let changed = query_strings(
+        &stack.db,
+        "SELECT CAST(COUNT(*) AS TEXT) FROM invoices WHERE id LIKE 'INV-A%' AND late_fee_cents = 0",
+    );
+    assert_eq!(
+        changed[0][0].as_deref(),
+        Some((n + cli_n).to_string().as_str()),
+        "every applied invoice is waived"
+    );
+}
+
 
 fn num_cores() -> usize {
     std::thread::available_parallelism().map_or(0, |n| n.get())
@@ -1617,7 +1758,7 @@ fn main() {
         return;
     }
     let settings = Settings::from_env();
-    let machine = machine_info();
+    let mut machine = machine_info();
     eprintln!("airlock e2e bench on {machine}; settings {settings:?}");
     // Build the binaries once, up front.
     let _ = bin("airlock-proposer");
@@ -1628,7 +1769,6 @@ fn main() {
         loads.push(format!("after {}: {}", engine.as_str(), loadavg()));
     }
     report.print_table();
-    let mut machine = machine;
     if let Some(pg) = postgres_version(&settings) {
         machine["postgres"] = json!(pg);
     }

@@ -48,3 +48,51 @@ fn reference_config_is_valid_and_previews_eight_tools() {
         serde_json::json!({"type": "number", "minimum": 0, "maximum": 5000})
     );
 }
+
+#[test]
+fn the_demo_runs_the_whole_loop_with_no_setup() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep = dir.path().join("demo");
+    let out = std::process::Command::new(airlock_tests::bin("airlock"))
+        .args(["demo", "--yes", "--keep"])
+        .arg(&keep)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "Two processes",
+        "billing.propose_late_fee_waiver",
+        "pending approval; the database still says late fee 5500",
+        "exists for your tenant",
+        "applied: late fee now 0",
+        "applying again → already_applied",
+        "apply → conflict (VERSION_CONFLICT)",
+        "Source database changed: yes",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?}:\n{text}");
+    }
+    // The kept ledger verifies, and the demo left no process behind.
+    let out = airlock_tests::airlock(&[
+        "ledger",
+        "verify",
+        "--store",
+        keep.join("ledger.db").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        !keep.join("run/operator.sock").exists(),
+        "the executor was stopped"
+    );
+}

@@ -66,11 +66,13 @@ pub fn bin(name: &str) -> PathBuf {
                 "-p",
                 "airlock-proposer",
                 "--bins",
-                // The features `cargo test --workspace` unifies, so nothing is rebuilt.
-                "--features",
-                "airlock-executor/fault-injection",
             ])
             .env("CARGO_TARGET_DIR", &target_dir);
+        if !bench {
+            // The features `cargo test --workspace` unifies, so nothing is
+            // rebuilt. Benches measure the production build (no fault points).
+            cmd.args(["--features", "airlock-executor/fault-injection"]);
+        }
         if bench {
             cmd.args(["--profile", "bench"]);
         } else if release {

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod config_cmd;
+mod demo;
 mod ledger_cmd;
 pub mod operator;
 mod output;
@@ -60,6 +61,15 @@ enum Command {
     /// Receipt-table DDL and least-privilege grants for sql_update.
     #[command(subcommand)]
     Writeback(WritebackCommand),
+    /// The whole loop in one command: embedded SQLite, two processes, no setup.
+    Demo {
+        /// Approve without asking (a non-interactive stdin also approves).
+        #[arg(long)]
+        yes: bool,
+        /// Keep the demo's files (database, config, ledger) in this directory.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -287,6 +297,7 @@ pub fn main() -> ExitCode {
             json,
         }) => ledger_cmd::verify(store.as_deref(), config.as_deref(), json),
         Command::Apply { id, json, conn } => writeback_cmd::apply(&conn, &id, json),
+        Command::Demo { yes, keep } => demo::run(yes, keep.as_deref()),
         Command::Replay(ReplayCommand::Show {
             id,
             details,

@@ -66,8 +66,11 @@ pub async fn run(
     let mut words = command.split_whitespace();
     let program = words.next().unwrap_or("");
     let args: Vec<&str> = words.collect();
-    let mut known: Vec<String> = vec![command.trim().to_owned()];
-    known.extend(args.iter().map(|a| (*a).to_owned()));
+    // The arguments may carry credentials; the program path is shown.
+    let mut known: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    if !args.is_empty() {
+        known.push(command.trim().to_owned());
+    }
     known.sort_by_key(|s| std::cmp::Reverse(s.len()));
     let label = format!("handler `{executor_name}`");
     let fail = |code: &str, detail: String| {

@@ -1,0 +1,421 @@
+//! `airlock demo`: the whole idea in one command, with no setup.
+//!
+//! An embedded SQLite billing database with two tenants, a reviewed config,
+//! the executor and the proposer as two separate processes, and this CLI as
+//! both the model's MCP client and the person who approves.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use airlock_ipc::Role;
+use airlock_ipc::client::Client;
+use airlock_ipc::message::{Approve, ProposalRef, Request, Response};
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+use serde_json::{Value, json};
+
+use super::output::{Exit, fail, say};
+
+const SCHEMA: &str = "
+CREATE TABLE invoices (
+  id TEXT PRIMARY KEY,
+  tenant_id TEXT NOT NULL,
+  customer TEXT NOT NULL,
+  status TEXT NOT NULL,
+  balance_cents INTEGER NOT NULL,
+  late_fee_cents INTEGER NOT NULL,
+  waiver_reason TEXT,
+  updated_at TEXT NOT NULL
+);
+INSERT INTO invoices VALUES
+  ('INV-3001', 'acme',    'Acme Robotics',  'overdue', 25500, 5500, NULL, '2026-06-20T14:31:08Z'),
+  ('INV-3002', 'acme',    'Acme Field Ops', 'overdue', 12000, 2500, NULL, '2026-06-20T14:40:00Z'),
+  ('INV-9001', 'otherco', 'OtherCo Labs',   'overdue', 25500, 5500, NULL, '2026-06-20T14:31:08Z');
+";
+
+fn config(db: &Path) -> Value {
+    let _ = db;
+    json!({
+        "version": 1,
+        "mode": "review",
+        "sources": {"billing_db": {"engine": "sqlite", "read_url_env": "DEMO_READ_URL", "write_url_env": "DEMO_WRITE_URL", "statement_timeout_ms": 2000}},
+        "trusted_context": {"provider": "environment", "values": {"tenant_id_env": "DEMO_TENANT_ID", "principal_env": "DEMO_PRINCIPAL"}},
+        "capabilities": [
+            {
+                "name": "billing.inspect_invoice",
+                "kind": "read",
+                "source": "billing_db",
+                "description": "Look up one invoice of the current customer account.",
+                "target": {"schema": "main", "table": "invoices", "primary_key": "id", "tenant_key": "tenant_id"},
+                "args": {"invoice_id": {"type": "string", "required": true, "max_length": 64}},
+                "lookup": {"id_from_arg": "invoice_id"},
+                "visible_columns": ["id", "tenant_id", "customer", "status", "balance_cents", "late_fee_cents", "waiver_reason", "updated_at"]
+            },
+            {
+                "name": "billing.propose_late_fee_waiver",
+                "kind": "proposal",
+                "source": "billing_db",
+                "description": "Propose waiving an invoice's late fee, with a reason.",
+                "target": {"schema": "main", "table": "invoices", "primary_key": "id", "tenant_key": "tenant_id"},
+                "args": {
+                    "invoice_id": {"type": "string", "required": true, "max_length": 64},
+                    "reason": {"type": "string", "required": true, "max_length": 500}
+                },
+                "lookup": {"id_from_arg": "invoice_id"},
+                "visible_columns": ["id", "tenant_id", "customer", "status", "balance_cents", "late_fee_cents", "waiver_reason", "updated_at"],
+                "patch": {"late_fee_cents": {"fixed": 0}, "waiver_reason": {"from_arg": "reason"}},
+                "allowed_columns": ["late_fee_cents", "waiver_reason"],
+                "numeric_bounds": {"late_fee_cents": {"minimum": 0, "maximum": 100000}},
+                "conflict_guard": {"column": "updated_at"},
+                "approval": {"mode": "human", "required_role": "billing_lead"}
+            }
+        ]
+    })
+}
+
+async fn apply_once(
+    op: &mut Client,
+    proposal_id: String,
+) -> Result<airlock_ipc::message::WritebackResult, String> {
+    match op
+        .call(Request::Apply(ProposalRef { proposal_id }))
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Response::Writeback(w) => Ok(w),
+        other => Err(format!("unexpected {}", other.type_name())),
+    }
+}
+
+/// Kills the spawned executor when the demo ends, however it ends.
+struct ChildGuard(Option<std::process::Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            for _ in 0..50 {
+                if matches!(c.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn step(n: u32, title: &str) {
+    say!("\n── {n}. {title} ──");
+}
+
+fn sibling(name: &str) -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let path = exe.parent().map(|d| d.join(name)).ok_or("no directory")?;
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} was not found next to this `airlock`; build all binaries with `cargo build --release`",
+            path.display()
+        ))
+    }
+}
+
+fn invoice(db: &Path, id: &str) -> Result<(i64, Option<String>, String), String> {
+    let conn = rusqlite::Connection::open(db).map_err(|e| e.to_string())?;
+    conn.query_row(
+        "SELECT late_fee_cents, waiver_reason, updated_at FROM invoices WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .map_err(|e| e.to_string())
+}
+
+fn ask(question: &str) -> bool {
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{question} [y/N] ");
+    let _ = err.flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).is_ok()
+        && matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+pub fn run(yes: bool, keep: Option<&Path>) -> Exit {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(false, "runtime", &e.to_string(), Exit::Failure),
+    };
+    let temp;
+    let dir: PathBuf = match keep {
+        Some(d) => {
+            if let Err(e) = std::fs::create_dir_all(d) {
+                return fail(
+                    false,
+                    "keep",
+                    &format!("cannot create {}: {e}", d.display()),
+                    Exit::Failure,
+                );
+            }
+            d.to_owned()
+        }
+        None => {
+            temp = std::env::temp_dir().join(format!("airlock-demo-{}", std::process::id()));
+            temp.clone()
+        }
+    };
+    let result = runtime.block_on(async {
+        tokio::select! {
+            r = demo(&dir, yes) => r,
+            _ = tokio::signal::ctrl_c() => Err("interrupted; the demo's processes were stopped".to_owned()),
+        }
+    });
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    match result {
+        Ok(()) => Exit::Ok,
+        Err(e) => fail(false, "demo", &e, Exit::Failure),
+    }
+}
+
+async fn demo(dir: &Path, yes: bool) -> Result<(), String> {
+    let executor_bin = sibling("airlock-executor")?;
+    let proposer_bin = sibling("airlock-proposer")?;
+    let _ = std::fs::remove_dir_all(dir.join("run"));
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let db = dir.join("billing.db");
+    let _ = std::fs::remove_file(&db);
+    rusqlite::Connection::open(&db)
+        .and_then(|c| c.execute_batch(SCHEMA))
+        .map_err(|e| format!("cannot create the demo database: {e}"))?;
+    let config_path = dir.join("airlock.json");
+    std::fs::write(
+        &config_path,
+        serde_json::to_vec_pretty(&config(&db)).unwrap_or_default(),
+    )
+    .map_err(|e| e.to_string())?;
+    let socket_dir = dir.join("run");
+    let url = format!("sqlite://{}", db.display());
+
+    say!("Airlock demo — everything lives in {}", dir.display());
+    step(1, "Two processes, two authorities");
+    let executor = std::process::Command::new(&executor_bin)
+        .args(["serve", "--config"])
+        .arg(&config_path)
+        .arg("--socket-dir")
+        .arg(&socket_dir)
+        .arg("--store")
+        .arg(dir.join("ledger.db"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DEMO_WRITE_URL", &url)
+        .env("DEMO_TENANT_ID", "acme")
+        .env("AIRLOCK_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start airlock-executor: {e}"))?;
+    let guard = ChildGuard(Some(executor));
+    let exec_pid = guard.0.as_ref().map_or(0, std::process::Child::id);
+    for _ in 0..200 {
+        if socket_dir.join("operator.sock").exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let proposer_cmd = tokio::process::Command::new(&proposer_bin).configure(|c| {
+        c.args(["serve", "--config"])
+            .arg(&config_path)
+            .arg("--socket-dir")
+            .arg(&socket_dir);
+        // The proposer gets the read URL and the trusted context — nothing else.
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DEMO_READ_URL", &url)
+            .env("DEMO_TENANT_ID", "acme")
+            .env("DEMO_PRINCIPAL", "demo-agent")
+            .env("AIRLOCK_LOG", "warn");
+    });
+    let (transport, _stderr) = TokioChildProcess::builder(proposer_cmd)
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start airlock-proposer: {e}"))?;
+    let proposer_pid = transport.id().unwrap_or(0);
+    let mcp = ().serve(transport).await.map_err(|e| format!("MCP initialize failed: {e}"))?;
+    say!("  executor  pid {exec_pid:<7} holds the write URL, the ledger and the approval rules");
+    say!(
+        "  proposer  pid {proposer_pid:<7} holds only the read URL and the tenant (acme); sandboxed: no exec, no ptrace"
+    );
+
+    step(2, "What the model sees");
+    let tools = mcp.list_all_tools().await.map_err(|e| e.to_string())?;
+    for t in &tools {
+        say!("  {}", t.name);
+    }
+    say!("  (no SQL tool, no approve/apply/commit tool, no tenant argument)");
+
+    let call = |name: &str, args: Value| {
+        let mut p = CallToolRequestParams::new(name.to_owned());
+        if let Value::Object(m) = args {
+            p = p.with_arguments(m);
+        }
+        let mcp = &mcp;
+        async move {
+            let r = mcp.call_tool(p).await.map_err(|e| e.to_string())?;
+            Ok::<Value, String>(r.structured_content.unwrap_or(Value::Null))
+        }
+    };
+
+    step(3, "The model reads an invoice");
+    let env = call("billing.inspect_invoice", json!({"invoice_id": "INV-3001"})).await?;
+    say!(
+        "  INV-3001: late fee {} cents, updated {}",
+        env["data"]["late_fee_cents"],
+        env["data"]["updated_at"]
+    );
+    say!(
+        "  evidence recorded by the executor: {}",
+        env["evidence"]["evidence_id"].as_str().unwrap_or("none")
+    );
+
+    step(4, "The model proposes a late-fee waiver");
+    let env = call(
+        "billing.propose_late_fee_waiver",
+        json!({"invoice_id": "INV-3001", "reason": "first late payment in five years"}),
+    )
+    .await?;
+    let id = env["proposal"]["proposal_id"]
+        .as_str()
+        .ok_or_else(|| format!("proposal failed: {env}"))?
+        .to_owned();
+    for d in env["proposal"]["diff"].as_array().into_iter().flatten() {
+        say!(
+            "  {}: {} → {}",
+            d["column"].as_str().unwrap_or("?"),
+            d["before"],
+            d["after"]
+        );
+    }
+    let (fee, _, _) = invoice(&db, "INV-3001")?;
+    say!(
+        "  proposal {id} is pending approval; the database still says late fee {fee} (read back from SQLite)"
+    );
+
+    step(5, "Another tenant's invoice is invisible");
+    let env = call("billing.inspect_invoice", json!({"invoice_id": "INV-9001"})).await?;
+    say!(
+        "  INV-9001 (tenant otherco): {}",
+        env["error"]["message"].as_str().unwrap_or("?")
+    );
+
+    step(6, "A person approves, outside the model's reach");
+    let mut op = Client::connect(
+        &socket_dir.join("operator.sock"),
+        Role::Operator,
+        "demo",
+        Duration::from_secs(10),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let approve = yes
+        || !std::io::stdin().is_terminal()
+        || ask(&format!("  Approve {id} (waive 5500 cents on INV-3001)?"));
+    if !approve {
+        say!("  Not approved — nothing will change. (Run again with --yes to see the rest.)");
+        let _ = mcp.cancel().await;
+        return Ok(());
+    }
+    op.call(Request::Approve(Approve {
+        proposal_id: id.clone(),
+        note: Some("demo approval".into()),
+    }))
+    .await
+    .map_err(|e| e.to_string())?;
+    say!(
+        "  approved by OS uid {} — checked by the executor with SO_PEERCRED",
+        nix::unistd::getuid()
+    );
+
+    step(7, "The executor applies it — once");
+    let w = apply_once(&mut op, id.clone()).await?;
+    let (fee, reason, version) = invoice(&db, "INV-3001")?;
+    say!(
+        "  {}: late fee now {fee}, reason {:?}, version {version}",
+        w.status,
+        reason.unwrap_or_default()
+    );
+    let w2 = apply_once(&mut op, id.clone()).await?;
+    let (fee2, _, version2) = invoice(&db, "INV-3001")?;
+    say!(
+        "  applying again → {} (late fee {fee2}, version {}): never written twice",
+        w2.status,
+        if version2 == version {
+            "unchanged"
+        } else {
+            "CHANGED"
+        }
+    );
+
+    step(8, "A stale proposal is refused");
+    let env = call(
+        "billing.propose_late_fee_waiver",
+        json!({"invoice_id": "INV-3002", "reason": "goodwill"}),
+    )
+    .await?;
+    let stale = env["proposal"]["proposal_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    op.call(Request::Approve(Approve {
+        proposal_id: stale.clone(),
+        note: None,
+    }))
+    .await
+    .map_err(|e| e.to_string())?;
+    rusqlite::Connection::open(&db)
+        .and_then(|c| c.execute("UPDATE invoices SET balance_cents = 0, updated_at = '2026-11-24T09:00:00Z' WHERE id = 'INV-3002'", []))
+        .map_err(|e| e.to_string())?;
+    say!("  meanwhile someone else updated INV-3002");
+    let w3 = apply_once(&mut op, stale.clone()).await?;
+    say!(
+        "  apply → {} ({}): nothing changed",
+        w3.status,
+        w3.receipt["safe_error_code"].as_str().unwrap_or("?")
+    );
+
+    step(9, "The replay");
+    if let Response::Replay(story) = op
+        .call(Request::Replay(ProposalRef {
+            proposal_id: id.clone(),
+        }))
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        for line in super::writeback_cmd::replay_text(&story, false).lines() {
+            say!("  {line}");
+        }
+    }
+
+    let _ = mcp.cancel().await;
+    drop(guard);
+    say!(
+        "\nSummary: the model read and proposed; a person approved; only the executor wrote — exactly once, guarded"
+    );
+    say!(
+        "against stale data and other tenants, with every step in a hash-chained ledger. The proposer never held a write credential."
+    );
+    Ok(())
+}
