@@ -84,6 +84,8 @@ ensure_mariadb() {
 ensure_postgres
 ensure_mariadb
 log "PostgreSQL and MariaDB are up"
+# The deploy suite verifies the systemd unit.
+command -v systemd-analyze >/dev/null 2>&1 || apt_install systemd
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
