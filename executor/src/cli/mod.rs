@@ -10,6 +10,8 @@ use clap::{Args, Parser, Subcommand};
 
 mod config_cmd;
 mod demo;
+mod doctor;
+mod handler_cmd;
 mod ledger_cmd;
 pub mod operator;
 mod output;
@@ -61,6 +63,16 @@ enum Command {
     /// Receipt-table DDL and least-privilege grants for sql_update.
     #[command(subcommand)]
     Writeback(WritebackCommand),
+    /// Write a starter application handler.
+    #[command(subcommand)]
+    Handler(HandlerCommand),
+    /// Diagnose a setup: config, variables, credential split, databases, sockets, executor, handlers.
+    Doctor {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// The whole loop in one command: embedded SQLite, two processes, no setup.
     Demo {
         /// Approve without asking (a non-interactive stdin also approves).
@@ -69,6 +81,20 @@ enum Command {
         /// Keep the demo's files (database, config, ledger) in this directory.
         #[arg(long)]
         keep: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum HandlerCommand {
+    /// Write a starter handler (re-checks tenant/version, idempotent, terminal receipts).
+    Template {
+        /// node-fastify | python-fastapi | command
+        kind: String,
+        /// File to create (never overwritten).
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -298,6 +324,10 @@ pub fn main() -> ExitCode {
         }) => ledger_cmd::verify(store.as_deref(), config.as_deref(), json),
         Command::Apply { id, json, conn } => writeback_cmd::apply(&conn, &id, json),
         Command::Demo { yes, keep } => demo::run(yes, keep.as_deref()),
+        Command::Doctor { config, json } => doctor::run(&config, json),
+        Command::Handler(HandlerCommand::Template { kind, output, json }) => {
+            handler_cmd::template(&kind, &output, json)
+        }
         Command::Replay(ReplayCommand::Show {
             id,
             details,

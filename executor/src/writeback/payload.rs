@@ -10,6 +10,10 @@
 //!  "safe_error_code": "VERSION_CONFLICT", "message": "…"}
 //! ```
 //!
+//! `dry_run` is `false` on every apply the executor makes today. A handler
+//! that gets `true` must run every check and change nothing, and never
+//! answer `applied` (the templates answer `failed` / `DRY_RUN_OK`).
+//!
 //! Receipt rules (a receipt that breaks one is `HANDLER_BAD_RECEIPT`):
 //! * the body is one JSON object (duplicate keys refused); `status` is
 //!   required; unknown fields are ignored (room for handler-side ids);
@@ -17,6 +21,8 @@
 //!   and `conflict` / `failed` may not say more than 0 (they changed nothing);
 //! * `previous_version` / `new_version` are scalars (strings ≤ 256 chars);
 //! * `safe_error_code` is 1–64 chars of `[A-Z0-9_]`; `message` ≤ 500 chars;
+//! * no version or code may look like a credential (the ledger would refuse
+//!   the receipt); secret-looking text in `message` is withheld;
 //! * `idempotency_key`, when echoed, must be the job's key.
 //!
 //! Mapping to [`Outcome`]: `applied` → the source changed now
@@ -148,7 +154,7 @@ pub fn parse_receipt(body: &[u8]) -> Result<HandlerReceipt, String> {
     let new_version = version_field(&obj, "new_version")?;
     let safe_error_code = match obj.get("safe_error_code") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) if is_safe_code(s) => Some(s.clone()),
+        Some(Value::String(s)) if is_safe_code(s) && classify(s).is_none() => Some(s.clone()),
         Some(_) => {
             return Err(format!(
                 "`safe_error_code` must be 1 to {MAX_CODE_CHARS} characters of A-Z, 0-9 and _"
@@ -185,6 +191,9 @@ fn version_field(obj: &Map<String, Value>, key: &str) -> Result<Option<Value>, S
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.chars().count() > MAX_VERSION_CHARS => Err(format!(
             "`{key}` is longer than {MAX_VERSION_CHARS} characters"
+        )),
+        Some(Value::String(s)) if classify(s).is_some() => Err(format!(
+            "`{key}` looks like a credential; a version must be a plain value"
         )),
         Some(v @ (Value::String(_) | Value::Number(_) | Value::Bool(_))) => Ok(Some(v.clone())),
         Some(_) => Err(format!("`{key}` must be a string, number or boolean")),
@@ -343,6 +352,8 @@ mod tests {
             br#"{"status":"failed","safe_error_code":""}"#,
             br#"{"status":"applied","new_version":{"a":1}}"#,
             br#"{"status":"applied"} trailing"#,
+            br#"{"status":"applied","new_version":"postgres://u:p@h/db"}"#,
+            br#"{"status":"failed","safe_error_code":"AKIAABCDEFGHIJKLMNOPQR"}"#,
         ] {
             assert!(
                 parse_receipt(body).is_err(),
