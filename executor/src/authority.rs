@@ -119,11 +119,15 @@ pub fn ledger_error(e: LedgerError) -> ErrorBody {
         }
         LedgerError::InvalidState { id, state } => ErrorBody::new(
             ErrorCode::InvalidState,
-            format!("proposal {id} is already {state}; only pending proposals can be decided"),
+            format!(
+                "proposal {id} is {state}: a decision needs a pending proposal, and an apply an approved (or failed, to retry) one"
+            ),
         ),
         LedgerError::Expired(id) => ErrorBody::new(
             ErrorCode::Expired,
-            format!("proposal {id} expired before it was decided; ask for a new proposal"),
+            format!(
+                "proposal {id} expired (its time to live passed before it was decided or applied); ask for a new proposal"
+            ),
         ),
         other => {
             tracing::error!(error = %other, "ledger error");

@@ -134,9 +134,9 @@ pub enum LedgerError {
     SecretMaterial(Vec<SecretFinding>),
     #[error("no proposal {0}")]
     NotFound(String),
-    #[error("proposal {id} is {state}, not pending approval")]
+    #[error("proposal {id} is {state}")]
     InvalidState { id: String, state: &'static str },
-    #[error("proposal {0} expired before it was decided")]
+    #[error("proposal {0} expired")]
     Expired(String),
     #[error("corrupt ledger row: {0}")]
     Corrupt(String),
@@ -272,14 +272,19 @@ impl std::fmt::Debug for Ledger {
 }
 
 /// A proposal's state, derived from the rows that reference it (nothing is
-/// ever updated): its decision, its latest receipt, and its expiry.
-/// `?1` is the current time in Unix milliseconds.
+/// ever updated): its decision, its latest receipt, and its expiry. A failed
+/// attempt stays `failed` (retryable: a timed-out handler may have applied
+/// the change, and only a retry with the same idempotency key can tell), and
+/// an apply interrupted before its receipt shows as `approved` until the
+/// next apply resolves it — neither expires. `?1` is now in Unix milliseconds.
 const STATE_SQL: &str = "CASE \
     WHEN d.decision = 'rejected' THEN 'rejected' \
     WHEN r.status IN ('applied', 'already_applied') THEN 'applied' \
     WHEN r.status = 'conflict' THEN 'conflict' \
-    WHEN p.expires_ms <= ?1 THEN 'expired' \
     WHEN r.status = 'failed' THEN 'failed' \
+    WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.proposal_id = p.proposal_id \
+                 AND NOT EXISTS (SELECT 1 FROM receipts x WHERE x.job_id = j.job_id)) THEN 'approved' \
+    WHEN p.expires_ms <= ?1 THEN 'expired' \
     WHEN d.decision = 'approved' THEN 'approved' \
     ELSE 'pending_approval' END";
 

@@ -152,8 +152,22 @@ const SQL_ARGS: &[&str] = &[
 const QUERY_ARGS: &[&str] = &["query", "queries", "query_string", "querystring", "q"];
 /// Words that make a `query` argument a database query.
 const DATABASE_WORDS: &[&str] = &[
-    "sql", "database", "databases", "db", "table", "tables", "rows", "row", "select", "postgres",
-    "postgresql", "mysql", "mariadb", "sqlite", "column", "columns",
+    "sql",
+    "database",
+    "databases",
+    "db",
+    "table",
+    "tables",
+    "rows",
+    "row",
+    "select",
+    "postgres",
+    "postgresql",
+    "mysql",
+    "mariadb",
+    "sqlite",
+    "column",
+    "columns",
 ];
 /// Words of a tool name or description that mean "any statement".
 const ANY_WORDS: &[&str] = &[
@@ -171,12 +185,59 @@ const ANY_WORDS: &[&str] = &[
 
 /// Tool-name words that change state.
 const MUTATING_NAME_WORDS: &[&str] = &[
-    "update", "delete", "insert", "drop", "write", "execute", "exec", "modify", "alter", "truncate",
-    "upsert", "create", "remove", "set", "patch", "put", "replace", "merge", "edit", "change",
-    "apply", "commit", "approve", "grant", "revoke", "confirm", "issue", "refund", "cancel",
-    "transfer", "charge", "pay", "send", "reset", "destroy", "purge", "erase", "assign", "add",
-    "save", "store", "mutate", "migrate", "import", "close", "authorize", "authorise", "finalize",
-    "finalise", "void", "credit", "debit", "waive",
+    "update",
+    "delete",
+    "insert",
+    "drop",
+    "write",
+    "execute",
+    "exec",
+    "modify",
+    "alter",
+    "truncate",
+    "upsert",
+    "create",
+    "remove",
+    "set",
+    "patch",
+    "put",
+    "replace",
+    "merge",
+    "edit",
+    "change",
+    "apply",
+    "commit",
+    "approve",
+    "grant",
+    "revoke",
+    "confirm",
+    "issue",
+    "refund",
+    "cancel",
+    "transfer",
+    "charge",
+    "pay",
+    "send",
+    "reset",
+    "destroy",
+    "purge",
+    "erase",
+    "assign",
+    "add",
+    "save",
+    "store",
+    "mutate",
+    "migrate",
+    "import",
+    "close",
+    "authorize",
+    "authorise",
+    "finalize",
+    "finalise",
+    "void",
+    "credit",
+    "debit",
+    "waive",
 ];
 /// Description words that say a tool changes state.
 const MUTATING_DESCRIPTION_WORDS: &[&str] = &[
@@ -456,9 +517,8 @@ pub fn run(
             Exit::Usage,
         );
     }
-    let given = usize::from(example.is_some())
-        + usize::from(file.is_some())
-        + usize::from(stdio.is_some());
+    let given =
+        usize::from(example.is_some()) + usize::from(file.is_some()) + usize::from(stdio.is_some());
     if given != 1 {
         let what = if given == 0 {
             "nothing to audit"
@@ -539,9 +599,8 @@ fn load_file(path: &Path) -> Result<(Origin, Vec<ToolInfo>), LoadError> {
             format!("{} is not JSON: {e}", path.display()),
         )
     })?;
-    let tools = tools_from_json(&value).map_err(|e| {
-        LoadError::Failed("invalid_tool_list", format!("{}: {e}", path.display()))
-    })?;
+    let tools = tools_from_json(&value)
+        .map_err(|e| LoadError::Failed("invalid_tool_list", format!("{}: {e}", path.display())))?;
     Ok((Origin::File(path.to_owned()), tools))
 }
 
@@ -673,11 +732,8 @@ async fn stdio_session(program: &str, args: &[String]) -> Result<StdioResult, St
         let listed = list_tools(&client).await;
         // Stop it: close its stdin, wait, SIGTERM, wait, SIGKILL (rmcp's
         // graceful shutdown), bounded.
-        let stopped = matches!(
-            tokio::time::timeout(STOP_TIMEOUT, client.cancel()).await,
-            Ok(Ok(_))
-        );
-        listed.map(|tools| (tools, server, stopped))
+        let _ = tokio::time::timeout(STOP_TIMEOUT, client.cancel()).await;
+        listed.map(|tools| (tools, server))
     };
     let outcome = tokio::select! {
         r = tokio::time::timeout(STDIO_TIMEOUT, session) => match r {
@@ -689,14 +745,12 @@ async fn stdio_session(program: &str, args: &[String]) -> Result<StdioResult, St
         },
         _ = tokio::signal::ctrl_c() => Err("interrupted; the server was stopped".to_owned()),
     };
-    let stopped_gracefully = matches!(outcome, Ok((_, _, true)));
-    if !stopped_gracefully {
-        // The child may still run (or have left children): end its whole
-        // process group. A graceful stop already reaped the child itself.
-        kill_group(pid);
-    }
+    // Whatever happened, end the server's whole process group: the child if
+    // a graceful stop did not finish, and anything it started. (While any
+    // member lives, the group id cannot be reused by another process.)
+    kill_group(pid);
     match outcome {
-        Ok((tools, server, _)) => Ok((tools, server, pid)),
+        Ok((tools, server)) => Ok((tools, server, pid)),
         Err(e) => {
             // Give the stderr reader a moment to collect the last words.
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -707,7 +761,10 @@ async fn stdio_session(program: &str, args: &[String]) -> Result<StdioResult, St
             if tail.is_empty() {
                 Err(e)
             } else {
-                Err(format!("{e}\n  the server's stderr ended with:\n{}", indent(&tail, "    ")))
+                Err(format!(
+                    "{e}\n  the server's stderr ended with:\n{}",
+                    indent(&tail, "    ")
+                ))
             }
         }
     }
@@ -948,15 +1005,15 @@ fn review_tool(tool: &ToolInfo, findings: &mut Vec<Finding>) {
             ));
         }
         if sql_in_description || sql_in_name {
-            why.push("the tool offers arbitrary SQL or queries".to_owned());
+            why.push("the tool offers arbitrary SQL or queries by name or description".to_owned());
         }
         add(
             ARBITRARY_SQL,
             Severity::High,
             sql_args.clone(),
             format!(
-                "{}: it can read or change any table and any tenant's rows, bypassing every business rule, and a prompt injection becomes SQL.",
-                capitalize(&why.join("; "))
+                "{}. It can read or change any table and any tenant's rows, bypassing every business rule, and a prompt injection becomes SQL.",
+                capitalize(&why.join(", and "))
             ),
         );
     }
@@ -1219,8 +1276,14 @@ fn report_text(origin: &Origin, review: &Review) -> String {
                     f.rule
                 ));
                 out.push(format!("        {}", f.explanation));
-                out.push(format!("        Safer shape: {}", f.safer_shape));
             }
+        }
+        out.push(String::new());
+        out.push("== The safer shape ==".to_owned());
+        let used: BTreeSet<&str> = review.findings.iter().map(|f| f.rule).collect();
+        for r in RULES.iter().filter(|r| used.contains(r.id)) {
+            out.push(format!("  {} ({})", r.title, r.id));
+            out.push(format!("        {}", r.safer_shape));
         }
     }
     let clean: Vec<&String> = review
@@ -1329,9 +1392,10 @@ mod tests {
 
     #[test]
     fn words_split_every_style() {
-        assert_eq!(words("billing.proposeLateFee_waiver"), [
-            "billing", "propose", "late", "fee", "waiver"
-        ]);
+        assert_eq!(
+            words("billing.proposeLateFee_waiver"),
+            ["billing", "propose", "late", "fee", "waiver"]
+        );
         assert_eq!(normalized("whereClause"), "where_clause");
     }
 

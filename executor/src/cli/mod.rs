@@ -8,11 +8,13 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod audit;
 mod config_cmd;
 mod demo;
 mod doctor;
 mod handler_cmd;
 mod ledger_cmd;
+mod mcp_config;
 pub mod operator;
 mod output;
 mod tools_cmd;
@@ -81,6 +83,37 @@ enum Command {
         /// Keep the demo's files (database, config, ledger) in this directory.
         #[arg(long)]
         keep: Option<PathBuf>,
+    },
+    /// Static risk review of an MCP server's tool list (exit 0 whatever the risk).
+    Audit {
+        /// A built-in example tool list: dangerous-db-mcp.
+        #[arg(long, value_parser = ["dangerous-db-mcp"])]
+        example: Option<String>,
+        /// A JSON file: an MCP tools/list result ({"tools": [...]}) or an array of tools.
+        file: Option<PathBuf>,
+        /// Start this MCP server (split on whitespace, no shell), call only initialize and tools/list, stop it.
+        #[arg(long)]
+        stdio: Option<String>,
+        #[arg(long, default_value = "text", value_parser = ["text", "json", "markdown"])]
+        format: String,
+    },
+    /// MCP client configuration for the proposer.
+    #[command(subcommand)]
+    Mcp(McpCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum McpCommand {
+    /// Print a client snippet that launches airlock-proposer with only the read URL and trusted context (names, placeholder values).
+    Config {
+        #[arg(value_parser = ["claude-desktop", "cursor", "vscode", "generic", "openai-agents"])]
+        client: String,
+        /// The reviewed config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Use the absolute path of airlock-proposer (next to this airlock) and of the config.
+        #[arg(long)]
+        absolute_paths: bool,
     },
 }
 
@@ -324,6 +357,17 @@ pub fn main() -> ExitCode {
         }) => ledger_cmd::verify(store.as_deref(), config.as_deref(), json),
         Command::Apply { id, json, conn } => writeback_cmd::apply(&conn, &id, json),
         Command::Demo { yes, keep } => demo::run(yes, keep.as_deref()),
+        Command::Audit {
+            example,
+            file,
+            stdio,
+            format,
+        } => audit::run(example, file, stdio, format),
+        Command::Mcp(McpCommand::Config {
+            client,
+            config,
+            absolute_paths,
+        }) => mcp_config::print(client, config, absolute_paths),
         Command::Doctor { config, json } => doctor::run(&config, json),
         Command::Handler(HandlerCommand::Template { kind, output, json }) => {
             handler_cmd::template(&kind, &output, json)

@@ -179,7 +179,14 @@ pub async fn apply(
     };
     tracing::info!(proposal_id, job_id = %job.job_id, attempt, executor = executor.name, "applying");
 
-    let read_row = detail.evidence.as_ref().and_then(|e| e.rows.first());
+    // For a row-hash guard: the recorded read of this very row.
+    let pk = &detail.change_set.target.primary_key;
+    let read_row = detail.evidence.as_ref().and_then(|e| {
+        e.rows.iter().find(|r| {
+            r.get(&pk.column)
+                .is_some_and(|v| scalar_text(v) == scalar_text(&pk.value))
+        })
+    });
     let outcome = match executor.spec {
         ExecutorSpec::SqlUpdate => {
             sql_update::apply(&wb.pools, &cap.source, source, cap, &job, read_row).await
@@ -195,6 +202,7 @@ pub async fn apply(
     };
     fault::point("before_ledger_receipt");
 
+    let outcome = withhold_secrets(outcome);
     let executed_at = Timestamp::now().text;
     let receipt = receipt_json(&job, &outcome, &executed_at);
     let (pid, jid, status, r, d) = (
@@ -224,6 +232,32 @@ pub async fn apply(
         receipt,
         detail: outcome.detail,
     })
+}
+
+/// The ledger refuses secret-looking material; a receipt must still be
+/// recorded (the change may have been made), so withhold such values here.
+fn withhold_secrets(mut o: Outcome) -> Outcome {
+    let looks_secret = |v: &serde_json::Value| !airlock_policy::secrets::find_secrets(v).is_empty();
+    for v in [&mut o.previous_version, &mut o.new_version]
+        .into_iter()
+        .flatten()
+    {
+        if looks_secret(v) {
+            *v = serde_json::Value::String("[withheld: looked like a credential]".into());
+        }
+    }
+    if let Some(d) = &o.detail
+        && looks_secret(&serde_json::Value::String(d.clone()))
+    {
+        o.detail = Some("[withheld: the detail looked like it contained a credential]".into());
+    }
+    if o.safe_error_code
+        .as_ref()
+        .is_some_and(|c| looks_secret(&serde_json::Value::String(c.clone())))
+    {
+        o.safe_error_code = Some("WITHHELD".into());
+    }
+    o
 }
 
 fn http_secrets(

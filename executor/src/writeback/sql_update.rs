@@ -349,11 +349,16 @@ async fn run_transaction(
     let lookup = receipt_lookup(engine, schema);
     let existing_receipt = |row: AnyRow| -> Result<Outcome, sqlx::Error> {
         let new_version: Option<String> = row.try_get(2)?;
+        let kind = previous_version
+            .as_ref()
+            .map_or(NextVersion::Now, NextVersion::for_value);
         Ok(Outcome {
             status: ReceiptStatus::AlreadyApplied,
             rows_affected: 0,
-            previous_version: row.try_get::<Option<String>, _>(1)?.map(Value::String),
-            new_version: new_version.map(Value::String),
+            previous_version: row
+                .try_get::<Option<String>, _>(1)?
+                .map(|t| version_value(t, kind)),
+            new_version: new_version.map(|t| version_value(t, kind)),
             source_database_mutated: false,
             safe_error_code: None,
             detail: Some(
@@ -464,13 +469,7 @@ async fn run_transaction(
             .fetch_one(&mut *tx)
             .await?
             .try_get(0)?;
-            text.map(|t| match next {
-                NextVersion::Increment => t
-                    .parse::<i64>()
-                    .map(Value::from)
-                    .unwrap_or(Value::String(t)),
-                NextVersion::Now => Value::String(t),
-            })
+            text.map(|t| version_value(t, next))
         }
         None => None,
     };
@@ -528,6 +527,18 @@ fn row_predicate_columns(
         cols.push(None);
     }
     cols
+}
+
+/// A version read back as text, in the same form the proposer reads it:
+/// integers as numbers, UTC timestamps ending in `Z`.
+fn version_value(text: String, kind: NextVersion) -> Value {
+    match kind {
+        NextVersion::Increment => text.parse::<i64>().map_or(Value::String(text), Value::from),
+        NextVersion::Now => Value::String(match text.strip_suffix("+00:00") {
+            Some(t) => format!("{t}Z"),
+            None => text,
+        }),
+    }
 }
 
 fn conflict(code: &str, detail: &str, previous_version: Option<Value>) -> Outcome {

@@ -1,0 +1,318 @@
+//! `airlock mcp config`: every client snippet launches the proposer with only
+//! the read URL and the trusted-context variables, by name, with placeholder
+//! values — never a value from the environment, never a write or handler
+//! variable.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const CLIENTS: &[&str] = &[
+    "claude-desktop",
+    "cursor",
+    "vscode",
+    "generic",
+    "openai-agents",
+];
+const ALLOWED: &[&str] = &[
+    "REFERENCE_POSTGRES_READ_URL",
+    "SYNAPSOR_TENANT_ID",
+    "SYNAPSOR_PRINCIPAL",
+];
+/// Write-authority variables of the configs below, with planted values.
+const PLANTED: &[(&str, &str)] = &[
+    (
+        "REFERENCE_POSTGRES_WRITE_URL",
+        "postgres://w:planted-secret@x/y",
+    ),
+    ("REFERENCE_POSTGRES_READ_URL", "postgres://r:planted-read@x/y"),
+    ("SYNAPSOR_TENANT_ID", "planted-tenant"),
+    ("SYNAPSOR_PRINCIPAL", "planted-principal"),
+    ("BILLING_WEBHOOK_URL", "https://planted-hook.example/x"),
+    ("BILLING_WEBHOOK_TOKEN", "planted-token-0123456789"),
+    ("BILLING_SIGNING_SECRET", "planted-signing-secret"),
+    ("FULFIL_COMMAND", "/planted/command"),
+];
+const NEVER: &[&str] = &[
+    "REFERENCE_POSTGRES_WRITE_URL",
+    "BILLING_WEBHOOK_URL",
+    "BILLING_WEBHOOK_TOKEN",
+    "BILLING_SIGNING_SECRET",
+    "FULFIL_COMMAND",
+    "planted",
+];
+
+fn reference_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/compat/reference-support-billing/synapsor.runner.json")
+}
+
+/// The reference config plus an http_handler and a command_handler, so the
+/// config names handler URL, token, signing-secret and command variables.
+fn config_with_handlers(dir: &Path) -> PathBuf {
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(reference_config()).unwrap()).unwrap();
+    cfg["executors"] = serde_json::json!({
+        "billing_webhook": {
+            "type": "http_handler",
+            "url_env": "BILLING_WEBHOOK_URL",
+            "method": "POST",
+            "auth": {"type": "bearer_env", "token_env": "BILLING_WEBHOOK_TOKEN"},
+            "signing_secret_env": "BILLING_SIGNING_SECRET"
+        },
+        "fulfil": {"type": "command_handler", "command_env": "FULFIL_COMMAND"}
+    });
+    let caps = cfg["capabilities"].as_array_mut().unwrap();
+    let mut handlers = ["billing_webhook", "fulfil"].into_iter();
+    for cap in caps.iter_mut().filter(|c| c["kind"] == "proposal") {
+        if let Some(h) = handlers.next() {
+            cap["executor"] = Value::from(h);
+        }
+    }
+    let path = dir.join("with-handlers.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+    path
+}
+
+fn airlock(args: &[&str], cwd: Option<&Path>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_airlock"));
+    cmd.args(args);
+    for (k, v) in PLANTED {
+        cmd.env(k, v);
+    }
+    if let Some(d) = cwd {
+        cmd.current_dir(d);
+    }
+    cmd.output().unwrap()
+}
+
+fn check_no_secrets(client: &str, out: &Output) -> String {
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{client}: exit {:?}\n{stdout}\n{stderr}",
+        out.status
+    );
+    for name in ALLOWED {
+        assert!(stdout.contains(name), "{client}: {name} missing:\n{stdout}");
+    }
+    for bad in NEVER {
+        assert!(
+            !stdout.contains(bad),
+            "{client}: `{bad}` in the snippet:\n{stdout}"
+        );
+        assert!(
+            !stderr.contains(bad),
+            "{client}: `{bad}` in the hints:\n{stderr}"
+        );
+    }
+    stdout
+}
+
+/// The proposer's `env` of a JSON snippet.
+fn env_of<'a>(client: &str, doc: &'a Value) -> &'a serde_json::Map<String, Value> {
+    let server = match client {
+        "claude-desktop" | "cursor" => &doc["mcpServers"]["airlock"],
+        "vscode" => &doc["servers"]["airlock"],
+        _ => doc,
+    };
+    server["env"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{client}: no env object in {doc:#}"))
+}
+
+fn assert_placeholders(client: &str, env: &serde_json::Map<String, Value>, extra: &[&str]) {
+    let keys: BTreeSet<&str> = env.keys().map(String::as_str).collect();
+    let want: BTreeSet<&str> = ALLOWED.iter().chain(extra).copied().collect();
+    assert_eq!(keys, want, "{client}: env names");
+    for (k, v) in env {
+        let v = v.as_str().unwrap();
+        assert!(
+            v.starts_with(&format!("<set {k}")),
+            "{client}: {k} is not a placeholder: {v}"
+        );
+    }
+}
+
+fn check_snippet(client: &str, stdout: &str, proposer: &str, config: &str) {
+    if client == "openai-agents" {
+        assert!(stdout.contains("MCPServerStdio"), "{stdout}");
+        assert!(
+            stdout.contains(r#""--alias-mode", "openai""#),
+            "{stdout}"
+        );
+        assert!(stdout.contains(&format!("\"command\": \"{proposer}\"")), "{stdout}");
+        assert!(stdout.contains(config), "{stdout}");
+        python_parses(stdout);
+        return;
+    }
+    let doc: Value = serde_json::from_str(stdout)
+        .unwrap_or_else(|e| panic!("{client}: not JSON ({e}):\n{stdout}"));
+    match client {
+        "claude-desktop" | "cursor" | "vscode" => {
+            let server = if client == "vscode" {
+                assert_eq!(doc["servers"]["airlock"]["type"], "stdio");
+                &doc["servers"]["airlock"]
+            } else {
+                &doc["mcpServers"]["airlock"]
+            };
+            assert_eq!(server["command"], proposer, "{client}");
+            assert_eq!(
+                server["args"],
+                serde_json::json!(["serve", "--config", config]),
+                "{client}"
+            );
+            assert_placeholders(client, env_of(client, &doc), &[]);
+        }
+        "generic" => {
+            let command: Vec<&str> = doc["command"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            assert_eq!(command.first().copied(), Some(proposer));
+            let joined = command.join(" ");
+            assert!(
+                joined.contains(&format!("serve --config {config}")),
+                "{joined}"
+            );
+            assert!(
+                joined.contains("--transport streamable-http --listen 127.0.0.1:8766 --auth-token-env AIRLOCK_MCP_TOKEN"),
+                "{joined}"
+            );
+            assert_eq!(doc["url"], "http://127.0.0.1:8766/mcp");
+            assert_eq!(
+                doc["headers"]["Authorization"],
+                "Bearer <the value of AIRLOCK_MCP_TOKEN>"
+            );
+            assert_placeholders(client, env_of(client, &doc), &["AIRLOCK_MCP_TOKEN"]);
+        }
+        other => panic!("unexpected client {other}"),
+    }
+}
+
+/// The Python snippet is valid Python (checked when python3 is installed).
+fn python_parses(source: &str) {
+    let Ok(out) = Command::new("python3")
+        .args(["-c", "import ast, sys; ast.parse(sys.stdin.read())"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(source.as_bytes())?;
+            child.wait_with_output()
+        })
+    else {
+        eprintln!("python3 not available; the Python snippet's syntax was not checked");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "the openai-agents snippet is not valid Python: {}\n{source}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn every_client_gets_only_read_and_context_variables_by_name() {
+    let config = reference_config();
+    let config_s = config.to_str().unwrap();
+    for client in CLIENTS {
+        let out = airlock(&["mcp", "config", client, "--config", config_s], None);
+        let stdout = check_no_secrets(client, &out);
+        check_snippet(client, &stdout, "airlock-proposer", config_s);
+    }
+}
+
+#[test]
+fn handler_tokens_secrets_and_commands_never_appear() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with_handlers(dir.path());
+    let config_s = config.to_str().unwrap();
+    let validate = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["config", "validate", "--config", config_s])
+        .output()
+        .unwrap();
+    assert!(
+        validate.status.success(),
+        "the test config must be valid: {}{}",
+        String::from_utf8_lossy(&validate.stdout),
+        String::from_utf8_lossy(&validate.stderr)
+    );
+    for client in CLIENTS {
+        let out = airlock(&["mcp", "config", client, "--config", config_s], None);
+        let stdout = check_no_secrets(client, &out);
+        check_snippet(client, &stdout, "airlock-proposer", config_s);
+    }
+}
+
+#[test]
+fn absolute_paths_name_the_sibling_proposer_and_the_absolute_config() {
+    let config = reference_config().canonicalize().unwrap();
+    let dir = config.parent().unwrap();
+    let proposer = Path::new(env!("CARGO_BIN_EXE_airlock"))
+        .parent()
+        .unwrap()
+        .join("airlock-proposer");
+    let proposer_s = proposer.to_str().unwrap();
+    for client in CLIENTS {
+        // A relative config path, from the config's own directory.
+        let out = airlock(
+            &[
+                "mcp",
+                "config",
+                client,
+                "--config",
+                "synapsor.runner.json",
+                "--absolute-paths",
+            ],
+            Some(dir),
+        );
+        let stdout = check_no_secrets(client, &out);
+        check_snippet(client, &stdout, proposer_s, config.to_str().unwrap());
+    }
+}
+
+#[test]
+fn usage_and_config_errors_are_clear() {
+    let config = reference_config();
+    let out = airlock(
+        &["mcp", "config", "emacs", "--config", config.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("claude-desktop"));
+
+    let out = airlock(
+        &["mcp", "config", "cursor", "--config", "/nonexistent/airlock.json"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/airlock.json"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"version": 1, "capabilities": [{"name": "x", "sql": "select 1"}]}"#)
+        .unwrap();
+    let out = airlock(
+        &["mcp", "config", "vscode", "--config", bad.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("airlock config validate"));
+}
