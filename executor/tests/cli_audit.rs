@@ -30,13 +30,8 @@ fn stderr(out: &Output) -> String {
 }
 
 fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}):\n{}\n{}",
-            stdout(out),
-            stderr(out)
-        )
-    })
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", stdout(out), stderr(out)))
 }
 
 fn reference_config() -> PathBuf {
@@ -107,7 +102,10 @@ fn the_dangerous_example_is_high_risk_with_a_finding_per_bad_tool() {
     assert_eq!(r["risk"], "high");
     assert_eq!(r["clean"], false);
     assert_eq!(r["tools"], 6);
-    assert_eq!(r["source"], json!({"kind": "example", "name": "dangerous-db-mcp"}));
+    assert_eq!(
+        r["source"],
+        json!({"kind": "example", "name": "dangerous-db-mcp"})
+    );
 
     // Arbitrary SQL.
     assert!(has(&r, "execute_sql", "arbitrary_sql", "high"));
@@ -117,14 +115,22 @@ fn the_dangerous_example_is_high_risk_with_a_finding_per_bad_tool() {
     assert!(has(&r, "query_database", "arbitrary_sql", "high"));
     assert_eq!(args_of(&r, "query_database", "arbitrary_sql"), ["where"]);
     // Mutation straight from the model.
-    for tool in ["execute_sql", "approve_refund", "update_customer", "delete_order"] {
+    for tool in [
+        "execute_sql",
+        "approve_refund",
+        "update_customer",
+        "delete_order",
+    ] {
         assert!(has(&r, tool, "no_proposal_boundary", "high"), "{tool}");
     }
     // Model-facing approval.
     assert!(has(&r, "approve_refund", "model_facing_approval", "high"));
     // Model-controlled tenant.
     for tool in ["approve_refund", "update_customer", "delete_order"] {
-        assert!(has(&r, tool, "model_controlled_authority", "high"), "{tool}");
+        assert!(
+            has(&r, tool, "model_controlled_authority", "high"),
+            "{tool}"
+        );
         assert_eq!(
             args_of(&r, tool, "model_controlled_authority"),
             ["tenant_id"],
@@ -186,7 +192,13 @@ fn text_report_has_headed_sections() {
 
 #[test]
 fn markdown_report_has_a_table_and_the_safer_shape() {
-    let out = airlock(&["audit", "--example", "dangerous-db-mcp", "--format", "markdown"]);
+    let out = airlock(&[
+        "audit",
+        "--example",
+        "dangerous-db-mcp",
+        "--format",
+        "markdown",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let md = stdout(&out);
     assert!(md.starts_with("# MCP tool audit\n"), "{md}");
@@ -291,7 +303,11 @@ fn a_well_shaped_tool_list_is_clean() {
 
     let out = airlock(&["audit", file.to_str().unwrap(), "--format", "markdown"]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(stdout(&out).contains("**Risk: none** (clean)"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("**Risk: none** (clean)"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -341,7 +357,12 @@ fn medium_and_low_risk_levels() {
             "inputSchema": {"type": "object", "properties": {"table": {"type": "string", "maxLength": 64}}, "additionalProperties": false}
         }]),
     );
-    let r = json_of(&airlock(&["audit", medium.to_str().unwrap(), "--format", "json"]));
+    let r = json_of(&airlock(&[
+        "audit",
+        medium.to_str().unwrap(),
+        "--format",
+        "json",
+    ]));
     assert_eq!(r["risk"], "medium", "{r:#}");
     let low = write(
         dir.path(),
@@ -352,7 +373,12 @@ fn medium_and_low_risk_levels() {
             "inputSchema": {"type": "object", "properties": {"report_id": {"type": "string"}}}
         }]),
     );
-    let r = json_of(&airlock(&["audit", low.to_str().unwrap(), "--format", "json"]));
+    let r = json_of(&airlock(&[
+        "audit",
+        low.to_str().unwrap(),
+        "--format",
+        "json",
+    ]));
     assert_eq!(r["risk"], "low", "{r:#}");
     assert_eq!(r["findings"][0]["rule"], "loose_schema");
 }
@@ -363,14 +389,29 @@ fn medium_and_low_risk_levels() {
 fn usage_errors_exit_2_and_unreadable_input_exits_1() {
     let out = airlock(&["audit"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("nothing to audit"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing to audit"),
+        "{}",
+        stderr(&out)
+    );
     assert!(out.stdout.is_empty());
 
     let out = airlock(&["audit", "--example", "dangerous-db-mcp", "--stdio", "true"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("more than one input"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("more than one input"),
+        "{}",
+        stderr(&out)
+    );
 
-    let out = airlock(&["audit", "--example", "dangerous-db-mcp", "--format", "json", "x.json"]);
+    let out = airlock(&[
+        "audit",
+        "--example",
+        "dangerous-db-mcp",
+        "--format",
+        "json",
+        "x.json",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(json_of(&out)["error"]["code"], "usage");
 
@@ -382,11 +423,19 @@ fn usage_errors_exit_2_and_unreadable_input_exits_1() {
 
     let out = airlock(&["audit", "--stdio", "   "]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--stdio needs a command"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--stdio needs a command"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = airlock(&["audit", "/nonexistent/tools.json"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("cannot read /nonexistent/tools.json"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot read /nonexistent/tools.json"),
+        "{}",
+        stderr(&out)
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let garbage = dir.path().join("garbage.json");
@@ -403,7 +452,11 @@ fn usage_errors_exit_2_and_unreadable_input_exits_1() {
     let nameless = write(dir.path(), "nameless.json", &json!([{"description": "x"}]));
     let out = airlock(&["audit", nameless.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("tools[0] has no string `name`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("tools[0] has no string `name`"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 // ------------------------------------------------------------ --stdio
@@ -464,7 +517,10 @@ fn airlocks_own_proposer_is_clean() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert!(names.contains(&"billing.propose_late_fee_waiver"), "{names:?}");
+    assert!(
+        names.contains(&"billing.propose_late_fee_waiver"),
+        "{names:?}"
+    );
     assert!(names.contains(&"support.inspect_ticket"), "{names:?}");
     // The server was stopped.
     let pid = r["source"]["pid"].as_u64().unwrap();
@@ -472,7 +528,10 @@ fn airlocks_own_proposer_is_clean() {
     while !gone(pid) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(gone(pid), "the proposer (pid {pid}) still runs after the audit");
+    assert!(
+        gone(pid),
+        "the proposer (pid {pid}) still runs after the audit"
+    );
 }
 
 #[test]
@@ -489,13 +548,23 @@ fn airlocks_own_proposer_is_clean_with_openai_aliases_too() {
 fn a_server_that_exits_at_once_is_a_clear_error() {
     let started = Instant::now();
     let out = airlock(&["audit", "--stdio", "/bin/false"]);
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("initialize"), "{err}");
     assert!(out.stdout.is_empty());
 
-    let out = airlock(&["audit", "--stdio", "/nonexistent/mcp-server --flag", "--format", "json"]);
+    let out = airlock(&[
+        "audit",
+        "--stdio",
+        "/nonexistent/mcp-server --flag",
+        "--format",
+        "json",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let r = json_of(&out);
     assert_eq!(r["ok"], false);
@@ -532,7 +601,10 @@ fn a_silent_server_times_out_and_is_stopped() {
         if !alive {
             break;
         }
-        assert!(Instant::now() < deadline, "`sleep {secs}` still runs after the audit");
+        assert!(
+            Instant::now() < deadline,
+            "`sleep {secs}` still runs after the audit"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -29,7 +29,10 @@ const PLANTED: &[(&str, &str)] = &[
         "REFERENCE_POSTGRES_WRITE_URL",
         "postgres://w:planted-secret@x/y",
     ),
-    ("REFERENCE_POSTGRES_READ_URL", "postgres://r:planted-read@x/y"),
+    (
+        "REFERENCE_POSTGRES_READ_URL",
+        "postgres://r:planted-read@x/y",
+    ),
     ("SYNAPSOR_TENANT_ID", "planted-tenant"),
     ("SYNAPSOR_PRINCIPAL", "planted-principal"),
     ("BILLING_WEBHOOK_URL", "https://planted-hook.example/x"),
@@ -143,11 +146,11 @@ fn assert_placeholders(client: &str, env: &serde_json::Map<String, Value>, extra
 fn check_snippet(client: &str, stdout: &str, proposer: &str, config: &str) {
     if client == "openai-agents" {
         assert!(stdout.contains("MCPServerStdio"), "{stdout}");
+        assert!(stdout.contains(r#""--alias-mode", "openai""#), "{stdout}");
         assert!(
-            stdout.contains(r#""--alias-mode", "openai""#),
+            stdout.contains(&format!("\"command\": \"{proposer}\"")),
             "{stdout}"
         );
-        assert!(stdout.contains(&format!("\"command\": \"{proposer}\"")), "{stdout}");
         assert!(stdout.contains(config), "{stdout}");
         python_parses(stdout);
         return;
@@ -208,11 +211,7 @@ fn python_parses(source: &str) {
         .spawn()
         .and_then(|mut child| {
             use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(source.as_bytes())?;
+            child.stdin.take().unwrap().write_all(source.as_bytes())?;
             child.wait_with_output()
         })
     else {
@@ -290,14 +289,26 @@ fn absolute_paths_name_the_sibling_proposer_and_the_absolute_config() {
 fn usage_and_config_errors_are_clear() {
     let config = reference_config();
     let out = airlock(
-        &["mcp", "config", "emacs", "--config", config.to_str().unwrap()],
+        &[
+            "mcp",
+            "config",
+            "emacs",
+            "--config",
+            config.to_str().unwrap(),
+        ],
         None,
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("claude-desktop"));
 
     let out = airlock(
-        &["mcp", "config", "cursor", "--config", "/nonexistent/airlock.json"],
+        &[
+            "mcp",
+            "config",
+            "cursor",
+            "--config",
+            "/nonexistent/airlock.json",
+        ],
         None,
     );
     assert_eq!(out.status.code(), Some(1));
@@ -306,8 +317,11 @@ fn usage_and_config_errors_are_clear() {
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.json");
-    std::fs::write(&bad, r#"{"version": 1, "capabilities": [{"name": "x", "sql": "select 1"}]}"#)
-        .unwrap();
+    std::fs::write(
+        &bad,
+        r#"{"version": 1, "capabilities": [{"name": "x", "sql": "select 1"}]}"#,
+    )
+    .unwrap();
     let out = airlock(
         &["mcp", "config", "vscode", "--config", bad.to_str().unwrap()],
         None,
