@@ -106,6 +106,11 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     hardening::make_non_dumpable()
         .context("could not make the executor non-dumpable (PR_SET_DUMPABLE)")?;
     hardening::private_umask();
+    if crate::writeback::fault::COMPILED_IN {
+        tracing::warn!(
+            "this executor was built with the TEST-ONLY fault-injection feature (AIRLOCK_FAULT kills it mid-apply); build production binaries with `cargo build --release`"
+        );
+    }
 
     let bytes = std::fs::read(&opts.config)
         .with_context(|| format!("cannot read config {}", opts.config.display()))?;

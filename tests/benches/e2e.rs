@@ -14,9 +14,12 @@
 //! `AIRLOCK_BENCH_ENGINES` [postgres,sqlite], `AIRLOCK_BENCH_COLD_RUNS` [30],
 //! `AIRLOCK_BENCH_READS` [5000] (stdio reads, raw SELECTs, raw-client reads),
 //! `AIRLOCK_BENCH_HTTP_READS` [5000], `AIRLOCK_BENCH_HTTP_SESSIONS` [8],
-//! `AIRLOCK_BENCH_HTTP_CALLS` [1000] (per session), `AIRLOCK_BENCH_PROPOSALS`
+//! `AIRLOCK_BENCH_HTTP_CALLS` [1000] (per session), `AIRLOCK_BENCH_HTTP_RAW_READS` [300],
+//! `AIRLOCK_BENCH_HTTP_RAW_CALLS` [50] (per session; the raw client reads each
+//! response stream to its end, which the server delays, so these are small), `AIRLOCK_BENCH_PROPOSALS`
 //! [1000], `AIRLOCK_BENCH_PROPOSERS` [4], `AIRLOCK_BENCH_PROPOSALS_EACH` [250],
-//! `AIRLOCK_BENCH_APPROVES` [50], `AIRLOCK_BENCH_SKIP_GROWTH` [unset],
+//! `AIRLOCK_BENCH_APPROVES` [50], `AIRLOCK_BENCH_APPLIES` [1000],
+//! `AIRLOCK_BENCH_APPLY_CLIENTS` [4], `AIRLOCK_BENCH_CLI_APPLIES` [50], `AIRLOCK_BENCH_SKIP_GROWTH` [unset],
 //! `AIRLOCK_BENCH_GROWTH_EVIDENCE` [100000], `AIRLOCK_BENCH_GROWTH_PROPOSALS`
 //! [10000], `AIRLOCK_BENCH_GROWTH_READS` [2000], `AIRLOCK_BENCH_GROWTH_PROPOSALS_N`
 //! [300], `AIRLOCK_BENCH_GROWTH_APPROVES` [30], `AIRLOCK_BENCH_JSON` [unset: a
@@ -26,6 +29,7 @@
 
 #![allow(clippy::disallowed_macros)] // a bench prints its results to stdout
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -35,13 +39,13 @@ use std::time::{Duration, Instant};
 use airlock_executor::ledger::{ActorIdentity, Ledger, NewEvidence, NewProposal};
 use airlock_ipc::Role;
 use airlock_ipc::client::Client;
-use airlock_ipc::message::{ParamMeta, RecordRead, Request, Response};
+use airlock_ipc::message::{Approve, ParamMeta, ProposalRef, RecordRead, Request, Response};
 use airlock_policy::Config;
 use airlock_policy::config::Engine;
 use airlock_policy::statement::{LookupParam, select_row};
 use airlock_tests::bin;
 use airlock_tests::databases::{
-    Database, postgres_reference, reference_config_for, sqlite_reference,
+    Database, execute, postgres_reference, query_strings, reference_config_for, sqlite_reference,
 };
 use airlock_tests::executor::ExecutorProcess;
 use airlock_tests::mcp::{HttpProposer, McpClient};
@@ -68,12 +72,17 @@ struct Settings {
     cold_runs: usize,
     reads: usize,
     http_reads: usize,
+    http_raw_reads: usize,
+    http_raw_calls: usize,
     http_sessions: usize,
     http_calls: usize,
     proposals: usize,
     proposers: usize,
     proposals_each: usize,
     approves: usize,
+    applies: usize,
+    apply_clients: usize,
+    cli_applies: usize,
     growth: bool,
     growth_evidence: usize,
     growth_proposals: usize,
@@ -113,12 +122,17 @@ impl Settings {
             cold_runs: env_usize("AIRLOCK_BENCH_COLD_RUNS", 30).max(1),
             reads: env_usize("AIRLOCK_BENCH_READS", 5000).max(1),
             http_reads: env_usize("AIRLOCK_BENCH_HTTP_READS", 5000).max(1),
+            http_raw_reads: env_usize("AIRLOCK_BENCH_HTTP_RAW_READS", 300).max(1),
+            http_raw_calls: env_usize("AIRLOCK_BENCH_HTTP_RAW_CALLS", 50).max(1),
             http_sessions: env_usize("AIRLOCK_BENCH_HTTP_SESSIONS", 8).max(1),
             http_calls: env_usize("AIRLOCK_BENCH_HTTP_CALLS", 1000).max(1),
             proposals: env_usize("AIRLOCK_BENCH_PROPOSALS", 1000).max(1),
             proposers: env_usize("AIRLOCK_BENCH_PROPOSERS", 4).max(1),
             proposals_each: env_usize("AIRLOCK_BENCH_PROPOSALS_EACH", 250).max(1),
             approves: env_usize("AIRLOCK_BENCH_APPROVES", 50).max(1),
+            applies: env_usize("AIRLOCK_BENCH_APPLIES", 1000).max(1),
+            apply_clients: env_usize("AIRLOCK_BENCH_APPLY_CLIENTS", 4).max(1),
+            cli_applies: env_usize("AIRLOCK_BENCH_CLI_APPLIES", 50).max(1),
             growth: std::env::var_os("AIRLOCK_BENCH_SKIP_GROWTH").is_none(),
             growth_evidence: env_usize("AIRLOCK_BENCH_GROWTH_EVIDENCE", 100_000),
             growth_proposals: env_usize("AIRLOCK_BENCH_GROWTH_PROPOSALS", 10_000),
@@ -409,6 +423,14 @@ fn fsync_probe(dir: &Path, n: usize) -> (Stats, Stats) {
 
 // ------------------------------------------------------------------ stack
 
+/// The executor's environment: trusted tenant and the write credential.
+fn executor_env(db: &Database) -> [(&'static str, &str); 2] {
+    [
+        ("APP_TENANT_ID", TENANT),
+        ("APP_WRITE_URL", db.write_url.as_str()),
+    ]
+}
+
 /// One engine: its database, a running executor on its config, and the
 /// proposer environment (read URL and trusted context only).
 struct Stack {
@@ -436,7 +458,7 @@ impl Stack {
         };
         let value = reference_config_for(&db);
         let config = load(&value);
-        let exec = ExecutorProcess::start(&value, &[("APP_TENANT_ID", TENANT)]);
+        let exec = ExecutorProcess::start(&value, &executor_env(&db));
         let env = vec![
             ("APP_READ_URL", db.read_url.clone()),
             ("APP_TENANT_ID", TENANT.to_owned()),
@@ -937,6 +959,7 @@ fn executor_cold_start(stack: &mut Stack, n: usize) -> Stats {
             .arg(&stack.exec.store)
             .env_remove("AIRLOCK_SOCKET_DIR")
             .env("APP_TENANT_ID", TENANT)
+            .env("APP_WRITE_URL", &stack.db.write_url)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -963,7 +986,7 @@ fn executor_cold_start(stack: &mut Stack, n: usize) -> Stats {
         samples.push(elapsed);
         terminate(&mut child);
     }
-    stack.exec.restart(&[("APP_TENANT_ID", TENANT)]);
+    stack.exec.restart(&executor_env(&stack.db));
     stats(&samples)
 }
 
@@ -1018,11 +1041,9 @@ fn fill_ledger(stack: &Stack, evidence: usize, proposals: usize) -> Duration {
     };
     let read_rows = vec![visible(read_cap)];
     let waiver_rows = vec![visible(waiver_cap)];
-    let every = if proposals == 0 {
-        usize::MAX
-    } else {
-        (evidence / proposals).max(1)
-    };
+    let every = evidence
+        .checked_div(proposals)
+        .map_or(usize::MAX, |n| n.max(1));
     let mut made = 0;
     for i in 0..evidence {
         let is_proposal = made < proposals && i % every == every - 1;
@@ -1270,8 +1291,8 @@ fn run_engine(settings: &Settings, report: &mut Report, engine: Engine) {
         for _ in 0..20 {
             raw.call(READ_TOOL, &args).await;
         }
-        let mut samples = Vec::with_capacity(settings.http_reads);
-        for _ in 0..settings.http_reads {
+        let mut samples = Vec::with_capacity(settings.http_raw_reads);
+        for _ in 0..settings.http_raw_reads {
             let t = Instant::now();
             let v = raw.call(READ_TOOL, &args).await;
             samples.push(t.elapsed());
@@ -1287,13 +1308,14 @@ fn run_engine(settings: &Settings, report: &mut Report, engine: Engine) {
     );
     report.latency(
         e,
-        "read tools/call over Streamable HTTP, raw reqwest",
+        "read tools/call over Streamable HTTP, raw reqwest (body to end)",
         http_raw_lat,
         None,
     );
 
     let sessions = settings.http_sessions;
     let calls = settings.http_calls;
+    let raw_calls = settings.http_raw_calls;
     let url = http.url.clone();
     let (tput_rmcp, tput_raw) = mrt.block_on(async {
         // rmcp clients.
@@ -1333,7 +1355,7 @@ fn run_engine(settings: &Settings, report: &mut Report, engine: Engine) {
         for mut r in raws {
             tasks.spawn(async move {
                 let args = read_args();
-                for _ in 0..calls {
+                for _ in 0..raw_calls {
                     let v = r.call(READ_TOOL, &args).await;
                     assert_eq!(v["result"]["structuredContent"]["ok"], true, "{v}");
                 }
@@ -1342,7 +1364,7 @@ fn run_engine(settings: &Settings, report: &mut Report, engine: Engine) {
         while let Some(r) = tasks.join_next().await {
             r.unwrap();
         }
-        let raw_rate = (sessions * calls) as f64 / t.elapsed().as_secs_f64();
+        let raw_rate = (sessions * raw_calls) as f64 / t.elapsed().as_secs_f64();
         (rmcp_rate, raw_rate)
     });
     report.add(
@@ -1359,10 +1381,10 @@ fn run_engine(settings: &Settings, report: &mut Report, engine: Engine) {
     );
     report.add(
         e,
-        &format!("HTTP read throughput, {sessions} sessions, raw reqwest"),
+        &format!("HTTP read throughput, {sessions} sessions, raw reqwest (body to end)"),
         tput_raw,
         "calls/s",
-        format!("{} calls", sessions * calls),
+        format!("{} calls", sessions * raw_calls),
         Some(Budget::AtLeast(5000.0)),
     );
     let http_hwm = vm_hwm_mib(http.pid());
@@ -1502,7 +1524,8 @@ async fn propose_each(stack: &Stack, invoices: &[String], procs: usize) -> Vec<S
         tasks.spawn(async move {
             let mut ids = Vec::with_capacity(part.len());
             for inv in &part {
-                let args = json!({"invoice_id": inv, "reason": format!("late fee waived for {inv}")});
+                let args =
+                    json!({"invoice_id": inv, "reason": format!("late fee waived for {inv}")});
                 let env = call_ok(&client, PROPOSAL_TOOL, args.as_object().cloned().unwrap()).await;
                 ids.push(env["proposal"]["proposal_id"].as_str().unwrap().to_owned());
             }
@@ -1564,58 +1587,90 @@ fn cli_apply_latency(stack: &Stack, ids: &[String]) -> Stats {
     stats(&samples)
 }
 
+/// Apply each approved proposal over `clients` operator connections at
+/// once. Returns (applies/s, per-apply latency, outcome counts).
+async fn apply_batch(
+    stack: &Stack,
+    ids: &[String],
+    clients: usize,
+) -> (f64, Stats, BTreeMap<String, usize>) {
+    let chunk = ids.len().div_ceil(clients.max(1)).max(1);
+    let mut ops = Vec::new();
+    for _ in ids.chunks(chunk) {
+        ops.push(operator(stack).await);
+    }
+    let t = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (mut op, part) in ops.into_iter().zip(ids.chunks(chunk)) {
+        let part = part.to_vec();
+        tasks.spawn(async move {
+            let mut lat = Vec::with_capacity(part.len());
+            let mut outcomes = Vec::with_capacity(part.len());
+            for id in part {
+                let t = Instant::now();
+                let outcome = match op
+                    .call(Request::Apply(ProposalRef {
+                        proposal_id: id.clone(),
+                    }))
+                    .await
+                {
+                    Ok(Response::Writeback(w)) => match &w.detail {
+                        Some(d) if w.status != "applied" => format!("{}: {d}", w.status),
+                        _ => w.status.clone(),
+                    },
+                    other => panic!("apply {id}: {other:?}"),
+                };
+                lat.push(t.elapsed());
+                outcomes.push(outcome);
+            }
+            (lat, outcomes)
+        });
+    }
+    let mut all = Vec::new();
+    let mut counts = BTreeMap::new();
+    while let Some(r) = tasks.join_next().await {
+        let (lat, outcomes) = r.unwrap();
+        all.extend(lat);
+        for o in outcomes {
+            *counts.entry(o).or_insert(0) += 1;
+        }
+    }
+    let rate = ids.len() as f64 / t.elapsed().as_secs_f64();
+    (rate, stats(&all), counts)
+}
+
 fn apply_phase(settings: &Settings, report: &mut Report, stack: &Stack) {
     let e = stack.label;
     let n = settings.applies;
     let cli_n = settings.cli_applies;
-    let clients = settings.apply_clients;
-    let invoices = insert_invoices(stack, "INV-A", n + cli_n);
+    // SQLite sources: one writer at a time (see the concurrency probe below).
+    let clients = if stack.engine == Engine::Sqlite {
+        1
+    } else {
+        settings.apply_clients
+    };
+    let invoices = insert_invoices(stack, "INV-A", 1 + n + cli_n);
     let rt = multi_thread();
     let ids = rt.block_on(async {
         let ids = propose_each(stack, &invoices, settings.proposers).await;
         approve_ipc(stack, &ids).await;
         ids
     });
-    let (batch, cli_ids) = ids.split_at(n);
-    let chunk = batch.len().div_ceil(clients.max(1)).max(1);
-    let (rate, lat) = rt.block_on(async {
-        let mut ops = Vec::new();
-        for _ in batch.chunks(chunk) {
-            ops.push(operator(stack).await);
-        }
-        let t = Instant::now();
-        let mut tasks = tokio::task::JoinSet::new();
-        for (mut op, part) in ops.into_iter().zip(batch.chunks(chunk)) {
-            let part = part.to_vec();
-            tasks.spawn(async move {
-                let mut lat = Vec::with_capacity(part.len());
-                for id in part {
-                    let t = Instant::now();
-                    match op
-                        .call(Request::Apply(ProposalRef {
-                            proposal_id: id.clone(),
-                        }))
-                        .await
-                    {
-                        Ok(Response::Writeback(w)) => {
-                            assert_eq!(w.status, "applied", "{id}: {w:?}");
-                        }
-                        other => panic!("apply {id}: {other:?}"),
-                    }
-                    lat.push(t.elapsed());
-                }
-                lat
-            });
-        }
-        let mut all = Vec::new();
-        while let Some(r) = tasks.join_next().await {
-            all.extend(r.unwrap());
-        }
-        ((batch.len() as f64) / t.elapsed().as_secs_f64(), stats(&all))
-    });
+    // One apply first: a source's first apply creates the receipt table (a
+    // deployment would have run `airlock writeback migration`).
+    let (warm, rest) = ids.split_at(1);
+    let (_, _, outcomes) = rt.block_on(apply_batch(stack, warm, 1));
+    assert_eq!(outcomes.get("applied"), Some(&1), "{outcomes:?}");
+    let (batch, cli_ids) = rest.split_at(n);
+    let (rate, lat, outcomes) = rt.block_on(apply_batch(stack, batch, clients));
+    assert_eq!(
+        outcomes.get("applied").copied(),
+        Some(batch.len()),
+        "every apply applies: {outcomes:?}"
+    );
     report.add(
         e,
-        &format!("applies/s, {clients} operator connections (approved → receipt)"),
+        &format!("applies/s, {clients} operator connection(s) (approved → receipt)"),
         rate,
         "apply/s",
         format!(
@@ -1627,7 +1682,12 @@ fn apply_phase(settings: &Settings, report: &mut Report, stack: &Stack) {
         (stack.engine == Engine::Postgres).then_some(Budget::AtLeast(1000.0)),
     );
     let cli = cli_apply_latency(stack, cli_ids);
-    report.latency(e, "`airlock apply ID --json`, whole process", cli, Some(20.0));
+    report.latency(
+        e,
+        "`airlock apply ID --json`, whole process",
+        cli,
+        Some(20.0),
+    );
     // The rows really changed, exactly once each.
     let changed = query_strings(
         &stack.db,
@@ -1635,11 +1695,29 @@ fn apply_phase(settings: &Settings, report: &mut Report, stack: &Stack) {
     );
     assert_eq!(
         changed[0][0].as_deref(),
-        Some((n + cli_n).to_string().as_str()),
+        Some((1 + n + cli_n).to_string().as_str()),
         "every applied invoice is waived"
     );
+    if stack.engine == Engine::Sqlite {
+        // Concurrency probe: the same applies over 4 connections at once.
+        let k = 40;
+        let invoices = insert_invoices(stack, "INV-C", k);
+        let (_, _, outcomes) = rt.block_on(async {
+            let ids = propose_each(stack, &invoices, 1).await;
+            approve_ipc(stack, &ids).await;
+            apply_batch(stack, &ids, 4).await
+        });
+        let failed = k - outcomes.get("applied").copied().unwrap_or(0);
+        report.add(
+            e,
+            "applies NOT applied with 4 concurrent operator connections",
+            failed as f64,
+            "of 40",
+            format!("{outcomes:?}"),
+            Some(Budget::AtMost(0.0)),
+        );
+    }
 }
-
 
 fn num_cores() -> usize {
     std::thread::available_parallelism().map_or(0, |n| n.get())
@@ -1652,27 +1730,33 @@ struct GrowthPoint {
     read: Stats,
     proposal: Stats,
     approve: Stats,
+    apply: Stats,
 }
 
-fn growth_point(settings: &Settings, stack: &mut Stack) -> GrowthPoint {
+fn growth_point(settings: &Settings, stack: &mut Stack, prefix: &str) -> GrowthPoint {
     let exec_cold = executor_cold_start(stack, 10);
     let (cold, _) = cold_start(stack, settings.cold_runs);
     let rt = current_thread();
-    let (read, proposal, ids) = rt.block_on(async {
+    let (read, proposal) = rt.block_on(async {
         let (client, _) = stack.stdio().await;
         let read = stats(&timed_reads(&client, settings.growth_reads).await);
         let _ = timed_proposals(&client, 10, 0).await;
-        let (lat, ids) = timed_proposals(&client, settings.growth_proposals_n, 10).await;
+        let (lat, _) = timed_proposals(&client, settings.growth_proposals_n, 10).await;
         client.cancel().await.unwrap();
-        (read, stats(&lat), ids)
+        (read, stats(&lat))
     });
-    let approve = approve_latency(stack, &ids[..settings.growth_approves.min(ids.len())]);
+    // Approve and apply, whole process, on proposals for rows of their own.
+    let invoices = insert_invoices(stack, prefix, settings.growth_approves);
+    let ids = rt.block_on(propose_each(stack, &invoices, 1));
+    let approve = approve_latency(stack, &ids);
+    let apply = cli_apply_latency(stack, &ids);
     GrowthPoint {
         cold,
         exec_cold,
         read,
         proposal,
         approve,
+        apply,
     }
 }
 
@@ -1683,7 +1767,7 @@ fn growth(settings: &Settings, report: &mut Report, engine: Engine) {
         "== {e}: ledger growth (fresh executor at {})",
         stack.exec.path().display()
     );
-    let empty = growth_point(settings, &mut stack);
+    let empty = growth_point(settings, &mut stack, "INV-E");
     stack.exec.stop();
     let before = std::fs::metadata(&stack.exec.store).map_or(0, |m| m.len());
     eprintln!(
@@ -1707,9 +1791,9 @@ fn growth(settings: &Settings, report: &mut Report, engine: Engine) {
         ),
         None,
     );
-    stack.exec.restart(&[("APP_TENANT_ID", TENANT)]);
-    let full = growth_point(settings, &mut stack);
-    let pairs: [(&str, Stats, Stats); 5] = [
+    stack.exec.restart(&executor_env(&stack.db));
+    let full = growth_point(settings, &mut stack, "INV-F");
+    let pairs: [(&str, Stats, Stats); 6] = [
         ("proposer cold start median", empty.cold, full.cold),
         (
             "executor cold start median (spawn → operator hello)",
@@ -1727,6 +1811,7 @@ fn growth(settings: &Settings, report: &mut Report, engine: Engine) {
             empty.approve,
             full.approve,
         ),
+        ("CLI apply p50 (whole process)", empty.apply, full.apply),
     ];
     for (name, a, b) in pairs {
         let ratio = b.p50 / a.p50;
@@ -1766,6 +1851,9 @@ fn main() {
     let mut report = Report::default();
     for engine in settings.engines.clone() {
         run_engine(&settings, &mut report, engine);
+        if settings.growth {
+            growth(&settings, &mut report, engine);
+        }
         loads.push(format!("after {}: {}", engine.as_str(), loadavg()));
     }
     report.print_table();

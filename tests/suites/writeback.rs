@@ -221,6 +221,14 @@ fn full_loop(db: Database) {
         1,
         "exactly one terminal receipt"
     );
+    assert_eq!(
+        exported["writeback_jobs"][0]["schema_version"],
+        "synapsor.writeback-job.v1"
+    );
+    assert_eq!(
+        exported["writeback_jobs"][0]["idempotency_key"],
+        format!("{id}:INV-3001")
+    );
     let md = l.exec.path().join("replay.md");
     let out = l.cli(&[
         "replay",

@@ -174,11 +174,20 @@ pub fn mysql_reference(name: &str) -> Database {
                 .await
                 .unwrap_or_else(|e| panic!("{stmt}: {e}"));
         }
+        let ddl = airlock_policy::statement::receipts_ddl(Engine::Mysql, name);
+        sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
+            .execute(&mut db)
+            .await
+            .unwrap();
         for host in ["localhost", "127.0.0.1", "%"] {
             for grant in [
                 format!("GRANT SELECT ON `{name}`.* TO 'airlock_reader'@'{host}'"),
                 format!("GRANT SELECT ON `{name}`.* TO 'airlock_writer'@'{host}'"),
-                format!("GRANT CREATE, INSERT ON `{name}`.* TO 'airlock_writer'@'{host}'"),
+                // Least privilege: the receipt table is created by the admin
+                // (`airlock writeback migration`), the writer may only use it.
+                format!(
+                    "GRANT SELECT, INSERT ON `{name}`.`synapsor_writeback_receipts` TO 'airlock_writer'@'{host}'"
+                ),
                 format!(
                     "GRANT UPDATE (plan_credit_cents, credit_reason, updated_at) ON `{name}`.customers TO 'airlock_writer'@'{host}'"
                 ),

@@ -24,6 +24,17 @@ impl ExecutorProcess {
     /// Write `config` to a fresh directory and start the executor on it,
     /// with `env` added to its environment. Waits until both sockets exist.
     pub fn start(config: &Value, env: &[(&str, &str)]) -> ExecutorProcess {
+        ExecutorProcess::start_with_setup(config, env, |_| {})
+    }
+
+    /// Like [`ExecutorProcess::start`], but runs `setup` on the fresh
+    /// directory before the executor first starts (e.g. to mount a small
+    /// filesystem at `<dir>/ledger`, where the store lives).
+    pub fn start_with_setup(
+        config: &Value,
+        env: &[(&str, &str)],
+        setup: impl FnOnce(&Path),
+    ) -> ExecutorProcess {
         let dir = tempfile::Builder::new()
             .prefix("airlock-test-")
             .tempdir()
@@ -36,6 +47,7 @@ impl ExecutorProcess {
         .unwrap();
         let config_path = dir.path().join("config.json");
         std::fs::write(&config_path, serde_json::to_vec_pretty(config).unwrap()).unwrap();
+        setup(dir.path());
         let mut p = ExecutorProcess {
             socket_dir: dir.path().join("run"),
             store: dir.path().join("ledger").join("ledger.db"),

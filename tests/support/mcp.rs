@@ -23,6 +23,18 @@ pub async fn stdio_client(
     env: &[(&str, &str)],
     extra: &[&str],
 ) -> McpClient {
+    stdio_client_with_stderr(config, socket_dir, env, extra, Stdio::inherit()).await
+}
+
+/// As [`stdio_client`], with the proposer's stderr sent to `stderr` (e.g. a
+/// log file the test inspects afterwards).
+pub async fn stdio_client_with_stderr(
+    config: &Path,
+    socket_dir: &Path,
+    env: &[(&str, &str)],
+    extra: &[&str],
+    stderr: Stdio,
+) -> McpClient {
     let cmd = tokio::process::Command::new(bin("airlock-proposer")).configure(|c| {
         c.arg("serve")
             .arg("--config")
@@ -35,7 +47,7 @@ pub async fn stdio_client(
         for (k, v) in env {
             c.env(k, v);
         }
-        c.stderr(Stdio::inherit());
+        c.stderr(stderr);
     });
     ().serve(TokioChildProcess::new(cmd).expect("spawn airlock-proposer"))
         .await
@@ -73,6 +85,17 @@ impl HttpProposer {
         env: &[(&str, &str)],
         extra: &[&str],
     ) -> HttpProposer {
+        HttpProposer::start_with_stderr(config, socket_dir, env, extra, Stdio::inherit())
+    }
+
+    /// As [`HttpProposer::start`], with the proposer's stderr sent to `stderr`.
+    pub fn start_with_stderr(
+        config: &Path,
+        socket_dir: &Path,
+        env: &[(&str, &str)],
+        extra: &[&str],
+        stderr: Stdio,
+    ) -> HttpProposer {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let mut cmd = Command::new(bin("airlock-proposer"));
@@ -92,7 +115,7 @@ impl HttpProposer {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+        .stderr(stderr);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -127,6 +150,11 @@ impl HttpProposer {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_alive(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
     }
 }
 

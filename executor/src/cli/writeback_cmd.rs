@@ -166,11 +166,35 @@ pub fn replay_json(story: &ReplayStory, engine: Engine, source_id: &str) -> Valu
         "evidence": evidence,
         "change_set": change_set,
         "decisions": d.decisions,
-        "writeback_jobs": story.jobs,
+        "writeback_jobs": story.jobs.iter().map(|j| v1_job(story, j, engine, source_id)).collect::<Vec<_>>(),
+        "attempts": story.jobs,
         "execution_receipts": story.receipts,
         "source_database_changed": mutated,
         "events": story.events,
     })
+}
+
+/// A recorded attempt as a `synapsor.writeback-job.v1` object.
+fn v1_job(story: &ReplayStory, record: &Value, engine: Engine, source_id: &str) -> Value {
+    let d = &story.proposal;
+    let text = |k: &str| record[k].as_str().unwrap_or_default().to_owned();
+    let job = crate::writeback::WritebackJob {
+        job_id: text("job_id"),
+        proposal_id: d.summary.proposal_id.clone(),
+        idempotency_key: text("idempotency_key"),
+        attempt: record["attempt"]
+            .as_u64()
+            .and_then(|a| u32::try_from(a).ok())
+            .unwrap_or(1),
+        proposal_hash: d.proposal_hash.clone(),
+        capability: d.summary.capability.clone(),
+        executor: text("executor"),
+        source_id: source_id.to_owned(),
+        engine,
+        evidence_id: d.evidence.as_ref().map(|e| e.evidence_id.clone()),
+        change_set: d.change_set.clone(),
+    };
+    crate::writeback::receipt::job_json(&job, &text("started_at"))
 }
 
 /// The story in order, for a person.

@@ -2,6 +2,9 @@
 //! `fault-injection` feature: when `AIRLOCK_FAULT` names a point, the
 //! executor kills itself with SIGKILL there — exactly like `kill -9`.
 
+/// Whether this build carries the test-only fault points.
+pub const COMPILED_IN: bool = cfg!(feature = "fault-injection");
+
 /// Die here if the test asked for it. A no-op in normal builds.
 #[cfg(feature = "fault-injection")]
 pub fn point(name: &str) {

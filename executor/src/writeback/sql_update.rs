@@ -168,7 +168,16 @@ impl WritePools {
                 .await?
                 .try_get::<Option<String>, _>(0)?
                 .is_some(),
-            _ => false,
+            // MySQL demands the CREATE privilege even for CREATE TABLE IF NOT
+            // EXISTS, so a least-privilege writer must find it by looking.
+            Engine::Mysql => sqlx::query("SELECT CAST(COUNT(*) AS CHAR) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?")
+                .bind(schema.to_owned())
+                .bind(airlock_policy::statement::RECEIPTS_TABLE)
+                .fetch_one(&mut *conn)
+                .await?
+                .try_get::<String, _>(0)?
+                != "0",
+            Engine::Sqlite => false,
         };
         if !exists {
             sqlx::raw_sql(sqlx::AssertSqlSafe(receipts_ddl(engine, schema)))

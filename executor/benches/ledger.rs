@@ -1,0 +1,157 @@
+//! Micro-benchmarks of the ledger's durable inserts (SQLite, WAL,
+//! synchronous=FULL: one fsync per commit) in a temporary directory on the
+//! same disk as the system temp dir: one read's evidence, and one proposal
+//! (with the evidence of its read, as the proposer submits it).
+//!
+//! `cargo bench -p airlock-executor --bench ledger`
+//! (set TMPDIR to measure another disk)
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use airlock_executor::ledger::{ActorIdentity, Ledger, NewEvidence, NewProposal};
+use airlock_ipc::message::ParamMeta;
+use airlock_policy::args::validate_args;
+use airlock_policy::change_set::build;
+use airlock_policy::config::{ContextProvider, Engine};
+use airlock_policy::context::TrustedContext;
+use airlock_policy::statement::select_row;
+use criterion::{Criterion, criterion_group, criterion_main};
+use serde_json::{Map, Value, json};
+
+const READ: &str = "billing.inspect_invoice";
+const WAIVER: &str = "billing.propose_late_fee_waiver";
+
+fn reference_config() -> airlock_policy::Config {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/compat/reference-support-billing/synapsor.runner.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "the reference config is missing at {} ({e}); clone the project with shared/ beside it",
+            path.display()
+        )
+    });
+    airlock_policy::load_config_str(&text)
+        .config
+        .expect("the reference config loads")
+}
+
+fn invoice_row() -> Map<String, Value> {
+    json!({
+        "id": "INV-3001", "tenant_id": "acme", "customer_id": "cust_acme_1", "status": "overdue",
+        "balance_cents": 25500, "late_fee_cents": 5500, "waiver_reason": null,
+        "updated_at": "2026-06-20T14:31:08Z"
+    })
+    .as_object()
+    .cloned()
+    .unwrap()
+}
+
+fn benches(c: &mut Criterion) {
+    let config = reference_config();
+    let dir = tempfile::Builder::new()
+        .prefix("airlock-ledger-bench-")
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join("ledger.db");
+    let mut ledger = Ledger::open(&path).unwrap();
+    let uid = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&path).unwrap().uid()
+    };
+    let actor = ActorIdentity {
+        uid,
+        user: Some("bench".into()),
+    };
+    let params = vec![
+        ParamMeta {
+            position: 1,
+            bound_from: "arg:invoice_id".into(),
+            json_type: "string".into(),
+        },
+        ParamMeta {
+            position: 2,
+            bound_from: "trusted_context:tenant_id".into(),
+            json_type: "string".into(),
+        },
+    ];
+    let row = invoice_row();
+    let visible = |name: &str| -> Vec<Map<String, Value>> {
+        let cap = config.capability(name).unwrap();
+        vec![
+            cap.read_columns()
+                .iter()
+                .filter_map(|c| row.get(*c).map(|v| (c.to_string(), v.clone())))
+                .collect(),
+        ]
+    };
+    let read_rows = visible(READ);
+    let waiver_rows = visible(WAIVER);
+    let read_fp =
+        select_row(Engine::Postgres, config.capability(READ).unwrap(), false).fingerprint();
+    let waiver_cap = config.capability(WAIVER).unwrap();
+    let waiver_fp = select_row(Engine::Postgres, waiver_cap, false).fingerprint();
+    let ctx = TrustedContext {
+        tenant_id: "acme".into(),
+        principal: "agent_17".into(),
+        source: ContextProvider::Environment,
+    };
+    let args = validate_args(
+        waiver_cap,
+        Some(&json!({"invoice_id": "INV-3001", "reason": "customer requested review"})),
+    )
+    .unwrap();
+    let cs = build(waiver_cap, &args, &ctx, &row).unwrap();
+    let role = waiver_cap
+        .proposal
+        .as_ref()
+        .and_then(|p| p.approval.required_role.clone());
+
+    let mut g = c.benchmark_group("ledger (WAL, synchronous=FULL)");
+    g.sample_size(50);
+    g.bench_function("record_evidence (one read)", |b| {
+        b.iter(|| {
+            ledger
+                .record_evidence(NewEvidence {
+                    capability: READ,
+                    tenant_id: "acme",
+                    principal: "agent_17",
+                    query_fingerprint: &read_fp,
+                    parameters: &params,
+                    rows: black_box(&read_rows),
+                    actor: &actor,
+                })
+                .unwrap()
+        })
+    });
+    g.bench_function("record_evidence + record_proposal (one proposal)", |b| {
+        b.iter(|| {
+            let (ev, _) = ledger
+                .record_evidence(NewEvidence {
+                    capability: WAIVER,
+                    tenant_id: "acme",
+                    principal: "agent_17",
+                    query_fingerprint: &waiver_fp,
+                    parameters: &params,
+                    rows: &waiver_rows,
+                    actor: &actor,
+                })
+                .unwrap();
+            ledger
+                .record_proposal(NewProposal {
+                    change_set: black_box(&cs),
+                    evidence_id: Some(&ev),
+                    required_role: role.as_deref(),
+                    ttl_ms: 86_400_000,
+                    actor: &actor,
+                })
+                .unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(ledger, benches);
+criterion_main!(ledger);
