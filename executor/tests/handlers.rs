@@ -788,8 +788,9 @@ async fn command_handler_bad_programs() {
         "{o:?}"
     );
     let detail = o.detail.as_deref().unwrap();
+    // The command comes from a credential variable: its path is withheld.
     assert!(
-        detail.contains("not-executable.sh") && detail.contains("Permission denied"),
+        !detail.contains("not-executable.sh") && detail.contains("Permission denied"),
         "{detail}"
     );
 

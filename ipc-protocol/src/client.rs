@@ -116,6 +116,20 @@ impl Client {
         &self.welcome
     }
 
+    /// Whether the executor has already closed this connection (it
+    /// restarted, or idled us out): a pending end of stream is readable at
+    /// once. Checked before a request that must not be sent twice.
+    pub async fn is_closed(&mut self) -> bool {
+        use tokio::io::AsyncReadExt;
+        let mut byte = [0u8; 1];
+        match tokio::time::timeout(Duration::ZERO, self.stream.read(&mut byte)).await {
+            // Nothing to read: the connection is alive.
+            Err(_) => false,
+            // End of stream, an error, or bytes nobody asked for: unusable.
+            Ok(_) => true,
+        }
+    }
+
     /// Send one request and wait for its response. An `error` response
     /// becomes [`ClientError::Refused`].
     pub async fn call(&mut self, request: Request) -> Result<Response, ClientError> {

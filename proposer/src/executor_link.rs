@@ -53,6 +53,13 @@ impl ExecutorLink {
         let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.conns.len();
         let mut slot = self.conns[i].lock().await;
 
+        // A connection the executor closed (a restart) is replaced before a
+        // request that cannot be resent, so it is never lost in a dead socket.
+        if let Some(client) = slot.as_mut()
+            && client.is_closed().await
+        {
+            *slot = None;
+        }
         for attempt in 0..2 {
             if slot.is_none() {
                 match Client::connect(

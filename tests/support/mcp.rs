@@ -47,9 +47,12 @@ pub async fn stdio_client_with_stderr(
         for (k, v) in env {
             c.env(k, v);
         }
-        c.stderr(stderr);
     });
-    ().serve(TokioChildProcess::new(cmd).expect("spawn airlock-proposer"))
+    let (transport, _) = TokioChildProcess::builder(cmd)
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn airlock-proposer");
+    ().serve(transport)
         .await
         .expect("MCP initialize over stdio")
 }

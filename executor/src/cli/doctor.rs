@@ -505,9 +505,9 @@ async fn handler_checks(cfg: &Config, checks: &mut Vec<Check>) {
                         format!("handler {name}"),
                         if executable { Status::Ok } else { Status::Fail },
                         if executable {
-                            format!("{program} is executable")
+                            format!("the program in {} is executable", c.command_env)
                         } else {
-                            format!("{program} is not an executable file")
+                            format!("the program in {} is not an executable file", c.command_env)
                         },
                         "set the command variable to an absolute path of an executable (no shell)",
                     );

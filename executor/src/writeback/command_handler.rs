@@ -66,10 +66,17 @@ pub async fn run(
     let mut words = command.split_whitespace();
     let program = words.next().unwrap_or("");
     let args: Vec<&str> = words.collect();
-    // The arguments may carry credentials; the program path is shown.
+    // The command comes from a credential variable: the whole value, the
+    // program path (and its directory) and every argument are withheld.
     let mut known: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    if !args.is_empty() {
-        known.push(command.trim().to_owned());
+    known.push(command.trim().to_owned());
+    known.push(program.to_owned());
+    if let Some(dir) = std::path::Path::new(program)
+        .parent()
+        .and_then(|d| d.to_str())
+        .filter(|d| d.len() > 1)
+    {
+        known.push(dir.to_owned());
     }
     known.sort_by_key(|s| std::cmp::Reverse(s.len()));
     let label = format!("handler `{executor_name}`");

@@ -79,6 +79,28 @@ impl HttpSecrets {
     fn known(&self, parsed_url: Option<&reqwest::Url>) -> Vec<String> {
         let mut known = vec![self.url.clone()];
         known.extend(parsed_url.map(|u| u.to_string()));
+        // A handler may echo only part of its URL ("Cannot POST /path?key=…"):
+        // the path, the query, each query value and a userinfo password are
+        // secret too (a path component shorter than 4 bytes is left alone).
+        if let Some(u) = parsed_url {
+            let path_and_query = match u.query() {
+                Some(q) => format!("{}?{q}", u.path()),
+                None => u.path().to_owned(),
+            };
+            if path_and_query.len() > 1 {
+                known.push(path_and_query);
+            }
+            known.extend(u.query().map(str::to_owned));
+            known.extend(u.query_pairs().map(|(_, v)| v.into_owned()));
+            known.extend(
+                u.path_segments()
+                    .into_iter()
+                    .flatten()
+                    .filter(|seg| seg.len() >= 8)
+                    .map(str::to_owned),
+            );
+            known.extend(u.password().map(str::to_owned));
+        }
         known.extend(self.token.clone());
         known.extend(self.signing_secret.clone());
         // Longest first, so a URL that contains the token is replaced whole.

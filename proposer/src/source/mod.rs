@@ -175,6 +175,9 @@ struct Inner {
     pool: EnginePool,
     statement_timeout_ms: u64,
     scrub: Scrubber,
+    /// At most one out-of-pool diagnostic connection at a time: under load,
+    /// every timed-out waiter opening its own would exhaust the server.
+    diagnosing: tokio::sync::Mutex<()>,
 }
 
 enum EnginePool {
@@ -331,6 +334,7 @@ impl SourcePool {
                 pool,
                 statement_timeout_ms: ms,
                 scrub,
+                diagnosing: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -450,9 +454,13 @@ impl SourcePool {
         match pool.acquire().await {
             Ok(conn) => Ok(conn),
             Err(sqlx::Error::PoolTimedOut) => {
-                if pool.size() >= MAX_CONNECTIONS && pool.num_idle() == 0 {
+                // Connections exist, so the server is reachable: this is contention.
+                if pool.size() > 0 {
                     return Err(self.timeout("waiting for a free connection"));
                 }
+                let Ok(_one_at_a_time) = self.inner.diagnosing.try_lock() else {
+                    return Err(self.timeout("waiting for a connection"));
+                };
                 match self.diagnose().await {
                     Some(e) => Err(self.connect_error(e)),
                     None => Err(SourceError::Connect {
