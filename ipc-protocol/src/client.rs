@@ -122,12 +122,11 @@ impl Client {
     pub async fn is_closed(&mut self) -> bool {
         use tokio::io::AsyncReadExt;
         let mut byte = [0u8; 1];
-        match tokio::time::timeout(Duration::ZERO, self.stream.read(&mut byte)).await {
-            // Nothing to read: the connection is alive.
-            Err(_) => false,
-            // End of stream, an error, or bytes nobody asked for: unusable.
-            Ok(_) => true,
-        }
+        // Nothing to read (the timeout elapsed): alive. End of stream, an
+        // error, or bytes nobody asked for: unusable.
+        tokio::time::timeout(Duration::ZERO, self.stream.read(&mut byte))
+            .await
+            .is_ok()
     }
 
     /// Send one request and wait for its response. An `error` response

@@ -154,7 +154,10 @@ impl WritePools {
         schema: &str,
     ) -> Result<(), sqlx::Error> {
         let key = (source_id.to_owned(), schema.to_owned());
-        if self.receipts_ready.lock().await.contains_key(&key) {
+        // Held across the look-up and the CREATE: concurrent first applies
+        // must not race to create the table.
+        let mut ready = self.receipts_ready.lock().await;
+        if ready.contains_key(&key) {
             return Ok(());
         }
         let exists = match engine {
@@ -179,12 +182,21 @@ impl WritePools {
                 != "0",
             Engine::Sqlite => false,
         };
-        if !exists {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(receipts_ddl(engine, schema)))
+        if !exists
+            && let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(receipts_ddl(engine, schema)))
                 .execute(&mut *conn)
-                .await?;
+                .await
+        {
+            // Another executor (or a person) created it meanwhile: that is fine.
+            let created_elsewhere = e
+                .as_database_error()
+                .and_then(|d| d.code())
+                .is_some_and(|c| matches!(c.as_ref(), "23505" | "42P07" | "1050"));
+            if !created_elsewhere {
+                return Err(e);
+            }
         }
-        self.receipts_ready.lock().await.insert(key, true);
+        ready.insert(key, true);
         Ok(())
     }
 }
