@@ -92,7 +92,9 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 log "building benches (not running them)"
-cargo bench --workspace --no-run --quiet
+# Compiled with the dev profile: the same code is checked, and the test
+# build's artifacts are reused instead of a second, optimized (LTO) build.
+cargo bench --workspace --no-run --quiet --profile dev
 log "building fuzz targets"; cargo build --quiet --manifest-path ipc-protocol/fuzz/Cargo.toml
 log "running every workspace test"
 cargo test --workspace --no-fail-fast
