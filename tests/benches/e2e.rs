@@ -1864,7 +1864,9 @@ fn main() {
     // (and would run this whole program): only run when asked to bench.
     let args: Vec<String> = std::env::args().skip(1).collect();
     if !args.iter().any(|a| a == "--bench") && std::env::var_os("AIRLOCK_BENCH_FORCE").is_none() {
-        eprintln!("e2e bench: run with `cargo bench -p airlock-tests --bench e2e` (skipping)");
+        eprintln!(
+            "e2e bench: this is a benchmark, not a test; run it with `cargo bench -p airlock-tests --bench e2e`"
+        );
         return;
     }
     let settings = Settings::from_env();
