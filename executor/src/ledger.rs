@@ -1027,72 +1027,65 @@ impl Ledger {
     fn check_record(&self, kind: &str, payload: &str, seq: i64) -> Result<(), String> {
         let payload: Value =
             serde_json::from_str(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
-        let mismatch = |what: &str| {
-            Err(format!(
+        let Some((what, sql)) = RECORD_ROWS
+            .iter()
+            .find(|(kinds, _, _)| kinds.contains(&kind))
+            .map(|(_, w, q)| (*w, *q))
+        else {
+            return Ok(());
+        };
+        let row: Option<Value> = self
+            .conn
+            .query_row(sql, [seq], |r| r.get::<_, String>(0))
+            .optional()
+            .map_err(|e| e.to_string())?
+            .map(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+            .transpose()?;
+        if row.as_ref().map(canonical_json) != Some(canonical_json(&payload)) {
+            return Err(format!(
                 "the {what} row does not match its event (the row was altered)"
-            ))
-        };
-        let q = |sql: &str| -> Result<Option<Value>, String> {
-            self.conn
-                .query_row(sql, [seq], |r| r.get::<_, String>(0))
-                .optional()
-                .map_err(|e| e.to_string())
-                .and_then(|o| {
-                    o.map(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
-                        .transpose()
-                })
-        };
-        match kind {
-            "read_recorded" => {
-                let row = q(
-                    "SELECT json_object('evidence_id', evidence_id, 'capability', capability, 'tenant_id', tenant_id, 'principal', principal, 'query_fingerprint', query_fingerprint, 'parameters', json(parameters), 'rows', json(rows_json)) FROM evidence WHERE seq = ?1",
-                )?;
-                if row.as_ref().map(canonical_json) != Some(canonical_json(&payload)) {
-                    return mismatch("evidence");
-                }
+            ));
+        }
+        if kind == "proposal_recorded" {
+            let cs: ChangeSet = serde_json::from_value(payload["change_set"].clone())
+                .map_err(|e| format!("stored change set is invalid: {e}"))?;
+            if payload["proposal_hash"].as_str() != Some(cs.hash().as_str()) {
+                return Err("the proposal hash does not match its change set".into());
             }
-            "proposal_recorded" => {
-                let row = q(
-                    "SELECT json_object('proposal_id', proposal_id, 'change_set', json(change_set), 'proposal_hash', proposal_hash, 'evidence_id', evidence_id, 'required_role', required_role, 'expires_at', expires_at) FROM proposals WHERE seq = ?1",
-                )?;
-                if row.as_ref().map(canonical_json) != Some(canonical_json(&payload)) {
-                    return mismatch("proposal");
-                }
-                let cs: ChangeSet = serde_json::from_value(payload["change_set"].clone())
-                    .map_err(|e| format!("stored change set is invalid: {e}"))?;
-                if payload["proposal_hash"].as_str() != Some(cs.hash().as_str()) {
-                    return Err("the proposal hash does not match its change set".into());
-                }
-            }
-            "approved" | "rejected" => {
-                let row = q(
-                    "SELECT json_object('proposal_id', proposal_id, 'decision', decision, 'note', note) FROM decisions WHERE seq = ?1",
-                )?;
-                if row.as_ref().map(canonical_json) != Some(canonical_json(&payload)) {
-                    return mismatch("decision");
-                }
-            }
-            "writeback_started" => {
-                let row = q(
-                    "SELECT json_object('job_id', job_id, 'proposal_id', proposal_id, 'attempt', attempt, 'executor', executor, 'idempotency_key', idempotency_key) FROM jobs WHERE seq = ?1",
-                )?;
-                if row.as_ref().map(canonical_json) != Some(canonical_json(&payload)) {
-                    return mismatch("writeback job");
-                }
-            }
-            "writeback_finished" => {
-                let row = q(
-                    "SELECT json_object('job_id', job_id, 'proposal_id', proposal_id, 'status', status, 'receipt', json(receipt), 'detail', detail) FROM receipts WHERE seq = ?1",
-                )?;
-                if row.as_ref().map(canonical_json) != Some(canonical_json(&payload)) {
-                    return mismatch("receipt");
-                }
-            }
-            _ => {}
         }
         Ok(())
     }
 }
+
+/// For each event kind that writes a record row: what the row is, and the
+/// query that rebuilds the event's payload from it (`?1` = the event's seq).
+const RECORD_ROWS: &[(&[&str], &str, &str)] = &[
+    (
+        &["read_recorded"],
+        "evidence",
+        "SELECT json_object('evidence_id', evidence_id, 'capability', capability, 'tenant_id', tenant_id, 'principal', principal, 'query_fingerprint', query_fingerprint, 'parameters', json(parameters), 'rows', json(rows_json)) FROM evidence WHERE seq = ?1",
+    ),
+    (
+        &["proposal_recorded"],
+        "proposal",
+        "SELECT json_object('proposal_id', proposal_id, 'change_set', json(change_set), 'proposal_hash', proposal_hash, 'evidence_id', evidence_id, 'required_role', required_role, 'expires_at', expires_at) FROM proposals WHERE seq = ?1",
+    ),
+    (
+        &["approved", "rejected"],
+        "decision",
+        "SELECT json_object('proposal_id', proposal_id, 'decision', decision, 'note', note) FROM decisions WHERE seq = ?1",
+    ),
+    (
+        &["writeback_started"],
+        "writeback job",
+        "SELECT json_object('job_id', job_id, 'proposal_id', proposal_id, 'attempt', attempt, 'executor', executor, 'idempotency_key', idempotency_key) FROM jobs WHERE seq = ?1",
+    ),
+    (
+        &["writeback_finished"],
+        "receipt",
+        "SELECT json_object('job_id', job_id, 'proposal_id', proposal_id, 'status', status, 'receipt', json(receipt), 'detail', detail) FROM receipts WHERE seq = ?1",
+    ),
+];
 
 /// One event's fields, as hashed into the chain.
 #[derive(Debug, Clone, serde::Serialize)]

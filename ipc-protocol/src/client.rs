@@ -122,11 +122,14 @@ impl Client {
     pub async fn is_closed(&mut self) -> bool {
         use tokio::io::AsyncReadExt;
         let mut byte = [0u8; 1];
-        // Nothing to read (the timeout elapsed): alive. End of stream, an
-        // error, or bytes nobody asked for: unusable.
-        tokio::time::timeout(Duration::ZERO, self.stream.read(&mut byte))
-            .await
-            .is_ok()
+        let mut read = std::pin::pin!(self.stream.read(&mut byte));
+        // Poll once, without a timer (a zero timeout still waits for the
+        // next 1 ms timer tick): not ready means nothing to read, alive;
+        // end of stream, an error, or bytes nobody asked for: unusable.
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::future::Future::poll(read.as_mut(), cx).is_ready())
+        })
+        .await
     }
 
     /// Send one request and wait for its response. An `error` response

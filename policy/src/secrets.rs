@@ -205,6 +205,22 @@ fn walk(value: &Value, path: &str, key: Option<&str>, out: &mut Vec<SecretFindin
     }
 }
 
+/// The password of `scheme://user:password@host/...`, still percent-encoded.
+pub fn url_password(url: &str) -> Option<String> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    let (_, pw) = userinfo.split_once(':')?;
+    Some(pw.to_owned())
+}
+
+/// What to redact for a connection URL: the URL itself and its password.
+pub fn url_secrets(url: &str) -> Vec<String> {
+    let mut out = vec![url.to_owned()];
+    out.extend(url_password(url));
+    out
+}
+
 /// Replace every occurrence of each known secret value in `text` with
 /// `[REDACTED]`. Values shorter than 4 bytes are ignored (they would shred
 /// ordinary text and are not meaningful secrets).

@@ -123,13 +123,40 @@ mod tests {
 // ---------------------------------------------------------------------------
 // Writeback: the guarded single-row change (executor only).
 
-/// A statement with the JSON values to bind, in order. Values come from the
+/// One value to bind, and the column it is compared with or assigned to
+/// (`None` for a value compared as text, such as the tenant id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bind {
+    pub column: Option<String>,
+    pub value: serde_json::Value,
+}
+
+impl Bind {
+    fn to(column: &str, value: &serde_json::Value) -> Bind {
+        Bind {
+            column: Some(column.to_owned()),
+            value: value.clone(),
+        }
+    }
+}
+
+/// A statement with the values to bind, in order. Values come from the
 /// executor's own verified change set; how each is bound (text with a cast
-/// on Postgres, native on SQLite) is the executor's concern.
+/// on Postgres, native on SQLite) is the executor's concern, guided by the
+/// bind's column.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BoundStatement {
     pub sql: String,
-    pub binds: Vec<serde_json::Value>,
+    pub binds: Vec<Bind>,
+}
+
+/// Whether a column type (as MySQL's catalog names it) holds text, which
+/// MySQL's default collations compare without case and trailing spaces.
+pub fn is_text_type(column_type: &str) -> bool {
+    let t = column_type.to_ascii_lowercase();
+    ["char", "text", "enum", "set"]
+        .iter()
+        .any(|k| t.contains(k))
 }
 
 /// How the version column advances on apply: the current time for a
@@ -171,12 +198,7 @@ impl WriteDialect<'_> {
     }
 
     fn is_mysql_text(&self, column: &str) -> bool {
-        (self.column_type)(column).is_some_and(|t| {
-            let t = t.to_ascii_lowercase();
-            ["char", "text", "enum", "set"]
-                .iter()
-                .any(|k| t.contains(k))
-        })
+        (self.column_type)(column).is_some_and(|t| is_text_type(&t))
     }
 
     /// `column` equals the bound value, NULL-safely and exactly.
@@ -199,24 +221,27 @@ impl WriteDialect<'_> {
         &self,
         cap: &Capability,
         cs: &crate::change_set::ChangeSet,
-        binds: &mut Vec<serde_json::Value>,
+        binds: &mut Vec<Bind>,
     ) -> String {
         let pk = &cap.target.primary_key;
-        binds.push(cs.target.primary_key.value.clone());
+        binds.push(Bind::to(pk, &cs.target.primary_key.value));
         let mut sql = format!(
             "{} = {}",
             quote(self.engine, pk),
             self.param(pk, binds.len())
         );
         if self.engine == Engine::Mysql && self.is_mysql_text(pk) {
-            binds.push(cs.target.primary_key.value.clone());
+            binds.push(Bind::to(pk, &cs.target.primary_key.value));
             sql.push_str(&format!(
                 " AND CAST({} AS BINARY) = CAST(? AS BINARY)",
                 quote(self.engine, pk)
             ));
         }
         if let Some(tk) = &cap.target.tenant_key {
-            binds.push(serde_json::Value::String(cs.tenant_id.clone()));
+            binds.push(Bind {
+                column: None,
+                value: serde_json::Value::String(cs.tenant_id.clone()),
+            });
             sql.push_str(" AND ");
             sql.push_str(&tenant_predicate(self.engine, tk, binds.len()));
         }
@@ -293,7 +318,7 @@ pub fn writeback_lock(
     let mut binds = Vec::new();
     let mut cols = Vec::new();
     for (i, c) in checks.iter().enumerate() {
-        binds.push(c.expected.clone());
+        binds.push(Bind::to(&c.column, &c.expected));
         cols.push(format!(
             "CASE WHEN {} THEN 1 ELSE 0 END AS c{i}",
             d.null_safe_eq(&c.column, binds.len())
@@ -326,7 +351,7 @@ pub fn writeback_update(
     let mut binds = Vec::new();
     let mut sets = Vec::new();
     for (col, v) in &cs.patch {
-        binds.push(v.clone());
+        binds.push(Bind::to(col, v));
         sets.push(format!(
             "{} = {}",
             quote(d.engine, col),
@@ -347,7 +372,7 @@ pub fn writeback_update(
     }
     let mut pred = d.row_predicate(cap, cs, &mut binds);
     if let Some(v) = &cs.guards.expected_version {
-        binds.push(v.value.clone());
+        binds.push(Bind::to(&v.column, &v.value));
         pred.push_str(" AND ");
         pred.push_str(&d.null_safe_eq(&v.column, binds.len()));
     }

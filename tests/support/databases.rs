@@ -278,80 +278,35 @@ pub fn reference_config_for(db: &Database) -> Value {
 pub fn query_strings(db: &Database, sql: &str) -> Vec<Vec<Option<String>>> {
     use sqlx::Row;
     block_on(async {
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        let rows: Vec<Vec<Option<String>>> = match db.engine {
-            Engine::Postgres => {
-                let mut c = sqlx::PgConnection::connect(&db.admin_url).await.unwrap();
-                sqlx::query(sql)
-                    .fetch_all(&mut c)
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|r| {
-                        (0..r.len())
-                            .map(|i| r.try_get::<Option<String>, _>(i).unwrap())
-                            .collect()
-                    })
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_all(&mut admin(db).await)
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| r.try_get::<Option<String>, _>(i).unwrap())
                     .collect()
-            }
-            Engine::Mysql => {
-                let mut c = sqlx::MySqlConnection::connect(&db.admin_url).await.unwrap();
-                sqlx::query(sql)
-                    .fetch_all(&mut c)
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|r| {
-                        (0..r.len())
-                            .map(|i| r.try_get::<Option<String>, _>(i).unwrap())
-                            .collect()
-                    })
-                    .collect()
-            }
-            Engine::Sqlite => {
-                let mut c = sqlx::SqliteConnection::connect(&db.admin_url)
-                    .await
-                    .unwrap();
-                sqlx::query(sql)
-                    .fetch_all(&mut c)
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|r| {
-                        (0..r.len())
-                            .map(|i| r.try_get::<Option<String>, _>(i).unwrap())
-                            .collect()
-                    })
-                    .collect()
-            }
-        };
-        rows
+            })
+            .collect()
     })
+}
+
+/// A connection to `db` as its admin, through sqlx's engine-neutral driver.
+async fn admin(db: &Database) -> sqlx::AnyConnection {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyConnection::connect(&db.admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to the test database: {e}"))
 }
 
 /// Run SQL (one or more statements) directly as the admin, for test setup
 /// and for changing rows behind Airlock's back.
 pub fn execute(db: &Database, sql: &str) {
     block_on(async {
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        let r = match db.engine {
-            Engine::Postgres => sqlx::raw_sql(sql)
-                .execute(&mut sqlx::PgConnection::connect(&db.admin_url).await.unwrap())
-                .await
-                .map(|_| ()),
-            Engine::Mysql => sqlx::raw_sql(sql)
-                .execute(&mut sqlx::MySqlConnection::connect(&db.admin_url).await.unwrap())
-                .await
-                .map(|_| ()),
-            Engine::Sqlite => sqlx::raw_sql(sql)
-                .execute(
-                    &mut sqlx::SqliteConnection::connect(&db.admin_url)
-                        .await
-                        .unwrap(),
-                )
-                .await
-                .map(|_| ()),
-        };
-        r.unwrap_or_else(|e| panic!("test SQL failed: {e}"));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut admin(db).await)
+            .await
+            .unwrap_or_else(|e| panic!("test SQL failed: {e}"));
     })
 }

@@ -330,14 +330,7 @@ async fn receipts_exist(
 }
 
 fn scrub(message: &str, url: &str) -> String {
-    let mut secrets = vec![url.to_owned()];
-    if let Some((_, rest)) = url.split_once("://")
-        && let Some((userinfo, _)) = rest.rsplit_once('@')
-        && let Some((_, pw)) = userinfo.split_once(':')
-    {
-        secrets.push(pw.to_owned());
-    }
-    airlock_policy::secrets::redact(message, &secrets)
+    airlock_policy::secrets::redact(message, &airlock_policy::secrets::url_secrets(url))
         .chars()
         .take(300)
         .collect()

@@ -58,17 +58,6 @@ fn failed(code: &str, what: &str, err: &dyn std::fmt::Display, secrets: &[String
     Outcome::failed(code, detail.chars().take(500).collect::<String>())
 }
 
-fn url_secrets(url: &str) -> Vec<String> {
-    let mut out = vec![url.to_owned()];
-    if let Some((_, rest)) = url.split_once("://")
-        && let Some((userinfo, _)) = rest.rsplit_once('@')
-        && let Some((_, password)) = userinfo.split_once(':')
-    {
-        out.push(password.to_owned());
-    }
-    out
-}
-
 impl WritePools {
     async fn pool(
         &self,
@@ -246,16 +235,16 @@ fn as_text(engine: Engine, column_type: Option<&str>, v: &Value) -> Option<Strin
 fn arguments(
     engine: Engine,
     stmt: &BoundStatement,
-    columns: &[Option<String>],
     types: &ColumnTypes,
 ) -> Result<AnyArguments, sqlx::Error> {
     let mut args = AnyArguments::default();
-    for (i, v) in stmt.binds.iter().enumerate() {
-        let col_type = columns
-            .get(i)
-            .and_then(|c| c.as_ref())
+    for bind in &stmt.binds {
+        let col_type = bind
+            .column
+            .as_ref()
             .and_then(|c| types.get(c))
             .map(String::as_str);
+        let v = &bind.value;
         let r = match (engine, v) {
             (Engine::Sqlite, Value::Number(n)) if n.is_i64() || n.is_u64() => args.add(n.as_i64()),
             (Engine::Sqlite, Value::Number(n)) => args.add(n.as_f64()),
@@ -292,7 +281,7 @@ pub async fn apply(
         Ok(u) => u,
         Err(e) => return Outcome::failed("WRITE_CREDENTIAL_MISSING", e.to_string()),
     };
-    let secrets = url_secrets(&url);
+    let secrets = airlock_policy::secrets::url_secrets(&url);
     let engine = source.engine;
     let pool = match pools.pool(source_id, source, &url).await {
         Ok(p) => p,
@@ -401,12 +390,9 @@ async fn run_transaction(
     // Lock the row and check every guard against it.
     let checks = writeback_checks(cap, cs, read_row);
     let lock = writeback_lock(&dialect, cap, cs, &checks);
-    let mut lock_columns: Vec<Option<String>> =
-        checks.iter().map(|c| Some(c.column.clone())).collect();
-    lock_columns.extend(row_predicate_columns(cap, engine, types));
     let row = sqlx::query_with(
         sqlx::AssertSqlSafe(lock.sql.clone()),
-        arguments(engine, &lock, &lock_columns, types)?,
+        arguments(engine, &lock, types)?,
     )
     .fetch_optional(&mut *tx)
     .await?;
@@ -454,18 +440,9 @@ async fn run_transaction(
         .as_ref()
         .map_or(NextVersion::Now, NextVersion::for_value);
     let update = writeback_update(&dialect, cap, cs, next);
-    let mut update_columns: Vec<Option<String>> =
-        cs.patch.keys().map(|c| Some(c.clone())).collect();
-    update_columns.extend(row_predicate_columns(cap, engine, types));
-    update_columns.extend(
-        cs.guards
-            .expected_version
-            .as_ref()
-            .map(|v| Some(v.column.clone())),
-    );
     let result = sqlx::query_with(
         sqlx::AssertSqlSafe(update.sql.clone()),
-        arguments(engine, &update, &update_columns, types)?,
+        arguments(engine, &update, types)?,
     )
     .execute(&mut *tx)
     .await?;
@@ -482,10 +459,9 @@ async fn run_transaction(
     }
     let new_version = match writeback_new_version(&dialect, cap, cs) {
         Some(stmt) => {
-            let cols = row_predicate_columns(cap, engine, types);
             let text: Option<String> = sqlx::query_with(
                 sqlx::AssertSqlSafe(stmt.sql.clone()),
-                arguments(engine, &stmt, &cols, types)?,
+                arguments(engine, &stmt, types)?,
             )
             .fetch_one(&mut *tx)
             .await?
@@ -524,30 +500,6 @@ async fn run_transaction(
         safe_error_code: None,
         detail: None,
     })
-}
-
-/// The columns bound by the row predicate (primary key, MySQL's exact-key
-/// check, tenant), in bind order, for choosing how to bind each value.
-fn row_predicate_columns(
-    cap: &Capability,
-    engine: Engine,
-    types: &ColumnTypes,
-) -> Vec<Option<String>> {
-    let pk = cap.target.primary_key.clone();
-    let mut cols = vec![Some(pk.clone())];
-    let text_pk = types.get(&pk).is_some_and(|t| {
-        ["char", "text", "enum", "set"]
-            .iter()
-            .any(|k| t.to_ascii_lowercase().contains(k))
-    });
-    if engine == Engine::Mysql && text_pk {
-        cols.push(Some(pk));
-    }
-    if cap.target.tenant_key.is_some() {
-        // Compared as text: bound as text, never cast to the column's type.
-        cols.push(None);
-    }
-    cols
 }
 
 /// A version read back as text, in the same form the proposer reads it:

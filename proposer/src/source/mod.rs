@@ -66,7 +66,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_policy::config::Engine;
-use airlock_policy::secrets::redact;
+use airlock_policy::secrets::{redact, url_password};
 use airlock_policy::statement::{LookupParam, Statement};
 use serde_json::{Map, Value};
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
@@ -936,15 +936,6 @@ impl Scrubber {
         }
         redact(text, &self.long)
     }
-}
-
-/// The password of `scheme://user:password@host/...`, still percent-encoded.
-fn url_password(url: &str) -> Option<String> {
-    let (_, rest) = url.split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    let (userinfo, _) = authority.rsplit_once('@')?;
-    let (_, pw) = userinfo.split_once(':')?;
-    Some(pw.to_owned())
 }
 
 fn percent_decode(s: &str) -> String {
