@@ -2,15 +2,14 @@
 //! and the ledger. Handlers receive the peer's kernel-reported identity
 //! alongside each request; nothing a peer sends is taken as identity.
 
-use std::sync::{Arc, Mutex};
-
 use airlock_ipc::ErrorBody;
 use airlock_ipc::error::ErrorCode;
 use airlock_ipc::transport::PeerCredentials;
 use airlock_policy::Config;
 use serde_json::json;
 
-use crate::ledger::{ActorIdentity, Ledger, LedgerError};
+use crate::group_commit::{CallError, LedgerThread};
+use crate::ledger::{ActorIdentity, Durability, Ledger, LedgerError};
 use crate::peer_auth::PeerPolicy;
 
 /// Shared state of a running executor.
@@ -21,7 +20,7 @@ pub struct Authority {
     pub peers: PeerPolicy,
     /// Write pools and in-flight applies (the only write authority).
     pub writeback: crate::writeback::apply::Writeback,
-    ledger: Arc<Mutex<Ledger>>,
+    ledger: LedgerThread,
 }
 
 impl std::fmt::Debug for Authority {
@@ -54,49 +53,39 @@ impl Authority {
         config_hash: String,
         peers: PeerPolicy,
         ledger: Ledger,
-    ) -> Authority {
-        Authority {
+    ) -> std::io::Result<Authority> {
+        Ok(Authority {
             config,
             config_hash,
             peers,
             writeback: Default::default(),
-            ledger: Arc::new(Mutex::new(ledger)),
-        }
+            ledger: LedgerThread::spawn(ledger)?,
+        })
     }
 
-    /// Run `f` on the ledger on a blocking thread (SQLite calls block).
-    pub async fn ledger<T, F>(&self, f: F) -> Result<T, ErrorBody>
+    /// Run `f` on the ledger's thread; answered once the batch holding its
+    /// work is committed as `durability` asks (see `group_commit`).
+    pub async fn ledger<T, F>(&self, durability: Durability, f: F) -> Result<T, ErrorBody>
     where
         T: Send + 'static,
         F: FnOnce(&mut Ledger) -> Result<T, LedgerError> + Send + 'static,
     {
-        let ledger = Arc::clone(&self.ledger);
-        let joined = tokio::task::spawn_blocking(move || {
-            let mut guard = ledger
-                .lock()
-                .map_err(|_| LedgerError::Corrupt("ledger lock poisoned".into()))?;
-            f(&mut guard)
-        })
-        .await;
-        match joined {
-            Ok(result) => result.map_err(ledger_error),
+        match self.ledger.call(durability, f).await {
+            Ok(value) => Ok(value),
+            Err(CallError::Ledger(e)) => Err(ledger_error(e)),
             Err(e) => {
-                tracing::error!(error = %e, "ledger task failed");
+                tracing::error!(error = %e, "ledger call not run");
                 Err(ErrorBody::new(
                     ErrorCode::Internal,
-                    "internal error; see the executor's log",
+                    "internal error in the ledger; see the executor's log",
                 ))
             }
         }
     }
 
     /// Flush the ledger's WAL (clean shutdown).
-    pub fn checkpoint(&self) {
-        if let Ok(l) = self.ledger.lock()
-            && let Err(e) = l.checkpoint()
-        {
-            tracing::warn!(error = %e, "ledger checkpoint failed");
-        }
+    pub async fn checkpoint(&self) {
+        self.ledger.checkpoint().await;
     }
 }
 

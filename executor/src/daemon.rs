@@ -189,7 +189,10 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let proposer_listener = bind(&proposer_path, mode(Role::Proposer), group)?;
     let operator_listener = bind(&operator_path, mode(Role::Operator), group)?;
 
-    let auth = Arc::new(Authority::new(config, config_hash, peers, ledger));
+    let auth = Arc::new(
+        Authority::new(config, config_hash, peers, ledger)
+            .context("cannot start the ledger thread")?,
+    );
     let counter = Arc::new(ConnectionCounter::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -238,7 +241,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         tracing::warn!("some connections did not finish within {SHUTDOWN_GRACE:?}; closing them");
         tasks.abort_all();
     }
-    auth.checkpoint();
+    auth.checkpoint().await;
     drop(lock);
     tracing::info!("airlock-executor stopped");
     Ok(())

@@ -12,7 +12,7 @@ use airlock_ipc::message::{
     ProposalRecorded, ProposalRef, ProposalState, ProposalStatus, ReadRecorded, RecordRead,
     SubmitProposal,
 };
-use airlock_policy::args::validate_args;
+use airlock_policy::args::{scalar_eq, validate_args};
 use airlock_policy::change_set::{ViolationCode, scalar_text, tenant_matches, verify};
 use airlock_policy::config::{EvidenceMode, Kind, Mode};
 use airlock_policy::context::is_valid_context_value;
@@ -20,7 +20,7 @@ use airlock_policy::statement::select_row;
 use serde_json::json;
 
 use crate::authority::{Authority, Peer};
-use crate::ledger::{NewEvidence, NewProposal};
+use crate::ledger::{Durability, NewEvidence, NewProposal};
 
 pub async fn record_read(
     auth: &Authority,
@@ -88,7 +88,7 @@ pub async fn record_read(
     }
     let actor = peer.identity();
     let (evidence_id, recorded_at) = auth
-        .ledger(move |l| {
+        .ledger(Durability::Deferred, move |l| {
             l.record_evidence(NewEvidence {
                 capability: &req.capability,
                 tenant_id: &req.context.tenant_id,
@@ -175,24 +175,38 @@ pub async fn submit_proposal(
         (None, EvidenceMode::Optional) => {}
         (Some(id), _) => {
             let id = id.clone();
-            let evidence = auth.ledger(move |l| l.evidence(&id)).await?;
+            let evidence = auth
+                .ledger(Durability::Deferred, move |l| l.evidence(&id))
+                .await?;
             let object_id = &verified.target.primary_key;
-            let matches = evidence.as_ref().is_some_and(|ev| {
+            let row = evidence.as_ref().and_then(|ev| {
                 let same_target = auth.config.capability(&ev.capability).is_some_and(|c| {
                     c.target.schema == cap.target.schema && c.target.table == cap.target.table
                 });
-                ev.tenant_id == verified.tenant_id
-                    && ev.recorded_by.uid == uid
-                    && same_target
-                    && ev.rows.iter().any(|r| {
-                        r.get(&object_id.column)
-                            .is_some_and(|v| scalar_text(v) == scalar_text(&object_id.value))
-                    })
+                let ours = ev.tenant_id == verified.tenant_id && ev.recorded_by.uid == uid;
+                ev.rows.iter().filter(|_| ours && same_target).find(|r| {
+                    r.get(&object_id.column)
+                        .is_some_and(|v| scalar_text(v) == scalar_text(&object_id.value))
+                })
             });
-            if !matches {
+            let Some(row) = row else {
                 return Err(ErrorBody::new(
                     ErrorCode::EvidenceRequired,
                     "the evidence id is unknown, or is not this connection's read of this row",
+                ));
+            };
+            // The before-image is what the person reviews and what transition
+            // guards were checked against: it must be the row that was read.
+            if let Some((col, _)) = verified
+                .before
+                .iter()
+                .find(|(col, v)| row.get(*col).is_some_and(|seen| !scalar_eq(seen, v)))
+            {
+                return Err(ErrorBody::new(
+                    ErrorCode::PolicyViolation,
+                    format!(
+                        "the change set's before-image does not match the evidence: `{col}` was read with another value"
+                    ),
                 ));
             }
         }
@@ -204,7 +218,7 @@ pub async fn submit_proposal(
     let cs = verified.clone();
     let role = required_role.clone();
     let recorded = auth
-        .ledger(move |l| {
+        .ledger(Durability::Now, move |l| {
             l.record_proposal(NewProposal {
                 change_set: &cs,
                 evidence_id: evidence_id.as_deref(),
@@ -234,7 +248,9 @@ pub async fn proposal_status(
     req: ProposalRef,
 ) -> Result<ProposalStatus, ErrorBody> {
     let id = req.proposal_id.clone();
-    let detail = auth.ledger(move |l| l.proposal(&id)).await?;
+    let detail = auth
+        .ledger(Durability::Deferred, move |l| l.proposal(&id))
+        .await?;
     match detail {
         Some(d) if auth.peers.may_claim(peer.creds.uid, &d.summary.tenant_id) => {
             let updated_at = d

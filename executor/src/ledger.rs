@@ -140,6 +140,10 @@ pub enum LedgerError {
     Expired(String),
     #[error("corrupt ledger row: {0}")]
     Corrupt(String),
+    /// The batch this call was part of could not be committed (e.g. the
+    /// disk is full); nothing of it was stored.
+    #[error("the ledger could not commit: {0}")]
+    CommitFailed(String),
 }
 
 /// Who acted, from SO_PEERCRED.
@@ -263,6 +267,20 @@ pub struct Ledger {
     conn: Connection,
     /// Process-unique salt for ids.
     id_salt: String,
+    /// The connection's current `PRAGMA synchronous` is FULL.
+    sync_full: bool,
+}
+
+/// How durable a batch of ledger work must be when its callers are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Fsync'd before the reply (`synchronous=FULL`): proposals, decisions,
+    /// jobs, receipts.
+    Now,
+    /// Written to the WAL without its own fsync (`synchronous=NORMAL`); made
+    /// durable by the next `Now` commit, which always follows before any
+    /// proposal citing it is acknowledged. Read evidence, and queries.
+    Deferred,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -298,13 +316,15 @@ impl Ledger {
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        // Durable when the call returns: fsync each commit.
+        // Durable when the call returns: fsync each commit (see `batch`).
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(64);
         let mut ledger = Ledger {
             conn,
             id_salt: format!("{}:{}", std::process::id(), Timestamp::now().ms),
+            sync_full: true,
         };
         ledger.migrate(path)?;
         Ok(ledger)
@@ -319,6 +339,7 @@ impl Ledger {
         Ok(Ledger {
             conn,
             id_salt: String::new(),
+            sync_full: false,
         })
     }
 
@@ -341,11 +362,87 @@ impl Ledger {
         Ok(())
     }
 
+    /// Start a batch: the group commit of `crate::group_commit`. Every
+    /// ledger call until `commit_batch` runs in one transaction, each in its
+    /// own savepoint, so a call that fails leaves nothing behind while the
+    /// others still commit.
+    pub fn begin_batch(&mut self, durability: Durability) -> Result<(), LedgerError> {
+        let full = durability == Durability::Now;
+        if full != self.sync_full {
+            // Only between transactions. The WAL keeps every frame in order,
+            // so a FULL commit's fsync also covers the NORMAL ones before it.
+            self.conn
+                .pragma_update(None, "synchronous", if full { "FULL" } else { "NORMAL" })?;
+            self.sync_full = full;
+        }
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    /// Run one caller's work inside a batch as a unit: all of it is kept,
+    /// or (on an error) none of it.
+    pub fn as_one_call<T>(
+        &mut self,
+        work: impl FnOnce(&mut Ledger) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        self.conn.execute_batch("SAVEPOINT call")?;
+        let result = work(self);
+        let end = if result.is_ok() {
+            "RELEASE call"
+        } else {
+            "ROLLBACK TO call; RELEASE call"
+        };
+        // If SQLite already ended the transaction (full disk), there is no
+        // savepoint left; the batch reports that when it commits.
+        if self.batch_open() {
+            self.conn.execute_batch(end)?;
+        }
+        result
+    }
+
+    /// Whether the batch's transaction is still open (SQLite ends it by
+    /// itself on a full disk or an I/O error).
+    pub fn batch_open(&self) -> bool {
+        !self.conn.is_autocommit()
+    }
+
+    /// Commit the batch (one fsync when it was begun with `Durability::Now`).
+    /// If the commit fails (e.g. the disk is full) nothing of the batch is
+    /// stored.
+    pub fn commit_batch(&mut self) -> Result<(), LedgerError> {
+        match self.conn.execute_batch("COMMIT") {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if !self.conn.is_autocommit() {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+                Err(LedgerError::CommitFailed(e.to_string()))
+            }
+        }
+    }
+
+    /// Tests only: cap the database at `pages` pages (a full disk) and
+    /// return the current page count.
+    #[cfg(test)]
+    pub(crate) fn limit_pages_for_test(&mut self, pages: Option<i64>) -> Result<i64, LedgerError> {
+        if let Some(p) = pages {
+            self.conn
+                .query_row(&format!("PRAGMA max_page_count = {p}"), [], |_| Ok(()))?;
+        }
+        Ok(self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?)
+    }
+
     /// Flush the WAL into the main file (on clean shutdown).
     pub fn checkpoint(&self) -> Result<(), LedgerError> {
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
+    }
+
+    fn next_seq(conn: &Connection) -> Result<i64, LedgerError> {
+        Ok(conn
+            .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM events")?
+            .query_row([], |r| r.get(0))?)
     }
 
     fn new_id(salt: &str, prefix: &str, seq: i64) -> String {
@@ -364,7 +461,7 @@ impl Ledger {
 
     /// Append one event to the chain inside `tx`; returns (seq, hash).
     fn append_event(
-        tx: &rusqlite::Transaction<'_>,
+        tx: &Connection,
         at: &Timestamp,
         kind: &str,
         proposal_id: Option<&str>,
@@ -373,11 +470,8 @@ impl Ledger {
         payload: &Value,
     ) -> Result<(i64, String), LedgerError> {
         let (prev_seq, prev_hash): (i64, String) = tx
-            .query_row(
-                "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
             .unwrap_or((0, GENESIS_HASH.to_owned()));
         let seq = prev_seq + 1;
@@ -394,9 +488,10 @@ impl Ledger {
             payload: &payload_text,
         }
         .hash();
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO events (seq, at, kind, proposal_id, evidence_id, actor_uid, actor_user, payload, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![seq, at.text, kind, proposal_id, evidence_id, actor.map(|a| a.uid), actor.and_then(|a| a.user.clone()), payload_text, prev_hash, hash],
+        )?
+        .execute(params![seq, at.text, kind, proposal_id, evidence_id, actor.map(|a| a.uid), actor.and_then(|a| a.user.clone()), payload_text, prev_hash, hash],
         )?;
         Ok((seq, hash))
     }
@@ -413,12 +508,8 @@ impl Ledger {
         )?;
         let at = Timestamp::now();
         let salt = self.id_salt.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let next: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| {
-            r.get(0)
-        })?;
+        let tx = self.conn.savepoint()?;
+        let next = Self::next_seq(&tx)?;
         let id = Self::new_id(&salt, "ev", next);
         let record = json!({
             "evidence_id": id,
@@ -438,9 +529,10 @@ impl Ledger {
             Some(ev.actor),
             &record,
         )?;
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO evidence (evidence_id, seq, capability, tenant_id, principal, query_fingerprint, parameters, rows_json, recorded_uid, recorded_user, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![id, seq, ev.capability, ev.tenant_id, ev.principal, ev.query_fingerprint, canonical_json(&parameters), canonical_json(&rows), ev.actor.uid, ev.actor.user, at.text],
+        )?
+        .execute(params![id, seq, ev.capability, ev.tenant_id, ev.principal, ev.query_fingerprint, canonical_json(&parameters), canonical_json(&rows), ev.actor.uid, ev.actor.user, at.text],
         )?;
         tx.commit()?;
         Ok((id, at.text))
@@ -456,12 +548,8 @@ impl Ledger {
         let expires = Timestamp::from_ms(at.ms.saturating_add(p.ttl_ms));
         let object_id = scalar_text(&p.change_set.target.primary_key.value);
         let salt = self.id_salt.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let next: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| {
-            r.get(0)
-        })?;
+        let tx = self.conn.savepoint()?;
+        let next = Self::next_seq(&tx)?;
         let id = Self::new_id(&salt, "wrp", next);
         let record = json!({
             "proposal_id": id,
@@ -480,9 +568,10 @@ impl Ledger {
             Some(p.actor),
             &record,
         )?;
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO proposals (proposal_id, seq, capability, tenant_id, object_id, principal, change_set, proposal_hash, evidence_id, required_role, proposer_uid, proposer_user, created_at, created_ms, expires_at, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-            params![
+        )?
+        .execute(params![
                 id, seq, p.change_set.capability, p.change_set.tenant_id, object_id, p.change_set.principal,
                 canonical_json(&cs_value), hash, p.evidence_id, p.required_role, p.actor.uid, p.actor.user,
                 at.text, at.ms, expires.text, expires.ms
@@ -511,9 +600,7 @@ impl Ledger {
             Self::refuse_secrets(&json!({"note": n}))?;
         }
         let at = Timestamp::now();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.savepoint()?;
         let state: Option<String> = tx
             .query_row(
                 &format!("SELECT {STATE_SQL} FROM {FROM_PROPOSALS} WHERE p.proposal_id = ?2"),
@@ -783,9 +870,7 @@ impl Ledger {
     ) -> Result<ApplyStart, LedgerError> {
         let salt = self.id_salt.clone();
         let at = Timestamp::now();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.savepoint()?;
         let state: Option<String> = tx
             .query_row(
                 &format!("SELECT {STATE_SQL} FROM {FROM_PROPOSALS} WHERE p.proposal_id = ?2"),
@@ -801,7 +886,7 @@ impl Ledger {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
-        let detail = |tx: &rusqlite::Transaction<'_>| -> Result<Box<ProposalDetail>, LedgerError> {
+        let detail = |tx: &Connection| -> Result<Box<ProposalDetail>, LedgerError> {
             Self::proposal_in(tx, proposal_id, at.ms)?
                 .map(Box::new)
                 .ok_or_else(|| LedgerError::NotFound(proposal_id.to_owned()))
@@ -842,9 +927,7 @@ impl Ledger {
             None => return Err(LedgerError::Corrupt(format!("unknown state {state}"))),
         }
         let attempt = last_job.map_or(1, |(_, a, _)| a + 1);
-        let next: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| {
-            r.get(0)
-        })?;
+        let next = Self::next_seq(&tx)?;
         let job_id = Self::new_id(&salt, "wbj", next);
         let record = json!({"job_id": job_id, "proposal_id": proposal_id, "attempt": attempt, "executor": executor, "idempotency_key": idempotency_key});
         let (seq, _) = Self::append_event(
@@ -874,9 +957,7 @@ impl Ledger {
     pub fn record_receipt(&mut self, r: NewReceipt<'_>) -> Result<(), LedgerError> {
         Self::refuse_secrets(&json!({"receipt": r.receipt, "detail": r.detail}))?;
         let at = Timestamp::now();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.savepoint()?;
         let record = json!({"job_id": r.job_id, "proposal_id": r.proposal_id, "status": r.status, "receipt": r.receipt, "detail": r.detail});
         let (seq, _) = Self::append_event(
             &tx,

@@ -2,6 +2,7 @@
 //! rejecting them, reading events and stats. Only reachable on the operator
 //! socket; approval additionally requires the capability's role (invariant 6).
 
+use crate::ledger::Durability;
 use airlock_ipc::ErrorBody;
 use airlock_ipc::error::ErrorCode;
 use airlock_ipc::limits::{MAX_LIST_ITEMS, MAX_NOTE_CHARS};
@@ -14,7 +15,7 @@ use crate::authority::{Authority, Peer};
 
 async fn resolve(auth: &Authority, id: &str) -> Result<String, ErrorBody> {
     let wanted = id.to_owned();
-    auth.ledger(move |l| l.resolve_id(&wanted))
+    auth.ledger(Durability::Deferred, move |l| l.resolve_id(&wanted))
         .await?
         .ok_or_else(|| {
             ErrorBody::new(
@@ -26,13 +27,15 @@ async fn resolve(auth: &Authority, id: &str) -> Result<String, ErrorBody> {
 
 pub async fn list(auth: &Authority, req: ListProposals) -> Result<Proposals, ErrorBody> {
     let limit = req.limit.unwrap_or(50).clamp(1, MAX_LIST_ITEMS);
-    let items = auth.ledger(move |l| l.list(req.status, limit)).await?;
+    let items = auth
+        .ledger(Durability::Deferred, move |l| l.list(req.status, limit))
+        .await?;
     Ok(Proposals { items })
 }
 
 pub async fn show(auth: &Authority, req: ProposalRef) -> Result<ProposalDetail, ErrorBody> {
     let id = resolve(auth, &req.proposal_id).await?;
-    auth.ledger(move |l| l.proposal(&id))
+    auth.ledger(Durability::Deferred, move |l| l.proposal(&id))
         .await?
         .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "no such proposal"))
 }
@@ -73,7 +76,7 @@ async fn decide(
     let id = resolve(auth, id).await?;
     let lookup = id.clone();
     let detail = auth
-        .ledger(move |l| l.proposal(&lookup))
+        .ledger(Durability::Deferred, move |l| l.proposal(&lookup))
         .await?
         .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "no such proposal"))?;
     let role = detail.summary.required_role.as_deref();
@@ -89,7 +92,9 @@ async fn decide(
     }
     let actor = peer.identity();
     let decision = auth
-        .ledger(move |l| l.record_decision(&id, approve, &actor, note.as_deref()))
+        .ledger(Durability::Now, move |l| {
+            l.record_decision(&id, approve, &actor, note.as_deref())
+        })
         .await?;
     tracing::info!(proposal_id = %decision.proposal_id, state = decision.state.as_str(), uid = peer.creds.uid, "proposal decided");
     Ok(decision)
@@ -112,14 +117,16 @@ pub async fn reject(auth: &Authority, peer: &Peer, req: Reject) -> Result<Decisi
 pub async fn events(auth: &Authority, req: EventsSince) -> Result<Events, ErrorBody> {
     let limit = req.limit.unwrap_or(100).clamp(1, MAX_LIST_ITEMS);
     let items = auth
-        .ledger(move |l| l.events_since(req.since, limit))
+        .ledger(Durability::Deferred, move |l| {
+            l.events_since(req.since, limit)
+        })
         .await?;
     let next_cursor = items.last().map_or(req.since, |e| e.seq);
     Ok(Events { items, next_cursor })
 }
 
 pub async fn stats(auth: &Authority, connections: u64) -> Result<StatsReport, ErrorBody> {
-    let counts = auth.ledger(|l| l.counts()).await?;
+    let counts = auth.ledger(Durability::Deferred, |l| l.counts()).await?;
     Ok(StatsReport {
         proposals: counts.per_state.into_iter().collect(),
         evidence: counts.evidence,
@@ -131,7 +138,7 @@ pub async fn stats(auth: &Authority, connections: u64) -> Result<StatsReport, Er
 pub async fn replay(auth: &Authority, req: ProposalRef) -> Result<ReplayStory, ErrorBody> {
     let id = resolve(auth, &req.proposal_id).await?;
     let record = auth
-        .ledger(move |l| l.replay(&id))
+        .ledger(Durability::Deferred, move |l| l.replay(&id))
         .await?
         .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "no such proposal"))?;
     Ok(ReplayStory {

@@ -1,6 +1,7 @@
 //! Streamable HTTP transport: rmcp's service mounted at `/mcp` in axum,
 //! behind a bearer-token check (rmcp has no server-side auth of its own).
 
+use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -80,6 +81,11 @@ pub async fn serve(
     let app = axum::Router::new()
         .nest_service("/mcp", service)
         .layer(axum::middleware::from_fn_with_state(auth, require_bearer));
+    // Without TCP_NODELAY the last small write of each streamed response
+    // waits for the client's delayed ACK (~40 ms per call).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -25,7 +25,7 @@ use super::{
     Outcome, ReceiptStatus, WritebackJob, command_handler, fault, http_handler, sql_update,
 };
 use crate::authority::{Authority, Peer};
-use crate::ledger::{ApplyStart, NewReceipt, Timestamp};
+use crate::ledger::{ApplyStart, Durability, NewReceipt, Timestamp};
 
 /// The executor's writeback machinery.
 #[derive(Debug, Default)]
@@ -70,7 +70,7 @@ pub async fn apply(
     }
     let id = proposal_id.to_owned();
     let detail = auth
-        .ledger(move |l| l.proposal(&id))
+        .ledger(Durability::Deferred, move |l| l.proposal(&id))
         .await?
         .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "no such proposal"))?;
     let role = detail.summary.required_role.as_deref();
@@ -141,7 +141,9 @@ pub async fn apply(
         peer.identity(),
     );
     let start = auth
-        .ledger(move |l| l.begin_apply(&id, &name, &key, &actor))
+        .ledger(Durability::Now, move |l| {
+            l.begin_apply(&id, &name, &key, &actor)
+        })
         .await?;
     let (job_id, attempt, resumed, detail) = match start {
         ApplyStart::Done { receipt } => {
@@ -212,7 +214,7 @@ pub async fn apply(
         receipt.clone(),
         outcome.detail.clone(),
     );
-    auth.ledger(move |l| {
+    auth.ledger(Durability::Now, move |l| {
         l.record_receipt(NewReceipt {
             job_id: &jid,
             proposal_id: &pid,

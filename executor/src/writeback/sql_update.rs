@@ -377,7 +377,13 @@ async fn run_transaction(
         })
     };
 
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let mut tx = match engine {
+        // A deferred BEGIN takes SQLite's write lock only at the UPDATE, and
+        // SQLite refuses that upgrade at once (no busy wait) while another
+        // apply holds the lock; IMMEDIATE waits for it under busy_timeout.
+        Engine::Sqlite => sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?,
+        _ => sqlx::Connection::begin(&mut *conn).await?,
+    };
     if let Some(row) = sqlx::query(sqlx::AssertSqlSafe(lookup.clone()))
         .bind(job.idempotency_key.clone())
         .fetch_optional(&mut *tx)
