@@ -120,10 +120,19 @@ pub fn ledger_error(e: LedgerError) -> ErrorBody {
         ),
         other => {
             tracing::error!(error = %other, "ledger error");
-            ErrorBody::new(
-                ErrorCode::Internal,
-                "internal error in the ledger; see the executor's log",
-            )
+            match other.storage_fault() {
+                Some(fault) => ErrorBody::new(
+                    ErrorCode::Internal,
+                    format!(
+                        "internal error in the ledger: {}; nothing was stored. Fix that, then retry",
+                        fault.describe()
+                    ),
+                ),
+                None => ErrorBody::new(
+                    ErrorCode::Internal,
+                    "internal error in the ledger; see the executor's log",
+                ),
+            }
         }
     }
 }

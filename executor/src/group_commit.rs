@@ -18,7 +18,7 @@ const MAX_BATCH: usize = 128;
 
 /// Hands the result of one call to its caller once the batch's commit is
 /// known: the result if it committed, the commit's error if not.
-type Reply = Box<dyn FnOnce(Result<(), &str>) + Send>;
+type Reply = Box<dyn FnOnce(Result<(), &LedgerError>) + Send>;
 
 struct Call {
     durability: Durability,
@@ -72,10 +72,13 @@ impl LedgerThread {
                 std::panic::catch_unwind(AssertUnwindSafe(|| f(l)))
                     .unwrap_or_else(|_| Err(LedgerError::Corrupt("a ledger call panicked".into())))
             });
-            Box::new(move |committed: Result<(), &str>| {
+            Box::new(move |committed: Result<(), &LedgerError>| {
                 let answer = match committed {
                     Ok(()) => result,
-                    Err(e) => Err(LedgerError::CommitFailed(e.to_owned())),
+                    Err(e) => Err(LedgerError::CommitFailed {
+                        fault: e.storage_fault(),
+                        detail: e.to_string(),
+                    }),
                 };
                 let _ = tx.send(answer);
             })
@@ -150,9 +153,8 @@ fn serve(mut ledger: Ledger, queue: mpsc::Receiver<Message>) {
         if let Err(e) = &committed {
             tracing::error!(error = %e, "ledger batch not committed");
         }
-        let message = committed.as_ref().err().map(ToString::to_string);
         for reply in replies {
-            reply(message.as_deref().map_or(Ok(()), Err));
+            reply(committed.as_ref().map(|_| ()));
         }
         continue_after(&queue, &mut next);
     }

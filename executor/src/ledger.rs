@@ -142,8 +142,50 @@ pub enum LedgerError {
     Corrupt(String),
     /// The batch this call was part of could not be committed (e.g. the
     /// disk is full); nothing of it was stored.
-    #[error("the ledger could not commit: {0}")]
-    CommitFailed(String),
+    #[error("the ledger could not commit: {detail}")]
+    CommitFailed {
+        fault: Option<StorageFault>,
+        detail: String,
+    },
+}
+
+impl LedgerError {
+    /// The disk fault behind this error, if that is what it is.
+    pub fn storage_fault(&self) -> Option<StorageFault> {
+        match self {
+            LedgerError::Sqlite(e) => StorageFault::of(e),
+            LedgerError::CommitFailed { fault, .. } => *fault,
+            _ => None,
+        }
+    }
+}
+
+/// A fault of the storage under the ledger: told to callers, so an operator
+/// can act without reading the executor's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageFault {
+    Full,
+    ReadOnly,
+    Io,
+}
+
+impl StorageFault {
+    pub fn of(e: &rusqlite::Error) -> Option<StorageFault> {
+        match e.sqlite_error_code()? {
+            rusqlite::ErrorCode::DiskFull => Some(StorageFault::Full),
+            rusqlite::ErrorCode::ReadOnly => Some(StorageFault::ReadOnly),
+            rusqlite::ErrorCode::SystemIoFailure => Some(StorageFault::Io),
+            _ => None,
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            StorageFault::Full => "the disk holding the ledger is full",
+            StorageFault::ReadOnly => "the ledger file or its directory is read-only",
+            StorageFault::Io => "the ledger's disk reported an I/O error",
+        }
+    }
 }
 
 /// Who acted, from SO_PEERCRED.
@@ -416,7 +458,10 @@ impl Ledger {
                 if !self.conn.is_autocommit() {
                     let _ = self.conn.execute_batch("ROLLBACK");
                 }
-                Err(LedgerError::CommitFailed(e.to_string()))
+                Err(LedgerError::CommitFailed {
+                    fault: StorageFault::of(&e),
+                    detail: e.to_string(),
+                })
             }
         }
     }

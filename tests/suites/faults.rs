@@ -580,6 +580,7 @@ fn ledger_storage_fault(
     what: &str,
     break_it: &dyn Fn(&Stack) -> Box<dyn std::any::Any>,
     log_needle: &str,
+    cause_needle: &str,
 ) {
     let rt = rt();
     let client = rt.block_on(stack.stdio());
@@ -621,6 +622,13 @@ fn ledger_storage_fault(
     let (code_, approve) = stack.cli_json(&["proposals", "approve", &first, "--yes"]);
     assert_eq!(code_, Some(1), "{what}: approve fails: {approve}");
     assert_eq!(approve["error"]["code"], "internal", "{what}: {approve}");
+    assert!(
+        approve["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(cause_needle),
+        "{what}: the operator is told the cause ({cause_needle:?}): {approve}"
+    );
     // Still serving what needs no write, still alive.
     assert!(stack.exec.is_alive(), "{what}: the executor did not crash");
     let (code_, shown) = stack.cli_json(&["proposals", "show", &first]);
@@ -740,6 +748,7 @@ fn ledger_disk_full_is_a_clear_error_and_nothing_is_corrupted() {
         "ledger disk full",
         &fill,
         "database or disk is full",
+        "the disk holding the ledger is full",
     );
     assert!(stack.exec.stop().success());
     drop(mounted);
@@ -763,7 +772,13 @@ fn ledger_read_only_is_a_clear_error_and_nothing_is_corrupted() {
         let wal = PathBuf::from(format!("{}-wal", store.display()));
         Box::new(Immutable::set(vec![store.clone(), wal]))
     };
-    ledger_storage_fault(&mut stack, "ledger read-only", &freeze, "disk I/O error");
+    ledger_storage_fault(
+        &mut stack,
+        "ledger read-only",
+        &freeze,
+        "disk I/O error",
+        "I/O error",
+    );
 }
 
 /// Read the ledger file directly (read-only), first column of each row as text.
