@@ -5,7 +5,10 @@
 use airlock_ipc::ErrorBody;
 use airlock_ipc::error::ErrorCode;
 use airlock_ipc::transport::PeerCredentials;
+use std::collections::HashMap;
+
 use airlock_policy::Config;
+use airlock_policy::statement::select_row;
 use serde_json::json;
 
 use crate::group_commit::{CallError, LedgerThread};
@@ -20,6 +23,9 @@ pub struct Authority {
     pub peers: PeerPolicy,
     /// Write pools and in-flight applies (the only write authority).
     pub writeback: crate::writeback::apply::Writeback,
+    /// Each capability's reviewed SELECT fingerprint, computed once: every
+    /// recorded read must carry it.
+    pub query_fingerprints: HashMap<String, String>,
     ledger: LedgerThread,
 }
 
@@ -54,7 +60,19 @@ impl Authority {
         peers: PeerPolicy,
         ledger: Ledger,
     ) -> std::io::Result<Authority> {
+        let query_fingerprints = config
+            .capabilities
+            .iter()
+            .filter_map(|cap| {
+                let engine = config.source_for(cap)?.engine;
+                Some((
+                    cap.name.clone(),
+                    select_row(engine, cap, false).fingerprint(),
+                ))
+            })
+            .collect();
         Ok(Authority {
+            query_fingerprints,
             config,
             config_hash,
             peers,

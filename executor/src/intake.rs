@@ -16,7 +16,6 @@ use airlock_policy::args::{scalar_eq, validate_args};
 use airlock_policy::change_set::{ViolationCode, scalar_text, tenant_matches, verify};
 use airlock_policy::config::{EvidenceMode, Kind, Mode};
 use airlock_policy::context::is_valid_context_value;
-use airlock_policy::statement::select_row;
 use serde_json::json;
 
 use crate::authority::{Authority, Peer};
@@ -48,12 +47,7 @@ pub async fn record_read(
         )
         .with_details(json!(errs)));
     }
-    let engine = auth.config.source_for(cap).map(|s| s.engine);
-    if engine
-        .map(|e| select_row(e, cap, false).fingerprint())
-        .as_deref()
-        != Some(req.query_fingerprint.as_str())
-    {
+    if auth.query_fingerprints.get(&cap.name) != Some(&req.query_fingerprint) {
         return Err(ErrorBody::new(
             ErrorCode::PolicyViolation,
             "the query fingerprint is not the reviewed statement of this capability",
