@@ -82,7 +82,16 @@ pub async fn serve_connection(
     let peer = Peer { creds, user };
 
     // Handshake.
-    let hello = match read_frame_timed(&mut stream, HANDSHAKE_TIMEOUT, FRAME_TIMEOUT).await {
+    // The whole hello, not just its first byte, must arrive within the
+    // handshake timeout: a client trickling it would otherwise hold a
+    // connection slot for the handshake plus a frame timeout.
+    let hello = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        read_frame_timed(&mut stream, HANDSHAKE_TIMEOUT, FRAME_TIMEOUT),
+    )
+    .await
+    .unwrap_or(Err(FrameError::Timeout));
+    let hello = match hello {
         Ok(Some(body)) => RequestFrame::decode(&body),
         Ok(None) => return,
         Err(e) => {

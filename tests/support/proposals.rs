@@ -14,6 +14,8 @@ use airlock_policy::statement::select_row;
 use serde_json::{Map, Value, json};
 
 pub const WAIVER: &str = "billing.propose_late_fee_waiver";
+pub const PLAN_CREDIT: &str = "support.propose_plan_credit";
+pub const STATUS_CHANGE: &str = "orders.propose_status_change";
 
 /// The reference config as JSON, to be adjusted by a test.
 pub fn reference_value() -> Value {
@@ -41,6 +43,28 @@ pub fn invoice_row(id: &str, tenant: &str) -> Map<String, Value> {
         "id": id, "tenant_id": tenant, "customer_id": "cust_acme_1", "status": "overdue",
         "balance_cents": 25500, "late_fee_cents": 5500, "waiver_reason": null,
         "updated_at": "2026-06-20T14:31:08Z"
+    })
+    .as_object()
+    .cloned()
+    .unwrap()
+}
+
+/// A seeded order row (visible columns), in `status`.
+pub fn order_row(id: &str, tenant: &str, status: &str) -> Map<String, Value> {
+    json!({
+        "id": id, "tenant_id": tenant, "customer_id": "cust_acme_1", "status": status,
+        "status_change_reason": null, "updated_at": "2026-06-20T13:00:00Z"
+    })
+    .as_object()
+    .cloned()
+    .unwrap()
+}
+
+/// A seeded customer row (visible columns).
+pub fn customer_row(id: &str, tenant: &str) -> Map<String, Value> {
+    json!({
+        "id": id, "tenant_id": tenant, "name": "Acme Robotics", "plan": "enterprise",
+        "plan_credit_cents": 0, "credit_reason": null, "updated_at": "2026-06-20T10:00:00Z"
     })
     .as_object()
     .cloned()
@@ -83,11 +107,24 @@ pub fn read_of(
     }
 }
 
+/// An honest change set of `capability` with `args`, built from `row` as
+/// read within `tenant`.
+pub fn change_set(
+    cfg: &Config,
+    capability: &str,
+    args: Value,
+    tenant: &str,
+    row: &Map<String, Value>,
+) -> ChangeSet {
+    let cap = cfg.capability(capability).unwrap();
+    let args = validate_args(cap, Some(&args)).unwrap();
+    build(cap, &args, &context(tenant), row).unwrap()
+}
+
 /// An honest late-fee waiver change set for `invoice` of `tenant`.
 pub fn waiver(cfg: &Config, invoice: &str, tenant: &str, reason: &str) -> ChangeSet {
-    let cap = cfg.capability(WAIVER).unwrap();
-    let args = validate_args(cap, Some(&json!({"invoice_id": invoice, "reason": reason}))).unwrap();
-    build(cap, &args, &context(tenant), &invoice_row(invoice, tenant)).unwrap()
+    let args = json!({"invoice_id": invoice, "reason": reason});
+    change_set(cfg, WAIVER, args, tenant, &invoice_row(invoice, tenant))
 }
 
 pub async fn record(client: &mut Client, read: RecordRead) -> Result<ReadRecorded, ClientError> {
