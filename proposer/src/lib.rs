@@ -19,4 +19,5 @@ pub mod http;
 pub mod sandbox;
 pub mod server;
 pub mod source;
+pub mod stdio_front;
 pub mod tools;

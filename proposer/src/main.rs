@@ -6,11 +6,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use airlock_ipc::transport::{PROPOSER_SOCKET, resolve_socket_dir};
 use airlock_policy::catalog::AliasMode;
 use airlock_policy::config::ResultFormat;
 use airlock_proposer::server::McpServer;
+use airlock_proposer::stdio_front::StdioFront;
 use airlock_proposer::tools::{Proposer, Settings};
 use anyhow::{Context, anyhow, bail};
 use clap::{Parser, Subcommand};
@@ -183,7 +185,7 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
         let _entered = runtime.enter();
         Arc::new(Proposer::new(config, settings, |k| std::env::var(k).ok())?)
     };
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let http_listener = if args.transport == "streamable-http" {
             Some(tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?)
         } else {
@@ -202,15 +204,25 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
                 airlock_proposer::http::serve(proposer, listener, token, shutdown_signal()).await.context("HTTP server failed")
             }
             None => {
-                let service = McpServer::new(proposer).serve(rmcp::transport::stdio()).await.context("MCP initialization over stdio failed")?;
-                tokio::select! {
-                    r = service.waiting() => { r.context("MCP session ended with an error")?; }
-                    _ = shutdown_signal() => {}
-                }
-                Ok(())
+                // rmcp speaks through the front, which answers or drops the lines rmcp mishandles.
+                let (front, pipes) = StdioFront::start();
+                let result = match McpServer::new(proposer).serve(pipes).await {
+                    Ok(service) => tokio::select! {
+                        r = service.waiting() => r.map(drop).context("MCP session ended with an error"),
+                        _ = shutdown_signal() => return Ok(()),
+                    },
+                    Err(e) => Err(e).context("MCP initialization over stdio failed"),
+                };
+                // rmcp has dropped its pipes: let its last answers reach stdout.
+                let _ = tokio::time::timeout(Duration::from_secs(5), front.finish()).await;
+                result
             }
         }
-    })
+    });
+    // A blocking read of stdin cannot be cancelled (tokio::io::stdin): do not
+    // wait for the client's next line or EOF to exit.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    result
 }
 
 async fn shutdown_signal() {
