@@ -68,6 +68,7 @@ pub async fn apply(
             "apply needs the proposal's id; look it up with show_proposal (the CLI does this for `latest`)",
         ));
     }
+    let started = std::time::Instant::now();
     let id = proposal_id.to_owned();
     let detail = auth
         .ledger(Durability::Deferred, move |l| l.proposal(&id))
@@ -140,11 +141,18 @@ pub async fn apply(
         executor.name.to_owned(),
         peer.identity(),
     );
+    let looked_up = started.elapsed();
+    // The job start needs no fsync of its own: exactly-once rests on the
+    // idempotency key (the receipt in the source database, or the handler's
+    // own check), not on this row. It is durable with the receipt's commit;
+    // if a power loss takes both, the next apply starts a new job and is
+    // answered `already_applied` by the source or handler.
     let start = auth
-        .ledger(Durability::Now, move |l| {
+        .ledger(Durability::Deferred, move |l| {
             l.begin_apply(&id, &name, &key, &actor)
         })
         .await?;
+    let job_recorded = started.elapsed();
     let (job_id, attempt, resumed, detail) = match start {
         ApplyStart::Done { receipt } => {
             return Ok(WritebackResult {
@@ -202,6 +210,7 @@ pub async fn apply(
             Err(e) => Outcome::failed("HANDLER_COMMAND_MISSING", e.to_string()),
         },
     };
+    let executed = started.elapsed();
     fault::point("before_ledger_receipt");
 
     let outcome = withhold_secrets(outcome);
@@ -224,7 +233,20 @@ pub async fn apply(
         })
     })
     .await?;
-    tracing::info!(proposal_id, status, code = ?outcome.safe_error_code, "writeback finished");
+    // Where an apply's time went, for operators and benchmarks (µs since
+    // the request: proposal looked up, job start durable, change executed,
+    // receipt durable).
+    let us = |d: std::time::Duration| d.as_micros() as u64;
+    tracing::info!(
+        proposal_id,
+        status,
+        code = ?outcome.safe_error_code,
+        looked_up_us = us(looked_up),
+        job_recorded_us = us(job_recorded),
+        executed_us = us(executed),
+        receipt_recorded_us = us(started.elapsed()),
+        "writeback finished"
+    );
     let lease_expires = Timestamp::from_ms(Timestamp::now().ms + 60_000).text;
     Ok(WritebackResult {
         proposal_id: proposal_id.to_owned(),
