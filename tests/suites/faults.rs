@@ -21,7 +21,8 @@ use airlock_ipc::Role;
 use airlock_ipc::client::ClientError;
 use airlock_ipc::message::{Empty, Request, Response};
 use airlock_tests::databases::{
-    Database, postgres_admin_url, postgres_reference, query_strings, reference_config_for,
+    Database, ledger_rows, postgres_admin_url, postgres_reference, query_strings,
+    reference_config_for,
 };
 use airlock_tests::executor::ExecutorProcess;
 use airlock_tests::mcp::{HttpProposer, McpClient, call, stdio_client};
@@ -781,32 +782,8 @@ fn ledger_read_only_is_a_clear_error_and_nothing_is_corrupted() {
     );
 }
 
-/// Read the ledger file directly (read-only), first column of each row as text.
-fn ledger_sql(store: &Path, sql: &str) -> Vec<Vec<Option<String>>> {
-    use sqlx::Row;
-    let store = store.to_owned();
-    let sql = sql.to_owned();
-    block_on(async move {
-        let opts = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&store)
-            .read_only(true);
-        let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&mut c)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| {
-                (0..r.len())
-                    .map(|i| r.try_get::<Option<String>, _>(i).unwrap())
-                    .collect()
-            })
-            .collect()
-    })
-}
-
 fn count(store: &Path, sql: &str) -> u64 {
-    ledger_sql(store, sql)[0][0]
+    ledger_rows(store, sql)[0][0]
         .as_deref()
         .unwrap()
         .parse()
@@ -840,7 +817,7 @@ fn assert_no_half_rows(store: &Path) {
 /// reason → proposal ids in the ledger.
 fn ledger_reasons(store: &Path) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for row in ledger_sql(
+    for row in ledger_rows(
         store,
         "SELECT proposal_id, json_extract(change_set, '$.args.reason') FROM proposals",
     ) {

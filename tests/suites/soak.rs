@@ -30,7 +30,6 @@
 //! `AIRLOCK_SOAK_ROWS` (invoices to propose on; default enough for the run).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,7 +38,8 @@ use std::time::{Duration, Instant};
 use airlock_ipc::Role;
 use airlock_ipc::message::{Approve, ProposalRef, ProposalState, Request, Response};
 use airlock_tests::databases::{
-    Database, execute, postgres_admin_url, postgres_reference, query_strings, reference_config_for,
+    Database, execute, ledger_rows, postgres_admin_url, postgres_reference, query_strings,
+    reference_config_for,
 };
 use airlock_tests::executor::ExecutorProcess;
 use airlock_tests::mcp::{McpClient, call};
@@ -317,37 +317,6 @@ async fn operator(
     report
 }
 
-/// Read the ledger file directly (read-only): every column as text.
-fn ledger_sql(store: &Path, sql: &str) -> Vec<Vec<Option<String>>> {
-    use sqlx::Row;
-    let (store, sql) = (store.to_owned(), sql.to_owned());
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                let opts = sqlx::sqlite::SqliteConnectOptions::new()
-                    .filename(&store)
-                    .read_only(true);
-                let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .fetch_all(&mut c)
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|r| {
-                        (0..r.len())
-                            .map(|i| r.try_get::<Option<String>, _>(i).unwrap())
-                            .collect()
-                    })
-                    .collect()
-            })
-    })
-    .join()
-    .unwrap()
-}
-
 #[test]
 fn soak_proposers_and_operator_lose_nothing_and_apply_once() {
     let s = Settings::from_env();
@@ -541,7 +510,7 @@ fn soak_proposers_and_operator_lose_nothing_and_apply_once() {
     // Zero lost, zero duplicated: the ledger holds exactly the acknowledged proposals.
     let store = exec.store.clone();
     let ledger: Vec<(String, String)> =
-        ledger_sql(&store, "SELECT proposal_id, object_id FROM proposals")
+        ledger_rows(&store, "SELECT proposal_id, object_id FROM proposals")
             .into_iter()
             .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap()))
             .collect();
@@ -569,7 +538,7 @@ fn soak_proposers_and_operator_lose_nothing_and_apply_once() {
 
     // Zero double-applies: one terminal receipt per applied proposal, in the
     // ledger and in the source, and exactly one UPDATE of each applied row.
-    let ledger_receipts = ledger_sql(
+    let ledger_receipts = ledger_rows(
         &store,
         "SELECT proposal_id, status FROM receipts ORDER BY proposal_id",
     );

@@ -276,10 +276,24 @@ pub fn reference_config_for(db: &Database) -> Value {
 /// Query the database directly (admin URL) and return the rows as JSON text
 /// values, for checks that the source is (or is not) changed.
 pub fn query_strings(db: &Database, sql: &str) -> Vec<Vec<Option<String>>> {
+    rows_as_text(&db.admin_url, sql)
+}
+
+/// Read an Airlock ledger file directly (read-only), every column as text.
+pub fn ledger_rows(store: &Path, sql: &str) -> Vec<Vec<Option<String>>> {
+    rows_as_text(&format!("sqlite://{}?mode=ro", store.display()), sql)
+}
+
+/// The rows of `sql` on the database at `url`, every column as text.
+fn rows_as_text(url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
     use sqlx::Row;
     block_on(async {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
-            .fetch_all(&mut admin(db).await)
+            .fetch_all(&mut conn)
             .await
             .unwrap();
         rows.iter()
