@@ -142,12 +142,17 @@ async fn pump_output(
     let mut rmcp_lines = BufReader::new(from_rmcp).lines();
     loop {
         let mut line = tokio::select! {
+            // The front's own answers first: one is queued before the line
+            // after it reaches rmcp, so it goes out before rmcp's answer to
+            // that later line (a client sees answers in the order it caused
+            // them, e.g. a -32700 before the answer to the next ping).
+            biased;
+            Some(answer) = answers.recv() => answer,
             // `next_line` is cancel safe: a partly read line waits for the next call.
             next = rmcp_lines.next_line() => match next {
                 Ok(Some(line)) => line,
                 _ => break, // rmcp has ended
             },
-            Some(answer) = answers.recv() => answer,
         };
         line.push('\n');
         if output.write_all(line.as_bytes()).await.is_err() || output.flush().await.is_err() {
