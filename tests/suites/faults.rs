@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use airlock_ipc::Role;
 use airlock_ipc::client::ClientError;
 use airlock_ipc::message::{Empty, Request, Response};
+use airlock_tests::block_on;
 use airlock_tests::databases::{
     Database, ledger_rows, postgres_admin_url, postgres_reference, query_strings,
     reference_config_for,
@@ -41,26 +42,6 @@ fn rt() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-/// Run `f` on a private runtime in its own thread (usable from `Drop` and
-/// from inside async code alike).
-fn block_on<F>(f: F) -> F::Output
-where
-    F: std::future::Future + Send,
-    F::Output: Send,
-{
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(f)
-        })
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e))
-    })
 }
 
 /// Run SQL on the server's maintenance database (not the test database,

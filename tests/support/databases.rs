@@ -8,6 +8,8 @@ use airlock_policy::config::Engine;
 use serde_json::{Value, json};
 use sqlx::Connection;
 
+use crate::block_on;
+
 use crate::compat_dir;
 
 pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -34,26 +36,6 @@ pub struct Database {
     pub write_url: String,
     /// Full-privilege URL for the test's own checks.
     pub admin_url: String,
-}
-
-/// Run `f` to completion on a private runtime in its own thread, so this
-/// works from sync tests and from inside async tests alike.
-fn block_on<F>(f: F) -> F::Output
-where
-    F: std::future::Future + Send,
-    F::Output: Send,
-{
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(f)
-        })
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e))
-    })
 }
 
 fn with_database(url: &str, db: &str) -> String {
