@@ -1121,6 +1121,42 @@ fn parse_name_set(r: &mut Report, o: &Obj, key: &str, example: &str) -> Option<N
     }
 }
 
+/// `airlock.limits`: every key optional, each defaulting on its own.
+fn parse_intake_limits(r: &mut Report, a: &Obj) -> IntakeLimits {
+    let mut out = IntakeLimits::default();
+    let Some(v) = a.get("limits") else {
+        return out;
+    };
+    let Some(l) = Obj::open(
+        r,
+        &a.at("limits"),
+        v,
+        &[
+            "rate_window_seconds",
+            "evidence_per_window",
+            "proposals_per_window",
+            "max_evidence_bytes",
+            "max_change_set_bytes",
+            "ledger_bytes_per_day",
+        ],
+    ) else {
+        return out;
+    };
+    let frame = 1024 * 1024;
+    let mut set = |key: &str, min: u64, max: u64, field: &mut u64| {
+        if let Some(n) = l.integer(r, key, min, max) {
+            *field = n;
+        }
+    };
+    set("rate_window_seconds", 1, 24 * 3600, &mut out.rate_window_seconds);
+    set("evidence_per_window", 1, 1_000_000_000, &mut out.evidence_per_window);
+    set("proposals_per_window", 1, 1_000_000_000, &mut out.proposals_per_window);
+    set("max_evidence_bytes", 64, frame, &mut out.max_evidence_bytes);
+    set("max_change_set_bytes", 64, frame, &mut out.max_change_set_bytes);
+    set("ledger_bytes_per_day", 4096, 1 << 50, &mut out.ledger_bytes_per_day);
+    out
+}
+
 fn parse_airlock(r: &mut Report, o: &Obj) -> AirlockSection {
     let mut out = AirlockSection {
         proposal_ttl_seconds: DEFAULT_PROPOSAL_TTL_SECONDS,
@@ -1139,10 +1175,12 @@ fn parse_airlock(r: &mut Report, o: &Obj) -> AirlockSection {
             "proposers",
             "approvers",
             "proposal_ttl_seconds",
+            "limits",
         ],
     ) else {
         return out;
     };
+    out.limits = parse_intake_limits(r, &a);
     out.socket_dir = a.string(r, "socket_dir");
     out.socket_group = a.string(r, "socket_group");
     out.proposal_ttl_seconds = a
@@ -1826,7 +1864,7 @@ fn parse_proposal(
 
     let patch = parse_patch(r, c, args, allowed.as_deref());
     let numeric_bounds = parse_numeric_bounds(r, c, allowed.as_deref(), patch.as_deref(), args);
-    let transition_guards = parse_transition_guards(r, c, patch.as_deref());
+    let transition_guards = parse_transition_guards(r, c, patch.as_deref(), version_col);
     let approval = parse_approval(r, c);
 
     let executor = c.string(r, "executor");
@@ -2093,6 +2131,7 @@ fn parse_transition_guards(
     r: &mut Report,
     c: &Obj,
     patch: Option<&[(String, PatchValue)]>,
+    version_col: Option<&str>,
 ) -> Option<BTreeMap<String, TransitionGuard>> {
     let mut out = BTreeMap::new();
     let Some(map) = c.object(r, "transition_guards") else {
@@ -2129,6 +2168,25 @@ fn parse_transition_guards(
         } else {
             None
         };
+        // The executor rebuilds the transition from the proposal's
+        // before-image, which holds only the patched columns and the version
+        // column: a state read from any other column is never there, so every
+        // honest proposal would be refused.
+        if let (Some(from), Some(patch)) = (from_column.as_deref(), patch)
+            && !patch.iter().any(|(c, _)| c == from)
+            && version_col != Some(from)
+        {
+            let fix = match version_col {
+                Some(v) => format!("read the state from a patched column or from the version column `{v}`, or remove `from_column` to read `{col}` itself"),
+                None => format!("read the state from a patched column, or remove `from_column` to read `{col}` itself"),
+            };
+            r.error(
+                g.at("from_column"),
+                format!("`from_column` `{from}` is neither patched by this capability nor its version column, so the executor cannot check the transition and would refuse every proposal"),
+                fix,
+            );
+            ok = false;
+        }
         let mut allowed = BTreeMap::new();
         match g.object(r, "allowed") {
             None => {
@@ -2280,5 +2338,33 @@ mod tests {
                 "$.capabilities[3].args.tenant_id"
             ]
         );
+    }
+
+    #[test]
+    fn transition_guard_from_column_must_be_patched_or_the_version_column() {
+        let base: Value = serde_json::from_str(REFERENCE).unwrap();
+        let guard = |from: &str| {
+            let mut v = base.clone();
+            v["capabilities"][7]["transition_guards"]["status"]["from_column"] = Value::from(from);
+            load_config(&v)
+        };
+        // A column neither patched nor the version column: refused, at the
+        // exact path, with the fix.
+        let bad = guard("customer_id");
+        assert!(bad.config.is_none());
+        let errors: Vec<_> = bad.report.errors().collect();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert_eq!(
+            errors[0].path,
+            "$.capabilities[7].transition_guards.status.from_column"
+        );
+        assert!(errors[0].message.contains("neither patched by this capability nor its version column"));
+        assert!(errors[0].fix.contains("`updated_at`"));
+        // A patched column, the guarded column itself and the version column
+        // are all fine.
+        for ok in ["status", "status_change_reason", "updated_at"] {
+            let loaded = guard(ok);
+            assert!(!loaded.report.has_errors(), "{ok}: {:#?}", loaded.report);
+        }
     }
 }

@@ -414,6 +414,11 @@ const CASES: &[Case] = &[
         "$.capabilities[1].name",
         "may not contain `approve`",
     ),
+    case(
+        "79-transition-guard-from-unpatched-column.json",
+        "$.capabilities[2].transition_guards.status.from_column",
+        "`from_column` `customer_id` is neither patched by this capability nor its version column",
+    ),
 ];
 
 fn fixtures_dir() -> PathBuf {
