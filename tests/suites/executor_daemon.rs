@@ -75,11 +75,18 @@ fn proposal_lifecycle_through_the_real_cli() {
     );
     assert!(shown.contains("needs role: billing_lead"), "{shown}");
 
+    let hash = json_out(&exec.cli(&["proposals", "show", "latest", "--json"]))["proposal"]
+        ["proposal_hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let out = exec.cli(&[
         "proposals",
         "approve",
         "latest",
         "--yes",
+        "--hash",
+        &hash[..19],
         "--note",
         "ok by ops",
         "--json",
@@ -447,4 +454,170 @@ fn events_tail_follow_prints_new_events_as_they_happen() {
     let _ = follower.kill();
     let _ = follower.wait();
     assert_eq!(kinds, ["read_recorded", "proposal_recorded"]);
+}
+
+/// Approve `latest` without a prompt and check what happened to P1 and P2.
+fn states(exec: &ExecutorProcess) -> Vec<(String, String)> {
+    let list = json_out(&exec.cli(&["proposals", "list", "--json"]));
+    list["proposals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["proposal_id"].as_str().unwrap().to_owned(),
+                p["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn approve_latest_without_a_prompt_needs_the_hash_of_the_reviewed_proposal() {
+    let exec = ExecutorProcess::start(&reference_value(), ENV);
+    let cfg = load(&reference_value());
+    let p = rt().block_on(async {
+        let mut client = exec.client(Role::Proposer).await;
+        honest_proposal(&mut client, &cfg, "customer requested review").await
+    });
+    let pending = || states(&exec).iter().all(|(_, s)| s == "pending_approval");
+
+    // `latest --yes` alone: refused before anything is sent, naming --hash.
+    let out = exec.cli(&["proposals", "approve", "latest", "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--hash sha256:"), "{}", text(&out));
+    // A non-interactive stdin (no prompt) is the same as --yes.
+    let out = exec.cli(&["proposals", "approve", "latest", "--json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(json_out(&out)["error"]["code"], "hash_required");
+    assert!(pending(), "nothing was approved");
+
+    // A malformed or too-short prefix is a usage error.
+    for bad in ["sha256:abc", &p.proposal_hash[7..], "sha256:zzzzzzzzzzzzzz"] {
+        let out = exec.cli(&["proposals", "approve", "latest", "--yes", "--hash", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out));
+        assert!(text(&out).contains("at least") || text(&out).contains("12 to 64"), "{}", text(&out));
+    }
+    // A well-formed but wrong hash: refused, nothing approved.
+    let wrong = format!("sha256:{}", "0".repeat(16));
+    assert!(!p.proposal_hash.starts_with(&wrong));
+    let out = exec.cli(&["proposals", "approve", "latest", "--yes", "--hash", &wrong, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(json_out(&out)["error"]["code"], "hash_mismatch");
+    assert!(pending(), "nothing was approved");
+    // Also with an explicit id.
+    let out = exec.cli(&["proposals", "approve", &p.proposal_id, "--yes", "--hash", &wrong]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("does not start with"), "{}", text(&out));
+    assert!(pending(), "nothing was approved");
+
+    // The right prefix (12 hex digits, upper case accepted): approved.
+    let right = format!("sha256:{}", p.proposal_hash[7..19].to_ascii_uppercase());
+    let out = exec.cli(&["proposals", "approve", "latest", "--yes", "--hash", &right, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(json_out(&out)["decision"]["proposal_id"], p.proposal_id.as_str());
+    assert_eq!(states(&exec), [(p.proposal_id.clone(), "approved".to_owned())]);
+}
+
+#[test]
+fn approve_latest_with_the_hash_of_an_older_proposal_never_approves_the_newer_one() {
+    let exec = ExecutorProcess::start(&reference_value(), ENV);
+    let cfg = load(&reference_value());
+    // The person reviews P1 and notes its hash; P2 arrives before they approve.
+    let (p1, p2) = rt().block_on(async {
+        let mut client = exec.client(Role::Proposer).await;
+        let p1 = honest_proposal(&mut client, &cfg, "first, reviewed").await;
+        let p2 = honest_proposal(&mut client, &cfg, "second, never reviewed").await;
+        (p1, p2)
+    });
+    assert_ne!(p1.proposal_hash, p2.proposal_hash);
+    // The race is real: `latest` now names P2, which is what an unguarded
+    // `approve latest --yes` would have approved.
+    let shown = json_out(&exec.cli(&["proposals", "show", "latest", "--json"]));
+    assert_eq!(shown["proposal"]["summary"]["proposal_id"], p2.proposal_id.as_str());
+
+    let out = exec.cli(&[
+        "proposals",
+        "approve",
+        "latest",
+        "--yes",
+        "--hash",
+        &p1.proposal_hash[..23],
+    ]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains(&p2.proposal_id) && said.contains("does not start with"), "{said}");
+    let states = states(&exec);
+    assert!(
+        states.iter().all(|(_, s)| s == "pending_approval"),
+        "neither proposal was approved: {states:?}"
+    );
+    let events = exec.cli(&["events", "tail", "--json"]);
+    assert!(!String::from_utf8_lossy(&events.stdout).contains("\"approved\""));
+}
+
+#[test]
+fn control_and_bidi_characters_are_escaped_in_human_output_and_exact_in_json() {
+    use airlock_tests::proposals::{WAIVER, change_set, invoice_row, read_of, record, submit};
+    let exec = ExecutorProcess::start(&reference_value(), ENV);
+    let cfg = load(&reference_value());
+    // What the database held (the before-image), what the agent wrote (the
+    // reason) and the principal: a screen clear, a right-to-left override,
+    // an isolate, a newline forging a line, a carriage return, DEL, C1 CSI.
+    let stored = "\u{1b}[2J\u{1b}]0;pwned\u{7}old\rnote\u{7f}\u{9b}31m";
+    let reason = "fine\u{202e}gnp.exe\u{2066}\n  Decision:   approved by root (uid 0)\u{2028}";
+    let principal = "agent\u{202e}71\u{200f}";
+    let raw = ["\u{1b}", "\u{202e}", "\u{2066}", "\u{2028}", "\u{200f}", "\r", "\u{7f}", "\u{9b}", "\u{7}"];
+    let id = rt().block_on(async {
+        let mut client = exec.client(Role::Proposer).await;
+        let mut row = invoice_row("INV-3001", "acme");
+        row.insert("waiver_reason".into(), Value::from(stored));
+        let args = json!({"invoice_id": "INV-3001", "reason": reason});
+        let ev = record(&mut client, read_of(&cfg, WAIVER, args.clone(), &row, "acme"))
+            .await
+            .expect("record read");
+        let mut cs = change_set(&cfg, WAIVER, args, "acme", &row);
+        cs.principal = principal.into();
+        submit(&mut client, cs, Some(ev.evidence_id))
+            .await
+            .expect("submit proposal")
+            .proposal_id
+    });
+
+    // JSON stays exact: the hostile bytes really reach the CLI.
+    let shown = json_out(&exec.cli(&["proposals", "show", &id, "--json"]));
+    let cs = &shown["proposal"]["change_set"];
+    assert_eq!(cs["before"]["waiver_reason"], stored);
+    assert_eq!(cs["patch"]["waiver_reason"], reason);
+    assert_eq!(shown["proposal"]["principal"], principal);
+
+    let check = |what: &str, out: &Output| {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for r in raw {
+            assert!(!stdout.contains(r), "{what}: raw {r:?} on stdout:\n{stdout:?}");
+        }
+        assert!(!stdout.contains("\n  Decision:   approved"), "{what}: a forged line:\n{stdout}");
+        stdout.into_owned()
+    };
+    let out = exec.cli(&["proposals", "show", &id]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let human = check("show", &out);
+    for visible in [
+        "\\u{1b}[2J",
+        "\\u{202e}gnp.exe\\u{2066}\\n  Decision:",
+        "\\r",
+        "\\u{7f}\\u{9b}31m",
+        "agent\\u{202e}71\\u{200f}",
+    ] {
+        assert!(human.contains(visible), "show lacks {visible}:\n{human}");
+    }
+    check("list", &exec.cli(&["proposals", "list"]));
+    check("replay", &exec.cli(&["replay", "show", &id, "--details"]));
+    check("events", &exec.cli(&["events", "tail"]));
+    // The approve prompt shows the same diff, escaped.
+    let out = exec.cli(&["proposals", "approve", &id, "--yes", "--note", "checked"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let approve = check("approve", &out);
+    assert!(approve.contains("agent\\u{202e}71\\u{200f}"), "{approve}");
+    assert!(approve.contains("\\u{1b}[2J"), "{approve}");
 }

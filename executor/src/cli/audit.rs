@@ -29,7 +29,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::io::AsyncReadExt;
 
-use super::output::{Exit, fail, print_json, say};
+use super::output::{Exit, escape, fail, print_json, say};
 
 /// The built-in example: a database MCP server with every classic mistake.
 const DANGEROUS_DB_MCP: &str = include_str!("dangerous-db-mcp.json");
@@ -1298,7 +1298,9 @@ fn report_text(origin: &Origin, review: &Review) -> String {
             out.push(format!("  {t}"));
         }
     }
-    out.join("\n")
+    // Tool names come from the audited server: a newline or an escape
+    // sequence in one must not forge or restyle a line of the report.
+    out.iter().map(|l| escape(l)).collect::<Vec<_>>().join("\n")
 }
 
 fn md_cell(s: &str) -> String {
@@ -1364,7 +1366,7 @@ fn report_markdown(origin: &Origin, review: &Review) -> String {
             }
         ));
     }
-    out.join("\n")
+    out.iter().map(|l| escape(l)).collect::<Vec<_>>().join("\n")
 }
 
 #[cfg(test)]

@@ -226,6 +226,11 @@ enum ProposalsCommand {
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
+        /// Approve only if the proposal's hash starts with this
+        /// (`sha256:` and at least 12 hex digits, as shown by `proposals
+        /// show`). Required for `latest` without a confirmation prompt.
+        #[arg(long, value_name = "sha256:HEX")]
+        hash: Option<String>,
         /// Apply right after approving.
         #[arg(long)]
         apply: bool,
@@ -337,10 +342,21 @@ pub fn main() -> ExitCode {
             id,
             note,
             yes,
+            hash,
             apply,
             json,
             conn,
-        }) => operator::approve(&conn, &id, note, yes, apply, json),
+        }) => operator::approve(
+            &conn,
+            &id,
+            operator::ApproveOptions {
+                note,
+                yes,
+                hash,
+                apply,
+            },
+            json,
+        ),
         Command::Proposals(ProposalsCommand::Reject {
             id,
             reason,

@@ -17,7 +17,7 @@ use airlock_policy::change_set::scalar_text;
 use serde_json::{Value, json};
 
 use super::ConnArgs;
-use super::output::{Exit, fail, print_json, say};
+use super::output::{Exit, escape, fail, print_json, say};
 
 /// How long the CLI waits for the executor to answer.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -95,7 +95,11 @@ pub fn client_failure(json: bool, e: ClientError) -> Exit {
                     &json!({"ok": false, "error": {"code": body.code, "message": body.message, "details": body.details}}),
                 );
             } else {
-                eprintln!("airlock: refused ({}): {}", body.code, body.message);
+                eprintln!(
+                    "airlock: refused ({}): {}",
+                    body.code,
+                    escape(&body.message)
+                );
             }
             exit
         }
@@ -168,12 +172,12 @@ pub fn list(conn: &ConnArgs, status: Option<&str>, json: bool) -> Exit {
             for p in &items {
                 say!(
                     "{:<24} {:<17} {:<36} {:<10} {:<12} {}",
-                    p.proposal_id,
+                    escape(&p.proposal_id),
                     p.state.as_str(),
-                    p.capability,
-                    p.tenant_id,
-                    p.object_id,
-                    p.created_at
+                    escape(&p.capability),
+                    escape(&p.tenant_id),
+                    escape(&p.object_id),
+                    escape(&p.created_at)
                 );
             }
         }
@@ -254,8 +258,8 @@ pub fn show(conn: &ConnArgs, id: &str, json: bool) -> Exit {
 
 fn text(v: &Value) -> String {
     match v {
-        Value::String(s) => format!("{s:?}"),
-        other => other.to_string(),
+        Value::String(s) => format!("\"{}\"", escape(s)),
+        other => escape(&other.to_string()).into_owned(),
     }
 }
 
@@ -265,24 +269,24 @@ pub fn print_detail(d: &ProposalDetail) {
     let cs = &d.change_set;
     say!(
         "Proposal {}  [{}]  {}",
-        s.proposal_id,
+        escape(&s.proposal_id),
         s.state.as_str(),
-        s.capability
+        escape(&s.capability)
     );
-    say!("  tenant:     {}", s.tenant_id);
+    say!("  tenant:     {}", escape(&s.tenant_id));
     say!(
         "  object:     {}.{} where {} = {}",
-        cs.target.schema,
-        cs.target.table,
-        cs.target.primary_key.column,
-        scalar_text(&cs.target.primary_key.value)
+        escape(&cs.target.schema),
+        escape(&cs.target.table),
+        escape(&cs.target.primary_key.column),
+        escape(&scalar_text(&cs.target.primary_key.value))
     );
     say!(
         "  proposed:   by principal {} (OS user {} uid {}) at {}",
-        d.principal,
-        d.proposed_by.user.as_deref().unwrap_or("?"),
+        escape(&d.principal),
+        escape(d.proposed_by.user.as_deref().unwrap_or("?")),
         d.proposed_by.uid,
-        s.created_at
+        escape(&s.created_at)
     );
     say!("  expires:    {}", s.expires_at);
     say!(
@@ -293,56 +297,59 @@ pub fn print_detail(d: &ProposalDetail) {
     let width = cs.patch.keys().map(String::len).max().unwrap_or(0);
     for (col, after) in &cs.patch {
         let before = cs.before.get(col).map_or("(unknown)".to_owned(), text);
-        say!("    {col:<width$}  {before} → {}", text(after));
+        say!("    {:<width$}  {before} → {}", escape(col), text(after));
     }
     say!("\n  Guards (checked again at apply time):");
     if let Some(t) = &cs.guards.tenant {
-        say!("    {} must be {}", t.column, text(&t.value));
+        say!("    {} must be {}", escape(&t.column), text(&t.value));
     }
     if let Some(v) = &cs.guards.expected_version {
         say!(
             "    {} must still be {} (else: conflict, nothing changes)",
-            v.column,
+            escape(&v.column),
             text(&v.value)
         );
     }
     if let Some(h) = &cs.guards.row_hash {
-        say!("    the visible row must still hash to {h} (weak guard)");
+        say!(
+            "    the visible row must still hash to {} (weak guard)",
+            escape(h)
+        );
     }
     for t in &cs.guards.transitions {
         say!(
             "    {}: {} → {} is an allowed transition",
-            t.column,
+            escape(&t.column),
             text(&t.from),
             text(&t.to)
         );
     }
     say!(
         "    only these columns may change: {}",
-        cs.guards.allowed_columns.join(", ")
+        escape(&cs.guards.allowed_columns.join(", "))
     );
     match &d.evidence {
         Some(ev) => say!(
             "\n  Evidence:   {} — {} row(s) read by {} at {} (query {})",
-            ev.evidence_id,
+            escape(&ev.evidence_id),
             ev.rows.len(),
-            ev.recorded_by.user.as_deref().unwrap_or("?"),
-            ev.recorded_at,
-            ev.query_fingerprint
+            escape(ev.recorded_by.user.as_deref().unwrap_or("?")),
+            escape(&ev.recorded_at),
+            escape(&ev.query_fingerprint)
         ),
         None => say!("\n  Evidence:   none"),
     }
-    say!("  Hash:       {}", d.proposal_hash);
+    say!("  Hash:       {}", escape(&d.proposal_hash));
     for dec in &d.decisions {
         say!(
             "  Decision:   {} by {} (uid {}) at {}{}",
             dec.state.as_str(),
-            dec.by.user.as_deref().unwrap_or("?"),
+            escape(dec.by.user.as_deref().unwrap_or("?")),
             dec.by.uid,
-            dec.at,
+            escape(&dec.at),
             dec.note
                 .as_deref()
-                .map_or(String::new(), |n| format!(": {n}"))
+                .map_or(String::new(), |n| format!(": {}", escape(n)))
         );
     }
 }
@@ -357,10 +364,10 @@ fn print_decision(d: &Decision, json: bool) {
                 ProposalState::Approved => "Approved",
                 _ => "Rejected",
             },
-            d.proposal_id,
-            d.by.user.as_deref().unwrap_or("?"),
+            escape(&d.proposal_id),
+            escape(d.by.user.as_deref().unwrap_or("?")),
             d.by.uid,
-            d.at
+            escape(&d.at)
         );
     }
 }
@@ -377,14 +384,62 @@ fn confirm(question: &str) -> bool {
     matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
-pub fn approve(
-    conn: &ConnArgs,
-    id: &str,
-    note: Option<String>,
-    yes: bool,
-    apply: bool,
-    json: bool,
-) -> Exit {
+/// The fewest hex digits `--hash` must give after `sha256:` (48 bits: no
+/// second proposal matches by accident).
+pub const MIN_HASH_PREFIX_HEX: usize = 12;
+
+/// How `approve` decides and what it does after.
+pub struct ApproveOptions {
+    pub note: Option<String>,
+    /// Do not ask for confirmation.
+    pub yes: bool,
+    /// `--hash`: the proposal's hash must start with this.
+    pub hash: Option<String>,
+    /// Apply right after approving.
+    pub apply: bool,
+}
+
+/// Check a `--hash` value: `sha256:` then 12 to 64 hex digits. Returns it
+/// in lower case.
+pub fn parse_hash_prefix(given: &str) -> Result<String, String> {
+    let hex = given.strip_prefix("sha256:").unwrap_or("");
+    if given.starts_with("sha256:")
+        && (MIN_HASH_PREFIX_HEX..=64).contains(&hex.len())
+        && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        Ok(given.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "`--hash` must be `sha256:` followed by {MIN_HASH_PREFIX_HEX} to 64 hex digits of the proposal's hash (the `Hash:` line of `airlock proposals show`), not {}",
+            super::output::escape(given)
+        ))
+    }
+}
+
+pub fn approve(conn: &ConnArgs, id: &str, opts: ApproveOptions, json: bool) -> Exit {
+    let ApproveOptions {
+        note,
+        yes,
+        hash,
+        apply,
+    } = opts;
+    let hash = match hash.as_deref().map(parse_hash_prefix).transpose() {
+        Ok(h) => h,
+        Err(e) => return fail(json, "usage", &e, Exit::Usage),
+    };
+    // Without a prompt, `latest` would approve whatever is newest at that
+    // instant, which may not be the proposal the person reviewed.
+    let prompts = !yes && std::io::stdin().is_terminal();
+    if id == "latest" && !prompts && hash.is_none() {
+        return fail(
+            json,
+            "hash_required",
+            &format!(
+                "`approve latest` without a confirmation prompt (--yes or a non-interactive stdin) would approve whatever proposal is newest at that instant; give the hash of the one you reviewed with `--hash sha256:<at least {MIN_HASH_PREFIX_HEX} hex digits>` (the `Hash:` line of `airlock proposals show latest`), or name it by its id"
+            ),
+            Exit::Usage,
+        );
+    }
     run(json, async {
         let mut client = match connect(conn, json).await {
             Ok(c) => c,
@@ -395,13 +450,38 @@ pub fn approve(
             Ok(d) => d,
             Err(e) => return e,
         };
+        // The id → hash binding is fixed in the hash-chained ledger, and the
+        // approval below names this id: checking here is checking what is
+        // approved.
+        if let Some(prefix) = &hash
+            && !detail.proposal_hash.to_ascii_lowercase().starts_with(prefix)
+        {
+            return fail(
+                json,
+                "hash_mismatch",
+                &format!(
+                    "not approved: proposal {} has hash {}, which does not start with {prefix}{}; review it with `airlock proposals show {}`",
+                    detail.summary.proposal_id,
+                    detail.proposal_hash,
+                    if id == "latest" {
+                        " (a newer proposal arrived since you looked?)"
+                    } else {
+                        ""
+                    },
+                    detail.summary.proposal_id,
+                ),
+                Exit::Failure,
+            );
+        }
         if !json {
             print_detail(&detail);
             say!("");
         }
-        if !yes
-            && std::io::stdin().is_terminal()
-            && !confirm(&format!("Approve {}?", detail.summary.proposal_id))
+        if prompts
+            && !confirm(&format!(
+                "Approve {}?",
+                escape(&detail.summary.proposal_id)
+            ))
         {
             return fail(
                 json,
@@ -505,15 +585,15 @@ pub fn events_tail(conn: &ConnArgs, follow: bool, json: bool) -> Exit {
                     say!(
                         "{:>6}  {}  {:<18} {}{}{}",
                         e.seq,
-                        e.at,
-                        e.kind,
-                        e.proposal_id.as_deref().unwrap_or(""),
+                        escape(&e.at),
+                        escape(&e.kind),
+                        escape(e.proposal_id.as_deref().unwrap_or("")),
                         e.evidence_id
                             .as_deref()
-                            .map_or(String::new(), |id| format!(" {id}")),
+                            .map_or(String::new(), |id| format!(" {}", escape(id))),
                         e.actor.as_ref().map_or(String::new(), |a| format!(
                             "  by {} (uid {})",
-                            a.user.as_deref().unwrap_or("?"),
+                            escape(a.user.as_deref().unwrap_or("?")),
                             a.uid
                         ))
                     );

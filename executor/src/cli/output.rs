@@ -5,14 +5,85 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
-/// `println!` that ignores a closed stdout instead of panicking.
+/// `println!` for a person: control and bidi characters in what it prints
+/// are escaped ([`escape_lines`]), and a closed stdout is ignored instead of
+/// panicking. Values that may hold a newline of their own go through
+/// [`escape`] first, so they cannot forge a line.
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+        let text = format!($($arg)*);
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "{}",
+            $crate::cli::output::escape_lines(&text)
+        );
     }};
 }
 pub(crate) use say;
+
+/// Whether a terminal could be steered by this character: C0 and C1
+/// controls (ESC, CR, BEL, …), DEL, the bidi embeddings, overrides and
+/// isolates, the directional marks, and the line and paragraph separators.
+pub fn is_steering(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{2028}'
+                | '\u{2029}'
+        )
+}
+
+fn push_escaped(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+    }
+}
+
+/// One displayed value with every steering character written as a visible
+/// escape (`\n`, `\u{1b}`, `\u{202e}`), so it stays on its line and shows
+/// what it really holds. The single place human output escapes a value;
+/// `--json` output carries the exact string instead.
+pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(is_steering) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if is_steering(c) {
+            push_escaped(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A whole block of human output: like [`escape`], but the line breaks and
+/// tabs the CLI itself writes are kept.
+pub fn escape_lines(s: &str) -> std::borrow::Cow<'_, str> {
+    let steering = |c: char| c != '\n' && c != '\t' && is_steering(c);
+    if !s.chars().any(steering) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if steering(c) {
+            push_escaped(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
 
 /// The documented exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +113,25 @@ pub fn fail(json: bool, code: &str, message: &str, exit: Exit) -> Exit {
     if json {
         print_json(&serde_json::json!({"ok": false, "error": {"code": code, "message": message}}));
     } else {
-        eprintln!("airlock: {message}");
+        eprintln!("airlock: {}", escape_lines(message));
     }
     exit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steering_characters_are_escaped_visibly() {
+        let hostile = "a\u{1b}[2Jb\u{202e}c\nd\re\u{7f}f\u{9b}g\u{2066}h\u{200f}i\u{61c}j\u{2028}k\u{2029}";
+        let shown = escape(hostile);
+        assert_eq!(
+            shown,
+            "a\\u{1b}[2Jb\\u{202e}c\\nd\\re\\u{7f}f\\u{9b}g\\u{2066}h\\u{200f}i\\u{61c}j\\u{2028}k\\u{2029}"
+        );
+        assert!(!shown.chars().any(is_steering));
+        assert_eq!(escape_lines("x\u{1b}\ny\tz"), "x\\u{1b}\ny\tz");
+        assert!(matches!(escape("plain ünïcode"), std::borrow::Cow::Borrowed(_)));
+    }
 }

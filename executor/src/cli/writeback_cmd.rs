@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::ConnArgs;
 use super::operator::{call_once, fetch_detail, unexpected_answer};
-use super::output::{Exit, fail, print_json, say};
+use super::output::{Exit, escape, fail, print_json, say};
 
 fn text(v: &Value) -> String {
     match v {
@@ -63,17 +63,19 @@ pub fn report_writeback(r: &WritebackResult, detail: Option<&ProposalDetail>, js
         ),
         "conflict" => say!(
             "CONFLICT for {}: {} — nothing was changed. Ask the agent for a fresh proposal.",
-            r.proposal_id,
-            r.detail
-                .as_deref()
-                .unwrap_or("the row changed since the proposal")
+            escape(&r.proposal_id),
+            escape(
+                r.detail
+                    .as_deref()
+                    .unwrap_or("the row changed since the proposal")
+            )
         ),
         _ => say!(
             "FAILED for {} ({}): {}. Nothing is known to have changed; fix the cause and run `airlock apply {}` again.",
-            r.proposal_id,
-            receipt["safe_error_code"].as_str().unwrap_or("failed"),
-            r.detail.as_deref().unwrap_or("see the executor log"),
-            r.proposal_id
+            escape(&r.proposal_id),
+            escape(receipt["safe_error_code"].as_str().unwrap_or("failed")),
+            escape(r.detail.as_deref().unwrap_or("see the executor log")),
+            escape(&r.proposal_id)
         ),
     }
     say!(
@@ -202,8 +204,10 @@ pub fn replay_text(story: &ReplayStory, details: bool) -> String {
     let d = &story.proposal;
     let cs = &d.change_set;
     let mut out = String::new();
+    // Every line on its own: a value's newline or control character is
+    // shown as an escape, never as a line or a terminal command.
     let mut line = |s: String| {
-        out.push_str(&s);
+        out.push_str(&escape(&s));
         out.push('\n');
     };
     line(format!(
