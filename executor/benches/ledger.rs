@@ -11,7 +11,9 @@
 use std::hint::black_box;
 use std::path::PathBuf;
 
-use airlock_executor::ledger::{ActorIdentity, Ledger, NewEvidence, NewProposal};
+use airlock_executor::ledger::{
+    ActorIdentity, ApplyStart, Ledger, NewEvidence, NewProposal, NewReceipt,
+};
 use airlock_ipc::message::ParamMeta;
 use airlock_policy::args::validate_args;
 use airlock_policy::change_set::build;
@@ -109,6 +111,7 @@ fn benches(c: &mut Criterion) {
         .as_ref()
         .and_then(|p| p.approval.required_role.clone());
 
+    let digest = airlock_policy::binding::capability_digest(&config, waiver_cap);
     let mut g = c.benchmark_group("ledger (WAL, synchronous=FULL)");
     g.sample_size(50);
     g.bench_function("record_evidence (one read)", |b| {
@@ -142,6 +145,7 @@ fn benches(c: &mut Criterion) {
             ledger
                 .record_proposal(NewProposal {
                     change_set: black_box(&cs),
+                    capability_digest: &digest,
                     evidence_id: Some(&ev),
                     required_role: role.as_deref(),
                     ttl_ms: 86_400_000,
@@ -149,6 +153,64 @@ fn benches(c: &mut Criterion) {
                 })
                 .unwrap()
         })
+    });
+    // One apply's ledger work on a proposal: approve, start the job,
+    // record its receipt (each re-verifies the proposal's chain segment).
+    g.bench_function("approve + begin_apply + record_receipt (one apply)", |b| {
+        b.iter(|| {
+            let (ev, _) = ledger
+                .record_evidence(NewEvidence {
+                    capability: WAIVER,
+                    tenant_id: "acme",
+                    principal: "agent_17",
+                    query_fingerprint: &waiver_fp,
+                    parameters: &params,
+                    rows: &waiver_rows,
+                    actor: &actor,
+                })
+                .unwrap();
+            let p = ledger
+                .record_proposal(NewProposal {
+                    change_set: &cs,
+                    capability_digest: &digest,
+                    evidence_id: Some(&ev),
+                    required_role: role.as_deref(),
+                    ttl_ms: 86_400_000,
+                    actor: &actor,
+                })
+                .unwrap();
+            ledger
+                .record_decision(&p.proposal_id, true, &actor, None, &digest)
+                .unwrap();
+            let start = ledger
+                .begin_apply(
+                    &p.proposal_id,
+                    "sql_update",
+                    &p.proposal_id,
+                    &actor,
+                    &digest,
+                )
+                .unwrap();
+            let ApplyStart::Run { job_id, .. } = start else {
+                panic!("a new apply runs")
+            };
+            let receipt = json!({"receipt_hash": "sha256:00", "status": "applied"});
+            ledger
+                .record_receipt(NewReceipt {
+                    job_id: &job_id,
+                    proposal_id: &p.proposal_id,
+                    status: "applied",
+                    receipt: &receipt,
+                    detail: None,
+                })
+                .unwrap();
+        })
+    });
+    g.finish();
+    let mut g = c.benchmark_group("ledger verify");
+    g.sample_size(10);
+    g.bench_function("verify (whole ledger, as filled above)", |b| {
+        b.iter(|| assert!(ledger.verify().unwrap().ok))
     });
     g.finish();
 }

@@ -26,6 +26,8 @@ pub struct Authority {
     /// Each capability's reviewed SELECT fingerprint, computed once: every
     /// recorded read must carry it.
     pub query_fingerprints: HashMap<String, String>,
+    /// Per-proposer-uid intake counters (`airlock.limits`).
+    pub intake_meter: crate::intake::IntakeMeter,
     ledger: LedgerThread,
 }
 
@@ -77,6 +79,7 @@ impl Authority {
             config_hash,
             peers,
             writeback: Default::default(),
+            intake_meter: Default::default(),
             ledger: LedgerThread::spawn(ledger)?,
         })
     }
@@ -130,6 +133,36 @@ pub fn ledger_error(e: LedgerError) -> ErrorBody {
                 "proposal {id} is {state}: a decision needs a pending proposal, and an apply an approved (or failed, to retry) one"
             ),
         ),
+        LedgerError::Tampered { proposal_id, why } => {
+            tracing::error!(proposal_id = %proposal_id, why = %why, "refused: the ledger's record of this proposal does not verify");
+            ErrorBody::new(
+                ErrorCode::LedgerTampered,
+                format!(
+                    "the ledger's record of proposal {proposal_id} does not verify ({why}); nothing was done. Run `airlock ledger verify`, keep the file for investigation and restore the ledger from a backup"
+                ),
+            )
+        }
+        LedgerError::ConfigChanged {
+            proposal_id,
+            recorded,
+            live,
+        } => {
+            tracing::warn!(proposal_id = %proposal_id, recorded = ?recorded, live = %live, "refused: the capability changed since the proposal was recorded");
+            let why = match recorded {
+                Some(_) => {
+                    "the capability's definition in the executor's config (its target, source or executor) changed since the proposal was recorded"
+                }
+                None => {
+                    "the proposal was recorded before Airlock bound proposals to their capability's definition"
+                }
+            };
+            ErrorBody::new(
+                ErrorCode::ConfigChanged,
+                format!(
+                    "proposal {proposal_id} cannot be decided or applied: {why}, so what was reviewed is not what would run; nothing was done. Ask for a new proposal under the current config"
+                ),
+            )
+        }
         LedgerError::Expired(id) => ErrorBody::new(
             ErrorCode::Expired,
             format!(

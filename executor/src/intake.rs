@@ -211,10 +211,14 @@ pub async fn submit_proposal(
     let evidence_id = req.evidence_id.clone();
     let cs = verified.clone();
     let role = required_role.clone();
+    // What the approval will be bound to besides the change set: the
+    // capability's reviewed definition (target, source, executor) now.
+    let digest = airlock_policy::binding::capability_digest(&auth.config, cap);
     let recorded = auth
         .ledger(Durability::Now, move |l| {
             l.record_proposal(NewProposal {
                 change_set: &cs,
+                capability_digest: &digest,
                 evidence_id: evidence_id.as_deref(),
                 required_role: role.as_deref(),
                 ttl_ms,

@@ -3,10 +3,17 @@
 //! chain over its events that `airlock ledger verify` recomputes.
 //!
 //! Rows are only ever inserted. A proposal's state is derived from the rows
-//! that reference it (decision, expiry), so no old row is rewritten. Each
-//! record row is also carried, canonically, in its event's payload, so a
-//! change to either table breaks verification. Secret-looking material is
-//! refused before anything is written (invariant 7).
+//! that reference it (decision, expiry), so no old row is rewritten. The
+//! ledger has no unverified bytes: every column of every record row is
+//! either carried in its event's payload or is one of the event's own
+//! hashed columns (its time, its actor), and `verify` rebuilds each row
+//! from its event and compares it column by column, requires exactly one
+//! row per record event (and no row without its event), and checks the
+//! schema — tables, indexes and the append-only triggers — is exactly the
+//! one this build creates. Approving, rejecting and applying re-verify the
+//! proposal's own segment of the chain first (`verify_segment`).
+//! Secret-looking material is refused before anything is written
+//! (invariant 7).
 
 use std::path::Path;
 
@@ -120,6 +127,14 @@ CREATE TRIGGER jobs_append_only_d BEFORE DELETE ON jobs BEGIN SELECT RAISE(ABORT
 CREATE TRIGGER receipts_append_only_u BEFORE UPDATE ON receipts BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER receipts_append_only_d BEFORE DELETE ON receipts BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 "#,
+    // The capability digest each proposal was recorded under (NULL for
+    // proposals recorded before this migration: they cannot be approved or
+    // applied, and must be proposed again). Older rows need no rewrite:
+    // their columns not in the payload are the event's own hashed columns.
+    r#"
+ALTER TABLE proposals ADD COLUMN capability_digest TEXT;
+CREATE INDEX events_evidence ON events(evidence_id);
+"#,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +155,19 @@ pub enum LedgerError {
     Expired(String),
     #[error("corrupt ledger row: {0}")]
     Corrupt(String),
+    /// The ledger's record of this proposal does not verify: a row was
+    /// added, removed or edited outside the executor.
+    #[error("the ledger's record of proposal {proposal_id} does not verify: {why}")]
+    Tampered { proposal_id: String, why: String },
+    /// The capability's live definition is not the one the proposal was
+    /// recorded under (`recorded` is `None` for proposals recorded before
+    /// Airlock bound it).
+    #[error("the capability of proposal {proposal_id} changed since it was proposed")]
+    ConfigChanged {
+        proposal_id: String,
+        recorded: Option<String>,
+        live: String,
+    },
     /// The batch this call was part of could not be committed (e.g. the
     /// disk is full); nothing of it was stored.
     #[error("the ledger could not commit: {detail}")]
@@ -236,6 +264,9 @@ pub struct NewEvidence<'a> {
 
 pub struct NewProposal<'a> {
     pub change_set: &'a ChangeSet,
+    /// `airlock_policy::binding::capability_digest` of the capability as
+    /// configured when the proposal is recorded.
+    pub capability_digest: &'a str,
     pub evidence_id: Option<&'a str>,
     pub required_role: Option<&'a str>,
     pub ttl_ms: i64,
@@ -356,7 +387,11 @@ const FROM_PROPOSALS: &str = "proposals p \
 impl Ledger {
     /// Open (creating and migrating if needed) the ledger for writing.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
-        let conn = Connection::open(path)?;
+        // Never through a symbolic link at the file's name (issue 12, F6).
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // Durable when the call returns: fsync each commit (see `batch`).
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -608,6 +643,7 @@ impl Ledger {
             "evidence_id": p.evidence_id,
             "required_role": p.required_role,
             "expires_at": expires.text,
+            "capability_digest": p.capability_digest,
         });
         let (seq, _) = Self::append_event(
             &tx,
@@ -619,12 +655,12 @@ impl Ledger {
             &record,
         )?;
         tx.prepare_cached(
-            "INSERT INTO proposals (proposal_id, seq, capability, tenant_id, object_id, principal, change_set, proposal_hash, evidence_id, required_role, proposer_uid, proposer_user, created_at, created_ms, expires_at, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            "INSERT INTO proposals (proposal_id, seq, capability, tenant_id, object_id, principal, change_set, proposal_hash, evidence_id, required_role, proposer_uid, proposer_user, created_at, created_ms, expires_at, expires_ms, capability_digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         )?
         .execute(params![
                 id, seq, p.change_set.capability, p.change_set.tenant_id, object_id, p.change_set.principal,
                 canonical_json(&cs_value), hash, p.evidence_id, p.required_role, p.actor.uid, p.actor.user,
-                at.text, at.ms, expires.text, expires.ms
+                at.text, at.ms, expires.text, expires.ms, p.capability_digest
             ],
         )?;
         tx.commit()?;
@@ -638,19 +674,23 @@ impl Ledger {
 
     /// Record an approval or rejection of a pending, unexpired proposal.
     /// State is re-checked inside the transaction, so two racing approvals
-    /// cannot both succeed.
+    /// cannot both succeed. The proposal's segment of the chain must verify
+    /// and `capability_digest` (the live capability's) must be the one it
+    /// was recorded under.
     pub fn record_decision(
         &mut self,
         proposal_id: &str,
         approve: bool,
         actor: &ActorIdentity,
         note: Option<&str>,
+        capability_digest: &str,
     ) -> Result<Decision, LedgerError> {
         if let Some(n) = note {
             Self::refuse_secrets(&json!({"note": n}))?;
         }
         let at = Timestamp::now();
         let tx = self.conn.savepoint()?;
+        Self::verify_segment(&tx, proposal_id)?;
         let state: Option<String> = tx
             .query_row(
                 &format!("SELECT {STATE_SQL} FROM {FROM_PROPOSALS} WHERE p.proposal_id = ?2"),
@@ -672,6 +712,7 @@ impl Ledger {
             }
             None => return Err(LedgerError::Corrupt(format!("unknown state {state}"))),
         }
+        Self::check_digest(&tx, proposal_id, capability_digest)?;
         let decision = if approve {
             ProposalState::Approved
         } else {
@@ -911,16 +952,22 @@ impl Ledger {
 
     /// Decide how to apply `proposal_id`, and record the start of a new job.
     /// Runs as one unit on the ledger's only connection, so two callers cannot both start.
+    ///
+    /// The proposal's segment of the chain is verified first; anything that
+    /// would run (a new or a resumed job) also needs `capability_digest`
+    /// (the live capability's) to be the one the proposal was recorded under.
     pub fn begin_apply(
         &mut self,
         proposal_id: &str,
         executor: &str,
         idempotency_key: &str,
         actor: &ActorIdentity,
+        capability_digest: &str,
     ) -> Result<ApplyStart, LedgerError> {
         let salt = self.id_salt.clone();
         let at = Timestamp::now();
         let tx = self.conn.savepoint()?;
+        Self::verify_segment(&tx, proposal_id)?;
         let state: Option<String> = tx
             .query_row(
                 &format!("SELECT {STATE_SQL} FROM {FROM_PROPOSALS} WHERE p.proposal_id = ?2"),
@@ -943,6 +990,7 @@ impl Ledger {
         };
         // An apply interrupted before its receipt is resolved first, whatever the clock says.
         if let Some((job_id, attempt, None)) = &last_job {
+            Self::check_digest(&tx, proposal_id, capability_digest)?;
             let d = detail(&tx)?;
             tx.commit()?;
             return Ok(ApplyStart::Run {
@@ -976,6 +1024,7 @@ impl Ledger {
             }
             None => return Err(LedgerError::Corrupt(format!("unknown state {state}"))),
         }
+        Self::check_digest(&tx, proposal_id, capability_digest)?;
         let attempt = last_job.map_or(1, |(_, a, _)| a + 1);
         let next = Self::next_seq(&tx)?;
         let job_id = Self::new_id(&salt, "wbj", next);
@@ -1079,72 +1128,105 @@ impl Ledger {
         }))
     }
 
-    /// Recompute the hash chain and check every record row against its
-    /// event's payload. Reports the first broken link.
+    /// Recompute the hash chain; rebuild every record row from its event
+    /// and compare it column by column; require exactly one row per record
+    /// event and no row without its event; check the schema (tables,
+    /// indexes, append-only triggers) is exactly the one this build creates.
+    /// Reports the first break.
     pub fn verify(&self) -> Result<VerifyReport, LedgerError> {
         let integrity: String = self
             .conn
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        let broken = |events: u64, head: String, seq: u64, why: String| VerifyReport {
+            ok: false,
+            events,
+            head,
+            first_break: Some((seq, why)),
+        };
         if integrity != "ok" {
-            return Ok(VerifyReport {
-                ok: false,
-                events: 0,
-                head: String::new(),
-                first_break: Some((0, format!("SQLite integrity check failed: {integrity}"))),
-            });
+            return Ok(broken(
+                0,
+                String::new(),
+                0,
+                format!("SQLite integrity check failed: {integrity}"),
+            ));
         }
-        let mut stmt = self.conn.prepare("SELECT seq, at, kind, proposal_id, evidence_id, actor_uid, actor_user, payload, prev_hash, hash FROM events ORDER BY seq")?;
+        if let Err(why) = self.check_schema()? {
+            return Ok(broken(0, String::new(), 0, why));
+        }
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {} FROM events ORDER BY seq",
+            StoredEvent::COLUMNS
+        ))?;
         let mut rows = stmt.query([])?;
         let mut prev = GENESIS_HASH.to_owned();
         let mut expected_seq = 1i64;
         let mut count = 0u64;
+        let mut per_table = [0u64; RECORD_TABLES.len()];
         while let Some(r) = rows.next()? {
             let seq: i64 = r.get(0)?;
-            let fail = |why: String| {
-                Ok(VerifyReport {
-                    ok: false,
-                    events: count,
-                    head: prev.clone(),
-                    first_break: Some((seq as u64, why)),
-                })
+            let fail = |why: String| Ok(broken(count, prev.clone(), seq as u64, why));
+            let ev = match StoredEvent::from_row(r)? {
+                Ok(ev) => ev,
+                Err(why) => return fail(why),
             };
             if seq != expected_seq {
                 return fail(format!(
                     "expected event {expected_seq}, found {seq} (an event was removed)"
                 ));
             }
-            let at: String = r.get(1)?;
-            let kind: String = r.get(2)?;
-            let proposal_id: Option<String> = r.get(3)?;
-            let evidence_id: Option<String> = r.get(4)?;
-            let actor_user: Option<String> = r.get(6)?;
-            let payload: String = r.get(7)?;
-            let prev_hash: String = r.get(8)?;
-            let hash: String = r.get(9)?;
-            if prev_hash != prev {
+            if ev.prev_hash != prev {
                 return fail("prev_hash does not match the previous event's hash".into());
             }
-            let computed = ChainLink {
-                prev_hash: &prev,
-                seq,
-                at: &at,
-                kind: &kind,
-                proposal_id: proposal_id.as_deref(),
-                evidence_id: evidence_id.as_deref(),
-                actor_uid: r.get(5)?,
-                actor_user: actor_user.as_deref(),
-                payload: &payload,
-            }
-            .hash();
-            if computed != hash {
+            if ev.computed_hash() != ev.hash {
                 return fail("event contents do not match its hash (the event was altered)".into());
             }
-            if let Err(why) = self.check_record(&kind, &payload, seq) {
+            let Some(t) = RECORD_TABLES
+                .iter()
+                .position(|t| t.kinds.contains(&ev.kind.as_str()))
+            else {
+                return fail(format!("unknown event kind `{}`", ev.kind));
+            };
+            if let Err(why) = Self::check_record(&self.conn, &RECORD_TABLES[t], &ev) {
                 return fail(why);
             }
-            prev = hash;
+            per_table[t] += 1;
+            prev = ev.hash;
             expected_seq += 1;
             count += 1;
+        }
+        // One row per record event (checked above), and no other rows.
+        for (t, events) in RECORD_TABLES.iter().zip(per_table) {
+            let rows: i64 =
+                self.conn
+                    .query_row(&format!("SELECT COUNT(*) FROM {}", t.table), [], |r| {
+                        r.get(0)
+                    })?;
+            if rows as u64 != events {
+                let stray: Option<i64> = self
+                    .conn
+                    .query_row(
+                        &format!(
+                            "SELECT seq FROM {} WHERE seq NOT IN (SELECT seq FROM events WHERE kind IN ({})) LIMIT 1",
+                            t.table,
+                            t.kinds.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", ")
+                        ),
+                        [],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let why = match stray {
+                    Some(s) => format!(
+                        "a {} row points at event {s}, which is not its event (a row was added)",
+                        t.what
+                    ),
+                    None => format!(
+                        "the {} table has {rows} rows for {events} events (a row was added)",
+                        t.table
+                    ),
+                };
+                return Ok(broken(count, prev, stray.unwrap_or(0).max(0) as u64, why));
+            }
         }
         Ok(VerifyReport {
             ok: true,
@@ -1154,69 +1236,454 @@ impl Ledger {
         })
     }
 
-    /// The record row written with an event must match the event's payload.
-    fn check_record(&self, kind: &str, payload: &str, seq: i64) -> Result<(), String> {
-        let payload: Value =
-            serde_json::from_str(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
-        let Some((what, sql)) = RECORD_ROWS
-            .iter()
-            .find(|(kinds, _, _)| kinds.contains(&kind))
-            .map(|(_, w, q)| (*w, *q))
-        else {
-            return Ok(());
-        };
-        let row: Option<Value> = self
+    /// The ledger's schema must be exactly what this build's migrations
+    /// create for its `user_version`: every table, index and append-only
+    /// trigger, with the same SQL, and nothing else. `Ok(Err(why))` when
+    /// it is not.
+    fn check_schema(&self) -> Result<Result<(), String>, LedgerError> {
+        let version: i64 = self
             .conn
-            .query_row(sql, [seq], |r| r.get::<_, String>(0))
-            .optional()
-            .map_err(|e| e.to_string())?
-            .map(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
-            .transpose()?;
-        if row.as_ref().map(canonical_json) != Some(canonical_json(&payload)) {
-            return Err(format!(
-                "the {what} row does not match its event (the row was altered)"
-            ));
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if !(0..=SCHEMA_VERSION).contains(&version) {
+            return Ok(Err(format!(
+                "the ledger's schema version {version} is not one this build knows"
+            )));
         }
-        if kind == "proposal_recorded" {
-            let cs: ChangeSet = serde_json::from_value(payload["change_set"].clone())
-                .map_err(|e| format!("stored change set is invalid: {e}"))?;
-            if payload["proposal_hash"].as_str() != Some(cs.hash().as_str()) {
-                return Err("the proposal hash does not match its change set".into());
+        let reference = Connection::open_in_memory()?;
+        for sql in MIGRATIONS.iter().take(version as usize) {
+            reference.execute_batch(sql)?;
+        }
+        let want = schema_of(&reference)?;
+        let have = schema_of(&self.conn)?;
+        for (key, sql) in &want {
+            match have.get(key) {
+                None => {
+                    return Ok(Err(format!(
+                        "the ledger's {} `{}` is missing (the schema was changed)",
+                        key.0, key.1
+                    )));
+                }
+                Some(found) if found != sql => {
+                    return Ok(Err(format!(
+                        "the ledger's {} `{}` is not the one Airlock creates (the schema was changed)",
+                        key.0, key.1
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(key) = have.keys().find(|k| !want.contains_key(*k)) {
+            return Ok(Err(format!(
+                "the ledger has an extra {} `{}` (the schema was changed)",
+                key.0, key.1
+            )));
+        }
+        Ok(Ok(()))
+    }
+
+    /// Rebuild the record row of event `ev` from the event (its payload and
+    /// its own hashed columns) and compare it with the stored row, column
+    /// by column.
+    fn check_record(
+        conn: &Connection,
+        table: &RecordTable,
+        ev: &StoredEvent,
+    ) -> Result<(), String> {
+        let payload: Value =
+            serde_json::from_str(&ev.payload).map_err(|e| format!("payload is not JSON: {e}"))?;
+        let expected = expected_row(ev, &payload)?;
+        let row: Option<String> = conn
+            .prepare_cached(table.row_sql)
+            .and_then(|mut s| s.query_row([ev.seq], |r| r.get::<_, String>(0)).optional())
+            .map_err(|e| {
+                format!(
+                    "the {} row of event {} cannot be read: {e}",
+                    table.what, ev.seq
+                )
+            })?;
+        let Some(row) = row else {
+            return Err(format!(
+                "event {} has no {} row (the row was removed or moved)",
+                ev.seq, table.what
+            ));
+        };
+        let row: Value = serde_json::from_str(&row).map_err(|e| e.to_string())?;
+        if canonical_json(&row) == canonical_json(&expected) {
+            return Ok(());
+        }
+        let column = expected
+            .as_object()
+            .and_then(|want| {
+                want.iter()
+                    .find(|(k, v)| {
+                        row.get(k.as_str()).map(canonical_json) != Some(canonical_json(v))
+                    })
+                    .map(|(k, _)| k.clone())
+            })
+            .unwrap_or_else(|| "?".into());
+        Err(format!(
+            "the {} row's `{column}` does not match its event (the row was altered)",
+            table.what
+        ))
+    }
+
+    /// Verify one proposal's segment of the chain, as approve, reject and
+    /// apply do before acting: every event of the proposal and its
+    /// evidence's event must match its hash and link to the event before
+    /// it; each must have its one record row, matching column by column;
+    /// and every decision, job and receipt row of the proposal must be one
+    /// of those. `Ok` when the proposal does not exist at all (the caller
+    /// answers `not_found`).
+    fn verify_segment(conn: &Connection, proposal_id: &str) -> Result<(), LedgerError> {
+        let tampered = |why: String| LedgerError::Tampered {
+            proposal_id: proposal_id.to_owned(),
+            why,
+        };
+        let mut events = conn
+            .prepare_cached(&format!(
+                "SELECT {} FROM events WHERE proposal_id = ?1 ORDER BY seq",
+                StoredEvent::COLUMNS
+            ))?
+            .query_map([proposal_id], StoredEvent::from_row)?
+            .collect::<Result<Result<Vec<_>, String>, _>>()?
+            .map_err(tampered)?;
+        let row: Option<(i64, Option<String>)> = conn
+            .prepare_cached("SELECT seq, evidence_id FROM proposals WHERE proposal_id = ?1")?
+            .query_row([proposal_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((row_seq, evidence_id)) = row else {
+            if events.is_empty() {
+                return Ok(());
+            }
+            return Err(tampered("its proposal row is missing".into()));
+        };
+        let recorded: Vec<i64> = events
+            .iter()
+            .filter(|e| e.kind == "proposal_recorded")
+            .map(|e| e.seq)
+            .collect();
+        if recorded != [row_seq] {
+            return Err(tampered(format!(
+                "its proposal row points at event {row_seq}, which is not the proposal's one recorded event"
+            )));
+        }
+        if let Some(ev_id) = evidence_id {
+            let mut found = conn
+                .prepare_cached(&format!(
+                    "SELECT {} FROM events WHERE evidence_id = ?1 AND kind = 'read_recorded'",
+                    StoredEvent::COLUMNS
+                ))?
+                .query_map([&ev_id], StoredEvent::from_row)?
+                .collect::<Result<Result<Vec<_>, String>, _>>()?
+                .map_err(tampered)?;
+            if found.len() != 1 {
+                return Err(tampered(format!(
+                    "its evidence has {} read events, not one",
+                    found.len()
+                )));
+            }
+            events.append(&mut found);
+        }
+        let mut prev_of = conn.prepare_cached("SELECT hash FROM events WHERE seq = ?1")?;
+        for ev in &events {
+            if ev.computed_hash() != ev.hash {
+                return Err(tampered(format!(
+                    "event {} does not match its hash (the event was altered)",
+                    ev.seq
+                )));
+            }
+            let prev: Option<String> = if ev.seq == 1 {
+                Some(GENESIS_HASH.to_owned())
+            } else {
+                prev_of.query_row([ev.seq - 1], |r| r.get(0)).optional()?
+            };
+            if prev.as_deref() != Some(ev.prev_hash.as_str()) {
+                return Err(tampered(format!(
+                    "event {} does not link to the event before it",
+                    ev.seq
+                )));
+            }
+            let Some(table) = RECORD_TABLES
+                .iter()
+                .find(|t| t.kinds.contains(&ev.kind.as_str()))
+            else {
+                return Err(tampered(format!("unknown event kind `{}`", ev.kind)));
+            };
+            Self::check_record(conn, table, ev).map_err(tampered)?;
+        }
+        // Every decision, job and receipt row of the proposal is one of the
+        // rows just checked (a row added with another key points at an
+        // event that is not the proposal's own).
+        for (table, sql) in [
+            (
+                "decisions",
+                "SELECT seq FROM decisions WHERE proposal_id = ?1",
+            ),
+            ("jobs", "SELECT seq FROM jobs WHERE proposal_id = ?1"),
+            (
+                "receipts",
+                "SELECT seq FROM receipts WHERE proposal_id = ?1 OR job_id IN (SELECT job_id FROM jobs WHERE proposal_id = ?1)",
+            ),
+        ] {
+            let Some(t) = RECORD_TABLES.iter().find(|t| t.table == table) else {
+                continue;
+            };
+            let own: Vec<i64> = events
+                .iter()
+                .filter(|e| t.kinds.contains(&e.kind.as_str()))
+                .map(|e| e.seq)
+                .collect();
+            let seqs = conn
+                .prepare_cached(sql)?
+                .query_map([proposal_id], |r| r.get::<_, i64>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            if let Some(stray) = seqs.iter().find(|s| !own.contains(s)) {
+                return Err(tampered(format!(
+                    "a {} row points at event {stray}, which is not its event (a row was added)",
+                    t.what
+                )));
+            }
+            if seqs.len() != own.len() {
+                return Err(tampered(format!(
+                    "{} {} rows for {} events",
+                    seqs.len(),
+                    t.what,
+                    own.len()
+                )));
             }
         }
         Ok(())
     }
+
+    /// The proposal must have been recorded under `live`, the digest of the
+    /// capability as configured now.
+    fn check_digest(conn: &Connection, proposal_id: &str, live: &str) -> Result<(), LedgerError> {
+        let recorded: Option<String> = conn
+            .prepare_cached("SELECT capability_digest FROM proposals WHERE proposal_id = ?1")?
+            .query_row([proposal_id], |r| r.get(0))
+            .optional()?
+            .flatten();
+        if recorded.as_deref() == Some(live) {
+            return Ok(());
+        }
+        Err(LedgerError::ConfigChanged {
+            proposal_id: proposal_id.to_owned(),
+            recorded,
+            live: live.to_owned(),
+        })
+    }
+
+    /// `proposal`, after verifying the proposal's segment of the chain
+    /// (`LedgerError::Tampered` when it does not verify).
+    pub fn verified_proposal(
+        &self,
+        proposal_id: &str,
+    ) -> Result<Option<ProposalDetail>, LedgerError> {
+        Self::verify_segment(&self.conn, proposal_id)?;
+        self.proposal(proposal_id)
+    }
 }
 
-/// For each event kind that writes a record row: what the row is, and the
-/// query that rebuilds the event's payload from it (`?1` = the event's seq).
-const RECORD_ROWS: &[(&[&str], &str, &str)] = &[
-    (
-        &["read_recorded"],
-        "evidence",
-        "SELECT json_object('evidence_id', evidence_id, 'capability', capability, 'tenant_id', tenant_id, 'principal', principal, 'query_fingerprint', query_fingerprint, 'parameters', json(parameters), 'rows', json(rows_json)) FROM evidence WHERE seq = ?1",
-    ),
-    (
-        &["proposal_recorded"],
-        "proposal",
-        "SELECT json_object('proposal_id', proposal_id, 'change_set', json(change_set), 'proposal_hash', proposal_hash, 'evidence_id', evidence_id, 'required_role', required_role, 'expires_at', expires_at) FROM proposals WHERE seq = ?1",
-    ),
-    (
-        &["approved", "rejected"],
-        "decision",
-        "SELECT json_object('proposal_id', proposal_id, 'decision', decision, 'note', note) FROM decisions WHERE seq = ?1",
-    ),
-    (
-        &["writeback_started"],
-        "writeback job",
-        "SELECT json_object('job_id', job_id, 'proposal_id', proposal_id, 'attempt', attempt, 'executor', executor, 'idempotency_key', idempotency_key) FROM jobs WHERE seq = ?1",
-    ),
-    (
-        &["writeback_finished"],
-        "receipt",
-        "SELECT json_object('job_id', job_id, 'proposal_id', proposal_id, 'status', status, 'receipt', json(receipt), 'detail', detail) FROM receipts WHERE seq = ?1",
-    ),
+/// The ledger's schema objects: (type, name) → (table, SQL).
+type Schema = std::collections::BTreeMap<(String, String), (String, Option<String>)>;
+
+fn schema_of(conn: &Connection) -> Result<Schema, LedgerError> {
+    let mut stmt = conn.prepare(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_stat%'",
+    )?;
+    let rows = stmt.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?))))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Unix milliseconds of an RFC 3339 time written by [`Timestamp`].
+fn ms_of(text: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| format!("`{text}` is not a time: {e}"))
+}
+
+/// The record row an event wrote, rebuilt from the event alone: its
+/// payload and its own hashed columns (time, actor). Also checks the
+/// event's id columns agree with its payload.
+fn expected_row(ev: &StoredEvent, payload: &Value) -> Result<Value, String> {
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    let same = |column: &str, have: &Option<String>, want: Option<String>| {
+        if *have == want {
+            Ok(())
+        } else {
+            Err(format!(
+                "event {}'s {column} does not match its payload (the event was altered)",
+                ev.seq
+            ))
+        }
+    };
+    let (uid, user, at) = (ev.actor_uid, ev.actor_user.clone(), ev.at.clone());
+    let p = |k: &str| payload.get(k).cloned().unwrap_or(Value::Null);
+    match ev.kind.as_str() {
+        "read_recorded" => {
+            same("proposal_id", &ev.proposal_id, None)?;
+            same("evidence_id", &ev.evidence_id, text(&p("evidence_id")))?;
+            Ok(json!({
+                "evidence_id": p("evidence_id"), "seq": ev.seq, "capability": p("capability"),
+                "tenant_id": p("tenant_id"), "principal": p("principal"),
+                "query_fingerprint": p("query_fingerprint"), "parameters": p("parameters"),
+                "rows": p("rows"), "recorded_uid": uid, "recorded_user": user, "recorded_at": at,
+            }))
+        }
+        "proposal_recorded" => {
+            same("proposal_id", &ev.proposal_id, text(&p("proposal_id")))?;
+            same("evidence_id", &ev.evidence_id, text(&p("evidence_id")))?;
+            let cs: ChangeSet = serde_json::from_value(p("change_set"))
+                .map_err(|e| format!("stored change set is invalid: {e}"))?;
+            if payload["proposal_hash"].as_str() != Some(cs.hash().as_str()) {
+                return Err("the proposal hash does not match its change set".into());
+            }
+            let expires_at = text(&p("expires_at")).unwrap_or_default();
+            Ok(json!({
+                "proposal_id": p("proposal_id"), "seq": ev.seq, "capability": cs.capability,
+                "tenant_id": cs.tenant_id, "object_id": scalar_text(&cs.target.primary_key.value),
+                "principal": cs.principal, "change_set": p("change_set"),
+                "proposal_hash": p("proposal_hash"), "evidence_id": p("evidence_id"),
+                "required_role": p("required_role"), "proposer_uid": uid, "proposer_user": user,
+                "created_ms": ms_of(&at)?, "created_at": at, "expires_ms": ms_of(&expires_at)?,
+                "expires_at": expires_at, "capability_digest": p("capability_digest"),
+            }))
+        }
+        "approved" | "rejected" => {
+            same("proposal_id", &ev.proposal_id, text(&p("proposal_id")))?;
+            if payload["decision"].as_str() != Some(ev.kind.as_str()) {
+                return Err(format!(
+                    "event {} is `{}` but its payload says otherwise (the event was altered)",
+                    ev.seq, ev.kind
+                ));
+            }
+            Ok(json!({
+                "proposal_id": p("proposal_id"), "seq": ev.seq, "decision": p("decision"),
+                "uid": uid, "user": user, "at_ms": ms_of(&at)?, "at": at, "note": p("note"),
+            }))
+        }
+        "writeback_started" => {
+            same("proposal_id", &ev.proposal_id, text(&p("proposal_id")))?;
+            Ok(json!({
+                "job_id": p("job_id"), "proposal_id": p("proposal_id"), "seq": ev.seq,
+                "attempt": p("attempt"), "executor": p("executor"),
+                "idempotency_key": p("idempotency_key"), "uid": uid, "user": user,
+                "started_at": at,
+            }))
+        }
+        "writeback_finished" => {
+            same("proposal_id", &ev.proposal_id, text(&p("proposal_id")))?;
+            let receipt_hash = payload["receipt"]
+                .get("receipt_hash")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            Ok(json!({
+                "job_id": p("job_id"), "proposal_id": p("proposal_id"), "seq": ev.seq,
+                "status": p("status"), "receipt": p("receipt"), "receipt_hash": receipt_hash,
+                "detail": p("detail"), "executed_at": at,
+            }))
+        }
+        other => Err(format!("unknown event kind `{other}`")),
+    }
+}
+
+/// A table of record rows, written one per event of `kinds`.
+struct RecordTable {
+    kinds: &'static [&'static str],
+    table: &'static str,
+    what: &'static str,
+    /// Every column of the row with `seq = ?1`, as one JSON object.
+    row_sql: &'static str,
+}
+
+const RECORD_TABLES: &[RecordTable] = &[
+    RecordTable {
+        kinds: &["read_recorded"],
+        table: "evidence",
+        what: "evidence",
+        row_sql: "SELECT json_object('evidence_id', evidence_id, 'seq', seq, 'capability', capability, 'tenant_id', tenant_id, 'principal', principal, 'query_fingerprint', query_fingerprint, 'parameters', json(parameters), 'rows', json(rows_json), 'recorded_uid', recorded_uid, 'recorded_user', recorded_user, 'recorded_at', recorded_at) FROM evidence WHERE seq = ?1",
+    },
+    RecordTable {
+        kinds: &["proposal_recorded"],
+        table: "proposals",
+        what: "proposal",
+        row_sql: "SELECT json_object('proposal_id', proposal_id, 'seq', seq, 'capability', capability, 'tenant_id', tenant_id, 'object_id', object_id, 'principal', principal, 'change_set', json(change_set), 'proposal_hash', proposal_hash, 'evidence_id', evidence_id, 'required_role', required_role, 'proposer_uid', proposer_uid, 'proposer_user', proposer_user, 'created_at', created_at, 'created_ms', created_ms, 'expires_at', expires_at, 'expires_ms', expires_ms, 'capability_digest', capability_digest) FROM proposals WHERE seq = ?1",
+    },
+    RecordTable {
+        kinds: &["approved", "rejected"],
+        table: "decisions",
+        what: "decision",
+        row_sql: "SELECT json_object('proposal_id', proposal_id, 'seq', seq, 'decision', decision, 'uid', uid, 'user', user, 'at', at, 'at_ms', at_ms, 'note', note) FROM decisions WHERE seq = ?1",
+    },
+    RecordTable {
+        kinds: &["writeback_started"],
+        table: "jobs",
+        what: "writeback job",
+        row_sql: "SELECT json_object('job_id', job_id, 'proposal_id', proposal_id, 'seq', seq, 'attempt', attempt, 'executor', executor, 'idempotency_key', idempotency_key, 'uid', uid, 'user', user, 'started_at', started_at) FROM jobs WHERE seq = ?1",
+    },
+    RecordTable {
+        kinds: &["writeback_finished"],
+        table: "receipts",
+        what: "receipt",
+        row_sql: "SELECT json_object('job_id', job_id, 'proposal_id', proposal_id, 'seq', seq, 'status', status, 'receipt', json(receipt), 'receipt_hash', receipt_hash, 'detail', detail, 'executed_at', executed_at) FROM receipts WHERE seq = ?1",
+    },
 ];
+
+/// One event as stored.
+struct StoredEvent {
+    seq: i64,
+    at: String,
+    kind: String,
+    proposal_id: Option<String>,
+    evidence_id: Option<String>,
+    actor_uid: Option<u32>,
+    actor_user: Option<String>,
+    payload: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl StoredEvent {
+    const COLUMNS: &'static str =
+        "seq, at, kind, proposal_id, evidence_id, actor_uid, actor_user, payload, prev_hash, hash";
+
+    /// `Ok(Err(why))` for a row no executor writes (an actor uid out of range).
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<StoredEvent, String>> {
+        let seq: i64 = r.get(0)?;
+        let actor_uid = match r.get::<_, Option<i64>>(5)?.map(u32::try_from).transpose() {
+            Ok(uid) => uid,
+            Err(_) => return Ok(Err(format!("event {seq}'s actor uid is out of range"))),
+        };
+        Ok(Ok(StoredEvent {
+            seq,
+            at: r.get(1)?,
+            kind: r.get(2)?,
+            proposal_id: r.get(3)?,
+            evidence_id: r.get(4)?,
+            actor_uid,
+            actor_user: r.get(6)?,
+            payload: r.get(7)?,
+            prev_hash: r.get(8)?,
+            hash: r.get(9)?,
+        }))
+    }
+
+    /// The hash of this event's columns, its stored `prev_hash` included.
+    fn computed_hash(&self) -> String {
+        ChainLink {
+            prev_hash: &self.prev_hash,
+            seq: self.seq,
+            at: &self.at,
+            kind: &self.kind,
+            proposal_id: self.proposal_id.as_deref(),
+            evidence_id: self.evidence_id.as_deref(),
+            actor_uid: self.actor_uid,
+            actor_user: self.actor_user.as_deref(),
+            payload: &self.payload,
+        }
+        .hash()
+    }
+}
 
 /// One event's fields, as hashed into the chain.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -1249,6 +1716,223 @@ mod tests {
             uid: 1000,
             user: Some("ann".into()),
         }
+    }
+
+    fn change_set() -> ChangeSet {
+        serde_json::from_value(json!({
+            "capability": "billing.propose_late_fee_waiver",
+            "args": {"invoice_id": "INV-1", "reason": "r"},
+            "tenant_id": "acme",
+            "principal": "p",
+            "target": {"schema": "main", "table": "invoices", "primary_key": {"column": "id", "value": "INV-1"}},
+            "before": {"late_fee_cents": 5500},
+            "patch": {"late_fee_cents": 0},
+            "after": {"late_fee_cents": 0},
+            "guards": {"tenant": {"column": "tenant_id", "value": "acme"}, "allowed_columns": ["late_fee_cents"],
+                       "expected_version": null, "row_hash": "sha256:00", "transitions": []}
+        }))
+        .unwrap()
+    }
+
+    /// A ledger with the whole story of one applied proposal and one
+    /// pending proposal: (ledger, dir, applied id, pending id).
+    fn story(name: &str) -> (Ledger, std::path::PathBuf, String, String) {
+        let dir =
+            std::env::temp_dir().join(format!("airlock-ledger-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut l = Ledger::open(&dir.join("l.db")).unwrap();
+        let rows = vec![
+            json!({"id": "INV-1", "tenant_id": "acme", "late_fee_cents": 5500})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        ];
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            let (ev, _) = l
+                .record_evidence(NewEvidence {
+                    capability: "billing.propose_late_fee_waiver",
+                    tenant_id: "acme",
+                    principal: "p",
+                    query_fingerprint: "sha256:00",
+                    parameters: &[],
+                    rows: &rows,
+                    actor: &actor(),
+                })
+                .unwrap();
+            let p = l
+                .record_proposal(NewProposal {
+                    change_set: &change_set(),
+                    capability_digest: "sha256:cap",
+                    evidence_id: Some(&ev),
+                    required_role: Some("billing"),
+                    ttl_ms: 60_000,
+                    actor: &actor(),
+                })
+                .unwrap();
+            ids.push(p.proposal_id);
+        }
+        let (applied, pending) = (ids[0].clone(), ids[1].clone());
+        l.record_decision(&applied, true, &actor(), Some("ok"), "sha256:cap")
+            .unwrap();
+        let ApplyStart::Run { job_id, .. } = l
+            .begin_apply(&applied, "sql_update", "k", &actor(), "sha256:cap")
+            .unwrap()
+        else {
+            panic!("runs")
+        };
+        let receipt = json!({"receipt_hash": "sha256:11", "status": "applied"});
+        l.record_receipt(NewReceipt {
+            job_id: &job_id,
+            proposal_id: &applied,
+            status: "applied",
+            receipt: &receipt,
+            detail: None,
+        })
+        .unwrap();
+        (l, dir, applied, pending)
+    }
+
+    #[test]
+    fn the_whole_story_verifies_and_a_forged_approval_does_not() {
+        let (mut l, dir, applied, pending) = story("forged");
+        let report = l.verify().unwrap();
+        assert!(report.ok, "{report:?}");
+        assert_eq!(report.events, 7);
+        Ledger::verify_segment(&l.conn, &applied).unwrap();
+        Ledger::verify_segment(&l.conn, &pending).unwrap();
+        // The attack: a decision row for the pending proposal pointing at an
+        // unrelated event makes it `approved`.
+        l.conn
+            .execute(
+                "INSERT INTO decisions (proposal_id, seq, decision, uid, user, at, at_ms, note) VALUES (?1, 1, 'approved', 1000, 'ann', '2026-01-01T00:00:00.000Z', 0, NULL)",
+                [&pending],
+            )
+            .unwrap();
+        assert_eq!(
+            l.proposal(&pending).unwrap().unwrap().summary.state,
+            ProposalState::Approved,
+            "the forged row really approves"
+        );
+        let err = l
+            .begin_apply(&pending, "sql_update", "k2", &actor(), "sha256:cap")
+            .unwrap_err();
+        assert!(matches!(err, LedgerError::Tampered { .. }), "{err}");
+        assert!(matches!(
+            l.verified_proposal(&pending).unwrap_err(),
+            LedgerError::Tampered { .. }
+        ));
+        let report = l.verify().unwrap();
+        assert!(!report.ok, "{report:?}");
+        // The other proposal's segment is untouched and still verifies.
+        Ledger::verify_segment(&l.conn, &applied).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_changed_capability_digest_is_refused_at_decision_and_apply() {
+        let (mut l, dir, _, pending) = story("digest");
+        let err = l
+            .record_decision(&pending, true, &actor(), None, "sha256:other")
+            .unwrap_err();
+        assert!(matches!(err, LedgerError::ConfigChanged { .. }), "{err}");
+        l.record_decision(&pending, true, &actor(), None, "sha256:cap")
+            .unwrap();
+        let err = l
+            .begin_apply(&pending, "sql_update", "k3", &actor(), "sha256:other")
+            .unwrap_err();
+        assert!(matches!(err, LedgerError::ConfigChanged { .. }), "{err}");
+        assert!(l.verify().unwrap().ok);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn every_edited_column_and_every_copied_row_breaks_verify() {
+        let (l, dir, _, _) = story("columns");
+        let path = dir.join("l.db");
+        l.checkpoint().unwrap();
+        drop(l);
+        let pristine = std::fs::read(&path).unwrap();
+        let triggers: Vec<(String, String)> = {
+            let c = Connection::open(&path).unwrap();
+            let mut s = c
+                .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+                .unwrap();
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let attempt = |sql: &str| -> VerifyReport {
+            std::fs::write(&path, &pristine).unwrap();
+            let _ = std::fs::remove_file(dir.join("l.db-wal"));
+            let c = Connection::open(&path).unwrap();
+            let mut script = String::from("PRAGMA foreign_keys = OFF;");
+            for (name, _) in &triggers {
+                script.push_str(&format!("DROP TRIGGER {name};"));
+            }
+            script.push_str(sql);
+            for (_, t) in &triggers {
+                script.push_str(&format!("{t};"));
+            }
+            c.execute_batch(&script).unwrap();
+            drop(c);
+            Ledger::open_read_only(&path).unwrap().verify().unwrap()
+        };
+        assert!(
+            attempt("SELECT 1;").ok,
+            "dropping and recreating the triggers alone verifies"
+        );
+        for table in ["evidence", "proposals", "decisions", "jobs", "receipts"] {
+            let c = Connection::open(&path).unwrap();
+            let cols: Vec<(String, String)> = c
+                .prepare(&format!(
+                    "SELECT name, type FROM pragma_table_info('{table}')"
+                ))
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            drop(c);
+            for (col, ty) in &cols {
+                let change = if col == "decision" {
+                    "CASE decision WHEN 'approved' THEN 'rejected' ELSE 'approved' END".to_owned()
+                } else if col == "status" {
+                    "CASE status WHEN 'applied' THEN 'conflict' ELSE 'applied' END".to_owned()
+                } else if ty == "INTEGER" {
+                    format!("{col} + 1000000")
+                } else {
+                    format!(
+                        "CASE WHEN {col} IS NULL THEN 'forged' WHEN json_valid({col}) AND substr({col}, 1, 1) = '{{' THEN json_set({col}, '$.forged', 1) WHEN json_valid({col}) AND substr({col}, 1, 1) = '[' THEN json_insert({col}, '$[#]', 1) ELSE {col} || 'x' END"
+                    )
+                };
+                let sql = format!(
+                    "UPDATE {table} SET {col} = {change} WHERE seq = (SELECT MIN(seq) FROM {table});"
+                );
+                let r = attempt(&sql);
+                assert!(!r.ok, "editing {table}.{col} went unnoticed");
+            }
+            let r = attempt(&format!(
+                "CREATE TEMP TABLE c AS SELECT * FROM {table} WHERE seq = (SELECT MIN(seq) FROM {table}); UPDATE c SET seq = 999; UPDATE c SET {pk} = {pk} || 'copy'; {extra} INSERT INTO {table} SELECT * FROM c;",
+                pk = cols[0].0,
+                extra = if table == "jobs" {
+                    "UPDATE c SET attempt = attempt + 1;"
+                } else {
+                    ""
+                }
+            ));
+            assert!(!r.ok, "a copied {table} row went unnoticed");
+        }
+        std::fs::write(&path, &pristine).unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("DROP TRIGGER decisions_append_only_u;")
+            .unwrap();
+        let r = Ledger::open_read_only(&path).unwrap().verify().unwrap();
+        assert!(!r.ok && r.first_break.unwrap().1.contains("decisions_append_only_u"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

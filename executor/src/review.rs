@@ -75,8 +75,10 @@ async fn decide(
     }
     let id = resolve(auth, id).await?;
     let lookup = id.clone();
+    // The proposal's own segment of the chain must verify before anything
+    // it says (its role, its capability) is trusted.
     let detail = auth
-        .ledger(Durability::Deferred, move |l| l.proposal(&lookup))
+        .ledger(Durability::Deferred, move |l| l.verified_proposal(&lookup))
         .await?
         .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "no such proposal"))?;
     let role = detail.summary.required_role.as_deref();
@@ -90,14 +92,37 @@ async fn decide(
         };
         return Err(ErrorBody::new(ErrorCode::RoleRequired, msg));
     }
+    let digest = live_capability_digest(auth, &detail)?;
     let actor = peer.identity();
     let decision = auth
         .ledger(Durability::Now, move |l| {
-            l.record_decision(&id, approve, &actor, note.as_deref())
+            l.record_decision(&id, approve, &actor, note.as_deref(), &digest)
         })
         .await?;
     tracing::info!(proposal_id = %decision.proposal_id, state = decision.state.as_str(), uid = peer.creds.uid, "proposal decided");
     Ok(decision)
+}
+
+/// The digest of the proposal's capability as the executor's config defines
+/// it now (`airlock_policy::binding`); `config_changed` when the capability
+/// is gone or is no longer a proposal capability.
+pub fn live_capability_digest(
+    auth: &Authority,
+    detail: &ProposalDetail,
+) -> Result<String, ErrorBody> {
+    auth.config
+        .capability(&detail.summary.capability)
+        .filter(|c| c.kind == airlock_policy::config::Kind::Proposal)
+        .map(|cap| airlock_policy::binding::capability_digest(&auth.config, cap))
+        .ok_or_else(|| {
+            ErrorBody::new(
+                ErrorCode::ConfigChanged,
+                format!(
+                    "proposal {} cannot be decided or applied: its capability `{}` is no longer a proposal capability in the executor's config; nothing was done. Ask for a new proposal under the current config",
+                    detail.summary.proposal_id, detail.summary.capability
+                ),
+            )
+        })
 }
 
 pub async fn approve(auth: &Authority, peer: &Peer, req: Approve) -> Result<Decision, ErrorBody> {

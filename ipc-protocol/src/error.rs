@@ -42,6 +42,12 @@ pub enum ErrorCode {
     RoleRequired,
     /// The ledger refused secret-looking material.
     SecretMaterial,
+    /// The ledger's record of the proposal does not verify (rows were
+    /// added, removed or edited outside the executor); nothing was done.
+    LedgerTampered,
+    /// The capability's reviewed definition in the executor's config is no
+    /// longer the one the proposal was recorded under; propose again.
+    ConfigChanged,
     /// Too many connections or requests; try again later.
     Busy,
     /// The executor is shutting down.
@@ -70,6 +76,8 @@ impl ErrorCode {
         ErrorCode::Expired,
         ErrorCode::RoleRequired,
         ErrorCode::SecretMaterial,
+        ErrorCode::LedgerTampered,
+        ErrorCode::ConfigChanged,
         ErrorCode::Busy,
         ErrorCode::ShuttingDown,
         ErrorCode::Internal,
@@ -94,6 +102,8 @@ impl ErrorCode {
             ErrorCode::Expired => "expired",
             ErrorCode::RoleRequired => "role_required",
             ErrorCode::SecretMaterial => "secret_material",
+            ErrorCode::LedgerTampered => "ledger_tampered",
+            ErrorCode::ConfigChanged => "config_changed",
             ErrorCode::Busy => "busy",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Internal => "internal",

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
+pub mod binding;
 pub mod canonical;
 pub mod catalog;
 pub mod change_set;

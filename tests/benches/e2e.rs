@@ -1051,6 +1051,7 @@ fn fill_ledger(stack: &Stack, evidence: usize, proposals: usize) -> Duration {
         .as_ref()
         .and_then(|p| p.approval.required_role.clone());
     let ttl_ms = (stack.config.airlock.proposal_ttl_seconds as i64).saturating_mul(1000);
+    let digest = airlock_policy::binding::capability_digest(&stack.config, waiver_cap);
     let params = params_meta();
     let row = invoice_row(INVOICE, TENANT);
     let visible = |cap: &airlock_policy::config::Capability| -> Map<String, Value> {
@@ -1093,6 +1094,7 @@ fn fill_ledger(stack: &Stack, evidence: usize, proposals: usize) -> Duration {
             ledger
                 .record_proposal(NewProposal {
                     change_set: &cs,
+                    capability_digest: &digest,
                     evidence_id: Some(&ev_id),
                     required_role: role.as_deref(),
                     ttl_ms,

@@ -70,8 +70,10 @@ pub async fn apply(
     }
     let started = std::time::Instant::now();
     let id = proposal_id.to_owned();
+    // The proposal's own segment of the chain must verify before anything
+    // it says (its role, its decision, its change set) is trusted.
     let detail = auth
-        .ledger(Durability::Deferred, move |l| l.proposal(&id))
+        .ledger(Durability::Deferred, move |l| l.verified_proposal(&id))
         .await?
         .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "no such proposal"))?;
     let role = detail.summary.required_role.as_deref();
@@ -89,16 +91,37 @@ pub async fn apply(
             ),
         ));
     }
+    // Only what was approved runs: the capability's live definition must be
+    // the one the proposal was recorded under (the ledger compares the
+    // digests when the job starts), and the live target must be the stored
+    // change set's target.
+    let digest = crate::review::live_capability_digest(auth, &detail)?;
     let Some(cap) = auth
         .config
         .capability(&detail.summary.capability)
         .filter(|c| c.kind == Kind::Proposal)
     else {
         return Err(ErrorBody::new(
-            ErrorCode::InvalidState,
+            ErrorCode::ConfigChanged,
             "the proposal's capability is no longer in the executor's config; it cannot be applied",
         ));
     };
+    if !targets_the_stored_row(cap, &detail.change_set) {
+        tracing::warn!(
+            proposal_id,
+            "apply refused: the capability's target differs from the stored change set's"
+        );
+        return Err(ErrorBody::new(
+            ErrorCode::ConfigChanged,
+            format!(
+                "proposal {proposal_id} targets {}.{} but its capability now targets {}.{} (or another key or tenant column); nothing was done. Ask for a new proposal under the current config",
+                detail.change_set.target.schema,
+                detail.change_set.target.table,
+                cap.target.schema,
+                cap.target.table
+            ),
+        ));
+    }
     let Some(spec) = &cap.proposal else {
         return Err(ErrorBody::new(
             ErrorCode::Internal,
@@ -141,6 +164,7 @@ pub async fn apply(
         executor.name.to_owned(),
         peer.identity(),
     );
+    let live = digest.clone();
     let looked_up = started.elapsed();
     // The job start needs no fsync of its own: exactly-once rests on the
     // idempotency key (the receipt in the source database, or the handler's
@@ -149,7 +173,7 @@ pub async fn apply(
     // answered `already_applied` by the source or handler.
     let start = auth
         .ledger(Durability::Deferred, move |l| {
-            l.begin_apply(&id, &name, &key, &actor)
+            l.begin_apply(&id, &name, &key, &actor, &live)
         })
         .await?;
     let job_recorded = started.elapsed();
@@ -256,6 +280,18 @@ pub async fn apply(
         receipt,
         detail: outcome.detail,
     })
+}
+
+/// Whether the live capability writes the row the stored change set names:
+/// same schema, table, key column and tenant column.
+fn targets_the_stored_row(
+    cap: &airlock_policy::config::Capability,
+    cs: &airlock_policy::change_set::ChangeSet,
+) -> bool {
+    cap.target.schema == cs.target.schema
+        && cap.target.table == cs.target.table
+        && cap.target.primary_key == cs.target.primary_key.column
+        && cap.target.tenant_key.as_deref() == cs.guards.tenant.as_ref().map(|t| t.column.as_str())
 }
 
 /// The ledger refuses secret-looking material; a receipt must still be
