@@ -6,7 +6,7 @@
 //! modes before accepting anyone.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -140,16 +140,22 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         opts.store.as_deref(),
         config.storage.sqlite_path.as_deref(),
     );
-    if let Some(parent) = store.parent().filter(|p| !p.as_os_str().is_empty()) {
-        create_private_dir(parent, 0o700)
-            .with_context(|| format!("cannot create the ledger directory {}", parent.display()))?;
-    }
+    let own_uid = nix::unistd::geteuid().as_raw();
+    // The store's directory, lock and ledger are opened without following
+    // links, in a directory only the executor can change (secure_path).
+    let _store_dir = crate::secure_path::open_store_dir(&store, own_uid)?;
     let lock = lock_store(&store)?;
 
-    let own_uid = nix::unistd::geteuid().as_raw();
     let peers = PeerPolicy::from_config(&config, own_uid, |k| std::env::var(k).ok(), user_uid)?;
     for w in &peers.warnings {
         tracing::warn!("{w}");
+    }
+    // SQLite opens by path: the file and its companions must not be links.
+    // Only root or the executor could swap one in after this check (the
+    // directory is the executor's, mode 0700, under safe ancestors).
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let path = PathBuf::from(format!("{}{suffix}", store.display()));
+        crate::secure_path::refuse_link(&path, "ledger file")?;
     }
     let ledger = Ledger::open(&store)
         .with_context(|| format!("cannot open the ledger {}", store.display()))?;
@@ -254,21 +260,10 @@ fn user_uid(name: &str) -> Option<u32> {
         .map(|u| u.uid.as_raw())
 }
 
-/// Create `dir` (and parents) if missing and set `mode` on it.
-fn create_private_dir(dir: &Path, mode: u32) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
-}
-
 /// Hold an exclusive lock on `<store>.lock` for the executor's lifetime.
 fn lock_store(store: &Path) -> anyhow::Result<Flock<File>> {
     let path = PathBuf::from(format!("{}.lock", store.display()));
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
+    let file = crate::secure_path::open_store_file(&path)
         .with_context(|| format!("cannot open the store lock {}", path.display()))?;
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(mut locked) => {
@@ -288,10 +283,13 @@ fn lock_store(store: &Path) -> anyhow::Result<Flock<File>> {
 }
 
 /// The socket directory must be ours: created 0750 (group-owned when a
-/// socket group is configured), never a directory someone else controls.
+/// socket group is configured), never a directory someone else controls,
+/// and every directory above it safe too (secure_path::check_ancestors).
 fn prepare_socket_dir(dir: &Path, own_uid: u32, group: Option<u32>) -> anyhow::Result<()> {
+    crate::secure_path::check_ancestors(dir, own_uid, "socket directory")?;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the socket directory {}", dir.display()))?;
+    crate::secure_path::check_ancestors(dir, own_uid, "socket directory")?;
     let meta = std::fs::symlink_metadata(dir)?;
     if !meta.is_dir() {
         bail!("socket directory {} is not a directory", dir.display());

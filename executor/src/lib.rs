@@ -23,4 +23,5 @@ pub mod intake;
 pub mod ledger;
 pub mod peer_auth;
 pub mod review;
+pub mod secure_path;
 pub mod writeback;

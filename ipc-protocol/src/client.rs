@@ -7,7 +7,96 @@ use std::time::Duration;
 use crate::error::ErrorBody;
 use crate::frame::{FrameError, read_frame, write_frame};
 use crate::message::{Hello, Request, RequestFrame, Response, ResponseFrame, Role, Welcome};
-use crate::transport::{IpcStream, connect};
+use crate::transport::{IpcStream, connect, peer_credentials};
+
+/// The environment variable naming the executor's OS user for clients.
+pub const EXECUTOR_USER_ENV: &str = "AIRLOCK_EXECUTOR_USER";
+
+/// The system user the packaged executor runs as (`deploy/sysusers`).
+pub const DEFAULT_EXECUTOR_USER: &str = "airlock";
+
+/// Which uids a client accepts as the executor, checked with SO_PEERCRED
+/// on the connected socket before the client sends a single byte: a
+/// socket some other local user put at the path is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedServer {
+    uids: Vec<u32>,
+    described: String,
+}
+
+impl ExpectedServer {
+    /// Exactly these uids (root, which can impersonate anyone anyway, is
+    /// always accepted).
+    pub fn uids(uids: &[u32], described: &str) -> ExpectedServer {
+        let mut all = vec![0];
+        all.extend(uids.iter().copied().filter(|u| *u != 0));
+        ExpectedServer {
+            uids: all,
+            described: described.to_owned(),
+        }
+    }
+
+    /// Without configuration: this process's own uid (the single-user
+    /// default), the `airlock` system user when it exists (the packaged
+    /// service), or root.
+    pub fn local_default() -> ExpectedServer {
+        let own = nix::unistd::geteuid().as_raw();
+        let mut uids = vec![own];
+        let mut parts = Vec::new();
+        if own != 0 {
+            parts.push(format!("uid {own} (yours)"));
+        }
+        if let Some(u) = lookup_user(DEFAULT_EXECUTOR_USER) {
+            uids.push(u);
+            parts.push(format!("uid {u} (`{DEFAULT_EXECUTOR_USER}`)"));
+        }
+        parts.push("root".to_owned());
+        ExpectedServer::uids(&uids, &format!("expected {}", parts.join(" or ")))
+    }
+
+    /// From an explicit user name or numeric uid (`--executor-user`), else
+    /// [`EXECUTOR_USER_ENV`] in `env`, else [`ExpectedServer::local_default`].
+    pub fn resolve(
+        explicit: Option<&str>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<ExpectedServer, String> {
+        let spec = match explicit {
+            Some(s) => Some(s.to_owned()),
+            None => env(EXECUTOR_USER_ENV).filter(|s| !s.is_empty()),
+        };
+        let Some(spec) = spec else {
+            return Ok(ExpectedServer::local_default());
+        };
+        let uid = match spec.parse::<u32>() {
+            Ok(uid) => uid,
+            Err(_) => lookup_user(&spec).ok_or_else(|| {
+                format!(
+                    "the executor user `{spec}` (--executor-user / {EXECUTOR_USER_ENV}) does not exist on this machine; give the user name or numeric uid the executor runs as"
+                )
+            })?,
+        };
+        Ok(ExpectedServer::uids(
+            &[uid],
+            &format!("expected uid {uid} (`{spec}`) or root"),
+        ))
+    }
+
+    pub fn accepts(&self, uid: u32) -> bool {
+        self.uids.contains(&uid)
+    }
+
+    /// Who is expected, for messages.
+    pub fn describe(&self) -> &str {
+        &self.described
+    }
+}
+
+fn lookup_user(name: &str) -> Option<u32> {
+    nix::unistd::User::from_name(name)
+        .ok()
+        .flatten()
+        .map(|u| u.uid.as_raw())
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -29,6 +118,14 @@ pub enum ClientError {
     Closed,
     #[error("the executor did not answer within {0:?}")]
     Timeout(Duration),
+    #[error(
+        "refusing to talk to {path}: the process listening there runs as uid {uid}, which is not the Airlock executor ({expected}); another local user may have put a socket there. Nothing was sent. If the executor really runs as uid {uid}, say so with --executor-user or AIRLOCK_EXECUTOR_USER"
+    )]
+    UntrustedServer {
+        path: PathBuf,
+        uid: u32,
+        expected: String,
+    },
     #[error("{0}")]
     Refused(ErrorBody),
     #[error("unexpected answer from the executor: {0}")]
@@ -52,12 +149,27 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connect to `socket` and complete the handshake as `role`.
+    /// Connect to `socket` and complete the handshake as `role`, accepting
+    /// the server as the executor per [`ExpectedServer::local_default`].
     pub async fn connect(
         socket: &Path,
         role: Role,
         client_version: &str,
         timeout: Duration,
+    ) -> Result<Client, ClientError> {
+        let expected = ExpectedServer::local_default();
+        Client::connect_expecting(socket, role, client_version, timeout, &expected).await
+    }
+
+    /// Connect to `socket`, check that the listening process runs as one of
+    /// `expected`'s uids (SO_PEERCRED, before anything is sent), and
+    /// complete the handshake as `role`.
+    pub async fn connect_expecting(
+        socket: &Path,
+        role: Role,
+        client_version: &str,
+        timeout: Duration,
+        expected: &ExpectedServer,
     ) -> Result<Client, ClientError> {
         let stream = connect(socket)
             .await
@@ -73,6 +185,19 @@ impl Client {
                     source,
                 },
             })?;
+        // The listener's credentials, captured by the kernel at listen():
+        // checked before the hello, so an impostor learns nothing.
+        let server = peer_credentials(&stream).map_err(|source| ClientError::Unreachable {
+            path: socket.to_owned(),
+            source,
+        })?;
+        if !expected.accepts(server.uid) {
+            return Err(ClientError::UntrustedServer {
+                path: socket.to_owned(),
+                uid: server.uid,
+                expected: expected.describe().to_owned(),
+            });
+        }
         let mut client = Client {
             stream,
             next_id: 0,
@@ -163,5 +288,25 @@ impl Client {
             ))),
             other => Ok(other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_server_resolution() {
+        let none = |_: &str| None;
+        let own = nix::unistd::geteuid().as_raw();
+        let default = ExpectedServer::resolve(None, none).unwrap();
+        assert!(default.accepts(own) && default.accepts(0));
+        let explicit = ExpectedServer::resolve(Some("65534"), none).unwrap();
+        assert!(explicit.accepts(65534) && explicit.accepts(0));
+        assert_eq!(explicit.accepts(own), own == 0);
+        let env = |k: &str| (k == EXECUTOR_USER_ENV).then(|| "4242".to_owned());
+        assert!(ExpectedServer::resolve(None, env).unwrap().accepts(4242));
+        let err = ExpectedServer::resolve(Some("no-such-user-xyz"), none).unwrap_err();
+        assert!(err.contains("does not exist"), "{err}");
     }
 }

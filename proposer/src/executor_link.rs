@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use airlock_ipc::client::{Client, ClientError};
+use airlock_ipc::client::{Client, ClientError, ExpectedServer};
 use airlock_ipc::message::{Request, Response};
 use airlock_ipc::{ErrorBody, Role};
 use tokio::sync::Mutex;
@@ -24,11 +24,16 @@ pub enum LinkError {
     Refused(ErrorBody),
     #[error("the connection to the executor was lost during the request; the outcome is unknown")]
     Lost,
+    /// The process at the socket is not the executor (wrong uid): nothing
+    /// was sent to it.
+    #[error("{0}")]
+    Untrusted(String),
 }
 
 #[derive(Debug)]
 pub struct ExecutorLink {
     socket: PathBuf,
+    expected: ExpectedServer,
     conns: Vec<Mutex<Option<Client>>>,
     next: std::sync::atomic::AtomicUsize,
 }
@@ -36,9 +41,11 @@ pub struct ExecutorLink {
 impl ExecutorLink {
     /// A link with up to `parallel` connections (requests on one connection
     /// are sequential; several let concurrent sessions overlap).
-    pub fn new(socket: PathBuf, parallel: usize) -> ExecutorLink {
+    /// The listening process must run as one of `expected`'s uids.
+    pub fn new(socket: PathBuf, expected: ExpectedServer, parallel: usize) -> ExecutorLink {
         ExecutorLink {
             socket,
+            expected,
             conns: (0..parallel.max(1)).map(|_| Mutex::new(None)).collect(),
             next: std::sync::atomic::AtomicUsize::new(0),
         }
@@ -62,16 +69,21 @@ impl ExecutorLink {
         }
         for attempt in 0..2 {
             if slot.is_none() {
-                match Client::connect(
+                match Client::connect_expecting(
                     &self.socket,
                     Role::Proposer,
                     env!("CARGO_PKG_VERSION"),
                     CALL_TIMEOUT,
+                    &self.expected,
                 )
                 .await
                 {
                     Ok(c) => *slot = Some(c),
                     Err(ClientError::Refused(e)) => return Err(LinkError::Refused(e)),
+                    Err(e @ ClientError::UntrustedServer { .. }) => {
+                        tracing::error!("{e}");
+                        return Err(LinkError::Untrusted(e.to_string()));
+                    }
                     Err(_) => {
                         return Err(LinkError::Unavailable(self.socket.display().to_string()));
                     }

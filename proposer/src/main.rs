@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the reviewed tools over MCP (stdio by default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Debug aid: install the sandbox, try each forbidden call, report, exit.
     #[command(hide = true)]
     SandboxCheck,
@@ -46,6 +46,11 @@ struct ServeArgs {
     /// Directory holding the executor's proposer.sock.
     #[arg(long)]
     socket_dir: Option<PathBuf>,
+    /// The OS user (name or uid) the executor runs as; the process at the
+    /// socket must run as it (default: AIRLOCK_EXECUTOR_USER, else your
+    /// own user, the `airlock` system user, or root).
+    #[arg(long)]
+    executor_user: Option<String>,
     /// stdio (for clients that spawn the proposer) or streamable-http.
     #[arg(long, default_value = "stdio", value_parser = ["stdio", "streamable-http"])]
     transport: String,
@@ -86,7 +91,7 @@ fn main() -> ExitCode {
         .with_ansi(false)
         .init();
     let result = match cli.command {
-        Command::Serve(args) => run(args),
+        Command::Serve(args) => run(*args),
         Command::SandboxCheck => sandbox_check(),
     };
     match result {
@@ -161,7 +166,14 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
                     )
                 })?,
         ),
-        ("streamable-http", None, true) if args.listen.ip().is_loopback() => None,
+        ("streamable-http", None, true) if args.listen.ip().is_loopback() => {
+            tracing::warn!(
+                address = %args.listen,
+                "INSECURE: --insecure-no-auth serves MCP on {} WITHOUT a bearer token: EVERY local OS user (and every process on this machine) can call the tools, read what they read and create proposals as this proposer's tenant; use --auth-token-env NAME instead",
+                args.listen
+            );
+            None
+        }
         ("streamable-http", None, true) => {
             bail!("--insecure-no-auth is only allowed on a loopback --listen address")
         }
@@ -175,6 +187,11 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
         alias_mode,
         result_format,
         executor_socket: socket_dir.join(PROPOSER_SOCKET),
+        executor_identity: airlock_ipc::client::ExpectedServer::resolve(
+            args.executor_user.as_deref(),
+            |k| std::env::var(k).ok(),
+        )
+        .map_err(|e| anyhow!(e))?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

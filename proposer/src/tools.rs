@@ -44,6 +44,8 @@ pub struct Settings {
     pub alias_mode: AliasMode,
     pub result_format: ResultFormat,
     pub executor_socket: PathBuf,
+    /// Who may be listening there (checked before anything is sent).
+    pub executor_identity: airlock_ipc::client::ExpectedServer,
 }
 
 /// One capability, ready to serve.
@@ -119,7 +121,7 @@ impl Proposer {
             result_format: settings.result_format,
             prepared,
             sources,
-            link: ExecutorLink::new(settings.executor_socket, 4),
+            link: ExecutorLink::new(settings.executor_socket, settings.executor_identity, 4),
             config,
         })
     }
@@ -300,6 +302,7 @@ impl Proposer {
                 Err(ToolError::new("refused_by_executor", e.message.clone())
                     .with_details(json!({"code": e.code})))
             }
+            Err(LinkError::Untrusted(msg)) => Err(ToolError::new("executor_untrusted", msg)),
             Err(_) => Ok(None),
         }
     }
@@ -448,6 +451,9 @@ impl Proposer {
                 ));
             }
             Err(LinkError::Unavailable(_)) => return fail(executor_down(self)),
+            Err(LinkError::Untrusted(msg)) => {
+                return fail(ToolError::new("executor_untrusted", msg));
+            }
         };
         let role = cap
             .proposal

@@ -160,7 +160,7 @@ pub fn run(yes: bool, keep: Option<&Path>) -> Exit {
     let temp;
     let dir: PathBuf = match keep {
         Some(d) => {
-            if let Err(e) = std::fs::create_dir_all(d) {
+            if let Err(e) = private_dir(d) {
                 return fail(
                     false,
                     "keep",
@@ -190,11 +190,21 @@ pub fn run(yes: bool, keep: Option<&Path>) -> Exit {
     }
 }
 
+/// The demo's directory holds the ledger: created 0700 (the executor
+/// refuses a ledger directory others can reach and never chmods one).
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 async fn demo(dir: &Path, yes: bool) -> Result<(), String> {
     let executor_bin = sibling("airlock-executor")?;
     let proposer_bin = sibling("airlock-proposer")?;
     let _ = std::fs::remove_dir_all(dir.join("run"));
-    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    private_dir(dir).map_err(|e| e.to_string())?;
     let db = dir.join("billing.db");
     let _ = std::fs::remove_file(&db);
     rusqlite::Connection::open(&db)

@@ -195,6 +195,11 @@ pub struct ConnArgs {
     /// The reviewed config (used to find the socket directory).
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
+    /// The OS user (name or uid) the executor runs as; the process at the
+    /// socket must run as it (default: AIRLOCK_EXECUTOR_USER, else your own
+    /// user, the `airlock` system user, or root).
+    #[arg(long, global = true)]
+    pub executor_user: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use airlock_ipc::Role;
-use airlock_ipc::client::{Client, ClientError};
+use airlock_ipc::client::{Client, ClientError, ExpectedServer};
 use airlock_ipc::error::ErrorCode;
 use airlock_ipc::message::{
     Approve, Decision, Empty, EventsSince, ListProposals, ProposalDetail, ProposalRef,
@@ -58,11 +58,16 @@ fn run<F: std::future::Future<Output = Exit>>(json: bool, fut: F) -> Exit {
 
 async fn connect(conn: &ConnArgs, json: bool) -> Result<Client, Exit> {
     let socket = operator_socket(conn);
-    Client::connect(
+    let expected = ExpectedServer::resolve(conn.executor_user.as_deref(), |k| {
+        std::env::var(k).ok()
+    })
+    .map_err(|e| fail(json, "executor_user", &e, Exit::Usage))?;
+    Client::connect_expecting(
         &socket,
         Role::Operator,
         env!("CARGO_PKG_VERSION"),
         CALL_TIMEOUT,
+        &expected,
     )
     .await
     .map_err(|e| client_failure(json, e))
@@ -102,6 +107,9 @@ pub fn client_failure(json: bool, e: ClientError) -> Exit {
                 );
             }
             exit
+        }
+        e @ ClientError::UntrustedServer { .. } => {
+            fail(json, "executor_untrusted", &e.to_string(), Exit::Failure)
         }
         other => fail(
             json,
