@@ -69,9 +69,14 @@ struct ServeArgs {
     /// Result envelope version (default: the config's result_format, else 2).
     #[arg(long, value_parser = ["1", "2"])]
     result_format: Option<String>,
-    /// DEBUGGING ONLY: do not install the seccomp sandbox.
+    /// DEBUGGING ONLY: no sandbox at all (no Landlock, no seccomp filter,
+    /// stays dumpable).
     #[arg(long)]
     no_sandbox: bool,
+    /// Start even where the kernel cannot fully enforce the Landlock file
+    /// sandbox (logged as an error); seccomp and the rest still apply.
+    #[arg(long)]
+    allow_weaker_sandbox: bool,
 }
 
 fn main() -> ExitCode {
@@ -104,6 +109,8 @@ fn main() -> ExitCode {
 }
 
 fn sandbox_check() -> anyhow::Result<()> {
+    airlock_proposer::sandbox::make_non_dumpable()?;
+    restrict_files(&[], false)?;
     airlock_proposer::sandbox::install().map_err(|e| anyhow!("cannot install the sandbox: {e}"))?;
     let mut all_refused = true;
     for r in airlock_proposer::sandbox::self_check() {
@@ -123,6 +130,11 @@ fn sandbox_check() -> anyhow::Result<()> {
 }
 
 fn run(args: ServeArgs) -> anyhow::Result<()> {
+    // Before any secret is read: no core dumps, no same-user ptrace or
+    // /proc/<pid>/mem of this process.
+    if !args.no_sandbox {
+        airlock_proposer::sandbox::make_non_dumpable()?;
+    }
     let text = std::fs::read_to_string(&args.config)
         .with_context(|| format!("cannot read config {}", args.config.display()))?;
     let loaded = airlock_policy::load_config_str(&text);
@@ -193,14 +205,28 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
         )
         .map_err(|e| anyhow!(e))?,
     };
+    let prepared = Proposer::prepare(config, settings, |k| std::env::var(k).ok())?;
+    // Sized now: once the file sandbox is on, the cgroup CPU quota cannot be read.
+    let workers = std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+        .unwrap_or(1);
+    // Landlock restricts the calling thread and the threads it starts: put it
+    // on now, while this is the only thread, before the runtime starts any.
+    if !args.no_sandbox {
+        restrict_files(&prepared.sqlite_files(), args.allow_weaker_sandbox)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     // Pools are created (lazily, without connecting) inside the runtime.
     let proposer = {
         let _entered = runtime.enter();
-        Arc::new(Proposer::new(config, settings, |k| std::env::var(k).ok())?)
+        Arc::new(prepared.start()?)
     };
     let result = runtime.block_on(async move {
         let http_listener = if args.transport == "streamable-http" {
@@ -210,7 +236,7 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
         };
         // Everything the process needs is open or known: lock it down.
         if args.no_sandbox {
-            tracing::warn!("SANDBOX DISABLED (--no-sandbox): this proposer can exec programs and ptrace; use only for debugging");
+            tracing::warn!("SANDBOX DISABLED (--no-sandbox): no Landlock, no seccomp, dumpable: this proposer can exec programs, ptrace, open other processes' /proc/<pid>/mem and write files; use only for debugging");
         } else {
             airlock_proposer::sandbox::install().map_err(|e| anyhow!("cannot install the sandbox: {e}"))?;
         }
@@ -240,6 +266,23 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
     // wait for the client's next line or EOF to exit.
     runtime.shutdown_timeout(Duration::from_millis(500));
     result
+}
+
+/// The Landlock file sandbox, or the refusal to start without it.
+fn restrict_files(sqlite_files: &[PathBuf], allow_weaker: bool) -> anyhow::Result<()> {
+    use airlock_proposer::sandbox;
+    let policy = sandbox::FilePolicy::for_proposer(sqlite_files)?;
+    let got = sandbox::restrict_files(&policy)?;
+    if let Some(warning) = sandbox::judge_file_sandbox(&got, allow_weaker)? {
+        tracing::error!("{warning}");
+    }
+    let reads: Vec<String> = policy
+        .rules
+        .iter()
+        .map(|r| r.path.display().to_string())
+        .collect();
+    tracing::debug!(reads = %reads.join(", "), file_sandbox = ?got, "file sandbox on: read-only access to these paths, no writes");
+    Ok(())
 }
 
 async fn shutdown_signal() {

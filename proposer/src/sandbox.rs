@@ -1,5 +1,26 @@
 //! The proposer's sandbox (invariant 4): once start-up is done the process
-//! sets `no_new_privs` and installs a seccomp deny-list on **every** thread.
+//! is marked non-dumpable ([`make_non_dumpable`]), confines its file access
+//! with Landlock ([`FilePolicy`], [`restrict_files`]), and sets
+//! `no_new_privs` and installs a seccomp deny-list on **every** thread
+//! ([`install`]).
+//!
+//! # Files (Landlock)
+//!
+//! seccomp cannot see paths, so on its own it leaves `open("/proc/<pid>/mem",
+//! O_RDWR)` of any same-user process open (the ptrace access check lets a
+//! same-uid or root caller through). Landlock closes that: the proposer may
+//! only **read** the few paths [`FilePolicy::for_proposer`] lists (its SQLite
+//! source's directory, its own `/proc/<pid>`, the name-resolution files,
+//! shared libraries for NSS, `/dev/urandom`, `/dev/null`), may write, create,
+//! remove, truncate or execute nothing, and is scoped (ABI 6): it cannot
+//! signal processes or connect to abstract Unix sockets outside its domain.
+//! Landlock's ptrace rule also refuses `/proc/<pid>/mem` and `environ` of any
+//! process outside the domain, whatever the path rules say. Landlock (ABI ≤ 8
+//! without `all_threads`) restricts the calling thread only, so
+//! [`restrict_files`] runs while the process has one thread, before the async
+//! runtime starts; every later thread inherits it. Connecting to a pathname
+//! Unix socket (the executor's `proposer.sock`) and TCP (databases, the HTTP
+//! listener) are not file accesses in ABI 6 and stay allowed.
 //!
 //! # What is refused
 //!
@@ -99,6 +120,33 @@ pub enum SandboxError {
         seccomp: u8,
         no_new_privs: bool,
     },
+    /// `prctl(PR_SET_DUMPABLE, 0)` failed.
+    #[error("cannot mark the process non-dumpable: {0}")]
+    Dumpable(#[source] Errno),
+    /// Landlock restricts only the calling thread: it must go on while the
+    /// process has one thread, so that every later thread inherits it.
+    #[error(
+        "the file sandbox must go on while the process has one thread, but it has {0}; this is a bug in airlock-proposer's start-up order"
+    )]
+    NotSingleThreaded(usize),
+    /// A path the proposer must read cannot be opened to build its rule.
+    #[error("cannot allow reading {} in the file sandbox: {reason}", path.display())]
+    ReadPath { path: PathBuf, reason: String },
+    /// A SQLite source directly in `/` would need read access to everything.
+    #[error(
+        "the SQLite source {} lies directly in `/`; the file sandbox allows reading the directory of a SQLite file (for its -journal, -wal and -shm files), which here would be the whole filesystem: move the database into its own directory",
+        path.display()
+    )]
+    SqliteInRoot { path: PathBuf },
+    /// The Landlock system calls failed.
+    #[error("cannot install the Landlock file sandbox: {0}")]
+    Landlock(#[source] landlock::RulesetError),
+    /// Landlock is missing or weaker than required, and weaker was not allowed.
+    #[error(
+        "refusing to start: {detail}. Without it, code running inside the proposer could open other processes' /proc/<pid>/mem and environ and write files. Run on a kernel with Landlock ABI {} or newer (Linux 6.12+, with `landlock` in the lsm= boot list), or pass --allow-weaker-sandbox to start with only the seccomp filter and the other protections (logged as an error)",
+        LANDLOCK_ABI as u32
+    )]
+    WeakerSandbox { detail: String },
 }
 
 /// Syscalls refused after start-up, each with a one-line reason (a reviewer
@@ -120,6 +168,10 @@ pub const DENIED: &[(&str, &str)] = &[
     (
         "pidfd_getfd",
         "no copying file descriptors out of another process",
+    ),
+    (
+        "pidfd_send_signal",
+        "no signalling by pidfd (a filter cannot tell which process the fd names)",
     ),
     // Mounts and the filesystem root.
     ("mount", "no changes to the mount table"),
@@ -211,6 +263,22 @@ pub const DENIED_WITH_ARGUMENTS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Signal-sending calls: allowed only when the target (first argument) is
+/// this process itself; refused (`EPERM`) for any other pid, process group
+/// (`0`, `-pgid`) or broadcast (`-1`). `pidfd_send_signal` names its target
+/// by file descriptor, which a filter cannot resolve, so it is refused
+/// outright (see [`DENIED`]).
+pub const SIGNALS_TO_SELF_ONLY: &[(&str, &str)] = &[
+    ("kill", "only this process (kill(own pid, sig))"),
+    (
+        "tkill",
+        "only this process's main thread (its tid is the pid)",
+    ),
+    ("tgkill", "only threads of this process (tgid = own pid)"),
+    ("rt_sigqueueinfo", "only this process"),
+    ("rt_tgsigqueueinfo", "only threads of this process"),
+];
+
 /// Syscalls answered `ENOSYS` (not implemented) rather than refused.
 pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[(
     "clone3",
@@ -232,6 +300,10 @@ const X32_ONLY: &[(&str, i64)] = &[
     ("process_vm_readv", 539),
     ("process_vm_writev", 540),
     ("execveat", 545),
+    // x32's own signal-queueing entries: refused whatever the target (no
+    // x32 code runs in the proposer).
+    ("rt_sigqueueinfo", 524),
+    ("rt_tgsigqueueinfo", 536),
 ];
 
 /// x32's own number for `ioctl`.
@@ -286,6 +358,12 @@ pub fn syscall_number(name: &str) -> Option<i64> {
             "process_vm_readv" => libc::SYS_process_vm_readv,
             "process_vm_writev" => libc::SYS_process_vm_writev,
             "pidfd_getfd" => libc::SYS_pidfd_getfd,
+            "pidfd_send_signal" => libc::SYS_pidfd_send_signal,
+            "kill" => libc::SYS_kill,
+            "tkill" => libc::SYS_tkill,
+            "tgkill" => libc::SYS_tgkill,
+            "rt_sigqueueinfo" => libc::SYS_rt_sigqueueinfo,
+            "rt_tgsigqueueinfo" => libc::SYS_rt_tgsigqueueinfo,
             "mount" => libc::SYS_mount,
             "umount2" => libc::SYS_umount2,
             "fsopen" => libc::SYS_fsopen,
@@ -381,9 +459,9 @@ fn equal_rules(arg: u8, values: &[u64]) -> Result<Vec<SeccompRule>, SandboxError
         .collect()
 }
 
-/// The `EPERM` filter's rules: [`DENIED`] (with x32 variants) and
-/// [`DENIED_WITH_ARGUMENTS`].
-fn deny_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SandboxError> {
+/// The `EPERM` filter's rules: [`DENIED`] (with x32 variants),
+/// [`DENIED_WITH_ARGUMENTS`] and [`SIGNALS_TO_SELF_ONLY`] for process `pid`.
+fn deny_rules(pid: u32) -> Result<BTreeMap<i64, Vec<SeccompRule>>, SandboxError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for &(name, _) in DENIED {
         for nr in abi_variants(number(name)?) {
@@ -411,6 +489,19 @@ fn deny_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SandboxError> {
     #[cfg(target_arch = "x86_64")]
     add_conditional(&mut rules, X32_SYSCALL_BIT | X32_IOCTL, &ioctl);
 
+    // pid_t is an int: the kernel reads the low 32 bits, so compare those.
+    let not_self = vec![SeccompRule::new(vec![SeccompCondition::new(
+        0,
+        SeccompCmpArgLen::Dword,
+        SeccompCmpOp::Ne,
+        u64::from(pid),
+    )?])?];
+    for &(name, _) in SIGNALS_TO_SELF_ONLY {
+        for nr in abi_variants(number(name)?) {
+            add_conditional(&mut rules, nr, &not_self);
+        }
+    }
+
     Ok(rules)
 }
 
@@ -429,9 +520,14 @@ fn enosys_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SandboxError> {
 /// the `ENOSYS` filter. Both start with the architecture check (a foreign ABI
 /// is killed). Exposed so tests can evaluate the exact programs.
 pub fn programs() -> Result<Vec<BpfProgram>, SandboxError> {
+    programs_for(std::process::id())
+}
+
+/// [`programs`] for process `pid` (the only target signals may have).
+pub fn programs_for(pid: u32) -> Result<Vec<BpfProgram>, SandboxError> {
     let arch = target_arch()?;
     let deny = SeccompFilter::new(
-        deny_rules()?,
+        deny_rules(pid)?,
         SeccompAction::Allow,
         SeccompAction::Errno(EPERM),
         arch,
@@ -661,6 +757,11 @@ pub fn self_check() -> Vec<CheckResult> {
         "accounting to an empty path",
         nix::unistd::acct::enable(""),
     ));
+    results.push(judge(
+        "kill",
+        "signal 0 (existence check only) to the parent process",
+        nix::sys::signal::kill(nix::unistd::getppid(), None),
+    ));
     match std::io::pipe() {
         Ok((reader, _writer)) => {
             results.push(judge(
@@ -715,6 +816,11 @@ fn spawn_check() -> CheckResult {
         .status()
     {
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => (true, "refused with EPERM".to_string()),
+        // Landlock (no execute right anywhere) refuses it before seccomp sees it.
+        Err(e) if e.raw_os_error() == Some(libc::EACCES) => (
+            true,
+            "refused with EACCES (the file sandbox allows no execution)".to_string(),
+        ),
         Err(e) => (false, format!("failed, but not with EPERM: {e}")),
         Ok(status) => (false, format!("ran the program ({status})")),
     };
@@ -748,4 +854,264 @@ fn execve_in_new_thread() -> CheckResult {
             Err(_) => failure(format!("{how}: the thread panicked")),
         },
     }
+}
+
+// ---------------------------------------------------------------------------
+// Non-dumpable
+
+/// Clear the dumpable flag (as the executor does): no core dumps, and a
+/// same-user process can no longer ptrace the proposer or open its
+/// `/proc/<pid>/mem` or `environ`, where the read credential lives.
+pub fn make_non_dumpable() -> Result<(), SandboxError> {
+    nix::sys::prctl::set_dumpable(false).map_err(SandboxError::Dumpable)
+}
+
+/// Whether the dumpable flag is clear.
+pub fn is_non_dumpable() -> bool {
+    matches!(nix::sys::prctl::get_dumpable(), Ok(false))
+}
+
+// ---------------------------------------------------------------------------
+// Landlock
+
+/// The Landlock ABI whose file rights and scopes the proposer handles
+/// (Linux 6.12+). It was tested on a kernel with ABI 7; rights of later ABIs
+/// are not requested until they are tested (the crate's advice).
+pub const LANDLOCK_ABI: landlock::ABI = landlock::ABI::V6;
+
+/// One path the proposer may still read after start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadRule {
+    /// The path as resolved when the sandbox goes on (rules bind to the
+    /// file or directory it names then).
+    pub path: PathBuf,
+    /// A directory: every file beneath it may be read (`beneath`), and with
+    /// `list` its entries may be listed too. Otherwise one file.
+    pub beneath: bool,
+    pub list: bool,
+    /// Why the proposer reads it.
+    pub why: &'static str,
+}
+
+/// Everything the proposer may read after start-up; it may write nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilePolicy {
+    pub rules: Vec<ReadRule>,
+}
+
+/// Files read by name resolution (getaddrinfo) when a source's host is a
+/// name rather than an address.
+const NAME_RESOLUTION_FILES: &[&str] = &[
+    "/etc/hosts",
+    "/etc/resolv.conf",
+    "/etc/nsswitch.conf",
+    "/etc/host.conf",
+    "/etc/gai.conf",
+    "/etc/ld.so.cache",
+];
+
+/// Where the C library loads name-service modules (`libnss_*.so`) from.
+const LIBRARY_DIRS: &[&str] = &["/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib"];
+
+impl FilePolicy {
+    /// The proposer's read list: the directory of each SQLite source file
+    /// (SQLite opens `<db>-journal`, `<db>-wal` and `<db>-shm` next to it,
+    /// files that come and go, and Landlock can only name what exists), its
+    /// own `/proc/<pid>` (the seccomp install reads its threads' status),
+    /// name-resolution files and library directories (for NSS modules), and
+    /// `/dev/urandom` and `/dev/null`. Paths that do not exist are left out.
+    pub fn for_proposer(sqlite_files: &[PathBuf]) -> Result<FilePolicy, SandboxError> {
+        let mut policy = FilePolicy::default();
+        for file in sqlite_files {
+            // SQLite resolves symbolic links and puts its side files next to
+            // the real file: allow the real file's directory.
+            let real = std::fs::canonicalize(file).or_else(|_| {
+                let parent = match file.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => Path::new("."),
+                };
+                std::fs::canonicalize(parent)
+                    .map(|dir| dir.join(file.file_name().unwrap_or_default()))
+            });
+            let Ok(real) = real else {
+                // Neither the file nor its directory exists: nothing to
+                // allow; reads fail with SQLite's own "unable to open".
+                continue;
+            };
+            match real.parent() {
+                Some(dir) if dir != Path::new("/") => policy.push(
+                    dir.to_path_buf(),
+                    true,
+                    false,
+                    "a SQLite source's directory (the database and its -journal, -wal, -shm files)",
+                ),
+                _ => return Err(SandboxError::SqliteInRoot { path: file.clone() }),
+            }
+        }
+        let own_proc = std::fs::canonicalize("/proc/self").map_err(|e| SandboxError::Proc {
+            path: PathBuf::from("/proc/self"),
+            source: e,
+        })?;
+        policy.push(
+            own_proc,
+            true,
+            true,
+            "this process's own /proc entries (thread status for the seccomp check)",
+        );
+        for file in NAME_RESOLUTION_FILES {
+            let path = Path::new(file);
+            if !path.exists() {
+                continue;
+            }
+            policy.push(path.to_path_buf(), false, false, "name resolution");
+            // A symbolic link (e.g. resolv.conf managed by systemd-resolved)
+            // whose target is replaced by a rename: allow its directory.
+            if path.is_symlink()
+                && let Ok(target) = std::fs::canonicalize(path)
+                && let Some(dir) = target.parent()
+                && dir != Path::new("/")
+                && !dir.starts_with("/proc")
+            {
+                policy.push(
+                    dir.to_path_buf(),
+                    true,
+                    false,
+                    "name resolution (link target)",
+                );
+            }
+        }
+        for dir in LIBRARY_DIRS {
+            if let Ok(real) = std::fs::canonicalize(dir) {
+                policy.push(real, true, false, "shared libraries (name-service modules)");
+            }
+        }
+        for device in ["/dev/urandom", "/dev/null"] {
+            if Path::new(device).exists() {
+                policy.push(
+                    PathBuf::from(device),
+                    false,
+                    false,
+                    "randomness and the null device",
+                );
+            }
+        }
+        Ok(policy)
+    }
+
+    fn push(&mut self, path: PathBuf, beneath: bool, list: bool, why: &'static str) {
+        if !self.rules.iter().any(|r| r.path == path) {
+            self.rules.push(ReadRule {
+                path,
+                beneath,
+                list,
+                why,
+            });
+        }
+    }
+}
+
+/// How much of the Landlock sandbox the kernel enforced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileSandbox {
+    /// Every requested right and scope is enforced.
+    Full,
+    /// Landlock is on, but the kernel lacks some of [`LANDLOCK_ABI`]'s rights
+    /// or scopes.
+    Partial { kernel: String },
+    /// Landlock is not available (not built in, or not enabled at boot).
+    Absent { kernel: String },
+}
+
+impl FileSandbox {
+    fn describe(&self) -> String {
+        match self {
+            FileSandbox::Full => "the Landlock file sandbox is fully enforced".to_owned(),
+            FileSandbox::Partial { kernel } => format!(
+                "the kernel enforces the Landlock file sandbox only in part ({kernel}; the proposer needs ABI {})",
+                LANDLOCK_ABI as u32
+            ),
+            FileSandbox::Absent { kernel } => {
+                format!("the kernel has no usable Landlock ({kernel})")
+            }
+        }
+    }
+}
+
+/// Whether the proposer may serve with the file sandbox it got: `Ok(None)`
+/// when fully enforced; `Ok(Some(warning))` when weaker but
+/// `--allow-weaker-sandbox` was given (the caller logs it as an error);
+/// otherwise the refusal.
+pub fn judge_file_sandbox(
+    got: &FileSandbox,
+    allow_weaker: bool,
+) -> Result<Option<String>, SandboxError> {
+    match (got, allow_weaker) {
+        (FileSandbox::Full, _) => Ok(None),
+        (weaker, true) => Ok(Some(format!(
+            "WEAKER SANDBOX (--allow-weaker-sandbox): {}; code running inside this proposer may be able to open other processes' /proc/<pid>/mem and environ and to write files. Use a kernel with Landlock ABI {} or newer",
+            weaker.describe(),
+            LANDLOCK_ABI as u32
+        ))),
+        (weaker, false) => Err(SandboxError::WeakerSandbox {
+            detail: weaker.describe(),
+        }),
+    }
+}
+
+/// Restrict the process's file access to `policy` (reads only) and scope
+/// its signals and abstract Unix sockets, with Landlock. Must be called while
+/// the process has a single thread: Landlock restricts the calling thread
+/// and the threads it starts later, nothing else. Irreversible.
+pub fn restrict_files(policy: &FilePolicy) -> Result<FileSandbox, SandboxError> {
+    use landlock::{
+        Access, AccessFs, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr,
+        RulesetStatus, Scope,
+    };
+
+    let threads = thread_status()?.len();
+    if threads != 1 {
+        return Err(SandboxError::NotSingleThreaded(threads));
+    }
+    let abi = LANDLOCK_ABI;
+    let mut ruleset = Ruleset::default()
+        .handle_access(AccessFs::from_all(abi))
+        .and_then(|r| r.scope(Scope::from_all(abi)))
+        .and_then(|r| r.create())
+        .map_err(SandboxError::Landlock)?;
+    for rule in &policy.rules {
+        let access: BitFlags<AccessFs> = if rule.list {
+            AccessFs::ReadFile | AccessFs::ReadDir
+        } else {
+            AccessFs::ReadFile.into()
+        };
+        let fd = PathFd::new(&rule.path).map_err(|e| SandboxError::ReadPath {
+            path: rule.path.clone(),
+            reason: e.to_string(),
+        })?;
+        ruleset = ruleset
+            .add_rule(PathBeneath::new(fd, access))
+            .map_err(SandboxError::Landlock)?;
+    }
+    let status = ruleset.restrict_self().map_err(SandboxError::Landlock)?;
+    let kernel = match status.landlock {
+        landlock::LandlockStatus::Available {
+            effective_abi,
+            kernel_abi,
+        } => format!(
+            "kernel Landlock ABI {}",
+            kernel_abi.map_or_else(|| effective_abi.to_string(), |k| k.to_string())
+        ),
+        landlock::LandlockStatus::NotEnabled => {
+            "Landlock is built in but not enabled: add `landlock` to the lsm= boot parameter"
+                .to_owned()
+        }
+        landlock::LandlockStatus::NotImplemented => {
+            "the kernel is built without Landlock".to_owned()
+        }
+    };
+    Ok(match status.ruleset {
+        RulesetStatus::FullyEnforced => FileSandbox::Full,
+        RulesetStatus::PartiallyEnforced => FileSandbox::Partial { kernel },
+        RulesetStatus::NotEnforced => FileSandbox::Absent { kernel },
+    })
 }

@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use crate::credentials::{CredentialError, check_no_write_authority, read_urls};
 use crate::envelope::{Outcome, ToolError};
 use crate::executor_link::{ExecutorLink, LinkError};
-use crate::source::{SourceError, SourcePool};
+use crate::source::{SourceError, SourceOptions, SourcePool};
 
 /// Why the proposer cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -74,25 +74,93 @@ impl std::fmt::Debug for Proposer {
     }
 }
 
+/// A proposer whose configuration, credentials and trusted context are
+/// checked, before any pool exists (see [`Proposer::prepare`]).
+pub struct PreparedProposer {
+    config: Config,
+    settings: Settings,
+    prepared: HashMap<String, Prepared>,
+    sources: HashMap<String, SourceOptions>,
+}
+
+impl std::fmt::Debug for PreparedProposer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedProposer")
+            .field("sources", &self.sources.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PreparedProposer {
+    /// The SQLite database files the sources open (as configured).
+    pub fn sqlite_files(&self) -> Vec<PathBuf> {
+        self.sources
+            .values()
+            .filter_map(|s| s.sqlite_file().map(std::path::Path::to_path_buf))
+            .collect()
+    }
+
+    /// Build the (lazy) read pools. Must be called inside a Tokio runtime.
+    pub fn start(self) -> Result<Proposer, StartError> {
+        let PreparedProposer {
+            config,
+            settings,
+            prepared,
+            sources,
+        } = self;
+        let mut pools = HashMap::new();
+        for (name, options) in sources {
+            let pool = options
+                .connect_lazy()
+                .map_err(|source| StartError::Source {
+                    name: name.clone(),
+                    source,
+                })?;
+            pools.insert(name, pool);
+        }
+        let catalog = Catalog::new(&config, settings.alias_mode);
+        Ok(Proposer {
+            catalog,
+            result_format: settings.result_format,
+            prepared,
+            sources: pools,
+            link: ExecutorLink::new(settings.executor_socket, settings.executor_identity, 4),
+            config,
+        })
+    }
+}
+
 impl Proposer {
     /// Check the credential split, resolve trusted contexts and build the
-    /// (lazy) read pools. `env` reads the proposer's environment.
+    /// (lazy) read pools. `env` reads the proposer's environment. Must be
+    /// called inside a Tokio runtime; [`Proposer::prepare`] and
+    /// [`PreparedProposer::start`] split it around the file sandbox.
     pub fn new(
         config: Config,
         settings: Settings,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Proposer, StartError> {
+        Proposer::prepare(config, settings, env)?.start()
+    }
+
+    /// Everything [`Proposer::new`] does that needs no runtime: check the
+    /// credential split, resolve trusted contexts, parse the sources' URLs.
+    pub fn prepare(
+        config: Config,
+        settings: Settings,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<PreparedProposer, StartError> {
         check_no_write_authority(&config, |k| env(k).is_some())?;
         let urls = read_urls(&config, &env)?;
         let mut sources = HashMap::new();
         for (name, source) in &config.sources {
             let url = urls.get(name).map(String::as_str).unwrap_or_default();
-            let pool = SourcePool::connect_lazy(source.engine, url, source.statement_timeout_ms)
+            let options = SourceOptions::parse(source.engine, url, source.statement_timeout_ms)
                 .map_err(|source| StartError::Source {
                     name: name.clone(),
                     source,
                 })?;
-            sources.insert(name.clone(), pool);
+            sources.insert(name.clone(), options);
         }
         let mut prepared = HashMap::new();
         for cap in &config.capabilities {
@@ -115,14 +183,11 @@ impl Proposer {
                 },
             );
         }
-        let catalog = Catalog::new(&config, settings.alias_mode);
-        Ok(Proposer {
-            catalog,
-            result_format: settings.result_format,
+        Ok(PreparedProposer {
+            config,
+            settings,
             prepared,
             sources,
-            link: ExecutorLink::new(settings.executor_socket, settings.executor_identity, 4),
-            config,
         })
     }
 

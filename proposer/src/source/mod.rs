@@ -266,41 +266,55 @@ enum Fetched<R> {
     NoMatch,
 }
 
-impl SourcePool {
-    /// Build a lazily-connecting pool (no connection is opened until first
-    /// use). Must be called inside a Tokio runtime (the pool's maintenance
-    /// task is spawned on it).
-    pub fn connect_lazy(
+/// A source's parsed connection options: what [`SourcePool::connect_lazy`]
+/// builds a pool from. Parsing needs no runtime and may read files (sqlx
+/// reads `~/.pgpass` and the user database for Postgres defaults), so the
+/// proposer parses before its file sandbox goes on and builds the pools
+/// afterwards, inside the runtime.
+pub struct SourceOptions {
+    engine: Engine,
+    options: EngineOptions,
+    statement_timeout_ms: u64,
+    scrub: Scrubber,
+}
+
+enum EngineOptions {
+    Postgres(PgConnectOptions),
+    Mysql(MySqlConnectOptions),
+    Sqlite(SqliteConnectOptions),
+}
+
+impl fmt::Debug for SourceOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceOptions")
+            .field("engine", &self.engine.as_str())
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SourceOptions {
+    /// Parse `url` for `engine` (no connection is opened).
+    pub fn parse(
         engine: Engine,
         url: &str,
         statement_timeout_ms: u64,
-    ) -> Result<SourcePool, SourceError> {
+    ) -> Result<SourceOptions, SourceError> {
         let scrub = Scrubber::for_url(url);
-        let ms = statement_timeout_ms.max(1);
         let name = engine.as_str();
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(SourceError::Connect {
-                engine: name,
-                detail: "no async runtime is running".to_owned(),
-                hint: "create source pools from inside the proposer's Tokio runtime",
-            });
-        }
         let url_error = |reason: String| SourceError::Url {
             engine: name,
             reason: scrub.scrub(&reason),
         };
-        let acquire = Duration::from_millis(ms) + ACQUIRE_MARGIN;
-        let pool = match engine {
+        let options = match engine {
             Engine::Postgres => {
                 if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
                     return Err(url_error(
                         "a postgres source needs a postgres:// or postgresql:// URL".to_owned(),
                     ));
                 }
-                let opts =
-                    PgConnectOptions::from_str(url).map_err(|e| url_error(config_reason(&e)))?;
-                EnginePool::Postgres(
-                    pool_options::<Postgres>(acquire).connect_lazy_with(pg_session(opts, ms)),
+                EngineOptions::Postgres(
+                    PgConnectOptions::from_str(url).map_err(|e| url_error(config_reason(&e)))?,
                 )
             }
             Engine::Mysql => {
@@ -309,24 +323,74 @@ impl SourcePool {
                         "a mysql source needs a mysql:// or mariadb:// URL".to_owned(),
                     ));
                 }
-                let opts = MySqlConnectOptions::from_str(url)
-                    .map_err(|e| url_error(config_reason(&e)))?
-                    .timezone(Some("+00:00".to_owned()));
-                let pool = pool_options::<MySql>(acquire)
-                    .after_connect(move |conn, _meta| Box::pin(mysql_session(conn, ms)))
-                    .connect_lazy_with(opts);
-                EnginePool::Mysql(pool)
-            }
-            Engine::Sqlite => {
-                let opts = if url.starts_with("sqlite:") {
-                    SqliteConnectOptions::from_str(url).map_err(|e| url_error(config_reason(&e)))?
-                } else {
-                    SqliteConnectOptions::new().filename(url)
-                };
-                EnginePool::Sqlite(
-                    pool_options::<Sqlite>(acquire).connect_lazy_with(sqlite_session(opts, ms)),
+                EngineOptions::Mysql(
+                    MySqlConnectOptions::from_str(url)
+                        .map_err(|e| url_error(config_reason(&e)))?
+                        .timezone(Some("+00:00".to_owned())),
                 )
             }
+            Engine::Sqlite => EngineOptions::Sqlite(if url.starts_with("sqlite:") {
+                SqliteConnectOptions::from_str(url).map_err(|e| url_error(config_reason(&e)))?
+            } else {
+                SqliteConnectOptions::new().filename(url)
+            }),
+        };
+        Ok(SourceOptions {
+            engine,
+            options,
+            statement_timeout_ms,
+            scrub,
+        })
+    }
+
+    /// The database file a SQLite source opens (as configured: possibly
+    /// relative to the working directory). `None` for other engines and for
+    /// in-memory databases (`:memory:`, `mode=memory`, `file:` names).
+    pub fn sqlite_file(&self) -> Option<&std::path::Path> {
+        let EngineOptions::Sqlite(opts) = &self.options else {
+            return None;
+        };
+        let path = opts.get_filename();
+        let shown = path.to_string_lossy();
+        // sqlx names `:memory:` databases `file:sqlx-in-memory-N`; it does
+        // not expose `mode=memory`, which the Debug form shows.
+        let in_memory = shown == ":memory:"
+            || shown.starts_with("file:")
+            || format!("{opts:?}").contains("in_memory: true");
+        (!in_memory).then_some(path)
+    }
+
+    /// Build a lazily-connecting pool (no connection is opened until first
+    /// use). Must be called inside a Tokio runtime (the pool's maintenance
+    /// task is spawned on it).
+    pub fn connect_lazy(self) -> Result<SourcePool, SourceError> {
+        let SourceOptions {
+            engine,
+            options,
+            statement_timeout_ms,
+            scrub,
+        } = self;
+        let ms = statement_timeout_ms.max(1);
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(SourceError::Connect {
+                engine: engine.as_str(),
+                detail: "no async runtime is running".to_owned(),
+                hint: "create source pools from inside the proposer's Tokio runtime",
+            });
+        }
+        let acquire = Duration::from_millis(ms) + ACQUIRE_MARGIN;
+        let pool = match options {
+            EngineOptions::Postgres(opts) => EnginePool::Postgres(
+                pool_options::<Postgres>(acquire).connect_lazy_with(pg_session(opts, ms)),
+            ),
+            EngineOptions::Mysql(opts) => EnginePool::Mysql(
+                pool_options::<MySql>(acquire)
+                    .after_connect(move |conn, _meta| Box::pin(mysql_session(conn, ms)))
+                    .connect_lazy_with(opts),
+            ),
+            EngineOptions::Sqlite(opts) => EnginePool::Sqlite(
+                pool_options::<Sqlite>(acquire).connect_lazy_with(sqlite_session(opts, ms)),
+            ),
         };
         Ok(SourcePool {
             inner: Arc::new(Inner {
@@ -337,6 +401,26 @@ impl SourcePool {
                 diagnosing: tokio::sync::Mutex::new(()),
             }),
         })
+    }
+}
+
+impl SourcePool {
+    /// Build a lazily-connecting pool (no connection is opened until first
+    /// use). Must be called inside a Tokio runtime (the pool's maintenance
+    /// task is spawned on it).
+    pub fn connect_lazy(
+        engine: Engine,
+        url: &str,
+        statement_timeout_ms: u64,
+    ) -> Result<SourcePool, SourceError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(SourceError::Connect {
+                engine: engine.as_str(),
+                detail: "no async runtime is running".to_owned(),
+                hint: "create source pools from inside the proposer's Tokio runtime",
+            });
+        }
+        SourceOptions::parse(engine, url, statement_timeout_ms)?.connect_lazy()
     }
 
     /// The source's engine.
