@@ -1115,3 +1115,85 @@ pub fn restrict_files(policy: &FilePolicy) -> Result<FileSandbox, SandboxError> 
         RulesetStatus::NotEnforced => FileSandbox::Absent { kernel },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fully_enforced_file_sandbox_starts_with_or_without_the_flag() {
+        assert_eq!(judge_file_sandbox(&FileSandbox::Full, false).unwrap(), None);
+        assert_eq!(judge_file_sandbox(&FileSandbox::Full, true).unwrap(), None);
+    }
+
+    #[test]
+    fn a_weaker_or_missing_file_sandbox_refuses_to_start_unless_allowed() {
+        let cases = [
+            FileSandbox::Partial {
+                kernel: "kernel Landlock ABI 3".to_owned(),
+            },
+            FileSandbox::Absent {
+                kernel: "the kernel is built without Landlock".to_owned(),
+            },
+        ];
+        for got in cases {
+            let refusal = judge_file_sandbox(&got, false).unwrap_err().to_string();
+            assert!(refusal.starts_with("refusing to start: "), "{refusal}");
+            assert!(refusal.contains("--allow-weaker-sandbox"), "{refusal}");
+            assert!(refusal.contains("/proc/<pid>/mem"), "{refusal}");
+            assert!(refusal.contains("ABI 6"), "{refusal}");
+            let kernel = match &got {
+                FileSandbox::Partial { kernel } | FileSandbox::Absent { kernel } => kernel,
+                FileSandbox::Full => unreachable!(),
+            };
+            assert!(refusal.contains(kernel.as_str()), "{refusal}");
+
+            let warning = judge_file_sandbox(&got, true).unwrap().unwrap();
+            assert!(warning.starts_with("WEAKER SANDBOX"), "{warning}");
+            assert!(warning.contains(kernel.as_str()), "{warning}");
+        }
+    }
+
+    #[test]
+    fn the_read_list_names_the_sqlite_directory_and_nothing_writable() {
+        let dir = tempfile_dir();
+        let db = dir.join("source.db");
+        std::fs::write(&db, b"").unwrap();
+        let policy = FilePolicy::for_proposer(std::slice::from_ref(&db)).unwrap();
+        let real_dir = std::fs::canonicalize(&dir).unwrap();
+        let rule = policy
+            .rules
+            .iter()
+            .find(|r| r.path == real_dir)
+            .expect("the SQLite directory is readable");
+        assert!(rule.beneath && !rule.list);
+        // Its own /proc/<pid>, not /proc.
+        let own = PathBuf::from(format!("/proc/{}", std::process::id()));
+        assert!(policy.rules.iter().any(|r| r.path == own));
+        assert!(!policy.rules.iter().any(|r| r.path == Path::new("/proc")));
+        assert!(!policy.rules.iter().any(|r| r.path == Path::new("/")));
+        // A file that does not exist yet still allows its directory.
+        let later = FilePolicy::for_proposer(&[dir.join("later.db")]).unwrap();
+        assert!(later.rules.iter().any(|r| r.path == real_dir));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_sqlite_file_directly_in_the_root_is_refused() {
+        let err = FilePolicy::for_proposer(&[PathBuf::from("/airlock-test-absent.db")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lies directly in `/`"), "{err}");
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "airlock-sandbox-unit-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}

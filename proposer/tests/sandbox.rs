@@ -354,6 +354,7 @@ fn case_self_check() {
         "finit_module",
         "delete_module",
         "acct",
+        "kill",
     ] {
         assert!(
             attempted.contains(required),
@@ -483,6 +484,7 @@ fn case_control(rt: &tokio::runtime::Runtime, early: &EarlyThreads) {
         "process_vm_writev",
         "personality",
         "unshare",
+        "kill",
     ] {
         let entries: Vec<_> = results.iter().filter(|r| r.syscall == name).collect();
         assert!(!entries.is_empty(), "self_check does not try {name}");
@@ -693,6 +695,8 @@ fn x32_numbers_are_refused_too() {
         ("process_vm_readv", 539),
         ("process_vm_writev", 540),
         ("execveat", 545),
+        ("rt_sigqueueinfo", 524),
+        ("rt_tgsigqueueinfo", 536),
     ] {
         assert_verdict(&format!("x32-only {name}"), X32 | nr, ZERO, RET_EPERM);
         assert_verdict(&format!("bare x32-only {name}"), nr, ZERO, RET_EPERM);
@@ -766,7 +770,6 @@ fn calls_the_proposer_needs_are_allowed() {
         ("rt_sigprocmask", libc::SYS_rt_sigprocmask),
         ("rt_sigreturn", libc::SYS_rt_sigreturn),
         ("sigaltstack", libc::SYS_sigaltstack),
-        ("tgkill", libc::SYS_tgkill),
         ("sched_getaffinity", libc::SYS_sched_getaffinity),
         ("sched_yield", libc::SYS_sched_yield),
         ("set_robust_list", libc::SYS_set_robust_list),
@@ -791,6 +794,84 @@ fn calls_the_proposer_needs_are_allowed() {
             libc::SYS_ioctl,
             [1, request, 0, 0, 0, 0],
             RET_ALLOW,
+        );
+    }
+}
+
+/// Signals may target this process only (issue 12 item 1): the filter
+/// compares the first argument with the pid the programs were built for.
+#[test]
+fn signals_reach_only_this_process() {
+    let me = u64::from(std::process::id());
+    let other = me + 1;
+    let sig = libc::SIGTERM as u64;
+    for (name, nr) in [
+        ("kill", libc::SYS_kill),
+        ("tkill", libc::SYS_tkill),
+        ("tgkill", libc::SYS_tgkill),
+        ("rt_sigqueueinfo", libc::SYS_rt_sigqueueinfo),
+        ("rt_tgsigqueueinfo", libc::SYS_rt_tgsigqueueinfo),
+    ] {
+        // To itself (kill/raise, tgkill from pthread_kill and abort).
+        assert_verdict(
+            &format!("{name} to self"),
+            nr,
+            [me, me, sig, 0, 0, 0],
+            RET_ALLOW,
+        );
+        // Another process, the process group (0), another group (-pgid),
+        // every process (-1), and a pid hidden in the high half.
+        for (what, target) in [
+            ("another pid", other),
+            ("the process group", 0),
+            ("every process", u64::from(u32::MAX)),
+            ("a negative pgid", u64::from((-(me as i64)) as u32)),
+            ("high bits set", (1u64 << 32) | other),
+            ("parent", u64::from(std::os::unix::process::parent_id())),
+        ] {
+            assert_verdict(
+                &format!("{name} to {what}"),
+                nr,
+                [target, me, sig, 0, 0, 0],
+                RET_EPERM,
+            );
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            assert_verdict(
+                &format!("x32 {name} to self"),
+                X32 | nr,
+                [me, me, sig, 0, 0, 0],
+                RET_ALLOW,
+            );
+            assert_verdict(
+                &format!("x32 {name} to another pid"),
+                X32 | nr,
+                [other, me, sig, 0, 0, 0],
+                RET_EPERM,
+            );
+        }
+    }
+    // A pidfd names its process by file descriptor: refused outright.
+    assert_verdict(
+        "pidfd_send_signal",
+        libc::SYS_pidfd_send_signal,
+        ZERO,
+        RET_EPERM,
+    );
+    assert_verdict(
+        "pidfd_send_signal",
+        libc::SYS_pidfd_send_signal,
+        ONES,
+        RET_EPERM,
+    );
+    // The programs are built for the pid they are given.
+    let programs = sandbox::programs_for(4242).unwrap();
+    assert_eq!(programs.len(), 2);
+    for &(name, _) in sandbox::SIGNALS_TO_SELF_ONLY {
+        assert!(
+            sandbox::syscall_number(name).is_some(),
+            "{name} has no number"
         );
     }
 }
