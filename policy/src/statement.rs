@@ -243,9 +243,26 @@ impl WriteDialect<'_> {
                 value: serde_json::Value::String(cs.tenant_id.clone()),
             });
             sql.push_str(" AND ");
-            sql.push_str(&tenant_predicate(self.engine, tk, binds.len()));
+            sql.push_str(&writer_tenant_predicate(self.engine, tk, binds.len()));
         }
         sql
+    }
+}
+
+/// The tenant predicate of writer SQL: as [`tenant_predicate`], with the
+/// Postgres cast schema-qualified (`pg_catalog.text`). Every function and
+/// type the writer names is qualified, and the writer session also pins
+/// `search_path` to `pg_catalog, pg_temp`, so nothing the read credential
+/// can create resolves in the writer's SQL (operators, which cannot be
+/// qualified in `IS NOT DISTINCT FROM`, rely on that pin).
+fn writer_tenant_predicate(engine: Engine, column: &str, n: usize) -> String {
+    match engine {
+        Engine::Postgres => format!(
+            "{}::pg_catalog.text = {}",
+            quote(engine, column),
+            placeholder(engine, n)
+        ),
+        Engine::Mysql | Engine::Sqlite => tenant_predicate(engine, column, n),
     }
 }
 
@@ -362,7 +379,7 @@ pub fn writeback_update(
         let col = quote(d.engine, &v.column);
         let next_sql = match (next, d.engine) {
             (NextVersion::Increment, _) => format!("{col} + 1"),
-            (NextVersion::Now, Engine::Postgres) => "now()".to_owned(),
+            (NextVersion::Now, Engine::Postgres) => "pg_catalog.now()".to_owned(),
             (NextVersion::Now, Engine::Mysql) => "CURRENT_TIMESTAMP(6)".to_owned(),
             (NextVersion::Now, Engine::Sqlite) => {
                 "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')".to_owned()
@@ -395,7 +412,7 @@ pub fn writeback_new_version(
     let v = cs.guards.expected_version.as_ref()?;
     let col = quote(d.engine, &v.column);
     let as_text = match d.engine {
-        Engine::Postgres => format!("to_json({col}) #>> '{{}}'"),
+        Engine::Postgres => format!("pg_catalog.to_json({col}) #>> '{{}}'"),
         Engine::Mysql => format!("CAST({col} AS CHAR)"),
         Engine::Sqlite => format!("CAST({col} AS TEXT)"),
     };
@@ -421,7 +438,7 @@ pub fn receipts_ddl(engine: Engine, schema: &str) -> String {
         quote(engine, RECEIPTS_TABLE)
     );
     let (text, key, ts, now) = match engine {
-        Engine::Postgres => ("text", "text", "timestamptz", "now()"),
+        Engine::Postgres => ("text", "text", "timestamptz", "pg_catalog.now()"),
         Engine::Mysql => (
             "TEXT",
             "VARCHAR(255)",

@@ -19,6 +19,7 @@ pub mod fault;
 pub mod http_handler;
 pub mod payload;
 pub mod receipt;
+pub mod receipt_table;
 pub mod sql_update;
 
 /// One attempt to apply one approved proposal.

@@ -29,6 +29,7 @@ use sqlx::{AnyConnection, AnyPool, Arguments, Row};
 use tokio::sync::Mutex;
 
 use super::credentials::read_secret;
+use super::receipt_table;
 use super::{Outcome, ReceiptStatus, WritebackJob};
 use crate::writeback::fault;
 
@@ -76,9 +77,15 @@ impl WritePools {
             .max_connections(4)
             .min_connections(0)
             .acquire_timeout(Duration::from_millis(timeout_ms + 2_000))
-            .test_before_acquire(true)
+            // `before_acquire` below replaces the ping (one round trip either way).
+            .test_before_acquire(false)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
+                    if engine == Engine::Postgres {
+                        // Not best effort: without the pin, a function or
+                        // operator the read role planted could run with write rights.
+                        sqlx::raw_sql(PIN_SEARCH_PATH).execute(&mut *conn).await?;
+                    }
                     for sql in session_setup(engine, timeout_ms) {
                         // Best effort: MariaDB and MySQL name their timeout differently.
                         let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
@@ -86,6 +93,21 @@ impl WritePools {
                             .await;
                     }
                     Ok(())
+                })
+            })
+            .before_acquire(move |conn, _| {
+                Box::pin(async move {
+                    if engine != Engine::Postgres {
+                        sqlx::Connection::ping(&mut *conn).await?;
+                        return Ok(true);
+                    }
+                    // A pooled connection whose search_path was changed (e.g.
+                    // by a trigger calling set_config) is closed, not reused.
+                    let path: String =
+                        sqlx::query_scalar("SELECT pg_catalog.current_setting('search_path')")
+                            .fetch_one(&mut *conn)
+                            .await?;
+                    Ok(path == PINNED_SEARCH_PATH)
                 })
             })
             .connect_lazy(url)?;
@@ -111,7 +133,7 @@ impl WritePools {
         let rows: Vec<AnyRow> = match engine {
             Engine::Postgres => {
                 let regclass = format!("{}.{}", airlock_policy::identifier::quote(engine, &cap.target.schema), airlock_policy::identifier::quote(engine, &cap.target.table));
-                sqlx::query("SELECT CAST(a.attname AS text), format_type(a.atttypid, NULL) FROM pg_attribute a WHERE a.attrelid = CAST($1 AS regclass) AND a.attnum > 0 AND NOT a.attisdropped")
+                sqlx::query("SELECT CAST(a.attname AS pg_catalog.text), pg_catalog.format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute a WHERE a.attrelid = CAST($1 AS pg_catalog.regclass) AND a.attnum > 0 AND NOT a.attisdropped")
                     .bind(regclass)
                     .fetch_all(&mut *conn)
                     .await?
@@ -134,15 +156,17 @@ impl WritePools {
         Ok(types)
     }
 
-    /// Create the receipt table if it is missing (once per source and schema).
+    /// Create the receipt table if it is missing, and on Postgres check
+    /// that it can be trusted (once per source, schema and target table).
     async fn ensure_receipts(
         &self,
         conn: &mut AnyConnection,
         source_id: &str,
         engine: Engine,
         schema: &str,
-    ) -> Result<(), sqlx::Error> {
-        let key = (source_id.to_owned(), schema.to_owned());
+        target_table: &str,
+    ) -> Result<(), ReceiptTableError> {
+        let key = (source_id.to_owned(), format!("{schema}\u{0}{target_table}"));
         // Held across the look-up and the CREATE: concurrent first applies
         // must not race to create the table.
         let mut ready = self.receipts_ready.lock().await;
@@ -150,12 +174,8 @@ impl WritePools {
             return Ok(());
         }
         let exists = match engine {
-            Engine::Postgres => sqlx::query("SELECT CAST(to_regclass($1) AS text)")
-                .bind(format!(
-                    "{}.{}",
-                    airlock_policy::identifier::quote(engine, schema),
-                    airlock_policy::statement::RECEIPTS_TABLE
-                ))
+            Engine::Postgres => sqlx::query("SELECT CAST(pg_catalog.to_regclass($1) AS pg_catalog.text)")
+                .bind(receipt_table::receipts_regclass(schema))
                 .fetch_one(&mut *conn)
                 .await?
                 .try_get::<Option<String>, _>(0)?
@@ -182,13 +202,47 @@ impl WritePools {
                 .and_then(|d| d.code())
                 .is_some_and(|c| matches!(c.as_ref(), "23505" | "42P07" | "1050"));
             if !created_elsewhere {
-                return Err(e);
+                return Err(e.into());
+            }
+        }
+        // Checked even when this call created it: `IF NOT EXISTS` also
+        // succeeds when another role created it a moment earlier.
+        if engine == Engine::Postgres {
+            match receipt_table::inspect_postgres(conn, schema, target_table).await? {
+                receipt_table::Trust::Trusted => {}
+                receipt_table::Trust::Missing => {
+                    return Err(ReceiptTableError::Untrusted(format!(
+                        "the receipt table {} is missing after creating it",
+                        receipt_table::receipts_regclass(schema)
+                    )));
+                }
+                receipt_table::Trust::Untrusted(why) => {
+                    return Err(ReceiptTableError::Untrusted(why));
+                }
             }
         }
         ready.insert(key, true);
         Ok(())
     }
 }
+
+/// Why the receipt table cannot be used.
+enum ReceiptTableError {
+    Database(sqlx::Error),
+    /// It exists but must not be relied on (Postgres owner, kind or shape).
+    Untrusted(String),
+}
+
+impl From<sqlx::Error> for ReceiptTableError {
+    fn from(e: sqlx::Error) -> Self {
+        ReceiptTableError::Database(e)
+    }
+}
+
+/// The writer's `search_path` on Postgres: the system catalog first, the
+/// session's own temporary schema last, nothing the read role could create in.
+pub const PINNED_SEARCH_PATH: &str = "pg_catalog, pg_temp";
+const PIN_SEARCH_PATH: &str = "SET search_path = pg_catalog, pg_temp";
 
 /// Statements run on every new writer connection.
 fn session_setup(engine: Engine, timeout_ms: u64) -> Vec<String> {
@@ -316,16 +370,33 @@ pub async fn apply(
             );
         }
     };
-    if let Err(e) = pools
-        .ensure_receipts(&mut conn, source_id, engine, &cap.target.schema)
+    match pools
+        .ensure_receipts(
+            &mut conn,
+            source_id,
+            engine,
+            &cap.target.schema,
+            &cap.target.table,
+        )
         .await
     {
-        return failed(
-            "RECEIPT_TABLE_UNAVAILABLE",
-            "cannot create or find the receipt table (run `airlock writeback migration`)",
-            &e,
-            &secrets,
-        );
+        Ok(()) => {}
+        Err(ReceiptTableError::Database(e)) => {
+            return failed(
+                "RECEIPT_TABLE_UNAVAILABLE",
+                "cannot create or find the receipt table (run `airlock writeback migration`)",
+                &e,
+                &secrets,
+            );
+        }
+        Err(ReceiptTableError::Untrusted(why)) => {
+            return failed(
+                "RECEIPT_TABLE_UNTRUSTED",
+                "refused to trust the receipt table; nothing was written",
+                &why,
+                &secrets,
+            );
+        }
     }
     fault::point("before_transaction");
     match run_transaction(&mut conn, engine, cap, job, read_row, &types).await {
