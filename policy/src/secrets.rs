@@ -214,22 +214,124 @@ pub fn url_password(url: &str) -> Option<String> {
     Some(pw.to_owned())
 }
 
-/// What to redact for a connection URL: the URL itself and its password.
+/// What to redact for a connection URL: the URL itself and its password,
+/// percent-encoded as written and decoded as the server receives it.
 pub fn url_secrets(url: &str) -> Vec<String> {
     let mut out = vec![url.to_owned()];
-    out.extend(url_password(url));
+    if let Some(pw) = url_password(url) {
+        out.extend(percent_decode(&pw).filter(|d| *d != pw));
+        out.push(pw);
+    }
     out
 }
 
-/// Replace every occurrence of each known secret value in `text` with
-/// `[REDACTED]`. Values shorter than 4 bytes are ignored (they would shred
-/// ordinary text and are not meaningful secrets).
+/// `%XX` sequences decoded; `None` when the result is not UTF-8 or a `%`
+/// is not followed by two hex digits.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Every byte outside `A-Z a-z 0-9 - . _ ~` as `%XX` (upper-case hex), as a
+/// URL component encoder writes it.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The forms a known secret may take in someone else's text: as given,
+/// percent-decoded (a URL password as the server received it) and
+/// percent-encoded (upper- and lower-case hex), longest first, without
+/// duplicates or values shorter than 4 bytes.
+pub fn secret_forms(secrets: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for secret in secrets {
+        let encoded = percent_encode(secret);
+        let candidates = [
+            Some(secret.clone()),
+            percent_decode(secret),
+            Some(encoded.to_ascii_lowercase()),
+            Some(encoded),
+        ];
+        for form in candidates.into_iter().flatten() {
+            if form.len() >= 4 && !out.contains(&form) {
+                out.push(form);
+            }
+        }
+    }
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out
+}
+
+/// Replace every occurrence of each known secret value in `text`, in each
+/// of its [`secret_forms`], with `[REDACTED]`. Values shorter than 4 bytes
+/// are ignored (they would shred ordinary text and are not meaningful
+/// secrets).
 pub fn redact(text: &str, secrets: &[String]) -> String {
     let mut out = text.to_owned();
-    for secret in secrets {
-        if secret.len() >= 4 && out.contains(secret.as_str()) {
+    for secret in secret_forms(secrets) {
+        if out.contains(secret.as_str()) {
             out = out.replace(secret.as_str(), "[REDACTED]");
         }
+    }
+    out
+}
+
+/// Whether `text` holds a known secret in any of its [`secret_forms`].
+pub fn contains_known(text: &str, secrets: &[String]) -> bool {
+    secret_forms(secrets)
+        .iter()
+        .any(|s| text.contains(s.as_str()))
+}
+
+/// The JSON path of every string and every object key inside `value` that
+/// holds a known secret (in any of its forms). Paths, never values.
+pub fn find_known(value: &Value, secrets: &[String]) -> Vec<String> {
+    fn walk(value: &Value, path: &str, forms: &[String], out: &mut Vec<String>) {
+        let has = |s: &str| forms.iter().any(|f| s.contains(f.as_str()));
+        match value {
+            Value::String(s) if has(s) => out.push(path.to_owned()),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(item, &join_index(path, i), forms, out);
+                }
+            }
+            Value::Object(map) => {
+                for (k, v) in map {
+                    if has(k) {
+                        out.push(format!("{path} (a key)"));
+                    } else {
+                        walk(v, &join_key(path, k), forms, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let forms = secret_forms(secrets);
+    let mut out = Vec::new();
+    if !forms.is_empty() {
+        walk(value, "$", &forms, &mut out);
     }
     out
 }
@@ -314,5 +416,40 @@ mod tests {
             &["s3cr3t".into(), "ab".into()],
         );
         assert_eq!(out, "connect postgres://w:[REDACTED]@h failed");
+    }
+
+    #[test]
+    fn a_url_password_is_redacted_encoded_and_decoded() {
+        let url = "https://u:p%40ss%2Fw0rd@hooks.example/apply";
+        let secrets = url_secrets(url);
+        assert!(secrets.contains(&"p%40ss%2Fw0rd".to_owned()));
+        assert!(secrets.contains(&"p@ss/w0rd".to_owned()));
+        for echoed in ["p@ss/w0rd", "p%40ss%2Fw0rd", "p%40ss%2fw0rd"] {
+            let out = redact(&format!("auth failed for {echoed}!"), &secrets);
+            assert_eq!(out, "auth failed for [REDACTED]!", "{echoed}");
+        }
+        // And the other way: a secret known decoded, echoed encoded.
+        let out = redact("key=s%C3%A9cret%21", &["s\u{e9}cret!".into()]);
+        assert_eq!(out, "key=[REDACTED]");
+        assert!(contains_known("x p@ss/w0rd y", &secrets));
+        assert!(!contains_known("nothing here", &secrets));
+    }
+
+    #[test]
+    fn finds_known_values_in_every_string_and_key() {
+        let secrets = url_secrets("https://u:p%40ss@h/");
+        let v = json!({
+            "ok": "fine",
+            "data": {"nested": ["x", {"k": "has p@ss inside"}]},
+            "p%40ss": 1,
+            "n": 5
+        });
+        assert_eq!(
+            find_known(&v, &secrets),
+            vec!["$.data.nested[1].k".to_owned(), "$ (a key)".to_owned()]
+        );
+        assert!(find_known(&json!({"a": "b"}), &secrets).is_empty());
+        assert!(percent_decode("%zz").is_none());
+        assert_eq!(percent_encode("a b@c"), "a%20b%40c");
     }
 }

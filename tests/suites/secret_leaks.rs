@@ -1018,3 +1018,344 @@ fn no_planted_secret_appears_in_any_output() {
         hits.join("\n\n")
     );
 }
+
+// ------------------------------------- every field of a handler's answer
+
+/// A handler that answers with its own secrets in every field it can: the
+/// version values, an unknown `receipt_id`, nested `data` (values and keys),
+/// the request headers it saw, the `message`, a `safe_error_code`, an error
+/// body. It records each raw answer, so the test can show the secrets were
+/// really sent back.
+struct EchoHandler {
+    port: u16,
+    mode: Arc<AtomicU8>,
+    answers: Arc<Mutex<Vec<String>>>,
+}
+
+const ECHO_APPLIED: u8 = 0;
+const ECHO_FAILED: u8 = 1;
+const ECHO_500: u8 = 2;
+const ECHO_CONFLICT: u8 = 3;
+
+/// The echoed secrets: bearer token, signing secret (upper case, so it is a
+/// well-formed `safe_error_code`), and the URL password as written
+/// (percent-encoded) and as the server receives it (decoded).
+struct EchoSecrets {
+    nonce: String,
+    token: String,
+    signing: String,
+    password_encoded: String,
+    password_decoded: String,
+}
+
+impl EchoSecrets {
+    fn new() -> EchoSecrets {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let nonce = format!("Qe{:x}{:08x}", std::process::id(), nanos as u32);
+        EchoSecrets {
+            token: format!("tok{nonce}x"),
+            signing: format!("WHSEC_{}_X", nonce.to_ascii_uppercase()),
+            password_encoded: format!("p%40ss%2F{nonce}"),
+            password_decoded: format!("p@ss/{nonce}"),
+            nonce,
+        }
+    }
+
+    fn needles(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("the bearer token", self.token.clone()),
+            ("the signing secret", self.signing.clone()),
+            ("the URL password (encoded)", self.password_encoded.clone()),
+            (
+                "the URL password (encoded, lower-case hex)",
+                self.password_encoded.to_ascii_lowercase(),
+            ),
+            ("the URL password (decoded)", self.password_decoded.clone()),
+            ("the nonce (any fragment)", self.nonce.clone()),
+            (
+                "the nonce, upper case (a fragment of the signing secret)",
+                self.nonce.to_ascii_uppercase(),
+            ),
+        ]
+    }
+}
+
+impl EchoHandler {
+    fn start(secrets: &EchoSecrets) -> EchoHandler {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mode = Arc::new(AtomicU8::new(ECHO_APPLIED));
+        let answers = Arc::new(Mutex::new(Vec::new()));
+        let (m, a) = (mode.clone(), answers.clone());
+        let (token, signing, enc, dec) = (
+            secrets.token.clone(),
+            secrets.signing.clone(),
+            secrets.password_encoded.clone(),
+            secrets.password_decoded.clone(),
+        );
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (status, body) = {
+                    let mut s = stream;
+                    let Some(req) = read_request(&mut s) else {
+                        continue;
+                    };
+                    let key = req.header("idempotency-key").unwrap_or("").to_owned();
+                    let headers: serde_json::Map<String, Value> = req
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+                        .collect();
+                    let answer = match m.load(Ordering::SeqCst) {
+                        ECHO_FAILED => (
+                            "200 OK",
+                            json!({
+                                "status": "failed", "rows_affected": 0, "idempotency_key": key,
+                                "safe_error_code": signing,
+                                "previous_version": format!("v1 {enc}"),
+                                "message": format!("refused: upstream wanted {dec}"),
+                            })
+                            .to_string(),
+                        ),
+                        ECHO_500 => (
+                            "500 Internal Server Error",
+                            format!(
+                                "crashed; token={token} signing={signing} password={dec} raw={enc} headers={}",
+                                Value::Object(headers)
+                            ),
+                        ),
+                        ECHO_CONFLICT => (
+                            "409 Conflict",
+                            json!({
+                                "status": "conflict", "idempotency_key": key,
+                                "safe_error_code": "VERSION_CONFLICT",
+                                "new_version": token,
+                                "message": format!("stale; you are {dec}"),
+                                "data": {"headers": headers},
+                            })
+                            .to_string(),
+                        ),
+                        _ => (
+                            "200 OK",
+                            json!({
+                                "status": "applied", "rows_affected": 1, "idempotency_key": key,
+                                "previous_version": token,
+                                "new_version": format!("v2-{dec}"),
+                                "receipt_id": signing,
+                                "message": format!("done for {enc} with {token}"),
+                                "data": {"nested": [token, {"pw": dec}], signing.clone(): enc},
+                                "headers_seen": headers,
+                            })
+                            .to_string(),
+                        ),
+                    };
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                        answer.0,
+                        answer.1.len(),
+                        answer.1
+                    );
+                    answer
+                };
+                a.lock().unwrap().push(format!("{status}\n{body}"));
+            }
+        });
+        EchoHandler {
+            port,
+            mode,
+            answers,
+        }
+    }
+}
+
+/// One HTTP request off the stream (headers and body).
+fn read_request(s: &mut TcpStream) -> Option<Seen> {
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p;
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next().unwrap_or_default().to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < len {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+        }
+    }
+    Some(Seen {
+        request_line,
+        headers,
+        body,
+    })
+}
+
+#[test]
+fn no_field_of_a_handler_answer_brings_its_secrets_into_the_ledger() {
+    use airlock_ipc::Role;
+    use airlock_tests::proposals::{WAIVER, honest_proposal, load, reference_value};
+
+    let secrets = EchoSecrets::new();
+    let handler = EchoHandler::start(&secrets);
+    let url = format!(
+        "http://hook:{}@127.0.0.1:{}/apply",
+        secrets.password_encoded, handler.port
+    );
+    let mut config = reference_value();
+    config["executors"] = json!({
+        "billing_api": {"type": "http_handler", "url_env": "BILLING_URL", "method": "POST",
+                        "auth": {"type": "bearer_env", "token_env": "BILLING_TOKEN"},
+                        "signing_secret_env": "BILLING_SIGNING", "timeout_ms": 5000}
+    });
+    for cap in config["capabilities"].as_array_mut().unwrap() {
+        if cap["name"] == WAIVER {
+            cap["executor"] = json!("billing_api");
+        }
+    }
+    let env = [
+        ("SYNAPSOR_TENANT_ID", "acme"),
+        ("BILLING_URL", url.as_str()),
+        ("BILLING_TOKEN", secrets.token.as_str()),
+        ("BILLING_SIGNING", secrets.signing.as_str()),
+        ("AIRLOCK_LOG", "debug"),
+    ];
+    let exec = ExecutorProcess::start(&config, &env);
+    let cfg = load(&config);
+    let ids: Vec<String> = rt().block_on(async {
+        let mut client = exec.client(Role::Proposer).await;
+        let mut ids = Vec::new();
+        for reason in ["one", "two", "three", "four"] {
+            ids.push(honest_proposal(&mut client, &cfg, reason).await.proposal_id);
+        }
+        ids
+    });
+
+    let mut out = Outputs::default();
+    let mut apply = |id: &str, mode: u8, name: &str| -> Value {
+        handler.mode.store(mode, Ordering::SeqCst);
+        let o = out.cmd(
+            &format!("approve {name}"),
+            exec.cli(&["proposals", "approve", id, "--yes", "--json"]),
+        );
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let o = out.cmd(
+            &format!("apply {name} --json"),
+            exec.cli(&["apply", id, "--json"]),
+        );
+        let result = json_of(&o);
+        // A second, human apply of the same proposal: the same receipt
+        // again (or a retry), printed for a person.
+        out.cmd(&format!("apply {name}"), exec.cli(&["apply", id]));
+        out.cmd(
+            &format!("replay {name}"),
+            exec.cli(&["replay", "show", id, "--details"]),
+        );
+        out.cmd(
+            &format!("replay {name} --json"),
+            exec.cli(&["replay", "show", id, "--details", "--json"]),
+        );
+        out.cmd(
+            &format!("show {name}"),
+            exec.cli(&["proposals", "show", id]),
+        );
+        result["writeback"].clone()
+    };
+
+    let applied = apply(&ids[0], ECHO_APPLIED, "applied");
+    assert_eq!(applied["status"], "applied", "{applied}");
+    assert_eq!(applied["receipt"]["rows_affected"], 1);
+    for field in ["previous_version", "new_version"] {
+        assert!(
+            applied["receipt"][field]
+                .as_str()
+                .is_some_and(|v| v.starts_with("[withheld")),
+            "{field}: {applied}"
+        );
+    }
+    assert!(
+        applied["detail"].as_str().is_some_and(
+            |d| d.contains("withheld from this receipt: previous_version, new_version")
+        ),
+        "the receipt records what was withheld: {applied}"
+    );
+
+    let failed = apply(&ids[1], ECHO_FAILED, "failed receipt");
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["receipt"]["safe_error_code"], "WITHHELD", "{failed}");
+    assert!(
+        failed["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("[REDACTED]") && d.contains("safe_error_code")),
+        "{failed}"
+    );
+
+    let crashed = apply(&ids[2], ECHO_500, "HTTP 500");
+    assert_eq!(crashed["status"], "failed", "{crashed}");
+    assert_eq!(crashed["receipt"]["safe_error_code"], "HANDLER_HTTP_500");
+
+    let conflict = apply(&ids[3], ECHO_CONFLICT, "409 conflict");
+    assert_eq!(conflict["status"], "conflict", "{conflict}");
+
+    // The handler really sent every secret back (the defence is what keeps
+    // them out, not a quiet handler).
+    let answers = handler.answers.lock().unwrap().join("\n");
+    for (what, value) in secrets.needles().iter().take(5) {
+        if what.contains("lower-case") {
+            continue;
+        }
+        assert!(
+            answers.contains(value.as_str()),
+            "the handler echoed {what}"
+        );
+    }
+
+    // Everything kept: the ledger's files (database, WAL), the executor's
+    // log, every CLI output.
+    for entry in std::fs::read_dir(exec.store.parent().unwrap()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            out.file(&format!("ledger file {}", path.display()), &path);
+        }
+    }
+    out.add("executor log", exec.log());
+    let mut hits = Vec::new();
+    for (name, bytes) in &out.items {
+        for (what, value) in secrets.needles() {
+            if !find(bytes, value.as_bytes()).is_empty() {
+                hits.push(format!("{name}: {what}"));
+            }
+        }
+    }
+    assert!(
+        hits.is_empty(),
+        "handler secrets leaked:\n{}",
+        hits.join("\n")
+    );
+}

@@ -8,7 +8,8 @@ use serde_json::Value;
 /// `println!` for a person: control and bidi characters in what it prints
 /// are escaped ([`escape_lines`]), and a closed stdout is ignored instead of
 /// panicking. Values that may hold a newline of their own go through
-/// [`escape`] first, so they cannot forge a line.
+/// [`escape`] first, so they cannot forge a line. (Used from the modules
+/// beside this one, which reach it as `super::output`.)
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
@@ -16,7 +17,7 @@ macro_rules! say {
         let _ = writeln!(
             std::io::stdout().lock(),
             "{}",
-            $crate::cli::output::escape_lines(&text)
+            super::output::escape_lines(&text)
         );
     }};
 }

@@ -45,7 +45,9 @@ use airlock_policy::config::CommandHandlerSpec;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
-use super::payload::{MAX_RECEIPT_BYTES, handler_payload, receipt_for_job, safe_text};
+use super::payload::{
+    MAX_RECEIPT_BYTES, handler_payload, receipt_for_job, safe_text, withhold_known,
+};
 use super::{Outcome, ReceiptStatus, WritebackJob};
 
 /// The only `PATH` a command handler sees.
@@ -56,19 +58,21 @@ pub const MAX_STDERR_BYTES: usize = 16 * 1024;
 pub const MAX_STDERR_DETAIL_CHARS: usize = 2 * 1024;
 const MAX_DETAIL_CHARS: usize = 500;
 
-/// Run the command handler for `job` and map its result to an outcome.
-pub async fn run(
-    spec: &CommandHandlerSpec,
-    executor_name: &str,
-    command: &str,
-    job: &WritebackJob,
-) -> Outcome {
+/// The command comes from a credential variable: the whole value, the
+/// program path (and its directory) and every argument are withheld, and a
+/// URL among the arguments also by its password (encoded and decoded).
+fn known_secrets(command: &str) -> Vec<String> {
     let mut words = command.split_whitespace();
     let program = words.next().unwrap_or("");
-    let args: Vec<&str> = words.collect();
-    // The command comes from a credential variable: the whole value, the
-    // program path (and its directory) and every argument are withheld.
-    let mut known: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let mut known: Vec<String> = Vec::new();
+    for arg in words {
+        known.push(arg.to_owned());
+        // `--url=https://u:p%40ss@host/`: the URL part on its own too.
+        let url = arg.split_once('=').map_or(arg, |(_, v)| v);
+        if url.contains("://") {
+            known.extend(airlock_policy::secrets::url_secrets(url));
+        }
+    }
     known.push(command.trim().to_owned());
     known.push(program.to_owned());
     if let Some(dir) = std::path::Path::new(program)
@@ -79,6 +83,34 @@ pub async fn run(
         known.push(dir.to_owned());
     }
     known.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    known
+}
+
+/// Run the command handler for `job` and map its result to an outcome. No
+/// field of the outcome holds the command or a part of it, in any form
+/// ([`withhold_known`]).
+pub async fn run(
+    spec: &CommandHandlerSpec,
+    executor_name: &str,
+    command: &str,
+    job: &WritebackJob,
+) -> Outcome {
+    withhold_known(
+        execute(spec, executor_name, command, job).await,
+        &known_secrets(command),
+    )
+}
+
+async fn execute(
+    spec: &CommandHandlerSpec,
+    executor_name: &str,
+    command: &str,
+    job: &WritebackJob,
+) -> Outcome {
+    let mut words = command.split_whitespace();
+    let program = words.next().unwrap_or("");
+    let args: Vec<&str> = words.collect();
+    let known = known_secrets(command);
     let label = format!("handler `{executor_name}`");
     let fail = |code: &str, detail: String| {
         Outcome::failed(

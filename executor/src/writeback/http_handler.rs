@@ -42,7 +42,9 @@ use hmac::{Hmac, Mac};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use sha2::Sha256;
 
-use super::payload::{MAX_RECEIPT_BYTES, handler_payload, receipt_for_job, safe_text};
+use super::payload::{
+    MAX_RECEIPT_BYTES, handler_payload, receipt_for_job, safe_text, withhold_known,
+};
 use super::{Outcome, ReceiptStatus, WritebackJob};
 
 /// Header carrying the signing timestamp (unix seconds).
@@ -99,7 +101,13 @@ impl HttpSecrets {
                     .filter(|seg| seg.len() >= 8)
                     .map(str::to_owned),
             );
+            // The password as written (percent-encoded) and as the server
+            // receives it (decoded); `redact` covers both forms of each.
             known.extend(u.password().map(str::to_owned));
+            known.extend(
+                u.password()
+                    .and_then(airlock_policy::secrets::percent_decode),
+            );
         }
         known.extend(self.token.clone());
         known.extend(self.signing_secret.clone());
@@ -152,8 +160,19 @@ fn client() -> Result<&'static reqwest::Client, String> {
     Ok(CLIENT.get_or_init(|| built))
 }
 
-/// Send `job` to the handler and map its answer to an outcome.
+/// Send `job` to the handler and map its answer to an outcome. No field of
+/// the outcome holds one of `secrets`, in any form ([`withhold_known`]).
 pub async fn run(
+    spec: &HttpHandlerSpec,
+    executor_name: &str,
+    secrets: &HttpSecrets,
+    job: &WritebackJob,
+) -> Outcome {
+    let known = secrets.known(reqwest::Url::parse(secrets.url.trim()).ok().as_ref());
+    withhold_known(exchange(spec, executor_name, secrets, job).await, &known)
+}
+
+async fn exchange(
     spec: &HttpHandlerSpec,
     executor_name: &str,
     secrets: &HttpSecrets,

@@ -23,6 +23,12 @@
 //! * `safe_error_code` is 1–64 chars of `[A-Z0-9_]`; `message` ≤ 500 chars;
 //! * no version or code may look like a credential (the ledger would refuse
 //!   the receipt); secret-looking text in `message` is withheld;
+//! * whatever a handler answers, no field of the outcome that reaches the
+//!   ledger, the log or the operator (versions, code, detail) may hold one
+//!   of the handler's own secrets — its URL or any part of it, its token, its
+//!   signing secret, a command's arguments — in any form (as given,
+//!   percent-decoded or percent-encoded): such a field is withheld and the
+//!   detail says which ([`withhold_known`]);
 //! * `idempotency_key`, when echoed, must be the job's key.
 //!
 //! Mapping to [`Outcome`]: `applied` → the source changed now
@@ -33,7 +39,7 @@
 //! `HANDLER_FAILED`).
 
 use airlock_policy::change_set::scalar_text;
-use airlock_policy::secrets::{classify, redact};
+use airlock_policy::secrets::{classify, contains_known, find_known, find_secrets, redact};
 use serde_json::{Map, Value, json};
 
 use super::{Outcome, ReceiptStatus, WritebackJob};
@@ -296,6 +302,56 @@ pub fn safe_text(text: &str, known_secrets: &[String], max_chars: usize) -> Stri
     }
 }
 
+/// What a withheld version value becomes.
+pub const WITHHELD_VALUE: &str = "[withheld: it held a handler secret or looked like a credential]";
+
+/// The last check on everything a handler's answer put into an outcome:
+/// each field (the version values, the code, the detail) that holds one of
+/// the `known` secrets in any form, or looks like a credential, is withheld,
+/// and the detail records which fields were. Handler modules return only
+/// outcomes that went through here.
+pub fn withhold_known(mut o: Outcome, known: &[String]) -> Outcome {
+    let tainted = |v: &Value| !find_known(v, known).is_empty() || !find_secrets(v).is_empty();
+    let mut withheld: Vec<&str> = Vec::new();
+    for (name, field) in [
+        ("previous_version", &mut o.previous_version),
+        ("new_version", &mut o.new_version),
+    ] {
+        if field.as_ref().is_some_and(tainted) {
+            *field = Some(Value::String(WITHHELD_VALUE.to_owned()));
+            withheld.push(name);
+        }
+    }
+    if o
+        .safe_error_code
+        .as_deref()
+        .is_some_and(|c| contains_known(c, known) || classify(c).is_some())
+    {
+        o.safe_error_code = Some("WITHHELD".to_owned());
+        withheld.push("safe_error_code");
+    }
+    if let Some(d) = o.detail.take() {
+        let d = redact(&d, known);
+        o.detail = Some(if tainted(&Value::String(d.clone())) {
+            withheld.push("detail");
+            "[withheld]".to_owned()
+        } else {
+            d
+        });
+    }
+    if !withheld.is_empty() {
+        let note = format!(
+            "withheld from this receipt: {} (a handler secret or credential-like text)",
+            withheld.join(", ")
+        );
+        o.detail = Some(match o.detail.take() {
+            Some(d) if !d.is_empty() && d != "[withheld]" => format!("{d}\n{note}"),
+            _ => note,
+        });
+    }
+    o
+}
+
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
 }
@@ -303,6 +359,34 @@ fn first_line(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_outcome_field_holding_a_known_secret_is_withheld() {
+        let mut known = airlock_policy::secrets::url_secrets("https://u:p%40ss99@h/x");
+        known.push("TOKEN_9911".to_owned());
+        let o = Outcome {
+            status: ReceiptStatus::Failed,
+            rows_affected: 0,
+            previous_version: Some(json!("v1-p@ss99")),
+            new_version: Some(json!(7)),
+            source_database_mutated: false,
+            safe_error_code: Some("E_TOKEN_9911".to_owned()),
+            detail: Some("raw p%40ss99 decoded p@ss99".to_owned()),
+        };
+        let o = withhold_known(o, &known);
+        assert_eq!(o.previous_version, Some(json!(WITHHELD_VALUE)));
+        assert_eq!(o.new_version, Some(json!(7)));
+        assert_eq!(o.safe_error_code.as_deref(), Some("WITHHELD"));
+        let detail = o.detail.unwrap();
+        assert!(!detail.contains("p@ss99") && !detail.contains("p%40ss99"), "{detail}");
+        assert!(
+            detail.ends_with("withheld from this receipt: previous_version, safe_error_code (a handler secret or credential-like text)"),
+            "{detail}"
+        );
+        // Nothing to withhold: unchanged.
+        let clean = Outcome::failed("HANDLER_TIMEOUT", "no answer");
+        assert_eq!(withhold_known(clean.clone(), &known), clean);
+    }
 
     #[test]
     fn parses_minimal_and_full_receipts() {
