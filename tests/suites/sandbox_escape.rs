@@ -232,3 +232,62 @@ fn allow_weaker_sandbox_changes_nothing_where_landlock_is_complete() {
     assert!(!run.created);
     assert!(!run.log.contains("WEAKER SANDBOX"), "{}", run.log);
 }
+
+/// The file sandbox lets the proposer read its SQLite source's directory,
+/// not only the file: in WAL mode SQLite opens `<db>-wal` and `<db>-shm`,
+/// which a writer creates after the proposer started (they are removed when
+/// the last connection closes). A change still in the WAL must be read.
+#[test]
+fn a_wal_mode_sqlite_source_is_read_under_the_file_sandbox() {
+    use sqlx::{ConnectOptions, Connection, Executor};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = airlock_tests::databases::sqlite_reference(dir.path(), "wal");
+    let file = dir.path().join("wal.db");
+    let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&file);
+    rt().block_on(async {
+        let mut conn = opts.connect().await.unwrap();
+        conn.execute("PRAGMA journal_mode=WAL").await.unwrap();
+        conn.close().await.unwrap();
+    });
+    assert!(
+        !dir.path().join("wal.db-wal").exists(),
+        "the WAL file should not exist before the proposer starts"
+    );
+    let config = reference_config_for(&db);
+    let exec = ExecutorProcess::start(&config, &[("APP_TENANT_ID", "acme")]);
+    let env = [
+        ("APP_READ_URL", db.read_url.as_str()),
+        ("APP_TENANT_ID", "acme"),
+        ("APP_PRINCIPAL", "agent_17"),
+    ];
+    rt().block_on(async {
+        let client = stdio_client_with_stderr(
+            &exec.config_path,
+            &exec.socket_dir,
+            &env,
+            &[],
+            Stdio::inherit(),
+        )
+        .await;
+        // A writer opens the database now: -wal and -shm appear, and the
+        // change stays in the WAL while the connection is open.
+        let mut writer = opts.connect().await.unwrap();
+        writer.execute("PRAGMA wal_autocheckpoint=0").await.unwrap();
+        writer
+            .execute("UPDATE invoices SET late_fee_cents = 7700 WHERE id = 'INV-3001'")
+            .await
+            .unwrap();
+        assert!(dir.path().join("wal.db-wal").exists());
+        let (r, envelope) = call(
+            &client,
+            "billing.inspect_invoice",
+            json!({"invoice_id": "INV-3001"}),
+        )
+        .await;
+        assert_eq!(r.is_error, Some(false), "{envelope}");
+        assert_eq!(envelope["data"]["late_fee_cents"], 7700, "{envelope}");
+        writer.close().await.unwrap();
+        client.cancel().await.unwrap();
+    });
+}
