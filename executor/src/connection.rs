@@ -8,7 +8,7 @@ use airlock_ipc::error::{ErrorBody, ErrorCode};
 use airlock_ipc::frame::{FrameError, read_frame_timed, write_frame};
 use airlock_ipc::limits::{
     FRAME_TIMEOUT, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_FRAME_BYTES, MAX_JSON_DEPTH,
-    MAX_ROWS_PER_READ,
+    MAX_ROWS_PER_READ, WRITE_TIMEOUT,
 };
 use airlock_ipc::message::{
     LimitsInfo, PeerInfo, Request, RequestFrame, Response, ResponseFrame, Welcome,
@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use crate::authority::{Authority, Peer};
 use crate::daemon::{ConnectionCounter, describe_peer};
-use crate::{intake, review};
+use crate::{intake, refusal_log, review};
 
 /// What to do after answering.
 enum Next {
@@ -27,16 +27,34 @@ enum Next {
     Close,
 }
 
+/// Write one answer within [`WRITE_TIMEOUT`]. `false`: the peer is gone or
+/// stopped reading, and the connection must be closed (freeing its slot).
 async fn send(stream: &mut IpcStream, frame: ResponseFrame) -> bool {
-    write_frame(stream, &frame.encode()).await.is_ok()
+    match tokio::time::timeout(WRITE_TIMEOUT, write_frame(stream, &frame.encode())).await {
+        Ok(written) => written.is_ok(),
+        Err(_) => {
+            if refusal_log::admit("write_timeout") {
+                tracing::warn!(
+                    "closing a connection: the peer did not read its answer within {WRITE_TIMEOUT:?}"
+                );
+            }
+            false
+        }
+    }
 }
 
-async fn refuse(stream: &mut IpcStream, id: u64, code: ErrorCode, message: impl Into<String>) {
-    let _ = send(
+/// Answer with an error. `false`: the peer is gone or stopped reading.
+async fn refuse(
+    stream: &mut IpcStream,
+    id: u64,
+    code: ErrorCode,
+    message: impl Into<String>,
+) -> bool {
+    send(
         stream,
         ResponseFrame::error(id, ErrorBody::new(code, message)),
     )
-    .await;
+    .await
 }
 
 pub async fn serve_connection(
@@ -50,7 +68,9 @@ pub async fn serve_connection(
     let who = describe_peer(&creds);
     // Authorize on the kernel's word before reading anything from the peer.
     if !auth.peers.may_connect(role, creds.uid) {
-        tracing::warn!(peer = %who, socket = role.as_str(), "refused: peer not authorized for this socket");
+        if refusal_log::admit("unauthorized_peer") {
+            tracing::warn!(peer = %who, socket = role.as_str(), "refused: peer not authorized for this socket");
+        }
         refuse(
             &mut stream,
             0,
@@ -64,13 +84,18 @@ pub async fn serve_connection(
         .await;
         return;
     }
-    let Some(_slot) = counter.acquire(creds.uid) else {
-        tracing::warn!(peer = %who, "refused: connection limit reached");
+    let Some(_slot) = counter.acquire(role, creds.uid) else {
+        if refusal_log::admit("connection_limit") {
+            tracing::warn!(peer = %who, socket = role.as_str(), "refused: connection limit reached");
+        }
         refuse(
             &mut stream,
             0,
             ErrorCode::Busy,
-            "too many connections; try again later",
+            format!(
+                "too many connections on the {} socket; try again later",
+                role.as_str()
+            ),
         )
         .await;
         return;
@@ -109,7 +134,9 @@ pub async fn serve_connection(
                 return;
             }
             if h.role != role {
-                tracing::warn!(peer = %who, socket = role.as_str(), claimed = h.role.as_str(), "refused: role does not match the socket");
+                if refusal_log::admit("role_mismatch") {
+                    tracing::warn!(peer = %who, socket = role.as_str(), claimed = h.role.as_str(), "refused: role does not match the socket");
+                }
                 refuse(
                     &mut stream,
                     id,
@@ -186,8 +213,8 @@ pub async fn serve_connection(
             Ok(f) => (f.id, f.request),
             Err((id, e)) => {
                 tracing::debug!(peer = %who, code = %e.code(), "undecodable request");
-                refuse(&mut stream, id.unwrap_or(0), e.code(), e.to_string()).await;
-                if e.code() == ErrorCode::MalformedFrame {
+                let answered = refuse(&mut stream, id.unwrap_or(0), e.code(), e.to_string()).await;
+                if !answered || e.code() == ErrorCode::MalformedFrame {
                     return;
                 }
                 continue;
@@ -239,13 +266,15 @@ async fn handle(
             Next::Close,
         );
     }
-    if !request.allowed_for(role) {
+    if !request.allowed_for(role) && refusal_log::admit("forbidden_message") {
         tracing::warn!(
             peer = %describe_peer(&peer.creds),
             socket = role.as_str(),
             message = request.type_name(),
             "refused: message not allowed for this role; closing the connection"
         );
+    }
+    if !request.allowed_for(role) {
         let msg = format!(
             "`{}` is not allowed on the {} socket",
             request.type_name(),

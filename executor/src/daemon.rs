@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use airlock_ipc::Role;
-use airlock_ipc::limits::{MAX_CONNECTIONS, MAX_CONNECTIONS_PER_UID};
+use airlock_ipc::limits::{
+    MAX_CONNECTIONS_PER_UID, MAX_OPERATOR_CONNECTIONS, MAX_PROPOSER_CONNECTIONS,
+};
 use airlock_ipc::transport::{
     IpcListener, OPERATOR_SOCKET, PROPOSER_SOCKET, PeerCredentials, listen, resolve_socket_dir,
 };
@@ -52,17 +54,21 @@ pub fn store_path(config_path: &Path, flag: Option<&Path>, configured: Option<&s
     }
 }
 
-/// Counts connections, globally and per uid.
+/// Counts connections per socket and per uid on each socket. Each socket
+/// has its own budget, so proposer connections can never make the operator
+/// socket answer `busy`.
 #[derive(Debug, Default)]
 pub struct ConnectionCounter {
     total: AtomicU64,
-    per_uid: Mutex<HashMap<u32, usize>>,
+    /// (socket, uid) → open connections; the socket's own total under `uid: None`.
+    held: Mutex<HashMap<(Role, Option<u32>), usize>>,
 }
 
 /// Releases its connection slot when dropped.
 #[derive(Debug)]
 pub struct ConnectionSlot {
     counter: Arc<ConnectionCounter>,
+    role: Role,
     uid: u32,
 }
 
@@ -71,19 +77,25 @@ impl ConnectionCounter {
         self.total.load(Ordering::Relaxed)
     }
 
-    /// Take a slot for `uid`, or `None` when a limit is reached.
-    pub fn acquire(self: &Arc<Self>, uid: u32) -> Option<ConnectionSlot> {
-        let mut per = self.per_uid.lock().ok()?;
-        let mine = per.entry(uid).or_insert(0);
-        if *mine >= MAX_CONNECTIONS_PER_UID
-            || self.total.load(Ordering::Relaxed) >= MAX_CONNECTIONS as u64
-        {
+    /// Take a slot for `uid` on `role`'s socket, or `None` when that
+    /// socket's budget or this uid's share of it is used up.
+    pub fn acquire(self: &Arc<Self>, role: Role, uid: u32) -> Option<ConnectionSlot> {
+        let budget = match role {
+            Role::Proposer => MAX_PROPOSER_CONNECTIONS,
+            Role::Operator => MAX_OPERATOR_CONNECTIONS,
+        };
+        let mut held = self.held.lock().ok()?;
+        let socket = held.get(&(role, None)).copied().unwrap_or(0);
+        let mine = held.get(&(role, Some(uid))).copied().unwrap_or(0);
+        if mine >= MAX_CONNECTIONS_PER_UID || socket >= budget {
             return None;
         }
-        *mine += 1;
+        held.insert((role, None), socket + 1);
+        held.insert((role, Some(uid)), mine + 1);
         self.total.fetch_add(1, Ordering::Relaxed);
         Some(ConnectionSlot {
             counter: Arc::clone(self),
+            role,
             uid,
         })
     }
@@ -92,10 +104,15 @@ impl ConnectionCounter {
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         self.counter.total.fetch_sub(1, Ordering::Relaxed);
-        if let Ok(mut per) = self.counter.per_uid.lock()
-            && let Some(n) = per.get_mut(&self.uid)
-        {
-            *n = n.saturating_sub(1);
+        if let Ok(mut held) = self.counter.held.lock() {
+            for key in [(self.role, None), (self.role, Some(self.uid))] {
+                if let Some(n) = held.get_mut(&key) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        held.remove(&key);
+                    }
+                }
+            }
         }
     }
 }
@@ -212,6 +229,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         "airlock-executor ready"
     );
     notify_systemd("READY=1");
+    tokio::spawn(crate::refusal_log::flush_forever());
 
     loop {
         let (accepted, role) = tokio::select! {

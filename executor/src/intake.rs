@@ -14,18 +14,191 @@ use airlock_ipc::message::{
 };
 use airlock_policy::args::{scalar_eq, validate_args};
 use airlock_policy::change_set::{ViolationCode, scalar_text, tenant_matches, verify};
-use airlock_policy::config::{EvidenceMode, Kind, Mode};
+use airlock_policy::config::{EvidenceMode, IntakeLimits, Kind, Mode};
 use airlock_policy::context::is_valid_context_value;
 use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::authority::{Authority, Peer};
 use crate::ledger::{Durability, NewEvidence, NewProposal};
+
+/// What a proposer adds to the ledger, metered per peer uid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intake {
+    Evidence,
+    Proposal,
+}
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// Per-peer-uid counters for `airlock.limits`: a count per rate window for
+/// each kind of intake, and the ledger bytes charged per 24 hours. Fixed
+/// windows, starting with a uid's first request after the previous one
+/// ended; only uids allowed on the proposer socket ever get an entry.
+#[derive(Debug, Default)]
+pub struct IntakeMeter {
+    peers: Mutex<HashMap<u32, PeerMeter>>,
+}
+
+#[derive(Debug)]
+struct PeerMeter {
+    window_started: Instant,
+    evidence: u64,
+    proposals: u64,
+    day_started: Instant,
+    day_bytes: u64,
+}
+
+impl IntakeMeter {
+    /// Admit one `what` of `payload` bytes from `uid`, or refuse with
+    /// `too_large` (not counted) or `rate_limited` (with a retry hint).
+    /// An admitted request counts even if it is refused later on.
+    pub fn admit(
+        &self,
+        limits: &IntakeLimits,
+        uid: u32,
+        what: Intake,
+        payload: u64,
+    ) -> Result<(), ErrorBody> {
+        self.admit_at(limits, uid, what, payload, Instant::now())
+    }
+
+    fn admit_at(
+        &self,
+        limits: &IntakeLimits,
+        uid: u32,
+        what: Intake,
+        payload: u64,
+        now: Instant,
+    ) -> Result<(), ErrorBody> {
+        let (noun, max_bytes, max_key, per_window, count_key) = match what {
+            Intake::Evidence => (
+                "evidence",
+                limits.max_evidence_bytes,
+                "max_evidence_bytes",
+                limits.evidence_per_window,
+                "evidence_per_window",
+            ),
+            Intake::Proposal => (
+                "change set",
+                limits.max_change_set_bytes,
+                "max_change_set_bytes",
+                limits.proposals_per_window,
+                "proposals_per_window",
+            ),
+        };
+        if payload > max_bytes {
+            return Err(ErrorBody::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "the {noun} is {payload} bytes as JSON; at most {max_bytes} are accepted (`airlock.limits.{max_key}`). Nothing was stored: send fewer rows or shorter values, or ask the operator to raise the limit"
+                ),
+            )
+            .with_details(json!({"limit": max_key, "max_bytes": max_bytes, "bytes": payload})));
+        }
+        let window = Duration::from_secs(limits.rate_window_seconds);
+        let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
+        let m = peers.entry(uid).or_insert(PeerMeter {
+            window_started: now,
+            evidence: 0,
+            proposals: 0,
+            day_started: now,
+            day_bytes: 0,
+        });
+        if now.duration_since(m.window_started) >= window {
+            (m.window_started, m.evidence, m.proposals) = (now, 0, 0);
+        }
+        if now.duration_since(m.day_started) >= DAY {
+            (m.day_started, m.day_bytes) = (now, 0);
+        }
+        let count = match what {
+            Intake::Evidence => m.evidence,
+            Intake::Proposal => m.proposals,
+        };
+        let cost = IntakeLimits::ledger_cost(payload);
+        let refused = if count >= per_window {
+            Some((
+                (m.window_started + window).saturating_duration_since(now),
+                count_key,
+                format!(
+                    "this peer (uid {uid}) already sent {count} {}s in this {} s window, the most `airlock.limits.{count_key}` allows",
+                    match what {
+                        Intake::Evidence => "evidence record",
+                        Intake::Proposal => "proposal",
+                    },
+                    limits.rate_window_seconds
+                ),
+            ))
+        } else if m.day_bytes.saturating_add(cost) > limits.ledger_bytes_per_day {
+            Some((
+                (m.day_started + DAY).saturating_duration_since(now),
+                "ledger_bytes_per_day",
+                format!(
+                    "this peer (uid {uid}) has used {} of its {} ledger bytes for this 24-hour period (`airlock.limits.ledger_bytes_per_day`)",
+                    m.day_bytes, limits.ledger_bytes_per_day
+                ),
+            ))
+        } else {
+            None
+        };
+        if let Some((retry_after, key, why)) = refused {
+            drop(peers);
+            if crate::refusal_log::admit("rate_limited") {
+                tracing::warn!(uid, limit = key, "refused: intake rate limit reached");
+            }
+            let retry_ms = u64::try_from(retry_after.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1);
+            return Err(ErrorBody::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "rate limited: {why}. Nothing was stored; retry in {} s",
+                    retry_ms.div_ceil(1000)
+                ),
+            )
+            .with_details(json!({"limit": key, "retry_after_ms": retry_ms})));
+        }
+        match what {
+            Intake::Evidence => m.evidence += 1,
+            Intake::Proposal => m.proposals += 1,
+        }
+        m.day_bytes = m.day_bytes.saturating_add(cost);
+        Ok(())
+    }
+}
+
+/// Size of `value` as JSON, without keeping the text.
+fn json_len<T: serde::Serialize>(value: &T) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    match serde_json::to_writer(&mut c, value) {
+        Ok(()) => c.0,
+        Err(_) => u64::MAX,
+    }
+}
 
 pub async fn record_read(
     auth: &Authority,
     peer: &Peer,
     req: RecordRead,
 ) -> Result<ReadRecorded, ErrorBody> {
+    auth.intake_meter.admit(
+        &auth.config.airlock.limits,
+        peer.creds.uid,
+        Intake::Evidence,
+        json_len(&req.rows),
+    )?;
     let invalid = |m: String| Err(ErrorBody::new(ErrorCode::InvalidRequest, m));
     let Some(cap) = auth.config.capability(&req.capability) else {
         return invalid(format!(
@@ -120,6 +293,12 @@ pub async fn submit_proposal(
         ));
     }
     let uid = peer.creds.uid;
+    auth.intake_meter.admit(
+        &auth.config.airlock.limits,
+        uid,
+        Intake::Proposal,
+        json_len(&req.change_set),
+    )?;
     let verified = match verify(&auth.config, &req.change_set, &|t| {
         auth.peers.may_claim(uid, t)
     }) {
@@ -262,5 +441,67 @@ pub async fn proposal_status(
             })
         }
         _ => Err(ErrorBody::new(ErrorCode::NotFound, "no such proposal")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn small() -> IntakeLimits {
+        IntakeLimits {
+            rate_window_seconds: 10,
+            evidence_per_window: 3,
+            proposals_per_window: 2,
+            max_evidence_bytes: 1000,
+            max_change_set_bytes: 500,
+            ledger_bytes_per_day: 20_000,
+        }
+    }
+
+    #[test]
+    fn counts_per_uid_and_kind_and_renews_with_the_window() {
+        let (m, l, t0) = (IntakeMeter::default(), small(), Instant::now());
+        for _ in 0..3 {
+            m.admit_at(&l, 7, Intake::Evidence, 10, t0).unwrap();
+        }
+        let e = m.admit_at(&l, 7, Intake::Evidence, 10, t0).unwrap_err();
+        assert_eq!(e.code, ErrorCode::RateLimited);
+        assert_eq!(e.details.unwrap()["retry_after_ms"], 10_000);
+        // Proposals and other uids have their own counts.
+        m.admit_at(&l, 7, Intake::Proposal, 10, t0).unwrap();
+        m.admit_at(&l, 8, Intake::Evidence, 10, t0).unwrap();
+        let later = t0 + Duration::from_secs(10);
+        m.admit_at(&l, 7, Intake::Evidence, 10, later).unwrap();
+    }
+
+    #[test]
+    fn too_large_is_refused_without_counting() {
+        let (m, l, t0) = (IntakeMeter::default(), small(), Instant::now());
+        for _ in 0..5 {
+            let e = m.admit_at(&l, 7, Intake::Proposal, 501, t0).unwrap_err();
+            assert_eq!(e.code, ErrorCode::TooLarge);
+        }
+        m.admit_at(&l, 7, Intake::Proposal, 500, t0).unwrap();
+    }
+
+    #[test]
+    fn the_daily_byte_budget_holds_across_windows() {
+        let (m, l, t0) = (IntakeMeter::default(), small(), Instant::now());
+        // Each 1000-byte evidence costs 3024 bytes: six fit in 20,000.
+        let mut admitted = 0;
+        for w in 0..10u64 {
+            let at = t0 + Duration::from_secs(10 * w);
+            if m.admit_at(&l, 7, Intake::Evidence, 1000, at).is_ok() {
+                admitted += 1;
+            }
+        }
+        assert_eq!(admitted, 6);
+        let e = m
+            .admit_at(&l, 7, Intake::Evidence, 1000, t0 + Duration::from_secs(200))
+            .unwrap_err();
+        assert_eq!(e.details.unwrap()["limit"], "ledger_bytes_per_day");
+        m.admit_at(&l, 7, Intake::Evidence, 1000, t0 + DAY).unwrap();
     }
 }

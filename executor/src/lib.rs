@@ -22,6 +22,7 @@ pub mod hardening;
 pub mod intake;
 pub mod ledger;
 pub mod peer_auth;
+pub mod refusal_log;
 pub mod review;
 pub mod secure_path;
 pub mod writeback;

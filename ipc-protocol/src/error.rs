@@ -50,6 +50,13 @@ pub enum ErrorCode {
     ConfigChanged,
     /// Too many connections or requests; try again later.
     Busy,
+    /// This peer exceeded its configured rate or daily volume of evidence
+    /// or proposals (`airlock.limits`); `details.retry_after_ms` says when
+    /// it may try again.
+    RateLimited,
+    /// The evidence or change set is larger than the configured maximum
+    /// (`airlock.limits`); nothing was stored.
+    TooLarge,
     /// The executor is shutting down.
     ShuttingDown,
     /// Something failed inside the executor; details are in its log only.
@@ -79,6 +86,8 @@ impl ErrorCode {
         ErrorCode::LedgerTampered,
         ErrorCode::ConfigChanged,
         ErrorCode::Busy,
+        ErrorCode::RateLimited,
+        ErrorCode::TooLarge,
         ErrorCode::ShuttingDown,
         ErrorCode::Internal,
     ];
@@ -105,6 +114,8 @@ impl ErrorCode {
             ErrorCode::LedgerTampered => "ledger_tampered",
             ErrorCode::ConfigChanged => "config_changed",
             ErrorCode::Busy => "busy",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TooLarge => "too_large",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Internal => "internal",
         }

@@ -15,9 +15,13 @@ pub const MAX_PARAMS_PER_READ: usize = 8;
 pub const MAX_LIST_ITEMS: u32 = 1_000;
 /// Longest free-text note or reason, in characters.
 pub const MAX_NOTE_CHARS: usize = 2_000;
-/// Most connections the executor serves at once (both sockets together).
-pub const MAX_CONNECTIONS: usize = 256;
-/// Most connections one peer uid may hold at once.
+/// Most connections the executor serves at once on the proposer socket
+/// (all its peers together). A budget of its own: proposer connections
+/// never count against the operator socket's.
+pub const MAX_PROPOSER_CONNECTIONS: usize = 192;
+/// Most connections the executor serves at once on the operator socket.
+pub const MAX_OPERATOR_CONNECTIONS: usize = 64;
+/// Most connections one peer uid may hold at once on each socket.
 pub const MAX_CONNECTIONS_PER_UID: usize = 64;
 /// Time a new connection has to complete the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,3 +30,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 /// An idle connection is closed after this long without a request.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// Time one answer has to be written to the peer. A peer that stops
+/// reading (its socket buffer stays full) is disconnected after this long,
+/// which frees its connection slot.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);

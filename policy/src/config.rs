@@ -412,6 +412,48 @@ pub struct AirlockSection {
     /// `None`: only the executor's own uid may approve, holding every role.
     pub approvers: Option<Vec<ApproverPeer>>,
     pub proposal_ttl_seconds: u64,
+    /// Per-proposer-uid limits on what reaches the ledger (`airlock.limits`).
+    pub limits: IntakeLimits,
+}
+
+/// How much one proposer uid may add to the ledger (`airlock.limits`).
+/// Each limit is enforced per peer uid, across all its connections.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IntakeLimits {
+    /// The window the two counts below are measured in.
+    pub rate_window_seconds: u64,
+    /// Most `record_read`s (evidence records) per window.
+    pub evidence_per_window: u64,
+    /// Most `submit_proposal`s per window.
+    pub proposals_per_window: u64,
+    /// Largest evidence (its rows as JSON) one `record_read` may carry.
+    pub max_evidence_bytes: u64,
+    /// Largest change set (as JSON) one `submit_proposal` may carry.
+    pub max_change_set_bytes: u64,
+    /// Ledger bytes per 24 hours: each record is charged twice its payload
+    /// (the record row and its event hold a copy each) plus 1 KiB.
+    pub ledger_bytes_per_day: u64,
+}
+
+impl IntakeLimits {
+    /// Bytes one record of `payload` bytes is charged against
+    /// `ledger_bytes_per_day`: about what it occupies in the ledger.
+    pub fn ledger_cost(payload: u64) -> u64 {
+        payload.saturating_mul(2).saturating_add(1024)
+    }
+}
+
+impl Default for IntakeLimits {
+    fn default() -> IntakeLimits {
+        IntakeLimits {
+            rate_window_seconds: 60,
+            evidence_per_window: 1_200,
+            proposals_per_window: 600,
+            max_evidence_bytes: 64 * 1024,
+            max_change_set_bytes: 16 * 1024,
+            ledger_bytes_per_day: 512 * 1024 * 1024,
+        }
+    }
 }
 
 /// An OS identity, by user name or numeric uid.

@@ -1148,12 +1148,38 @@ fn parse_intake_limits(r: &mut Report, a: &Obj) -> IntakeLimits {
             *field = n;
         }
     };
-    set("rate_window_seconds", 1, 24 * 3600, &mut out.rate_window_seconds);
-    set("evidence_per_window", 1, 1_000_000_000, &mut out.evidence_per_window);
-    set("proposals_per_window", 1, 1_000_000_000, &mut out.proposals_per_window);
+    let counts = 1_000_000_000;
+    set(
+        "rate_window_seconds",
+        1,
+        86_400,
+        &mut out.rate_window_seconds,
+    );
+    set(
+        "evidence_per_window",
+        1,
+        counts,
+        &mut out.evidence_per_window,
+    );
+    set(
+        "proposals_per_window",
+        1,
+        counts,
+        &mut out.proposals_per_window,
+    );
     set("max_evidence_bytes", 64, frame, &mut out.max_evidence_bytes);
-    set("max_change_set_bytes", 64, frame, &mut out.max_change_set_bytes);
-    set("ledger_bytes_per_day", 4096, 1 << 50, &mut out.ledger_bytes_per_day);
+    set(
+        "max_change_set_bytes",
+        64,
+        frame,
+        &mut out.max_change_set_bytes,
+    );
+    set(
+        "ledger_bytes_per_day",
+        4096,
+        1 << 50,
+        &mut out.ledger_bytes_per_day,
+    );
     out
 }
 

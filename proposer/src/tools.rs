@@ -363,10 +363,7 @@ impl Proposer {
                 "internal",
                 format!("unexpected executor answer `{}`", other.type_name()),
             )),
-            Err(LinkError::Refused(e)) => {
-                Err(ToolError::new("refused_by_executor", e.message.clone())
-                    .with_details(json!({"code": e.code})))
-            }
+            Err(LinkError::Refused(e)) => Err(refused(&e, false)),
             Err(LinkError::Untrusted(msg)) => Err(ToolError::new("executor_untrusted", msg)),
             Err(_) => Ok(None),
         }
@@ -503,12 +500,7 @@ impl Proposer {
                     format!("unexpected executor answer `{}`", other.type_name()),
                 ));
             }
-            Err(LinkError::Refused(e)) => {
-                return fail(
-                    ToolError::new("refused_by_executor", e.message.clone())
-                        .with_details(json!({"code": e.code, "details": e.details})),
-                );
-            }
+            Err(LinkError::Refused(e)) => return fail(refused(&e, true)),
             Err(LinkError::Lost) => {
                 return fail(ToolError::new(
                     "outcome_unknown",
@@ -543,6 +535,42 @@ impl Proposer {
             ),
             warnings: Vec::new(),
         }
+    }
+}
+
+/// The executor refused a request: a tool error the model can act on. Rate
+/// and size limits get codes of their own (wait and retry; send less);
+/// every other refusal is `refused_by_executor` with the executor's code.
+fn refused(e: &airlock_ipc::ErrorBody, with_details: bool) -> ToolError {
+    use airlock_ipc::error::ErrorCode;
+    match e.code {
+        ErrorCode::RateLimited => {
+            let retry_after_ms = e
+                .details
+                .as_ref()
+                .and_then(|d| d.get("retry_after_ms"))
+                .and_then(Value::as_u64);
+            ToolError::new(
+                "rate_limited",
+                format!(
+                    "the executor's per-agent limit was reached, nothing was recorded; wait and retry later. Executor: {}",
+                    e.message
+                ),
+            )
+            .with_details(json!({"code": e.code, "retry_after_ms": retry_after_ms}))
+        }
+        ErrorCode::TooLarge => ToolError::new(
+            "too_large",
+            format!(
+                "the executor refused the record as too large, nothing was recorded. Executor: {}",
+                e.message
+            ),
+        )
+        .with_details(json!({"code": e.code, "details": e.details})),
+        _ if with_details => ToolError::new("refused_by_executor", e.message.clone())
+            .with_details(json!({"code": e.code, "details": e.details})),
+        _ => ToolError::new("refused_by_executor", e.message.clone())
+            .with_details(json!({"code": e.code})),
     }
 }
 
