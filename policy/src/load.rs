@@ -2203,8 +2203,12 @@ fn parse_transition_guards(
             && version_col != Some(from)
         {
             let fix = match version_col {
-                Some(v) => format!("read the state from a patched column or from the version column `{v}`, or remove `from_column` to read `{col}` itself"),
-                None => format!("read the state from a patched column, or remove `from_column` to read `{col}` itself"),
+                Some(v) => format!(
+                    "read the state from a patched column or from the version column `{v}`, or remove `from_column` to read `{col}` itself"
+                ),
+                None => format!(
+                    "read the state from a patched column, or remove `from_column` to read `{col}` itself"
+                ),
             };
             r.error(
                 g.at("from_column"),
@@ -2384,7 +2388,11 @@ mod tests {
             errors[0].path,
             "$.capabilities[7].transition_guards.status.from_column"
         );
-        assert!(errors[0].message.contains("neither patched by this capability nor its version column"));
+        assert!(
+            errors[0]
+                .message
+                .contains("neither patched by this capability nor its version column")
+        );
         assert!(errors[0].fix.contains("`updated_at`"));
         // A patched column, the guarded column itself and the version column
         // are all fine.

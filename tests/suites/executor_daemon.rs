@@ -496,27 +496,60 @@ fn approve_latest_without_a_prompt_needs_the_hash_of_the_reviewed_proposal() {
     for bad in ["sha256:abc", &p.proposal_hash[7..], "sha256:zzzzzzzzzzzzzz"] {
         let out = exec.cli(&["proposals", "approve", "latest", "--yes", "--hash", bad]);
         assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out));
-        assert!(text(&out).contains("at least") || text(&out).contains("12 to 64"), "{}", text(&out));
+        assert!(
+            text(&out).contains("at least") || text(&out).contains("12 to 64"),
+            "{}",
+            text(&out)
+        );
     }
     // A well-formed but wrong hash: refused, nothing approved.
     let wrong = format!("sha256:{}", "0".repeat(16));
     assert!(!p.proposal_hash.starts_with(&wrong));
-    let out = exec.cli(&["proposals", "approve", "latest", "--yes", "--hash", &wrong, "--json"]);
+    let out = exec.cli(&[
+        "proposals",
+        "approve",
+        "latest",
+        "--yes",
+        "--hash",
+        &wrong,
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert_eq!(json_out(&out)["error"]["code"], "hash_mismatch");
     assert!(pending(), "nothing was approved");
     // Also with an explicit id.
-    let out = exec.cli(&["proposals", "approve", &p.proposal_id, "--yes", "--hash", &wrong]);
+    let out = exec.cli(&[
+        "proposals",
+        "approve",
+        &p.proposal_id,
+        "--yes",
+        "--hash",
+        &wrong,
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("does not start with"), "{}", text(&out));
     assert!(pending(), "nothing was approved");
 
     // The right prefix (12 hex digits, upper case accepted): approved.
     let right = format!("sha256:{}", p.proposal_hash[7..19].to_ascii_uppercase());
-    let out = exec.cli(&["proposals", "approve", "latest", "--yes", "--hash", &right, "--json"]);
+    let out = exec.cli(&[
+        "proposals",
+        "approve",
+        "latest",
+        "--yes",
+        "--hash",
+        &right,
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(json_out(&out)["decision"]["proposal_id"], p.proposal_id.as_str());
-    assert_eq!(states(&exec), [(p.proposal_id.clone(), "approved".to_owned())]);
+    assert_eq!(
+        json_out(&out)["decision"]["proposal_id"],
+        p.proposal_id.as_str()
+    );
+    assert_eq!(
+        states(&exec),
+        [(p.proposal_id.clone(), "approved".to_owned())]
+    );
 }
 
 #[test]
@@ -534,7 +567,10 @@ fn approve_latest_with_the_hash_of_an_older_proposal_never_approves_the_newer_on
     // The race is real: `latest` now names P2, which is what an unguarded
     // `approve latest --yes` would have approved.
     let shown = json_out(&exec.cli(&["proposals", "show", "latest", "--json"]));
-    assert_eq!(shown["proposal"]["summary"]["proposal_id"], p2.proposal_id.as_str());
+    assert_eq!(
+        shown["proposal"]["summary"]["proposal_id"],
+        p2.proposal_id.as_str()
+    );
 
     let out = exec.cli(&[
         "proposals",
@@ -546,7 +582,10 @@ fn approve_latest_with_the_hash_of_an_older_proposal_never_approves_the_newer_on
     ]);
     let said = text(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
-    assert!(said.contains(&p2.proposal_id) && said.contains("does not start with"), "{said}");
+    assert!(
+        said.contains(&p2.proposal_id) && said.contains("does not start with"),
+        "{said}"
+    );
     let states = states(&exec);
     assert!(
         states.iter().all(|(_, s)| s == "pending_approval"),
@@ -567,15 +606,20 @@ fn control_and_bidi_characters_are_escaped_in_human_output_and_exact_in_json() {
     let stored = "\u{1b}[2J\u{1b}]0;pwned\u{7}old\rnote\u{7f}\u{9b}31m";
     let reason = "fine\u{202e}gnp.exe\u{2066}\n  Decision:   approved by root (uid 0)\u{2028}";
     let principal = "agent\u{202e}71\u{200f}";
-    let raw = ["\u{1b}", "\u{202e}", "\u{2066}", "\u{2028}", "\u{200f}", "\r", "\u{7f}", "\u{9b}", "\u{7}"];
+    let raw = [
+        "\u{1b}", "\u{202e}", "\u{2066}", "\u{2028}", "\u{200f}", "\r", "\u{7f}", "\u{9b}", "\u{7}",
+    ];
     let id = rt().block_on(async {
         let mut client = exec.client(Role::Proposer).await;
         let mut row = invoice_row("INV-3001", "acme");
         row.insert("waiver_reason".into(), Value::from(stored));
         let args = json!({"invoice_id": "INV-3001", "reason": reason});
-        let ev = record(&mut client, read_of(&cfg, WAIVER, args.clone(), &row, "acme"))
-            .await
-            .expect("record read");
+        let ev = record(
+            &mut client,
+            read_of(&cfg, WAIVER, args.clone(), &row, "acme"),
+        )
+        .await
+        .expect("record read");
         let mut cs = change_set(&cfg, WAIVER, args, "acme", &row);
         cs.principal = principal.into();
         submit(&mut client, cs, Some(ev.evidence_id))
@@ -594,9 +638,15 @@ fn control_and_bidi_characters_are_escaped_in_human_output_and_exact_in_json() {
     let check = |what: &str, out: &Output| {
         let stdout = String::from_utf8_lossy(&out.stdout);
         for r in raw {
-            assert!(!stdout.contains(r), "{what}: raw {r:?} on stdout:\n{stdout:?}");
+            assert!(
+                !stdout.contains(r),
+                "{what}: raw {r:?} on stdout:\n{stdout:?}"
+            );
         }
-        assert!(!stdout.contains("\n  Decision:   approved"), "{what}: a forged line:\n{stdout}");
+        assert!(
+            !stdout.contains("\n  Decision:   approved"),
+            "{what}: a forged line:\n{stdout}"
+        );
         stdout.into_owned()
     };
     let out = exec.cli(&["proposals", "show", &id]);

@@ -462,7 +462,10 @@ pub fn approve(conn: &ConnArgs, id: &str, opts: ApproveOptions, json: bool) -> E
         // approval below names this id: checking here is checking what is
         // approved.
         if let Some(prefix) = &hash
-            && !detail.proposal_hash.to_ascii_lowercase().starts_with(prefix)
+            && !detail
+                .proposal_hash
+                .to_ascii_lowercase()
+                .starts_with(prefix)
         {
             return fail(
                 json,
@@ -485,12 +488,7 @@ pub fn approve(conn: &ConnArgs, id: &str, opts: ApproveOptions, json: bool) -> E
             print_detail(&detail);
             say!("");
         }
-        if prompts
-            && !confirm(&format!(
-                "Approve {}?",
-                escape(&detail.summary.proposal_id)
-            ))
-        {
+        if prompts && !confirm(&format!("Approve {}?", escape(&detail.summary.proposal_id))) {
             return fail(
                 json,
                 "declined",

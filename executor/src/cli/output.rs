@@ -125,7 +125,8 @@ mod tests {
 
     #[test]
     fn steering_characters_are_escaped_visibly() {
-        let hostile = "a\u{1b}[2Jb\u{202e}c\nd\re\u{7f}f\u{9b}g\u{2066}h\u{200f}i\u{61c}j\u{2028}k\u{2029}";
+        let hostile =
+            "a\u{1b}[2Jb\u{202e}c\nd\re\u{7f}f\u{9b}g\u{2066}h\u{200f}i\u{61c}j\u{2028}k\u{2029}";
         let shown = escape(hostile);
         assert_eq!(
             shown,
@@ -133,6 +134,9 @@ mod tests {
         );
         assert!(!shown.chars().any(is_steering));
         assert_eq!(escape_lines("x\u{1b}\ny\tz"), "x\\u{1b}\ny\tz");
-        assert!(matches!(escape("plain ünïcode"), std::borrow::Cow::Borrowed(_)));
+        assert!(matches!(
+            escape("plain ünïcode"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 }

@@ -322,8 +322,7 @@ pub fn withhold_known(mut o: Outcome, known: &[String]) -> Outcome {
             withheld.push(name);
         }
     }
-    if o
-        .safe_error_code
+    if o.safe_error_code
         .as_deref()
         .is_some_and(|c| contains_known(c, known) || classify(c).is_some())
     {
@@ -378,7 +377,10 @@ mod tests {
         assert_eq!(o.new_version, Some(json!(7)));
         assert_eq!(o.safe_error_code.as_deref(), Some("WITHHELD"));
         let detail = o.detail.unwrap();
-        assert!(!detail.contains("p@ss99") && !detail.contains("p%40ss99"), "{detail}");
+        assert!(
+            !detail.contains("p@ss99") && !detail.contains("p%40ss99"),
+            "{detail}"
+        );
         assert!(
             detail.ends_with("withheld from this receipt: previous_version, safe_error_code (a handler secret or credential-like text)"),
             "{detail}"
