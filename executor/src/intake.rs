@@ -274,7 +274,9 @@ pub async fn record_read(
 }
 
 fn tenant_refused(peer: &Peer) -> ErrorBody {
-    tracing::warn!(uid = peer.creds.uid, pid = ?peer.creds.pid, "refused: tenant not claimable by this peer");
+    if crate::refusal_log::admit("tenant_not_allowed") {
+        tracing::warn!(uid = peer.creds.uid, pid = ?peer.creds.pid, "refused: tenant not claimable by this peer");
+    }
     ErrorBody::new(
         ErrorCode::TenantNotAllowed,
         "this connection may not act for that tenant (see `airlock.proposers` in the config)",
@@ -310,7 +312,9 @@ pub async fn submit_proposal(
             {
                 return Err(tenant_refused(peer));
             }
-            tracing::warn!(uid, count = violations.len(), first = ?violations.first().map(|v| v.code), "proposal refused by policy");
+            if crate::refusal_log::admit("policy_violation") {
+                tracing::warn!(uid, count = violations.len(), first = ?violations.first().map(|v| v.code), "proposal refused by policy");
+            }
             let summary: Vec<String> = violations.iter().take(3).map(ToString::to_string).collect();
             return Err(ErrorBody::new(
                 ErrorCode::PolicyViolation,
