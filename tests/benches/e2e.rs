@@ -456,7 +456,9 @@ impl Stack {
             }
             Engine::Mysql => panic!("the e2e bench covers postgres and sqlite"),
         };
-        let value = reference_config_for(&db);
+        let mut value = reference_config_for(&db);
+        // Measures capacity: far above a proposer's default intake limits.
+        airlock_tests::proposals::capacity_limits(&mut value);
         let config = load(&value);
         let exec = ExecutorProcess::start(&value, &executor_env(&db));
         let env = vec![

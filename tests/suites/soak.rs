@@ -324,7 +324,9 @@ fn soak_proposers_and_operator_lose_nothing_and_apply_once() {
     let _drop = DropDatabase;
     let setup = Instant::now();
     let db = prepare_database(s.rows);
-    let config = reference_config_for(&db);
+    let mut config = reference_config_for(&db);
+    // The soak sends far more than a proposer's default intake limits allow.
+    airlock_tests::proposals::capacity_limits(&mut config);
     let mut exec = ExecutorProcess::start(
         &config,
         &[

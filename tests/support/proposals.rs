@@ -176,3 +176,18 @@ pub fn refusal(r: Result<impl std::fmt::Debug, ClientError>) -> String {
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+
+/// Raise `airlock.limits` (the per-peer intake limits) far above what one
+/// machine can produce, for suites that measure capacity (soak, bench) and
+/// so deliberately send more than a proposer should.
+pub fn capacity_limits(config: &mut Value) {
+    let airlock = &mut config["airlock"];
+    if !airlock.is_object() {
+        *airlock = json!({});
+    }
+    airlock["limits"] = json!({
+        "evidence_per_window": 1_000_000_000u64,
+        "proposals_per_window": 1_000_000_000u64,
+        "ledger_bytes_per_day": 1u64 << 50,
+    });
+}
