@@ -150,14 +150,17 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// Connect to `socket` and complete the handshake as `role`, accepting
-    /// the server as the executor per [`ExpectedServer::local_default`].
+    /// the server as the executor per [`EXECUTOR_USER_ENV`], else
+    /// [`ExpectedServer::local_default`] (also when the variable names no
+    /// user: that set is trusted anyway, so this still fails closed).
     pub async fn connect(
         socket: &Path,
         role: Role,
         client_version: &str,
         timeout: Duration,
     ) -> Result<Client, ClientError> {
-        let expected = ExpectedServer::local_default();
+        let expected = ExpectedServer::resolve(None, |k| std::env::var(k).ok())
+            .unwrap_or_else(|_| ExpectedServer::local_default());
         Client::connect_expecting(socket, role, client_version, timeout, &expected).await
     }
 
