@@ -7,8 +7,9 @@
 //!
 //! It must never hold or reach write authority: it refuses to start when a
 //! write credential is in its environment, never opens the ledger, cannot
-//! approve or apply, and sandboxes itself (no_new_privs + seccomp on every
-//! thread) once start-up is done.
+//! approve or apply, and sandboxes itself once start-up is done: it is
+//! non-dumpable, may only read a short list of files and write none
+//! (Landlock), and runs under no_new_privs + seccomp on every thread.
 
 #![forbid(unsafe_code)]
 

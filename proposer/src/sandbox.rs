@@ -126,7 +126,7 @@ pub enum SandboxError {
     /// Landlock restricts only the calling thread: it must go on while the
     /// process has one thread, so that every later thread inherits it.
     #[error(
-        "the file sandbox must go on while the process has one thread, but it has {0}; this is a bug in airlock-proposer's start-up order"
+        "the file sandbox must go on while the process has one thread, but it has {0}: something started a thread before it (a preloaded library, or a bug in airlock-proposer's start-up order); threads that exist before Landlock would stay unconfined"
     )]
     NotSingleThreaded(usize),
     /// A path the proposer must read cannot be opened to build its rule.
