@@ -58,10 +58,9 @@ fn run<F: std::future::Future<Output = Exit>>(json: bool, fut: F) -> Exit {
 
 async fn connect(conn: &ConnArgs, json: bool) -> Result<Client, Exit> {
     let socket = operator_socket(conn);
-    let expected = ExpectedServer::resolve(conn.executor_user.as_deref(), |k| {
-        std::env::var(k).ok()
-    })
-    .map_err(|e| fail(json, "executor_user", &e, Exit::Usage))?;
+    let expected =
+        ExpectedServer::resolve(conn.executor_user.as_deref(), |k| std::env::var(k).ok())
+            .map_err(|e| fail(json, "executor_user", &e, Exit::Usage))?;
     Client::connect_expecting(
         &socket,
         Role::Operator,
