@@ -69,6 +69,10 @@ fn approve_and_apply(exec: &ExecutorProcess, id: &str) -> (Option<i32>, Value) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    apply(exec, id)
+}
+
+fn apply(exec: &ExecutorProcess, id: &str) -> (Option<i32>, Value) {
     let out = exec.cli(&["apply", id, "--json"]);
     (
         out.status.code(),
@@ -328,8 +332,8 @@ fn a_receipt_table_planted_by_the_reader_is_refused() {
          CREATE TABLE public.synapsor_writeback_receipts (idempotency_key text PRIMARY KEY, status text, previous_version text, new_version text);
          GRANT SELECT, INSERT ON public.synapsor_writeback_receipts TO synapsor_writer",
     );
-    let id = propose(&exec, &db, "INV-3001", "second try");
-    let (code, out) = approve_and_apply(&exec, &id);
+    // `failed` is retryable: the same proposal is applied again.
+    let (code, out) = apply(&exec, &id);
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(
         out["writeback"]["receipt"]["safe_error_code"], "RECEIPT_TABLE_UNTRUSTED",
@@ -352,8 +356,7 @@ fn a_receipt_table_planted_by_the_reader_is_refused() {
             receipts_ddl(Engine::Postgres, "public")
         ),
     );
-    let id = propose(&exec, &db, "INV-3001", "third try");
-    let (code, out) = approve_and_apply(&exec, &id);
+    let (code, out) = apply(&exec, &id);
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(out["writeback"]["status"], "applied", "{out}");
     assert_eq!(invoice(&db, "INV-3001")[0].as_deref(), Some("0"));

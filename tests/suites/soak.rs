@@ -121,7 +121,8 @@ fn prepare_database(rows: usize) -> Database {
              CREATE TABLE invoice_updates (id text PRIMARY KEY, n integer NOT NULL);
              CREATE FUNCTION count_invoice_update() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
                BEGIN
-                 INSERT INTO invoice_updates VALUES (NEW.id, 1) ON CONFLICT (id) DO UPDATE SET n = invoice_updates.n + 1;
+                 -- Named in full: the writer's session pins search_path to pg_catalog, pg_temp.
+                 INSERT INTO public.invoice_updates VALUES (NEW.id, 1) ON CONFLICT (id) DO UPDATE SET n = invoice_updates.n + 1;
                  RETURN NEW;
                END $$;
              CREATE TRIGGER invoice_updated AFTER UPDATE ON invoices FOR EACH ROW EXECUTE FUNCTION count_invoice_update();

@@ -502,11 +502,13 @@ fn approve_with_apply_and_other_proposal_kinds() {
 /// the row changes exactly once and the ledger ends with one terminal receipt.
 fn crash_at(point: &str, db_name: &str) {
     let db = postgres_reference(db_name);
-    // Count every UPDATE of the invoice, whoever makes it.
+    // Count every UPDATE of the invoice, whoever makes it. The trigger runs
+    // in the writer's session, whose search_path is pinned to `pg_catalog,
+    // pg_temp`: like any trigger on a target table, it names its table in full.
     execute(
         &db,
         "CREATE TABLE invoice_updates (n integer NOT NULL); INSERT INTO invoice_updates VALUES (0);
-         CREATE FUNCTION count_invoice_update() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN UPDATE invoice_updates SET n = n + 1; RETURN NEW; END $$;
+         CREATE FUNCTION count_invoice_update() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN UPDATE public.invoice_updates SET n = n + 1; RETURN NEW; END $$;
          CREATE TRIGGER invoice_updated AFTER UPDATE ON invoices FOR EACH ROW EXECUTE FUNCTION count_invoice_update();",
     );
     let mut l = Loop::new(db.clone(), reference_config_for(&db), Some(point));
