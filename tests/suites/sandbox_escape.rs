@@ -291,3 +291,50 @@ fn a_wal_mode_sqlite_source_is_read_under_the_file_sandbox() {
         client.cancel().await.unwrap();
     });
 }
+
+/// Landlock confines the calling thread and the threads it starts later,
+/// not threads that already exist. A thread started before the proposer's
+/// `main` (here by the probe's constructor) would stay unconfined, so the
+/// proposer refuses to start instead of serving half-sandboxed.
+#[test]
+fn a_thread_that_predates_the_sandbox_makes_the_proposer_refuse_to_start() {
+    let db = postgres();
+    let config = reference_config_for(db);
+    let exec = ExecutorProcess::start(&config, &[("APP_TENANT_ID", "acme")]);
+    let start = |early: bool| {
+        let mut cmd = Command::new(airlock_tests::bin("airlock-proposer"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&exec.config_path)
+            .arg("--socket-dir")
+            .arg(&exec.socket_dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("APP_READ_URL", &db.read_url)
+            .env("APP_TENANT_ID", "acme")
+            .env("APP_PRINCIPAL", "agent_17")
+            .env("LD_PRELOAD", probe_library())
+            .env("AIRLOCK_PROBE_EARLY_THREAD", if early { "1" } else { "0" })
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let out = cmd.output().unwrap();
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (status, stderr) = start(true);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr
+            .contains("the file sandbox must go on while the process has one thread, but it has 2"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("airlock-proposer ready"), "{stderr}");
+    // Control: the same start without the early thread gets past the
+    // sandbox (and then ends at stdin's EOF).
+    let (_, stderr) = start(false);
+    assert!(stderr.contains("airlock-proposer ready"), "{stderr}");
+    assert!(!stderr.contains("one thread"), "{stderr}");
+}
