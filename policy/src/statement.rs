@@ -478,3 +478,108 @@ pub fn receipt_insert(engine: Engine, schema: &str) -> String {
         ph.join(", ")
     )
 }
+
+#[cfg(test)]
+mod writer_sql_tests {
+    use super::*;
+    use crate::args::validate_args;
+    use crate::config::ContextProvider;
+    use crate::context::TrustedContext;
+    use crate::load::load_config_str;
+
+    const REFERENCE: &str =
+        include_str!("../../../shared/compat/reference-support-billing/synapsor.runner.json");
+
+    /// The reference late-fee waiver, built as the executor stores it.
+    fn waiver() -> (crate::config::Config, crate::change_set::ChangeSet) {
+        let cfg = load_config_str(REFERENCE).config.unwrap();
+        let cap = cfg.capability("billing.propose_late_fee_waiver").unwrap();
+        let args = validate_args(
+            cap,
+            Some(&serde_json::json!({"invoice_id": "INV-3001", "reason": "r"})),
+        )
+        .unwrap();
+        let ctx = TrustedContext {
+            tenant_id: "acme".into(),
+            principal: "agent".into(),
+            source: ContextProvider::Environment,
+        };
+        let row = serde_json::json!({
+            "id": "INV-3001", "tenant_id": "acme", "customer_id": "c", "status": "overdue",
+            "balance_cents": 25500, "late_fee_cents": 5500, "waiver_reason": null,
+            "updated_at": "2026-06-20T14:31:08Z"
+        });
+        let cs = crate::change_set::build(cap, &args, &ctx, row.as_object().unwrap()).unwrap();
+        (cfg, cs)
+    }
+
+    /// F4: on Postgres every function and cast the writer names is in
+    /// `pg_catalog`, so nothing another role creates can resolve in it even
+    /// with a hostile search_path; MySQL and SQLite text is unchanged.
+    #[test]
+    fn postgres_writer_sql_names_functions_and_casts_in_pg_catalog() {
+        let (cfg, cs) = waiver();
+        let cap = cfg.capability("billing.propose_late_fee_waiver").unwrap();
+        let types = |c: &str| match c {
+            "updated_at" => Some("timestamp with time zone".to_owned()),
+            "late_fee_cents" => Some("integer".to_owned()),
+            _ => Some("text".to_owned()),
+        };
+        let pg = WriteDialect {
+            engine: Engine::Postgres,
+            column_type: &types,
+        };
+        let checks = writeback_checks(cap, &cs, None);
+        let lock = writeback_lock(&pg, cap, &cs, &checks).sql;
+        let update = writeback_update(&pg, cap, &cs, NextVersion::Now).sql;
+        let read_back = writeback_new_version(&pg, cap, &cs).unwrap().sql;
+        assert!(
+            update.contains("\"updated_at\" = pg_catalog.now()"),
+            "{update}"
+        );
+        assert_eq!(
+            read_back,
+            "SELECT pg_catalog.to_json(\"updated_at\") #>> '{}' FROM \"public\".\"invoices\" WHERE \"id\" = CAST($1 AS text) AND \"tenant_id\"::pg_catalog.text = $2"
+        );
+        for sql in [&lock, &update, &read_back] {
+            assert!(sql.contains("\"public\".\"invoices\""), "{sql}");
+            assert!(sql.contains("\"tenant_id\"::pg_catalog.text = $"), "{sql}");
+            assert!(!sql.contains("::text"), "{sql}");
+            for f in ["now()", "to_json("] {
+                for (i, _) in sql.match_indices(f) {
+                    assert!(
+                        sql[..i].ends_with("pg_catalog."),
+                        "unqualified {f} in {sql}"
+                    );
+                }
+            }
+        }
+        assert!(receipts_ddl(Engine::Postgres, "public").contains("DEFAULT pg_catalog.now()"));
+        // The reader's SQL (and so its fingerprint in evidence) is unchanged.
+        assert!(
+            select_row(Engine::Postgres, cap, false)
+                .sql
+                .contains("\"tenant_id\"::text = $2")
+        );
+        // MySQL and SQLite have no search_path: their text is unchanged.
+        let my = WriteDialect {
+            engine: Engine::Mysql,
+            column_type: &types,
+        };
+        assert!(
+            writeback_update(&my, cap, &cs, NextVersion::Now)
+                .sql
+                .contains("`updated_at` = CURRENT_TIMESTAMP(6)")
+        );
+        let lite = WriteDialect {
+            engine: Engine::Sqlite,
+            column_type: &types,
+        };
+        assert!(
+            writeback_new_version(&lite, cap, &cs)
+                .unwrap()
+                .sql
+                .contains("CAST(\"updated_at\" AS TEXT)")
+        );
+    }
+}

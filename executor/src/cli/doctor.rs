@@ -864,3 +864,27 @@ async fn handler_checks(cfg: &Config, checks: &mut Vec<Check>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_search_path;
+
+    #[test]
+    fn search_path_settings_name_their_schemas() {
+        let w = "synapsor_writer";
+        assert_eq!(
+            parse_search_path("\"$user\", public", w),
+            ["synapsor_writer", "public"]
+        );
+        assert_eq!(
+            parse_search_path("App_Ext,  \"Mixed Case\", \"a\"\"b\",public ", w),
+            ["app_ext", "Mixed Case", "a\"b", "public"]
+        );
+        assert_eq!(
+            parse_search_path("pg_catalog, pg_temp", w),
+            ["pg_catalog", "pg_temp"]
+        );
+        assert!(parse_search_path("", w).is_empty());
+        assert_eq!(parse_search_path("\"\"", w), [""]);
+    }
+}
