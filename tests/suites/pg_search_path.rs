@@ -475,3 +475,70 @@ fn doctor_fails_when_the_reader_could_plant_or_write() {
         assert!(!report.to_string().contains(secret), "a secret leaked");
     }
 }
+
+/// The executor's writer connections to `db`, as backend pids.
+fn writer_backends(db: &Database) -> Vec<Option<String>> {
+    query_strings(
+        db,
+        &format!(
+            "SELECT CAST(pid AS TEXT) FROM pg_stat_activity WHERE usename = 'synapsor_writer' AND datname = '{}' ORDER BY pid",
+            db.name
+        ),
+    )
+    .into_iter()
+    .map(|mut r| r.remove(0))
+    .collect()
+}
+
+/// A pooled writer connection is reused while its search_path is the pinned
+/// one (the check replaces the ping: no reconnect, no extra round trip), and
+/// closed — never reused — once something changed it for the session (here
+/// a trigger of the table's owner calling set_config).
+#[test]
+fn a_pooled_writer_connection_whose_search_path_changed_is_not_reused() {
+    let db = postgres_reference("airlock_sp_pool");
+    execute(
+        &db,
+        "INSERT INTO public.invoices (id, tenant_id, customer_id, status, balance_cents, late_fee_cents, waiver_reason, updated_at) VALUES
+           ('INV-5001', 'acme', 'cust_acme_1', 'overdue', 25500, 5500, NULL, '2026-06-20T14:31:08Z'),
+           ('INV-5002', 'acme', 'cust_acme_1', 'overdue', 25500, 5500, NULL, '2026-06-20T14:31:08Z'),
+           ('INV-5003', 'acme', 'cust_acme_1', 'overdue', 25500, 5500, NULL, '2026-06-20T14:31:08Z')",
+    );
+    let exec = start(&db);
+    let id = propose(&exec, &db, "INV-3001", "first");
+    let (code, out) = approve_and_apply(&exec, &id);
+    assert_eq!(code, Some(0), "{out}");
+    let first = writer_backends(&db);
+    assert_eq!(first.len(), 1, "one pooled writer connection: {first:?}");
+    let id = propose(&exec, &db, "INV-5001", "second");
+    let (code, out) = approve_and_apply(&exec, &id);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        writer_backends(&db),
+        first,
+        "the pinned connection is reused"
+    );
+
+    // The table owner's trigger changes the session's search_path.
+    execute(
+        &db,
+        "CREATE FUNCTION public.loosen_search_path() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_catalog.set_config('search_path', 'public', false); RETURN NEW; END $$;
+         CREATE TRIGGER loosen AFTER UPDATE ON public.invoices FOR EACH ROW EXECUTE FUNCTION public.loosen_search_path();",
+    );
+    let id = propose(&exec, &db, "INV-5002", "third");
+    let (code, out) = approve_and_apply(&exec, &id);
+    assert_eq!(code, Some(0), "{out}");
+    execute(&db, "DROP TRIGGER loosen ON public.invoices");
+    let loosened = writer_backends(&db);
+    // The next apply does not get that connection back.
+    let id = propose(&exec, &db, "INV-5003", "fourth");
+    let (code, out) = approve_and_apply(&exec, &id);
+    assert_eq!(code, Some(0), "{out}");
+    let after = writer_backends(&db);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(
+        after, loosened,
+        "the connection whose search_path changed was closed, not reused"
+    );
+}
