@@ -447,7 +447,7 @@ impl Default for IntakeLimits {
     fn default() -> IntakeLimits {
         IntakeLimits {
             rate_window_seconds: 60,
-            evidence_per_window: 1_200,
+            evidence_per_window: 6_000,
             proposals_per_window: 600,
             max_evidence_bytes: 64 * 1024,
             max_change_set_bytes: 16 * 1024,
