@@ -532,6 +532,40 @@ fn the_mcp_proposer_reports_rate_limits_as_a_clear_tool_error() {
     assert_eq!(count(&exec.store, "evidence"), 2);
 }
 
+/// Through the real MCP proposer: evidence over the configured size is the
+/// tool error `too_large`, naming the limit; nothing is stored.
+#[test]
+fn the_mcp_proposer_reports_oversize_evidence_as_a_clear_tool_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_reference(dir.path(), "too_large");
+    let mut config = reference_config_for(&db);
+    config["airlock"] = json!({"limits": {"max_evidence_bytes": 64}});
+    let exec = ExecutorProcess::start(&config, &[("APP_TENANT_ID", "acme")]);
+    let env = [
+        ("APP_READ_URL", db.read_url.as_str()),
+        ("APP_TENANT_ID", "acme"),
+        ("APP_PRINCIPAL", "agent_17"),
+    ];
+    rt().block_on(async {
+        let client = stdio_client(&exec.config_path, &exec.socket_dir, &env, &[]).await;
+        let (result, e) = call(
+            &client,
+            "billing.inspect_invoice",
+            json!({"invoice_id": "INV-3001"}),
+        )
+        .await;
+        assert_eq!(result.is_error, Some(true), "{e}");
+        assert_eq!(e["error"]["code"], "too_large", "{e}");
+        let msg = e["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("max_evidence_bytes") && msg.contains("at most 64"),
+            "{msg}"
+        );
+        client.cancel().await.unwrap();
+    });
+    assert_eq!(count(&exec.store, "evidence"), 0);
+}
+
 /// `airlock.limits` is validated like the rest of the config: a bad value
 /// names its path and the accepted range; unknown keys are refused.
 #[test]
