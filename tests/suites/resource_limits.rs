@@ -448,7 +448,7 @@ fn the_daily_ledger_volume_per_peer_is_bounded() {
         assert_eq!(code, ErrorCode::RateLimited, "{msg}");
         assert_eq!(details["limit"], "ledger_bytes_per_day");
         assert!(details["retry_after_ms"].as_u64().unwrap() > 23 * 3600 * 1000);
-        // Each small read is charged 2 × its JSON + 1 KiB: a handful fit.
+        // Each small read is charged 2 × its JSON + 2 KiB: a handful fit.
         assert!((2..=6).contains(&stored), "{stored} stored");
         assert_eq!(count(&exec.store, "evidence"), stored);
     });
