@@ -433,7 +433,7 @@ pub struct IntakeLimits {
     /// Ledger bytes per 24 hours: each record is charged twice its payload
     /// (the record row and its event hold a copy each) plus 2 KiB, at least
     /// what it takes on disk (measured: 5,186 bytes for a proposal with its
-    /// evidence, which are charged about 6,200).
+    /// evidence, which are charged about 6,000).
     pub ledger_bytes_per_day: u64,
 }
 
