@@ -207,10 +207,85 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.finish();
-    let mut g = c.benchmark_group("ledger verify");
+    // Reads on a ledger of a fixed size (STORIES whole stories: evidence,
+    // proposal, approval, job start, receipt — 5 events each), so runs and
+    // builds compare: the whole-ledger verify, and one proposal's lookup
+    // with and without its chain-segment verification (what approve and
+    // apply add).
+    const STORIES: usize = 2_000;
+    let fixed = dir.path().join("fixed.db");
+    let mut fixed_ledger = Ledger::open(&fixed).unwrap();
+    fixed_ledger
+        .begin_batch(airlock_executor::ledger::Durability::Deferred)
+        .unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..STORIES {
+        let (ev, _) = fixed_ledger
+            .record_evidence(NewEvidence {
+                capability: WAIVER,
+                tenant_id: "acme",
+                principal: "agent_17",
+                query_fingerprint: &waiver_fp,
+                parameters: &params,
+                rows: &waiver_rows,
+                actor: &actor,
+            })
+            .unwrap();
+        let p = fixed_ledger
+            .record_proposal(NewProposal {
+                change_set: &cs,
+                capability_digest: &digest,
+                evidence_id: Some(&ev),
+                required_role: role.as_deref(),
+                ttl_ms: 86_400_000,
+                actor: &actor,
+            })
+            .unwrap();
+        fixed_ledger
+            .record_decision(&p.proposal_id, true, &actor, None, &digest)
+            .unwrap();
+        let ApplyStart::Run { job_id, .. } = fixed_ledger
+            .begin_apply(
+                &p.proposal_id,
+                "sql_update",
+                &p.proposal_id,
+                &actor,
+                &digest,
+            )
+            .unwrap()
+        else {
+            panic!("a new apply runs")
+        };
+        let receipt = json!({"receipt_hash": "sha256:00", "status": "applied"});
+        fixed_ledger
+            .record_receipt(NewReceipt {
+                job_id: &job_id,
+                proposal_id: &p.proposal_id,
+                status: "applied",
+                receipt: &receipt,
+                detail: None,
+            })
+            .unwrap();
+        ids.push(p.proposal_id);
+    }
+    fixed_ledger.commit_batch().unwrap();
+    let middle = ids[STORIES / 2].clone();
+    let mut g = c.benchmark_group("ledger reads (2,000 stories, 10,000 events)");
     g.sample_size(10);
-    g.bench_function("verify (whole ledger, as filled above)", |b| {
-        b.iter(|| assert!(ledger.verify().unwrap().ok))
+    g.bench_function("verify (whole ledger)", |b| {
+        b.iter(|| assert!(fixed_ledger.verify().unwrap().ok))
+    });
+    g.sample_size(100);
+    g.bench_function("proposal (one lookup)", |b| {
+        b.iter(|| fixed_ledger.proposal(black_box(&middle)).unwrap().unwrap())
+    });
+    g.bench_function("verified_proposal (lookup + segment verify)", |b| {
+        b.iter(|| {
+            fixed_ledger
+                .verified_proposal(black_box(&middle))
+                .unwrap()
+                .unwrap()
+        })
     });
     g.finish();
 }

@@ -1936,6 +1936,49 @@ mod tests {
     }
 
     #[test]
+    fn a_proposal_from_before_the_binding_verifies_but_cannot_be_approved() {
+        let (mut l, dir, _, _) = story("old");
+        // Exactly what the schema-2 executor wrote: no digest in the payload
+        // nor in the row (the column is NULL after migration 3).
+        let at = Timestamp::now();
+        let expires = Timestamp::from_ms(at.ms + 60_000);
+        let cs = change_set();
+        let record = json!({
+            "proposal_id": "wrp_old", "change_set": cs, "proposal_hash": cs.hash(),
+            "evidence_id": null, "required_role": null, "expires_at": expires.text,
+        });
+        let tx = l.conn.savepoint().unwrap();
+        let (seq, _) = Ledger::append_event(
+            &tx,
+            &at,
+            "proposal_recorded",
+            Some("wrp_old"),
+            None,
+            Some(&actor()),
+            &record,
+        )
+        .unwrap();
+        tx.execute(
+            "INSERT INTO proposals (proposal_id, seq, capability, tenant_id, object_id, principal, change_set, proposal_hash, evidence_id, required_role, proposer_uid, proposer_user, created_at, created_ms, expires_at, expires_ms) VALUES ('wrp_old', ?1, ?2, 'acme', 'INV-1', 'p', ?3, ?4, NULL, NULL, 1000, 'ann', ?5, ?6, ?7, ?8)",
+            params![seq, cs.capability, canonical_json(&serde_json::to_value(&cs).unwrap()), cs.hash(), at.text, at.ms, expires.text, expires.ms],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        assert!(
+            l.verify().unwrap().ok,
+            "old rows are bound through their events"
+        );
+        let err = l
+            .record_decision("wrp_old", true, &actor(), None, "sha256:cap")
+            .unwrap_err();
+        assert!(
+            matches!(&err, LedgerError::ConfigChanged { recorded: None, .. }),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn secrets_are_refused_before_writing() {
         let dir = std::env::temp_dir().join(format!("airlock-ledger-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
