@@ -70,10 +70,11 @@ pub async fn apply(
     }
     let started = std::time::Instant::now();
     let id = proposal_id.to_owned();
-    // The proposal's own segment of the chain must verify before anything
-    // it says (its role, its decision, its change set) is trusted.
+    // Not yet trusted: `begin_apply` verifies the proposal's segment of the
+    // chain (and its capability digest) before any job starts, and this
+    // look-up's fields are used only to refuse early.
     let detail = auth
-        .ledger(Durability::Deferred, move |l| l.verified_proposal(&id))
+        .ledger(Durability::Deferred, move |l| l.proposal(&id))
         .await?
         .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "no such proposal"))?;
     let role = detail.summary.required_role.as_deref();
