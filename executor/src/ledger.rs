@@ -1154,6 +1154,11 @@ impl Ledger {
         if let Err(why) = self.check_schema()? {
             return Ok(broken(0, String::new(), 0, why));
         }
+        // A file not yet migrated by an executor of this build (schema < 3).
+        let legacy = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))?
+            < 3;
         let mut stmt = self.conn.prepare(&format!(
             "SELECT {} FROM events ORDER BY seq",
             StoredEvent::COLUMNS
@@ -1187,7 +1192,7 @@ impl Ledger {
             else {
                 return fail(format!("unknown event kind `{}`", ev.kind));
             };
-            if let Err(why) = Self::check_record(&self.conn, &RECORD_TABLES[t], &ev, true) {
+            if let Err(why) = Self::check_record(&self.conn, &RECORD_TABLES[t], &ev, true, legacy) {
                 return fail(why);
             }
             per_table[t] += 1;
@@ -1291,12 +1296,17 @@ impl Ledger {
         table: &RecordTable,
         ev: &StoredEvent,
         full: bool,
+        legacy: bool,
     ) -> Result<(), String> {
         let payload: Value =
             serde_json::from_str(&ev.payload).map_err(|e| format!("payload is not JSON: {e}"))?;
         let expected = expected_row(ev, &payload, full)?;
         let row: Option<String> = conn
-            .prepare_cached(table.row_sql)
+            .prepare_cached(if legacy && table.table == "proposals" {
+                LEGACY_PROPOSAL_ROW_SQL
+            } else {
+                table.row_sql
+            })
             .and_then(|mut s| s.query_row([ev.seq], |r| r.get::<_, String>(0)).optional())
             .map_err(|e| {
                 format!(
@@ -1412,7 +1422,7 @@ impl Ledger {
             else {
                 return Err(tampered(format!("unknown event kind `{}`", ev.kind)));
             };
-            Self::check_record(conn, table, ev, false).map_err(tampered)?;
+            Self::check_record(conn, table, ev, false, false).map_err(tampered)?;
         }
         // Every decision, job and receipt row of the proposal is one of the
         // rows just checked (a row added with another key points at an
@@ -1592,6 +1602,11 @@ fn expected_row(ev: &StoredEvent, payload: &Value, full: bool) -> Result<Value, 
         other => Err(format!("unknown event kind `{other}`")),
     }
 }
+
+/// The proposals row of a ledger not yet migrated to schema 3 (read-only
+/// `verify` of an older file): it has no `capability_digest` column, and
+/// its payloads carry none.
+const LEGACY_PROPOSAL_ROW_SQL: &str = "SELECT json_object('proposal_id', proposal_id, 'seq', seq, 'capability', capability, 'tenant_id', tenant_id, 'object_id', object_id, 'principal', principal, 'change_set', json(change_set), 'proposal_hash', proposal_hash, 'evidence_id', evidence_id, 'required_role', required_role, 'proposer_uid', proposer_uid, 'proposer_user', proposer_user, 'created_at', created_at, 'created_ms', created_ms, 'expires_at', expires_at, 'expires_ms', expires_ms, 'capability_digest', NULL) FROM proposals WHERE seq = ?1";
 
 /// A table of record rows, written one per event of `kinds`.
 struct RecordTable {

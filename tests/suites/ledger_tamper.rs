@@ -608,3 +608,57 @@ fn a_config_edit_between_proposal_and_approval_is_refused() {
     assert_eq!(code, Some(0), "{out}");
     assert_verifies(&s.exec.store, "refusals leave nothing behind");
 }
+
+#[test]
+fn a_ledger_from_before_schema_3_verifies_migrates_and_stays_bound() {
+    let dir = tempfile::Builder::new()
+        .prefix("airlock-tamper-old-")
+        .tempdir()
+        .unwrap();
+    let store = dir.path().join("ledger.db");
+    let dump = std::fs::read_to_string(
+        airlock_tests::workspace_root().join("tests/fixtures/ledger/schema2-demo.sql"),
+    )
+    .unwrap();
+    block_on(async {
+        use sqlx::Connection;
+        let opts = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&store)
+            .create_if_missing(true);
+        let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(dump))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    });
+    let version = |p: &Path| {
+        ledger_rows(
+            p,
+            "SELECT CAST(user_version AS TEXT) FROM pragma_user_version",
+        )[0][0]
+            .clone()
+    };
+    assert_eq!(version(&store).as_deref(), Some("2"));
+    assert_verifies(&store, "an old ledger, not migrated");
+    // An executor of this build migrates it (no old row is rewritten) …
+    drop(airlock_executor::ledger::Ledger::open(&store).unwrap());
+    assert_eq!(version(&store).as_deref(), Some("3"));
+    assert_verifies(&store, "the old ledger, migrated");
+    // … and its old rows are bound too: the columns their payloads never
+    // carried are checked against their events' own time and actor.
+    for edit in [
+        "UPDATE decisions SET uid = uid + 1;",
+        "UPDATE proposals SET created_ms = created_ms + 1;",
+        "UPDATE jobs SET user = 'mallory';",
+        "UPDATE receipts SET executed_at = '2020-01-01T00:00:00.000Z';",
+        "UPDATE evidence SET recorded_uid = 4242 WHERE seq = (SELECT MIN(seq) FROM evidence);",
+    ] {
+        let copy = dir.path().join("copy.db");
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", copy.display()));
+        }
+        std::fs::copy(&store, &copy).unwrap();
+        tamper(&copy, edit);
+        assert_broken(&copy, edit);
+    }
+}
