@@ -75,10 +75,13 @@ async fn decide(
     }
     let id = resolve(auth, id).await?;
     let lookup = id.clone();
-    // The proposal's own segment of the chain must verify before anything
-    // it says (its role, its capability) is trusted.
+    // The role and capability read here are trusted only because
+    // `record_decision` verifies the proposal's segment of the chain (its
+    // required role included) in the same transaction that records the
+    // decision: a tampered row is refused there (`ledger_tampered`) before
+    // anything is written, so verifying here too would only repeat it.
     let detail = auth
-        .ledger(Durability::Deferred, move |l| l.verified_proposal(&lookup))
+        .ledger(Durability::Deferred, move |l| l.proposal(&lookup))
         .await?
         .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "no such proposal"))?;
     let role = detail.summary.required_role.as_deref();

@@ -18,7 +18,7 @@ use airlock_tests::databases::{
     Database, execute, ledger_rows, query_strings, reference_config_for, sqlite_reference,
 };
 use airlock_tests::executor::ExecutorProcess;
-use airlock_tests::mcp::{call, stdio_client};
+use airlock_tests::mcp::propose_over_mcp;
 use airlock_tests::{airlock, block_on};
 use serde_json::{Value, json};
 
@@ -61,27 +61,13 @@ impl Stack {
 
     /// Propose a late-fee waiver over MCP (the proposer gets only the read URL).
     fn propose(&self, invoice: &str, reason: &str) -> String {
-        let env = [
-            ("APP_READ_URL", self.db.read_url.as_str()),
-            ("APP_TENANT_ID", "acme"),
-            ("APP_PRINCIPAL", "agent_17"),
-        ];
-        block_on(async {
-            let client =
-                stdio_client(&self.exec.config_path, &self.exec.socket_dir, &env, &[]).await;
-            let (_, envelope) = call(
-                &client,
-                WAIVER,
-                json!({"invoice_id": invoice, "reason": reason}),
-            )
-            .await;
-            client.cancel().await.unwrap();
-            assert_eq!(envelope["ok"], true, "{envelope}");
-            envelope["proposal"]["proposal_id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+        block_on(propose_over_mcp(
+            &self.exec.config_path,
+            &self.exec.socket_dir,
+            &self.db.read_url,
+            WAIVER,
+            json!({"invoice_id": invoice, "reason": reason}),
+        ))
     }
 
     /// The CLI with `--json`: (exit code, stdout as JSON).

@@ -15,13 +15,7 @@ use serde_json::{Value, json};
 
 const TOKEN: &str = "test-bearer-token-0123456789";
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use airlock_tests::runtime as rt;
 
 /// Postgres: the shared reference database, created once per test process.
 fn postgres() -> &'static Database {

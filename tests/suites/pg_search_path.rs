@@ -18,7 +18,7 @@ use airlock_tests::databases::{
     Database, execute, postgres_reference, query_strings, reference_config_for,
 };
 use airlock_tests::executor::ExecutorProcess;
-use airlock_tests::mcp::{call, stdio_client};
+use airlock_tests::mcp::propose_over_mcp;
 use airlock_tests::{bin, block_on};
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -34,31 +34,13 @@ fn start(db: &Database) -> ExecutorProcess {
 
 /// Propose a waiver of `invoice` over MCP; the proposer gets the read URL only.
 fn propose(exec: &ExecutorProcess, db: &Database, invoice: &str, reason: &str) -> String {
-    let env = [
-        ("APP_READ_URL", db.read_url.as_str()),
-        ("APP_TENANT_ID", "acme"),
-        ("APP_PRINCIPAL", "agent_17"),
-    ];
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let client = stdio_client(&exec.config_path, &exec.socket_dir, &env, &[]).await;
-        let (_, envelope) = call(
-            &client,
-            WAIVER,
-            json!({"invoice_id": invoice, "reason": reason}),
-        )
-        .await;
-        client.cancel().await.unwrap();
-        assert_eq!(envelope["ok"], true, "{envelope}");
-        envelope["proposal"]["proposal_id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    })
+    block_on(propose_over_mcp(
+        &exec.config_path,
+        &exec.socket_dir,
+        &db.read_url,
+        WAIVER,
+        json!({"invoice_id": invoice, "reason": reason}),
+    ))
 }
 
 fn approve_and_apply(exec: &ExecutorProcess, id: &str) -> (Option<i32>, Value) {

@@ -33,13 +33,7 @@ use tokio::net::UnixStream;
 
 const ENV: &[(&str, &str)] = &[("SYNAPSOR_TENANT_ID", "acme")];
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use airlock_tests::runtime as rt;
 
 /// Enough descriptors for a few hundred connections held at once.
 fn raise_fd_limit() {

@@ -26,13 +26,7 @@ use airlock_tests::mcp::{call, stdio_client_with_stderr};
 use airlock_tests::workspace_root;
 use serde_json::json;
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use airlock_tests::runtime as rt;
 
 fn postgres() -> &'static Database {
     static DB: OnceLock<Database> = OnceLock::new();

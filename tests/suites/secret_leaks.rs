@@ -31,13 +31,7 @@ use airlock_tests::executor::ExecutorProcess;
 use airlock_tests::mcp::{HttpProposer, McpClient, call, stdio_client_with_stderr};
 use serde_json::{Value, json};
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use airlock_tests::runtime as rt;
 
 // ----------------------------------------------------------- the secrets
 
@@ -153,41 +147,8 @@ impl HandlerApp {
 }
 
 fn handle(mut s: TcpStream, mode: &AtomicU8, seen: &Mutex<Vec<Seen>>) {
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p;
-        }
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let request_line = lines.next().unwrap_or_default().to_owned();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < len {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => body.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let req = Seen {
-        request_line,
-        headers,
-        body,
+    let Some(req) = read_request(&mut s) else {
+        return;
     };
     seen.lock().unwrap().push(req.clone());
     let auth = req.header("authorization").unwrap_or("").to_owned();

@@ -12,16 +12,10 @@ use airlock_tests::databases::{
     sqlite_reference,
 };
 use airlock_tests::executor::ExecutorProcess;
-use airlock_tests::mcp::{call, stdio_client};
+use airlock_tests::mcp::propose_over_mcp;
 use serde_json::{Value, json};
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use airlock_tests::runtime as rt;
 
 fn json_out(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -66,22 +60,13 @@ impl Loop {
 
     /// Propose over MCP (the proposer gets only the read URL).
     fn propose(&self, tool: &str, args: Value) -> String {
-        let env = [
-            ("APP_READ_URL", self.db.read_url.as_str()),
-            ("APP_TENANT_ID", "acme"),
-            ("APP_PRINCIPAL", "agent_17"),
-        ];
-        rt().block_on(async {
-            let client =
-                stdio_client(&self.exec.config_path, &self.exec.socket_dir, &env, &[]).await;
-            let (_, envelope) = call(&client, tool, args).await;
-            client.cancel().await.unwrap();
-            assert_eq!(envelope["ok"], true, "{envelope}");
-            envelope["proposal"]["proposal_id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+        rt().block_on(propose_over_mcp(
+            &self.exec.config_path,
+            &self.exec.socket_dir,
+            &self.db.read_url,
+            tool,
+            args,
+        ))
     }
 
     fn cli(&self, args: &[&str]) -> Output {

@@ -132,3 +132,13 @@ where
         .unwrap_or_else(|e| std::panic::resume_unwind(e))
     })
 }
+
+/// The multi-thread runtime (two workers) the end-to-end suites drive their
+/// clients on.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}

@@ -26,6 +26,31 @@ pub async fn stdio_client(
     stdio_client_with_stderr(config, socket_dir, env, extra, Stdio::inherit()).await
 }
 
+/// Make one proposal as the model would: spawn the proposer over stdio as
+/// tenant `acme`, principal `agent_17`, with only the read URL, call `tool`,
+/// and return the new proposal's id (the call must succeed).
+pub async fn propose_over_mcp(
+    config: &Path,
+    socket_dir: &Path,
+    read_url: &str,
+    tool: &str,
+    args: Value,
+) -> String {
+    let env = [
+        ("APP_READ_URL", read_url),
+        ("APP_TENANT_ID", "acme"),
+        ("APP_PRINCIPAL", "agent_17"),
+    ];
+    let client = stdio_client(config, socket_dir, &env, &[]).await;
+    let (_, envelope) = call(&client, tool, args).await;
+    client.cancel().await.expect("close the MCP session");
+    assert_eq!(envelope["ok"], true, "{envelope}");
+    envelope["proposal"]["proposal_id"]
+        .as_str()
+        .expect("a proposal id")
+        .to_owned()
+}
+
 /// As [`stdio_client`], with the proposer's stderr sent to `stderr` (e.g. a
 /// log file the test inspects afterwards).
 pub async fn stdio_client_with_stderr(
