@@ -9,7 +9,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
-use std::path::PathBuf;
 
 use airlock_executor::ledger::{
     ActorIdentity, ApplyStart, Ledger, NewEvidence, NewProposal, NewReceipt,
@@ -26,16 +25,11 @@ use serde_json::{Map, Value, json};
 const READ: &str = "billing.inspect_invoice";
 const WAIVER: &str = "billing.propose_late_fee_waiver";
 
+/// The repository's reference config (`tests/fixtures/reference/`).
+const REFERENCE: &str = include_str!("../../tests/fixtures/reference/airlock.reference.json");
+
 fn reference_config() -> airlock_policy::Config {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/compat/reference-support-billing/synapsor.runner.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "the reference config is missing at {} ({e}); clone the project with shared/ beside it",
-            path.display()
-        )
-    });
-    airlock_policy::load_config_str(&text)
+    airlock_policy::load_config_str(REFERENCE)
         .config
         .expect("the reference config loads")
 }

@@ -123,8 +123,7 @@ mod tests {
     use super::*;
     use airlock_policy::load_config_str;
 
-    const REFERENCE: &str =
-        include_str!("../../../shared/compat/reference-support-billing/synapsor.runner.json");
+    const REFERENCE: &str = include_str!("../../tests/fixtures/reference/airlock.reference.json");
 
     #[test]
     fn laptop_defaults_bind_to_own_uid_and_env_tenant() {

@@ -35,8 +35,7 @@ fn json_of(out: &Output) -> Value {
 }
 
 fn reference_config() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/compat/reference-support-billing/synapsor.runner.json")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/reference/airlock.reference.json")
 }
 
 /// `airlock-proposer` lives in another crate, so Cargo gives no

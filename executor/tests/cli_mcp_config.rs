@@ -50,8 +50,7 @@ const NEVER: &[&str] = &[
 ];
 
 fn reference_config() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/compat/reference-support-billing/synapsor.runner.json")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/reference/airlock.reference.json")
 }
 
 /// The reference config plus an http_handler and a command_handler, so the
@@ -275,7 +274,7 @@ fn absolute_paths_name_the_sibling_proposer_and_the_absolute_config() {
                 "config",
                 client,
                 "--config",
-                "synapsor.runner.json",
+                "airlock.reference.json",
                 "--absolute-paths",
             ],
             Some(dir),

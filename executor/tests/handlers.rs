@@ -38,8 +38,7 @@ mod handler_cmd;
 mod output;
 use output::Exit;
 
-const CONFIG: &str =
-    include_str!("../../../shared/compat/reference-support-billing/synapsor.runner.json");
+const CONFIG: &str = include_str!("../../tests/fixtures/reference/airlock.reference.json");
 const TOKEN: &str = "tok_live_3f9a8b7c6d5e4f3a2b1c";
 const SIGNING_SECRET: &str = "whsec_0a1b2c3d4e5f60718293a4b5c6d7e8f9";
 const OLD_VERSION: &str = "2026-06-20T14:31:08Z";

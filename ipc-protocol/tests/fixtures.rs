@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 const DOC: &str = include_str!("../../docs/ipc-protocol.md");
 const LIMITS_RS: &str = include_str!("../src/limits.rs");
 const REFERENCE_CONFIG: &str =
-    include_str!("../../../shared/compat/reference-support-billing/synapsor.runner.json");
+    include_str!("../../tests/fixtures/reference/airlock.reference.json");
 
 fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")

@@ -9,7 +9,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
-use std::path::PathBuf;
 
 use airlock_policy::args::validate_args;
 use airlock_policy::canonical::{canonical_json, hash_value};
@@ -21,17 +20,8 @@ use serde_json::{Value, json};
 
 const WAIVER: &str = "billing.propose_late_fee_waiver";
 
-/// The shared reference config (Synapsor Runner's), beside the repository.
-fn reference_text() -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/compat/reference-support-billing/synapsor.runner.json");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "the reference config is missing at {} ({e}); clone the project with shared/ beside it",
-            path.display()
-        )
-    })
-}
+/// The repository's reference config (`tests/fixtures/reference/`).
+const REFERENCE: &str = include_str!("../../tests/fixtures/reference/airlock.reference.json");
 
 fn context() -> TrustedContext {
     TrustedContext {
@@ -53,16 +43,16 @@ fn invoice_row() -> serde_json::Map<String, Value> {
 }
 
 fn benches(c: &mut Criterion) {
-    let text = reference_text();
+    let text = REFERENCE;
     c.bench_function("config/load reference config", |b| {
         b.iter(|| {
-            let loaded = airlock_policy::load_config_str(black_box(&text));
+            let loaded = airlock_policy::load_config_str(black_box(text));
             assert!(loaded.config.is_some());
             loaded
         })
     });
 
-    let config = airlock_policy::load_config_str(&text)
+    let config = airlock_policy::load_config_str(text)
         .config
         .expect("the reference config loads");
     let cap = config.capability(WAIVER).expect("waiver capability");

@@ -68,9 +68,7 @@ mod tests {
     use super::*;
 
     fn reference() -> Value {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/compat/reference-support-billing/synapsor.runner.json");
-        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+        serde_json::from_str(crate::REFERENCE_CONFIG).unwrap()
     }
 
     fn digest_of(v: &Value, cap: &str) -> String {

@@ -30,3 +30,9 @@ pub mod strict_json;
 pub use config::Config;
 pub use diagnostics::{Diagnostic, Report, Severity};
 pub use load::{load_config, load_config_str};
+
+/// The repository's reference config (`tests/fixtures/reference/`), which
+/// the unit tests of several modules load.
+#[cfg(test)]
+pub(crate) const REFERENCE_CONFIG: &str =
+    include_str!("../../tests/fixtures/reference/airlock.reference.json");

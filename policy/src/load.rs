@@ -2310,8 +2310,7 @@ fn parse_approval(r: &mut Report, c: &Obj) -> Option<Approval> {
 mod tests {
     use super::*;
 
-    const REFERENCE: &str =
-        include_str!("../../../shared/compat/reference-support-billing/synapsor.runner.json");
+    const REFERENCE: &str = crate::REFERENCE_CONFIG;
 
     #[test]
     fn reference_config_loads_unchanged() {

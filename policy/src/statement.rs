@@ -97,8 +97,7 @@ mod tests {
     use super::*;
     use crate::load::load_config_str;
 
-    const REFERENCE: &str =
-        include_str!("../../../shared/compat/reference-support-billing/synapsor.runner.json");
+    const REFERENCE: &str = crate::REFERENCE_CONFIG;
 
     #[test]
     fn select_is_scoped_by_key_and_tenant() {
@@ -487,8 +486,7 @@ mod writer_sql_tests {
     use crate::context::TrustedContext;
     use crate::load::load_config_str;
 
-    const REFERENCE: &str =
-        include_str!("../../../shared/compat/reference-support-billing/synapsor.runner.json");
+    const REFERENCE: &str = crate::REFERENCE_CONFIG;
 
     /// The reference late-fee waiver, built as the executor stores it.
     fn waiver() -> (crate::config::Config, crate::change_set::ChangeSet) {

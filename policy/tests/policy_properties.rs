@@ -1,5 +1,6 @@
-//! Behavioural and property tests of the policy against the shared reference
-//! config (Synapsor Runner's reviewed support/billing config).
+//! Behavioural and property tests of the policy against the repository's
+//! reference config (`tests/fixtures/reference/`, the support/billing
+//! example in Synapsor Runner's reviewed-config format).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -12,10 +13,9 @@ use airlock_policy::{Config, load_config, load_config_str};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-const REFERENCE: &str =
-    include_str!("../../../shared/compat/reference-support-billing/synapsor.runner.json");
+const REFERENCE: &str = include_str!("../../tests/fixtures/reference/airlock.reference.json");
 const GOLDEN_CHANGE_SET: &str =
-    include_str!("../../../shared/compat/protocol/change-set.late-fee-waiver.v1.json");
+    include_str!("../../tests/fixtures/protocol/change-set.late-fee-waiver.v1.json");
 
 fn config() -> Config {
     load_config_str(REFERENCE)

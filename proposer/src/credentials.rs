@@ -56,8 +56,7 @@ pub fn read_urls(
 mod tests {
     use super::*;
 
-    const REFERENCE: &str =
-        include_str!("../../../shared/compat/reference-support-billing/synapsor.runner.json");
+    const REFERENCE: &str = include_str!("../../tests/fixtures/reference/airlock.reference.json");
 
     #[test]
     fn a_write_variable_in_the_environment_is_refused_by_name() {

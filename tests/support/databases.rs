@@ -1,6 +1,6 @@
 //! Real databases for the end-to-end suites: the reference billing database
-//! on PostgreSQL (from the shared schema and seed, unchanged), MariaDB and
-//! SQLite, each with least-privilege reader and writer accounts.
+//! (`tests/fixtures/reference/`) on PostgreSQL, MariaDB and SQLite, each with
+//! least-privilege reader and writer accounts.
 
 use std::path::Path;
 
@@ -8,14 +8,12 @@ use airlock_policy::config::Engine;
 use serde_json::{Value, json};
 use sqlx::Connection;
 
-use crate::block_on;
-
-use crate::compat_dir;
+use crate::{block_on, reference_dir};
 
 pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 pub const DEFAULT_MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
-/// The database name the shared reference schema expects.
-pub const REFERENCE_DB: &str = "synapsor_reference_support_billing";
+/// The database the Postgres MCP suite loads the reference example into.
+pub const REFERENCE_DB: &str = "airlock_reference_billing";
 
 pub fn postgres_admin_url() -> String {
     std::env::var("AIRLOCK_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
@@ -61,15 +59,13 @@ fn unreachable(what: &str, url: &str, e: impl std::fmt::Display, how: &str) -> !
     )
 }
 
-/// Create (or recreate) a Postgres database from the shared reference schema
-/// and seed, with the `synapsor_reader` and `synapsor_writer` roles.
+/// Create (or recreate) a Postgres database from the reference schema and
+/// seed (`postgres.sql`, `postgres-seed.sql`), with the `synapsor_reader` and
+/// `synapsor_writer` roles.
 pub fn postgres_reference(name: &str) -> Database {
     let admin = postgres_admin_url();
-    let schema = std::fs::read_to_string(compat_dir().join("reference-support-billing/schema.sql"))
-        .unwrap()
-        .replace(REFERENCE_DB, name);
-    let seed =
-        std::fs::read_to_string(compat_dir().join("reference-support-billing/seed.sql")).unwrap();
+    let schema = std::fs::read_to_string(reference_dir().join("postgres.sql")).unwrap();
+    let seed = std::fs::read_to_string(reference_dir().join("postgres-seed.sql")).unwrap();
     block_on(async {
         let mut conn = sqlx::PgConnection::connect(&admin)
             .await
@@ -96,11 +92,11 @@ pub fn postgres_reference(name: &str) -> Database {
         sqlx::raw_sql(sqlx::AssertSqlSafe(schema))
             .execute(&mut db)
             .await
-            .expect("reference schema.sql");
+            .expect("reference postgres.sql");
         sqlx::raw_sql(sqlx::AssertSqlSafe(seed))
             .execute(&mut db)
             .await
-            .expect("reference seed.sql");
+            .expect("reference postgres-seed.sql");
         // The writer also needs the receipt table (created by the executor on first apply).
         Database {
             engine: Engine::Postgres,
@@ -122,9 +118,9 @@ pub fn postgres_reference(name: &str) -> Database {
 /// (SELECT) and `airlock_writer` (SELECT + column-level UPDATE) accounts.
 pub fn mysql_reference(name: &str) -> Database {
     let admin = mysql_admin_url();
-    let dir = crate::workspace_root().join("tests/fixtures/reference");
+    let dir = reference_dir();
     let schema = std::fs::read_to_string(dir.join("mysql.sql")).unwrap();
-    let seed = std::fs::read_to_string(dir.join("seed.sql")).unwrap();
+    let seed = std::fs::read_to_string(dir.join("mysql-seed.sql")).unwrap();
     block_on(async {
         let mut conn = sqlx::MySqlConnection::connect(&admin)
             .await
@@ -207,7 +203,7 @@ pub fn mysql_reference(name: &str) -> Database {
 
 /// The same tables and rows in an SQLite file inside `dir`.
 pub fn sqlite_reference(dir: &Path, name: &str) -> Database {
-    let fixtures = crate::workspace_root().join("tests/fixtures/reference");
+    let fixtures = reference_dir();
     let path = dir.join(format!("{name}.db"));
     let _ = std::fs::remove_file(&path);
     let url = format!("sqlite://{}", path.display());
@@ -233,7 +229,7 @@ pub fn sqlite_reference(dir: &Path, name: &str) -> Database {
     }
 }
 
-/// The shared reference config adapted to `db`: same capabilities, with the
+/// The reference config adapted to `db`: same capabilities, with the
 /// source's engine and the targets' schema set for that engine. Environment
 /// variable names: APP_READ_URL / APP_WRITE_URL, APP_TENANT_ID / APP_PRINCIPAL.
 pub fn reference_config_for(db: &Database) -> Value {

@@ -21,20 +21,15 @@ pub fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
-/// The shared compatibility data beside the repository (`../shared/compat`).
-pub fn compat_dir() -> PathBuf {
-    let dir = workspace_root().join("../shared/compat");
-    assert!(
-        dir.is_dir(),
-        "the shared compatibility data is missing at {}; clone the project with shared/ beside it",
-        dir.display()
-    );
-    dir
+/// The repository's reference example (`tests/fixtures/reference/`): the
+/// reviewed config and the same database for each engine.
+pub fn reference_dir() -> PathBuf {
+    workspace_root().join("tests/fixtures/reference")
 }
 
-/// The reference config from Synapsor Runner (loads unchanged).
+/// The reference config (`tests/fixtures/reference/airlock.reference.json`).
 pub fn reference_config() -> PathBuf {
-    compat_dir().join("reference-support-billing/synapsor.runner.json")
+    reference_dir().join("airlock.reference.json")
 }
 
 /// Path of a workspace binary, built (once per test process) with the same

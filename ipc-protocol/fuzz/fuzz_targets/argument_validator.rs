@@ -10,7 +10,7 @@ use airlock_policy::Config;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 
-const REFERENCE: &str = include_str!("../../../../shared/compat/reference-support-billing/synapsor.runner.json");
+const REFERENCE: &str = include_str!("../../../tests/fixtures/reference/airlock.reference.json");
 
 fn config() -> &'static Config {
     static CFG: OnceLock<Config> = OnceLock::new();
