@@ -26,6 +26,10 @@ pub struct Authority {
     /// Each capability's reviewed SELECT fingerprint, computed once: every
     /// recorded read must carry it.
     pub query_fingerprints: HashMap<String, String>,
+    /// Each proposal capability's reviewed-definition digest
+    /// (`airlock_policy::binding`), computed once: recorded with every
+    /// proposal, compared at approve, reject and apply.
+    pub capability_digests: HashMap<String, String>,
     /// Per-proposer-uid intake counters (`airlock.limits`).
     pub intake_meter: crate::intake::IntakeMeter,
     ledger: LedgerThread,
@@ -73,8 +77,20 @@ impl Authority {
                 ))
             })
             .collect();
+        let capability_digests = config
+            .capabilities
+            .iter()
+            .filter(|cap| cap.kind == airlock_policy::config::Kind::Proposal)
+            .map(|cap| {
+                (
+                    cap.name.clone(),
+                    airlock_policy::binding::capability_digest(&config, cap),
+                )
+            })
+            .collect();
         Ok(Authority {
             query_fingerprints,
+            capability_digests,
             config,
             config_hash,
             peers,

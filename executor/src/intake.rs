@@ -396,7 +396,12 @@ pub async fn submit_proposal(
     let role = required_role.clone();
     // What the approval will be bound to besides the change set: the
     // capability's reviewed definition (target, source, executor) now.
-    let digest = airlock_policy::binding::capability_digest(&auth.config, cap);
+    let Some(digest) = auth.capability_digests.get(&cap.name).cloned() else {
+        return Err(ErrorBody::new(
+            ErrorCode::Internal,
+            "the capability's reviewed-definition digest is missing",
+        ));
+    };
     let recorded = auth
         .ledger(Durability::Now, move |l| {
             l.record_proposal(NewProposal {

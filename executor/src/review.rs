@@ -113,10 +113,9 @@ pub fn live_capability_digest(
     auth: &Authority,
     detail: &ProposalDetail,
 ) -> Result<String, ErrorBody> {
-    auth.config
-        .capability(&detail.summary.capability)
-        .filter(|c| c.kind == airlock_policy::config::Kind::Proposal)
-        .map(|cap| airlock_policy::binding::capability_digest(&auth.config, cap))
+    auth.capability_digests
+        .get(&detail.summary.capability)
+        .cloned()
         .ok_or_else(|| {
             ErrorBody::new(
                 ErrorCode::ConfigChanged,
