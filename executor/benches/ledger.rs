@@ -106,6 +106,52 @@ fn benches(c: &mut Criterion) {
         .and_then(|p| p.approval.required_role.clone());
 
     let digest = airlock_policy::binding::capability_digest(&config, waiver_cap);
+    // One waiver proposal with its evidence; returns the proposal's id.
+    let propose = |l: &mut Ledger, cs: &_| -> String {
+        let (ev, _) = l
+            .record_evidence(NewEvidence {
+                capability: WAIVER,
+                tenant_id: "acme",
+                principal: "agent_17",
+                query_fingerprint: &waiver_fp,
+                parameters: &params,
+                rows: &waiver_rows,
+                actor: &actor,
+            })
+            .unwrap();
+        l.record_proposal(NewProposal {
+            change_set: cs,
+            capability_digest: &digest,
+            evidence_id: Some(&ev),
+            required_role: role.as_deref(),
+            ttl_ms: 86_400_000,
+            actor: &actor,
+        })
+        .unwrap()
+        .proposal_id
+    };
+    // A proposal's whole story: proposed, approved, applied (job start and
+    // receipt); each decision and job start re-verifies its chain segment.
+    let whole_story = |l: &mut Ledger| -> String {
+        let id = propose(l, &cs);
+        l.record_decision(&id, true, &actor, None, &digest).unwrap();
+        let ApplyStart::Run { job_id, .. } = l
+            .begin_apply(&id, "sql_update", &id, &actor, &digest)
+            .unwrap()
+        else {
+            panic!("a new apply runs")
+        };
+        let receipt = json!({"receipt_hash": "sha256:00", "status": "applied"});
+        l.record_receipt(NewReceipt {
+            job_id: &job_id,
+            proposal_id: &id,
+            status: "applied",
+            receipt: &receipt,
+            detail: None,
+        })
+        .unwrap();
+        id
+    };
     let mut g = c.benchmark_group("ledger (WAL, synchronous=FULL)");
     g.sample_size(50);
     g.bench_function("record_evidence (one read)", |b| {
@@ -124,81 +170,12 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.bench_function("record_evidence + record_proposal (one proposal)", |b| {
-        b.iter(|| {
-            let (ev, _) = ledger
-                .record_evidence(NewEvidence {
-                    capability: WAIVER,
-                    tenant_id: "acme",
-                    principal: "agent_17",
-                    query_fingerprint: &waiver_fp,
-                    parameters: &params,
-                    rows: &waiver_rows,
-                    actor: &actor,
-                })
-                .unwrap();
-            ledger
-                .record_proposal(NewProposal {
-                    change_set: black_box(&cs),
-                    capability_digest: &digest,
-                    evidence_id: Some(&ev),
-                    required_role: role.as_deref(),
-                    ttl_ms: 86_400_000,
-                    actor: &actor,
-                })
-                .unwrap()
-        })
+        b.iter(|| propose(&mut ledger, black_box(&cs)))
     });
     // One apply's ledger work on a proposal: approve, start the job,
     // record its receipt (each re-verifies the proposal's chain segment).
     g.bench_function("approve + begin_apply + record_receipt (one apply)", |b| {
-        b.iter(|| {
-            let (ev, _) = ledger
-                .record_evidence(NewEvidence {
-                    capability: WAIVER,
-                    tenant_id: "acme",
-                    principal: "agent_17",
-                    query_fingerprint: &waiver_fp,
-                    parameters: &params,
-                    rows: &waiver_rows,
-                    actor: &actor,
-                })
-                .unwrap();
-            let p = ledger
-                .record_proposal(NewProposal {
-                    change_set: &cs,
-                    capability_digest: &digest,
-                    evidence_id: Some(&ev),
-                    required_role: role.as_deref(),
-                    ttl_ms: 86_400_000,
-                    actor: &actor,
-                })
-                .unwrap();
-            ledger
-                .record_decision(&p.proposal_id, true, &actor, None, &digest)
-                .unwrap();
-            let start = ledger
-                .begin_apply(
-                    &p.proposal_id,
-                    "sql_update",
-                    &p.proposal_id,
-                    &actor,
-                    &digest,
-                )
-                .unwrap();
-            let ApplyStart::Run { job_id, .. } = start else {
-                panic!("a new apply runs")
-            };
-            let receipt = json!({"receipt_hash": "sha256:00", "status": "applied"});
-            ledger
-                .record_receipt(NewReceipt {
-                    job_id: &job_id,
-                    proposal_id: &p.proposal_id,
-                    status: "applied",
-                    receipt: &receipt,
-                    detail: None,
-                })
-                .unwrap();
-        })
+        b.iter(|| whole_story(&mut ledger))
     });
     g.finish();
     // Reads on a ledger of a fixed size (STORIES whole stories: evidence,
@@ -214,53 +191,7 @@ fn benches(c: &mut Criterion) {
         .unwrap();
     let mut ids = Vec::new();
     for _ in 0..STORIES {
-        let (ev, _) = fixed_ledger
-            .record_evidence(NewEvidence {
-                capability: WAIVER,
-                tenant_id: "acme",
-                principal: "agent_17",
-                query_fingerprint: &waiver_fp,
-                parameters: &params,
-                rows: &waiver_rows,
-                actor: &actor,
-            })
-            .unwrap();
-        let p = fixed_ledger
-            .record_proposal(NewProposal {
-                change_set: &cs,
-                capability_digest: &digest,
-                evidence_id: Some(&ev),
-                required_role: role.as_deref(),
-                ttl_ms: 86_400_000,
-                actor: &actor,
-            })
-            .unwrap();
-        fixed_ledger
-            .record_decision(&p.proposal_id, true, &actor, None, &digest)
-            .unwrap();
-        let ApplyStart::Run { job_id, .. } = fixed_ledger
-            .begin_apply(
-                &p.proposal_id,
-                "sql_update",
-                &p.proposal_id,
-                &actor,
-                &digest,
-            )
-            .unwrap()
-        else {
-            panic!("a new apply runs")
-        };
-        let receipt = json!({"receipt_hash": "sha256:00", "status": "applied"});
-        fixed_ledger
-            .record_receipt(NewReceipt {
-                job_id: &job_id,
-                proposal_id: &p.proposal_id,
-                status: "applied",
-                receipt: &receipt,
-                detail: None,
-            })
-            .unwrap();
-        ids.push(p.proposal_id);
+        ids.push(whole_story(&mut fixed_ledger));
     }
     fixed_ledger.commit_batch().unwrap();
     let middle = ids[STORIES / 2].clone();

@@ -24,7 +24,7 @@ use airlock_ipc::frame::{read_frame, write_frame};
 use airlock_ipc::limits::{MAX_CONNECTIONS_PER_UID, WRITE_TIMEOUT};
 use airlock_tests::databases::{ledger_rows, reference_config_for, sqlite_reference};
 use airlock_tests::executor::ExecutorProcess;
-use airlock_tests::mcp::{call, stdio_client};
+use airlock_tests::mcp::{agent_env, call, stdio_client};
 use airlock_tests::proposals::{
     WAIVER, honest_proposal, invoice_row, load, read_of, record, reference_value, submit, waiver,
 };
@@ -496,11 +496,7 @@ fn the_mcp_proposer_reports_rate_limits_as_a_clear_tool_error() {
     let mut config = reference_config_for(&db);
     config["airlock"] = json!({"limits": {"evidence_per_window": 2, "rate_window_seconds": 3600}});
     let exec = ExecutorProcess::start(&config, &[("APP_TENANT_ID", "acme")]);
-    let env = [
-        ("APP_READ_URL", db.read_url.as_str()),
-        ("APP_TENANT_ID", "acme"),
-        ("APP_PRINCIPAL", "agent_17"),
-    ];
+    let env = agent_env(&db.read_url);
     rt().block_on(async {
         let client = stdio_client(&exec.config_path, &exec.socket_dir, &env, &[]).await;
         let args = json!({"invoice_id": "INV-3001"});
@@ -535,11 +531,7 @@ fn the_mcp_proposer_reports_oversize_evidence_as_a_clear_tool_error() {
     let mut config = reference_config_for(&db);
     config["airlock"] = json!({"limits": {"max_evidence_bytes": 64}});
     let exec = ExecutorProcess::start(&config, &[("APP_TENANT_ID", "acme")]);
-    let env = [
-        ("APP_READ_URL", db.read_url.as_str()),
-        ("APP_TENANT_ID", "acme"),
-        ("APP_PRINCIPAL", "agent_17"),
-    ];
+    let env = agent_env(&db.read_url);
     rt().block_on(async {
         let client = stdio_client(&exec.config_path, &exec.socket_dir, &env, &[]).await;
         let (result, e) = call(

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use airlock_tests::databases::{Database, postgres_reference, reference_config_for};
 use airlock_tests::executor::ExecutorProcess;
-use airlock_tests::mcp::{call, stdio_client_with_stderr};
+use airlock_tests::mcp::{agent_env, call, stdio_client_with_stderr};
 use airlock_tests::workspace_root;
 use serde_json::json;
 
@@ -250,11 +250,7 @@ fn a_wal_mode_sqlite_source_is_read_under_the_file_sandbox() {
     );
     let config = reference_config_for(&db);
     let exec = ExecutorProcess::start(&config, &[("APP_TENANT_ID", "acme")]);
-    let env = [
-        ("APP_READ_URL", db.read_url.as_str()),
-        ("APP_TENANT_ID", "acme"),
-        ("APP_PRINCIPAL", "agent_17"),
-    ];
+    let env = agent_env(&db.read_url);
     rt().block_on(async {
         let client = stdio_client_with_stderr(
             &exec.config_path,

@@ -26,6 +26,16 @@ pub async fn stdio_client(
     stdio_client_with_stderr(config, socket_dir, env, extra, Stdio::inherit()).await
 }
 
+/// The environment an MCP client gives the proposer in the reference
+/// setup: the read URL only, tenant `acme`, principal `agent_17`.
+pub fn agent_env(read_url: &str) -> [(&'static str, &str); 3] {
+    [
+        ("APP_READ_URL", read_url),
+        ("APP_TENANT_ID", "acme"),
+        ("APP_PRINCIPAL", "agent_17"),
+    ]
+}
+
 /// Make one proposal as the model would: spawn the proposer over stdio as
 /// tenant `acme`, principal `agent_17`, with only the read URL, call `tool`,
 /// and return the new proposal's id (the call must succeed).
@@ -36,12 +46,7 @@ pub async fn propose_over_mcp(
     tool: &str,
     args: Value,
 ) -> String {
-    let env = [
-        ("APP_READ_URL", read_url),
-        ("APP_TENANT_ID", "acme"),
-        ("APP_PRINCIPAL", "agent_17"),
-    ];
-    let client = stdio_client(config, socket_dir, &env, &[]).await;
+    let client = stdio_client(config, socket_dir, &agent_env(read_url), &[]).await;
     let (_, envelope) = call(&client, tool, args).await;
     client.cancel().await.expect("close the MCP session");
     assert_eq!(envelope["ok"], true, "{envelope}");
