@@ -165,7 +165,6 @@ pub async fn apply(
         executor.name.to_owned(),
         peer.identity(),
     );
-    let live = digest.clone();
     let looked_up = started.elapsed();
     // The job start needs no fsync of its own: exactly-once rests on the
     // idempotency key (the receipt in the source database, or the handler's
@@ -174,7 +173,7 @@ pub async fn apply(
     // answered `already_applied` by the source or handler.
     let start = auth
         .ledger(Durability::Deferred, move |l| {
-            l.begin_apply(&id, &name, &key, &actor, &live)
+            l.begin_apply(&id, &name, &key, &actor, &digest)
         })
         .await?;
     let job_recorded = started.elapsed();

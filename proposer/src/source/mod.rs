@@ -413,13 +413,7 @@ impl SourcePool {
         url: &str,
         statement_timeout_ms: u64,
     ) -> Result<SourcePool, SourceError> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(SourceError::Connect {
-                engine: engine.as_str(),
-                detail: "no async runtime is running".to_owned(),
-                hint: "create source pools from inside the proposer's Tokio runtime",
-            });
-        }
+        // `SourceOptions::connect_lazy` refuses to run outside a runtime.
         SourceOptions::parse(engine, url, statement_timeout_ms)?.connect_lazy()
     }
 
