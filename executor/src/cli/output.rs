@@ -54,30 +54,23 @@ fn push_escaped(out: &mut String, c: char) {
 /// what it really holds. The single place human output escapes a value;
 /// `--json` output carries the exact string instead.
 pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(is_steering) {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if is_steering(c) {
-            push_escaped(&mut out, c);
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
+    escape_where(s, is_steering)
 }
 
 /// A whole block of human output: like [`escape`], but the line breaks and
 /// tabs the CLI itself writes are kept.
 pub fn escape_lines(s: &str) -> std::borrow::Cow<'_, str> {
-    let steering = |c: char| c != '\n' && c != '\t' && is_steering(c);
-    if !s.chars().any(steering) {
+    escape_where(s, |c| c != '\n' && c != '\t' && is_steering(c))
+}
+
+/// `s` with every character `escaped` selects written as a visible escape.
+fn escape_where(s: &str, escaped: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(&escaped) {
         return std::borrow::Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
-        if steering(c) {
+        if escaped(c) {
             push_escaped(&mut out, c);
         } else {
             out.push(c);
