@@ -6,6 +6,9 @@
 #    if absent — only for the default loopback URLs).
 # 2. Checks formatting and lints, builds everything (benches and fuzz
 #    targets are compiled, not run), and runs every workspace test.
+# 3. Mutation-tests the lines of policy/ and ipc-protocol/ changed since the
+#    last full measurement (tests/mutants.sh --diff, docs/assurance.md): a
+#    change that adds a mutant their own tests do not catch fails here.
 #
 # Override the servers with AIRLOCK_TEST_POSTGRES_URL / AIRLOCK_TEST_MYSQL_URL.
 set -euo pipefail
@@ -98,3 +101,5 @@ cargo bench --workspace --no-run --quiet --profile dev
 log "building fuzz targets"; cargo build --quiet --manifest-path ipc-protocol/fuzz/Cargo.toml
 log "running every workspace test"
 cargo test --workspace --no-fail-fast
+log "mutation testing of policy/ and ipc-protocol/ lines changed since tests/mutants-base"
+bash tests/mutants.sh --diff
