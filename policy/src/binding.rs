@@ -115,4 +115,38 @@ mod tests {
         text["capabilities"][i]["description"] = json!("A reworded description.");
         assert_eq!(digest_of(&text, WAIVER), d0, "model-facing text only");
     }
+
+    /// The reference `billing.inspect_invoice` (a read: no executor), its
+    /// definition written out in canonical form, and that text's sha256
+    /// (computed independently of this crate).
+    const INSPECT_DEFINITION: &str = r#"{"capability":{"args":[{"enum_values":null,"max_length":128,"maximum":null,"minimum":null,"name":"invoice_id","required":true,"ty":"string"}],"context":"local_operator","evidence":"required","kind":"read","lookup_arg":"invoice_id","max_rows":1,"name":"billing.inspect_invoice","proposal":null,"source":"app_postgres","target":{"primary_key":"id","schema":"public","table":"invoices","tenant_key":"tenant_id"},"visible_columns":["id","tenant_id","customer_id","status","balance_cents","late_fee_cents","waiver_reason","updated_at"]},"digest":"airlock.capability-digest.v1","executor":null,"source":{"engine":"postgres","id":"app_postgres","read_only":false,"read_url_env":"REFERENCE_POSTGRES_READ_URL","write_url_env":"REFERENCE_POSTGRES_WRITE_URL"}}"#;
+    const INSPECT_DIGEST: &str =
+        "sha256:43f12ce68938244cdc621419cf8d3d5cecad106ea70632e642a994c37127d8e4";
+
+    /// The reference late-fee waiver (a proposal, built-in executor).
+    const WAIVER_DEFINITION: &str = r#"{"capability":{"args":[{"enum_values":null,"max_length":128,"maximum":null,"minimum":null,"name":"invoice_id","required":true,"ty":"string"},{"enum_values":null,"max_length":500,"maximum":null,"minimum":null,"name":"reason","required":true,"ty":"string"}],"context":"local_operator","evidence":"required","kind":"proposal","lookup_arg":"invoice_id","max_rows":1,"name":"billing.propose_late_fee_waiver","proposal":{"allowed_columns":["late_fee_cents","waiver_reason"],"approval":{"required_role":"billing_lead"},"conflict_guard":{"column":"updated_at","kind":"column"},"executor":null,"numeric_bounds":{"late_fee_cents":{"maximum":10000.0,"minimum":0.0}},"patch":[["late_fee_cents",{"fixed":0}],["waiver_reason",{"from_arg":"reason"}]],"transition_guards":{}},"source":"app_postgres","target":{"primary_key":"id","schema":"public","table":"invoices","tenant_key":"tenant_id"},"visible_columns":["id","tenant_id","customer_id","status","balance_cents","late_fee_cents","waiver_reason","updated_at"]},"digest":"airlock.capability-digest.v1","executor":{"name":"sql_update","spec":{"type":"sql_update"}},"source":{"engine":"postgres","id":"app_postgres","read_only":false,"read_url_env":"REFERENCE_POSTGRES_READ_URL","write_url_env":"REFERENCE_POSTGRES_WRITE_URL"}}"#;
+    const WAIVER_DIGEST: &str =
+        "sha256:c2756d2b474a70d867c781b44e9437d1324bcf31abe4c2bcad89ecb4630819ff";
+
+    #[test]
+    fn definitions_and_digests_are_pinned() {
+        let cfg = crate::load_config_str(crate::REFERENCE_CONFIG)
+            .config
+            .unwrap();
+        for (name, definition, digest) in [
+            (
+                "billing.inspect_invoice",
+                INSPECT_DEFINITION,
+                INSPECT_DIGEST,
+            ),
+            (WAIVER, WAIVER_DEFINITION, WAIVER_DIGEST),
+        ] {
+            let cap = cfg.capability(name).unwrap();
+            let def = capability_definition(&cfg, cap);
+            let want: Value = serde_json::from_str(definition).unwrap();
+            assert_eq!(def, want, "{name}");
+            assert_eq!(crate::canonical::canonical_json(&def), definition, "{name}");
+            assert_eq!(capability_digest(&cfg, cap), digest, "{name}");
+        }
+    }
 }

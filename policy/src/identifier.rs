@@ -87,4 +87,55 @@ mod tests {
         assert_eq!(quote(Engine::Mysql, "order"), "`order`");
         assert_eq!(quote(Engine::Sqlite, "order"), "\"order\"");
     }
+
+    #[test]
+    fn engine_names_round_trip() {
+        for (engine, name) in [
+            (Engine::Postgres, "postgres"),
+            (Engine::Mysql, "mysql"),
+            (Engine::Sqlite, "sqlite"),
+        ] {
+            assert_eq!(engine.as_str(), name);
+            assert_eq!(Engine::parse(name), Some(engine));
+        }
+        assert_eq!(Engine::parse("postgresql"), Some(Engine::Postgres));
+        assert_eq!(Engine::parse("mariadb"), Some(Engine::Mysql));
+        for bad in [
+            "", "Postgres", "POSTGRES", "pg", "psql", "MySQL", "maria", "sqlite3", "sql", " mysql",
+        ] {
+            assert_eq!(Engine::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn identifier_boundaries_are_exact() {
+        // Length: 1 to 63 bytes.
+        assert!(is_safe_identifier("a"));
+        assert!(is_safe_identifier("_"));
+        assert!(is_safe_identifier(&"a".repeat(63)));
+        assert!(is_safe_identifier(&format!("_{}", "9".repeat(62))));
+        assert!(!is_safe_identifier(&"a".repeat(64)));
+        assert!(!is_safe_identifier(&"_".repeat(64)));
+        assert!(!is_safe_identifier(&format!("a{}", "b".repeat(200))));
+        // First byte: a letter or underscore, never a digit or other byte.
+        for ok in ["Z", "z", "A_", "_9", "__", "a_1_B", "Zz09_"] {
+            assert!(is_safe_identifier(ok), "{ok}");
+        }
+        for bad in ["9", "0a", "$a", "-a", " a", "éa", "\u{0}a"] {
+            assert!(!is_safe_identifier(bad), "{bad:?}");
+        }
+        // Later bytes: letters, digits, underscores only.
+        for bad in [
+            "a-", "a ", "a$", "a\u{e9}", "a\n", "a'", "a\"", "a`", "a;", "a9-",
+        ] {
+            assert!(!is_safe_identifier(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn quoting_wraps_the_whole_name() {
+        assert_eq!(quote(Engine::Postgres, "a_1"), "\"a_1\"");
+        assert_eq!(quote(Engine::Mysql, "Tenant_ID"), "`Tenant_ID`");
+        assert_eq!(quote(Engine::Sqlite, "_"), "\"_\"");
+    }
 }
