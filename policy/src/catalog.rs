@@ -198,3 +198,303 @@ fn describe(cap: &Capability, required_role: Option<&str>) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference() -> Config {
+        crate::load_config_str(crate::REFERENCE_CONFIG)
+            .config
+            .unwrap_or_else(|| panic!("reference config loads"))
+    }
+
+    fn names(catalog: &Catalog) -> Vec<&str> {
+        catalog.tools().iter().map(|t| t.name.as_str()).collect()
+    }
+
+    const CANONICAL: [&str; 8] = [
+        "support.inspect_ticket",
+        "support.propose_ticket_resolution",
+        "support.inspect_customer_account",
+        "support.propose_plan_credit",
+        "billing.inspect_invoice",
+        "billing.propose_late_fee_waiver",
+        "orders.inspect_order",
+        "orders.propose_status_change",
+    ];
+    const OPENAI: [&str; 8] = [
+        "support__inspect_ticket",
+        "support__propose_ticket_resolution",
+        "support__inspect_customer_account",
+        "support__propose_plan_credit",
+        "billing__inspect_invoice",
+        "billing__propose_late_fee_waiver",
+        "orders__inspect_order",
+        "orders__propose_status_change",
+    ];
+
+    #[test]
+    fn alias_modes_parse_from_their_exact_names() {
+        assert_eq!(AliasMode::parse("canonical"), Some(AliasMode::Canonical));
+        assert_eq!(AliasMode::parse("openai"), Some(AliasMode::Openai));
+        assert_eq!(AliasMode::parse("both"), Some(AliasMode::Both));
+        for bad in ["", "Canonical", "OPENAI", "both ", "all", "none"] {
+            assert_eq!(AliasMode::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn openai_aliases_replace_every_dot() {
+        assert_eq!(
+            openai_alias("billing.inspect_invoice"),
+            "billing__inspect_invoice"
+        );
+        assert_eq!(openai_alias("a.b.c"), "a__b__c");
+        assert_eq!(openai_alias("nodots"), "nodots");
+    }
+
+    #[test]
+    fn each_mode_lists_exactly_the_reviewed_tools_in_config_order() {
+        let cfg = reference();
+        let canonical = Catalog::new(&cfg, AliasMode::Canonical);
+        assert_eq!(names(&canonical), CANONICAL);
+        let openai = Catalog::new(&cfg, AliasMode::Openai);
+        assert_eq!(names(&openai), OPENAI);
+        let both = Catalog::new(&cfg, AliasMode::Both);
+        let interleaved: Vec<&str> = CANONICAL
+            .iter()
+            .zip(OPENAI.iter())
+            .flat_map(|(c, o)| [*c, *o])
+            .collect();
+        assert_eq!(names(&both), interleaved);
+        let twice: Vec<&str> = CANONICAL.iter().flat_map(|c| [*c, *c]).collect();
+        for (catalog, expected) in [
+            (&canonical, CANONICAL.to_vec()),
+            (&openai, CANONICAL.to_vec()),
+            (&both, twice),
+        ] {
+            let routed: Vec<&str> = catalog
+                .tools()
+                .iter()
+                .map(|t| t.canonical.as_str())
+                .collect();
+            assert_eq!(routed, expected);
+            for t in catalog.tools() {
+                let kind = if t.canonical.contains(".inspect_") {
+                    Kind::Read
+                } else {
+                    Kind::Proposal
+                };
+                assert_eq!(t.kind, kind, "{}", t.name);
+            }
+        }
+    }
+
+    #[test]
+    fn resolve_routes_only_the_exposed_names() {
+        let cfg = reference();
+        let canonical = Catalog::new(&cfg, AliasMode::Canonical);
+        let openai = Catalog::new(&cfg, AliasMode::Openai);
+        let both = Catalog::new(&cfg, AliasMode::Both);
+        for (c, o) in CANONICAL.iter().zip(OPENAI.iter()) {
+            assert_eq!(canonical.resolve(c), Some(*c));
+            assert_eq!(canonical.resolve(o), None);
+            assert_eq!(openai.resolve(o), Some(*c));
+            assert_eq!(openai.resolve(c), None);
+            assert_eq!(both.resolve(c), Some(*c));
+            assert_eq!(both.resolve(o), Some(*c));
+        }
+        for unknown in [
+            "",
+            "billing",
+            "billing.apply",
+            "execute_sql",
+            "BILLING.INSPECT_INVOICE",
+        ] {
+            assert_eq!(both.resolve(unknown), None, "{unknown:?}");
+        }
+    }
+
+    #[test]
+    fn reference_descriptions_are_exact() {
+        let cfg = reference();
+        let catalog = Catalog::new(&cfg, AliasMode::Both);
+        let description = |name: &str| {
+            catalog
+                .tools()
+                .iter()
+                .find(|t| t.name == name)
+                .map(|t| t.description.clone())
+                .unwrap()
+        };
+        assert_eq!(
+            description("billing.inspect_invoice"),
+            "Look up one invoices record by `invoice_id`. Read-only; scoped to your tenant. Returns: id, tenant_id, customer_id, status, balance_cents, late_fee_cents, waiver_reason, updated_at."
+        );
+        let waiver = "Propose a change to one invoices record, found by `invoice_id`. Would set: late_fee_cents = 0, waiver_reason from `reason`. This does NOT change the database: it records a proposal that a person must approve (role billing_lead) before a separate process applies it.";
+        assert_eq!(description("billing.propose_late_fee_waiver"), waiver);
+        assert_eq!(description("billing__propose_late_fee_waiver"), waiver);
+        assert_eq!(
+            description("support.propose_ticket_resolution"),
+            "Propose a change to one support_tickets record, found by `ticket_id`. Would set: status = \"pending_review\", resolution_note from `resolution_note`. This does NOT change the database: it records a proposal that a person must approve (role support_lead) before a separate process applies it."
+        );
+    }
+
+    #[test]
+    fn configured_descriptions_hints_and_no_role() {
+        let cfg = reference();
+        let mut read = cfg.capability("orders.inspect_order").cloned().unwrap();
+        read.description = Some("Find an order.".into());
+        read.returns_hint = Some("Amounts are in cents.".into());
+        assert_eq!(
+            describe(&read, None),
+            "Find an order. Read-only; scoped to your tenant. Returns: id, tenant_id, customer_id, status, status_change_reason, updated_at. Amounts are in cents."
+        );
+        let mut proposal = cfg
+            .capability("orders.propose_status_change")
+            .cloned()
+            .unwrap();
+        proposal.returns_hint = Some("Check the order first.".into());
+        assert_eq!(
+            describe(&proposal, None),
+            "Propose a change to one orders record, found by `order_id`. Would set: status from `status`, status_change_reason from `reason`. This does NOT change the database: it records a proposal that a person must approve before a separate process applies it. Check the order first."
+        );
+        proposal.proposal = None;
+        proposal.description = Some("Change an order.".into());
+        assert_eq!(
+            describe(&proposal, Some("lead")),
+            "Change an order. This does NOT change the database: it records a proposal that a person must approve (role lead) before a separate process applies it. Check the order first."
+        );
+        // Without a required role in the config, the catalog names none.
+        let mut cfg = cfg;
+        for cap in &mut cfg.capabilities {
+            if let Some(p) = cap.proposal.as_mut() {
+                p.approval.required_role = None;
+            }
+        }
+        let catalog = Catalog::new(&cfg, AliasMode::Canonical);
+        let waiver = catalog
+            .tools()
+            .iter()
+            .find(|t| t.name == "billing.propose_late_fee_waiver")
+            .unwrap();
+        assert!(
+            waiver
+                .description
+                .ends_with("a person must approve before a separate process applies it."),
+            "{}",
+            waiver.description
+        );
+    }
+
+    #[test]
+    fn reference_input_schemas_are_exact() {
+        let cfg = reference();
+        let catalog = Catalog::new(&cfg, AliasMode::Canonical);
+        let schema = |name: &str| {
+            catalog
+                .tools()
+                .iter()
+                .find(|t| t.name == name)
+                .map(|t| t.input_schema.clone())
+                .unwrap()
+        };
+        let credit = schema("support.propose_plan_credit");
+        assert_eq!(
+            credit,
+            json!({
+                "type": "object",
+                "properties": {
+                    "customer_id": {"type": "string", "maxLength": 128},
+                    "credit_cents": {"type": "number", "minimum": 0, "maximum": 5000},
+                    "reason": {"type": "string", "maxLength": 500}
+                },
+                "required": ["customer_id", "credit_cents", "reason"],
+                "additionalProperties": false
+            })
+        );
+        assert!(credit["properties"]["credit_cents"]["minimum"].is_u64());
+        assert!(credit["properties"]["credit_cents"]["maximum"].is_u64());
+        assert_eq!(
+            schema("billing.inspect_invoice"),
+            json!({
+                "type": "object",
+                "properties": {"invoice_id": {"type": "string", "maxLength": 128}},
+                "required": ["invoice_id"],
+                "additionalProperties": false
+            })
+        );
+    }
+
+    fn arg(name: &str, ty: ArgType) -> ArgSpec {
+        ArgSpec {
+            name: name.into(),
+            ty,
+            required: false,
+            max_length: None,
+            minimum: None,
+            maximum: None,
+            enum_values: None,
+            description: None,
+        }
+    }
+
+    #[test]
+    fn input_schemas_carry_every_declared_constraint_and_nothing_else() {
+        let mut note = arg("note", ArgType::String);
+        note.description = Some("Why.".into());
+        let mut short = arg("code", ArgType::String);
+        short.max_length = Some(8);
+        short.required = true;
+        short.enum_values = Some(vec![json!("a"), json!("b")]);
+        let mut count = arg("count", ArgType::Integer);
+        count.minimum = Some(-3.0);
+        count.maximum = Some(0.5);
+        let flag = arg("flag", ArgType::Boolean);
+        let mut amount = arg("amount", ArgType::Number);
+        amount.required = true;
+        assert_eq!(
+            input_schema(&[note, short, count, flag, amount]),
+            json!({
+                "type": "object",
+                "properties": {
+                    "note": {"type": "string", "description": "Why.", "maxLength": 4096},
+                    "code": {"type": "string", "maxLength": 8, "enum": ["a", "b"]},
+                    "count": {"type": "integer", "minimum": -3, "maximum": 0.5},
+                    "flag": {"type": "boolean"},
+                    "amount": {"type": "number"}
+                },
+                "required": ["code", "amount"],
+                "additionalProperties": false
+            })
+        );
+        assert_eq!(
+            input_schema(&[]),
+            json!({"type": "object", "properties": {}, "required": [], "additionalProperties": false})
+        );
+    }
+
+    #[test]
+    fn whole_bounds_print_as_integers_up_to_9e15() {
+        let int = |n: i64| {
+            let v = number(n as f64);
+            assert!(v.is_i64(), "{n} prints as an integer: {v}");
+            assert_eq!(v, json!(n));
+        };
+        int(0);
+        int(5000);
+        int(-3);
+        int(8_999_999_999_999_998);
+        let float = |n: f64| {
+            let v = number(n);
+            assert!(v.is_f64(), "{n} prints as a float: {v}");
+            assert_eq!(v, json!(n));
+        };
+        float(0.5);
+        float(-2.5);
+        float(9.0e15);
+        float(-9.0e15);
+        float(1.0e16);
+    }
+}

@@ -100,4 +100,122 @@ mod tests {
             Err(ContextError::InvalidValue("T".into()))
         );
     }
+
+    fn spec(tenant: ValueSource, principal: ValueSource) -> ContextSpec {
+        ContextSpec {
+            provider: ContextProvider::StaticDev,
+            tenant,
+            principal,
+        }
+    }
+
+    #[test]
+    fn context_values_are_non_empty_short_and_free_of_control_characters() {
+        assert_eq!(MAX_CONTEXT_VALUE_LEN, 128);
+        assert!(is_valid_context_value("acme"));
+        assert!(is_valid_context_value("a"));
+        assert!(is_valid_context_value(&"a".repeat(128)));
+        assert!(
+            is_valid_context_value(&"é".repeat(128)),
+            "characters, not bytes"
+        );
+        assert!(is_valid_context_value("tenant with spaces/ünï"));
+        assert!(!is_valid_context_value(""));
+        assert!(!is_valid_context_value(&"a".repeat(129)));
+        assert!(!is_valid_context_value(&"é".repeat(129)));
+        for bad in ["a\nb", "a\tb", "\u{0}", "acme\u{7f}", "\u{85}acme"] {
+            assert!(!is_valid_context_value(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn static_values_and_the_default_principal() {
+        let ctx = resolve_context(
+            &spec(ValueSource::Static("acme".into()), ValueSource::Unset),
+            |_| panic!("no environment look-up for static values"),
+        )
+        .unwrap();
+        assert_eq!(
+            ctx,
+            TrustedContext {
+                tenant_id: "acme".into(),
+                principal: "unspecified".into(),
+                source: ContextProvider::StaticDev,
+            }
+        );
+        assert_eq!(DEFAULT_PRINCIPAL, "unspecified");
+        let ctx = resolve_context(
+            &spec(
+                ValueSource::Static("acme".into()),
+                ValueSource::Static("ann".into()),
+            ),
+            |_| None,
+        )
+        .unwrap();
+        assert_eq!(ctx.principal, "ann");
+        // The provider is carried through.
+        assert_eq!(
+            resolve_context(&env_spec(), |_| Some("x".into()))
+                .unwrap()
+                .source,
+            ContextProvider::Environment
+        );
+    }
+
+    #[test]
+    fn every_context_error() {
+        assert_eq!(
+            resolve_context(
+                &spec(ValueSource::Unset, ValueSource::Static("ann".into())),
+                |_| None
+            ),
+            Err(ContextError::NoTenant)
+        );
+        assert_eq!(
+            resolve_context(
+                &spec(ValueSource::Static(String::new()), ValueSource::Unset),
+                |_| None
+            ),
+            Err(ContextError::InvalidValue(
+                "the static context value".into()
+            ))
+        );
+        assert_eq!(
+            resolve_context(
+                &spec(
+                    ValueSource::Static("acme".into()),
+                    ValueSource::Static("x".repeat(129))
+                ),
+                |_| None
+            ),
+            Err(ContextError::InvalidValue(
+                "the static context value".into()
+            ))
+        );
+        // The principal variable is looked up too, and must be valid.
+        assert_eq!(
+            resolve_context(&env_spec(), |k| (k == "T").then(|| "acme".to_owned())),
+            Err(ContextError::MissingEnv("P".into()))
+        );
+        assert_eq!(
+            resolve_context(&env_spec(), |k| Some(if k == "T" {
+                "acme".into()
+            } else {
+                String::new()
+            })),
+            Err(ContextError::InvalidValue("P".into()))
+        );
+        assert_eq!(
+            ContextError::MissingEnv("T".into()).to_string(),
+            "the trusted-context variable T is not set; set it in the proposer's environment (e.g. T=acme)"
+        );
+        assert_eq!(
+            ContextError::InvalidValue("T".into()).to_string(),
+            "the trusted-context value for T is empty, longer than 128 characters, or has control characters"
+        );
+        assert_eq!(
+            ContextError::NoTenant.to_string(),
+            "the trusted context has no tenant source; set `values.tenant_id_env` in the config"
+        );
+    }
 }
