@@ -95,3 +95,113 @@ pub fn join_key(path: &str, key: &str) -> String {
 pub fn join_index(path: &str, index: usize) -> String {
     format!("{path}[{index}]")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn diag(severity: Severity, path: &str, message: &str, fix: &str) -> Diagnostic {
+        Diagnostic {
+            severity,
+            path: path.to_owned(),
+            message: message.to_owned(),
+            fix: fix.to_owned(),
+        }
+    }
+
+    #[test]
+    fn an_empty_report_has_no_errors() {
+        let r = Report::default();
+        assert!(r.diagnostics.is_empty());
+        assert!(!r.has_errors());
+        assert_eq!(r.errors().count(), 0);
+        assert_eq!(r.warnings().count(), 0);
+    }
+
+    #[test]
+    fn errors_and_warnings_are_kept_in_order_and_told_apart() {
+        let mut r = Report::default();
+        r.warning("$.a", "w1", "f1");
+        assert!(!r.has_errors());
+        r.error("$.b", "e1", "f2");
+        r.error("$.c", String::from("e2"), String::from("f3"));
+        r.warning("$.d", "w2", "f4");
+        assert!(r.has_errors());
+        assert_eq!(
+            r.diagnostics,
+            vec![
+                diag(Severity::Warning, "$.a", "w1", "f1"),
+                diag(Severity::Error, "$.b", "e1", "f2"),
+                diag(Severity::Error, "$.c", "e2", "f3"),
+                diag(Severity::Warning, "$.d", "w2", "f4"),
+            ]
+        );
+        let errors: Vec<&Diagnostic> = r.errors().collect();
+        assert_eq!(
+            errors,
+            vec![
+                &diag(Severity::Error, "$.b", "e1", "f2"),
+                &diag(Severity::Error, "$.c", "e2", "f3"),
+            ]
+        );
+        let warnings: Vec<&Diagnostic> = r.warnings().collect();
+        assert_eq!(
+            warnings,
+            vec![
+                &diag(Severity::Warning, "$.a", "w1", "f1"),
+                &diag(Severity::Warning, "$.d", "w2", "f4"),
+            ]
+        );
+    }
+
+    #[test]
+    fn one_finding_per_path_and_severity_the_first_wins() {
+        let mut r = Report::default();
+        r.error("$.x", "first", "fix first");
+        r.error("$.x", "second", "fix second");
+        r.warning("$.x", "a warning", "fix w");
+        r.warning("$.x", "another warning", "fix w2");
+        r.error("$.y", "other path", "fix y");
+        r.warning("$.y", "other path warning", "fix wy");
+        assert_eq!(
+            r.diagnostics,
+            vec![
+                diag(Severity::Error, "$.x", "first", "fix first"),
+                diag(Severity::Warning, "$.x", "a warning", "fix w"),
+                diag(Severity::Error, "$.y", "other path", "fix y"),
+                diag(Severity::Warning, "$.y", "other path warning", "fix wy"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_report_serializes_with_lower_case_severities() {
+        let mut r = Report::default();
+        r.error("$.a", "m", "f");
+        r.warning("$.b", "n", "g");
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"diagnostics":[{"severity":"error","path":"$.a","message":"m","fix":"f"},{"severity":"warning","path":"$.b","message":"n","fix":"g"}]}"#
+        );
+    }
+
+    #[test]
+    fn paths_quote_keys_that_are_not_plain_identifiers() {
+        let cases = [
+            ("$", "sources", "$.sources"),
+            ("$.sources", "app_db", "$.sources.app_db"),
+            ("$", "_x9", "$._x9"),
+            ("$", "my-db", r#"$["my-db"]"#),
+            ("$", "9lives", r#"$["9lives"]"#),
+            ("$", "", r#"$[""]"#),
+            ("$", "a b", r#"$["a b"]"#),
+            ("$", "a\"b", r#"$["a\"b"]"#),
+            ("$", "support.inspect", r#"$["support.inspect"]"#),
+        ];
+        for (path, key, want) in cases {
+            assert_eq!(join_key(path, key), want, "{key:?}");
+        }
+        assert_eq!(join_index("$", 0), "$[0]");
+        assert_eq!(join_index("$.capabilities", 12), "$.capabilities[12]");
+    }
+}

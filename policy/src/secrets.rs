@@ -106,29 +106,52 @@ pub fn classify(s: &str) -> Option<SecretKind> {
     if let Some(kind) = url_kind(s) {
         return Some(kind);
     }
-    for word in s.split(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ',') {
-        if TOKEN_PREFIXES.iter().any(|p| {
-            word.len() >= p.len() + 16 && word.starts_with(p) && is_token_body(&word[p.len()..])
-        }) {
-            return Some(SecretKind::ProviderToken);
-        }
+    if has_provider_token(s) {
+        return Some(SecretKind::ProviderToken);
     }
-    let lower = s.to_ascii_lowercase();
-    for scheme in ["bearer ", "basic "] {
-        if let Some(pos) = lower.find(scheme) {
-            let rest = &s[pos + scheme.len()..];
-            let token: &str = rest.split_whitespace().next().unwrap_or("");
-            if token.len() >= 16 && is_token_body(token) {
-                return Some(SecretKind::AuthorizationHeader);
-            }
-        }
+    if has_authorization_credential(s) {
+        return Some(SecretKind::AuthorizationHeader);
     }
     None
 }
 
-fn is_token_body(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'=' | b'+' | b'/'))
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '=' | '+' | '/')
+}
+
+/// A provider prefix followed by at least 16 token characters, wherever a
+/// word may start: at the beginning or after any character that is not a
+/// letter or digit (a space, a quote, a comma, `=`, `(`, `:`…). What follows
+/// the token (a quote, `;`, `)`…) does not hide it.
+fn has_provider_token(s: &str) -> bool {
+    s.split(|c: char| !is_token_char(c)).any(|run| {
+        // `run` is ASCII (token characters only), so byte offsets are chars.
+        (0..run.len()).any(|i| {
+            let starts_word = i == 0 || !run.as_bytes()[i - 1].is_ascii_alphanumeric();
+            starts_word
+                && TOKEN_PREFIXES
+                    .iter()
+                    .any(|p| run[i..].starts_with(p) && run.len() - i >= p.len() + 16)
+        })
+    })
+}
+
+/// `Bearer`/`Basic`, whitespace, then (after any opening quotes) at least 16
+/// token characters; every occurrence is checked, not only the first.
+fn has_authorization_credential(s: &str) -> bool {
+    let lower = s.to_ascii_lowercase();
+    ["bearer", "basic"].into_iter().any(|scheme| {
+        lower.match_indices(scheme).any(|(pos, _)| {
+            let rest = &s[pos + scheme.len()..];
+            let token =
+                rest.trim_start_matches(|c: char| c.is_whitespace() || c == '"' || c == '\'');
+            let run = token
+                .split(|c: char| !is_token_char(c))
+                .next()
+                .unwrap_or("");
+            rest.starts_with(char::is_whitespace) && run.len() >= 16
+        })
+    })
 }
 
 fn url_kind(s: &str) -> Option<SecretKind> {
@@ -411,11 +434,15 @@ mod tests {
 
     #[test]
     fn redacts_known_values() {
+        // "con" (3 bytes) appears and is too short to redact; "s3cr3t" is not.
         let out = redact(
             "connect postgres://w:s3cr3t@h failed",
-            &["s3cr3t".into(), "ab".into()],
+            &["s3cr3t".into(), "con".into()],
         );
         assert_eq!(out, "connect postgres://w:[REDACTED]@h failed");
+        // Exactly the minimum, 4 bytes, is redacted.
+        let out = redact("connect postgres://w:s3cr3t@h failed", &["w:s3".into()]);
+        assert_eq!(out, "connect postgres://[REDACTED]cr3t@h failed");
     }
 
     #[test]
