@@ -1341,3 +1341,68 @@ fn capability_names_may_not_contain_forbidden_words() {
         assert!(name(n).config.is_some(), "{n}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// The cursor's number and column-list readers.
+
+#[test]
+fn numbers_are_read_as_written() {
+    let mut v = base();
+    set(
+        &mut v,
+        "/capabilities/0/args/amount",
+        json!({"type": "number", "minimum": -2.5, "maximum": 7}),
+    );
+    let cfg = ok(&v);
+    let a = cfg.capabilities[0].arg("amount").unwrap();
+    assert_eq!(a.minimum, Some(-2.5));
+    assert_eq!(a.maximum, Some(7.0));
+    assert_eq!(cfg.capabilities[0].arg("invoice_id").unwrap().minimum, None);
+    for (bad, name) in [(json!("1"), "a string"), (json!(true), "a boolean")] {
+        let mut v = base();
+        set(
+            &mut v,
+            "/capabilities/0/args/amount",
+            json!({"type": "number", "minimum": bad}),
+        );
+        let l = refused(
+            &v,
+            &[&format!(
+                "$.capabilities[0].args.amount.minimum | expected a number, found {name}"
+            )],
+        );
+        assert_eq!(fix(&l), "write a JSON number");
+    }
+}
+
+#[test]
+fn column_lists_are_non_empty_unique_identifiers() {
+    let cols = |c: Value| with("/capabilities/0/visible_columns", c);
+    assert_eq!(
+        ok(&cols(json!(["id", "tenant_id", "status", "_x9"]))).capabilities[0].visible_columns,
+        ["id", "tenant_id", "status", "_x9"]
+    );
+    let l = refused(
+        &cols(json!([])),
+        &["$.capabilities[0].visible_columns | must list at least one column"],
+    );
+    assert_eq!(fix(&l), "name the columns, e.g. [\"status\"]");
+    refused(
+        &cols(json!("id")),
+        &["$.capabilities[0].visible_columns | expected an array, found a string"],
+    );
+    let l = refused(
+        &cols(json!(["id", "tenant_id", 5])),
+        &["$.capabilities[0].visible_columns[2] | expected a column name, found a number"],
+    );
+    assert_eq!(fix(&l), "write the column name as a string");
+    let l = refused(
+        &cols(json!(["id", "tenant_id", "id"])),
+        &["$.capabilities[0].visible_columns[2] | column `id` is listed twice"],
+    );
+    assert_eq!(fix(&l), "list each column once");
+    refused(
+        &cols(json!(["id", "tenant_id", "a-b"])),
+        &["$.capabilities[0].visible_columns[2] | `a-b` is not a safe SQL identifier"],
+    );
+}
