@@ -1406,3 +1406,29 @@ fn column_lists_are_non_empty_unique_identifiers() {
         &["$.capabilities[0].visible_columns[2] | `a-b` is not a safe SQL identifier"],
     );
 }
+
+#[test]
+fn identifiers_are_read_as_written() {
+    let t = ok(&base()).capabilities[0].target.clone();
+    assert_eq!(
+        (
+            t.schema.as_str(),
+            t.table.as_str(),
+            t.primary_key.as_str(),
+            t.tenant_key.as_deref()
+        ),
+        ("public", "invoices", "id", Some("tenant_id"))
+    );
+    refused(
+        &without("/capabilities/0/target/schema"),
+        &["$.capabilities[0].target.schema | missing required field `schema`"],
+    );
+    refused(
+        &with("/capabilities/0/target/schema", json!("")),
+        &["$.capabilities[0].target.schema | must not be empty"],
+    );
+    refused(
+        &with("/capabilities/0/target/tenant_key", json!("tenant id")),
+        &["$.capabilities[0].target.tenant_key | `tenant id` is not a safe SQL identifier"],
+    );
+}
