@@ -94,7 +94,7 @@ fn check(case: &Case) -> Vec<String> {
         )),
         Some(e) => {
             let message = e["message"].as_str().unwrap_or_default();
-            if !message.contains(case.message) {
+            if !message.contains(&case.message) {
                 fail(format!(
                     "the error at `{}` says {message:?}, which does not contain {:?}",
                     case.path, case.message
