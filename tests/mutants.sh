@@ -9,6 +9,7 @@
 #                                   survivor docs/assurance.md does not explain
 #   bash tests/mutants.sh --record  the same, then writes HEAD to
 #                                   tests/mutants-base (the tree last measured)
+#   bash tests/mutants.sh policy    one crate only (policy or ipc-protocol)
 #   bash tests/mutants.sh --diff    only the mutants on lines of policy/src and
 #                                   ipc-protocol/src changed since
 #                                   tests/mutants-base; fails on any survivor
@@ -34,12 +35,20 @@ log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'tests/mutants.sh: %s\n' "$*" >&2; exit 1; }
 
 mode=full
-case "${1:-}" in
-  "") ;;
-  --record) mode=record ;;
-  --diff) mode=diff ;;
-  *) die "unknown argument \`$1\`; use no argument, --record or --diff" ;;
-esac
+selected=()
+for arg in "$@"; do
+  case "$arg" in
+    --record) mode=record ;;
+    --diff) mode=diff ;;
+    policy) selected+=(airlock-policy:policy) ;;
+    ipc-protocol) selected+=(airlock-ipc:ipc-protocol) ;;
+    *) die "unknown argument \`$arg\`; use --record, --diff, policy or ipc-protocol" ;;
+  esac
+done
+if [ "${#selected[@]}" -gt 0 ]; then
+  [ "$mode" = record ] && die "--record measures both crates; give no crate names with it"
+  CRATES=("${selected[@]}")
+fi
 
 ensure_cargo_mutants() {
   if cargo mutants --version >/dev/null 2>&1; then return; fi
