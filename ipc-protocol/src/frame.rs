@@ -187,7 +187,7 @@ mod tests {
     use std::pin::Pin;
     use std::task::{Context, Poll};
     use std::time::Duration;
-    use tokio::io::{AsyncWriteExt as _, ReadBuf};
+    use tokio::io::ReadBuf;
     use tokio::time::Instant;
 
     /// A frame of `len` bytes as it is on the wire: the big-endian length,
@@ -263,7 +263,10 @@ mod tests {
             timed(&[0xff, 0xff, 0xff, 0xff]).await,
             Err(FrameError::TooLarge(0xffff_ffff))
         ));
-        assert!(matches!(timed(&[0, 0, 0, 0, b'{']).await, Err(FrameError::Empty)));
+        assert!(matches!(
+            timed(&[0, 0, 0, 0, b'{']).await,
+            Err(FrameError::Empty)
+        ));
         assert_eq!(timed(&[0, 0, 0, 1, b'7']).await.unwrap().unwrap(), b"7");
         // Clean end of stream before a frame.
         assert!(timed(&[]).await.unwrap().is_none());
@@ -393,7 +396,10 @@ mod tests {
             write_frame(&mut out, &vec![b'x'; 1_048_577]).await,
             Err(FrameError::TooLarge(1_048_577))
         ));
-        assert!(matches!(write_frame(&mut out, b"").await, Err(FrameError::Empty)));
+        assert!(matches!(
+            write_frame(&mut out, b"").await,
+            Err(FrameError::Empty)
+        ));
         assert!(out.is_empty());
         // At the limit: written whole.
         write_frame(&mut out, &vec![b'x'; 1_048_576]).await.unwrap();
