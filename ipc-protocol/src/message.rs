@@ -689,6 +689,30 @@ mod tests {
     }
 
     #[test]
+    fn request_frames_encode_to_their_envelope() {
+        let frame = RequestFrame {
+            id: 6,
+            request: Request::Stats(Empty {}),
+        };
+        assert_eq!(
+            String::from_utf8(frame.encode()).unwrap(),
+            r#"{"id":6,"type":"stats","body":{}}"#
+        );
+        assert_eq!(RequestFrame::decode(&frame.encode()).unwrap(), frame);
+        let approve = RequestFrame {
+            id: 1,
+            request: Request::Approve(Approve {
+                proposal_id: "wrp_1".into(),
+                note: None,
+            }),
+        };
+        assert_eq!(
+            String::from_utf8(approve.encode()).unwrap(),
+            r#"{"id":1,"type":"approve","body":{"proposal_id":"wrp_1","note":null}}"#
+        );
+    }
+
+    #[test]
     fn response_frames_encode_to_their_envelope() {
         let frame = ResponseFrame::error(7, ErrorBody::new(ErrorCode::Busy, "later"));
         assert_eq!(
