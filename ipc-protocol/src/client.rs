@@ -312,4 +312,76 @@ mod tests {
         let err = ExpectedServer::resolve(Some("no-such-user-xyz"), none).unwrap_err();
         assert!(err.contains("does not exist"), "{err}");
     }
+
+    #[test]
+    fn explicit_uids_always_include_root_and_nothing_else() {
+        let e = ExpectedServer::uids(&[4242, 0, 7], "expected uid 4242 (`exec`) or root");
+        for uid in [0, 4242, 7] {
+            assert!(e.accepts(uid), "{uid}");
+        }
+        for uid in [1, 4241, 4243, 65534, u32::MAX] {
+            assert!(!e.accepts(uid), "{uid}");
+        }
+        assert_eq!(e.describe(), "expected uid 4242 (`exec`) or root");
+        let only_root = ExpectedServer::uids(&[], "expected root");
+        assert!(only_root.accepts(0));
+        assert!(!only_root.accepts(1));
+        assert_eq!(only_root.describe(), "expected root");
+    }
+
+    #[test]
+    fn names_and_numbers_resolve_to_a_uid_and_say_so() {
+        let none = |_: &str| None;
+        // A user name is looked up (root exists everywhere).
+        let root = ExpectedServer::resolve(Some("root"), none).unwrap();
+        assert_eq!(root.describe(), "expected uid 0 (`root`) or root");
+        assert!(root.accepts(0));
+        assert!(!root.accepts(4242));
+        let num = ExpectedServer::resolve(Some("4242"), none).unwrap();
+        assert_eq!(num.describe(), "expected uid 4242 (`4242`) or root");
+        assert!(num.accepts(4242) && num.accepts(0) && !num.accepts(4243));
+        // The explicit value wins over the environment.
+        let env = |k: &str| (k == EXECUTOR_USER_ENV).then(|| "4242".to_owned());
+        let explicit = ExpectedServer::resolve(Some("77"), env).unwrap();
+        assert!(explicit.accepts(77) && !explicit.accepts(4242));
+        let from_env = ExpectedServer::resolve(None, env).unwrap();
+        assert_eq!(from_env.describe(), "expected uid 4242 (`4242`) or root");
+        // Only EXECUTOR_USER_ENV is consulted, and an empty value is no value.
+        let other = |k: &str| (k != EXECUTOR_USER_ENV).then(|| "4242".to_owned());
+        assert_eq!(
+            ExpectedServer::resolve(None, other).unwrap(),
+            ExpectedServer::local_default()
+        );
+        let empty = |_: &str| Some(String::new());
+        assert_eq!(
+            ExpectedServer::resolve(None, empty).unwrap(),
+            ExpectedServer::local_default()
+        );
+        assert_eq!(
+            ExpectedServer::resolve(Some("no-such-user-xyz"), none).unwrap_err(),
+            "the executor user `no-such-user-xyz` (--executor-user / AIRLOCK_EXECUTOR_USER) does not exist on this machine; give the user name or numeric uid the executor runs as"
+        );
+    }
+
+    #[test]
+    fn the_local_default_is_this_user_the_airlock_user_and_root() {
+        let own = nix::unistd::geteuid().as_raw();
+        let airlock = nix::unistd::User::from_name("airlock")
+            .unwrap()
+            .map(|u| u.uid.as_raw());
+        let expected = match (own, airlock) {
+            (0, None) => "expected root".to_owned(),
+            (0, Some(a)) => format!("expected uid {a} (`airlock`) or root"),
+            (me, None) => format!("expected uid {me} (yours) or root"),
+            (me, Some(a)) => format!("expected uid {me} (yours) or uid {a} (`airlock`) or root"),
+        };
+        let d = ExpectedServer::local_default();
+        assert_eq!(d.describe(), expected);
+        assert!(d.accepts(own) && d.accepts(0));
+        if let Some(a) = airlock {
+            assert!(d.accepts(a));
+        }
+        let stranger = (1..).find(|u| *u != own && Some(*u) != airlock).unwrap();
+        assert!(!d.accepts(stranger));
+    }
 }

@@ -160,3 +160,82 @@ impl std::fmt::Display for ErrorBody {
         write!(f, "{} ({})", self.message, self.code)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every code and its wire name, written out: the wire names are the
+    /// contract, so a renamed variant or a typo must fail here.
+    const WIRE_NAMES: &[(ErrorCode, &str)] = &[
+        (ErrorCode::UnsupportedVersion, "unsupported_version"),
+        (ErrorCode::HandshakeRequired, "handshake_required"),
+        (ErrorCode::RoleMismatch, "role_mismatch"),
+        (ErrorCode::UnauthorizedPeer, "unauthorized_peer"),
+        (ErrorCode::Forbidden, "forbidden"),
+        (ErrorCode::MalformedFrame, "malformed_frame"),
+        (ErrorCode::FrameTooLarge, "frame_too_large"),
+        (ErrorCode::UnknownMessage, "unknown_message"),
+        (ErrorCode::InvalidRequest, "invalid_request"),
+        (ErrorCode::PolicyViolation, "policy_violation"),
+        (ErrorCode::TenantNotAllowed, "tenant_not_allowed"),
+        (ErrorCode::EvidenceRequired, "evidence_required"),
+        (ErrorCode::NotFound, "not_found"),
+        (ErrorCode::InvalidState, "invalid_state"),
+        (ErrorCode::Expired, "expired"),
+        (ErrorCode::RoleRequired, "role_required"),
+        (ErrorCode::SecretMaterial, "secret_material"),
+        (ErrorCode::LedgerTampered, "ledger_tampered"),
+        (ErrorCode::ConfigChanged, "config_changed"),
+        (ErrorCode::Busy, "busy"),
+        (ErrorCode::RateLimited, "rate_limited"),
+        (ErrorCode::TooLarge, "too_large"),
+        (ErrorCode::ShuttingDown, "shutting_down"),
+        (ErrorCode::Internal, "internal"),
+    ];
+
+    #[test]
+    fn every_code_has_its_literal_wire_name_in_as_str_display_and_serde() {
+        assert_eq!(WIRE_NAMES.len(), 24);
+        let listed: Vec<ErrorCode> = WIRE_NAMES.iter().map(|(c, _)| *c).collect();
+        assert_eq!(listed, ErrorCode::ALL, "ALL is every code, in this order");
+        for (code, name) in WIRE_NAMES {
+            assert_eq!(code.as_str(), *name);
+            assert_eq!(code.to_string(), *name);
+            assert_eq!(serde_json::to_value(code).unwrap(), Value::from(*name));
+            let back: ErrorCode = serde_json::from_value(Value::from(*name)).unwrap();
+            assert_eq!(back, *code);
+        }
+    }
+
+    #[test]
+    fn error_body_displays_message_then_code_in_parentheses() {
+        let body = ErrorBody::new(ErrorCode::NotFound, "no proposal wrp_1");
+        assert_eq!(body.to_string(), "no proposal wrp_1 (not_found)");
+        let body = ErrorBody::new(ErrorCode::PolicyViolation, "refused")
+            .with_details(serde_json::json!({"violations": []}));
+        assert_eq!(body.to_string(), "refused (policy_violation)");
+        assert_eq!(body.details, Some(serde_json::json!({"violations": []})));
+        assert_eq!(ErrorBody::new(ErrorCode::Busy, "").to_string(), " (busy)");
+        // Every code, in the same shape.
+        for (code, name) in WIRE_NAMES {
+            assert_eq!(
+                ErrorBody::new(*code, "m").to_string(),
+                format!("m ({name})")
+            );
+        }
+    }
+
+    #[test]
+    fn error_body_serializes_without_absent_details_and_rejects_unknown_fields() {
+        let body = ErrorBody::new(ErrorCode::Internal, "x");
+        assert_eq!(
+            serde_json::to_string(&body).unwrap(),
+            r#"{"code":"internal","message":"x"}"#
+        );
+        assert!(
+            serde_json::from_str::<ErrorBody>(r#"{"code":"internal","message":"x","trace":1}"#)
+                .is_err()
+        );
+    }
+}

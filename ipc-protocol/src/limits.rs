@@ -34,3 +34,25 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// reading (its socket buffer stays full) is disconnected after this long,
 /// which frees its connection slot.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_have_their_documented_values() {
+        assert_eq!(MAX_FRAME_BYTES, 1_048_576);
+        assert_eq!(MAX_JSON_DEPTH, 32);
+        assert_eq!(MAX_ROWS_PER_READ, 100);
+        assert_eq!(MAX_PARAMS_PER_READ, 8);
+        assert_eq!(MAX_LIST_ITEMS, 1_000);
+        assert_eq!(MAX_NOTE_CHARS, 2_000);
+        assert_eq!(MAX_PROPOSER_CONNECTIONS, 192);
+        assert_eq!(MAX_OPERATOR_CONNECTIONS, 64);
+        assert_eq!(MAX_CONNECTIONS_PER_UID, 64);
+        assert_eq!(HANDSHAKE_TIMEOUT, Duration::from_secs(5));
+        assert_eq!(FRAME_TIMEOUT, Duration::from_secs(10));
+        assert_eq!(IDLE_TIMEOUT, Duration::from_secs(900));
+        assert_eq!(WRITE_TIMEOUT, Duration::from_secs(10));
+    }
+}

@@ -573,3 +573,152 @@ impl ResponseFrame {
         self.to_json().to_string().into_bytes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Who may send what, written out independently of `allowed_for`:
+    /// (type, proposer may send it, operator may send it).
+    const ROLE_TABLE: &[(&str, bool, bool)] = &[
+        ("hello", true, true),
+        ("record_read", true, false),
+        ("submit_proposal", true, false),
+        ("proposal_status", true, false),
+        ("list_proposals", false, true),
+        ("show_proposal", false, true),
+        ("approve", false, true),
+        ("reject", false, true),
+        ("events", false, true),
+        ("stats", false, true),
+        ("apply", false, true),
+        ("replay", false, true),
+    ];
+
+    /// The golden request of `kind` from `fixtures/`.
+    fn request(kind: &str) -> Request {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(format!("request.{kind}.json"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        let frame = RequestFrame::decode(&bytes).unwrap_or_else(|(_, e)| panic!("{kind}: {e}"));
+        assert_eq!(frame.request.type_name(), kind);
+        frame.request
+    }
+
+    #[test]
+    fn the_role_table_is_every_request_type_exactly_once() {
+        let listed: Vec<&str> = ROLE_TABLE.iter().map(|(t, _, _)| *t).collect();
+        assert_eq!(
+            listed,
+            Request::TYPES,
+            "same types, same order, no duplicates"
+        );
+        let unique: std::collections::BTreeSet<&str> = listed.iter().copied().collect();
+        assert_eq!(unique.len(), ROLE_TABLE.len());
+    }
+
+    #[test]
+    fn allowed_for_is_the_role_table() {
+        for (kind, proposer, operator) in ROLE_TABLE {
+            let req = request(kind);
+            assert_eq!(
+                req.allowed_for(Role::Proposer),
+                *proposer,
+                "{kind} as proposer"
+            );
+            assert_eq!(
+                req.allowed_for(Role::Operator),
+                *operator,
+                "{kind} as operator"
+            );
+        }
+        // Only `hello` is open to both roles; every other type to exactly one.
+        let both: Vec<&str> = ROLE_TABLE
+            .iter()
+            .filter(|(_, p, o)| *p && *o)
+            .map(|(t, _, _)| *t)
+            .collect();
+        assert_eq!(both, ["hello"]);
+    }
+
+    #[test]
+    fn role_wire_names() {
+        assert_eq!(Role::Proposer.as_str(), "proposer");
+        assert_eq!(Role::Operator.as_str(), "operator");
+        for (role, name) in [(Role::Proposer, "proposer"), (Role::Operator, "operator")] {
+            assert_eq!(serde_json::to_value(role).unwrap(), Value::from(name));
+        }
+    }
+
+    const STATES: &[(ProposalState, &str)] = &[
+        (ProposalState::PendingApproval, "pending_approval"),
+        (ProposalState::Approved, "approved"),
+        (ProposalState::Rejected, "rejected"),
+        (ProposalState::Expired, "expired"),
+        (ProposalState::Applied, "applied"),
+        (ProposalState::Conflict, "conflict"),
+        (ProposalState::Failed, "failed"),
+    ];
+
+    #[test]
+    fn proposal_state_wire_names_and_parse() {
+        let listed: Vec<ProposalState> = STATES.iter().map(|(s, _)| *s).collect();
+        assert_eq!(listed, ProposalState::ALL);
+        for (state, name) in STATES {
+            assert_eq!(state.as_str(), *name);
+            assert_eq!(ProposalState::parse(name), Some(*state), "{name}");
+            assert_eq!(serde_json::to_value(state).unwrap(), Value::from(*name));
+        }
+        for bad in ["", "Approved", "pending", "approved ", "xyzzy"] {
+            assert_eq!(ProposalState::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn decode_errors_map_to_their_codes_and_messages() {
+        let frame = DecodeError::from(FrameError::Empty);
+        assert_eq!(frame, DecodeError::Frame("empty frame".into()));
+        assert_eq!(frame.code(), ErrorCode::MalformedFrame);
+        let unknown = DecodeError::UnknownType("nope".into());
+        assert_eq!(unknown.code(), ErrorCode::UnknownMessage);
+        assert_eq!(unknown.to_string(), "unknown message type `nope`");
+        let invalid = DecodeError::Invalid("approve: x".into());
+        assert_eq!(invalid.code(), ErrorCode::InvalidRequest);
+        assert_eq!(invalid.to_string(), "invalid message: approve: x");
+    }
+
+    #[test]
+    fn request_frames_encode_to_their_envelope() {
+        let frame = RequestFrame {
+            id: 6,
+            request: Request::Stats(Empty {}),
+        };
+        assert_eq!(
+            String::from_utf8(frame.encode()).unwrap(),
+            r#"{"id":6,"type":"stats","body":{}}"#
+        );
+        assert_eq!(RequestFrame::decode(&frame.encode()).unwrap(), frame);
+        let approve = RequestFrame {
+            id: 1,
+            request: Request::Approve(Approve {
+                proposal_id: "wrp_1".into(),
+                note: None,
+            }),
+        };
+        assert_eq!(
+            String::from_utf8(approve.encode()).unwrap(),
+            r#"{"id":1,"type":"approve","body":{"proposal_id":"wrp_1","note":null}}"#
+        );
+    }
+
+    #[test]
+    fn response_frames_encode_to_their_envelope() {
+        let frame = ResponseFrame::error(7, ErrorBody::new(ErrorCode::Busy, "later"));
+        assert_eq!(
+            String::from_utf8(frame.encode()).unwrap(),
+            r#"{"id":7,"type":"error","body":{"code":"busy","message":"later"}}"#
+        );
+        assert_eq!(ResponseFrame::decode(&frame.encode()).unwrap(), frame);
+    }
+}

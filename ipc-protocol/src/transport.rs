@@ -146,4 +146,88 @@ mod tests {
             PathBuf::from(".airlock/run")
         );
     }
+
+    #[test]
+    fn empty_environment_values_are_ignored() {
+        let empty = |_: &str| Some(String::new());
+        let cfg = Some(Path::new("/etc/airlock"));
+        assert_eq!(
+            resolve_socket_dir(None, empty, Some("run"), cfg),
+            PathBuf::from("/etc/airlock/run")
+        );
+        assert_eq!(
+            resolve_socket_dir(None, empty, None, cfg),
+            PathBuf::from(".airlock/run")
+        );
+        let empty_dir_set_xdg = |k: &str| match k {
+            "AIRLOCK_SOCKET_DIR" => Some(String::new()),
+            _ => Some("/run/user/7".to_owned()),
+        };
+        assert_eq!(
+            resolve_socket_dir(None, empty_dir_set_xdg, None, None),
+            PathBuf::from("/run/user/7/airlock")
+        );
+    }
+
+    #[test]
+    fn config_paths_resolve_against_the_config_directory_only_when_relative() {
+        let none = |_: &str| None;
+        let cfg = Some(Path::new("/etc/airlock"));
+        assert_eq!(
+            resolve_socket_dir(None, none, Some("/srv/run"), cfg),
+            PathBuf::from("/srv/run")
+        );
+        assert_eq!(
+            resolve_socket_dir(None, none, Some("run/sockets"), None),
+            PathBuf::from("run/sockets")
+        );
+        // The config value wins over XDG_RUNTIME_DIR.
+        let xdg = |k: &str| (k == "XDG_RUNTIME_DIR").then(|| "/run/user/1".to_owned());
+        assert_eq!(
+            resolve_socket_dir(None, xdg, Some("/srv/run"), None),
+            PathBuf::from("/srv/run")
+        );
+    }
+
+    /// A fresh, empty directory for one test's sockets.
+    fn scratch_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "airlock-ipc-transport-{}-{name}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn listen_connect_accept_report_the_kernel_credentials() {
+        use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+        let dir = scratch_dir("creds");
+        let path = dir.join("t.sock");
+        let listener = listen(&path, 0o600).unwrap();
+        assert_eq!(format!("{listener:?}"), "IpcListener");
+        let meta = std::fs::metadata(&path).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+
+        let (client, accepted) = tokio::join!(connect(&path), listener.accept());
+        let client = client.unwrap();
+        let (server_side, creds) = accepted.unwrap();
+        let me = PeerCredentials {
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+            pid: Some(i32::try_from(std::process::id()).unwrap()),
+        };
+        assert_eq!(creds, me, "the client as the server sees it");
+        assert_eq!(peer_credentials(&client).unwrap(), me, "and the other way");
+        assert_eq!(peer_credentials(&server_side).unwrap(), me);
+
+        // A second listener on the same path is refused.
+        assert!(listen(&path, 0o600).is_err());
+        drop(listener);
+        assert!(!path.exists(), "the socket file goes with its listener");
+        assert!(connect(&path).await.is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
