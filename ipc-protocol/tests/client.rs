@@ -581,7 +581,12 @@ async fn an_untrusted_server_is_refused_before_anything_is_sent() {
     let scratch = Scratch::new();
     std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o777)).unwrap();
     let socket = scratch.socket();
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+    // `nobody` may not be able to reach the checkout (a private home or CI
+    // directory): run a copy of this test binary from the scratch directory.
+    let exe = scratch.0.join("untrusted-server");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut child = std::process::Command::new(&exe)
         .args([
             "--exact",
             "untrusted_server_process",
