@@ -26,6 +26,7 @@ pub mod load;
 pub mod secrets;
 pub mod statement;
 pub mod strict_json;
+pub mod synapsor_keys;
 
 pub use config::Config;
 pub use diagnostics::{Diagnostic, Report, Severity};

@@ -469,6 +469,12 @@ fn unknown_key(r: &mut Report, path: &str, key: &str, known: &[&str]) {
             format!("inline connection details or secrets (`{key}`) are never accepted in a reviewed config"),
             "put the value in an environment variable (or a systemd credential) and name the variable with a `*_env` field such as `read_url_env`, `write_url_env`, `token_env`",
         );
+    } else if let Some(feature) = crate::synapsor_keys::unsupported(path, key) {
+        r.error(
+            &p,
+            format!("Synapsor Runner 1.x key {p} ({feature}) is not supported by Airlock yet"),
+            format!("Airlock cannot enforce {feature} yet, so it refuses the config rather than ignore the key; remove `{key}` only if this deployment may run without it"),
+        );
     } else {
         let mut fields: Vec<&str> = known.to_vec();
         fields.sort_unstable();

@@ -114,5 +114,5 @@ fn every_fixture_is_in_the_table() {
     let in_table: BTreeSet<String> = cases.iter().map(|c| c.file.clone()).collect();
     assert_eq!(in_table.len(), cases.len(), "a fixture is listed twice");
     assert_eq!(on_disk, in_table);
-    assert_eq!(on_disk.len(), 79);
+    assert_eq!(on_disk.len(), 83);
 }

@@ -244,10 +244,46 @@ fn version_mode_and_result_format() {
 }
 
 #[test]
+fn synapsor_runner_keys_are_refused_by_name_and_feature() {
+    let l = refused(
+        &with("/rate_limits", json!({"enabled": true})),
+        &[
+            "$.rate_limits | Synapsor Runner 1.x key $.rate_limits (per-capability rate limits) is not supported by Airlock yet",
+        ],
+    );
+    assert_eq!(
+        fix(&l),
+        "Airlock cannot enforce per-capability rate limits yet, so it refuses the config rather than ignore the key; remove `rate_limits` only if this deployment may run without it"
+    );
+    refused(
+        &with("/storage", json!({"shared_postgres": {"mode": "mirror"}})),
+        &[
+            "$.storage.shared_postgres | Synapsor Runner 1.x key $.storage.shared_postgres (a shared PostgreSQL ledger) is not supported by Airlock yet",
+        ],
+    );
+    refused(
+        &with(
+            "/capabilities/0/target/principal_scope_key",
+            json!("owner_id"),
+        ),
+        &[
+            "$.capabilities[0].target.principal_scope_key | Synapsor Runner 1.x key $.capabilities[0].target.principal_scope_key (principal row scope) is not supported by Airlock yet",
+        ],
+    );
+    // Raw SQL keys keep their own refusal wherever they sit.
+    refused(
+        &with("/capabilities/0/sql", json!("select 1")),
+        &[
+            "$.capabilities[0].sql | raw SQL (`sql`) is never accepted: the model gets reviewed business tools, not queries",
+        ],
+    );
+}
+
+#[test]
 fn unknown_keys_say_why_and_list_the_known_fields() {
     let l = refused(
-        &with("/notifications", json!(true)),
-        &["$.notifications | unknown field `notifications`"],
+        &with("/telemetry", json!(true)),
+        &["$.telemetry | unknown field `telemetry`"],
     );
     assert_eq!(
         fix(&l),
