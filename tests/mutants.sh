@@ -129,6 +129,10 @@ if [ "$mode" = diff ]; then
     dir=${entry#*:}
     diff_file="$OUT/$dir.diff"
     git diff "$base" -- "$dir/src" >"$diff_file"
+    # New files not yet added to git are part of the change too.
+    git ls-files --others --exclude-standard -- "$dir/src" | while read -r new_file; do
+      git diff --no-index -- /dev/null "$new_file" || true
+    done >>"$diff_file"
     if [ ! -s "$diff_file" ]; then
       summary+=("$package: $dir/src unchanged since $base (tests/mutants-base)")
       continue
