@@ -9,43 +9,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use airlock_policy::load_config_str;
-use serde_json::Value;
 
-/// The name of the table inside the fixture directory (not a fixture).
-const TABLE: &str = "expected.json";
+#[path = "../../tests/support/invalid_config_cases.rs"]
+mod invalid_config_cases;
+use invalid_config_cases::{Case, Reported, check_errors, fixtures_on_disk};
 
 fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/invalid-configs")
 }
 
-struct Case {
-    file: String,
-    path: String,
-    message: String,
-}
-
 fn cases() -> Vec<Case> {
-    let text = std::fs::read_to_string(fixtures_dir().join(TABLE)).expect("read expected.json");
-    let table: Vec<Value> = serde_json::from_str(&text).expect("expected.json is JSON");
-    table
-        .iter()
-        .map(|c| {
-            let field = |k: &str| {
-                c[k].as_str()
-                    .unwrap_or_else(|| panic!("`{k}` in {c}"))
-                    .to_owned()
-            };
-            Case {
-                file: field("file"),
-                path: field("path"),
-                message: field("message"),
-            }
-        })
-        .collect()
+    invalid_config_cases::cases(&fixtures_dir())
 }
 
 /// Every way one fixture fails its case (empty when it passes).
@@ -53,38 +30,18 @@ fn check(case: &Case) -> Vec<String> {
     let text = std::fs::read_to_string(fixtures_dir().join(&case.file))
         .unwrap_or_else(|e| panic!("read {}: {e}", case.file));
     let loaded = load_config_str(&text);
-    let mut problems = Vec::new();
-    let mut fail = |what: String| problems.push(format!("{}: {what}", case.file));
-    if loaded.config.is_some() {
-        fail("loaded a config despite the error".to_owned());
-    }
-    let errors: Vec<_> = loaded.report.errors().collect();
-    let listed: Vec<String> = errors
-        .iter()
-        .map(|e| format!("{} | {}", e.path, e.message))
+    let errors: Vec<Reported> = loaded
+        .report
+        .errors()
+        .map(|e| Reported {
+            path: e.path.clone(),
+            message: e.message.clone(),
+            fix: e.fix.clone(),
+        })
         .collect();
-    match errors.iter().find(|e| e.path == case.path) {
-        None => fail(format!(
-            "no error at exactly `{}`; errors were: {listed:#?}",
-            case.path
-        )),
-        Some(e) => {
-            if !e.message.contains(&case.message) {
-                fail(format!(
-                    "the error at `{}` says {:?}, which does not contain {:?}",
-                    case.path, e.message, case.message
-                ));
-            }
-            if e.fix.trim().is_empty() {
-                fail(format!("the error at `{}` has an empty fix", case.path));
-            }
-        }
-    }
-    if errors.len() != 1 {
-        fail(format!(
-            "expected exactly one error (one rule per fixture), found {}: {listed:#?}",
-            errors.len()
-        ));
+    let mut problems = check_errors(case, &errors);
+    if loaded.config.is_some() {
+        problems.push(format!("{}: loaded a config despite the error", case.file));
     }
     problems
 }
@@ -104,14 +61,10 @@ fn each_invalid_config_names_its_exact_path_and_message() {
 
 #[test]
 fn every_fixture_is_in_the_table() {
-    let on_disk: BTreeSet<String> = std::fs::read_dir(fixtures_dir())
-        .expect("read the invalid-configs fixture directory")
-        .map(|e| e.expect("directory entry").file_name())
-        .map(|n| n.into_string().expect("fixture names are UTF-8"))
-        .filter(|n| n.ends_with(".json") && n != TABLE)
-        .collect();
+    let on_disk = fixtures_on_disk(&fixtures_dir());
     let cases = cases();
-    let in_table: BTreeSet<String> = cases.iter().map(|c| c.file.clone()).collect();
+    let in_table: std::collections::BTreeSet<String> =
+        cases.iter().map(|c| c.file.clone()).collect();
     assert_eq!(in_table.len(), cases.len(), "a fixture is listed twice");
     assert_eq!(on_disk, in_table);
     assert_eq!(on_disk.len(), 83);

@@ -13,40 +13,13 @@ use std::path::PathBuf;
 use airlock_tests::{airlock, stdout_json, workspace_root};
 use serde_json::Value;
 
-/// The table of expected errors, inside the fixture directory (not a
-/// fixture itself). `policy/tests/invalid_configs.rs` checks the same table
-/// against the loader directly.
-const TABLE: &str = "expected.json";
+// The table and the error-list rule, shared with `policy/tests/invalid_configs.rs`.
+#[path = "../support/invalid_config_cases.rs"]
+mod invalid_config_cases;
+use invalid_config_cases::{Case, Reported, check_errors, fixtures_on_disk};
 
-/// One fixture and the error it must produce.
-struct Case {
-    /// File name inside `tests/fixtures/invalid-configs/`.
-    file: String,
-    /// The exact JSON path of the expected error.
-    path: String,
-    /// A fragment the error's message must contain.
-    message: String,
-}
-
-/// Every case, read from `tests/fixtures/invalid-configs/expected.json`.
 fn cases() -> Vec<Case> {
-    let text = std::fs::read_to_string(fixtures_dir().join(TABLE)).expect("read expected.json");
-    let table: Vec<Value> = serde_json::from_str(&text).expect("expected.json is JSON");
-    table
-        .iter()
-        .map(|c| {
-            let field = |k: &str| {
-                c[k].as_str()
-                    .unwrap_or_else(|| panic!("`{k}` missing in {c}"))
-                    .to_owned()
-            };
-            Case {
-                file: field("file"),
-                path: field("path"),
-                message: field("message"),
-            }
-        })
-        .collect()
+    invalid_config_cases::cases(&fixtures_dir())
 }
 
 fn fixtures_dir() -> PathBuf {
@@ -83,34 +56,15 @@ fn check(case: &Case) -> Vec<String> {
             fail(format!("error at {} has no message", e["path"]));
         }
     }
-    let listed: Vec<String> = errors
+    let reported: Vec<Reported> = errors
         .iter()
-        .map(|e| format!("{} | {}", e["path"], e["message"]))
+        .map(|e| Reported {
+            path: e["path"].as_str().unwrap_or_default().to_owned(),
+            message: e["message"].as_str().unwrap_or_default().to_owned(),
+            fix: e["fix"].as_str().unwrap_or_default().to_owned(),
+        })
         .collect();
-    match errors.iter().find(|e| e["path"] == case.path) {
-        None => fail(format!(
-            "no error at exactly `{}`; errors were: {listed:#?}",
-            case.path
-        )),
-        Some(e) => {
-            let message = e["message"].as_str().unwrap_or_default();
-            if !message.contains(&case.message) {
-                fail(format!(
-                    "the error at `{}` says {message:?}, which does not contain {:?}",
-                    case.path, case.message
-                ));
-            }
-            if e["fix"].as_str().is_none_or(|f| f.trim().is_empty()) {
-                fail(format!("the error at `{}` has an empty fix", case.path));
-            }
-        }
-    }
-    if errors.len() != 1 {
-        fail(format!(
-            "expected exactly one error (one rule per fixture), found {}: {listed:#?}",
-            errors.len()
-        ));
-    }
+    problems.extend(check_errors(case, &reported));
     problems
 }
 
@@ -129,12 +83,7 @@ fn each_invalid_config_names_its_exact_path_message_and_fix() {
 
 #[test]
 fn every_fixture_is_in_the_table_and_every_table_entry_has_a_fixture() {
-    let on_disk: BTreeSet<String> = std::fs::read_dir(fixtures_dir())
-        .expect("read the invalid-configs fixture directory")
-        .map(|e| e.expect("directory entry").file_name())
-        .map(|n| n.into_string().expect("fixture names are UTF-8"))
-        .filter(|n| n.ends_with(".json") && n != TABLE)
-        .collect();
+    let on_disk = fixtures_on_disk(&fixtures_dir());
     let cases = cases();
     let in_table: BTreeSet<String> = cases.iter().map(|c| c.file.clone()).collect();
     assert_eq!(
