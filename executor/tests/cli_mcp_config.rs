@@ -83,6 +83,9 @@ fn config_with_handlers(dir: &Path) -> PathBuf {
 fn airlock(args: &[&str], cwd: Option<&Path>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_airlock"));
     cmd.args(args);
+    // The snippet's socket directory then comes from the config's location.
+    cmd.env_remove("AIRLOCK_SOCKET_DIR")
+        .env_remove("XDG_RUNTIME_DIR");
     for (k, v) in PLANTED {
         cmd.env(k, v);
     }
@@ -129,11 +132,32 @@ fn env_of<'a>(client: &str, doc: &'a Value) -> &'a serde_json::Map<String, Value
         .unwrap_or_else(|| panic!("{client}: no env object in {doc:#}"))
 }
 
-fn assert_placeholders(client: &str, env: &serde_json::Map<String, Value>, extra: &[&str]) {
+/// The socket directory `mcp config` resolves for `config` when nothing
+/// else names one: `.airlock/run` beside the config, absolute.
+fn beside(config: &Path) -> String {
+    std::path::absolute(config.parent().unwrap().join(".airlock/run"))
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn assert_placeholders(
+    client: &str,
+    env: &serde_json::Map<String, Value>,
+    extra: &[&str],
+    socket_dir: &str,
+) {
     let keys: BTreeSet<&str> = env.keys().map(String::as_str).collect();
-    let want: BTreeSet<&str> = ALLOWED.iter().chain(extra).copied().collect();
+    let want: BTreeSet<&str> = ALLOWED
+        .iter()
+        .chain(extra)
+        .chain(&["AIRLOCK_SOCKET_DIR"])
+        .copied()
+        .collect();
     assert_eq!(keys, want, "{client}: env names");
-    for (k, v) in env {
+    assert_eq!(env["AIRLOCK_SOCKET_DIR"], socket_dir, "{client}");
+    for (k, v) in env.iter().filter(|(k, _)| *k != "AIRLOCK_SOCKET_DIR") {
         let v = v.as_str().unwrap();
         assert!(
             v.starts_with(&format!("<set {k}")),
@@ -142,8 +166,12 @@ fn assert_placeholders(client: &str, env: &serde_json::Map<String, Value>, extra
     }
 }
 
-fn check_snippet(client: &str, stdout: &str, proposer: &str, config: &str) {
+fn check_snippet(client: &str, stdout: &str, proposer: &str, config: &str, socket_dir: &str) {
     if client == "openai-agents" {
+        assert!(
+            stdout.contains(&format!("\"AIRLOCK_SOCKET_DIR\": \"{socket_dir}\"")),
+            "{stdout}"
+        );
         assert!(stdout.contains("MCPServerStdio"), "{stdout}");
         assert!(stdout.contains(r#""--alias-mode", "openai""#), "{stdout}");
         assert!(
@@ -170,7 +198,7 @@ fn check_snippet(client: &str, stdout: &str, proposer: &str, config: &str) {
                 serde_json::json!(["serve", "--config", config]),
                 "{client}"
             );
-            assert_placeholders(client, env_of(client, &doc), &[]);
+            assert_placeholders(client, env_of(client, &doc), &[], socket_dir);
         }
         "generic" => {
             let command: Vec<&str> = doc["command"]
@@ -194,7 +222,12 @@ fn check_snippet(client: &str, stdout: &str, proposer: &str, config: &str) {
                 doc["headers"]["Authorization"],
                 "Bearer <the value of AIRLOCK_MCP_TOKEN>"
             );
-            assert_placeholders(client, env_of(client, &doc), &["AIRLOCK_MCP_TOKEN"]);
+            assert_placeholders(
+                client,
+                env_of(client, &doc),
+                &["AIRLOCK_MCP_TOKEN"],
+                socket_dir,
+            );
         }
         other => panic!("unexpected client {other}"),
     }
@@ -231,7 +264,13 @@ fn every_client_gets_only_read_and_context_variables_by_name() {
     for client in CLIENTS {
         let out = airlock(&["mcp", "config", client, "--config", config_s], None);
         let stdout = check_no_secrets(client, &out);
-        check_snippet(client, &stdout, "airlock-proposer", config_s);
+        check_snippet(
+            client,
+            &stdout,
+            "airlock-proposer",
+            config_s,
+            &beside(&config),
+        );
     }
 }
 
@@ -253,7 +292,13 @@ fn handler_tokens_secrets_and_commands_never_appear() {
     for client in CLIENTS {
         let out = airlock(&["mcp", "config", client, "--config", config_s], None);
         let stdout = check_no_secrets(client, &out);
-        check_snippet(client, &stdout, "airlock-proposer", config_s);
+        check_snippet(
+            client,
+            &stdout,
+            "airlock-proposer",
+            config_s,
+            &beside(&config),
+        );
     }
 }
 
@@ -280,8 +325,92 @@ fn absolute_paths_name_the_sibling_proposer_and_the_absolute_config() {
             Some(dir),
         );
         let stdout = check_no_secrets(client, &out);
-        check_snippet(client, &stdout, proposer_s, config.to_str().unwrap());
+        check_snippet(
+            client,
+            &stdout,
+            proposer_s,
+            config.to_str().unwrap(),
+            &beside(&config),
+        );
     }
+}
+
+/// The executor's socket directory, as the executor would resolve it, is in
+/// every snippet as an absolute AIRLOCK_SOCKET_DIR: MCP clients start the
+/// proposer without XDG_RUNTIME_DIR and in a directory of their choosing.
+#[test]
+fn the_snippet_names_the_executors_socket_directory_absolutely() {
+    let config = reference_config().canonicalize().unwrap();
+    let dir = config.parent().unwrap();
+    let socket_dir_of = |out: &Output| -> (String, String) {
+        let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+        let doc: Value = serde_json::from_str(&stdout).unwrap();
+        let value = doc["mcpServers"]["airlock"]["env"]["AIRLOCK_SOCKET_DIR"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (value, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // A relative config path, run from its directory: beside the config.
+    let out = airlock(
+        &[
+            "mcp",
+            "config",
+            "claude-desktop",
+            "--config",
+            "airlock.reference.json",
+        ],
+        Some(dir),
+    );
+    let (value, stderr) = socket_dir_of(&out);
+    assert_eq!(value, dir.join(".airlock/run").to_str().unwrap());
+    assert!(
+        stderr.contains(&format!(
+            "the proposer will look for the executor in {value} (from the default .airlock/run beside the config file"
+        )),
+        "{stderr}"
+    );
+    // --socket-dir wins, made absolute against the working directory.
+    let out = airlock(
+        &[
+            "mcp",
+            "config",
+            "claude-desktop",
+            "--config",
+            "airlock.reference.json",
+            "--socket-dir",
+            "sockets",
+        ],
+        Some(dir),
+    );
+    let (value, stderr) = socket_dir_of(&out);
+    assert_eq!(value, dir.join("sockets").to_str().unwrap());
+    assert!(stderr.contains("(from --socket-dir)"), "{stderr}");
+    // AIRLOCK_SOCKET_DIR in this environment, as the executor would see it.
+    let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["mcp", "config", "claude-desktop", "--config"])
+        .arg(&config)
+        .env("AIRLOCK_SOCKET_DIR", "/run/airlock-test")
+        .env("XDG_RUNTIME_DIR", "/run/user/4242")
+        .output()
+        .unwrap();
+    let (value, stderr) = socket_dir_of(&out);
+    assert_eq!(value, "/run/airlock-test");
+    assert!(stderr.contains("(from AIRLOCK_SOCKET_DIR)"), "{stderr}");
+    // XDG_RUNTIME_DIR when nothing else names one.
+    let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["mcp", "config", "claude-desktop", "--config"])
+        .arg(&config)
+        .env_remove("AIRLOCK_SOCKET_DIR")
+        .env("XDG_RUNTIME_DIR", "/run/user/4242")
+        .output()
+        .unwrap();
+    let (value, stderr) = socket_dir_of(&out);
+    assert_eq!(value, "/run/user/4242/airlock");
+    assert!(
+        stderr.contains("(from $XDG_RUNTIME_DIR/airlock)"),
+        "{stderr}"
+    );
 }
 
 #[test]

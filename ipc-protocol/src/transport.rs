@@ -81,33 +81,81 @@ pub const PROPOSER_SOCKET: &str = "proposer.sock";
 /// The operator-role socket's file name.
 pub const OPERATOR_SOCKET: &str = "operator.sock";
 
+/// Which setting chose the socket directory, for messages that name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketDirSource {
+    /// `--socket-dir`.
+    Flag,
+    /// `AIRLOCK_SOCKET_DIR`.
+    Env,
+    /// The config's `airlock.socket_dir`.
+    Config,
+    /// `$XDG_RUNTIME_DIR/airlock`.
+    XdgRuntimeDir,
+    /// `.airlock/run` beside the config file.
+    BesideConfig,
+}
+
+impl SocketDirSource {
+    /// How a person would name the setting.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SocketDirSource::Flag => "--socket-dir",
+            SocketDirSource::Env => "AIRLOCK_SOCKET_DIR",
+            SocketDirSource::Config => "the config's airlock.socket_dir",
+            SocketDirSource::XdgRuntimeDir => "$XDG_RUNTIME_DIR/airlock",
+            SocketDirSource::BesideConfig => {
+                "the default .airlock/run beside the config file (no --socket-dir, AIRLOCK_SOCKET_DIR, airlock.socket_dir or XDG_RUNTIME_DIR)"
+            }
+        }
+    }
+}
+
 /// Where the sockets live: `--socket-dir`, else `AIRLOCK_SOCKET_DIR`, else
 /// the config's `airlock.socket_dir` (relative to the config file), else
-/// `$XDG_RUNTIME_DIR/airlock`, else `./.airlock/run`. Environment look-ups
-/// are injected so every binary resolves the same way.
+/// `$XDG_RUNTIME_DIR/airlock`, else `.airlock/run` beside the config file
+/// (like the ledger: never the working directory of whoever started the
+/// process, which an MCP client chooses). Environment look-ups are injected
+/// so every binary resolves the same way.
 pub fn resolve_socket_dir(
     flag: Option<&Path>,
     env: impl Fn(&str) -> Option<String>,
     config_value: Option<&str>,
     config_dir: Option<&Path>,
 ) -> std::path::PathBuf {
+    locate_socket_dir(flag, env, config_value, config_dir).0
+}
+
+/// [`resolve_socket_dir`], and which setting chose it.
+pub fn locate_socket_dir(
+    flag: Option<&Path>,
+    env: impl Fn(&str) -> Option<String>,
+    config_value: Option<&str>,
+    config_dir: Option<&Path>,
+) -> (std::path::PathBuf, SocketDirSource) {
+    let beside_config = |p: &Path| match config_dir {
+        Some(base) if p.is_relative() => base.join(p),
+        _ => p.to_owned(),
+    };
     if let Some(dir) = flag {
-        return dir.to_owned();
+        return (dir.to_owned(), SocketDirSource::Flag);
     }
     if let Some(dir) = env("AIRLOCK_SOCKET_DIR").filter(|d| !d.is_empty()) {
-        return dir.into();
+        return (dir.into(), SocketDirSource::Env);
     }
     if let Some(dir) = config_value {
-        let p = Path::new(dir);
-        return match config_dir {
-            Some(base) if p.is_relative() => base.join(p),
-            _ => p.to_owned(),
-        };
+        return (beside_config(Path::new(dir)), SocketDirSource::Config);
     }
     if let Some(run) = env("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        return Path::new(&run).join("airlock");
+        return (
+            Path::new(&run).join("airlock"),
+            SocketDirSource::XdgRuntimeDir,
+        );
     }
-    Path::new(".airlock").join("run")
+    (
+        beside_config(&Path::new(".airlock").join("run")),
+        SocketDirSource::BesideConfig,
+    )
 }
 
 #[cfg(test)]
@@ -143,7 +191,46 @@ mod tests {
         );
         assert_eq!(
             resolve_socket_dir(None, none, None, cfg),
+            PathBuf::from("/etc/airlock/.airlock/run")
+        );
+        assert_eq!(
+            resolve_socket_dir(None, none, None, None),
             PathBuf::from(".airlock/run")
+        );
+    }
+
+    #[test]
+    fn the_source_of_the_socket_dir_is_named() {
+        let all = |k: &str| match k {
+            "AIRLOCK_SOCKET_DIR" => Some("/env".to_owned()),
+            "XDG_RUNTIME_DIR" => Some("/run/user/1".to_owned()),
+            _ => None,
+        };
+        let xdg = |k: &str| (k == "XDG_RUNTIME_DIR").then(|| "/run/user/1".to_owned());
+        let none = |_: &str| None;
+        let cfg = Some(Path::new("/etc/airlock"));
+        let source =
+            |flag: Option<&str>, env: &dyn Fn(&str) -> Option<String>, value: Option<&str>| {
+                locate_socket_dir(flag.map(Path::new), env, value, cfg).1
+            };
+        assert_eq!(source(Some("/f"), &all, Some("x")), SocketDirSource::Flag);
+        assert_eq!(source(None, &all, Some("x")), SocketDirSource::Env);
+        assert_eq!(source(None, &xdg, Some("x")), SocketDirSource::Config);
+        assert_eq!(source(None, &xdg, None), SocketDirSource::XdgRuntimeDir);
+        assert_eq!(source(None, &none, None), SocketDirSource::BesideConfig);
+        assert_eq!(SocketDirSource::Flag.describe(), "--socket-dir");
+        assert_eq!(SocketDirSource::Env.describe(), "AIRLOCK_SOCKET_DIR");
+        assert_eq!(
+            SocketDirSource::Config.describe(),
+            "the config's airlock.socket_dir"
+        );
+        assert_eq!(
+            SocketDirSource::XdgRuntimeDir.describe(),
+            "$XDG_RUNTIME_DIR/airlock"
+        );
+        assert_eq!(
+            SocketDirSource::BesideConfig.describe(),
+            "the default .airlock/run beside the config file (no --socket-dir, AIRLOCK_SOCKET_DIR, airlock.socket_dir or XDG_RUNTIME_DIR)"
         );
     }
 
@@ -157,7 +244,7 @@ mod tests {
         );
         assert_eq!(
             resolve_socket_dir(None, empty, None, cfg),
-            PathBuf::from(".airlock/run")
+            PathBuf::from("/etc/airlock/.airlock/run")
         );
         let empty_dir_set_xdg = |k: &str| match k {
             "AIRLOCK_SOCKET_DIR" => Some(String::new()),

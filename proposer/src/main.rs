@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use airlock_ipc::transport::{PROPOSER_SOCKET, resolve_socket_dir};
+use airlock_ipc::transport::{PROPOSER_SOCKET, locate_socket_dir};
 use airlock_policy::catalog::AliasMode;
 use airlock_policy::config::ResultFormat;
 use airlock_proposer::server::McpServer;
@@ -157,12 +157,20 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => config.result_format,
     };
     let alias_mode = AliasMode::parse(&args.alias_mode).unwrap_or(AliasMode::Canonical);
-    let socket_dir = resolve_socket_dir(
+    let (socket_dir, socket_dir_from) = locate_socket_dir(
         args.socket_dir.as_deref(),
         |k| std::env::var(k).ok(),
         config.airlock.socket_dir.as_deref(),
         args.config.parent(),
     );
+    // Absolute now, against the directory the client started us in, so
+    // that every message names the exact file that was tried.
+    let socket_dir = std::path::absolute(&socket_dir).with_context(|| {
+        format!(
+            "cannot resolve the socket directory {}",
+            socket_dir.display()
+        )
+    })?;
     let token = match (
         &args.transport[..],
         &args.auth_token_env,
@@ -199,6 +207,7 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
         alias_mode,
         result_format,
         executor_socket: socket_dir.join(PROPOSER_SOCKET),
+        executor_socket_from: socket_dir_from.describe(),
         executor_identity: airlock_ipc::client::ExpectedServer::resolve(
             args.executor_user.as_deref(),
             |k| std::env::var(k).ok(),

@@ -43,7 +43,10 @@ pub enum StartError {
 pub struct Settings {
     pub alias_mode: AliasMode,
     pub result_format: ResultFormat,
+    /// Absolute, so messages name the exact file.
     pub executor_socket: PathBuf,
+    /// Which setting chose the socket's directory, for messages.
+    pub executor_socket_from: &'static str,
     /// Who may be listening there (checked before anything is sent).
     pub executor_identity: airlock_ipc::client::ExpectedServer,
 }
@@ -64,6 +67,7 @@ pub struct Proposer {
     prepared: HashMap<String, Prepared>,
     sources: HashMap<String, SourcePool>,
     link: ExecutorLink,
+    executor_socket_from: &'static str,
 }
 
 impl std::fmt::Debug for Proposer {
@@ -125,6 +129,7 @@ impl PreparedProposer {
             prepared,
             sources: pools,
             link: ExecutorLink::new(settings.executor_socket, settings.executor_identity, 4),
+            executor_socket_from: settings.executor_socket_from,
             config,
         })
     }
@@ -578,8 +583,9 @@ fn executor_down(p: &Proposer) -> ToolError {
     ToolError::new(
         "executor_unavailable",
         format!(
-            "proposals need the Airlock executor, which is not running (no socket at {}); ask an operator to start `airlock-executor serve`",
-            p.executor_socket().display()
+            "proposals need the Airlock executor, which is not running (no socket at {}, the directory from {}); ask an operator to start `airlock-executor serve`, or to set AIRLOCK_SOCKET_DIR in this MCP client's configuration to the executor's socket directory",
+            p.executor_socket().display(),
+            p.executor_socket_from
         ),
     )
 }

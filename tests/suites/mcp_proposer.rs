@@ -665,3 +665,114 @@ async fn futures_join_all<F: std::future::Future<Output = ()>>(futs: impl Iterat
     })
     .await
 }
+
+/// What an official MCP SDK does with a `claude-desktop` snippet: it starts
+/// the command with only HOME, LOGNAME, PATH, SHELL, TERM and USER plus the
+/// snippet's `env` (no XDG_RUNTIME_DIR), in a working directory of its own.
+/// The snippet's absolute AIRLOCK_SOCKET_DIR gets the proposer to the
+/// executor; without it (the old snippet) the proposer looks in the wrong
+/// place and says which absolute path it tried and why.
+#[test]
+fn a_client_started_from_the_claude_desktop_snippet_reaches_the_executor() {
+    let stack = Stack::new(postgres());
+    // The operator's shell, set up like the executor's environment.
+    let out = std::process::Command::new(airlock_tests::bin("airlock"))
+        .args([
+            "mcp",
+            "config",
+            "claude-desktop",
+            "--absolute-paths",
+            "--config",
+        ])
+        .arg(&stack.exec.config_path)
+        .env("AIRLOCK_SOCKET_DIR", &stack.exec.socket_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let snippet: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let server = &snippet["mcpServers"]["airlock"];
+    assert_eq!(
+        server["env"]["AIRLOCK_SOCKET_DIR"],
+        stack.exec.socket_dir.to_str().unwrap()
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    let spawn = |env: &serde_json::Map<String, Value>| {
+        let mut cmd = tokio::process::Command::new(server["command"].as_str().unwrap());
+        cmd.args(
+            server["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap()),
+        )
+        .current_dir(elsewhere.path())
+        .env_clear();
+        for k in ["HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER"] {
+            if let Ok(v) = std::env::var(k) {
+                cmd.env(k, v);
+            }
+        }
+        for (k, v) in env {
+            // The operator fills in each placeholder.
+            let value = match stack.env.iter().find(|(name, _)| name == k) {
+                Some((_, real)) => real.clone(),
+                None => v.as_str().unwrap().to_owned(),
+            };
+            cmd.env(k, value);
+        }
+        let (transport, _) = rmcp::transport::TokioChildProcess::builder(cmd)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        transport
+    };
+    let env = server["env"].as_object().unwrap().clone();
+    rt().block_on(async {
+        use rmcp::ServiceExt as _;
+        let client: McpClient = ().serve(spawn(&env)).await.unwrap();
+        let (_, read) = call(
+            &client,
+            "billing.inspect_invoice",
+            json!({"invoice_id": "INV-3001"}),
+        )
+        .await;
+        assert_eq!(read["ok"], true, "{read}");
+        assert!(read["evidence"]["evidence_id"].is_string(), "{read}");
+        let (_, proposal) = call(
+            &client,
+            "billing.propose_late_fee_waiver",
+            json!({"invoice_id": "INV-3001", "reason": "snippet test"}),
+        )
+        .await;
+        assert_eq!(proposal["ok"], true, "{proposal}");
+        client.cancel().await.unwrap();
+
+        // Without AIRLOCK_SOCKET_DIR the proposer falls back to .airlock/run
+        // beside the config, and says so with the absolute path.
+        let mut without = env.clone();
+        without.remove("AIRLOCK_SOCKET_DIR");
+        let client: McpClient = ().serve(spawn(&without)).await.unwrap();
+        let (_, failed) = call(
+            &client,
+            "billing.propose_late_fee_waiver",
+            json!({"invoice_id": "INV-3001", "reason": "snippet test"}),
+        )
+        .await;
+        assert_eq!(failed["error"]["code"], "executor_unavailable", "{failed}");
+        let beside = stack
+            .exec
+            .config_path
+            .parent()
+            .unwrap()
+            .join(".airlock/run/proposer.sock");
+        let message = failed["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!(
+                "no socket at {}, the directory from the default .airlock/run beside the config file",
+                beside.display()
+            )),
+            "{message}"
+        );
+        client.cancel().await.unwrap();
+    });
+}

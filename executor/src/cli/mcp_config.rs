@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use airlock_ipc::transport::locate_socket_dir;
 use airlock_policy::config::{Config, ValueSource};
 use serde_json::{Map, Value, json};
 
@@ -28,13 +29,22 @@ pub const CLIENTS: &[&str] = &[
     "openai-agents",
 ];
 
+/// The variable that tells the proposer where the executor's sockets are.
+const SOCKET_DIR_ENV: &str = "AIRLOCK_SOCKET_DIR";
+
 /// The Streamable HTTP address and bearer-token variable of the generic snippet.
 const HTTP_LISTEN: &str = "127.0.0.1:8766";
 const HTTP_TOKEN_ENV: &str = "AIRLOCK_MCP_TOKEN";
 const HTTP_TOKEN_ENV_FALLBACK: &str = "AIRLOCK_PROPOSER_MCP_TOKEN";
 
-/// Print the snippet for `client`.
-pub fn print(client: String, config: PathBuf, absolute_paths: bool) -> Exit {
+/// Print the snippet for `client`. `socket_dir` overrides where the
+/// executor's sockets are (else resolved as the executor resolves it).
+pub fn print(
+    client: String,
+    config: PathBuf,
+    absolute_paths: bool,
+    socket_dir: Option<PathBuf>,
+) -> Exit {
     if !CLIENTS.contains(&client.as_str()) {
         return fail(
             false,
@@ -72,7 +82,28 @@ pub fn print(client: String, config: PathBuf, absolute_paths: bool) -> Exit {
     } else {
         ("airlock-proposer".to_owned(), config.display().to_string())
     };
-    let env = proposer_env(&cfg);
+    let mut env = proposer_env(&cfg);
+    // MCP clients start servers with a sanitized environment (no
+    // XDG_RUNTIME_DIR) in a working directory of their choosing: the
+    // snippet names the executor's socket directory absolutely.
+    let (dir, from) = locate_socket_dir(
+        socket_dir.as_deref(),
+        |k| std::env::var(k).ok(),
+        cfg.airlock.socket_dir.as_deref(),
+        config.parent(),
+    );
+    let dir = match std::path::absolute(&dir) {
+        Ok(d) => d,
+        Err(e) => {
+            return fail(
+                false,
+                "path",
+                &format!("cannot resolve the socket directory {}: {e}", dir.display()),
+                Exit::Failure,
+            );
+        }
+    };
+    env.insert(SOCKET_DIR_ENV.to_owned(), dir.display().to_string());
     let snippet = Snippet {
         command,
         config: config_arg,
@@ -105,6 +136,11 @@ pub fn print(client: String, config: PathBuf, absolute_paths: bool) -> Exit {
     eprintln!("airlock: {hint}");
     eprintln!(
         "airlock: replace each \"<set NAME: …>\" placeholder with the real value. Give the proposer nothing else: never a write URL, handler URL, token, signing secret or command variable."
+    );
+    eprintln!(
+        "airlock: the proposer will look for the executor in {} (from {}); if the executor runs with another socket directory, pass it with --socket-dir",
+        dir.display(),
+        from.describe()
     );
     if !absolute_paths && matches!(client.as_str(), "claude-desktop" | "cursor" | "vscode") {
         eprintln!(

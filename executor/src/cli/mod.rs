@@ -114,6 +114,10 @@ enum McpCommand {
         /// Use the absolute path of airlock-proposer (next to this airlock) and of the config.
         #[arg(long)]
         absolute_paths: bool,
+        /// The executor's socket directory, when it is not where this command
+        /// resolves it (AIRLOCK_SOCKET_DIR, airlock.socket_dir, $XDG_RUNTIME_DIR/airlock, .airlock/run beside the config).
+        #[arg(long)]
+        socket_dir: Option<PathBuf>,
     },
 }
 
@@ -388,7 +392,8 @@ pub fn main() -> ExitCode {
             client,
             config,
             absolute_paths,
-        }) => mcp_config::print(client, config, absolute_paths),
+            socket_dir,
+        }) => mcp_config::print(client, config, absolute_paths, socket_dir),
         Command::Doctor { config, json } => doctor::run(&config, json),
         Command::Handler(HandlerCommand::Template { kind, output, json }) => {
             handler_cmd::template(&kind, &output, json)
