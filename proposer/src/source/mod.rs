@@ -602,7 +602,10 @@ impl SourcePool {
                     .try_downcast_ref::<MySqlDatabaseError>()
                     .map(MySqlDatabaseError::number);
                 let hint = match (self.inner.engine, code.as_str(), number) {
-                    (Engine::Postgres, "28P01" | "28000", _) | (Engine::Mysql, _, Some(1045)) => {
+                    // MariaDB answers an unknown user with 1045 or, depending on the
+                    // authentication exchange, 1698 (no "using password").
+                    (Engine::Postgres, "28P01" | "28000", _)
+                    | (Engine::Mysql, _, Some(1045 | 1698)) => {
                         "check the user name and password in the read URL"
                     }
                     (Engine::Postgres, "3D000", _) | (Engine::Mysql, _, Some(1049)) => {
