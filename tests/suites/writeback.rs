@@ -214,6 +214,21 @@ fn full_loop(db: Database) {
         exported["writeback_jobs"][0]["idempotency_key"],
         format!("{id}:INV-3001")
     );
+    // `--output -`: the same document on stdout, and nothing else there.
+    let out = l.cli(&["replay", "export", &id, "--format", "json", "--output", "-"]);
+    assert_eq!(out.status.code(), Some(0));
+    let streamed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(streamed, exported);
+    // (The CLI runs in this test's working directory.)
+    assert!(!std::path::Path::new("-").exists(), "no file named `-`");
+    let out = l.cli(&["replay", "export", &id, "--output", "-", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("leave out --json"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let md = l.exec.path().join("replay.md");
     let out = l.cli(&[
         "replay",

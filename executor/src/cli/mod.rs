@@ -100,6 +100,14 @@ enum Command {
     /// MCP client configuration for the proposer.
     #[command(subcommand)]
     Mcp(McpCommand),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  airlock completions bash > ~/.local/share/bash-completion/completions/airlock\n  airlock completions zsh > \"${fpath[1]}/_airlock\"\n  airlock completions fish > ~/.config/fish/completions/airlock.fish"
+    )]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,7 +157,7 @@ enum ReplayCommand {
         #[command(flatten)]
         conn: ConnArgs,
     },
-    /// Write the replay to a file (JSON in the shared protocol shapes, or Markdown).
+    /// Write the replay to a file, or to stdout with `--output -` (JSON in the shared protocol shapes, or Markdown).
     Export {
         /// Proposal id or `latest`.
         id: String,
@@ -395,6 +403,16 @@ pub fn main() -> ExitCode {
             socket_dir,
         }) => mcp_config::print(client, config, absolute_paths, socket_dir),
         Command::Doctor { config, json } => doctor::run(&config, json),
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            use std::io::Write as _;
+            // Generated into memory: clap_complete panics on a failed write
+            // (a closed pipe), and the CLI never panics.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "airlock", &mut script);
+            let _ = std::io::stdout().lock().write_all(&script);
+            Exit::Ok
+        }
         Command::Handler(HandlerCommand::Template { kind, output, json }) => {
             handler_cmd::template(&kind, &output, json)
         }

@@ -364,7 +364,17 @@ pub fn replay_show(conn: &ConnArgs, id: &str, details: bool, json: bool) -> Exit
 }
 
 pub fn replay_export(conn: &ConnArgs, id: &str, format: &str, output: &Path, json: bool) -> Exit {
-    if output.exists() {
+    // `-`: the replay itself goes to stdout, so nothing else may.
+    let to_stdout = output == Path::new("-");
+    if to_stdout && json {
+        return fail(
+            false,
+            "usage",
+            "`--output -` writes the replay itself to stdout; leave out --json (or write to a file)",
+            Exit::Usage,
+        );
+    }
+    if !to_stdout && output.exists() {
         return fail(
             json,
             "exists",
@@ -386,6 +396,17 @@ pub fn replay_export(conn: &ConnArgs, id: &str, format: &str, output: &Path, jso
             let (engine, source) = source_of(&conn_args, &story.proposal.summary.capability);
             serde_json::to_string_pretty(&replay_json(&story, engine, &source)).unwrap_or_default()
         };
+        if to_stdout {
+            if format == "markdown" {
+                // Human output: steering characters shown as escapes (F14).
+                say!("{text}");
+            } else {
+                // JSON carries the exact strings, as every --json output does.
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stdout().lock(), "{text}");
+            }
+            return Exit::Ok;
+        }
         if let Err(e) = std::fs::write(&output, text) {
             return fail(
                 json,
