@@ -4,8 +4,15 @@ use std::path::{Path, PathBuf};
 
 use airlock_policy::load::{Loaded, MAX_CONFIG_BYTES, load_config_str};
 
+/// The config the CLI uses when `--config` is not given.
+pub const DEFAULT_CONFIG: &str = "airlock.json";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigFileError {
+    #[error(
+        "no --config given and no {DEFAULT_CONFIG} in this directory; pass the reviewed config with --config PATH"
+    )]
+    NoDefault,
     #[error("cannot read config {path}: {source}; check the path given to --config")]
     Read {
         path: PathBuf,
@@ -18,9 +25,15 @@ pub enum ConfigFileError {
 /// Read and validate a config file. Validation findings are in the result;
 /// only an unreadable file is an `Err`.
 pub fn read_config(path: &Path) -> Result<Loaded, ConfigFileError> {
-    let meta = std::fs::metadata(path).map_err(|source| ConfigFileError::Read {
-        path: path.to_owned(),
-        source,
+    let meta = std::fs::metadata(path).map_err(|source| {
+        if path == Path::new(DEFAULT_CONFIG) && source.kind() == std::io::ErrorKind::NotFound {
+            ConfigFileError::NoDefault
+        } else {
+            ConfigFileError::Read {
+                path: path.to_owned(),
+                source,
+            }
+        }
     })?;
     if meta.len() > MAX_CONFIG_BYTES as u64 {
         return Err(ConfigFileError::TooLarge {

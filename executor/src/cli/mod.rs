@@ -70,7 +70,8 @@ enum Command {
     Handler(HandlerCommand),
     /// Diagnose a setup: config, variables, credential split, databases, sockets, executor, handlers.
     Doctor {
-        #[arg(long)]
+        /// The reviewed config file.
+        #[arg(long, default_value = crate::config_file::DEFAULT_CONFIG)]
         config: PathBuf,
         #[arg(long)]
         json: bool,
@@ -117,7 +118,7 @@ enum McpCommand {
         #[arg(value_parser = ["claude-desktop", "cursor", "vscode", "generic", "openai-agents"])]
         client: String,
         /// The reviewed config file.
-        #[arg(long)]
+        #[arg(long, default_value = crate::config_file::DEFAULT_CONFIG)]
         config: PathBuf,
         /// Use the absolute path of airlock-proposer (next to this airlock) and of the config.
         #[arg(long)]
@@ -201,10 +202,11 @@ enum WritebackCommand {
 /// Where to find the executor's sockets.
 #[derive(Debug, Args, Clone)]
 pub struct ConnArgs {
-    /// Directory holding operator.sock (default: AIRLOCK_SOCKET_DIR, the config's airlock.socket_dir, $XDG_RUNTIME_DIR/airlock, ./.airlock/run).
+    /// Directory holding operator.sock (default: AIRLOCK_SOCKET_DIR, the config's airlock.socket_dir, $XDG_RUNTIME_DIR/airlock, .airlock/run beside the config).
     #[arg(long, global = true)]
     pub socket_dir: Option<PathBuf>,
-    /// The reviewed config (used to find the socket directory).
+    /// The reviewed config (used to find the socket directory; default:
+    /// ./airlock.json when it exists).
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
     /// The OS user (name or uid) the executor runs as; the process at the
@@ -312,7 +314,7 @@ enum ToolsCommand {
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
     /// The reviewed config file.
-    #[arg(long)]
+    #[arg(long, default_value = crate::config_file::DEFAULT_CONFIG)]
     pub config: PathBuf,
     /// Print machine-readable JSON.
     #[arg(long)]
@@ -322,7 +324,7 @@ pub struct ConfigArgs {
 #[derive(Debug, Args)]
 pub struct ToolsPreviewArgs {
     /// The reviewed config file.
-    #[arg(long)]
+    #[arg(long, default_value = crate::config_file::DEFAULT_CONFIG)]
     pub config: PathBuf,
     /// Tool names: canonical (`billing.inspect_invoice`), openai (`billing__inspect_invoice`) or both.
     #[arg(long, default_value = "canonical", value_parser = ["canonical", "openai", "both"])]

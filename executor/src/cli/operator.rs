@@ -24,13 +24,17 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The operator socket path for these arguments.
 pub fn operator_socket(conn: &ConnArgs) -> PathBuf {
-    let config_value = conn
+    // `--config`, else ./airlock.json when there is one.
+    let default = Path::new(crate::config_file::DEFAULT_CONFIG);
+    let config = conn
         .config
         .as_deref()
+        .or_else(|| default.is_file().then_some(default));
+    let config_value = config
         .and_then(|p| crate::config_file::read_config(p).ok())
         .and_then(|l| l.config)
         .and_then(|c| c.airlock.socket_dir);
-    let config_dir = conn.config.as_deref().and_then(Path::parent);
+    let config_dir = config.and_then(Path::parent);
     resolve_socket_dir(
         conn.socket_dir.as_deref(),
         |k| std::env::var(k).ok(),
