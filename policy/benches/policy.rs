@@ -1,8 +1,8 @@
 //! Micro-benchmarks of the pure policy work on every call: loading the
 //! reviewed config (proposer and executor start-up), argument validation
 //! (every tool call), building a change set (every proposal, in the
-//! proposer), re-verifying it (every proposal, in the executor) and the
-//! canonical hash.
+//! proposer), re-verifying it (every proposal, in the executor), the
+//! canonical hash, and the secret scan the ledger runs on every record.
 //!
 //! `cargo bench -p airlock-policy --bench policy`
 
@@ -82,6 +82,14 @@ fn benches(c: &mut Criterion) {
     });
     c.bench_function("canonical/hash_value (change set)", |b| {
         b.iter(|| hash_value(black_box(&value)))
+    });
+    // The ledger refuses secret material in every record it writes.
+    c.bench_function("secrets/find_secrets (change set)", |b| {
+        b.iter(|| {
+            let found = airlock_policy::secrets::find_secrets(black_box(&value));
+            assert!(found.is_empty());
+            found
+        })
     });
 }
 
