@@ -1566,6 +1566,20 @@ fn check_capability_name(r: &mut Report, path: &str, name: &str) {
         );
         return;
     }
+    // Clients that accept only `^[a-zA-Z0-9_-]{1,64}$` see the alias, where
+    // each `.` is `__`: it must fit too.
+    let alias = crate::catalog::openai_alias(name);
+    if alias.len() > 64 {
+        r.error(
+            path,
+            format!(
+                "`{name}` becomes the {}-character tool name `{alias}` for clients that allow no dots; MCP clients accept at most 64",
+                alias.len()
+            ),
+            "shorten the name: in the client-safe name each `.` counts as two characters (`__`)",
+        );
+        return;
+    }
     if let Some(word) = words(name)
         .into_iter()
         .find(|w| FORBIDDEN_NAME_WORDS.contains(&w.as_str()))

@@ -314,10 +314,11 @@ fn at_most_512_capabilities() {
 
 #[test]
 fn capability_names_are_qualified_unique_and_claim_no_authority() {
-    let name64 = format!("billing.{}", "a".repeat(56));
-    assert_eq!(name64.len(), 64);
-    let (cfg, _) = accepted(|v| cap(v, TICKET)["name"] = json!(name64.clone()));
-    assert_eq!(cfg.capabilities[TICKET].name, name64);
+    // 63 characters with one dot: 64 as the client-safe `billing__…`.
+    let name63 = format!("billing.{}", "a".repeat(55));
+    assert_eq!(name63.len(), 63);
+    let (cfg, _) = accepted(|v| cap(v, TICKET)["name"] = json!(name63.clone()));
+    assert_eq!(cfg.capabilities[TICKET].name, name63);
 
     check_refused(&[
         Refused {
@@ -357,6 +358,14 @@ fn capability_names_are_qualified_unique_and_claim_no_authority() {
             errors: &[(
                 "$.capabilities[0].name",
                 "`billing.` is not a qualified capability name",
+            )],
+        },
+        Refused {
+            what: "name of 64 characters, 65 as a client-safe name",
+            edit: |v| cap(v, TICKET)["name"] = json!(format!("billing.{}", "a".repeat(56))),
+            errors: &[(
+                "$.capabilities[0].name",
+                "becomes the 65-character tool name `billing__aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa` for clients that allow no dots; MCP clients accept at most 64",
             )],
         },
         Refused {
