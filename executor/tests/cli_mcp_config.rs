@@ -458,3 +458,77 @@ fn usage_and_config_errors_are_clear() {
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("airlock config validate"));
 }
+
+/// `claude-desktop-remote`: the desktop side launches `mcp-remote` against a
+/// forwarded loopback port with the bearer header from its own env; the
+/// host side (on stderr) runs the HTTP proposer on loopback. Neither part
+/// names a write or handler variable or copies a value from the environment.
+#[test]
+fn the_remote_recipe_pairs_a_loopback_http_proposer_with_mcp_remote() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with_handlers(dir.path());
+    let out = airlock(
+        &[
+            "mcp",
+            "config",
+            "claude-desktop-remote",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    let server = &doc["mcpServers"]["airlock"];
+    assert_eq!(server["command"], "npx");
+    assert_eq!(
+        server["args"],
+        serde_json::json!([
+            "-y",
+            "mcp-remote",
+            "http://127.0.0.1:8766/mcp",
+            "--header",
+            "Authorization:${AIRLOCK_AUTH_HEADER}"
+        ])
+    );
+    let env = server["env"].as_object().unwrap();
+    assert_eq!(env.keys().collect::<Vec<_>>(), ["AIRLOCK_AUTH_HEADER"]);
+    assert!(
+        env["AIRLOCK_AUTH_HEADER"]
+            .as_str()
+            .unwrap()
+            .starts_with("Bearer <")
+    );
+    // The desktop holds no database variable at all.
+    for name in ALLOWED {
+        assert!(
+            !stdout.contains(name),
+            "{name} on the desktop side:\n{stdout}"
+        );
+    }
+    let host = stderr
+        .lines()
+        .find(|l| l.contains("serve --config"))
+        .unwrap_or_else(|| panic!("no host command in:\n{stderr}"));
+    assert!(
+        host.contains(
+            "--transport streamable-http --listen 127.0.0.1:8766 --auth-token-env AIRLOCK_MCP_TOKEN"
+        ),
+        "{host}"
+    );
+    for name in ALLOWED {
+        assert!(
+            host.contains(&format!("{name}='<set {name}")),
+            "{name}: {host}"
+        );
+    }
+    assert!(stderr.contains("ssh -N -L 8766:127.0.0.1:8766"), "{stderr}");
+    for bad in NEVER {
+        assert!(
+            !stdout.contains(bad) && !stderr.contains(bad),
+            "`{bad}` leaked"
+        );
+    }
+}

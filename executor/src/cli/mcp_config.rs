@@ -23,6 +23,7 @@ use crate::config_file::read_config;
 /// Client kinds accepted by `airlock mcp config`.
 pub const CLIENTS: &[&str] = &[
     "claude-desktop",
+    "claude-desktop-remote",
     "cursor",
     "vscode",
     "generic",
@@ -34,6 +35,7 @@ const SOCKET_DIR_ENV: &str = "AIRLOCK_SOCKET_DIR";
 
 /// The Streamable HTTP address and bearer-token variable of the generic snippet.
 const HTTP_LISTEN: &str = "127.0.0.1:8766";
+const HTTP_PORT: u16 = 8766;
 const HTTP_TOKEN_ENV: &str = "AIRLOCK_MCP_TOKEN";
 const HTTP_TOKEN_ENV_FALLBACK: &str = "AIRLOCK_PROPOSER_MCP_TOKEN";
 
@@ -115,6 +117,20 @@ pub fn print(
             pretty(&snippet.mcp_servers(false)),
             "Add this to claude_desktop_config.json (merge into an existing \"mcpServers\"), then restart Claude Desktop.",
         ),
+        "claude-desktop-remote" => {
+            let host = snippet.host_command();
+            eprintln!(
+                "airlock: 1. On the Linux host, run the proposer as a long-lived Streamable HTTP server on loopback (set each variable first; {} is the bearer token, at least 16 characters, e.g. `openssl rand -hex 32`):\n  {host}",
+                snippet.token_env
+            );
+            eprintln!(
+                "airlock: 2. On the desktop, forward the port over SSH (the token never crosses the network in clear): ssh -N -L {HTTP_PORT}:127.0.0.1:{HTTP_PORT} <linux-host>"
+            );
+            (
+                pretty(&snippet.remote_desktop()),
+                "3. Add this to claude_desktop_config.json (merge into an existing \"mcpServers\"), put the token after `Bearer ` in AIRLOCK_AUTH_HEADER, then restart Claude Desktop (it needs Node.js for `npx mcp-remote`).",
+            )
+        }
         "cursor" => (
             pretty(&snippet.mcp_servers(false)),
             "Add this to .cursor/mcp.json in the project, or ~/.cursor/mcp.json (merge into an existing \"mcpServers\").",
@@ -275,6 +291,38 @@ impl Snippet {
             "headers": {
                 "Authorization": format!("Bearer <the value of {}>", self.token_env),
             },
+        })
+    }
+
+    /// The host side of the remote recipe: the HTTP proposer on loopback,
+    /// one shell line (placeholders for every value).
+    fn host_command(&self) -> String {
+        let mut line = String::new();
+        for (k, v) in &self.env {
+            line.push_str(&format!("{k}='{v}' "));
+        }
+        line.push_str(&format!(
+            "{}='<token>' {} serve --config {} --transport streamable-http --listen {HTTP_LISTEN} --auth-token-env {} --alias-mode openai",
+            self.token_env, self.command, self.config, self.token_env
+        ));
+        line
+    }
+
+    /// The desktop side: Claude Desktop launches `mcp-remote`, which
+    /// speaks stdio to Claude and Streamable HTTP (with the bearer header)
+    /// to the forwarded port.
+    fn remote_desktop(&self) -> Value {
+        json!({
+            "mcpServers": {
+                "airlock": {
+                    "command": "npx",
+                    "args": [
+                        "-y", "mcp-remote", format!("http://{HTTP_LISTEN}/mcp"),
+                        "--header", "Authorization:${AIRLOCK_AUTH_HEADER}",
+                    ],
+                    "env": {"AIRLOCK_AUTH_HEADER": "Bearer <the value of the host's token variable>"},
+                }
+            }
         })
     }
 

@@ -115,7 +115,7 @@ enum Command {
 enum McpCommand {
     /// Print a client snippet that launches airlock-proposer with only the read URL and trusted context (names, placeholder values).
     Config {
-        #[arg(value_parser = ["claude-desktop", "cursor", "vscode", "generic", "openai-agents"])]
+        #[arg(value_parser = ["claude-desktop", "claude-desktop-remote", "cursor", "vscode", "generic", "openai-agents"])]
         client: String,
         /// The reviewed config file.
         #[arg(long, default_value = crate::config_file::DEFAULT_CONFIG)]
