@@ -15,7 +15,9 @@ use airlock_policy::load_config_str;
 
 #[path = "../../tests/support/invalid_config_cases.rs"]
 mod invalid_config_cases;
-use invalid_config_cases::{Case, Reported, check_errors, fixtures_on_disk};
+use invalid_config_cases::{
+    Case, Reported, assert_every_case, assert_table_covers_fixtures, check_errors,
+};
 
 fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/invalid-configs")
@@ -48,24 +50,10 @@ fn check(case: &Case) -> Vec<String> {
 
 #[test]
 fn each_invalid_config_names_its_exact_path_and_message() {
-    let cases = cases();
-    let problems: Vec<String> = cases.iter().flat_map(check).collect();
-    assert!(
-        problems.is_empty(),
-        "{} of {} invalid-config fixtures misbehaved:\n{}",
-        problems.len(),
-        cases.len(),
-        problems.join("\n")
-    );
+    assert_every_case(&cases(), check);
 }
 
 #[test]
 fn every_fixture_is_in_the_table() {
-    let on_disk = fixtures_on_disk(&fixtures_dir());
-    let cases = cases();
-    let in_table: std::collections::BTreeSet<String> =
-        cases.iter().map(|c| c.file.clone()).collect();
-    assert_eq!(in_table.len(), cases.len(), "a fixture is listed twice");
-    assert_eq!(on_disk, in_table);
-    assert_eq!(on_disk.len(), 83);
+    assert_eq!(assert_table_covers_fixtures(&fixtures_dir()), 83);
 }

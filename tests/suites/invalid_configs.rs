@@ -7,7 +7,6 @@
 //! instead. Every fixture in the directory must be listed in the table
 //! `expected.json` there, so a new fixture cannot go untested.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use airlock_tests::{airlock, stdout_json, workspace_root};
@@ -16,7 +15,9 @@ use serde_json::Value;
 // The table and the error-list rule, shared with `policy/tests/invalid_configs.rs`.
 #[path = "../support/invalid_config_cases.rs"]
 mod invalid_config_cases;
-use invalid_config_cases::{Case, Reported, check_errors, fixtures_on_disk};
+use invalid_config_cases::{
+    Case, Reported, assert_every_case, assert_table_covers_fixtures, check_errors,
+};
 
 fn cases() -> Vec<Case> {
     invalid_config_cases::cases(&fixtures_dir())
@@ -70,50 +71,16 @@ fn check(case: &Case) -> Vec<String> {
 
 #[test]
 fn each_invalid_config_names_its_exact_path_message_and_fix() {
-    let cases = cases();
-    let problems: Vec<String> = cases.iter().flat_map(check).collect();
-    assert!(
-        problems.is_empty(),
-        "{} of {} invalid-config fixtures misbehaved:\n{}",
-        problems.len(),
-        cases.len(),
-        problems.join("\n")
-    );
+    assert_every_case(&cases(), check);
 }
 
 #[test]
 fn every_fixture_is_in_the_table_and_every_table_entry_has_a_fixture() {
-    let on_disk = fixtures_on_disk(&fixtures_dir());
-    let cases = cases();
-    let in_table: BTreeSet<String> = cases.iter().map(|c| c.file.clone()).collect();
-    assert_eq!(
-        in_table.len(),
-        cases.len(),
-        "a fixture is listed twice in expected.json"
-    );
-    let untested: Vec<&String> = on_disk.difference(&in_table).collect();
+    let count = assert_table_covers_fixtures(&fixtures_dir());
     assert!(
-        untested.is_empty(),
-        "fixtures with no entry in expected.json (add one): {untested:?}"
+        count >= 30,
+        "expected at least 30 invalid-config fixtures, found {count}"
     );
-    let missing: Vec<&String> = in_table.difference(&on_disk).collect();
-    assert!(
-        missing.is_empty(),
-        "expected.json names missing fixtures: {missing:?}"
-    );
-    assert!(
-        on_disk.len() >= 30,
-        "expected at least 30 invalid-config fixtures, found {}",
-        on_disk.len()
-    );
-    // Names are `NN-what-is-broken.json`, numbered without gaps or repeats.
-    for (i, name) in in_table.iter().enumerate() {
-        let expected = format!("{:02}-", i + 1);
-        assert!(
-            name.starts_with(&expected),
-            "fixture {name} should start with {expected} (numbered 01, 02, … without gaps)"
-        );
-    }
 }
 
 #[test]

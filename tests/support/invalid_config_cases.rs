@@ -48,8 +48,51 @@ pub fn cases(dir: &Path) -> Vec<Case> {
         .collect()
 }
 
+/// Every case passes `check` (which returns the ways one case fails).
+pub fn assert_every_case(cases: &[Case], check: impl Fn(&Case) -> Vec<String>) {
+    let problems: Vec<String> = cases.iter().flat_map(check).collect();
+    assert!(
+        problems.is_empty(),
+        "{} of {} invalid-config fixtures misbehaved:\n{}",
+        problems.len(),
+        cases.len(),
+        problems.join("\n")
+    );
+}
+
+/// The table and the directory name the same fixtures, each once, numbered
+/// `NN-what-is-broken.json` without gaps or repeats. Returns how many.
+pub fn assert_table_covers_fixtures(dir: &Path) -> usize {
+    let on_disk = fixtures_on_disk(dir);
+    let cases = cases(dir);
+    let in_table: BTreeSet<String> = cases.iter().map(|c| c.file.clone()).collect();
+    assert_eq!(
+        in_table.len(),
+        cases.len(),
+        "a fixture is listed twice in expected.json"
+    );
+    let untested: Vec<&String> = on_disk.difference(&in_table).collect();
+    assert!(
+        untested.is_empty(),
+        "fixtures with no entry in expected.json (add one): {untested:?}"
+    );
+    let missing: Vec<&String> = in_table.difference(&on_disk).collect();
+    assert!(
+        missing.is_empty(),
+        "expected.json names missing fixtures: {missing:?}"
+    );
+    for (i, name) in in_table.iter().enumerate() {
+        let expected = format!("{:02}-", i + 1);
+        assert!(
+            name.starts_with(&expected),
+            "fixture {name} should start with {expected} (numbered 01, 02, … without gaps)"
+        );
+    }
+    on_disk.len()
+}
+
 /// The fixture files in `dir` (every `.json` but the table).
-pub fn fixtures_on_disk(dir: &Path) -> BTreeSet<String> {
+fn fixtures_on_disk(dir: &Path) -> BTreeSet<String> {
     std::fs::read_dir(dir)
         .expect("read the invalid-configs fixture directory")
         .map(|e| e.expect("directory entry").file_name())
