@@ -818,6 +818,24 @@ impl Ledger {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The proposals built on one evidence record, oldest first.
+    pub fn citing(
+        &self,
+        evidence_id: &str,
+        limit: u32,
+    ) -> Result<Vec<ProposalSummary>, LedgerError> {
+        let now = Timestamp::now().ms;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {cols}, {STATE_SQL} AS state, p.expires_at FROM {FROM_PROPOSALS} \
+             WHERE p.evidence_id = ?2 ORDER BY p.created_ms, p.seq LIMIT ?3",
+            cols = Self::SUMMARY_COLUMNS
+        ))?;
+        let rows = stmt.query_map(params![now, evidence_id, limit], |r| {
+            Self::summary_from_row(r).map(|(s, _)| s)
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Resolve `latest` (the newest proposal) or check an id exists.
     pub fn resolve_id(&self, id_or_latest: &str) -> Result<Option<String>, LedgerError> {
         if id_or_latest == "latest" {

@@ -7,8 +7,8 @@ use airlock_ipc::ErrorBody;
 use airlock_ipc::error::ErrorCode;
 use airlock_ipc::limits::{MAX_LIST_ITEMS, MAX_NOTE_CHARS};
 use airlock_ipc::message::{
-    Approve, Decision, Events, EventsSince, ListProposals, ProposalDetail, ProposalRef, Proposals,
-    Reject, ReplayStory, StatsReport,
+    Approve, Decision, EvidenceRecord, EvidenceRef, Events, EventsSince, ListProposals,
+    ProposalDetail, ProposalRef, Proposals, Reject, ReplayStory, StatsReport,
 };
 
 use crate::authority::{Authority, Peer};
@@ -173,5 +173,28 @@ pub async fn replay(auth: &Authority, req: ProposalRef) -> Result<ReplayStory, E
         events: record.events,
         jobs: record.jobs,
         receipts: record.receipts,
+    })
+}
+
+/// One evidence record and the proposals that cite it.
+pub async fn evidence(auth: &Authority, req: EvidenceRef) -> Result<EvidenceRecord, ErrorBody> {
+    let id = req.evidence_id;
+    let shown: String = id.chars().take(64).collect();
+    let record = auth
+        .ledger(Durability::Deferred, move |l| {
+            match l.evidence(&id)? {
+                Some(evidence) => Ok(Some(EvidenceRecord {
+                    cited_by: l.citing(&id, MAX_LIST_ITEMS)?,
+                    evidence,
+                })),
+                None => Ok(None),
+            }
+        })
+        .await?;
+    record.ok_or_else(|| {
+        ErrorBody::new(
+            ErrorCode::NotFound,
+            format!("no evidence `{shown}` in this executor's ledger"),
+        )
     })
 }

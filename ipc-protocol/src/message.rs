@@ -135,6 +135,13 @@ pub struct ProposalRef {
     pub proposal_id: String,
 }
 
+/// Operator: one evidence record by id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceRef {
+    pub evidence_id: String,
+}
+
 /// Operator: list proposals, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -294,6 +301,15 @@ pub struct EvidenceInfo {
     pub recorded_at: String,
 }
 
+/// One evidence record and the proposals that cite it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceRecord {
+    pub evidence: EvidenceInfo,
+    /// The proposals built on this read, oldest first.
+    pub cited_by: Vec<ProposalSummary>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProposalDetail {
@@ -425,6 +441,7 @@ message_set! {
         Stats(Empty) = "stats",
         Apply(ProposalRef) = "apply",
         Replay(ProposalRef) = "replay",
+        ShowEvidence(EvidenceRef) = "show_evidence",
     }
 }
 
@@ -442,6 +459,7 @@ message_set! {
         Stats(StatsReport) = "stats",
         Writeback(WritebackResult) = "writeback",
         Replay(ReplayStory) = "replay",
+        Evidence(EvidenceRecord) = "evidence",
         Error(ErrorBody) = "error",
     }
 }
@@ -462,7 +480,8 @@ impl Request {
             | Request::EventsSince(_)
             | Request::Stats(_)
             | Request::Apply(_)
-            | Request::Replay(_) => role == Role::Operator,
+            | Request::Replay(_)
+            | Request::ShowEvidence(_) => role == Role::Operator,
         }
     }
 }
@@ -593,6 +612,7 @@ mod tests {
         ("stats", false, true),
         ("apply", false, true),
         ("replay", false, true),
+        ("show_evidence", false, true),
     ];
 
     /// The golden request of `kind` from `fixtures/`.
