@@ -316,8 +316,6 @@ async fn handle(
             Response::Writeback,
         ),
         Request::Replay(r) => reply(review::replay(auth, r).await, Response::Replay),
-        Request::ShowEvidence(r) => {
-            reply(review::evidence(auth, r).await, Response::Evidence)
-        }
+        Request::ShowEvidence(r) => reply(review::evidence(auth, r).await, Response::Evidence),
     }
 }

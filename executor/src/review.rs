@@ -7,7 +7,7 @@ use airlock_ipc::ErrorBody;
 use airlock_ipc::error::ErrorCode;
 use airlock_ipc::limits::{MAX_LIST_ITEMS, MAX_NOTE_CHARS};
 use airlock_ipc::message::{
-    Approve, Decision, EvidenceRecord, EvidenceRef, Events, EventsSince, ListProposals,
+    Approve, Decision, Events, EventsSince, EvidenceRecord, EvidenceRef, ListProposals,
     ProposalDetail, ProposalRef, Proposals, Reject, ReplayStory, StatsReport,
 };
 
@@ -181,14 +181,12 @@ pub async fn evidence(auth: &Authority, req: EvidenceRef) -> Result<EvidenceReco
     let id = req.evidence_id;
     let shown: String = id.chars().take(64).collect();
     let record = auth
-        .ledger(Durability::Deferred, move |l| {
-            match l.evidence(&id)? {
-                Some(evidence) => Ok(Some(EvidenceRecord {
-                    cited_by: l.citing(&id, MAX_LIST_ITEMS)?,
-                    evidence,
-                })),
-                None => Ok(None),
-            }
+        .ledger(Durability::Deferred, move |l| match l.evidence(&id)? {
+            Some(evidence) => Ok(Some(EvidenceRecord {
+                cited_by: l.citing(&id, MAX_LIST_ITEMS)?,
+                evidence,
+            })),
+            None => Ok(None),
         })
         .await?;
     record.ok_or_else(|| {

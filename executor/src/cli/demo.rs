@@ -12,12 +12,10 @@ use std::time::Duration;
 use airlock_ipc::Role;
 use airlock_ipc::client::Client;
 use airlock_ipc::message::{Approve, ProposalRef, Request, Response};
-use rmcp::ServiceExt;
-use rmcp::model::CallToolRequestParams;
-use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
 use serde_json::{Value, json};
 
 use super::output::{Exit, fail, say};
+use super::proposer_session::{Launch, ProposerSession, resolve_tool, sibling};
 
 const SCHEMA: &str = "
 CREATE TABLE invoices (
@@ -36,11 +34,15 @@ INSERT INTO invoices VALUES
   ('INV-9001', 'otherco', 'OtherCo Labs',   'overdue', 25500, 5500, NULL, '2026-06-20T14:31:08Z');
 ";
 
-fn config(db: &Path) -> Value {
-    let _ = db;
+/// The demo's reviewed config. Its ledger and socket paths are absolute and
+/// inside `dir`, so a kept directory works with `--config DIR/airlock.json`
+/// from anywhere, after the demo has ended.
+fn config(dir: &Path) -> Value {
     json!({
         "version": 1,
         "mode": "review",
+        "storage": {"sqlite_path": dir.join("ledger.db")},
+        "airlock": {"socket_dir": dir.join("run")},
         "sources": {"billing_db": {"engine": "sqlite", "read_url_env": "DEMO_READ_URL", "write_url_env": "DEMO_WRITE_URL", "statement_timeout_ms": 2000}},
         "trusted_context": {"provider": "environment", "values": {"tenant_id_env": "DEMO_TENANT_ID", "principal_env": "DEMO_PRINCIPAL"}},
         "capabilities": [
@@ -116,19 +118,6 @@ fn step(n: u32, title: &str) {
     say!("\n── {n}. {title} ──");
 }
 
-fn sibling(name: &str) -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let path = exe.parent().map(|d| d.join(name)).ok_or("no directory")?;
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(format!(
-            "{} was not found next to this `airlock`; build all binaries with `cargo build --release`",
-            path.display()
-        ))
-    }
-}
-
 fn invoice(db: &Path, id: &str) -> Result<(i64, Option<String>, String), String> {
     let conn = rusqlite::Connection::open(db).map_err(|e| e.to_string())?;
     conn.query_row(
@@ -149,6 +138,17 @@ fn ask(question: &str) -> bool {
 }
 
 pub fn run(yes: bool, keep: Option<&Path>) -> Exit {
+    let temp;
+    let dir: PathBuf = match keep {
+        Some(d) => match prepare_keep_dir(d) {
+            Ok(abs) => abs,
+            Err(e) => return fail(false, "keep", &e, Exit::Failure),
+        },
+        None => {
+            temp = std::env::temp_dir().join(format!("airlock-demo-{}", std::process::id()));
+            temp.clone()
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -157,37 +157,115 @@ pub fn run(yes: bool, keep: Option<&Path>) -> Exit {
         Ok(rt) => rt,
         Err(e) => return fail(false, "runtime", &e.to_string(), Exit::Failure),
     };
-    let temp;
-    let dir: PathBuf = match keep {
-        Some(d) => {
-            if let Err(e) = private_dir(d) {
-                return fail(
-                    false,
-                    "keep",
-                    &format!("cannot create {}: {e}", d.display()),
-                    Exit::Failure,
-                );
-            }
-            d.to_owned()
-        }
-        None => {
-            temp = std::env::temp_dir().join(format!("airlock-demo-{}", std::process::id()));
-            temp.clone()
-        }
-    };
     let result = runtime.block_on(async {
         tokio::select! {
             r = demo(&dir, yes) => r,
             _ = tokio::signal::ctrl_c() => Err("interrupted; the demo's processes were stopped".to_owned()),
         }
     });
-    if keep.is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
+    match (&result, keep) {
+        (Ok(ids), Some(_)) => print_next_steps(&dir, ids),
+        (_, None) => {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        _ => {}
     }
     match result {
-        Ok(()) => Exit::Ok,
+        Ok(_) => Exit::Ok,
         Err(e) => fail(false, "demo", &e, Exit::Failure),
     }
+}
+
+/// `--keep DIR`: a new or empty directory, made absolute (the kept config
+/// names its files by absolute path). A non-empty one is refused before
+/// anything is written: the demo would otherwise mix its ledger, database
+/// and config with files that are not its own.
+fn prepare_keep_dir(dir: &Path) -> Result<PathBuf, String> {
+    let abs =
+        std::path::absolute(dir).map_err(|e| format!("cannot resolve {}: {e}", dir.display()))?;
+    match std::fs::symlink_metadata(&abs) {
+        Ok(meta) if !meta.is_dir() => {
+            return Err(format!(
+                "--keep {}: it exists and is not a directory; give a new or empty directory",
+                abs.display()
+            ));
+        }
+        Ok(_) => {
+            let mut entries = std::fs::read_dir(&abs)
+                .map_err(|e| format!("--keep {}: cannot read it: {e}", abs.display()))?;
+            if entries.next().is_some() {
+                return Err(format!(
+                    "--keep {}: the directory is not empty; give a new or empty directory (nothing was written)",
+                    abs.display()
+                ));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("--keep {}: {e}", abs.display())),
+    }
+    private_dir(&abs).map_err(|e| format!("cannot create {}: {e}", abs.display()))?;
+    Ok(abs)
+}
+
+/// The ids the demo created, for the commands printed after a kept run.
+#[derive(Debug)]
+struct DemoIds {
+    proposal: String,
+    evidence: Option<String>,
+}
+
+/// Quote a word for a POSIX shell when it needs it.
+fn shell_word(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:=@,%".contains(c))
+    {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+fn path_word(p: &Path) -> String {
+    shell_word(&p.display().to_string())
+}
+
+/// After `--keep`: what is in the directory, and the exact commands that
+/// use it (the executor is stopped when the demo ends).
+fn print_next_steps(dir: &Path, ids: &DemoIds) {
+    let bin = |name: &str| sibling(name).map_or_else(|_| name.to_owned(), |p| path_word(&p));
+    let airlock = std::env::current_exe().map_or_else(|_| "airlock".to_owned(), |p| path_word(&p));
+    let config = path_word(&dir.join("airlock.json"));
+    let url = shell_word(&format!("sqlite://{}", dir.join("billing.db").display()));
+    say!("\nKept in {}:", dir.display());
+    say!(
+        "  airlock.json  the reviewed config; its ledger (storage.sqlite_path) and sockets (airlock.socket_dir) are in this directory"
+    );
+    say!("  billing.db    the demo's SQLite database");
+    say!("  ledger.db     the executor's hash-chained ledger");
+    say!(
+        "\nThe demo stopped its executor. Start it again on the kept ledger (it holds the write URL; leave it running):"
+    );
+    say!(
+        "  DEMO_WRITE_URL={url} DEMO_TENANT_ID=acme {} serve --config {config}",
+        bin("airlock-executor")
+    );
+    say!("Then, in another shell:");
+    say!("  {airlock} proposals list --config {config}");
+    say!(
+        "  {airlock} replay show {} --config {config}",
+        shell_word(&ids.proposal)
+    );
+    if let Some(ev) = &ids.evidence {
+        say!(
+            "  {airlock} evidence show {} --config {config}",
+            shell_word(ev)
+        );
+    }
+    say!(
+        "  DEMO_READ_URL={url} DEMO_TENANT_ID=acme DEMO_PRINCIPAL=demo-agent {airlock} smoke call billing.inspect_invoice --args '{{\"invoice_id\": \"INV-3002\"}}' --config {config}"
+    );
 }
 
 /// The demo's directory holds the ledger: created 0700 (the executor
@@ -200,9 +278,18 @@ fn private_dir(dir: &Path) -> std::io::Result<()> {
         .create(dir)
 }
 
-async fn demo(dir: &Path, yes: bool) -> Result<(), String> {
+/// The evidence id in a result envelope (`evidence.bundle_id`, or the
+/// older `evidence.evidence_id`).
+fn evidence_id(envelope: &Value) -> Option<String> {
+    let ev = &envelope["evidence"];
+    ev["bundle_id"]
+        .as_str()
+        .or_else(|| ev["evidence_id"].as_str())
+        .map(str::to_owned)
+}
+
+async fn demo(dir: &Path, yes: bool) -> Result<DemoIds, String> {
     let executor_bin = sibling("airlock-executor")?;
-    let proposer_bin = sibling("airlock-proposer")?;
     let _ = std::fs::remove_dir_all(dir.join("run"));
     private_dir(dir).map_err(|e| e.to_string())?;
     let db = dir.join("billing.db");
@@ -213,23 +300,22 @@ async fn demo(dir: &Path, yes: bool) -> Result<(), String> {
     let config_path = dir.join("airlock.json");
     std::fs::write(
         &config_path,
-        serde_json::to_vec_pretty(&config(&db)).unwrap_or_default(),
+        serde_json::to_vec_pretty(&config(dir)).unwrap_or_default(),
     )
     .map_err(|e| e.to_string())?;
     let socket_dir = dir.join("run");
     let url = format!("sqlite://{}", db.display());
+    let path = std::env::var_os("PATH").unwrap_or_default();
 
     say!("Airlock demo — everything lives in {}", dir.display());
     step(1, "Two processes, two authorities");
+    // Both processes find the ledger and the sockets through the config
+    // alone, exactly as the commands printed for a kept directory do.
     let executor = std::process::Command::new(&executor_bin)
         .args(["serve", "--config"])
         .arg(&config_path)
-        .arg("--socket-dir")
-        .arg(&socket_dir)
-        .arg("--store")
-        .arg(dir.join("ledger.db"))
         .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PATH", &path)
         .env("DEMO_WRITE_URL", &url)
         .env("DEMO_TENANT_ID", "acme")
         .env("AIRLOCK_LOG", "warn")
@@ -246,47 +332,40 @@ async fn demo(dir: &Path, yes: bool) -> Result<(), String> {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let proposer_cmd = tokio::process::Command::new(&proposer_bin).configure(|c| {
-        c.args(["serve", "--config"])
-            .arg(&config_path)
-            .arg("--socket-dir")
-            .arg(&socket_dir);
-        // The proposer gets the read URL and the trusted context — nothing else.
-        c.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DEMO_READ_URL", &url)
-            .env("DEMO_TENANT_ID", "acme")
-            .env("DEMO_PRINCIPAL", "demo-agent")
-            .env("AIRLOCK_LOG", "warn");
-    });
-    let (transport, _stderr) = TokioChildProcess::builder(proposer_cmd)
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("cannot start airlock-proposer: {e}"))?;
-    let proposer_pid = transport.id().unwrap_or(0);
-    let mcp = ().serve(transport).await.map_err(|e| format!("MCP initialize failed: {e}"))?;
+    // The proposer gets the read URL and the trusted context — nothing else.
+    let mcp = ProposerSession::start(Launch {
+        config: &config_path,
+        socket_dir: None,
+        extra: Vec::new(),
+        env: vec![
+            ("PATH".into(), path.clone()),
+            ("DEMO_READ_URL".into(), url.clone().into()),
+            ("DEMO_TENANT_ID".into(), "acme".into()),
+            ("DEMO_PRINCIPAL".into(), "demo-agent".into()),
+            ("AIRLOCK_LOG".into(), "warn".into()),
+        ],
+    })
+    .await?;
+    let proposer_pid = mcp.pid();
     say!("  executor  pid {exec_pid:<7} holds the write URL, the ledger and the approval rules");
     say!(
         "  proposer  pid {proposer_pid:<7} holds only the read URL and the tenant (acme); sandboxed: no exec, no ptrace"
     );
 
     step(2, "What the model sees");
-    let tools = mcp.list_all_tools().await.map_err(|e| e.to_string())?;
+    let tools = mcp.tool_names().await?;
     for t in &tools {
-        say!("  {}", t.name);
+        say!("  {t}");
     }
     say!("  (no SQL tool, no approve/apply/commit tool, no tenant argument)");
 
-    let call = |name: &str, args: Value| {
-        let mut p = CallToolRequestParams::new(name.to_owned());
-        if let Value::Object(m) = args {
-            p = p.with_arguments(m);
-        }
+    // Each capability under the name the proposer offers it by.
+    let call = |capability: &str, args: Value| {
+        let name = resolve_tool(&tools, capability)
+            .unwrap_or(capability)
+            .to_owned();
         let mcp = &mcp;
-        async move {
-            let r = mcp.call_tool(p).await.map_err(|e| e.to_string())?;
-            Ok::<Value, String>(r.structured_content.unwrap_or(Value::Null))
-        }
+        async move { mcp.call(&name, args).await }
     };
 
     step(3, "The model reads an invoice");
@@ -296,9 +375,10 @@ async fn demo(dir: &Path, yes: bool) -> Result<(), String> {
         env["data"]["late_fee_cents"],
         env["data"]["updated_at"]
     );
+    let evidence = evidence_id(&env);
     say!(
         "  evidence recorded by the executor: {}",
-        env["evidence"]["evidence_id"].as_str().unwrap_or("none")
+        evidence.as_deref().unwrap_or("none")
     );
 
     step(4, "The model proposes a late-fee waiver");
@@ -340,13 +420,21 @@ async fn demo(dir: &Path, yes: bool) -> Result<(), String> {
     )
     .await
     .map_err(|e| e.to_string())?;
-    let approve = yes
-        || !std::io::stdin().is_terminal()
-        || ask(&format!("  Approve {id} (waive 5500 cents on INV-3001)?"));
+    let auto_approved = !yes && !std::io::stdin().is_terminal();
+    let approve =
+        yes || auto_approved || ask(&format!("  Approve {id} (waive 5500 cents on INV-3001)?"));
     if !approve {
         say!("  Not approved — nothing will change. (Run again with --yes to see the rest.)");
-        let _ = mcp.cancel().await;
-        return Ok(());
+        mcp.close().await;
+        return Ok(DemoIds {
+            proposal: id,
+            evidence,
+        });
+    }
+    if auto_approved {
+        say!(
+            "  stdin is not a terminal, so the demo approved automatically (--yes says so explicitly)"
+        );
     }
     op.call(Request::Approve(Approve {
         proposal_id: id.clone(),
@@ -407,6 +495,7 @@ async fn demo(dir: &Path, yes: bool) -> Result<(), String> {
     );
 
     step(9, "The replay");
+    let mut evidence = evidence;
     if let Response::Replay(story) = op
         .call(Request::Replay(ProposalRef {
             proposal_id: id.clone(),
@@ -417,9 +506,14 @@ async fn demo(dir: &Path, yes: bool) -> Result<(), String> {
         for line in super::writeback_cmd::replay_text(&story, false).lines() {
             say!("  {line}");
         }
+        // The read the proposal cites (the proposer reads the row again
+        // when it builds a proposal).
+        if let Some(ev) = story.proposal.evidence {
+            evidence = Some(ev.evidence_id);
+        }
     }
 
-    let _ = mcp.cancel().await;
+    mcp.close().await;
     drop(guard);
     say!(
         "\nSummary: the model read and proposed; a person approved; only the executor wrote — exactly once, guarded"
@@ -427,5 +521,8 @@ async fn demo(dir: &Path, yes: bool) -> Result<(), String> {
     say!(
         "against stale data and other tenants, with every step in a hash-chained ledger. The proposer never held a write credential."
     );
-    Ok(())
+    Ok(DemoIds {
+        proposal: id,
+        evidence,
+    })
 }

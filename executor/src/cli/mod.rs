@@ -12,11 +12,14 @@ mod audit;
 mod config_cmd;
 mod demo;
 mod doctor;
+mod evidence_cmd;
 mod handler_cmd;
 mod ledger_cmd;
 mod mcp_config;
 pub mod operator;
 mod output;
+mod proposer_session;
+mod smoke;
 mod tools_cmd;
 mod writeback_cmd;
 
@@ -62,6 +65,12 @@ enum Command {
     /// Tell a proposal's whole story, or export it.
     #[command(subcommand)]
     Replay(ReplayCommand),
+    /// Inspect what a read recorded: the rows the model saw, and the proposals built on them.
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
+    /// Call one tool through a real proposer, as the model would.
+    #[command(subcommand)]
+    Smoke(SmokeCommand),
     /// Receipt-table DDL and least-privilege grants for sql_update.
     #[command(subcommand)]
     Writeback(WritebackCommand),
@@ -168,6 +177,36 @@ enum ReplayCommand {
         output: PathBuf,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EvidenceCommand {
+    /// One evidence record: capability, tenant, principal, when, the columns and rows the model read, and the proposals that cite it.
+    Show {
+        /// An `ev_…` id (from a tool result, `proposals show` or `events tail`).
+        id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SmokeCommand {
+    /// Spawn airlock-proposer (next to this airlock) over stdio with the config and, from your environment, only its read URLs and trusted context; call TOOL; print the result envelope the model sees (exit 0 when it is ok, 1 when not).
+    Call {
+        /// The tool: its dotted name (`billing.inspect_invoice`) or its client-safe alias (`billing__inspect_invoice`).
+        tool: String,
+        /// The tool's arguments as a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+        /// The proposer's tool names: canonical, openai or both (default: the proposer's own default).
+        #[arg(long, value_parser = ["canonical", "openai", "both"])]
+        alias_mode: Option<String>,
         #[command(flatten)]
         conn: ConnArgs,
     },
@@ -391,6 +430,15 @@ pub fn main() -> ExitCode {
             json,
         }) => ledger_cmd::verify(store.as_deref(), config.as_deref(), json),
         Command::Apply { id, json, conn } => writeback_cmd::apply(&conn, &id, json),
+        Command::Evidence(EvidenceCommand::Show { id, json, conn }) => {
+            evidence_cmd::show(&conn, &id, json)
+        }
+        Command::Smoke(SmokeCommand::Call {
+            tool,
+            args,
+            alias_mode,
+            conn,
+        }) => smoke::call(&conn, &tool, &args, alias_mode.as_deref()),
         Command::Demo { yes, keep } => demo::run(yes, keep.as_deref()),
         Command::Audit {
             example,
