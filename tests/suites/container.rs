@@ -168,7 +168,7 @@ fn the_dockerfile_and_its_context_make_a_non_root_read_only_image() {
 /// The image's filesystem (base + the context's rootfs) with a config and a
 /// database, and the host directories its writable mounts use.
 struct Image {
-    _ctx: Context,
+    ctx: Context,
     root: PathBuf,
     state: PathBuf,
     run: PathBuf,
@@ -224,7 +224,7 @@ fn image() -> Image {
     )
     .unwrap();
     Image {
-        _ctx: ctx,
+        ctx,
         root,
         state,
         run: run_dir,
@@ -360,11 +360,7 @@ fn the_image_runs_read_only_as_its_non_root_users() {
             "protocolVersion": "2025-06-18", "capabilities": {},
             "clientInfo": {"name": "container-suite", "version": "1"}}}),
     );
-    assert_eq!(
-        init["result"]["serverInfo"]["name"].is_string(),
-        true,
-        "{init}"
-    );
+    assert!(init["result"]["serverInfo"]["name"].is_string(), "{init}");
     writeln!(
         stdin,
         "{}",
@@ -485,24 +481,25 @@ fn docker_image(img: &Image) {
     );
     let tag = format!("airlock-test-{}", std::process::id());
     let base = format!("{tag}-base");
-    let tar = Command::new("tar")
+    let tarball = img.ctx.context.parent().unwrap().join("base.tar");
+    run(Command::new("tar")
         .arg("-C")
-        .arg(&img._ctx.base)
-        .args(["-c", "."])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .arg(&img.ctx.base)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg("."));
     let name = format!("{tag}-run");
     // Removed in this order when the test ends, however it ends.
     let _cleanup = Cleanup(vec![base.clone(), tag.clone(), name.clone()]);
     run(Command::new("docker")
-        .args(["import", "-", &base])
-        .stdin(tar.stdout.unwrap()));
+        .arg("import")
+        .arg(&tarball)
+        .arg(&base));
     run(Command::new("docker")
         .args(["build", "-q", "--build-arg"])
         .arg(format!("BASE={base}"))
         .args(["-t", &tag])
-        .arg(&img._ctx.context));
+        .arg(&img.ctx.context));
     let config = img.root.join("etc/airlock/config.json");
     run(Command::new("docker")
         .args([
