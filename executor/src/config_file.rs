@@ -22,18 +22,30 @@ pub enum ConfigFileError {
     TooLarge { path: PathBuf },
 }
 
+/// The config a command uses: the `--config` it was given, else
+/// `./airlock.json` when that file exists, else [`ConfigFileError::NoDefault`].
+/// Every command that takes `--config` resolves it here.
+pub fn resolve_config(given: Option<&Path>) -> Result<PathBuf, ConfigFileError> {
+    match given {
+        Some(path) => Ok(path.to_owned()),
+        None if Path::new(DEFAULT_CONFIG).is_file() => Ok(PathBuf::from(DEFAULT_CONFIG)),
+        None => Err(ConfigFileError::NoDefault),
+    }
+}
+
+/// [`resolve_config`] then [`read_config`]: the path used and what it holds.
+pub fn resolve_and_read(given: Option<&Path>) -> Result<(PathBuf, Loaded), ConfigFileError> {
+    let path = resolve_config(given)?;
+    let loaded = read_config(&path)?;
+    Ok((path, loaded))
+}
+
 /// Read and validate a config file. Validation findings are in the result;
 /// only an unreadable file is an `Err`.
 pub fn read_config(path: &Path) -> Result<Loaded, ConfigFileError> {
-    let meta = std::fs::metadata(path).map_err(|source| {
-        if path == Path::new(DEFAULT_CONFIG) && source.kind() == std::io::ErrorKind::NotFound {
-            ConfigFileError::NoDefault
-        } else {
-            ConfigFileError::Read {
-                path: path.to_owned(),
-                source,
-            }
-        }
+    let meta = std::fs::metadata(path).map_err(|source| ConfigFileError::Read {
+        path: path.to_owned(),
+        source,
     })?;
     if meta.len() > MAX_CONFIG_BYTES as u64 {
         return Err(ConfigFileError::TooLarge {

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config_file;
 pub mod connection;
 pub mod daemon;
+pub mod daemon_cli;
 pub mod group_commit;
 pub mod hardening;
 pub mod intake;

@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -38,32 +37,9 @@ fn reference_config() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/reference/airlock.reference.json")
 }
 
-/// `airlock-proposer` lives in another crate, so Cargo gives no
-/// CARGO_BIN_EXE for it: use the one next to `airlock` (same target dir and
-/// profile), building it there if it is missing.
+/// This package builds `airlock-proposer` too (its main is the proposer's).
 fn proposer_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let airlock = Path::new(airlock_bin());
-        let profile_dir = airlock.parent().unwrap();
-        let path = profile_dir.join("airlock-proposer");
-        if path.is_file() {
-            return path;
-        }
-        let target_dir = profile_dir.parent().unwrap();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-            .args(["build", "--quiet", "-p", "airlock-proposer", "--bins"])
-            .env("CARGO_TARGET_DIR", target_dir);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().unwrap();
-        assert!(status.success(), "building airlock-proposer failed");
-        assert!(path.is_file(), "{} was not built", path.display());
-        path
-    })
+    Path::new(env!("CARGO_BIN_EXE_airlock-proposer"))
 }
 
 fn findings<'a>(report: &'a Value, tool: &str) -> Vec<&'a Value> {

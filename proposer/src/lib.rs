@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod credentials;
 pub mod envelope;
 pub mod executor_link;

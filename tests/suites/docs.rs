@@ -7,7 +7,10 @@
 //!   required;
 //! * every relative link in `docs/*.md` and `README.md` points to a file or
 //!   directory that exists, and a `#fragment` into a Markdown file names one
-//!   of its headings (GitHub's anchor rules).
+//!   of its headings (GitHub's anchor rules);
+//! * the getting-started guide's laptop config and its two-tenant `airlock`
+//!   section load and validate with the real config loader, and its
+//!   `airlock writeback grants --config` step prints what the guide shows.
 //!
 //! Each test fails with the complete list of what is missing.
 
@@ -357,4 +360,145 @@ fn the_help_parser_reads_clap_layouts() {
         a.contains("x") && a.contains("x-1") && !a.contains("not"),
         "{a:?}"
     );
+}
+
+/// The fenced ```json blocks of a Markdown text.
+fn json_blocks(text: &str) -> Vec<serde_json::Value> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        match (&mut current, line.trim_end()) {
+            (None, "```json") => current = Some(String::new()),
+            (Some(block), "```") => {
+                let parsed = serde_json::from_str(block)
+                    .unwrap_or_else(|e| panic!("a ```json block is not JSON ({e}):\n{block}"));
+                blocks.push(parsed);
+                current = None;
+            }
+            (Some(block), _) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn the_getting_started_configs_load_and_validate() {
+    let guide = std::fs::read_to_string(workspace_root().join("docs/getting-started.md"))
+        .expect("docs/getting-started.md");
+    let blocks = json_blocks(&guide);
+    let configs: Vec<&serde_json::Value> = blocks
+        .iter()
+        .filter(|b| b.get("capabilities").is_some())
+        .collect();
+    assert_eq!(
+        configs.len(),
+        1,
+        "one full config in the guide (the laptop one)"
+    );
+    let laptop = configs[0].clone();
+    let text = serde_json::to_string(&laptop).expect("serialize");
+    let loaded = airlock_policy::load_config_str(&text);
+    let errors: Vec<String> = loaded
+        .report
+        .errors()
+        .map(|d| format!("{}: {}", d.path, d.message))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the laptop config is invalid: {errors:?}"
+    );
+    assert_eq!(loaded.report.warnings().count(), 0);
+    let config = loaded.config.expect("a config");
+    // A laptop config: no airlock section, no system paths.
+    assert!(config.airlock.proposers.is_none() && config.airlock.socket_dir.is_none());
+    assert!(
+        !text.contains("/var/lib") && !text.contains("/run/"),
+        "{text}"
+    );
+    assert_eq!(
+        config.storage.sqlite_path.as_deref(),
+        Some("./airlock-ledger.db")
+    );
+
+    // The two-tenant section, added to it, validates and allows both tenants.
+    let sections: Vec<&serde_json::Value> = blocks
+        .iter()
+        .filter(|b| b.get("airlock").is_some())
+        .collect();
+    assert_eq!(sections.len(), 1, "one two-tenant airlock section");
+    let mut two = laptop.clone();
+    two["airlock"] = sections[0]["airlock"].clone();
+    let loaded = airlock_policy::load_config_str(&two.to_string());
+    let config = loaded.config.unwrap_or_else(|| {
+        panic!(
+            "the two-tenant config is invalid: {:?}",
+            loaded
+                .report
+                .errors()
+                .map(|d| &d.message)
+                .collect::<Vec<_>>()
+        )
+    });
+    let proposers = config.airlock.proposers.expect("proposers");
+    assert_eq!(proposers.len(), 1);
+    let tenants = serde_json::to_value(&proposers[0]).expect("serialize")["tenants"].clone();
+    assert_eq!(tenants, serde_json::json!({"only": ["acme", "globex"]}));
+
+    // Step 4's command, run for real on that config: the receipt table in
+    // the target's schema, and the grants the guide shows.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("airlock.json");
+    std::fs::write(&path, &text).expect("write config");
+    let out = Command::new(bin("airlock"))
+        .args([
+            "writeback",
+            "grants",
+            "--engine",
+            "postgres",
+            "--writer-role",
+            "app_writer",
+            "--config",
+        ])
+        .arg(&path)
+        .output()
+        .expect("run airlock");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sql = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "GRANT SELECT ON \"public\".\"invoices\" TO \"app_writer\";",
+        "GRANT UPDATE (\"late_fee_cents\", \"updated_at\", \"waiver_reason\") ON \"public\".\"invoices\" TO \"app_writer\";",
+        "CREATE TABLE IF NOT EXISTS \"public\".\"synapsor_writeback_receipts\" (",
+        "GRANT SELECT, INSERT ON \"public\".\"synapsor_writeback_receipts\" TO \"app_writer\";",
+    ] {
+        assert!(sql.contains(line), "missing {line}\n{sql}");
+        assert!(
+            guide.contains(line.trim_end_matches('(')),
+            "the guide does not show {line}"
+        );
+    }
+    // And validate/preview accept it through the real CLI.
+    for args in [&["config", "validate"][..], &["tools", "preview"]] {
+        let out = Command::new(bin("airlock"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("run airlock");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // No review UI is promised before one exists.
+    for word in ["review UI", "web UI", "dashboard", "browser"] {
+        assert!(!guide.contains(word), "getting-started mentions {word:?}");
+    }
 }

@@ -56,10 +56,10 @@ pub fn bin(name: &str) -> PathBuf {
             .args([
                 "build",
                 "--quiet",
+                // All three programs (the package also builds the proposer;
+                // naming `airlock-proposer` too would build each file twice).
                 "-p",
                 "airlock-executor",
-                "-p",
-                "airlock-proposer",
                 "--bins",
             ])
             .env("CARGO_TARGET_DIR", &target_dir);

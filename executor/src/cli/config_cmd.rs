@@ -6,10 +6,10 @@ use serde_json::json;
 
 use super::ConfigArgs;
 use super::output::{Exit, fail, print_json, say};
-use crate::config_file::read_config;
+use crate::config_file::resolve_and_read;
 
 pub fn validate(args: &ConfigArgs) -> Exit {
-    let loaded = match read_config(&args.config) {
+    let (config_path, loaded) = match resolve_and_read(args.config.as_deref()) {
         Ok(l) => l,
         Err(e) => {
             return fail(
@@ -22,7 +22,7 @@ pub fn validate(args: &ConfigArgs) -> Exit {
     };
     let errors: Vec<&Diagnostic> = loaded.report.errors().collect();
     let warnings: Vec<&Diagnostic> = loaded.report.warnings().collect();
-    let path = args.config.display().to_string();
+    let path = config_path.display().to_string();
     let (reads, proposals) = loaded.config.as_ref().map_or((0, 0), |c| {
         let p = c
             .capabilities

@@ -53,10 +53,10 @@ fn secret(name: &str) -> Option<String> {
     crate::writeback::credentials::read_secret(name).ok()
 }
 
-pub fn run(config_path: &Path, json: bool) -> Exit {
+pub fn run(config: Option<&Path>, json: bool) -> Exit {
     let mut checks = Vec::new();
-    let loaded = match crate::config_file::read_config(config_path) {
-        Ok(l) => l,
+    let (config_path, loaded) = match crate::config_file::resolve_and_read(config) {
+        Ok(found) => found,
         Err(e) => {
             check(
                 &mut checks,
@@ -120,7 +120,7 @@ pub fn run(config_path: &Path, json: bool) -> Exit {
     };
     runtime.block_on(async {
         source_checks(&cfg, &mut checks).await;
-        socket_checks(&cfg, config_path, &mut checks).await;
+        socket_checks(&cfg, &config_path, &mut checks).await;
         handler_checks(&cfg, &mut checks).await;
     });
     report(&checks, json)

@@ -9,20 +9,25 @@ use crate::daemon::store_path;
 use crate::ledger::Ledger;
 
 pub fn verify(store: Option<&Path>, config: Option<&Path>, json: bool) -> Exit {
+    // `--store`, else the ledger of `--config` (or of ./airlock.json).
+    let config = match store {
+        Some(_) => None,
+        None => crate::config_file::resolve_config(config).ok(),
+    };
     let path: PathBuf = match (store, config) {
         (Some(s), _) => s.to_owned(),
         (None, Some(c)) => {
-            let configured = crate::config_file::read_config(c)
+            let configured = crate::config_file::read_config(&c)
                 .ok()
                 .and_then(|l| l.config)
                 .and_then(|c| c.storage.sqlite_path);
-            store_path(c, None, configured.as_deref())
+            store_path(&c, None, configured.as_deref())
         }
         (None, None) => {
             return fail(
                 json,
                 "usage",
-                "name the ledger with --store FILE or --config FILE",
+                "name the ledger with --store FILE or --config FILE (no ./airlock.json here)",
                 Exit::Usage,
             );
         }

@@ -18,7 +18,7 @@ use airlock_policy::config::{Config, ValueSource};
 use serde_json::{Map, Value, json};
 
 use super::output::{Exit, fail, say};
-use crate::config_file::read_config;
+use crate::config_file::resolve_and_read;
 
 /// Client kinds accepted by `airlock mcp config`.
 pub const CLIENTS: &[&str] = &[
@@ -43,7 +43,7 @@ const HTTP_TOKEN_ENV_FALLBACK: &str = "AIRLOCK_PROPOSER_MCP_TOKEN";
 /// executor's sockets are (else resolved as the executor resolves it).
 pub fn print(
     client: String,
-    config: PathBuf,
+    config: Option<PathBuf>,
     absolute_paths: bool,
     socket_dir: Option<PathBuf>,
 ) -> Exit {
@@ -58,8 +58,8 @@ pub fn print(
             Exit::Usage,
         );
     }
-    let loaded = match read_config(&config) {
-        Ok(l) => l,
+    let (config, loaded) = match resolve_and_read(config.as_deref()) {
+        Ok(found) => found,
         Err(e) => return fail(false, "config_unreadable", &e.to_string(), Exit::Failure),
     };
     let Some(cfg) = loaded.config else {

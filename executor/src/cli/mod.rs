@@ -29,7 +29,8 @@ pub use output::Exit;
 #[command(
     name = "airlock",
     version,
-    about = "Operate Airlock: review and approve proposals, inspect the ledger, check configs."
+    about = "Operate Airlock: review and approve proposals, inspect the ledger, check configs.",
+    after_help = "Examples:\n  airlock config validate --config airlock.json\n  airlock proposals list --status pending_approval\n  airlock proposals approve latest --yes --hash sha256:3f9c1a7e5b2d --apply\n\nWithout --config, commands use ./airlock.json when it exists. `airlock <command> --help` shows each command's examples."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -54,6 +55,9 @@ enum Command {
     #[command(subcommand)]
     Ledger(LedgerCommand),
     /// Apply an approved proposal (exactly once; exit 4 on a conflict).
+    #[command(
+        after_help = "Examples:\n  airlock apply wrp_3f9c1a7e5b2d4c8019e6\n  airlock apply latest --json"
+    )]
     Apply {
         /// Proposal id or `latest`.
         id: String,
@@ -78,14 +82,18 @@ enum Command {
     #[command(subcommand)]
     Handler(HandlerCommand),
     /// Diagnose a setup: config, variables, credential split, databases, sockets, executor, handlers.
+    #[command(
+        after_help = "Examples:\n  airlock doctor --config /etc/airlock/config.json\n  airlock doctor --json                   # ./airlock.json"
+    )]
     Doctor {
-        /// The reviewed config file.
-        #[arg(long, default_value = crate::config_file::DEFAULT_CONFIG)]
-        config: PathBuf,
+        /// The reviewed config file (default: ./airlock.json when it exists).
+        #[arg(long)]
+        config: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
     /// The whole loop in one command: embedded SQLite, two processes, no setup.
+    #[command(after_help = "Examples:\n  airlock demo\n  airlock demo --yes --keep ./airlock-demo")]
     Demo {
         /// Approve without asking (a non-interactive stdin also approves).
         #[arg(long)]
@@ -95,6 +103,9 @@ enum Command {
         keep: Option<PathBuf>,
     },
     /// Static risk review of an MCP server's tool list (exit 0 whatever the risk).
+    #[command(
+        after_help = "Examples:\n  airlock audit --example dangerous-db-mcp\n  airlock audit --stdio \"npx -y @modelcontextprotocol/server-postgres postgres://localhost/db\" --format markdown"
+    )]
     Audit {
         /// A built-in example tool list: dangerous-db-mcp.
         #[arg(long, value_parser = ["dangerous-db-mcp"])]
@@ -123,12 +134,15 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum McpCommand {
     /// Print a client snippet that launches airlock-proposer with only the read URL and trusted context (names, placeholder values).
+    #[command(
+        after_help = "Examples:\n  airlock mcp config claude-desktop --config airlock.json --absolute-paths\n  airlock mcp config cursor"
+    )]
     Config {
         #[arg(value_parser = ["claude-desktop", "claude-desktop-remote", "cursor", "vscode", "generic", "openai-agents"])]
         client: String,
-        /// The reviewed config file.
-        #[arg(long, default_value = crate::config_file::DEFAULT_CONFIG)]
-        config: PathBuf,
+        /// The reviewed config file (default: ./airlock.json when it exists).
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Use the absolute path of airlock-proposer (next to this airlock) and of the config.
         #[arg(long)]
         absolute_paths: bool,
@@ -156,6 +170,7 @@ enum HandlerCommand {
 #[derive(Debug, Subcommand)]
 enum ReplayCommand {
     /// What the model read, what it proposed, who decided, what was applied.
+    #[command(after_help = "Examples:\n  airlock replay show latest --details")]
     Show {
         /// Proposal id or `latest`.
         id: String,
@@ -168,6 +183,9 @@ enum ReplayCommand {
         conn: ConnArgs,
     },
     /// Write the replay to a file, or to stdout with `--output -` (JSON in the shared protocol shapes, or Markdown).
+    #[command(
+        after_help = "Examples:\n  airlock replay export latest --output replay.json\n  airlock replay export wrp_3f9c1a7e5b2d4c8019e6 --format markdown --output -"
+    )]
     Export {
         /// Proposal id or `latest`.
         id: String,
@@ -215,6 +233,9 @@ enum SmokeCommand {
 #[derive(Debug, Subcommand)]
 enum WritebackCommand {
     /// Print the idempotency-receipt table's DDL.
+    #[command(
+        after_help = "Examples:\n  airlock writeback migration --engine postgres --schema public | psql \"$ADMIN_URL\""
+    )]
     Migration {
         #[arg(long)]
         engine: String,
@@ -225,12 +246,16 @@ enum WritebackCommand {
         json: bool,
     },
     /// Print least-privilege grants for the executor's writer role.
+    #[command(
+        after_help = "Examples:\n  airlock writeback grants --engine postgres --writer-role airlock_writer --config airlock.json | psql \"$ADMIN_URL\""
+    )]
     Grants {
         #[arg(long)]
         engine: String,
         #[arg(long)]
         writer_role: String,
-        /// The reviewed config (the grants follow its proposal capabilities).
+        /// The reviewed config (the grants follow its proposal capabilities;
+        /// default: ./airlock.json when it exists).
         #[arg(long)]
         config: Option<PathBuf>,
         #[arg(long)]
@@ -258,6 +283,9 @@ pub struct ConnArgs {
 #[derive(Debug, Subcommand)]
 enum ProposalsCommand {
     /// List proposals, newest first.
+    #[command(
+        after_help = "Examples:\n  airlock proposals list --status pending_approval\n  airlock proposals list --socket-dir /run/airlock --json"
+    )]
     List {
         /// Only this status: pending_approval, approved, rejected, expired, applied, conflict, failed.
         #[arg(long)]
@@ -268,6 +296,9 @@ enum ProposalsCommand {
         conn: ConnArgs,
     },
     /// Show one proposal as a readable diff (ID or `latest`).
+    #[command(
+        after_help = "Examples:\n  airlock proposals show latest\n  airlock proposals show wrp_3f9c1a7e5b2d4c8019e6 --json"
+    )]
     Show {
         id: String,
         #[arg(long)]
@@ -276,6 +307,9 @@ enum ProposalsCommand {
         conn: ConnArgs,
     },
     /// Approve a pending proposal (asks on a terminal unless --yes).
+    #[command(
+        after_help = "Examples:\n  airlock proposals approve wrp_3f9c1a7e5b2d4c8019e6 --note \"checked with finance\"\n  airlock proposals approve latest --yes --hash sha256:3f9c1a7e5b2d --apply"
+    )]
     Approve {
         id: String,
         /// A note recorded with the approval.
@@ -298,6 +332,9 @@ enum ProposalsCommand {
         conn: ConnArgs,
     },
     /// Reject a pending proposal.
+    #[command(
+        after_help = "Examples:\n  airlock proposals reject latest --reason \"wrong invoice\""
+    )]
     Reject {
         id: String,
         /// Why (recorded in the ledger).
@@ -313,6 +350,7 @@ enum ProposalsCommand {
 #[derive(Debug, Subcommand)]
 enum EventsCommand {
     /// Print the latest events; with --follow, keep printing new ones.
+    #[command(after_help = "Examples:\n  airlock events tail --follow")]
     Tail {
         #[arg(long)]
         follow: bool,
@@ -326,11 +364,15 @@ enum EventsCommand {
 #[derive(Debug, Subcommand)]
 enum LedgerCommand {
     /// Recompute the hash chain and report the first broken link (exit 1 if broken).
+    #[command(
+        after_help = "Examples:\n  sudo -u airlock airlock ledger verify --store /var/lib/airlock/ledger.db\n  airlock ledger verify --config airlock.json --json"
+    )]
     Verify {
         /// The ledger file.
         #[arg(long)]
         store: Option<PathBuf>,
-        /// Or: the config whose ledger to check.
+        /// Or: the config whose ledger to check (default: ./airlock.json
+        /// when it exists).
         #[arg(long)]
         config: Option<PathBuf>,
         #[arg(long)]
@@ -341,20 +383,26 @@ enum LedgerCommand {
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// Validate a config and explain every problem (exit 0 valid, 1 invalid, 2 usage).
+    #[command(
+        after_help = "Examples:\n  airlock config validate --config /etc/airlock/config.json\n  airlock config validate --json          # ./airlock.json"
+    )]
     Validate(ConfigArgs),
 }
 
 #[derive(Debug, Subcommand)]
 enum ToolsCommand {
     /// List the MCP tools the proposer will offer, with their argument schemas.
+    #[command(
+        after_help = "Examples:\n  airlock tools preview --config airlock.json\n  airlock tools preview --alias-mode both --json"
+    )]
     Preview(ToolsPreviewArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
-    /// The reviewed config file.
-    #[arg(long, default_value = crate::config_file::DEFAULT_CONFIG)]
-    pub config: PathBuf,
+    /// The reviewed config file (default: ./airlock.json when it exists).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Print machine-readable JSON.
     #[arg(long)]
     pub json: bool,
@@ -362,9 +410,9 @@ pub struct ConfigArgs {
 
 #[derive(Debug, Args)]
 pub struct ToolsPreviewArgs {
-    /// The reviewed config file.
-    #[arg(long, default_value = crate::config_file::DEFAULT_CONFIG)]
-    pub config: PathBuf,
+    /// The reviewed config file (default: ./airlock.json when it exists).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Tool names: canonical (`billing.inspect_invoice`), openai (`billing__inspect_invoice`) or both.
     #[arg(long, default_value = "canonical", value_parser = ["canonical", "openai", "both"])]
     pub alias_mode: String,
@@ -373,18 +421,36 @@ pub struct ToolsPreviewArgs {
     pub json: bool,
 }
 
+/// Whether the arguments ask for JSON output (`--json` before any `--`).
+fn wants_json(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    args.take_while(|a| a != "--").any(|a| a == "--json")
+}
+
+/// A clap error as one plain-text message: the error line and its tips,
+/// without the usage block (`--help` shows that).
+fn usage_message(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let text = text.split("\n\nUsage:").next().unwrap_or(&text);
+    text.trim().trim_start_matches("error: ").to_owned()
+}
+
 /// Run the CLI with the process arguments.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() {
-                Exit::Usage
-            } else {
-                Exit::Ok
-            };
+            if !e.use_stderr() {
+                // --help, --version: not a failure.
+                let _ = e.print();
+                return Exit::Ok.into();
+            }
+            // A usage error of a `--json` command is a JSON failure like
+            // any other: once, on stdout, nothing on stderr.
+            if wants_json(std::env::args_os().skip(1)) {
+                return output::fail(true, "usage", &usage_message(&e), Exit::Usage).into();
+            }
             let _ = e.print();
-            return code.into();
+            return Exit::Usage.into();
         }
     };
     let exit = match cli.command {
@@ -452,7 +518,7 @@ pub fn main() -> ExitCode {
             absolute_paths,
             socket_dir,
         }) => mcp_config::print(client, config, absolute_paths, socket_dir),
-        Command::Doctor { config, json } => doctor::run(&config, json),
+        Command::Doctor { config, json } => doctor::run(config.as_deref(), json),
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             use std::io::Write as _;
@@ -492,4 +558,68 @@ pub fn main() -> ExitCode {
         }) => writeback_cmd::grants(&engine, &writer_role, config.as_deref(), json),
     };
     exit.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn json_is_wanted_only_when_given_before_a_double_dash() {
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert!(wants_json(
+            args(&["proposals", "list", "--json"]).into_iter()
+        ));
+        assert!(!wants_json(args(&["proposals", "list"]).into_iter()));
+        assert!(!wants_json(args(&["audit", "--", "--json"]).into_iter()));
+        assert!(!wants_json(
+            args(&["config", "validate", "--jsonx"]).into_iter()
+        ));
+    }
+
+    #[test]
+    fn a_usage_message_is_the_error_without_the_usage_block() {
+        let e = Cli::try_parse_from(["airlock", "proposals", "list", "--json", "--bogus"])
+            .err()
+            .map(|e| usage_message(&e))
+            .unwrap_or_default();
+        assert!(e.starts_with("unexpected argument '--bogus' found"), "{e}");
+        assert!(!e.contains("Usage:"), "{e}");
+        assert!(!e.contains('\u{1b}'), "{e}");
+    }
+
+    #[test]
+    fn the_main_commands_show_examples_in_their_help() {
+        let mut cli = Cli::command();
+        cli.build();
+        for path in [
+            &[][..],
+            &["config", "validate"],
+            &["tools", "preview"],
+            &["proposals", "list"],
+            &["proposals", "approve"],
+            &["apply"],
+            &["replay", "export"],
+            &["doctor"],
+            &["writeback", "grants"],
+            &["mcp", "config"],
+        ] {
+            let mut cmd = &cli;
+            for name in path {
+                cmd = cmd
+                    .find_subcommand(name)
+                    .unwrap_or_else(|| unreachable!("{name}"));
+            }
+            let help = cmd
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            let invocation = format!("airlock {}", path.join(" "));
+            assert!(
+                help.starts_with("Examples:\n") && help.contains(invocation.trim_end()),
+                "{path:?}: {help}"
+            );
+        }
+    }
 }

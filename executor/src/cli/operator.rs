@@ -24,12 +24,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The operator socket path for these arguments.
 pub fn operator_socket(conn: &ConnArgs) -> PathBuf {
-    // `--config`, else ./airlock.json when there is one.
-    let default = Path::new(crate::config_file::DEFAULT_CONFIG);
-    let config = conn
-        .config
-        .as_deref()
-        .or_else(|| default.is_file().then_some(default));
+    // `--config`, else ./airlock.json when there is one; with neither, the
+    // socket directory comes from the flags and the environment alone.
+    let config = crate::config_file::resolve_config(conn.config.as_deref()).ok();
+    let config = config.as_deref();
     let config_value = config
         .and_then(|p| crate::config_file::read_config(p).ok())
         .and_then(|l| l.config)

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::ToolsPreviewArgs;
 use super::output::{Exit, fail, print_json, say};
-use crate::config_file::read_config;
+use crate::config_file::resolve_and_read;
 
 /// What the proposer never offers, whatever the config says.
 const NEVER_EXPOSED: &[&str] = &[
@@ -18,7 +18,7 @@ const NEVER_EXPOSED: &[&str] = &[
 ];
 
 pub fn preview(args: &ToolsPreviewArgs) -> Exit {
-    let loaded = match read_config(&args.config) {
+    let (config_path, loaded) = match resolve_and_read(args.config.as_deref()) {
         Ok(l) => l,
         Err(e) => {
             return fail(
@@ -33,9 +33,9 @@ pub fn preview(args: &ToolsPreviewArgs) -> Exit {
         let n = loaded.report.errors().count();
         let msg = format!(
             "{} is not a valid config ({n} error{}); run `airlock config validate --config {}` for details",
-            args.config.display(),
+            config_path.display(),
             if n == 1 { "" } else { "s" },
-            args.config.display()
+            config_path.display()
         );
         return fail(args.json, "invalid_config", &msg, Exit::Failure);
     };

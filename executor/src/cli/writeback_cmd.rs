@@ -329,12 +329,12 @@ fn replay_markdown(story: &ReplayStory) -> String {
     )
 }
 
-/// (engine, source id) of a capability, from the config if given.
+/// (engine, source id) of a capability, from the config (`--config`, else
+/// ./airlock.json) when there is one.
 fn source_of(conn: &ConnArgs, capability: &str) -> (Engine, String) {
-    let cfg = conn
-        .config
-        .as_deref()
-        .and_then(|p| crate::config_file::read_config(p).ok())
+    let cfg = crate::config_file::resolve_and_read(conn.config.as_deref())
+        .ok()
+        .map(|(_, loaded)| loaded)
         .and_then(|l| l.config);
     cfg.as_ref()
         .and_then(|c| {
@@ -368,7 +368,7 @@ pub fn replay_export(conn: &ConnArgs, id: &str, format: &str, output: &Path, jso
     let to_stdout = output == Path::new("-");
     if to_stdout && json {
         return fail(
-            false,
+            json,
             "usage",
             "`--output -` writes the replay itself to stdout; leave out --json (or write to a file)",
             Exit::Usage,
@@ -501,15 +501,15 @@ pub fn grants(engine: &str, writer_role: &str, config: Option<&Path>, json: bool
             Exit::Usage,
         );
     }
-    let Some(path) = config else {
+    let Ok(path) = crate::config_file::resolve_config(config) else {
         return fail(
             json,
             "usage",
-            "grants depend on the reviewed capabilities: pass --config FILE",
+            "grants depend on the reviewed capabilities: pass --config FILE (there is no ./airlock.json here)",
             Exit::Usage,
         );
     };
-    let cfg = match crate::config_file::read_config(path) {
+    let cfg = match crate::config_file::read_config(&path) {
         Ok(l) => match l.config {
             Some(c) => c,
             None => {
