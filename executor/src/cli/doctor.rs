@@ -265,7 +265,13 @@ async fn source_checks(cfg: &Config, checks: &mut Vec<Check>) {
         if read_ok {
             capability_checks(cfg, name, source.engine, &read_url, checks).await;
             if source.engine == Engine::Mysql {
-                mysql_reader_check(name, &read_url, checks).await;
+                let schemas = cfg
+                    .capabilities
+                    .iter()
+                    .filter(|c| c.source == *name)
+                    .map(|c| c.target.schema.as_str())
+                    .collect();
+                mysql_reader_check(name, &read_url, &schemas, checks).await;
             }
         }
         // Target tables by schema: where the receipt tables live.
@@ -571,6 +577,24 @@ async fn reader_findings(
     let database: String = row.try_get(1)?;
     let me = pg_ident(&reader);
     let mut findings = Vec::new();
+
+    // A superuser can do anything (and act as every role): one finding says it all.
+    let sup: String = sqlx::query(
+        "SELECT CAST(r.rolsuper AS pg_catalog.text) FROM pg_catalog.pg_roles r WHERE r.rolname = SESSION_USER",
+    )
+    .fetch_one(&mut c)
+    .await?
+    .try_get(0)?;
+    if sup == "true" {
+        findings.push(Finding {
+            reason: format!(
+                "the read role `{reader}` is a superuser: it can write every table, bypasses row-level security and can act as any role"
+            ),
+            fix: format!("ALTER ROLE {me} NOSUPERUSER (or give the proposer a plain role that can only SELECT)"),
+        });
+        let _ = c.close().await;
+        return Ok((reader, findings));
+    }
 
     // Roles the reader can act as that hold authority by themselves.
     for r in sqlx::query(
@@ -1261,7 +1285,12 @@ async fn receipt_privileges(
 /// MySQL/MariaDB: the reader's own grants (`SHOW GRANTS`) must allow
 /// nothing beyond reading: no `ALL PRIVILEGES`, `SUPER`, write, DDL,
 /// `FILE` or `GRANT OPTION`, on any object.
-async fn mysql_reader_check(name: &str, read_url: &str, checks: &mut Vec<Check>) {
+async fn mysql_reader_check(
+    name: &str,
+    read_url: &str,
+    schemas: &std::collections::BTreeSet<&str>,
+    checks: &mut Vec<Check>,
+) {
     use sqlx::Row;
     let probe = async {
         let mut c = sqlx::AnyConnection::connect(read_url).await?;
@@ -1283,6 +1312,7 @@ async fn mysql_reader_check(name: &str, read_url: &str, checks: &mut Vec<Check>)
             let findings: Vec<(String, String)> = lines
                 .iter()
                 .filter_map(|l| mysql_grant_finding(l))
+                .filter(|(_, object)| mysql_object_in(object, schemas))
                 .collect();
             if findings.is_empty() {
                 check(
@@ -1331,6 +1361,16 @@ async fn mysql_reader_check(name: &str, read_url: &str, checks: &mut Vec<Check>)
             "check the host, port and firewall",
         ),
     }
+}
+
+/// Whether a `SHOW GRANTS` object (`*.*`, `` `db`.* ``, `` `db`.`t` ``)
+/// covers one of the target databases (a `%` pattern counts).
+fn mysql_object_in(object: &str, schemas: &std::collections::BTreeSet<&str>) -> bool {
+    let db = match object.strip_prefix('`').and_then(|o| o.split_once("`.")) {
+        Some((db, _)) => db.replace("\\_", "_").replace("\\%", "%"),
+        None => object.split('.').next().unwrap_or("").to_owned(),
+    };
+    db == "*" || db.contains('%') || schemas.contains(db.as_str())
 }
 
 /// Privileges a MySQL/MariaDB read account must not hold.
@@ -1562,7 +1602,23 @@ async fn handler_checks(cfg: &Config, checks: &mut Vec<Check>) {
 
 #[cfg(test)]
 mod tests {
-    use super::{Check, Status, mysql_grant_finding, parse_search_path, summary};
+    use super::{Check, Status, mysql_grant_finding, mysql_object_in, parse_search_path, summary};
+
+    #[test]
+    fn mysql_grant_objects_are_matched_to_the_target_databases() {
+        let schemas = ["app_db"].into_iter().collect();
+        for (object, covers) in [
+            ("*.*", true),
+            ("`app_db`.*", true),
+            ("`app\\_db`.*", true),
+            ("`app_db`.`invoices`", true),
+            ("`a%`.*", true),
+            ("`other`.*", false),
+            ("`other`.`app_db`", false),
+        ] {
+            assert_eq!(mysql_object_in(object, &schemas), covers, "{object}");
+        }
+    }
 
     fn c(status: Status) -> Check {
         Check {
