@@ -4,13 +4,15 @@
 use std::process::Command;
 
 use airlock_policy::config::Engine;
+use airlock_policy::db_error::SOURCE_MISCONFIGURED_MESSAGE;
 use airlock_policy::statement::receipts_ddl;
-use airlock_tests::bin;
 use airlock_tests::databases::{
-    Database, execute, mysql_reference, postgres_reference, reference_config_for,
+    Database, execute, mysql_reference, postgres_reference, query_strings, reference_config_for,
 };
 use airlock_tests::executor::ExecutorProcess;
-use serde_json::Value;
+use airlock_tests::mcp::{agent_env, call, propose_over_mcp, stdio_client};
+use airlock_tests::{bin, block_on};
+use serde_json::{Value, json};
 
 fn doctor(config: &std::path::Path, env: &[(&str, &str)]) -> (i32, Value, String) {
     let out = Command::new(bin("airlock"))
@@ -510,4 +512,110 @@ fn mariadb_doctor_checks_the_real_schema_and_grants() {
         "{report}"
     );
     assert!(human.contains("check(s) failed"), "{human}");
+}
+
+/// Text a model or the ledger must never get from a misconfigured source:
+/// the engine's codes, positions and messages.
+fn assert_no_engine_text(text: &str) {
+    for needle in [
+        "42703",
+        "1054",
+        "at line",
+        "SQLSTATE",
+        "error returned from database",
+        "waiver_reason\" does not exist",
+        "Unknown column",
+        "try again",
+    ] {
+        assert!(!text.contains(needle), "{needle:?} in {text}");
+    }
+}
+
+/// At call time: a read whose column was dropped answers the model
+/// `source_misconfigured` ("tell the operator", not "try again"), on
+/// Postgres and MariaDB through the real proposer; an approved proposal
+/// applied after the drop fails `SOURCE_MISCONFIGURED` in the executor's
+/// own words, nothing written.
+#[test]
+fn a_read_or_apply_of_a_dropped_column_is_source_misconfigured() {
+    for db in [
+        postgres_reference("airlock_doctor_calltime"),
+        mysql_reference("airlock_doctor_calltime_my"),
+    ] {
+        let exec = ExecutorProcess::start(
+            &reference_config_for(&db),
+            &[("APP_TENANT_ID", "acme"), ("APP_WRITE_URL", &db.write_url)],
+        );
+        let id = block_on(propose_over_mcp(
+            &exec.config_path,
+            &exec.socket_dir,
+            &db.read_url,
+            "billing.propose_late_fee_waiver",
+            json!({"invoice_id": "INV-3001", "reason": "first late payment"}),
+        ));
+        let out = exec.cli(&["proposals", "approve", &id, "--yes", "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+        execute(&db, "ALTER TABLE invoices DROP COLUMN waiver_reason");
+
+        let envelope = block_on(async {
+            let client = stdio_client(
+                &exec.config_path,
+                &exec.socket_dir,
+                &agent_env(&db.read_url),
+                &[],
+            )
+            .await;
+            let (_, envelope) = call(
+                &client,
+                "billing.inspect_invoice",
+                json!({"invoice_id": "INV-3001"}),
+            )
+            .await;
+            client.cancel().await.unwrap();
+            envelope
+        });
+        let engine = db.engine.as_str();
+        assert_eq!(envelope["ok"], false, "{engine}: {envelope}");
+        assert_eq!(
+            envelope["error"]["code"], "source_misconfigured",
+            "{engine}: {envelope}"
+        );
+        assert_eq!(
+            envelope["error"]["message"], SOURCE_MISCONFIGURED_MESSAGE,
+            "{engine}: {envelope}"
+        );
+        assert_no_engine_text(&envelope.to_string());
+
+        // The executor reads the row again when it applies the approved proposal.
+        let out = exec.cli(&["apply", &id, "--json"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{engine}: {text}");
+        let applied: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(applied["writeback"]["status"], "failed", "{engine}: {text}");
+        assert_eq!(
+            applied["writeback"]["receipt"]["safe_error_code"], "SOURCE_MISCONFIGURED",
+            "{engine}: {text}"
+        );
+        assert!(
+            text.contains("a column does not exist") && text.contains("airlock doctor"),
+            "{engine}: {text}"
+        );
+        let shown = exec.cli(&["proposals", "show", &id, "--json"]);
+        for t in [text, String::from_utf8_lossy(&shown.stdout).into_owned()] {
+            assert_no_engine_text(&t);
+        }
+        let as_text = if db.engine == Engine::Postgres {
+            "TEXT"
+        } else {
+            "CHAR"
+        };
+        let late_fee = query_strings(
+            &db,
+            &format!(
+                "SELECT CAST(late_fee_cents AS {as_text}) FROM invoices WHERE id = 'INV-3001'"
+            ),
+        );
+        assert_eq!(late_fee, vec![vec![Some("5500".to_owned())]], "{engine}");
+    }
 }
