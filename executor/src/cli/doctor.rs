@@ -1068,11 +1068,11 @@ async fn writer_grant_checks(
             let found = match engine {
                 Engine::Postgres => pg_column_privileges(&mut tx, cap, &read, &set).await?,
                 _ => {
-                    let r = probe_columns(&mut *tx, engine, cap, &read, ColumnUse::Select).await?;
+                    let r = probe_columns(&mut tx, engine, cap, &read, ColumnUse::Select).await?;
                     if r == Probe::Ok {
                         (
                             Probe::Ok,
-                            probe_columns(&mut *tx, engine, cap, &set, ColumnUse::Update).await?,
+                            probe_columns(&mut tx, engine, cap, &set, ColumnUse::Update).await?,
                         )
                     } else {
                         (r, Probe::Ok)
