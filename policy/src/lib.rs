@@ -20,6 +20,7 @@ pub mod catalog;
 pub mod change_set;
 pub mod config;
 pub mod context;
+pub mod db_error;
 pub mod diagnostics;
 pub mod identifier;
 pub mod load;

@@ -14,6 +14,7 @@ use airlock_policy::catalog::{AliasMode, Catalog};
 use airlock_policy::change_set::{build, scalar_text, tenant_matches};
 use airlock_policy::config::{Capability, Kind, ResultFormat};
 use airlock_policy::context::{ContextError, TrustedContext, resolve_context};
+use airlock_policy::db_error::{SOURCE_MISCONFIGURED, SOURCE_MISCONFIGURED_MESSAGE};
 use airlock_policy::statement::{LookupParam, Statement, select_row};
 use serde_json::{Map, Value, json};
 
@@ -283,6 +284,12 @@ impl Proposer {
             .fetch_rows(&prep.statement, &key, tenant, cap.max_rows as usize)
             .await
             .map_err(|e| match e {
+                SourceError::Misconfigured { .. } => {
+                    // The cause (which table or column, which grant) is for the
+                    // operator's log; the model only learns it cannot be retried.
+                    tracing::warn!(capability = %cap.name, error = %e, "read misconfigured");
+                    ToolError::new(SOURCE_MISCONFIGURED, SOURCE_MISCONFIGURED_MESSAGE)
+                }
                 SourceError::Timeout { .. } => ToolError::new(
                     "source_timeout",
                     format!(

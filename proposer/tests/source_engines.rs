@@ -1097,3 +1097,60 @@ async fn sqlite_never_creates_a_missing_file() {
         assert!(!path.exists(), "the source file was created");
     }
 }
+
+/// A read naming a table or column the SQLite file lacks is a setup problem
+/// (`Misconfigured`), not a transient failure; other errors are not.
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_missing_tables_and_columns_are_misconfigured() {
+    use airlock_policy::db_error::Misconfiguration;
+    let path = std::env::temp_dir().join(format!("{}-misconfigured.db", unique_name()));
+    let _guard = TempDb::Sqlite(path.clone());
+    {
+        let mut rw: SqliteConnection = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .expect("create sqlite file");
+        rw.execute(sqlx::raw_sql(
+            "CREATE TABLE t (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL)",
+        ))
+        .await
+        .expect("setup");
+        rw.close().await.expect("close");
+    }
+    let pool =
+        SourcePool::connect_lazy(Engine::Sqlite, &format!("sqlite://{}", path.display()), 500)
+            .expect("pool");
+    let params = vec![LookupParam::PrimaryKey];
+    for (sql, want) in [
+        (
+            "SELECT id FROM main.missing WHERE id = ?",
+            Misconfiguration::MissingTable,
+        ),
+        (
+            "SELECT id, gone FROM main.t WHERE id = ?",
+            Misconfiguration::MissingColumn,
+        ),
+    ] {
+        let err = pool
+            .fetch_rows(&statement(sql, params.clone()), &json!("x"), None, 1)
+            .await
+            .expect_err("the read must fail");
+        match &err {
+            SourceError::Misconfigured { what, .. } => assert_eq!(*what, want, "{err}"),
+            other => panic!("{sql}: not misconfigured: {other}"),
+        }
+        assert!(err.to_string().contains("airlock doctor"), "{err}");
+    }
+    let err = pool
+        .fetch_rows(
+            &statement("SELEC id FROM main.t WHERE id = ?", params),
+            &json!("x"),
+            None,
+            1,
+        )
+        .await
+        .expect_err("a syntax error");
+    assert!(matches!(err, SourceError::Query { .. }), "{err}");
+}

@@ -40,6 +40,7 @@ const TOOL_ERROR_CODES: &[&str] = &[
     "refused_by_executor",
     "source_timeout",
     "source_unavailable",
+    "source_misconfigured",
     "outcome_unknown",
 ];
 

@@ -9,14 +9,17 @@ use std::time::Duration;
 use airlock_ipc::Role;
 use airlock_ipc::client::{Client, ClientError};
 use airlock_ipc::transport::{OPERATOR_SOCKET, PROPOSER_SOCKET, resolve_socket_dir};
-use airlock_policy::config::{Config, Engine, ExecutorSpec};
-use airlock_policy::statement::RECEIPTS_TABLE;
+use airlock_policy::config::{Capability, Config, Engine, ExecutorSpec, Kind};
+use airlock_policy::db_error::Misconfiguration;
+use airlock_policy::identifier::quote;
+use airlock_policy::statement::{RECEIPTS_TABLE, table_name};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::Connection;
 
 use super::output::{Exit, print_json, say};
 use crate::writeback::receipt_table::{self, Trust, pg_ident};
+use crate::writeback::sql_update::misconfiguration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -142,17 +145,22 @@ fn report(checks: &[Check], json: bool) -> Exit {
                 say!("       fix: {}", c.fix);
             }
         }
-        let n = checks.iter().filter(|c| c.status == Status::Fail).count();
-        say!(
-            "\n{}",
-            if failed {
-                format!("{n} check(s) failed.")
-            } else {
-                "All checks passed.".to_owned()
-            }
-        );
+        say!("\n{}", summary(checks));
     }
     if failed { Exit::Failure } else { Exit::Ok }
+}
+
+/// The last line: `All checks passed.` only when nothing failed or warned.
+fn summary(checks: &[Check]) -> String {
+    let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
+    let (failed, warned) = (count(Status::Fail), count(Status::Warn));
+    if failed == 0 && warned == 0 {
+        return "All checks passed.".to_owned();
+    }
+    format!(
+        "{failed} check(s) failed, {warned} warned, {} passed.",
+        count(Status::Ok)
+    )
 }
 
 /// Names only, never values.
@@ -219,31 +227,52 @@ async fn source_checks(cfg: &Config, checks: &mut Vec<Check>) {
             sqlx::query("SELECT 1").fetch_one(&mut c).await?;
             Ok::<_, sqlx::Error>(())
         };
-        match tokio::time::timeout(Duration::from_secs(5), probe).await {
-            Ok(Ok(())) => check(
-                checks,
-                format!("read {name}"),
-                Status::Ok,
-                format!("connected ({})", source.engine.as_str()),
-                "",
-            ),
-            Ok(Err(e)) => check(
-                checks,
-                format!("read {name}"),
-                Status::Fail,
-                scrub(&e.to_string(), &read_url),
-                format!(
-                    "check {} and that the database is running",
-                    source.read_url_env
-                ),
-            ),
-            Err(_) => check(
-                checks,
-                format!("read {name}"),
-                Status::Fail,
-                "no answer within 5 s",
-                "check the host, port and firewall",
-            ),
+        let read_ok = match tokio::time::timeout(Duration::from_secs(5), probe).await {
+            Ok(Ok(())) => {
+                check(
+                    checks,
+                    format!("read {name}"),
+                    Status::Ok,
+                    format!("connected ({})", source.engine.as_str()),
+                    "",
+                );
+                true
+            }
+            Ok(Err(e)) => {
+                check(
+                    checks,
+                    format!("read {name}"),
+                    Status::Fail,
+                    db_error_text(source.engine, &e, &read_url),
+                    format!(
+                        "check {} and that the database is running",
+                        source.read_url_env
+                    ),
+                );
+                false
+            }
+            Err(_) => {
+                check(
+                    checks,
+                    format!("read {name}"),
+                    Status::Fail,
+                    "no answer within 5 s",
+                    "check the host, port and firewall",
+                );
+                false
+            }
+        };
+        if read_ok {
+            capability_checks(cfg, name, source.engine, &read_url, checks).await;
+            if source.engine == Engine::Mysql {
+                let schemas = cfg
+                    .capabilities
+                    .iter()
+                    .filter(|c| c.source == *name)
+                    .map(|c| c.target.schema.as_str())
+                    .collect();
+                mysql_reader_check(name, &read_url, &schemas, checks).await;
+            }
         }
         // Target tables by schema: where the receipt tables live.
         let mut targets: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
@@ -298,6 +327,7 @@ async fn source_checks(cfg: &Config, checks: &mut Vec<Check>) {
             Ok::<_, sqlx::Error>((missing, untrusted, writer))
         };
         let outcome = tokio::time::timeout(Duration::from_secs(5), probe).await;
+        let writer_connected = matches!(outcome, Ok(Ok(_)));
         let mut writer = None;
         if let Ok(Ok((_, untrusted, w))) = &outcome {
             writer = w.clone();
@@ -340,7 +370,7 @@ async fn source_checks(cfg: &Config, checks: &mut Vec<Check>) {
                 checks,
                 format!("write {name}"),
                 Status::Fail,
-                scrub(&e.to_string(), &write_url),
+                db_error_text(source.engine, &e, &write_url),
                 "check the write credential and the writer role's grants",
             ),
             Err(_) => check(
@@ -350,6 +380,9 @@ async fn source_checks(cfg: &Config, checks: &mut Vec<Check>) {
                 "no answer within 5 s",
                 "check the host, port and firewall",
             ),
+        }
+        if writer_connected {
+            writer_grant_checks(cfg, name, source.engine, &write_url, checks).await;
         }
         if source.engine == Engine::Postgres {
             reader_privilege_check(name, &read_url, writer.as_ref(), &targets, checks).await;
@@ -462,7 +495,7 @@ async fn reader_privilege_check(
     }
     let mut seen = std::collections::BTreeSet::new();
     schemas.retain(|s| seen.insert(s.clone()));
-    let probe = reader_findings(read_url, writer, &schemas);
+    let probe = reader_findings(read_url, writer, &schemas, targets);
     let check_name = format!("reader privileges {name}");
     match tokio::time::timeout(Duration::from_secs(10), probe).await {
         Ok(Ok((reader, findings))) if findings.is_empty() => check(
@@ -501,7 +534,7 @@ async fn reader_privilege_check(
             Status::Fail,
             format!(
                 "cannot check the read role's privileges: {}",
-                scrub(&e.to_string(), read_url)
+                db_error_text(Engine::Postgres, &e, read_url)
             ),
             "check the read credential; doctor must be able to read the catalog as the reader",
         ),
@@ -528,6 +561,7 @@ async fn reader_findings(
     read_url: &str,
     writer: Option<&WriterIdentity>,
     schemas: &[String],
+    targets: &std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>>,
 ) -> Result<(String, Vec<Finding>), sqlx::Error> {
     use sqlx::Row;
     let mut c = sqlx::AnyConnection::connect(read_url).await?;
@@ -544,6 +578,24 @@ async fn reader_findings(
     let me = pg_ident(&reader);
     let mut findings = Vec::new();
 
+    // A superuser can do anything (and act as every role): one finding says it all.
+    let sup: String = sqlx::query(
+        "SELECT CAST(r.rolsuper AS pg_catalog.text) FROM pg_catalog.pg_roles r WHERE r.rolname = SESSION_USER",
+    )
+    .fetch_one(&mut c)
+    .await?
+    .try_get(0)?;
+    if sup == "true" {
+        findings.push(Finding {
+            reason: format!(
+                "the read role `{reader}` is a superuser: it can write every table, bypasses row-level security and can act as any role"
+            ),
+            fix: format!("ALTER ROLE {me} NOSUPERUSER (or give the proposer a plain role that can only SELECT)"),
+        });
+        let _ = c.close().await;
+        return Ok((reader, findings));
+    }
+
     // Roles the reader can act as that hold authority by themselves.
     for r in sqlx::query(
         "SELECT CAST(r.rolname AS pg_catalog.text), CAST(r.rolsuper AS pg_catalog.text)            FROM pg_catalog.pg_roles r           WHERE pg_catalog.pg_has_role(SESSION_USER, r.oid, 'MEMBER') AND (r.rolsuper OR r.rolcreaterole)           ORDER BY 1",
@@ -557,6 +609,40 @@ async fn reader_findings(
         findings.push(Finding {
             reason: format!("the read role can act as `{role}`, which has {what}"),
             fix: format!("ALTER ROLE {} NO{what} (or give the reader a plain role)", pg_ident(&role)),
+        });
+    }
+    // BYPASSRLS: row-level security would not apply to the reader.
+    for r in sqlx::query(
+        "SELECT CAST(r.rolname AS pg_catalog.text) FROM pg_catalog.pg_roles r           WHERE pg_catalog.pg_has_role(SESSION_USER, r.oid, 'MEMBER') AND r.rolbypassrls AND NOT r.rolsuper           ORDER BY 1",
+    )
+    .fetch_all(&mut c)
+    .await?
+    {
+        let role: String = r.try_get(0)?;
+        findings.push(Finding {
+            reason: format!("the read role can act as `{role}`, which has BYPASSRLS (row-level security does not apply to it)"),
+            fix: format!("ALTER ROLE {} NOBYPASSRLS", pg_ident(&role)),
+        });
+    }
+    // Owner of a target table: may ALTER, DROP or write it, and is exempt from its RLS.
+    let pairs: Vec<serde_json::Value> = targets
+        .iter()
+        .flat_map(|(schema, tables)| tables.iter().map(move |t| json!([schema, t])))
+        .collect();
+    for r in sqlx::query(
+        "SELECT CAST(n.nspname AS pg_catalog.text), CAST(c.relname AS pg_catalog.text),                 CAST(pg_catalog.pg_get_userbyid(c.relowner) AS pg_catalog.text)            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace,                 pg_catalog.json_array_elements(CAST($1 AS pg_catalog.json)) e           WHERE n.nspname = e.value->>0 AND c.relname = e.value->>1             AND pg_catalog.pg_has_role(SESSION_USER, c.relowner, 'MEMBER')           ORDER BY 1, 2",
+    )
+    .bind(serde_json::Value::from(pairs).to_string())
+    .fetch_all(&mut c)
+    .await?
+    {
+        let schema: String = r.try_get(0)?;
+        let table: String = r.try_get(1)?;
+        let owner: String = r.try_get(2)?;
+        let t = format!("{}.{}", pg_ident(&schema), pg_ident(&table));
+        findings.push(Finding {
+            reason: format!("the read role owns the target {t} (as `{owner}`): it can alter, drop or write it"),
+            fix: format!("ALTER TABLE {t} OWNER TO <an administrator role>"),
         });
     }
     if let Some(w) = writer {
@@ -689,6 +775,655 @@ fn scrub(message: &str, url: &str) -> String {
         .chars()
         .take(300)
         .collect()
+}
+
+/// Text for a database error in a report: a category, or the engine's
+/// primary message — never its code, position or server source line, and
+/// never the URL or its password.
+fn db_error_text(engine: Engine, e: &sqlx::Error, url: &str) -> String {
+    if let Some(db) = e.as_database_error() {
+        if let Some(m) = misconfiguration(engine, e) {
+            return m.describe().to_owned();
+        }
+        let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+        let number = db
+            .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+            .map(sqlx::mysql::MySqlDatabaseError::number);
+        return match (code.as_str(), number) {
+            ("28P01" | "28000", _) | (_, Some(1045 | 1698)) => "authentication failed".to_owned(),
+            ("3D000", _) | (_, Some(1049)) => "the database does not exist".to_owned(),
+            _ => format!("the database refused: {}", scrub(db.message(), url)),
+        };
+    }
+    scrub(&e.to_string(), url)
+}
+
+/// The columns each capability reads, selected as the reader with a false
+/// predicate: a missing table or column, or a missing grant, is named with
+/// its capability before any call reaches it.
+async fn capability_checks(
+    cfg: &Config,
+    source_name: &str,
+    engine: Engine,
+    read_url: &str,
+    checks: &mut Vec<Check>,
+) {
+    let caps: Vec<&Capability> = cfg
+        .capabilities
+        .iter()
+        .filter(|c| c.source == source_name)
+        .collect();
+    if caps.is_empty() {
+        return;
+    }
+    let probe = async {
+        let mut c = sqlx::AnyConnection::connect(read_url).await?;
+        let mut out = Vec::new();
+        for cap in &caps {
+            let cols = cap.read_columns();
+            out.push(probe_columns(&mut c, engine, cap, &cols, ColumnUse::Select).await?);
+        }
+        let _ = c.close().await;
+        Ok::<_, sqlx::Error>(out)
+    };
+    match tokio::time::timeout(Duration::from_secs(10), probe).await {
+        Ok(Ok(results)) => {
+            for (cap, result) in caps.iter().zip(results) {
+                let table = shown_table(cap);
+                let n = cap.read_columns().len();
+                match result {
+                    Probe::Ok => check(
+                        checks,
+                        format!("capability {}", cap.name),
+                        Status::Ok,
+                        format!("the read credential can SELECT its {n} column(s) of {table}"),
+                        "",
+                    ),
+                    problem => {
+                        let (reason, fix) = problem.explain(cap, "the read credential", "SELECT");
+                        check(
+                            checks,
+                            format!("capability {}", cap.name),
+                            Status::Fail,
+                            reason,
+                            fix,
+                        );
+                    }
+                }
+            }
+        }
+        Ok(Err(e)) => check(
+            checks,
+            format!("capabilities {source_name}"),
+            Status::Fail,
+            format!(
+                "cannot check the capabilities' columns: {}",
+                db_error_text(engine, &e, read_url)
+            ),
+            "check the read credential",
+        ),
+        Err(_) => check(
+            checks,
+            format!("capabilities {source_name}"),
+            Status::Fail,
+            "no answer within 10 s while checking the capabilities' columns",
+            "check the host, port and firewall",
+        ),
+    }
+}
+
+/// `schema.table` for a message.
+fn shown_table(cap: &Capability) -> String {
+    format!("`{}.{}`", cap.target.schema, cap.target.table)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ColumnUse {
+    Select,
+    /// MySQL/MariaDB only: an `UPDATE … WHERE 1 = 0` in a transaction
+    /// that is rolled back (no row matches; MySQL has no statement triggers).
+    Update,
+}
+
+/// What a probe of some columns found.
+#[derive(Debug, PartialEq, Eq)]
+enum Probe {
+    Ok,
+    MissingTable,
+    /// Columns that do not exist, and columns the credential may not use.
+    Columns {
+        missing: Vec<String>,
+        denied: Vec<String>,
+    },
+    /// Some other database error, as report text.
+    Other(String),
+}
+
+impl Probe {
+    fn explain(&self, cap: &Capability, who: &str, privilege: &str) -> (String, String) {
+        let table = shown_table(cap);
+        let list = |v: &[String]| {
+            v.iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            Probe::Ok => (String::new(), String::new()),
+            Probe::MissingTable => (
+                format!(
+                    "capability `{}`: the table {table} does not exist, or {who} cannot see it",
+                    cap.name
+                ),
+                "create the table, or correct the capability's target in the config".to_owned(),
+            ),
+            Probe::Columns { missing, denied } => {
+                let mut reasons = Vec::new();
+                let mut fixes = Vec::new();
+                if !missing.is_empty() {
+                    reasons.push(format!(
+                        "capability `{}`: column {} of {table} does not exist",
+                        cap.name,
+                        list(missing)
+                    ));
+                    fixes.push(
+                        "add the column, or remove it from the capability (visible_columns, patch, conflict_guard) in the config"
+                            .to_owned(),
+                    );
+                }
+                if !denied.is_empty() {
+                    reasons.push(format!(
+                        "capability `{}`: {who} may not {privilege} column {} of {table}",
+                        cap.name,
+                        list(denied)
+                    ));
+                    let cols: Vec<String> = denied.iter().map(|c| pg_ident(c)).collect();
+                    fixes.push(format!(
+                        "GRANT {privilege} ({}) ON {}.{} TO <that role> (see `airlock writeback grants`)",
+                        cols.join(", "),
+                        pg_ident(&cap.target.schema),
+                        pg_ident(&cap.target.table)
+                    ));
+                }
+                (reasons.join("; "), fixes.join("; "))
+            }
+            Probe::Other(text) => (
+                format!("capability `{}`: {table}: {text}", cap.name),
+                "check the capability's target against the database".to_owned(),
+            ),
+        }
+    }
+}
+
+/// Use `cols` of the capability's table with a false predicate; on a
+/// missing column or grant, each column alone, to name them.
+async fn probe_columns(
+    c: &mut sqlx::AnyConnection,
+    engine: Engine,
+    cap: &Capability,
+    cols: &[&str],
+    how: ColumnUse,
+) -> Result<Probe, sqlx::Error> {
+    let table = table_name(engine, cap);
+    let sql_for = |cols: &[&str]| -> String {
+        let quoted: Vec<String> = cols.iter().map(|col| quote(engine, col)).collect();
+        match how {
+            ColumnUse::Select => format!("SELECT {} FROM {table} WHERE 1 = 0", quoted.join(", ")),
+            ColumnUse::Update => format!(
+                "UPDATE {table} SET {} WHERE 1 = 0",
+                quoted
+                    .iter()
+                    .map(|q| format!("{q} = NULL"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    };
+    let whole = sqlx::raw_sql(sqlx::AssertSqlSafe(sql_for(cols)))
+        .execute(&mut *c)
+        .await;
+    let e = match whole {
+        Ok(_) => return Ok(Probe::Ok),
+        Err(e) => e,
+    };
+    match misconfiguration(engine, &e) {
+        Some(Misconfiguration::MissingTable) => return Ok(Probe::MissingTable),
+        Some(_) => {}
+        None if e.as_database_error().is_some() => {
+            return Ok(Probe::Other(db_error_text(engine, &e, "")));
+        }
+        None => return Err(e),
+    }
+    let mut missing = Vec::new();
+    let mut denied = Vec::new();
+    for col in cols {
+        match sqlx::raw_sql(sqlx::AssertSqlSafe(sql_for(&[col])))
+            .execute(&mut *c)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) => match misconfiguration(engine, &e) {
+                Some(Misconfiguration::MissingColumn) => missing.push((*col).to_owned()),
+                Some(Misconfiguration::PermissionDenied) => denied.push((*col).to_owned()),
+                Some(Misconfiguration::MissingTable) => return Ok(Probe::MissingTable),
+                None if e.as_database_error().is_some() => {
+                    return Ok(Probe::Other(db_error_text(engine, &e, "")));
+                }
+                None => return Err(e),
+            },
+        }
+    }
+    if missing.is_empty() && denied.is_empty() {
+        // The whole statement failed but no column alone does: report it as is.
+        return Ok(Probe::Other(db_error_text(engine, &e, "")));
+    }
+    Ok(Probe::Columns { missing, denied })
+}
+
+/// The columns the writer reads (the row lock and its checks) and sets
+/// (the patch and the version column) for a `sql_update` capability.
+fn writer_columns(cap: &Capability) -> Option<(Vec<&str>, Vec<&str>)> {
+    let p = cap.proposal.as_ref()?;
+    let mut set: Vec<&str> = p.patch.iter().map(|(c, _)| c.as_str()).collect();
+    set.extend(p.version_column());
+    set.dedup();
+    Some((cap.read_columns(), set))
+}
+
+/// As the writer, per `sql_update` proposal capability: SELECT on the
+/// columns the guarded update reads and UPDATE on those it sets
+/// (Postgres: the catalog's privilege functions; MySQL/MariaDB: the
+/// statements themselves with a false predicate, rolled back); and SELECT
+/// and INSERT on each receipt table that exists.
+async fn writer_grant_checks(
+    cfg: &Config,
+    source_name: &str,
+    engine: Engine,
+    write_url: &str,
+    checks: &mut Vec<Check>,
+) {
+    if engine == Engine::Sqlite {
+        return;
+    }
+    let caps: Vec<&Capability> = cfg
+        .capabilities
+        .iter()
+        .filter(|c| c.source == source_name && c.kind == Kind::Proposal)
+        .filter(|c| {
+            c.proposal
+                .as_ref()
+                .is_some_and(|p| matches!(cfg.executor_for(p).spec, ExecutorSpec::SqlUpdate))
+        })
+        .collect();
+    let schemas: std::collections::BTreeSet<&str> =
+        caps.iter().map(|c| c.target.schema.as_str()).collect();
+    let probe = async {
+        let mut c = sqlx::AnyConnection::connect(write_url).await?;
+        let mut tx = c.begin().await?;
+        let mut per_cap = Vec::new();
+        for cap in &caps {
+            let Some((read, set)) = writer_columns(cap) else {
+                continue;
+            };
+            let found = match engine {
+                Engine::Postgres => pg_column_privileges(&mut tx, cap, &read, &set).await?,
+                _ => {
+                    let r = probe_columns(&mut tx, engine, cap, &read, ColumnUse::Select).await?;
+                    if r == Probe::Ok {
+                        (
+                            Probe::Ok,
+                            probe_columns(&mut tx, engine, cap, &set, ColumnUse::Update).await?,
+                        )
+                    } else {
+                        (r, Probe::Ok)
+                    }
+                }
+            };
+            per_cap.push((*cap, found));
+        }
+        let mut receipts = Vec::new();
+        for schema in &schemas {
+            if !receipts_exist(&mut tx, engine, schema).await? {
+                continue;
+            }
+            let lacking = receipt_privileges(&mut tx, engine, schema).await?;
+            if !lacking.is_empty() {
+                receipts.push(((*schema).to_owned(), lacking));
+            }
+        }
+        tx.rollback().await?;
+        Ok::<_, sqlx::Error>((per_cap, receipts))
+    };
+    match tokio::time::timeout(Duration::from_secs(10), probe).await {
+        Ok(Ok((per_cap, receipts))) => {
+            for (cap, (read, set)) in per_cap {
+                let name = format!("writer grants {}", cap.name);
+                if read == Probe::Ok && set == Probe::Ok {
+                    let (_, cols) = writer_columns(cap).unwrap_or_default();
+                    check(
+                        checks,
+                        name,
+                        Status::Ok,
+                        format!(
+                            "the write credential can read the row and UPDATE {} of {}",
+                            cols.iter()
+                                .map(|c| format!("`{c}`"))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            shown_table(cap)
+                        ),
+                        "",
+                    );
+                    continue;
+                }
+                let mut reasons = Vec::new();
+                let mut fixes = Vec::new();
+                for (probe, privilege) in [(&read, "SELECT"), (&set, "UPDATE")] {
+                    if *probe != Probe::Ok {
+                        let (r, f) = probe.explain(cap, "the write credential", privilege);
+                        reasons.push(r);
+                        fixes.push(f);
+                    }
+                }
+                check(
+                    checks,
+                    name,
+                    Status::Fail,
+                    reasons.join("; "),
+                    format!(
+                        "{} (`airlock writeback grants --engine {} --writer-role <role> --config <config>` prints them all)",
+                        fixes.join("; "),
+                        engine.as_str()
+                    ),
+                );
+            }
+            if !receipts.is_empty() {
+                let what: Vec<String> = receipts
+                    .iter()
+                    .map(|(s, l)| format!("{} on `{s}.{RECEIPTS_TABLE}`", l.join(" and ")))
+                    .collect();
+                check(
+                    checks,
+                    format!("receipt grants {source_name}"),
+                    Status::Fail,
+                    format!("the write credential lacks {}", what.join(", ")),
+                    format!(
+                        "GRANT SELECT, INSERT ON the receipt table TO the writer (see `airlock writeback grants --engine {}`)",
+                        engine.as_str()
+                    ),
+                );
+            }
+        }
+        Ok(Err(e)) => check(
+            checks,
+            format!("writer grants {source_name}"),
+            Status::Fail,
+            format!(
+                "cannot check the writer's grants: {}",
+                db_error_text(engine, &e, write_url)
+            ),
+            "check the write credential",
+        ),
+        Err(_) => check(
+            checks,
+            format!("writer grants {source_name}"),
+            Status::Fail,
+            "no answer within 10 s while checking the writer's grants",
+            "check the host, port and firewall",
+        ),
+    }
+}
+
+/// Postgres: which of `read` the writer may not SELECT and which of `set`
+/// it may not UPDATE (or which do not exist), from the catalog.
+async fn pg_column_privileges(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    cap: &Capability,
+    read: &[&str],
+    set: &[&str],
+) -> Result<(Probe, Probe), sqlx::Error> {
+    use sqlx::Row;
+    let regclass = table_name(Engine::Postgres, cap);
+    let exists: Option<String> =
+        sqlx::query("SELECT CAST(pg_catalog.to_regclass($1) AS pg_catalog.text)")
+            .bind(regclass.clone())
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get(0)?;
+    if exists.is_none() {
+        return Ok((Probe::MissingTable, Probe::Ok));
+    }
+    let mut out = Vec::new();
+    for (cols, privilege) in [(read, "SELECT"), (set, "UPDATE")] {
+        let mut missing = Vec::new();
+        let mut denied = Vec::new();
+        for col in cols {
+            let row = sqlx::query(
+                "SELECT CAST(a.attnum AS pg_catalog.text),                         CAST(pg_catalog.has_column_privilege(a.attrelid, a.attnum, $3) AS pg_catalog.text)                    FROM pg_catalog.pg_attribute a                   WHERE a.attrelid = CAST(pg_catalog.to_regclass($1) AS pg_catalog.oid)                     AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+            )
+            .bind(regclass.clone())
+            .bind((*col).to_owned())
+            .bind(privilege)
+            .fetch_optional(&mut **tx)
+            .await?;
+            match row {
+                None => missing.push((*col).to_owned()),
+                Some(r) => {
+                    if r.try_get::<String, _>(1)? != "true" {
+                        denied.push((*col).to_owned());
+                    }
+                }
+            }
+        }
+        out.push(if missing.is_empty() && denied.is_empty() {
+            Probe::Ok
+        } else {
+            Probe::Columns { missing, denied }
+        });
+    }
+    let set_probe = out.pop().unwrap_or(Probe::Ok);
+    let read_probe = out.pop().unwrap_or(Probe::Ok);
+    Ok((read_probe, set_probe))
+}
+
+/// The privileges (`SELECT`, `INSERT`) the writer lacks on the receipt
+/// table of `schema`, which exists.
+async fn receipt_privileges(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    engine: Engine,
+    schema: &str,
+) -> Result<Vec<&'static str>, sqlx::Error> {
+    use sqlx::Row;
+    let mut lacking = Vec::new();
+    match engine {
+        Engine::Postgres => {
+            for privilege in ["SELECT", "INSERT"] {
+                let v: String = sqlx::query(
+                    "SELECT CAST(pg_catalog.has_table_privilege(CAST(pg_catalog.to_regclass($1) AS pg_catalog.oid), $2) AS pg_catalog.text)",
+                )
+                .bind(receipt_table::receipts_regclass(schema))
+                .bind(privilege)
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get(0)?;
+                if v != "true" {
+                    lacking.push(privilege);
+                }
+            }
+        }
+        Engine::Mysql => {
+            let t = format!(
+                "{}.{}",
+                quote(engine, schema),
+                quote(engine, RECEIPTS_TABLE)
+            );
+            // Zero rows either way, and rolled back.
+            for (privilege, sql) in [
+                ("SELECT", format!("SELECT 1 FROM {t} WHERE 1 = 0")),
+                (
+                    "INSERT",
+                    format!("INSERT INTO {t} SELECT * FROM {t} WHERE 1 = 0"),
+                ),
+            ] {
+                if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut **tx)
+                    .await
+                {
+                    if misconfiguration(engine, &e) == Some(Misconfiguration::PermissionDenied) {
+                        lacking.push(privilege);
+                    } else {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Engine::Sqlite => {}
+    }
+    Ok(lacking)
+}
+
+/// MySQL/MariaDB: the reader's own grants (`SHOW GRANTS`) must allow
+/// nothing beyond reading: no `ALL PRIVILEGES`, `SUPER`, write, DDL,
+/// `FILE` or `GRANT OPTION`, on any object.
+async fn mysql_reader_check(
+    name: &str,
+    read_url: &str,
+    schemas: &std::collections::BTreeSet<&str>,
+    checks: &mut Vec<Check>,
+) {
+    use sqlx::Row;
+    let probe = async {
+        let mut c = sqlx::AnyConnection::connect(read_url).await?;
+        let user: String = sqlx::query("SELECT CAST(CURRENT_USER() AS CHAR)")
+            .fetch_one(&mut c)
+            .await?
+            .try_get(0)?;
+        let rows = sqlx::query("SHOW GRANTS").fetch_all(&mut c).await?;
+        let mut lines = Vec::new();
+        for r in rows {
+            lines.push(r.try_get::<String, _>(0)?);
+        }
+        let _ = c.close().await;
+        Ok::<_, sqlx::Error>((user, lines))
+    };
+    let check_name = format!("reader privileges {name}");
+    match tokio::time::timeout(Duration::from_secs(10), probe).await {
+        Ok(Ok((user, lines))) => {
+            let findings: Vec<(String, String)> = lines
+                .iter()
+                .filter_map(|l| mysql_grant_finding(l))
+                .filter(|(_, object)| mysql_object_in(object, schemas))
+                .collect();
+            if findings.is_empty() {
+                check(
+                    checks,
+                    check_name,
+                    Status::Ok,
+                    format!("the read account {user} holds no privilege beyond reading"),
+                    "",
+                );
+            } else {
+                check(
+                    checks,
+                    check_name,
+                    Status::Fail,
+                    format!(
+                        "the read account {user} can do more than read: {}",
+                        findings
+                            .iter()
+                            .map(|(p, o)| format!("{p} on {o}"))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                    findings
+                        .iter()
+                        .map(|(p, o)| format!("REVOKE {p} ON {o} FROM {user}"))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                );
+            }
+        }
+        Ok(Err(e)) => check(
+            checks,
+            check_name,
+            Status::Fail,
+            format!(
+                "cannot check the read account's privileges: {}",
+                db_error_text(Engine::Mysql, &e, read_url)
+            ),
+            "check the read credential",
+        ),
+        Err(_) => check(
+            checks,
+            check_name,
+            Status::Fail,
+            "no answer within 10 s while checking the read account's privileges",
+            "check the host, port and firewall",
+        ),
+    }
+}
+
+/// Whether a `SHOW GRANTS` object (`*.*`, `` `db`.* ``, `` `db`.`t` ``)
+/// covers one of the target databases (a `%` pattern counts).
+fn mysql_object_in(object: &str, schemas: &std::collections::BTreeSet<&str>) -> bool {
+    let db = match object.strip_prefix('`').and_then(|o| o.split_once("`.")) {
+        Some((db, _)) => db.replace("\\_", "_").replace("\\%", "%"),
+        None => object.split('.').next().unwrap_or("").to_owned(),
+    };
+    db == "*" || db.contains('%') || schemas.contains(db.as_str())
+}
+
+/// Privileges a MySQL/MariaDB read account must not hold.
+const MYSQL_NOT_FOR_READERS: &[&str] = &[
+    "ALL PRIVILEGES",
+    "ALL",
+    "SUPER",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "DELETE HISTORY",
+    "CREATE",
+    "DROP",
+    "ALTER",
+    "INDEX",
+    "TRIGGER",
+    "CREATE VIEW",
+    "CREATE ROUTINE",
+    "ALTER ROUTINE",
+    "FILE",
+    "GRANT OPTION",
+];
+
+/// One `SHOW GRANTS` line: the privileges a reader must not hold, and the
+/// object (`*.*`, `` `db`.* ``, `` `db`.`t` ``). Role and proxy grants and
+/// the password clause are ignored; nothing of the line is echoed but the
+/// privilege names and the object.
+fn mysql_grant_finding(line: &str) -> Option<(String, String)> {
+    let rest = line.strip_prefix("GRANT ")?;
+    let (privs, after) = rest.split_once(" ON ")?;
+    let (object, tail) = after.split_once(" TO ")?;
+    let mut bad = Vec::new();
+    let mut depth = 0;
+    let mut current = String::new();
+    for ch in privs.chars().chain(std::iter::once(',')) {
+        match ch {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                let name = current.trim().to_ascii_uppercase();
+                if MYSQL_NOT_FOR_READERS.contains(&name.as_str()) {
+                    bad.push(name);
+                }
+                current.clear();
+            }
+            c if depth == 0 => current.push(c),
+            _ => {}
+        }
+    }
+    if tail.contains("WITH GRANT OPTION") {
+        bad.push("GRANT OPTION".to_owned());
+    }
+    (!bad.is_empty()).then(|| (bad.join(", "), object.trim().to_owned()))
 }
 
 async fn socket_checks(cfg: &Config, config_path: &Path, checks: &mut Vec<Check>) {
@@ -867,7 +1602,91 @@ async fn handler_checks(cfg: &Config, checks: &mut Vec<Check>) {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_search_path;
+    use super::{Check, Status, mysql_grant_finding, mysql_object_in, parse_search_path, summary};
+
+    #[test]
+    fn mysql_grant_objects_are_matched_to_the_target_databases() {
+        let schemas = ["app_db"].into_iter().collect();
+        for (object, covers) in [
+            ("*.*", true),
+            ("`app_db`.*", true),
+            ("`app\\_db`.*", true),
+            ("`app_db`.`invoices`", true),
+            ("`a%`.*", true),
+            ("`other`.*", false),
+            ("`other`.`app_db`", false),
+        ] {
+            assert_eq!(mysql_object_in(object, &schemas), covers, "{object}");
+        }
+    }
+
+    fn c(status: Status) -> Check {
+        Check {
+            check: "x".into(),
+            status,
+            reason: String::new(),
+            fix: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_a_clean_report_says_all_checks_passed() {
+        assert_eq!(
+            summary(&[c(Status::Ok), c(Status::Ok)]),
+            "All checks passed."
+        );
+        assert_eq!(
+            summary(&[c(Status::Ok), c(Status::Warn)]),
+            "0 check(s) failed, 1 warned, 1 passed."
+        );
+        assert_eq!(
+            summary(&[c(Status::Fail), c(Status::Warn), c(Status::Fail)]),
+            "2 check(s) failed, 1 warned, 0 passed."
+        );
+    }
+
+    #[test]
+    fn mysql_grants_beyond_reading_are_found() {
+        let u = "TO `airlock_reader`@`%`";
+        assert_eq!(
+            mysql_grant_finding(&format!("GRANT SELECT ON `app`.* {u}")),
+            None
+        );
+        assert_eq!(
+            mysql_grant_finding(&format!(
+                "GRANT USAGE ON *.* {u} IDENTIFIED BY PASSWORD '*ABC'"
+            )),
+            None
+        );
+        assert_eq!(mysql_grant_finding(&format!("GRANT `role1` {u}")), None);
+        assert_eq!(
+            mysql_grant_finding(&format!(
+                "GRANT SELECT, INSERT, UPDATE (a, b) ON `app`.`t` {u}"
+            )),
+            Some(("INSERT, UPDATE".into(), "`app`.`t`".into()))
+        );
+        assert_eq!(
+            mysql_grant_finding(&format!("GRANT ALL PRIVILEGES ON `app`.* {u}")),
+            Some(("ALL PRIVILEGES".into(), "`app`.*".into()))
+        );
+        assert_eq!(
+            mysql_grant_finding(&format!(
+                "GRANT SUPER ON *.* {u} IDENTIFIED BY PASSWORD '*SECRET'"
+            )),
+            Some(("SUPER".into(), "*.*".into()))
+        );
+        assert_eq!(
+            mysql_grant_finding(&format!("GRANT SELECT ON `app`.* {u} WITH GRANT OPTION")),
+            Some(("GRANT OPTION".into(), "`app`.*".into()))
+        );
+        // A column named like a privilege is not a privilege.
+        assert_eq!(
+            mysql_grant_finding(&format!(
+                "GRANT SELECT (`delete`, `update`) ON `app`.`t` {u}"
+            )),
+            None
+        );
+    }
 
     #[test]
     fn search_path_settings_name_their_schemas() {

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_policy::config::{Capability, Engine, Source};
+use airlock_policy::db_error::{Misconfiguration, classify};
 use airlock_policy::secrets::redact;
 use airlock_policy::statement::{
     BoundStatement, NextVersion, WriteDialect, receipt_insert, receipt_lookup, receipts_ddl,
@@ -57,6 +58,33 @@ impl std::fmt::Debug for WritePools {
 fn failed(code: &str, what: &str, err: &dyn std::fmt::Display, secrets: &[String]) -> Outcome {
     let detail = redact(&format!("{what}: {err}"), secrets);
     Outcome::failed(code, detail.chars().take(500).collect::<String>())
+}
+
+/// A database error that means the writer cannot use the target as the
+/// capability needs (a missing table or column, a missing grant): the code
+/// `SOURCE_MISCONFIGURED` and the executor's own words — the engine's text
+/// (positions, source lines of the server) stays out of the ledger.
+fn misconfigured(engine: Engine, cap: &Capability, what: &str, e: &sqlx::Error) -> Option<Outcome> {
+    let category = misconfiguration(engine, e)?;
+    Some(Outcome::failed(
+        "SOURCE_MISCONFIGURED",
+        format!(
+            "{what}: {} (`{}`.`{}`, as the write credential); nothing was written. Run `airlock doctor`: it names the table, column or grant",
+            category.describe(),
+            cap.target.schema,
+            cap.target.table
+        ),
+    ))
+}
+
+/// The category of `e`, if it is a setup problem.
+pub(crate) fn misconfiguration(engine: Engine, e: &sqlx::Error) -> Option<Misconfiguration> {
+    let db = e.as_database_error()?;
+    let code = db.code();
+    let number = db
+        .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+        .map(sqlx::mysql::MySqlDatabaseError::number);
+    classify(engine, code.as_deref(), number, db.message())
 }
 
 impl WritePools {
@@ -362,6 +390,10 @@ pub async fn apply(
     let types = match pools.column_types(&mut conn, source_id, engine, cap).await {
         Ok(t) => t,
         Err(e) => {
+            if let Some(o) = misconfigured(engine, cap, "cannot read the table's column types", &e)
+            {
+                return o;
+            }
             return failed(
                 "SOURCE_UNAVAILABLE",
                 "cannot read the table's column types",
@@ -382,6 +414,16 @@ pub async fn apply(
     {
         Ok(()) => {}
         Err(ReceiptTableError::Database(e)) => {
+            if let Some(category) = misconfiguration(engine, &e) {
+                return Outcome::failed(
+                    "RECEIPT_TABLE_UNAVAILABLE",
+                    format!(
+                        "cannot create or find the receipt table in `{}`: {}; nothing was written. Run `airlock writeback migration` and `airlock writeback grants`, then `airlock doctor`",
+                        cap.target.schema,
+                        category.describe()
+                    ),
+                );
+            }
             return failed(
                 "RECEIPT_TABLE_UNAVAILABLE",
                 "cannot create or find the receipt table (run `airlock writeback migration`)",
@@ -401,12 +443,20 @@ pub async fn apply(
     fault::point("before_transaction");
     match run_transaction(&mut conn, engine, cap, job, read_row, &types).await {
         Ok(outcome) => outcome,
-        Err(e) => failed(
-            "WRITE_FAILED",
+        Err(e) => misconfigured(
+            engine,
+            cap,
             "the guarded update failed and was rolled back",
             &e,
-            &secrets,
-        ),
+        )
+        .unwrap_or_else(|| {
+            failed(
+                "WRITE_FAILED",
+                "the guarded update failed and was rolled back",
+                &e,
+                &secrets,
+            )
+        }),
     }
 }
 

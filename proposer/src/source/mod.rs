@@ -66,6 +66,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_policy::config::Engine;
+use airlock_policy::db_error::{Misconfiguration, classify};
 use airlock_policy::secrets::{redact, url_password};
 use airlock_policy::statement::{LookupParam, Statement};
 use serde_json::{Map, Value};
@@ -127,6 +128,16 @@ pub enum SourceError {
     #[error("the {engine} source refused the read: {detail}; {hint}")]
     Query {
         engine: &'static str,
+        detail: String,
+        hint: &'static str,
+    },
+
+    /// The statement names a table or column the database does not have, or
+    /// the read credential may not read it: no retry can fix it.
+    #[error("the {engine} source cannot serve this read ({}): {detail}; {hint}", what.describe())]
+    Misconfigured {
+        engine: &'static str,
+        what: Misconfiguration,
         detail: String,
         hint: &'static str,
     },
@@ -666,18 +677,28 @@ impl SourcePool {
                 if timed_out {
                     return self.timeout("the statement timeout");
                 }
+                if let Some(what) = classify(engine, Some(code.as_str()), number, db.message()) {
+                    return SourceError::Misconfigured {
+                        engine: engine.as_str(),
+                        what,
+                        detail: db_detail(db.as_ref(), scrub),
+                        hint: match what {
+                            Misconfiguration::PermissionDenied => {
+                                "grant the read credential SELECT on the capability's table and columns; `airlock doctor` names them"
+                            }
+                            _ => {
+                                "check that the schema, table and columns named in the config exist; `airlock doctor` names the missing one"
+                            }
+                        },
+                    };
+                }
                 let hint = match (engine, code.as_str(), number, sqlite_primary) {
                     (Engine::Postgres, "25006", _, _)
                     | (Engine::Mysql, _, Some(1792), _)
                     | (Engine::Sqlite, _, _, Some(8)) => {
                         "the read session is read-only; Airlock's reads never write"
                     }
-                    (Engine::Postgres, "42501", _, _)
-                    | (Engine::Mysql, _, Some(1142 | 1143 | 1044), _) => {
-                        "grant the read credential SELECT on the capability's table and columns"
-                    }
-                    (Engine::Postgres, "42P01" | "42703" | "3F000", _, _)
-                    | (Engine::Mysql, _, Some(1146 | 1054 | 1049), _) => {
+                    (Engine::Mysql, _, Some(1049), _) => {
                         "check that the schema, table and columns named in the config exist"
                     }
                     (Engine::Sqlite, _, _, Some(1)) => {
