@@ -13,9 +13,10 @@ use airlock_policy::config::{
     Target, TransitionGuard,
 };
 use airlock_policy::statement::{
-    Bind, BoundStatement, LookupParam, NextVersion, RowCheck, Statement, WriteDialect,
-    RECEIPT_COLUMNS, RECEIPTS_TABLE, is_text_type, receipt_insert, receipt_lookup, receipts_ddl, select_row, table_name,
-    tenant_predicate, writeback_checks, writeback_lock, writeback_new_version, writeback_update,
+    Bind, BoundStatement, LookupParam, NextVersion, RECEIPT_COLUMNS, RECEIPTS_TABLE, RowCheck,
+    Statement, WriteDialect, is_text_type, receipt_insert, receipt_lookup, receipts_ddl,
+    select_row, table_name, tenant_predicate, writeback_checks, writeback_lock,
+    writeback_new_version, writeback_update,
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
