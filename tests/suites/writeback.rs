@@ -869,7 +869,21 @@ fn another_shape_is_refused(db: Database, ddl: &str, missing: &str) {
         "no receipt was written"
     );
     // Doctor reports the same.
-    let out = l.cli(&["doctor", "--json"]);
+    let socket_dir = l.exec.socket_dir.to_str().unwrap().to_owned();
+    let out = std::process::Command::new(airlock_tests::bin("airlock"))
+        .args(["doctor", "--json", "--config"])
+        .arg(&l.exec.config_path)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .envs([
+            ("APP_READ_URL", db.read_url.as_str()),
+            ("APP_WRITE_URL", db.write_url.as_str()),
+            ("APP_TENANT_ID", "acme"),
+            ("APP_PRINCIPAL", "agent"),
+            ("AIRLOCK_SOCKET_DIR", socket_dir.as_str()),
+        ])
+        .output()
+        .unwrap();
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     let check = report["checks"]
         .as_array()

@@ -187,7 +187,7 @@ pub async fn inspect_postgres(
 /// The fix for a receipt table of the wrong shape or kind.
 fn fix(engine: Engine, schema: &str, receipts: &str) -> String {
     format!(
-        "Fix: move it aside (ALTER TABLE {receipts} RENAME TO ...), create it with the DDL from `airlock writeback migration --engine {} --schema {schema}` and grant the writer SELECT, INSERT on it",
+        "Fix: rename it aside, create {receipts} with the DDL from `airlock writeback migration --engine {} --schema {schema}` and grant the writer SELECT, INSERT on it",
         engine.as_str()
     )
 }
@@ -198,6 +198,8 @@ fn no_unique_key(engine: Engine, schema: &str, receipts: &str) -> String {
         fix(engine, schema, receipts)
     )
 }
+
+const MAX_UNEXPECTED_SHOWN: usize = 5;
 
 /// Why a receipt table with the `found` columns is not Synapsor Runner's
 /// (`expected`), naming the missing and the unexpected columns; `None` when
@@ -222,10 +224,23 @@ pub fn shape_problem(
     if missing.is_empty() && unexpected.is_empty() {
         return None;
     }
+    // Every missing column is named (at most seven); unexpected ones up to
+    // five, so the message stays short enough to show whole.
+    let mut extra = unexpected
+        .iter()
+        .take(MAX_UNEXPECTED_SHOWN)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if unexpected.len() > MAX_UNEXPECTED_SHOWN {
+        extra.push_str(&format!(
+            " and {} more",
+            unexpected.len() - MAX_UNEXPECTED_SHOWN
+        ));
+    }
     Some(format!(
-        "{receipts} does not have the columns of Synapsor Runner's receipt table (missing: [{}]; unexpected: [{}]). {}",
+        "{receipts} does not have the columns of Synapsor Runner's receipt table (missing: [{}]; unexpected: [{extra}]). {}",
         missing.join(", "),
-        unexpected.join(", "),
         fix(engine, schema, receipts)
     ))
 }
@@ -448,9 +463,9 @@ mod tests {
         else {
             panic!("the old shape was accepted")
         };
-        assert!(why.starts_with(&format!("{t} does not have the columns of Synapsor Runner's receipt table (missing: [job_id, result_hash, created_at, completed_at]; unexpected: [writeback_job_id, runner_id, rows_affected, target_table, object_id, tenant_id, previous_version, new_version, proposal_hash, executed_at]).")), "{why}");
+        assert!(why.starts_with(&format!("{t} does not have the columns of Synapsor Runner's receipt table (missing: [job_id, result_hash, created_at, completed_at]; unexpected: [writeback_job_id, runner_id, rows_affected, target_table, object_id and 5 more]).")), "{why}");
         assert!(
-            why.contains(" Fix: move it aside (ALTER TABLE `app`.`synapsor_writeback_receipts` RENAME TO ...), create it with the DDL from `airlock writeback migration --engine mysql --schema app`"),
+            why.ends_with(" Fix: rename it aside, create `app`.`synapsor_writeback_receipts` with the DDL from `airlock writeback migration --engine mysql --schema app` and grant the writer SELECT, INSERT on it"),
             "{why}"
         );
         // Only job_id missing.
@@ -471,6 +486,20 @@ mod tests {
             judge(Engine::Mysql, "app", true, "BASE TABLE", &extra, true),
             Trust::Untrusted(w) if w.contains("(missing: []; unexpected: [note])")
         ));
+        // Five unexpected columns are all named; the sixth is counted.
+        for (n, shown) in [(5, "[a, b, c, d, e]"), (6, "[a, b, c, d, e and 1 more]")] {
+            let mut cols = expected_names();
+            cols.extend(
+                ["a", "b", "c", "d", "e", "f"]
+                    .iter()
+                    .take(n)
+                    .map(|c| (*c).to_owned()),
+            );
+            assert!(matches!(
+                judge(Engine::Mysql, "app", true, "BASE TABLE", &cols, true),
+                Trust::Untrusted(w) if w.contains(&format!("unexpected: {shown})"))
+            ));
+        }
         // A view, or no unique key on idempotency_key.
         assert!(matches!(
             judge(Engine::Mysql, "app", false, "VIEW", &expected_names(), true),

@@ -392,11 +392,14 @@ pub async fn apply(
             );
         }
         Err(ReceiptTableError::Untrusted(why)) => {
-            return failed(
-                "RECEIPT_TABLE_UNTRUSTED",
-                "refused to trust the receipt table; nothing was written",
-                &why,
+            // Airlock's own text (catalog names and the fix), shown whole.
+            let detail = redact(
+                &format!("refused to trust the receipt table; nothing was written: {why}"),
                 &secrets,
+            );
+            return Outcome::failed(
+                "RECEIPT_TABLE_UNTRUSTED",
+                detail.chars().take(1000).collect::<String>(),
             );
         }
     }
