@@ -426,55 +426,79 @@ pub fn writeback_new_version(
     })
 }
 
-/// Name of the idempotency-receipt table (compatible with Synapsor Runner).
+/// Name of the idempotency-receipt table: Synapsor Runner's.
 pub const RECEIPTS_TABLE: &str = "synapsor_writeback_receipts";
 
-/// `CREATE TABLE IF NOT EXISTS` for the receipt table in `schema`.
-pub fn receipts_ddl(engine: Engine, schema: &str) -> String {
-    let t = format!(
+/// The receipt table's columns, in order: exactly Synapsor Runner's, so a
+/// database prepared for Synapsor Runner works as it is (Airlock's richer
+/// detail — versions, rows affected, the proposal hash — is in its ledger).
+pub const RECEIPT_COLUMNS: [&str; 7] = [
+    "idempotency_key",
+    "job_id",
+    "proposal_id",
+    "status",
+    "result_hash",
+    "created_at",
+    "completed_at",
+];
+
+/// The current time as the receipt table stores it.
+fn receipt_now(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Postgres => "pg_catalog.now()",
+        Engine::Mysql => "CURRENT_TIMESTAMP(6)",
+        Engine::Sqlite => "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+    }
+}
+
+fn receipts_name(engine: Engine, schema: &str) -> String {
+    format!(
         "{}.{}",
         quote(engine, schema),
         quote(engine, RECEIPTS_TABLE)
-    );
-    let (text, key, ts, now) = match engine {
-        Engine::Postgres => ("text", "text", "timestamptz", "pg_catalog.now()"),
-        Engine::Mysql => (
-            "TEXT",
-            "VARCHAR(255)",
-            "TIMESTAMP(6)",
-            "CURRENT_TIMESTAMP(6)",
-        ),
-        Engine::Sqlite => (
-            "TEXT",
-            "TEXT",
-            "TEXT",
-            "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-        ),
-    };
-    format!(
-        "CREATE TABLE IF NOT EXISTS {t} (\n  idempotency_key {key} PRIMARY KEY,\n  proposal_id {text} NOT NULL,\n  writeback_job_id {text} NOT NULL,\n  runner_id {text} NOT NULL,\n  status {text} NOT NULL,\n  rows_affected INTEGER NOT NULL,\n  target_table {text} NOT NULL,\n  object_id {text} NOT NULL,\n  tenant_id {text},\n  previous_version {text},\n  new_version {text},\n  proposal_hash {text} NOT NULL,\n  executed_at {ts} NOT NULL DEFAULT {now}\n)"
     )
 }
 
-/// Look up a receipt by idempotency key: `(status, previous_version, new_version)`.
+/// `CREATE TABLE IF NOT EXISTS` for the receipt table in `schema`: Synapsor
+/// Runner's columns and types (SQLite, which Synapsor Runner does not
+/// serve, stores text).
+pub fn receipts_ddl(engine: Engine, schema: &str) -> String {
+    let t = receipts_name(engine, schema);
+    match engine {
+        Engine::Postgres => format!(
+            "CREATE TABLE IF NOT EXISTS {t} (\n  idempotency_key text PRIMARY KEY,\n  job_id text UNIQUE NOT NULL,\n  proposal_id text NOT NULL,\n  status text NOT NULL,\n  result_hash text,\n  created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),\n  completed_at timestamptz\n)"
+        ),
+        Engine::Mysql => format!(
+            "CREATE TABLE IF NOT EXISTS {t} (\n  idempotency_key varchar(255) PRIMARY KEY,\n  job_id varchar(255) UNIQUE NOT NULL,\n  proposal_id varchar(512) NOT NULL,\n  status varchar(64) NOT NULL,\n  result_hash varchar(128),\n  created_at timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),\n  completed_at timestamp(6) NULL\n)"
+        ),
+        Engine::Sqlite => format!(
+            "CREATE TABLE IF NOT EXISTS {t} (\n  idempotency_key TEXT PRIMARY KEY,\n  job_id TEXT UNIQUE NOT NULL,\n  proposal_id TEXT NOT NULL,\n  status TEXT NOT NULL,\n  result_hash TEXT,\n  created_at TEXT NOT NULL DEFAULT ({}),\n  completed_at TEXT\n)",
+            receipt_now(engine)
+        ),
+    }
+}
+
+/// Look up a receipt by idempotency key: `(job_id, status, result_hash)`.
 pub fn receipt_lookup(engine: Engine, schema: &str) -> String {
     format!(
-        "SELECT status, previous_version, new_version FROM {}.{} WHERE idempotency_key = {}",
-        quote(engine, schema),
-        quote(engine, RECEIPTS_TABLE),
+        "SELECT job_id, status, result_hash FROM {} WHERE idempotency_key = {}",
+        receipts_name(engine, schema),
         placeholder(engine, 1)
     )
 }
 
-/// Insert a receipt (12 parameters, in the column order of `receipts_ddl`
-/// without `executed_at`).
+/// Record an applied change: 4 parameters (`idempotency_key`, `job_id`,
+/// `proposal_id`, `result_hash`); status `applied`, completed now.
 pub fn receipt_insert(engine: Engine, schema: &str) -> String {
-    let ph: Vec<String> = (1..=12).map(|n| placeholder(engine, n)).collect();
+    let ph: Vec<String> = (1..=4).map(|n| placeholder(engine, n)).collect();
     format!(
-        "INSERT INTO {}.{} (idempotency_key, proposal_id, writeback_job_id, runner_id, status, rows_affected, target_table, object_id, tenant_id, previous_version, new_version, proposal_hash) VALUES ({})",
-        quote(engine, schema),
-        quote(engine, RECEIPTS_TABLE),
-        ph.join(", ")
+        "INSERT INTO {} (idempotency_key, job_id, proposal_id, status, result_hash, completed_at) VALUES ({}, {}, {}, 'applied', {}, {})",
+        receipts_name(engine, schema),
+        ph[0],
+        ph[1],
+        ph[2],
+        ph[3],
+        receipt_now(engine)
     )
 }
 

@@ -13,9 +13,10 @@ use airlock_policy::config::{
     Target, TransitionGuard,
 };
 use airlock_policy::statement::{
-    Bind, BoundStatement, LookupParam, NextVersion, RowCheck, Statement, WriteDialect,
-    is_text_type, receipt_insert, receipt_lookup, receipts_ddl, select_row, table_name,
-    tenant_predicate, writeback_checks, writeback_lock, writeback_new_version, writeback_update,
+    Bind, BoundStatement, LookupParam, NextVersion, RECEIPT_COLUMNS, RECEIPTS_TABLE, RowCheck,
+    Statement, WriteDialect, is_text_type, receipt_insert, receipt_lookup, receipts_ddl,
+    select_row, table_name, tenant_predicate, writeback_checks, writeback_lock,
+    writeback_new_version, writeback_update,
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -734,87 +735,99 @@ fn new_version_exact_text_for_every_engine() {
 
 #[test]
 fn receipts_ddl_exact_text_for_every_engine() {
+    // Synapsor Runner's receipt table, column for column and type for type
+    // (examples/*/seed/001_schema.sql of Synapsor Runner 1.x).
     assert_eq!(
         receipts_ddl(Engine::Postgres, "airlock"),
         "CREATE TABLE IF NOT EXISTS \"airlock\".\"synapsor_writeback_receipts\" (
   idempotency_key text PRIMARY KEY,
+  job_id text UNIQUE NOT NULL,
   proposal_id text NOT NULL,
-  writeback_job_id text NOT NULL,
-  runner_id text NOT NULL,
   status text NOT NULL,
-  rows_affected INTEGER NOT NULL,
-  target_table text NOT NULL,
-  object_id text NOT NULL,
-  tenant_id text,
-  previous_version text,
-  new_version text,
-  proposal_hash text NOT NULL,
-  executed_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+  result_hash text,
+  created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  completed_at timestamptz
 )"
     );
     assert_eq!(
         receipts_ddl(Engine::Mysql, "airlock"),
         "CREATE TABLE IF NOT EXISTS `airlock`.`synapsor_writeback_receipts` (
-  idempotency_key VARCHAR(255) PRIMARY KEY,
-  proposal_id TEXT NOT NULL,
-  writeback_job_id TEXT NOT NULL,
-  runner_id TEXT NOT NULL,
-  status TEXT NOT NULL,
-  rows_affected INTEGER NOT NULL,
-  target_table TEXT NOT NULL,
-  object_id TEXT NOT NULL,
-  tenant_id TEXT,
-  previous_version TEXT,
-  new_version TEXT,
-  proposal_hash TEXT NOT NULL,
-  executed_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+  idempotency_key varchar(255) PRIMARY KEY,
+  job_id varchar(255) UNIQUE NOT NULL,
+  proposal_id varchar(512) NOT NULL,
+  status varchar(64) NOT NULL,
+  result_hash varchar(128),
+  created_at timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  completed_at timestamp(6) NULL
 )"
     );
     assert_eq!(
         receipts_ddl(Engine::Sqlite, "main"),
         "CREATE TABLE IF NOT EXISTS \"main\".\"synapsor_writeback_receipts\" (
   idempotency_key TEXT PRIMARY KEY,
+  job_id TEXT UNIQUE NOT NULL,
   proposal_id TEXT NOT NULL,
-  writeback_job_id TEXT NOT NULL,
-  runner_id TEXT NOT NULL,
   status TEXT NOT NULL,
-  rows_affected INTEGER NOT NULL,
-  target_table TEXT NOT NULL,
-  object_id TEXT NOT NULL,
-  tenant_id TEXT,
-  previous_version TEXT,
-  new_version TEXT,
-  proposal_hash TEXT NOT NULL,
-  executed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+  result_hash TEXT,
+  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+  completed_at TEXT
 )"
     );
+}
+
+#[test]
+fn receipt_columns_are_synapsors_seven_in_ddl_order() {
+    assert_eq!(RECEIPTS_TABLE, "synapsor_writeback_receipts");
+    assert_eq!(
+        RECEIPT_COLUMNS,
+        [
+            "idempotency_key",
+            "job_id",
+            "proposal_id",
+            "status",
+            "result_hash",
+            "created_at",
+            "completed_at"
+        ]
+    );
+    // Every engine's DDL declares exactly these columns, in this order.
+    for engine in [Engine::Postgres, Engine::Mysql, Engine::Sqlite] {
+        let ddl = receipts_ddl(engine, "s");
+        let declared: Vec<&str> = ddl
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.trim().split(' ').next())
+            .filter(|w| !w.is_empty() && *w != ")")
+            .collect();
+        assert_eq!(declared, RECEIPT_COLUMNS, "{ddl}");
+    }
 }
 
 #[test]
 fn receipt_lookup_and_insert_exact_text_for_every_engine() {
     assert_eq!(
         receipt_lookup(Engine::Postgres, "airlock"),
-        "SELECT status, previous_version, new_version FROM \"airlock\".\"synapsor_writeback_receipts\" WHERE idempotency_key = $1"
+        "SELECT job_id, status, result_hash FROM \"airlock\".\"synapsor_writeback_receipts\" WHERE idempotency_key = $1"
     );
     assert_eq!(
         receipt_lookup(Engine::Mysql, "airlock"),
-        "SELECT status, previous_version, new_version FROM `airlock`.`synapsor_writeback_receipts` WHERE idempotency_key = ?"
+        "SELECT job_id, status, result_hash FROM `airlock`.`synapsor_writeback_receipts` WHERE idempotency_key = ?"
     );
     assert_eq!(
         receipt_lookup(Engine::Sqlite, "main"),
-        "SELECT status, previous_version, new_version FROM \"main\".\"synapsor_writeback_receipts\" WHERE idempotency_key = ?"
+        "SELECT job_id, status, result_hash FROM \"main\".\"synapsor_writeback_receipts\" WHERE idempotency_key = ?"
     );
     assert_eq!(
         receipt_insert(Engine::Postgres, "airlock"),
-        "INSERT INTO \"airlock\".\"synapsor_writeback_receipts\" (idempotency_key, proposal_id, writeback_job_id, runner_id, status, rows_affected, target_table, object_id, tenant_id, previous_version, new_version, proposal_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        "INSERT INTO \"airlock\".\"synapsor_writeback_receipts\" (idempotency_key, job_id, proposal_id, status, result_hash, completed_at) VALUES ($1, $2, $3, 'applied', $4, pg_catalog.now())"
     );
     assert_eq!(
         receipt_insert(Engine::Mysql, "airlock"),
-        "INSERT INTO `airlock`.`synapsor_writeback_receipts` (idempotency_key, proposal_id, writeback_job_id, runner_id, status, rows_affected, target_table, object_id, tenant_id, previous_version, new_version, proposal_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO `airlock`.`synapsor_writeback_receipts` (idempotency_key, job_id, proposal_id, status, result_hash, completed_at) VALUES (?, ?, ?, 'applied', ?, CURRENT_TIMESTAMP(6))"
     );
     assert_eq!(
         receipt_insert(Engine::Sqlite, "main"),
-        "INSERT INTO \"main\".\"synapsor_writeback_receipts\" (idempotency_key, proposal_id, writeback_job_id, runner_id, status, rows_affected, target_table, object_id, tenant_id, previous_version, new_version, proposal_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO \"main\".\"synapsor_writeback_receipts\" (idempotency_key, job_id, proposal_id, status, result_hash, completed_at) VALUES (?, ?, ?, 'applied', ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
     );
 }
 

@@ -240,10 +240,8 @@ fn a_receipt_table_planted_by_the_reader_is_refused() {
             "{};
              GRANT SELECT, INSERT ON public.synapsor_writeback_receipts TO synapsor_writer;
              INSERT INTO public.synapsor_writeback_receipts
-               (idempotency_key, proposal_id, writeback_job_id, runner_id, status, rows_affected,
-                target_table, object_id, tenant_id, previous_version, new_version, proposal_hash)
-             VALUES ('{key}', '{id}', 'wbj_planted', 'airlock-executor', 'applied', 1,
-                     'public.invoices', 'INV-3001', 'acme', NULL, NULL, 'sha256:planted')",
+               (idempotency_key, job_id, proposal_id, status, result_hash)
+             VALUES ('{key}', 'wbj_planted', '{id}', 'applied', 'sha256:planted')",
             receipts_ddl(Engine::Postgres, "public")
         ),
     )
@@ -261,7 +259,7 @@ fn a_receipt_table_planted_by_the_reader_is_refused() {
         .fetch_optional(&mut w)
         .await
         .unwrap()
-        .map(|r| r.get::<String, _>(0))
+        .map(|r| r.get::<String, _>(1))
     });
     assert_eq!(planted.as_deref(), Some("applied"));
 
@@ -322,8 +320,14 @@ fn a_receipt_table_planted_by_the_reader_is_refused() {
         "{out}"
     );
     assert!(
+        out.to_string().contains(
+            "does not have the columns of Synapsor Runner's receipt table (missing: [job_id text, proposal_id text, result_hash text, created_at timestamp with time zone, completed_at timestamp with time zone]; unexpected: [previous_version text, new_version text])"
+        ),
+        "{out}"
+    );
+    assert!(
         out.to_string()
-            .contains("does not have the columns Airlock creates"),
+            .contains("airlock writeback migration --engine postgres --schema public"),
         "{out}"
     );
     assert_eq!(invoice(&db, "INV-3001"), before);

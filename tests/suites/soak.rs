@@ -564,7 +564,7 @@ fn soak_proposers_and_operator_lose_nothing_and_apply_once() {
     }
     let source_receipts = query_strings(
         &db,
-        "SELECT proposal_id, object_id, status, CAST(rows_affected AS TEXT), idempotency_key FROM synapsor_writeback_receipts",
+        "SELECT proposal_id, status, idempotency_key, job_id, result_hash, CAST(completed_at IS NOT NULL AS TEXT) FROM synapsor_writeback_receipts",
     );
     assert_eq!(
         source_receipts.len(),
@@ -573,30 +573,27 @@ fn soak_proposers_and_operator_lose_nothing_and_apply_once() {
     );
     for r in &source_receipts {
         let id = r[0].as_deref().unwrap();
-        let object = r[1].as_deref().unwrap();
         assert!(
             applied_set.contains(id),
             "receipt for an unapplied proposal: {r:?}"
         );
+        let object = ledger_map.get(id).map(String::as_str).unwrap_or_default();
+        assert_eq!(r[1].as_deref(), Some("applied"), "{r:?}");
         assert_eq!(
-            ledger_map.get(id).map(String::as_str),
-            Some(object),
-            "{r:?}"
-        );
-        assert_eq!(r[2].as_deref(), Some("applied"), "{r:?}");
-        assert_eq!(r[3].as_deref(), Some("1"), "{r:?}");
-        assert_eq!(
-            r[4].as_deref(),
+            r[2].as_deref(),
             Some(format!("{id}:{object}").as_str()),
             "{r:?}"
         );
+        assert!(r[3].as_deref().unwrap().starts_with("wbj_"), "{r:?}");
+        assert!(r[4].as_deref().unwrap().starts_with("sha256:"), "{r:?}");
+        assert_eq!(r[5].as_deref(), Some("true"), "{r:?}");
     }
     let rows = query_strings(
         &db,
         "SELECT CAST(count(*) AS TEXT),
                 CAST(count(*) FILTER (WHERE i.late_fee_cents = 0 AND i.waiver_reason = 'soak waiver ' || i.id) AS TEXT),
                 CAST(count(*) FILTER (WHERE u.n = 1) AS TEXT)
-         FROM invoices i JOIN synapsor_writeback_receipts r ON r.object_id = i.id
+         FROM invoices i JOIN synapsor_writeback_receipts r ON r.idempotency_key = r.proposal_id || ':' || i.id
          LEFT JOIN invoice_updates u ON u.id = i.id",
     );
     let n = applied.len().to_string();

@@ -608,3 +608,336 @@ fn writeback_helpers_print_ddl_and_least_privilege_grants() {
         "never a column outside allowed_columns: {grants}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// The receipt table is Synapsor Runner's: a database prepared for Synapsor
+// Runner (its exact DDL, created by the administrator) and a least-privilege
+// writer that cannot alter it.
+
+/// Synapsor Runner 1.x's receipt table, exactly as its MySQL example seed
+/// creates it (examples/mcp-mysql-orders/seed/001_schema.sql).
+const SYNAPSOR_MYSQL_RECEIPTS: &str = "CREATE TABLE IF NOT EXISTS synapsor_writeback_receipts (
+  idempotency_key varchar(255) PRIMARY KEY,
+  job_id varchar(255) UNIQUE NOT NULL,
+  proposal_id varchar(512) NOT NULL,
+  status varchar(64) NOT NULL,
+  result_hash varchar(128),
+  created_at timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  completed_at timestamp(6) NULL
+)";
+
+/// The same on Postgres (examples/mcp-postgres-billing/seed/001_schema.sql).
+const SYNAPSOR_POSTGRES_RECEIPTS: &str =
+    "CREATE TABLE IF NOT EXISTS public.synapsor_writeback_receipts (
+  idempotency_key text PRIMARY KEY,
+  job_id text UNIQUE NOT NULL,
+  proposal_id text NOT NULL,
+  status text NOT NULL,
+  result_hash text,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  completed_at timestamptz
+)";
+
+/// Replace the reference database's receipt table with Synapsor Runner's,
+/// created by the administrator; the writer gets Synapsor's grants on it
+/// (SELECT, INSERT, UPDATE) and no CREATE or ALTER anywhere.
+fn with_synapsor_receipts(db: &Database) {
+    match db.engine {
+        Engine::Mysql => {
+            execute(db, "DROP TABLE IF EXISTS synapsor_writeback_receipts");
+            execute(db, SYNAPSOR_MYSQL_RECEIPTS);
+            for host in ["localhost", "127.0.0.1", "%"] {
+                execute(
+                    db,
+                    &format!(
+                        "GRANT SELECT, INSERT, UPDATE ON `{}`.synapsor_writeback_receipts TO 'airlock_writer'@'{host}'",
+                        db.name
+                    ),
+                );
+            }
+        }
+        Engine::Postgres => {
+            execute(
+                db,
+                &format!(
+                    "REVOKE CREATE ON SCHEMA public FROM synapsor_writer; {SYNAPSOR_POSTGRES_RECEIPTS};
+                     GRANT SELECT, INSERT, UPDATE ON public.synapsor_writeback_receipts TO synapsor_writer"
+                ),
+            );
+        }
+        Engine::Sqlite => unreachable!("Synapsor Runner serves Postgres and MySQL"),
+    }
+}
+
+/// The writer's own attempt to alter the receipt table (to add a column,
+/// as a richer receipt would need): refused.
+fn writer_cannot_alter_receipts(db: &Database) -> String {
+    rt().block_on(async {
+        sqlx::any::install_default_drivers();
+        use sqlx::Connection;
+        let mut w = sqlx::AnyConnection::connect(&db.write_url).await.unwrap();
+        sqlx::raw_sql("ALTER TABLE synapsor_writeback_receipts ADD COLUMN previous_version text")
+            .execute(&mut w)
+            .await
+            .expect_err("the writer must not be able to alter the receipt table")
+            .to_string()
+    })
+}
+
+/// One source receipt row as text: job_id, proposal_id, status,
+/// result_hash, created_at and completed_at set.
+fn source_receipt(db: &Database, key: &str) -> Vec<Option<String>> {
+    let yes = |c: &str| match db.engine {
+        Engine::Postgres => format!("CAST({c} IS NOT NULL AS TEXT)"),
+        _ => format!("CASE WHEN {c} IS NOT NULL THEN 'true' ELSE 'false' END"),
+    };
+    let rows = query_strings(
+        db,
+        &format!(
+            "SELECT job_id, proposal_id, status, result_hash, {}, {} FROM synapsor_writeback_receipts WHERE idempotency_key = '{key}'",
+            yes("created_at"),
+            yes("completed_at")
+        ),
+    );
+    assert_eq!(rows.len(), 1, "one source receipt for {key}: {rows:?}");
+    rows.into_iter().next().unwrap()
+}
+
+/// On Synapsor Runner's table: an apply interrupted after its commit is
+/// answered `already_applied` from the source receipt (looked up by
+/// idempotency key) after a restart; a plain apply lands and a repeat is
+/// `already_applied`; a receipt Synapsor Runner wrote is honoured too.
+fn synapsor_receipts_loop(db: Database) {
+    with_synapsor_receipts(&db);
+    let denied = writer_cannot_alter_receipts(&db);
+    assert!(
+        denied.contains("denied") || denied.contains("must be owner"),
+        "{denied}"
+    );
+    let mut l = Loop::new(
+        db.clone(),
+        reference_config_for(&db),
+        Some("after_commit_before_receipt"),
+    );
+    let before = l.invoice("INV-3001");
+    let id = l.propose(
+        "billing.propose_late_fee_waiver",
+        json!({"invoice_id": "INV-3001", "reason": "synapsor table"}),
+    );
+    l.approve(&id);
+    let (code, out) = l.apply(&id);
+    assert_ne!(code, Some(0), "interrupted after the commit: {out}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!l.exec.is_alive(), "the executor died after its commit");
+    let after = l.invoice("INV-3001");
+    assert_eq!(after[0].as_deref(), Some("0"), "the change was committed");
+    let key = format!("{id}:INV-3001");
+    let row = source_receipt(&l.db, &key);
+    assert!(row[0].as_deref().unwrap().starts_with("wbj_"), "{row:?}");
+    assert_eq!(row[1].as_deref(), Some(id.as_str()));
+    assert_eq!(row[2].as_deref(), Some("applied"));
+    let hash = row[3].as_deref().unwrap();
+    assert!(hash.starts_with("sha256:") && hash.len() == 71, "{row:?}");
+    assert_eq!(row[4].as_deref(), Some("true"), "created_at defaulted");
+    assert_eq!(row[5].as_deref(), Some("true"), "completed_at set");
+
+    // After the restart the ledger has no receipt: the source answers.
+    l.restart_without_fault();
+    let (code, out) = l.apply(&id);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out["writeback"]["status"], "already_applied", "{out}");
+    let receipt = &out["writeback"]["receipt"];
+    assert_eq!(receipt["source_database_mutated"], false);
+    assert_eq!(receipt["writeback_job_id"], row[0].as_deref().unwrap());
+    // The versions live in the ledger's receipt: the one the proposal was
+    // built on, and the row's version now, which result_hash shows is the
+    // one the recorded job wrote.
+    assert!(receipt["previous_version"].is_string(), "{receipt}");
+    assert!(receipt["new_version"].is_string(), "{receipt}");
+    assert_ne!(receipt["previous_version"], receipt["new_version"]);
+    assert_eq!(l.invoice("INV-3001"), after, "nothing written again");
+    assert_ne!(after[2], before[2]);
+    assert_eq!(source_receipt(&l.db, &key), row, "the receipt is unchanged");
+
+    // A plain apply on the same table, then a repeat.
+    let id2 = l.propose(
+        "orders.propose_status_change",
+        json!({"order_id": "O-1001", "status": "canceled", "reason": "synapsor table"}),
+    );
+    l.approve(&id2);
+    let (code, out) = l.apply(&id2);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out["writeback"]["status"], "applied", "{out}");
+    let (code, out) = l.apply(&id2);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out["writeback"]["status"], "already_applied", "{out}");
+    assert_eq!(
+        source_receipt(&l.db, &format!("{id2}:O-1001"))[2].as_deref(),
+        Some("applied")
+    );
+
+    // A receipt Synapsor Runner wrote for the key: honoured, nothing
+    // written, and no new version claimed (its result_hash is not ours).
+    let id3 = l.propose(
+        "billing.propose_late_fee_waiver",
+        json!({"invoice_id": "INV-3002", "reason": "written by the other product"}),
+    );
+    execute(
+        &l.db,
+        &format!(
+            "INSERT INTO synapsor_writeback_receipts (idempotency_key, job_id, proposal_id, status, result_hash, completed_at) VALUES ('{id3}:INV-3002', 'job_synapsor_1', '{id3}', 'applied', 'sha256:existing', CURRENT_TIMESTAMP)"
+        ),
+    );
+    let untouched = l.invoice("INV-3002");
+    l.approve(&id3);
+    let (code, out) = l.apply(&id3);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out["writeback"]["status"], "already_applied", "{out}");
+    assert!(
+        out["writeback"]["receipt"]["new_version"].is_null(),
+        "{out}"
+    );
+    assert_eq!(l.invoice("INV-3002"), untouched);
+    assert!(l.exec.stop().success());
+}
+
+#[test]
+fn mariadb_synapsor_receipts_table_and_least_privilege_writer() {
+    synapsor_receipts_loop(mysql_reference("airlock_wb_synapsor"));
+}
+
+#[test]
+fn postgres_synapsor_receipts_table_and_least_privilege_writer() {
+    synapsor_receipts_loop(postgres_reference("airlock_wb_synapsor"));
+}
+
+/// A receipt table of another shape — Airlock's own 13-column table from
+/// before, or one without job_id — is refused before anything is written,
+/// with the missing columns named and the fix; the fix works.
+fn another_shape_is_refused(db: Database, ddl: &str, missing: &str) {
+    execute(&db, "DROP TABLE IF EXISTS synapsor_writeback_receipts");
+    execute(&db, ddl);
+    if db.engine == Engine::Mysql {
+        for host in ["localhost", "127.0.0.1", "%"] {
+            execute(
+                &db,
+                &format!(
+                    "GRANT SELECT, INSERT ON `{}`.synapsor_writeback_receipts TO 'airlock_writer'@'{host}'",
+                    db.name
+                ),
+            );
+        }
+    }
+    let l = Loop::new(db.clone(), reference_config_for(&db), None);
+    let before = l.invoice("INV-3001");
+    let id = l.propose(
+        "billing.propose_late_fee_waiver",
+        json!({"invoice_id": "INV-3001", "reason": "shape"}),
+    );
+    l.approve(&id);
+    let (code, out) = l.apply(&id);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(out["writeback"]["status"], "failed", "{out}");
+    let receipt = &out["writeback"]["receipt"];
+    assert_eq!(
+        receipt["safe_error_code"], "RECEIPT_TABLE_UNTRUSTED",
+        "{out}"
+    );
+    assert_eq!(receipt["source_database_mutated"], false);
+    let detail = out["writeback"]["detail"].as_str().unwrap_or_default();
+    let schema = match db.engine {
+        Engine::Mysql => db.name.clone(),
+        _ => "main".to_owned(),
+    };
+    for needle in [
+        "does not have the columns of Synapsor Runner's receipt table",
+        missing,
+        &format!(
+            "airlock writeback migration --engine {} --schema {schema}",
+            db.engine.as_str()
+        ),
+    ] {
+        assert!(detail.contains(needle), "missing {needle:?} in {detail}");
+    }
+    assert_eq!(l.invoice("INV-3001"), before, "nothing was written");
+    assert!(
+        query_strings(
+            &db,
+            "SELECT idempotency_key FROM synapsor_writeback_receipts"
+        )
+        .is_empty(),
+        "no receipt was written"
+    );
+    // Doctor reports the same.
+    let socket_dir = l.exec.socket_dir.to_str().unwrap().to_owned();
+    let out = std::process::Command::new(airlock_tests::bin("airlock"))
+        .args(["doctor", "--json", "--config"])
+        .arg(&l.exec.config_path)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .envs([
+            ("APP_READ_URL", db.read_url.as_str()),
+            ("APP_WRITE_URL", db.write_url.as_str()),
+            ("APP_TENANT_ID", "acme"),
+            ("APP_PRINCIPAL", "agent"),
+            ("AIRLOCK_SOCKET_DIR", socket_dir.as_str()),
+        ])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let check = report["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["check"] == "receipt table app"))
+        .unwrap_or_else(|| panic!("no receipt table check: {report}"));
+    assert_eq!(check["status"], "fail", "{report}");
+    assert!(
+        check["reason"].as_str().unwrap().contains(missing),
+        "{report}"
+    );
+
+    // The fix: the table from `airlock writeback migration` (moved aside
+    // here by dropping it); `failed` is retryable.
+    let out = airlock_tests::airlock(&[
+        "writeback",
+        "migration",
+        "--engine",
+        db.engine.as_str(),
+        "--schema",
+        &schema,
+        "--json",
+    ]);
+    let ddl = json_out(&out)["sql"].as_str().unwrap().to_owned();
+    execute(&db, "DROP TABLE synapsor_writeback_receipts");
+    execute(&db, &ddl);
+    let (code, out) = l.apply(&id);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out["writeback"]["status"], "applied", "{out}");
+    assert_eq!(l.invoice("INV-3001")[0].as_deref(), Some("0"));
+}
+
+/// Airlock's receipt table before it took Synapsor Runner's columns.
+const OLD_AIRLOCK_MYSQL_RECEIPTS: &str = "CREATE TABLE synapsor_writeback_receipts (
+  idempotency_key VARCHAR(255) PRIMARY KEY, proposal_id TEXT NOT NULL, writeback_job_id TEXT NOT NULL,
+  runner_id TEXT NOT NULL, status TEXT NOT NULL, rows_affected INTEGER NOT NULL, target_table TEXT NOT NULL,
+  object_id TEXT NOT NULL, tenant_id TEXT, previous_version TEXT, new_version TEXT, proposal_hash TEXT NOT NULL,
+  executed_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))";
+
+#[test]
+fn mariadb_receipts_table_of_another_shape_is_refused() {
+    another_shape_is_refused(
+        mysql_reference("airlock_wb_shape"),
+        OLD_AIRLOCK_MYSQL_RECEIPTS,
+        "missing: [job_id, result_hash, created_at, completed_at]",
+    );
+}
+
+#[test]
+fn sqlite_receipts_table_without_job_id_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    another_shape_is_refused(
+        sqlite_reference(dir.path(), "shape"),
+        "CREATE TABLE synapsor_writeback_receipts (idempotency_key TEXT PRIMARY KEY, proposal_id TEXT NOT NULL, status TEXT NOT NULL, result_hash TEXT, created_at TEXT, completed_at TEXT)",
+        "missing: [job_id]; unexpected: []",
+    );
+    drop(dir);
+}

@@ -311,12 +311,9 @@ async fn source_checks(cfg: &Config, checks: &mut Vec<Check>) {
                     missing.push(schema.to_string());
                     continue;
                 }
-                if source.engine != Engine::Postgres {
-                    continue;
-                }
                 for table in tables {
                     if let Trust::Untrusted(why) =
-                        receipt_table::inspect_postgres(&mut tx, schema, table).await?
+                        receipt_table::inspect(&mut tx, source.engine, schema, table).await?
                     {
                         untrusted.push(why);
                         break;

@@ -464,7 +464,7 @@ pub fn migration(engine: &str, schema: Option<&str>, json: bool) -> Exit {
         print_json(&json!({"ok": true, "engine": engine.as_str(), "sql": ddl}));
     } else {
         say!(
-            "-- Airlock's idempotency receipts (compatible with {RECEIPTS_TABLE} of Synapsor Runner)."
+            "-- The idempotency receipts: Synapsor Runner's {RECEIPTS_TABLE}, column for column (Airlock's detail is in its ledger)."
         );
         say!(
             "-- The executor creates this table on first apply if its writer may; or run this once."

@@ -62,11 +62,59 @@ pub fn receipt_json(job: &WritebackJob, outcome: &Outcome, executed_at: &str) ->
     r
 }
 
+/// The `result_hash` of a source receipt row: `sha256:` of the canonical
+/// JSON `{"job_id", "status", "version"}` (`version` left out when there is
+/// none), the fields Synapsor Runner hashes into its `result_hash`. Binds the
+/// row to the job and the version it wrote.
+pub fn result_hash(job_id: &str, status: &str, version: Option<&Value>) -> String {
+    let mut v = json!({"job_id": job_id, "status": status});
+    if let (Some(version), Some(obj)) = (version, v.as_object_mut()) {
+        obj.insert("version".into(), version.clone());
+    }
+    hash_value(&v)
+}
+
 /// `external_postgres` / `external_mysql` / `external_sqlite`.
 pub fn source_kind(engine: Engine) -> &'static str {
     match engine {
         Engine::Postgres => "external_postgres",
         Engine::Mysql => "external_mysql",
         Engine::Sqlite => "external_sqlite",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use airlock_policy::canonical::sha256_tagged;
+
+    /// The hash is of the JSON text Synapsor Runner hashes
+    /// (`JSON.stringify({job_id, status, version})`), keys in that order.
+    #[test]
+    fn result_hash_is_sha256_of_job_status_and_version() {
+        assert_eq!(
+            result_hash("wbj_1", "applied", Some(&json!(7))),
+            sha256_tagged(br#"{"job_id":"wbj_1","status":"applied","version":7}"#)
+        );
+        assert_eq!(
+            result_hash(
+                "wbj_1",
+                "applied",
+                Some(&json!("2026-06-21T09:14:02.123456Z"))
+            ),
+            sha256_tagged(
+                br#"{"job_id":"wbj_1","status":"applied","version":"2026-06-21T09:14:02.123456Z"}"#
+            )
+        );
+        assert_eq!(
+            result_hash("wbj_1", "applied", None),
+            sha256_tagged(br#"{"job_id":"wbj_1","status":"applied"}"#)
+        );
+        // Each field counts: another job, status or version is another hash.
+        let h = result_hash("wbj_1", "applied", Some(&json!(7)));
+        assert_ne!(h, result_hash("wbj_2", "applied", Some(&json!(7))));
+        assert_ne!(h, result_hash("wbj_1", "conflict", Some(&json!(7))));
+        assert_ne!(h, result_hash("wbj_1", "applied", Some(&json!(8))));
+        assert!(h.len() <= 128, "fits Synapsor's varchar(128)");
     }
 }

@@ -1,4 +1,5 @@
-//! Whether a Postgres receipt table may be trusted (edge review F4).
+//! Whether a receipt table may be trusted (edge review F4) and has
+//! Synapsor Runner's shape.
 //!
 //! A row in `synapsor_writeback_receipts` makes the executor answer
 //! `already_applied` and write nothing, so whoever can write that table can
@@ -19,27 +20,29 @@
 //!
 //! Every catalog object is schema-qualified: these queries must not resolve
 //! anything through `search_path` either.
+//!
+//! MySQL/MariaDB and SQLite have no table owners to check, but the shape is
+//! checked on every engine before anything is written: a plain table with
+//! exactly Synapsor Runner's seven columns (`RECEIPT_COLUMNS`) and a unique
+//! key on `idempotency_key` alone. A table of another shape — Airlock's own
+//! 13-column table from before 1.0, or one missing `job_id` — is refused with
+//! the missing columns named and the fix.
 
 use airlock_policy::config::Engine;
 use airlock_policy::identifier::quote;
-use airlock_policy::statement::RECEIPTS_TABLE;
+use airlock_policy::statement::{RECEIPT_COLUMNS, RECEIPTS_TABLE};
 use sqlx::{AnyConnection, Row};
 
-/// The columns `receipts_ddl` creates on Postgres, as `format_type` names them.
-pub const POSTGRES_COLUMNS: [(&str, &str); 13] = [
+/// The columns `receipts_ddl` creates on Postgres (Synapsor Runner's), as
+/// `format_type` names them.
+pub const POSTGRES_COLUMNS: [(&str, &str); 7] = [
     ("idempotency_key", "text"),
+    ("job_id", "text"),
     ("proposal_id", "text"),
-    ("writeback_job_id", "text"),
-    ("runner_id", "text"),
     ("status", "text"),
-    ("rows_affected", "integer"),
-    ("target_table", "text"),
-    ("object_id", "text"),
-    ("tenant_id", "text"),
-    ("previous_version", "text"),
-    ("new_version", "text"),
-    ("proposal_hash", "text"),
-    ("executed_at", "timestamp with time zone"),
+    ("result_hash", "text"),
+    ("created_at", "timestamp with time zone"),
+    ("completed_at", "timestamp with time zone"),
 ];
 
 /// What the catalog says about a schema's receipt table.
@@ -157,40 +160,364 @@ pub async fn inspect_postgres(
             r.try_get::<Option<String>, _>(1)?.unwrap_or_default(),
         ));
     }
-    let mut expected: Vec<(String, String)> = POSTGRES_COLUMNS
+    let expected: Vec<(String, String)> = POSTGRES_COLUMNS
         .iter()
         .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
         .collect();
-    let mut sorted = found.clone();
-    sorted.sort();
-    expected.sort();
-    if sorted != expected {
-        let show = |cols: &[(String, String)]| {
-            cols.iter()
-                .map(|(n, t)| format!("{n} {t}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let extra: Vec<(String, String)> = found
-            .iter()
-            .filter(|c| !expected.contains(c))
-            .cloned()
-            .collect();
-        let missing: Vec<(String, String)> = expected
-            .iter()
-            .filter(|c| !found.contains(c))
-            .cloned()
-            .collect();
-        return Ok(Trust::Untrusted(format!(
-            "{receipts} does not have the columns Airlock creates (missing: [{}]; unexpected: [{}]). Fix: compare it with `airlock writeback migration --engine postgres --schema {schema}`",
-            show(&missing),
-            show(&extra)
-        )));
+    let show = |c: &(String, String)| format!("{} {}", c.0, c.1);
+    if let Some(why) = shape_problem(
+        Engine::Postgres,
+        schema,
+        &receipts,
+        &expected.iter().map(show).collect::<Vec<_>>(),
+        &found.iter().map(show).collect::<Vec<_>>(),
+    ) {
+        return Ok(Trust::Untrusted(why));
     }
     if !unique_key {
-        return Ok(Trust::Untrusted(format!(
-            "{receipts} has no unique key on idempotency_key alone. Fix: recreate it with `airlock writeback migration --engine postgres --schema {schema}`"
+        return Ok(Trust::Untrusted(no_unique_key(
+            Engine::Postgres,
+            schema,
+            &receipts,
         )));
     }
     Ok(Trust::Trusted)
+}
+
+/// The fix for a receipt table of the wrong shape or kind.
+fn fix(engine: Engine, schema: &str, receipts: &str) -> String {
+    format!(
+        "Fix: rename it aside, create {receipts} with the DDL from `airlock writeback migration --engine {} --schema {schema}` and grant the writer SELECT, INSERT on it",
+        engine.as_str()
+    )
+}
+
+fn no_unique_key(engine: Engine, schema: &str, receipts: &str) -> String {
+    format!(
+        "{receipts} has no unique key on idempotency_key alone. {}",
+        fix(engine, schema, receipts)
+    )
+}
+
+const MAX_UNEXPECTED_SHOWN: usize = 5;
+
+/// Why a receipt table with the `found` columns is not Synapsor Runner's
+/// (`expected`), naming the missing and the unexpected columns; `None` when
+/// they are the same set.
+pub fn shape_problem(
+    engine: Engine,
+    schema: &str,
+    receipts: &str,
+    expected: &[String],
+    found: &[String],
+) -> Option<String> {
+    let missing: Vec<&str> = expected
+        .iter()
+        .filter(|c| !found.contains(c))
+        .map(String::as_str)
+        .collect();
+    let unexpected: Vec<&str> = found
+        .iter()
+        .filter(|c| !expected.contains(c))
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() && unexpected.is_empty() {
+        return None;
+    }
+    // Every missing column is named (at most seven); unexpected ones up to
+    // five, so the message stays short enough to show whole.
+    let mut extra = unexpected
+        .iter()
+        .take(MAX_UNEXPECTED_SHOWN)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if unexpected.len() > MAX_UNEXPECTED_SHOWN {
+        extra.push_str(&format!(
+            " and {} more",
+            unexpected.len() - MAX_UNEXPECTED_SHOWN
+        ));
+    }
+    Some(format!(
+        "{receipts} does not have the columns of Synapsor Runner's receipt table (missing: [{}]; unexpected: [{extra}]). {}",
+        missing.join(", "),
+        fix(engine, schema, receipts)
+    ))
+}
+
+/// Inspect `schema`'s receipt table on any engine (see the module docs):
+/// on Postgres, trust and shape; on MySQL/MariaDB and SQLite, kind and shape.
+pub async fn inspect(
+    conn: &mut AnyConnection,
+    engine: Engine,
+    schema: &str,
+    target_table: &str,
+) -> Result<Trust, sqlx::Error> {
+    match engine {
+        Engine::Postgres => inspect_postgres(conn, schema, target_table).await,
+        Engine::Mysql => inspect_mysql(conn, schema).await,
+        Engine::Sqlite => inspect_sqlite(conn, schema).await,
+    }
+}
+
+fn expected_names() -> Vec<String> {
+    RECEIPT_COLUMNS.iter().map(|c| (*c).to_owned()).collect()
+}
+
+/// Checks the receipt table's kind, columns and key from what the catalog
+/// said: `kind_ok` (a base table), the column names, and whether a unique
+/// key covers `idempotency_key` alone.
+fn judge(
+    engine: Engine,
+    schema: &str,
+    kind_ok: bool,
+    kind: &str,
+    found: &[String],
+    unique_key: bool,
+) -> Trust {
+    let receipts = format!(
+        "{}.{}",
+        quote(engine, schema),
+        quote(engine, RECEIPTS_TABLE)
+    );
+    if !kind_ok {
+        return Trust::Untrusted(format!(
+            "{receipts} is not a plain table ({kind}). {}",
+            fix(engine, schema, &receipts)
+        ));
+    }
+    // Column names are case-insensitive on MySQL and SQLite.
+    let found: Vec<String> = found.iter().map(|c| c.to_ascii_lowercase()).collect();
+    if let Some(why) = shape_problem(engine, schema, &receipts, &expected_names(), &found) {
+        return Trust::Untrusted(why);
+    }
+    if !unique_key {
+        return Trust::Untrusted(no_unique_key(engine, schema, &receipts));
+    }
+    Trust::Trusted
+}
+
+fn text_at(row: &sqlx::any::AnyRow, i: usize) -> Result<String, sqlx::Error> {
+    Ok(row.try_get::<Option<String>, _>(i)?.unwrap_or_default())
+}
+
+/// MySQL/MariaDB: `information_schema` shows the writer the table if it
+/// holds any privilege on it (SELECT, INSERT suffice).
+pub async fn inspect_mysql(conn: &mut AnyConnection, schema: &str) -> Result<Trust, sqlx::Error> {
+    let Some(kind) = sqlx::query(
+        "SELECT CAST(TABLE_TYPE AS CHAR) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+    )
+    .bind(schema.to_owned())
+    .bind(RECEIPTS_TABLE)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(Trust::Missing);
+    };
+    let kind = text_at(&kind, 0)?;
+    let mut found = Vec::new();
+    for r in sqlx::query(
+        "SELECT CAST(COLUMN_NAME AS CHAR) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+    )
+    .bind(schema.to_owned())
+    .bind(RECEIPTS_TABLE)
+    .fetch_all(&mut *conn)
+    .await?
+    {
+        found.push(text_at(&r, 0)?);
+    }
+    // A unique index whose only column is idempotency_key.
+    let unique = sqlx::query(
+        "SELECT CAST(COUNT(*) AS CHAR) FROM information_schema.STATISTICS s \
+          WHERE s.TABLE_SCHEMA = ? AND s.TABLE_NAME = ? AND s.NON_UNIQUE = 0 \
+            AND s.SEQ_IN_INDEX = 1 AND LOWER(s.COLUMN_NAME) = 'idempotency_key' AND s.SUB_PART IS NULL \
+            AND NOT EXISTS (SELECT 1 FROM information_schema.STATISTICS t \
+                             WHERE t.TABLE_SCHEMA = s.TABLE_SCHEMA AND t.TABLE_NAME = s.TABLE_NAME \
+                               AND t.INDEX_NAME = s.INDEX_NAME AND t.SEQ_IN_INDEX > 1)",
+    )
+    .bind(schema.to_owned())
+    .bind(RECEIPTS_TABLE)
+    .fetch_one(&mut *conn)
+    .await?;
+    let unique_key = text_at(&unique, 0)? != "0";
+    Ok(judge(
+        Engine::Mysql,
+        schema,
+        kind == "BASE TABLE",
+        &kind,
+        &found,
+        unique_key,
+    ))
+}
+
+/// SQLite: the schema's catalog and the table-valued pragmas.
+pub async fn inspect_sqlite(conn: &mut AnyConnection, schema: &str) -> Result<Trust, sqlx::Error> {
+    let master = format!("{}.sqlite_master", quote(Engine::Sqlite, schema));
+    let Some(kind) = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT type FROM {master} WHERE name = ?"
+    )))
+    .bind(RECEIPTS_TABLE)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(Trust::Missing);
+    };
+    let kind = text_at(&kind, 0)?;
+    let mut found = Vec::new();
+    for r in sqlx::query("SELECT name FROM pragma_table_info(?, ?) ORDER BY cid")
+        .bind(RECEIPTS_TABLE)
+        .bind(schema.to_owned())
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        found.push(text_at(&r, 0)?);
+    }
+    let unique = sqlx::query(
+        "SELECT CAST(COUNT(*) AS TEXT) FROM pragma_index_list(?1, ?2) il \
+          WHERE il.\"unique\" = 1 AND il.partial = 0 \
+            AND (SELECT COUNT(*) FROM pragma_index_xinfo(il.name, ?2) x WHERE x.key = 1) = 1 \
+            AND (SELECT LOWER(x.name) FROM pragma_index_xinfo(il.name, ?2) x WHERE x.key = 1) = 'idempotency_key'",
+    )
+    .bind(RECEIPTS_TABLE)
+    .bind(schema.to_owned())
+    .fetch_one(&mut *conn)
+    .await?;
+    let unique_key = text_at(&unique, 0)? != "0";
+    Ok(judge(
+        Engine::Sqlite,
+        schema,
+        kind == "table",
+        &kind,
+        &found,
+        unique_key,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn postgres_columns_are_the_receipt_columns() {
+        let pg: Vec<&str> = POSTGRES_COLUMNS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(pg, RECEIPT_COLUMNS);
+        assert_eq!(
+            POSTGRES_COLUMNS.iter().map(|(_, t)| *t).collect::<Vec<_>>(),
+            [
+                "text",
+                "text",
+                "text",
+                "text",
+                "text",
+                "timestamp with time zone",
+                "timestamp with time zone"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_right_shape_passes_and_another_is_named() {
+        let t = "`app`.`synapsor_writeback_receipts`";
+        assert_eq!(
+            judge(
+                Engine::Mysql,
+                "app",
+                true,
+                "BASE TABLE",
+                &expected_names(),
+                true
+            ),
+            Trust::Trusted
+        );
+        // Column names are case-insensitive on MySQL and SQLite; order is free.
+        let mut upper: Vec<String> = expected_names()
+            .iter()
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        upper.reverse();
+        assert_eq!(
+            judge(Engine::Sqlite, "main", true, "table", &upper, true),
+            Trust::Trusted
+        );
+        // Airlock's own table from before: missing and unexpected columns named.
+        let old = names(&[
+            "idempotency_key",
+            "proposal_id",
+            "writeback_job_id",
+            "runner_id",
+            "status",
+            "rows_affected",
+            "target_table",
+            "object_id",
+            "tenant_id",
+            "previous_version",
+            "new_version",
+            "proposal_hash",
+            "executed_at",
+        ]);
+        let Trust::Untrusted(why) = judge(Engine::Mysql, "app", true, "BASE TABLE", &old, true)
+        else {
+            panic!("the old shape was accepted")
+        };
+        assert!(why.starts_with(&format!("{t} does not have the columns of Synapsor Runner's receipt table (missing: [job_id, result_hash, created_at, completed_at]; unexpected: [writeback_job_id, runner_id, rows_affected, target_table, object_id and 5 more]).")), "{why}");
+        assert!(
+            why.ends_with(" Fix: rename it aside, create `app`.`synapsor_writeback_receipts` with the DDL from `airlock writeback migration --engine mysql --schema app` and grant the writer SELECT, INSERT on it"),
+            "{why}"
+        );
+        // Only job_id missing.
+        let no_job: Vec<String> = expected_names()
+            .into_iter()
+            .filter(|c| c != "job_id")
+            .collect();
+        let Trust::Untrusted(why) = judge(Engine::Sqlite, "main", true, "table", &no_job, true)
+        else {
+            panic!("a table without job_id was accepted")
+        };
+        assert!(why.contains("(missing: [job_id]; unexpected: [])"), "{why}");
+        assert!(why.contains("--engine sqlite --schema main"), "{why}");
+        // An extra column alone is another shape too.
+        let mut extra = expected_names();
+        extra.push("note".into());
+        assert!(matches!(
+            judge(Engine::Mysql, "app", true, "BASE TABLE", &extra, true),
+            Trust::Untrusted(w) if w.contains("(missing: []; unexpected: [note])")
+        ));
+        // Five unexpected columns are all named; the sixth is counted.
+        for (n, shown) in [(5, "[a, b, c, d, e]"), (6, "[a, b, c, d, e and 1 more]")] {
+            let mut cols = expected_names();
+            cols.extend(
+                ["a", "b", "c", "d", "e", "f"]
+                    .iter()
+                    .take(n)
+                    .map(|c| (*c).to_owned()),
+            );
+            assert!(matches!(
+                judge(Engine::Mysql, "app", true, "BASE TABLE", &cols, true),
+                Trust::Untrusted(w) if w.contains(&format!("unexpected: {shown})"))
+            ));
+        }
+        // A view, or no unique key on idempotency_key.
+        assert!(matches!(
+            judge(Engine::Mysql, "app", false, "VIEW", &expected_names(), true),
+            Trust::Untrusted(w) if w.starts_with(&format!("{t} is not a plain table (VIEW). Fix: "))
+        ));
+        assert!(matches!(
+            judge(Engine::Mysql, "app", true, "BASE TABLE", &expected_names(), false),
+            Trust::Untrusted(w) if w.starts_with(&format!("{t} has no unique key on idempotency_key alone. Fix: "))
+        ));
+        assert_eq!(
+            shape_problem(
+                Engine::Postgres,
+                "public",
+                "x",
+                &expected_names(),
+                &expected_names()
+            ),
+            None
+        );
+    }
 }

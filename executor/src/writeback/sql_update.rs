@@ -21,8 +21,8 @@ use airlock_policy::config::{Capability, Engine, Source};
 use airlock_policy::db_error::{Misconfiguration, classify};
 use airlock_policy::secrets::redact;
 use airlock_policy::statement::{
-    BoundStatement, NextVersion, WriteDialect, receipt_insert, receipt_lookup, receipts_ddl,
-    writeback_checks, writeback_lock, writeback_new_version, writeback_update,
+    BoundStatement, NextVersion, RECEIPTS_TABLE, WriteDialect, receipt_insert, receipt_lookup,
+    receipts_ddl, writeback_checks, writeback_lock, writeback_new_version, writeback_update,
 };
 use serde_json::{Map, Value};
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
@@ -30,6 +30,7 @@ use sqlx::{AnyConnection, AnyPool, Arguments, Row};
 use tokio::sync::Mutex;
 
 use super::credentials::read_secret;
+use super::receipt::result_hash;
 use super::receipt_table;
 use super::{Outcome, ReceiptStatus, WritebackJob};
 use crate::writeback::fault;
@@ -184,8 +185,9 @@ impl WritePools {
         Ok(types)
     }
 
-    /// Create the receipt table if it is missing, and on Postgres check
-    /// that it can be trusted (once per source, schema and target table).
+    /// Create the receipt table if it is missing, and check that it can be
+    /// trusted and has Synapsor Runner's shape (once per source, schema and
+    /// target table).
     async fn ensure_receipts(
         &self,
         conn: &mut AnyConnection,
@@ -212,7 +214,7 @@ impl WritePools {
             // EXISTS, so a least-privilege writer must find it by looking.
             Engine::Mysql => sqlx::query("SELECT CAST(COUNT(*) AS CHAR) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?")
                 .bind(schema.to_owned())
-                .bind(airlock_policy::statement::RECEIPTS_TABLE)
+                .bind(RECEIPTS_TABLE)
                 .fetch_one(&mut *conn)
                 .await?
                 .try_get::<String, _>(0)?
@@ -234,19 +236,19 @@ impl WritePools {
             }
         }
         // Checked even when this call created it: `IF NOT EXISTS` also
-        // succeeds when another role created it a moment earlier.
-        if engine == Engine::Postgres {
-            match receipt_table::inspect_postgres(conn, schema, target_table).await? {
-                receipt_table::Trust::Trusted => {}
-                receipt_table::Trust::Missing => {
-                    return Err(ReceiptTableError::Untrusted(format!(
-                        "the receipt table {} is missing after creating it",
-                        receipt_table::receipts_regclass(schema)
-                    )));
-                }
-                receipt_table::Trust::Untrusted(why) => {
-                    return Err(ReceiptTableError::Untrusted(why));
-                }
+        // succeeds when another role created it a moment earlier, or when a
+        // table of another shape is there already.
+        match receipt_table::inspect(conn, engine, schema, target_table).await? {
+            receipt_table::Trust::Trusted => {}
+            receipt_table::Trust::Missing => {
+                return Err(ReceiptTableError::Untrusted(format!(
+                    "the receipt table {}.{} is missing after creating it",
+                    airlock_policy::identifier::quote(engine, schema),
+                    airlock_policy::identifier::quote(engine, RECEIPTS_TABLE)
+                )));
+            }
+            receipt_table::Trust::Untrusted(why) => {
+                return Err(ReceiptTableError::Untrusted(why));
             }
         }
         ready.insert(key, true);
@@ -257,7 +259,7 @@ impl WritePools {
 /// Why the receipt table cannot be used.
 enum ReceiptTableError {
     Database(sqlx::Error),
-    /// It exists but must not be relied on (Postgres owner, kind or shape).
+    /// It exists but must not be relied on (Postgres owner; kind or shape).
     Untrusted(String),
 }
 
@@ -432,11 +434,14 @@ pub async fn apply(
             );
         }
         Err(ReceiptTableError::Untrusted(why)) => {
-            return failed(
-                "RECEIPT_TABLE_UNTRUSTED",
-                "refused to trust the receipt table; nothing was written",
-                &why,
+            // Airlock's own text (catalog names and the fix), shown whole.
+            let detail = redact(
+                &format!("refused to trust the receipt table; nothing was written: {why}"),
                 &secrets,
+            );
+            return Outcome::failed(
+                "RECEIPT_TABLE_UNTRUSTED",
+                detail.chars().take(1000).collect::<String>(),
             );
         }
     }
@@ -478,26 +483,9 @@ async fn run_transaction(
     let schema = &cap.target.schema;
 
     let lookup = receipt_lookup(engine, schema);
-    let existing_receipt = |row: AnyRow| -> Result<Outcome, sqlx::Error> {
-        let new_version: Option<String> = row.try_get(2)?;
-        let kind = previous_version
-            .as_ref()
-            .map_or(NextVersion::Now, NextVersion::for_value);
-        Ok(Outcome {
-            status: ReceiptStatus::AlreadyApplied,
-            rows_affected: 0,
-            previous_version: row
-                .try_get::<Option<String>, _>(1)?
-                .map(|t| version_value(t, kind)),
-            new_version: new_version.map(|t| version_value(t, kind)),
-            source_database_mutated: false,
-            safe_error_code: None,
-            detail: Some(
-                "the source database already holds a receipt for this idempotency key".into(),
-            ),
-        })
-    };
-
+    let kind = previous_version
+        .as_ref()
+        .map_or(NextVersion::Now, NextVersion::for_value);
     let mut tx = match engine {
         // A deferred BEGIN takes SQLite's write lock only at the UPDATE, and
         // SQLite refuses that upgrade at once (no busy wait) while another
@@ -510,8 +498,9 @@ async fn run_transaction(
         .fetch_optional(&mut *tx)
         .await?
     {
+        let outcome = existing_receipt(&mut tx, &dialect, cap, job, &row, kind, types).await?;
         tx.rollback().await?;
-        return existing_receipt(row);
+        return Ok(outcome);
     }
 
     // Lock the row and check every guard against it.
@@ -558,14 +547,13 @@ async fn run_transaction(
         .fetch_optional(&mut *tx)
         .await?
     {
+        let outcome = existing_receipt(&mut tx, &dialect, cap, job, &row, kind, types).await?;
         tx.rollback().await?;
-        return existing_receipt(row);
+        return Ok(outcome);
     }
 
     // The one guarded UPDATE.
-    let next = previous_version
-        .as_ref()
-        .map_or(NextVersion::Now, NextVersion::for_value);
+    let next = kind;
     let update = writeback_update(&dialect, cap, cs, next);
     let result = sqlx::query_with(
         sqlx::AssertSqlSafe(update.sql.clone()),
@@ -597,22 +585,15 @@ async fn run_transaction(
         }
         None => None,
     };
-    let text = |v: &Option<Value>| v.as_ref().map(airlock_policy::change_set::scalar_text);
+    // Synapsor Runner's seven columns; the versions, rows affected and
+    // proposal hash are in the ledger's receipt. `result_hash` binds this
+    // job to the version it wrote, so a later `already_applied` can tell
+    // whether the row still holds it.
     sqlx::query(sqlx::AssertSqlSafe(receipt_insert(engine, schema)))
         .bind(job.idempotency_key.clone())
-        .bind(job.proposal_id.clone())
         .bind(job.job_id.clone())
-        .bind(RUNNER_ID)
-        .bind("applied")
-        .bind(1i64)
-        .bind(format!("{}.{}", cap.target.schema, cap.target.table))
-        .bind(airlock_policy::change_set::scalar_text(
-            &cs.target.primary_key.value,
-        ))
-        .bind(Some(cs.tenant_id.clone()))
-        .bind(text(&previous_version))
-        .bind(text(&new_version))
-        .bind(job.proposal_hash.clone())
+        .bind(job.proposal_id.clone())
+        .bind(result_hash(&job.job_id, "applied", new_version.as_ref()))
         .execute(&mut *tx)
         .await?;
     fault::point("after_update_before_commit");
@@ -626,6 +607,103 @@ async fn run_transaction(
         source_database_mutated: true,
         safe_error_code: None,
         detail: None,
+    })
+}
+
+/// What a receipt row already in the table means for this apply, by its
+/// `status` (as Synapsor Runner reads it): `applied` (or `already_applied`)
+/// → the change was made; `conflict` and `failed` → a terminal answer
+/// without writing; anything else (Synapsor Runner's `in_progress`…) → no
+/// answer can be trusted, nothing is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExistingReceipt {
+    Applied,
+    Conflict,
+    Failed(&'static str),
+}
+
+pub fn classify_existing(status: Option<&str>) -> ExistingReceipt {
+    match status {
+        Some("applied" | "already_applied") => ExistingReceipt::Applied,
+        Some("conflict") => ExistingReceipt::Conflict,
+        Some("failed") => ExistingReceipt::Failed("IDEMPOTENT_FAILED"),
+        _ => ExistingReceipt::Failed("SOURCE_RECEIPT_UNAVAILABLE"),
+    }
+}
+
+/// The answer for an idempotency key the receipt table already holds.
+/// `previous_version` is the version the proposal was built on (the applied
+/// write was guarded by it); `new_version` is the row's version now when the
+/// row's `result_hash` shows this is the version the recorded job wrote, else
+/// unknown (the row changed since, or another product wrote the receipt).
+async fn existing_receipt(
+    tx: &mut AnyConnection,
+    dialect: &WriteDialect<'_>,
+    cap: &Capability,
+    job: &WritebackJob,
+    row: &AnyRow,
+    kind: NextVersion,
+    types: &ColumnTypes,
+) -> Result<Outcome, sqlx::Error> {
+    let recorded_job: Option<String> = row.try_get(0)?;
+    let status: Option<String> = row.try_get(1)?;
+    let recorded_hash: Option<String> = row.try_get(2)?;
+    let cs = &job.change_set;
+    let previous_version = cs.guards.expected_version.as_ref().map(|v| v.value.clone());
+    let shown: String = status
+        .as_deref()
+        .unwrap_or("NULL")
+        .chars()
+        .take(64)
+        .collect();
+    match classify_existing(status.as_deref()) {
+        ExistingReceipt::Applied => {}
+        ExistingReceipt::Conflict => {
+            return Ok(conflict(
+                "IDEMPOTENT_CONFLICT",
+                "the source database's receipt for this idempotency key records a conflict; nothing was written",
+                previous_version,
+            ));
+        }
+        ExistingReceipt::Failed(code) => {
+            return Ok(Outcome::failed(
+                code,
+                format!(
+                    "the source database's receipt for this idempotency key has status `{shown}`, not applied; nothing was written. Fix: find out which process wrote it (column job_id) before removing it"
+                ),
+            ));
+        }
+    }
+    let mut new_version = None;
+    if let (Some(stmt), Some(recorded_job), Some(recorded_hash)) = (
+        writeback_new_version(dialect, cap, cs),
+        recorded_job,
+        recorded_hash,
+    ) {
+        let current: Option<String> = sqlx::query_with(
+            sqlx::AssertSqlSafe(stmt.sql.clone()),
+            arguments(dialect.engine, &stmt, types)?,
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| r.try_get::<Option<String>, _>(0))
+        .transpose()?
+        .flatten();
+        let current = current.map(|t| version_value(t, kind));
+        if current.is_some()
+            && result_hash(&recorded_job, "applied", current.as_ref()) == recorded_hash
+        {
+            new_version = current;
+        }
+    }
+    Ok(Outcome {
+        status: ReceiptStatus::AlreadyApplied,
+        rows_affected: 0,
+        previous_version,
+        new_version,
+        source_database_mutated: false,
+        safe_error_code: None,
+        detail: Some("the source database already holds a receipt for this idempotency key".into()),
     })
 }
 
@@ -650,5 +728,34 @@ fn conflict(code: &str, detail: &str, previous_version: Option<Value>) -> Outcom
         source_database_mutated: false,
         safe_error_code: Some(code.to_owned()),
         detail: Some(detail.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_existing_receipt_is_read_by_its_status() {
+        assert_eq!(classify_existing(Some("applied")), ExistingReceipt::Applied);
+        assert_eq!(
+            classify_existing(Some("already_applied")),
+            ExistingReceipt::Applied
+        );
+        assert_eq!(
+            classify_existing(Some("conflict")),
+            ExistingReceipt::Conflict
+        );
+        assert_eq!(
+            classify_existing(Some("failed")),
+            ExistingReceipt::Failed("IDEMPOTENT_FAILED")
+        );
+        for other in [Some("in_progress"), Some("APPLIED"), Some(""), None] {
+            assert_eq!(
+                classify_existing(other),
+                ExistingReceipt::Failed("SOURCE_RECEIPT_UNAVAILABLE"),
+                "{other:?}"
+            );
+        }
     }
 }
