@@ -290,7 +290,11 @@ async fn demo(dir: &Path, yes: bool) -> Result<(), String> {
     };
 
     step(3, "The model reads an invoice");
-    let env = call("billing.inspect_invoice", json!({"invoice_id": "INV-3001"})).await?;
+    let env = call(
+        "billing__inspect_invoice",
+        json!({"invoice_id": "INV-3001"}),
+    )
+    .await?;
     say!(
         "  INV-3001: late fee {} cents, updated {}",
         env["data"]["late_fee_cents"],
@@ -298,26 +302,21 @@ async fn demo(dir: &Path, yes: bool) -> Result<(), String> {
     );
     say!(
         "  evidence recorded by the executor: {}",
-        env["evidence"]["evidence_id"].as_str().unwrap_or("none")
+        env["evidence"]["bundle_id"].as_str().unwrap_or("none")
     );
 
     step(4, "The model proposes a late-fee waiver");
     let env = call(
-        "billing.propose_late_fee_waiver",
+        "billing__propose_late_fee_waiver",
         json!({"invoice_id": "INV-3001", "reason": "first late payment in five years"}),
     )
     .await?;
-    let id = env["proposal"]["proposal_id"]
+    let id = env["proposal"]["id"]
         .as_str()
         .ok_or_else(|| format!("proposal failed: {env}"))?
         .to_owned();
-    for d in env["proposal"]["diff"].as_array().into_iter().flatten() {
-        say!(
-            "  {}: {} → {}",
-            d["column"].as_str().unwrap_or("?"),
-            d["before"],
-            d["after"]
-        );
+    for (column, d) in env["proposal"]["diff"].as_object().into_iter().flatten() {
+        say!("  {column}: {} → {}", d["before"], d["proposed"]);
     }
     let (fee, _, _) = invoice(&db, "INV-3001")?;
     say!(
@@ -325,7 +324,11 @@ async fn demo(dir: &Path, yes: bool) -> Result<(), String> {
     );
 
     step(5, "Another tenant's invoice is invisible");
-    let env = call("billing.inspect_invoice", json!({"invoice_id": "INV-9001"})).await?;
+    let env = call(
+        "billing__inspect_invoice",
+        json!({"invoice_id": "INV-9001"}),
+    )
+    .await?;
     say!(
         "  INV-9001 (tenant otherco): {}",
         env["error"]["message"].as_str().unwrap_or("?")
@@ -381,11 +384,11 @@ async fn demo(dir: &Path, yes: bool) -> Result<(), String> {
 
     step(8, "A stale proposal is refused");
     let env = call(
-        "billing.propose_late_fee_waiver",
+        "billing__propose_late_fee_waiver",
         json!({"invoice_id": "INV-3002", "reason": "goodwill"}),
     )
     .await?;
-    let stale = env["proposal"]["proposal_id"]
+    let stale = env["proposal"]["id"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
