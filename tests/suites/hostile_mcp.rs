@@ -1095,7 +1095,7 @@ fn stdio_hostile_client() {
     // ---- deeply nested JSON
     let nested_call = |id: i64, value: &str| {
         format!(
-            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/call\",\"params\":{{\"name\":\"billing.inspect_invoice\",\"arguments\":{{\"invoice_id\":{value}}}}}}}"
+            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/call\",\"params\":{{\"name\":\"billing__inspect_invoice\",\"arguments\":{{\"invoice_id\":{value}}}}}}}"
         )
         .into_bytes()
     };
@@ -2013,7 +2013,7 @@ async fn http_hostile_steps(http: &mut HttpProposer, raw: &RawHttp, t: &mut Tabl
             "arguments nested 100 deep",
             "invalid_arguments",
             format!(
-                "{{\"jsonrpc\":\"2.0\",\"id\":14,\"method\":\"tools/call\",\"params\":{{\"name\":\"billing.inspect_invoice\",\"arguments\":{{\"invoice_id\":{}}}}}}}",
+                "{{\"jsonrpc\":\"2.0\",\"id\":14,\"method\":\"tools/call\",\"params\":{{\"name\":\"billing__inspect_invoice\",\"arguments\":{{\"invoice_id\":{}}}}}}}",
                 nested_arrays(100)
             ),
             |a| assert_eq!(tool_error_code(&a.messages[0]), Some("invalid_arguments"), "{}", a.body),
@@ -2025,7 +2025,7 @@ async fn http_hostile_steps(http: &mut HttpProposer, raw: &RawHttp, t: &mut Tabl
             "arguments nested 10,000 deep (arrays)",
             "4xx with a message; no crash",
             format!(
-                "{{\"jsonrpc\":\"2.0\",\"id\":15,\"method\":\"tools/call\",\"params\":{{\"name\":\"billing.inspect_invoice\",\"arguments\":{{\"invoice_id\":{}}}}}}}",
+                "{{\"jsonrpc\":\"2.0\",\"id\":15,\"method\":\"tools/call\",\"params\":{{\"name\":\"billing__inspect_invoice\",\"arguments\":{{\"invoice_id\":{}}}}}}}",
                 nested_arrays(10_000)
             ),
             |a| assert!((400..500).contains(&a.status) && a.body.contains("recursion limit"), "{} {}", a.status, a.body),
@@ -2037,7 +2037,7 @@ async fn http_hostile_steps(http: &mut HttpProposer, raw: &RawHttp, t: &mut Tabl
             "arguments nested 10,000 deep (objects)",
             "4xx with a message; no crash",
             format!(
-                "{{\"jsonrpc\":\"2.0\",\"id\":16,\"method\":\"tools/call\",\"params\":{{\"name\":\"billing.inspect_invoice\",\"arguments\":{{\"invoice_id\":{}}}}}}}",
+                "{{\"jsonrpc\":\"2.0\",\"id\":16,\"method\":\"tools/call\",\"params\":{{\"name\":\"billing__inspect_invoice\",\"arguments\":{{\"invoice_id\":{}}}}}}}",
                 nested_objects(10_000)
             ),
             |a| assert!((400..500).contains(&a.status), "{} {}", a.status, a.body),
