@@ -841,6 +841,19 @@ mod tests {
     }
 
     #[test]
+    fn the_client_docs_list_every_code_mapping() {
+        let doc = include_str!("../../docs/mcp-clients.md");
+        for (ours, theirs, retry) in SAFE_CODES {
+            let row = format!(
+                "| `{theirs}` | `{ours}` | {} |",
+                if *retry { "yes" } else { "no" }
+            );
+            assert!(doc.contains(&row), "docs/mcp-clients.md lacks {row}");
+        }
+        assert!(doc.contains(EVIDENCE_NOTE));
+    }
+
+    #[test]
     fn v1_codes_use_synapsors_legacy_names() {
         let code = |c: &'static str| v1_code(&ToolError::new(c, "m"));
         assert_eq!(code("not_found"), "ROW_NOT_FOUND");

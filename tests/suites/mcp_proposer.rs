@@ -983,3 +983,110 @@ fn a_client_started_from_the_claude_desktop_snippet_reaches_the_executor() {
         client.cancel().await.unwrap();
     });
 }
+
+/// The proposer arguments of one `airlock mcp config` snippet after
+/// `serve --config <file>`, without the transport options (the test serves
+/// each over stdio; what matters is every naming option the snippet sets).
+fn snippet_args(client: &str, stdout: &str, stderr: &str) -> Vec<String> {
+    let argv: Vec<String> = match client {
+        "claude-desktop" | "cursor" => {
+            let doc: Value = serde_json::from_str(stdout).unwrap();
+            serde_json::from_value(doc["mcpServers"]["airlock"]["args"].clone()).unwrap()
+        }
+        "vscode" => {
+            let doc: Value = serde_json::from_str(stdout).unwrap();
+            serde_json::from_value(doc["servers"]["airlock"]["args"].clone()).unwrap()
+        }
+        "generic" => {
+            let doc: Value = serde_json::from_str(stdout).unwrap();
+            let command: Vec<String> = serde_json::from_value(doc["command"].clone()).unwrap();
+            command[1..].to_vec()
+        }
+        "openai-agents" => {
+            // `"args": [ ... ],` holds JSON string literals.
+            let line = stdout
+                .lines()
+                .find(|l| l.trim_start().starts_with("\"args\":"))
+                .unwrap_or_else(|| panic!("no args in {stdout}"));
+            let list = line
+                .trim()
+                .trim_start_matches("\"args\":")
+                .trim()
+                .trim_end_matches(',');
+            serde_json::from_str(list).unwrap()
+        }
+        "claude-desktop-remote" => {
+            // The host command: `NAME='…' … <proposer> serve …` on stderr.
+            let line = stderr
+                .lines()
+                .find(|l| l.contains(" serve --config "))
+                .unwrap_or_else(|| panic!("no host command in {stderr}"));
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let serve = words.iter().position(|w| *w == "serve").unwrap();
+            words[serve..].iter().map(|w| (*w).to_owned()).collect()
+        }
+        other => panic!("unexpected client {other}"),
+    };
+    assert_eq!(argv[0], "serve", "{client}: {argv:?}");
+    let mut out = Vec::new();
+    let mut rest = argv[1..].iter();
+    while let Some(a) = rest.next() {
+        match a.as_str() {
+            "--config" | "--transport" | "--listen" | "--auth-token-env" => {
+                rest.next();
+            }
+            _ => out.push(a.clone()),
+        }
+    }
+    out
+}
+
+/// Every snippet `airlock mcp config` writes starts a proposer whose tool
+/// names all match `^[a-zA-Z0-9_-]{1,64}$` (Claude Desktop, Cursor, Copilot
+/// CLI and Codex reject anything else).
+#[test]
+fn every_mcp_config_snippet_yields_client_safe_tool_names() {
+    let stack = Stack::new(postgres());
+    rt().block_on(async {
+        for client in [
+            "claude-desktop",
+            "claude-desktop-remote",
+            "cursor",
+            "vscode",
+            "generic",
+            "openai-agents",
+        ] {
+            let out = std::process::Command::new(airlock_tests::bin("airlock"))
+                .args(["mcp", "config", client, "--config"])
+                .arg(&stack.exec.config_path)
+                .env("AIRLOCK_SOCKET_DIR", &stack.exec.socket_dir)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{client}: {out:?}");
+            let args = snippet_args(
+                client,
+                &String::from_utf8_lossy(&out.stdout),
+                &String::from_utf8_lossy(&out.stderr),
+            );
+            let extra: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mcp = stack.stdio(&extra).await;
+            let tools = mcp.list_all_tools().await.unwrap();
+            assert_eq!(tools.len(), 8, "{client}");
+            for t in &tools {
+                assert!(client_safe(&t.name), "{client}: {} ({extra:?})", t.name);
+            }
+            let (_, env) = call(
+                &mcp,
+                "billing__inspect_invoice",
+                json!({"invoice_id": "INV-3001"}),
+            )
+            .await;
+            assert_eq!(env["ok"], true, "{client}: {env}");
+            assert_eq!(
+                env["_meta"]["canonical_capability"], "billing.inspect_invoice",
+                "{client}"
+            );
+            mcp.cancel().await.unwrap();
+        }
+    });
+}
