@@ -602,7 +602,7 @@ mod tests {
         k
     }
 
-    fn sorted<'a>(mut k: Vec<&'a str>) -> Vec<&'a str> {
+    fn sorted(mut k: Vec<&str>) -> Vec<&str> {
         k.sort_unstable();
         k
     }
