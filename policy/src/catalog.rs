@@ -38,6 +38,22 @@ pub fn openai_alias(name: &str) -> String {
     name.replace('.', "__")
 }
 
+/// A tool's human-readable title: `billing.propose_late_fee_waiver` is
+/// "Billing: propose late fee waiver" (the part before the last `.` is the
+/// area, underscores are spaces, the first letter is upper case).
+pub fn title(name: &str) -> String {
+    let spaced = |s: &str| s.replace(['_', '.'], " ");
+    let text = match name.rsplit_once('.') {
+        Some((area, action)) => format!("{}: {}", spaced(area), spaced(action)),
+        None => spaced(name),
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
 /// One MCP tool definition.
 #[derive(Debug, Clone, Serialize)]
 pub struct ToolDef {
@@ -45,6 +61,8 @@ pub struct ToolDef {
     pub name: String,
     /// The capability it routes to.
     pub canonical: String,
+    /// A human-readable title (MCP `title`), from the canonical name.
+    pub title: String,
     pub kind: Kind,
     pub description: String,
     #[serde(rename = "inputSchema")]
@@ -68,6 +86,7 @@ impl Catalog {
             let base = ToolDef {
                 name: cap.name.clone(),
                 canonical: cap.name.clone(),
+                title: title(&cap.name),
                 kind: cap.kind,
                 description: describe(cap, required_role),
                 input_schema: input_schema(&cap.args),
@@ -252,6 +271,23 @@ mod tests {
         );
         assert_eq!(openai_alias("a.b.c"), "a__b__c");
         assert_eq!(openai_alias("nodots"), "nodots");
+    }
+
+    #[test]
+    fn titles_are_readable_forms_of_the_canonical_name() {
+        assert_eq!(
+            title("billing.propose_late_fee_waiver"),
+            "Billing: propose late fee waiver"
+        );
+        assert_eq!(title("support.inspect_ticket"), "Support: inspect ticket");
+        assert_eq!(title("crm_eu.accounts.lookup"), "Crm eu accounts: lookup");
+        assert_eq!(title("nodots_here"), "Nodots here");
+        assert_eq!(title("ünicode.x"), "Ünicode: x");
+        assert_eq!(title(""), "");
+        let cfg = reference();
+        for t in Catalog::new(&cfg, AliasMode::Both).tools() {
+            assert_eq!(t.title, title(&t.canonical), "{}", t.name);
+        }
     }
 
     #[test]

@@ -71,8 +71,10 @@ struct ServeArgs {
     /// Serve streamable-http without a token (loopback addresses only).
     #[arg(long)]
     insecure_no_auth: bool,
-    /// Tool names: canonical, openai (`billing__inspect_invoice`) or both.
-    #[arg(long, default_value = "canonical", value_parser = ["canonical", "openai", "both"])]
+    /// Tool names: openai (the default: client-safe `billing__inspect_invoice`,
+    /// each `.` as `__`, which every MCP client accepts), canonical
+    /// (`billing.inspect_invoice`) or both.
+    #[arg(long, default_value = "openai", value_parser = ["canonical", "openai", "both"])]
     alias_mode: String,
     /// Result envelope version (default: the config's result_format, else 2).
     #[arg(long, value_parser = ["1", "2"])]
@@ -165,7 +167,7 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(_) => ResultFormat::V2,
         None => config.result_format,
     };
-    let alias_mode = AliasMode::parse(&args.alias_mode).unwrap_or(AliasMode::Canonical);
+    let alias_mode = AliasMode::parse(&args.alias_mode).unwrap_or(AliasMode::Openai);
     let (socket_dir, socket_dir_from) = locate_socket_dir(
         args.socket_dir.as_deref(),
         |k| std::env::var(k).ok(),

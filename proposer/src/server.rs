@@ -12,6 +12,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::Value;
 
+use crate::envelope::output_schema;
 use crate::tools::Proposer;
 
 const INSTRUCTIONS: &str = "These are reviewed business tools over a live database. Read tools return one \
@@ -35,6 +36,7 @@ impl std::fmt::Debug for McpServer {
 
 impl McpServer {
     pub fn new(proposer: Arc<Proposer>) -> McpServer {
+        let format = proposer.result_format();
         let tools = proposer
             .catalog()
             .tools()
@@ -46,6 +48,10 @@ impl McpServer {
                 };
                 let read_only = t.kind == airlock_policy::config::Kind::Read;
                 let mut tool = Tool::new(t.name.clone(), t.description.clone(), schema);
+                tool.title = Some(t.title.clone());
+                if let Value::Object(out) = output_schema(&t.canonical, t.kind, format) {
+                    tool.output_schema = Some(Arc::new(out));
+                }
                 // Neither kind changes the database; proposals record a request for review.
                 tool.annotations = Some(ToolAnnotations::from_raw(
                     None,

@@ -12,14 +12,14 @@ use airlock_policy::Config;
 use airlock_policy::args::validate_args;
 use airlock_policy::catalog::{AliasMode, Catalog};
 use airlock_policy::change_set::{build, scalar_text, tenant_matches};
-use airlock_policy::config::{Capability, Kind, ResultFormat};
+use airlock_policy::config::{Capability, ContextProvider, ExecutorSpec, Kind, ResultFormat};
 use airlock_policy::context::{ContextError, TrustedContext, resolve_context};
 use airlock_policy::db_error::{SOURCE_MISCONFIGURED, SOURCE_MISCONFIGURED_MESSAGE};
 use airlock_policy::statement::{LookupParam, Statement, select_row};
 use serde_json::{Map, Value, json};
 
 use crate::credentials::{CredentialError, check_no_write_authority, read_urls};
-use crate::envelope::{Outcome, ToolError};
+use crate::envelope::{CallContext, Evidence, Outcome, ProposalView, ToolError, WritebackMode};
 use crate::executor_link::{ExecutorLink, LinkError};
 use crate::source::{SourceError, SourceOptions, SourcePool};
 
@@ -57,6 +57,20 @@ pub struct Settings {
 struct Prepared {
     context: TrustedContext,
     statement: Statement,
+}
+
+impl Prepared {
+    /// The trusted context as `_meta` shows it.
+    fn call_context(&self) -> CallContext {
+        CallContext {
+            tenant_id: self.context.tenant_id.clone(),
+            principal: self.context.principal.clone(),
+            provenance: match self.context.source {
+                ContextProvider::Environment => "environment",
+                ContextProvider::StaticDev => "static_dev",
+            },
+        }
+    }
 }
 
 /// The proposer's state: reviewed tools, resolved trusted context, read
@@ -227,6 +241,7 @@ impl Proposer {
             return Outcome::failed(
                 &shown,
                 None,
+                None,
                 ToolError::new(
                     "unknown_tool",
                     format!("there is no tool `{shown}`; call tools/list for the reviewed tools"),
@@ -237,6 +252,7 @@ impl Proposer {
         else {
             return Outcome::failed(
                 name,
+                None,
                 None,
                 ToolError::new("internal", "the tool is not ready"),
             );
@@ -253,6 +269,7 @@ impl Proposer {
                 return Outcome::failed(
                     name,
                     Some(cap.kind),
+                    Some(&prep.call_context()),
                     ToolError::new("invalid_arguments", first).with_details(json!(errs)),
                 );
             }
@@ -416,25 +433,28 @@ impl Proposer {
     }
 
     async fn read(&self, cap: &Capability, prep: &Prepared, args: Map<String, Value>) -> Outcome {
+        let ctx = prep.call_context();
+        let fail = |e: ToolError| Outcome::failed(&cap.name, Some(Kind::Read), Some(&ctx), e);
         let rows = match self.fetch(cap, prep, &args).await {
             Ok(r) => r,
-            Err(e) => return Outcome::failed(&cap.name, Some(Kind::Read), e),
+            Err(e) => return fail(e),
         };
         let visible: Vec<Map<String, Value>> = rows.iter().map(|r| Self::visible(cap, r)).collect();
         let mut warnings = Vec::new();
         let recorded = rows.iter().map(|r| Self::evidence_row(cap, r)).collect();
         let evidence = match self.record(cap, prep, &args, recorded).await {
-            Ok(Some(id)) => {
-                Some(json!({"evidence_id": id, "query_fingerprint": prep.statement.fingerprint()}))
-            }
+            Ok(Some(id)) => Some(Evidence {
+                bundle_id: id,
+                query_fingerprint: prep.statement.fingerprint(),
+            }),
             Ok(None) => {
                 warnings.push("evidence was not recorded: the Airlock executor is not running; reads still work, proposals will not".to_owned());
                 None
             }
-            Err(e) => return Outcome::failed(&cap.name, Some(Kind::Read), e),
+            Err(e) => return fail(e),
         };
         let mut outcome = if visible.is_empty() {
-            Outcome::failed(&cap.name, Some(Kind::Read), Self::not_found(cap, &args))
+            fail(Self::not_found(cap, &args))
         } else {
             let id = args
                 .get(&cap.lookup_arg)
@@ -449,13 +469,15 @@ impl Proposer {
                 capability: cap.name.clone(),
                 kind: Some(Kind::Read),
                 summary: format!(
-                    "{} record `{id}` (tenant {}).",
+                    "Read {} record `{id}` (tenant {}). Source database changed: no.",
                     cap.target.table, prep.context.tenant_id
                 ),
                 data,
+                object: Some((cap.target.table.clone(), id)),
                 proposal: None,
                 error: None,
                 evidence: None,
+                context: Some(ctx.clone()),
                 warnings: Vec::new(),
             }
         };
@@ -470,7 +492,8 @@ impl Proposer {
         prep: &Prepared,
         args: Map<String, Value>,
     ) -> Outcome {
-        let fail = |e: ToolError| Outcome::failed(&cap.name, Some(Kind::Proposal), e);
+        let ctx = prep.call_context();
+        let fail = |e: ToolError| Outcome::failed(&cap.name, Some(Kind::Proposal), Some(&ctx), e);
         let rows = match self.fetch(cap, prep, &args).await {
             Ok(r) => r,
             Err(e) => return fail(e),
@@ -524,27 +547,45 @@ impl Proposer {
                 return fail(ToolError::new("executor_untrusted", msg));
             }
         };
-        let role = cap
-            .proposal
-            .as_ref()
-            .and_then(|p| p.approval.required_role.clone());
+        let spec = cap.proposal.as_ref();
+        let role = spec.and_then(|p| p.approval.required_role.clone());
+        let (executor, writeback) = match spec.map(|p| self.config.executor_for(p)) {
+            Some(e) if !matches!(e.spec, ExecutorSpec::SqlUpdate) => {
+                (e.name.to_owned(), WritebackMode::AppHandler)
+            }
+            Some(e) => (e.name.to_owned(), WritebackMode::DirectUpdate),
+            None => (
+                airlock_policy::config::SQL_UPDATE.to_owned(),
+                WritebackMode::DirectUpdate,
+            ),
+        };
+        let object_id = scalar_text(&recorded.change_set.target.primary_key.value);
         Outcome {
             capability: cap.name.clone(),
             kind: Some(Kind::Proposal),
             summary: format!(
-                "Proposal {} recorded for {} `{}`: pending approval by a person{}. The database has not been changed.",
+                "Created proposal {} for {} `{object_id}`: pending approval by a person{}. Source database changed: no.",
                 recorded.proposal_id,
                 cap.target.table,
-                scalar_text(&recorded.change_set.target.primary_key.value),
                 role.as_deref()
                     .map_or(String::new(), |r| format!(" with role {r}"))
             ),
-            data: Some(Value::Object(Self::visible(cap, &row))),
-            proposal: Some(proposal_json(&recorded, role.as_deref())),
+            data: None,
+            object: None,
+            proposal: Some(proposal_view(
+                &recorded,
+                &cap.target.table,
+                object_id,
+                role,
+                writeback,
+                executor,
+            )),
             error: None,
-            evidence: Some(
-                json!({"evidence_id": evidence_id, "query_fingerprint": prep.statement.fingerprint()}),
-            ),
+            evidence: Some(Evidence {
+                bundle_id: evidence_id,
+                query_fingerprint: prep.statement.fingerprint(),
+            }),
+            context: Some(ctx.clone()),
             warnings: Vec::new(),
         }
     }
@@ -608,22 +649,38 @@ fn json_type(v: Option<&Value>) -> &'static str {
 }
 
 /// The proposal part of the envelope: the exact diff and what happens next.
-fn proposal_json(r: &ProposalRecorded, role: Option<&str>) -> Value {
+fn proposal_view(
+    r: &ProposalRecorded,
+    table: &str,
+    object_id: String,
+    required_role: Option<String>,
+    writeback: WritebackMode,
+    executor: String,
+) -> ProposalView {
     let cs = &r.change_set;
-    let diff: Vec<Value> = cs
-        .patch
-        .iter()
-        .map(|(col, after)| json!({"column": col, "before": cs.before.get(col).cloned().unwrap_or(Value::Null), "after": after}))
-        .collect();
-    json!({
-        "proposal_id": r.proposal_id,
-        "state": r.state,
-        "required_role": role,
-        "diff": diff,
-        "guards": cs.guards,
-        "proposal_hash": r.proposal_hash,
-        "created_at": r.created_at,
-        "expires_at": r.expires_at,
-        "next_step": "A person reviews and approves or rejects this outside the model's reach; nothing changes until then.",
-    })
+    ProposalView {
+        id: r.proposal_id.clone(),
+        state: r.state.as_str().to_owned(),
+        table: table.to_owned(),
+        object_id,
+        tenant_id: cs.tenant_id.clone(),
+        diff: cs
+            .patch
+            .iter()
+            .map(|(col, after)| {
+                (
+                    col.clone(),
+                    cs.before.get(col).cloned().unwrap_or(Value::Null),
+                    after.clone(),
+                )
+            })
+            .collect(),
+        writeback,
+        executor,
+        required_role,
+        guards: serde_json::to_value(&cs.guards).unwrap_or(Value::Null),
+        proposal_hash: r.proposal_hash.clone(),
+        created_at: r.created_at.clone(),
+        expires_at: r.expires_at.clone(),
+    }
 }

@@ -59,6 +59,9 @@ use sqlx::Connection;
 const TOKEN: &str = "bench-bearer-token-0123456789";
 const READ_TOOL: &str = "billing.inspect_invoice";
 const PROPOSAL_TOOL: &str = "billing.propose_late_fee_waiver";
+/// The names the model calls them by (client-safe, the proposer's default).
+const READ_TOOL_NAME: &str = "billing__inspect_invoice";
+const PROPOSAL_TOOL_NAME: &str = "billing__propose_late_fee_waiver";
 const INVOICE: &str = "INV-3001";
 const TENANT: &str = "acme";
 const PRINCIPAL: &str = "agent_17";
@@ -571,15 +574,15 @@ async fn call_ok(client: &McpClient, tool: &str, args: Map<String, Value>) -> Va
 
 async fn timed_reads(client: &McpClient, n: usize) -> Vec<Duration> {
     for _ in 0..20.min(n) {
-        let env = call_ok(client, READ_TOOL, read_args()).await;
-        assert!(env["evidence"]["evidence_id"].is_string(), "{env}");
+        let env = call_ok(client, READ_TOOL_NAME, read_args()).await;
+        assert!(env["evidence"]["bundle_id"].is_string(), "{env}");
     }
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
-        let env = call_ok(client, READ_TOOL, read_args()).await;
+        let env = call_ok(client, READ_TOOL_NAME, read_args()).await;
         out.push(t.elapsed());
-        debug_assert!(env["evidence"]["evidence_id"].is_string());
+        debug_assert!(env["evidence"]["bundle_id"].is_string());
     }
     out
 }
@@ -594,10 +597,10 @@ async fn timed_proposals(
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
         let t = Instant::now();
-        let env = call_ok(client, PROPOSAL_TOOL, proposal_args(seq0 + i)).await;
+        let env = call_ok(client, PROPOSAL_TOOL_NAME, proposal_args(seq0 + i)).await;
         out.push(t.elapsed());
         ids.push(
-            env["proposal"]["proposal_id"]
+            env["proposal"]["id"]
                 .as_str()
                 .unwrap_or_else(|| panic!("no proposal id: {env}"))
                 .to_owned(),
@@ -1247,12 +1250,12 @@ fn run_engine(settings: &Settings, report: &mut Report, engine: Engine) {
     let (mut rawc, _) = RawStdio::start(&stack);
     let args = read_args();
     for _ in 0..20 {
-        rawc.call(READ_TOOL, &args);
+        rawc.call(READ_TOOL_NAME, &args);
     }
     let mut raw_reads = Vec::with_capacity(settings.reads);
     for _ in 0..settings.reads {
         let t = Instant::now();
-        let line = rawc.call(READ_TOOL, &args);
+        let line = rawc.call(READ_TOOL_NAME, &args);
         raw_reads.push(t.elapsed());
         debug_assert!(line.contains("\"ok\":true"));
     }
@@ -1323,12 +1326,12 @@ fn run_engine(settings: &Settings, report: &mut Report, engine: Engine) {
         let mut raw = RawHttp::connect(&http.url).await;
         let args = read_args();
         for _ in 0..20 {
-            raw.call(READ_TOOL, &args).await;
+            raw.call(READ_TOOL_NAME, &args).await;
         }
         let mut samples = Vec::with_capacity(settings.http_raw_reads);
         for _ in 0..settings.http_raw_reads {
             let t = Instant::now();
-            let v = raw.call(READ_TOOL, &args).await;
+            let v = raw.call(READ_TOOL_NAME, &args).await;
             samples.push(t.elapsed());
             debug_assert_eq!(v["result"]["structuredContent"]["ok"], true);
         }
@@ -1358,7 +1361,7 @@ fn run_engine(settings: &Settings, report: &mut Report, engine: Engine) {
             clients.push(Arc::new(http.client(Some(TOKEN)).await));
         }
         for c in &clients {
-            call_ok(c, READ_TOOL, read_args()).await;
+            call_ok(c, READ_TOOL_NAME, read_args()).await;
         }
         let t = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
@@ -1366,7 +1369,7 @@ fn run_engine(settings: &Settings, report: &mut Report, engine: Engine) {
             let c = Arc::clone(c);
             tasks.spawn(async move {
                 for _ in 0..calls {
-                    call_ok(&c, READ_TOOL, read_args()).await;
+                    call_ok(&c, READ_TOOL_NAME, read_args()).await;
                 }
             });
         }
@@ -1390,7 +1393,7 @@ fn run_engine(settings: &Settings, report: &mut Report, engine: Engine) {
             tasks.spawn(async move {
                 let args = read_args();
                 for _ in 0..raw_calls {
-                    let v = r.call(READ_TOOL, &args).await;
+                    let v = r.call(READ_TOOL_NAME, &args).await;
                     assert_eq!(v["result"]["structuredContent"]["ok"], true, "{v}");
                 }
             });
@@ -1431,7 +1434,7 @@ fn run_engine(settings: &Settings, report: &mut Report, engine: Engine) {
         let mut clients = Vec::new();
         for _ in 0..proposers {
             let (c, pid) = stack.stdio().await;
-            call_ok(&c, PROPOSAL_TOOL, proposal_args(0)).await;
+            call_ok(&c, PROPOSAL_TOOL_NAME, proposal_args(0)).await;
             clients.push((Arc::new(c), pid));
         }
         let t = Instant::now();
@@ -1442,7 +1445,12 @@ fn run_engine(settings: &Settings, report: &mut Report, engine: Engine) {
                 let mut lat = Vec::with_capacity(each);
                 for i in 0..each {
                     let t = Instant::now();
-                    call_ok(&c, PROPOSAL_TOOL, proposal_args(1_000_000 * (k + 1) + i)).await;
+                    call_ok(
+                        &c,
+                        PROPOSAL_TOOL_NAME,
+                        proposal_args(1_000_000 * (k + 1) + i),
+                    )
+                    .await;
                     lat.push(t.elapsed());
                 }
                 lat
@@ -1560,8 +1568,13 @@ async fn propose_each(stack: &Stack, invoices: &[String], procs: usize) -> Vec<S
             for inv in &part {
                 let args =
                     json!({"invoice_id": inv, "reason": format!("late fee waived for {inv}")});
-                let env = call_ok(&client, PROPOSAL_TOOL, args.as_object().cloned().unwrap()).await;
-                ids.push(env["proposal"]["proposal_id"].as_str().unwrap().to_owned());
+                let env = call_ok(
+                    &client,
+                    PROPOSAL_TOOL_NAME,
+                    args.as_object().cloned().unwrap(),
+                )
+                .await;
+                ids.push(env["proposal"]["id"].as_str().unwrap().to_owned());
             }
             let _ = client.cancel().await;
             (k, ids)

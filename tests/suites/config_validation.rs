@@ -25,10 +25,21 @@ fn reference_config_is_valid_and_previews_eight_tools() {
     assert_eq!(tools.len(), 8);
     assert_eq!(tools.iter().filter(|t| t["kind"] == "read").count(), 4);
     assert_eq!(tools.iter().filter(|t| t["kind"] == "proposal").count(), 4);
+    // The names the model sees by default: client-safe, each `.` as `__`.
+    assert_eq!(v["alias_mode"], "openai");
+    for t in tools {
+        assert_eq!(
+            t["name"],
+            t["canonical"].as_str().unwrap().replace('.', "__"),
+            "{t}"
+        );
+    }
     let waiver = tools
         .iter()
-        .find(|t| t["name"] == "billing.propose_late_fee_waiver")
+        .find(|t| t["name"] == "billing__propose_late_fee_waiver")
         .unwrap();
+    assert_eq!(waiver["canonical"], "billing.propose_late_fee_waiver");
+    assert_eq!(waiver["title"], "Billing: propose late fee waiver");
     assert_eq!(
         waiver["inputSchema"]["required"],
         serde_json::json!(["invoice_id", "reason"])
@@ -41,7 +52,7 @@ fn reference_config_is_valid_and_previews_eight_tools() {
     assert_eq!(waiver["approval_role"], "billing_lead");
     let credit = tools
         .iter()
-        .find(|t| t["name"] == "support.propose_plan_credit")
+        .find(|t| t["name"] == "support__propose_plan_credit")
         .unwrap();
     assert_eq!(
         credit["inputSchema"]["properties"]["credit_cents"],

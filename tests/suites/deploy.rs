@@ -124,12 +124,12 @@ fn the_executor_reads_its_write_credential_from_the_credentials_directory() {
         let client = stdio_client(&exec.config_path, &exec.socket_dir, &env, &[]).await;
         let (_, e) = call(
             &client,
-            "billing.propose_late_fee_waiver",
+            "billing__propose_late_fee_waiver",
             json!({"invoice_id": "INV-3001", "reason": "via credentials"}),
         )
         .await;
         client.cancel().await.unwrap();
-        e["proposal"]["proposal_id"].as_str().unwrap().to_owned()
+        e["proposal"]["id"].as_str().unwrap().to_owned()
     });
     let out = exec.cli(&["proposals", "approve", &id, "--yes", "--apply", "--json"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -141,12 +141,12 @@ fn the_executor_reads_its_write_credential_from_the_credentials_directory() {
         let client = stdio_client(&exec.config_path, &exec.socket_dir, &env, &[]).await;
         let (_, e) = call(
             &client,
-            "billing.propose_late_fee_waiver",
+            "billing__propose_late_fee_waiver",
             json!({"invoice_id": "INV-3002", "reason": "no creds"}),
         )
         .await;
         client.cancel().await.unwrap();
-        e["proposal"]["proposal_id"].as_str().unwrap().to_owned()
+        e["proposal"]["id"].as_str().unwrap().to_owned()
     });
     let out = exec.cli(&["proposals", "approve", &id, "--yes", "--apply", "--json"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -192,13 +192,15 @@ fn read_args() -> Value {
 }
 
 async fn read(client: &McpClient) -> Value {
-    call(client, "billing.inspect_invoice", read_args()).await.1
+    call(client, "billing__inspect_invoice", read_args())
+        .await
+        .1
 }
 
 async fn propose(client: &McpClient, reason: &str) -> Value {
     call(
         client,
-        WAIVER,
+        &airlock_policy::catalog::openai_alias(WAIVER),
         json!({"invoice_id": "INV-3001", "reason": reason}),
     )
     .await
@@ -211,7 +213,7 @@ async fn reads_at_once(client: &McpClient, n: usize) -> Vec<Value> {
     for _ in 0..n {
         let peer = client.peer().clone();
         set.spawn(async move {
-            let params = CallToolRequestParams::new("billing.inspect_invoice")
+            let params = CallToolRequestParams::new("billing__inspect_invoice")
                 .with_arguments(read_args().as_object().cloned().unwrap());
             let r = peer
                 .call_tool(params)
@@ -227,8 +229,10 @@ async fn reads_at_once(client: &McpClient, n: usize) -> Vec<Value> {
     out
 }
 
+/// Airlock's own code of a failed call (the envelope's `error.code` is the
+/// Synapsor-compatible one it maps to).
 fn code(envelope: &Value) -> &str {
-    envelope["error"]["code"].as_str().unwrap_or("")
+    envelope["error"]["airlock_code"].as_str().unwrap_or("")
 }
 
 /// A read that failed because of the source must say so plainly.
@@ -298,7 +302,7 @@ fn source_database_restart_mid_session_recovers_with_clear_errors() {
         let client = stack.stdio().await;
         for e in reads_at_once(&client, 8).await {
             assert_eq!(e["ok"], true, "{e}");
-            assert!(e["evidence"]["evidence_id"].is_string(), "{e}");
+            assert!(e["evidence"]["bundle_id"].is_string(), "{e}");
         }
         let pooled = proposer_backends(DB);
         assert!(pooled >= 1, "the proposer holds pooled connections");
@@ -354,7 +358,7 @@ fn source_database_restart_mid_session_recovers_with_clear_errors() {
 
         // Proposals work again, and the failed one left nothing behind.
         let ok = propose(&client, "after the database came back").await;
-        assert_eq!(ok["proposal"]["state"], "pending_approval", "{ok}");
+        assert_eq!(ok["proposal"]["state"], "review_required", "{ok}");
         client.cancel().await.unwrap();
     });
     let (_, list) = stack.cli_json(&["proposals", "list"]);
@@ -391,19 +395,19 @@ fn executor_restart_under_connected_proposers_loses_nothing() {
         // Use every one of the proposer's executor connections before the restart.
         for i in 0..6 {
             let e = read(&stdio).await;
-            assert!(e["evidence"]["evidence_id"].is_string(), "{e}");
+            assert!(e["evidence"]["bundle_id"].is_string(), "{e}");
             let p = propose(&stdio, &format!("before restart {i}")).await;
-            assert_eq!(p["proposal"]["state"], "pending_approval", "{p}");
-            before.push(p["proposal"]["proposal_id"].as_str().unwrap().to_owned());
+            assert_eq!(p["proposal"]["state"], "review_required", "{p}");
+            before.push(p["proposal"]["id"].as_str().unwrap().to_owned());
         }
         let (_, p) = call(
             &web,
-            "support.propose_ticket_resolution",
+            "support__propose_ticket_resolution",
             json!({"ticket_id": "T-1042", "resolution_note": "before restart (http)"}),
         )
         .await;
-        assert_eq!(p["proposal"]["state"], "pending_approval", "{p}");
-        before.push(p["proposal"]["proposal_id"].as_str().unwrap().to_owned());
+        assert_eq!(p["proposal"]["state"], "review_required", "{p}");
+        before.push(p["proposal"]["id"].as_str().unwrap().to_owned());
     });
 
     assert!(stack.exec.stop().success(), "SIGTERM: a clean exit");
@@ -425,7 +429,7 @@ fn executor_restart_under_connected_proposers_loses_nothing() {
         for i in 0..8 {
             let note = format!("after restart {i}");
             let p = propose(&stdio, &note).await;
-            match p["proposal"]["proposal_id"].as_str() {
+            match p["proposal"]["id"].as_str() {
                 Some(id) => after.push(id.to_owned()),
                 None => failed.push(("stdio", note, p)),
             }
@@ -434,11 +438,11 @@ fn executor_restart_under_connected_proposers_loses_nothing() {
             let note = format!("after restart (http) {i}");
             let (_, p) = call(
                 &web,
-                "support.propose_ticket_resolution",
+                "support__propose_ticket_resolution",
                 json!({"ticket_id": "T-1042", "resolution_note": note}),
             )
             .await;
-            match p["proposal"]["proposal_id"].as_str() {
+            match p["proposal"]["id"].as_str() {
                 Some(id) => after.push(id.to_owned()),
                 None => failed.push(("http", note, p)),
             }
@@ -447,7 +451,7 @@ fn executor_restart_under_connected_proposers_loses_nothing() {
             for _ in 0..4 {
                 let e = read(client).await;
                 assert!(
-                    e["evidence"]["evidence_id"].is_string(),
+                    e["evidence"]["bundle_id"].is_string(),
                     "reads record evidence again: {e}"
                 );
             }
@@ -569,11 +573,11 @@ fn ledger_storage_fault(
     let (first, second) = rt.block_on(async {
         let a = propose(&client, "before the fault").await;
         let b = propose(&client, "also before the fault").await;
-        assert_eq!(a["proposal"]["state"], "pending_approval", "{a}");
-        assert_eq!(b["proposal"]["state"], "pending_approval", "{b}");
+        assert_eq!(a["proposal"]["state"], "review_required", "{a}");
+        assert_eq!(b["proposal"]["state"], "review_required", "{b}");
         (
-            a["proposal"]["proposal_id"].as_str().unwrap().to_owned(),
-            b["proposal"]["proposal_id"].as_str().unwrap().to_owned(),
+            a["proposal"]["id"].as_str().unwrap().to_owned(),
+            b["proposal"]["id"].as_str().unwrap().to_owned(),
         )
     });
     let events_before = stats(&stack.exec)["events"].as_u64().unwrap();
@@ -635,7 +639,7 @@ fn ledger_storage_fault(
     );
     let after = rt.block_on(propose(&client, "after the fault"));
     assert_eq!(
-        after["proposal"]["state"], "pending_approval",
+        after["proposal"]["state"], "review_required",
         "{what}: {after}"
     );
     let (code_, out) = stack.cli_json(&["proposals", "approve", &first, "--yes", "--apply"]);
@@ -1033,7 +1037,7 @@ fn kill_9_during_mcp_proposals_each_answer_tells_the_truth() {
         let found = ledger.get(reason).cloned().unwrap_or_default();
         assert!(found.len() <= 1, "{reason} recorded twice: {found:?}");
         let label = if e["ok"] == true {
-            let id = e["proposal"]["proposal_id"].as_str().unwrap();
+            let id = e["proposal"]["id"].as_str().unwrap();
             assert_eq!(
                 found,
                 [id.to_owned()],

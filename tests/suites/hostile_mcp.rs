@@ -30,7 +30,8 @@ use serde_json::{Value, json};
 
 const TOKEN: &str = "hostile-bearer-token-0123456789abcdef";
 
-/// Codes a tool result may carry when `ok` is false (never `internal`).
+/// Airlock codes (`error.airlock_code`) a tool result may carry when `ok`
+/// is false (never `internal`).
 const TOOL_ERROR_CODES: &[&str] = &[
     "unknown_tool",
     "invalid_arguments",
@@ -205,7 +206,17 @@ fn judge_envelope(env: &Value) -> String {
     }
     assert_eq!(env["ok"], false, "the envelope says ok or not: {env}");
     assert!(env["data"].is_null(), "no data with an error: {env}");
-    let code = env["error"]["code"].as_str().unwrap_or_default();
+    assert!(
+        env["proposal"].is_null(),
+        "no proposal with an error: {env}"
+    );
+    let safe = env["error"]["code"].as_str().unwrap_or_default();
+    assert!(
+        !safe.is_empty() && safe.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
+        "error.code is UPPER_SNAKE_CASE: {env}"
+    );
+    assert!(env["error"]["retryable"].is_boolean(), "{env}");
+    let code = env["error"]["airlock_code"].as_str().unwrap_or_default();
     let message = env["error"]["message"].as_str().unwrap_or_default();
     assert!(
         TOOL_ERROR_CODES.contains(&code),
@@ -263,7 +274,7 @@ fn rpc_error_code(m: &Value) -> Option<i64> {
 }
 
 fn tool_error_code(m: &Value) -> Option<&str> {
-    m["result"]["structuredContent"]["error"]["code"].as_str()
+    m["result"]["structuredContent"]["error"]["airlock_code"].as_str()
 }
 
 fn tool_call(id: impl Into<Value>, tool: &str, args: Value) -> Value {
@@ -500,7 +511,7 @@ fn stdio_step(
         Control::Ping => p.send(&json!({"jsonrpc": "2.0", "id": cid, "method": "ping"})),
         Control::Call => p.send(&tool_call(
             cid,
-            "billing.inspect_invoice",
+            "billing__inspect_invoice",
             json!({"invoice_id": "INV-3001"}),
         )),
     }
@@ -628,7 +639,7 @@ fn stdio_hostile_client() {
         ),
         &[l(tool_call(
             2,
-            "billing.inspect_invoice",
+            "billing__inspect_invoice",
             json!({"invoice_id": "INV-9001"}),
         ))],
         &[json!(2)],
@@ -740,7 +751,7 @@ fn stdio_hostile_client() {
             "no answer (notifications get none)",
         ),
         &[l(
-            json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "billing.inspect_invoice", "arguments": {"invoice_id": "INV-9001"}}}),
+            json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "billing__inspect_invoice", "arguments": {"invoice_id": "INV-9001"}}}),
         )],
         &[],
         |m| {
@@ -776,7 +787,7 @@ fn stdio_hostile_client() {
             l(json!({"jsonrpc": "2.0", "id": 14, "method": "tools/call"})),
             l(json!({"jsonrpc": "2.0", "id": 11, "method": "tools/call", "params": {}})),
             l(
-                json!({"jsonrpc": "2.0", "id": 12, "method": "tools/call", "params": {"name": "billing.inspect_invoice", "arguments": ["INV-9001"]}}),
+                json!({"jsonrpc": "2.0", "id": 12, "method": "tools/call", "params": {"name": "billing__inspect_invoice", "arguments": ["INV-9001"]}}),
             ),
         ],
         &[json!(10), json!(14), json!(11), json!(12)],
@@ -824,7 +835,7 @@ fn stdio_hostile_client() {
         &mut t,
         Control::Call,
         (
-            "unknown tools (SQL, empty, alias, path, 512 KiB name)",
+            "unknown tools (SQL, empty, canonical dotted name, path, 512 KiB name)",
             "unknown_tool",
         ),
         &[
@@ -834,9 +845,10 @@ fn stdio_hostile_client() {
                 json!({"sql": "SELECT * FROM invoices"}),
             )),
             l(tool_call(21, "", json!({}))),
+            // The default names are client-safe: the dotted name is not a tool.
             l(tool_call(
                 22,
-                "billing__inspect_invoice",
+                "billing.inspect_invoice",
                 json!({"invoice_id": "INV-3001"}),
             )),
             l(tool_call(
@@ -863,46 +875,46 @@ fn stdio_hostile_client() {
         &[
             l(tool_call(
                 30,
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": 9001}),
             )),
             l(tool_call(
                 31,
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": true}),
             )),
             l(tool_call(
                 32,
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": ["INV-9001"]}),
             )),
             l(tool_call(
                 33,
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": {"id": "INV-9001"}}),
             )),
             l(tool_call(
                 34,
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": null}),
             )),
             l(tool_call(
                 35,
-                "support.propose_plan_credit",
+                "support__propose_plan_credit",
                 json!({"customer_id": "cust_acme_1", "credit_cents": "1200", "reason": "r"}),
             )),
             l(tool_call(
                 36,
-                "support.propose_plan_credit",
+                "support__propose_plan_credit",
                 json!({"customer_id": "cust_acme_1", "credit_cents": 1e308, "reason": "r"}),
             )),
             l(tool_call(
                 37,
-                "orders.propose_status_change",
+                "orders__propose_status_change",
                 json!({"order_id": "O-1001", "status": 1, "reason": "r"}),
             )),
             l(
-                json!({"jsonrpc": "2.0", "id": 38, "method": "tools/call", "params": {"name": "billing.inspect_invoice"}}),
+                json!({"jsonrpc": "2.0", "id": 38, "method": "tools/call", "params": {"name": "billing__inspect_invoice"}}),
             ),
         ],
         &(30..=38).map(|i| json!(i)).collect::<Vec<_>>(),
@@ -919,17 +931,17 @@ fn stdio_hostile_client() {
         &[
             l(tool_call(
                 40,
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": "INV-9001", "tenant_id": "otherco"}),
             )),
             l(tool_call(
                 41,
-                "billing.propose_late_fee_waiver",
+                "billing__propose_late_fee_waiver",
                 json!({"invoice_id": "INV-9001", "reason": "r", "principal": "admin"}),
             )),
             l(tool_call(
                 42,
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": "INV-3001", "schema": "pg_catalog"}),
             )),
         ],
@@ -947,47 +959,47 @@ fn stdio_hostile_client() {
         &[
             l(tool_call(
                 50,
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": "INV-9001"}),
             )),
             l(tool_call(
                 51,
-                "support.inspect_customer_account",
+                "support__inspect_customer_account",
                 json!({"customer_id": "cust_other_1"}),
             )),
             l(tool_call(
                 52,
-                "support.inspect_ticket",
+                "support__inspect_ticket",
                 json!({"ticket_id": "T-9001"}),
             )),
             l(tool_call(
                 53,
-                "orders.inspect_order",
+                "orders__inspect_order",
                 json!({"order_id": "O-9001"}),
             )),
             l(tool_call(
                 54,
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": "INV-9001' OR tenant_id = 'otherco' --"}),
             )),
             l(tool_call(
                 55,
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": "%"}),
             )),
             l(tool_call(
                 56,
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": " INV-9001"}),
             )),
             l(tool_call(
                 57,
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": "INV-9001\u{0}"}),
             )),
             l(tool_call(
                 58,
-                "billing.propose_late_fee_waiver",
+                "billing__propose_late_fee_waiver",
                 json!({"invoice_id": "INV-9001", "reason": "r"}),
             )),
         ],
@@ -1020,17 +1032,17 @@ fn stdio_hostile_client() {
         &[
             l(tool_call(
                 60,
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": big}),
             )),
             l(tool_call(
                 61,
-                "billing.propose_late_fee_waiver",
+                "billing__propose_late_fee_waiver",
                 json!({"invoice_id": "INV-3001", "reason": big}),
             )),
             l(tool_call(
                 62,
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": "INV-3001", big.clone(): 1}),
             )),
         ],
@@ -1066,7 +1078,7 @@ fn stdio_hostile_client() {
         ("a line over 1 MiB", "-32600 with id null naming the limit"),
         &[l(tool_call(
             63,
-            "billing.inspect_invoice",
+            "billing__inspect_invoice",
             json!({"invoice_id": over}),
         ))],
         &[],
@@ -1084,7 +1096,7 @@ fn stdio_hostile_client() {
     // ---- deeply nested JSON
     let nested_call = |id: i64, value: &str| {
         format!(
-            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/call\",\"params\":{{\"name\":\"billing.inspect_invoice\",\"arguments\":{{\"invoice_id\":{value}}}}}}}"
+            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/call\",\"params\":{{\"name\":\"billing__inspect_invoice\",\"arguments\":{{\"invoice_id\":{value}}}}}}}"
         )
         .into_bytes()
     };
@@ -1141,7 +1153,7 @@ fn stdio_hostile_client() {
         &[
             l(tool_call(
                 cancelled,
-                "billing.propose_late_fee_waiver",
+                "billing__propose_late_fee_waiver",
                 json!({"invoice_id": "INV-3001", "reason": "cancel me"}),
             )),
             l(
@@ -1190,12 +1202,12 @@ fn stdio_hostile_client() {
         &[
             l(tool_call(
                 80,
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": "INV-3002"}),
             )),
             l(tool_call(
                 80,
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": "INV-9001"}),
             )),
         ],
@@ -1244,7 +1256,7 @@ fn stdio_notification_before_initialize() {
         let id = p.id();
         p.send(&tool_call(
             id,
-            "billing.inspect_invoice",
+            "billing__inspect_invoice",
             json!({"invoice_id": "INV-3001"}),
         ));
         let msgs = p.wait_for(&[json!(id)], Duration::from_secs(20));
@@ -1313,7 +1325,7 @@ fn pipeline(
     let id = p.id();
     p.send(&tool_call(
         id,
-        "billing.inspect_invoice",
+        "billing__inspect_invoice",
         json!({"invoice_id": "INV-3001"}),
     ));
     let msgs = p.wait_for(&[json!(id)], Duration::from_secs(30));
@@ -1334,12 +1346,12 @@ fn stdio_burst_of_10000_calls() {
     const OTHER: &[&str] = &["not_found", "source_timeout", "source_unavailable"];
     let (elapsed, counts) = pipeline(&mut p, N, |i| match i % 4 {
         0 => (
-            "billing.inspect_invoice",
+            "billing__inspect_invoice",
             json!({"invoice_id": "INV-3001"}),
             READ,
         ),
         1 => (
-            "billing.inspect_invoice",
+            "billing__inspect_invoice",
             json!({"invoice_id": "INV-9001"}),
             OTHER,
         ),
@@ -1349,7 +1361,7 @@ fn stdio_burst_of_10000_calls() {
             &["unknown_tool"],
         ),
         _ => (
-            "billing.inspect_invoice",
+            "billing__inspect_invoice",
             json!({"invoice_id": 3001}),
             &["invalid_arguments"],
         ),
@@ -1454,7 +1466,7 @@ fn a_read_burst_stays_within_the_source_pool() {
     let lock = lock_table(db, "invoices", Duration::from_millis(4500));
     let (elapsed, counts) = pipeline(&mut p, N, |_| {
         (
-            "billing.inspect_invoice",
+            "billing__inspect_invoice",
             json!({"invoice_id": "INV-3001"}),
             READ,
         )
@@ -1601,7 +1613,7 @@ async fn http_control(http: &mut HttpProposer, what: &str) {
     let client = http.client(Some(TOKEN)).await;
     let (_, env) = call(
         &client,
-        "billing.inspect_invoice",
+        "billing__inspect_invoice",
         json!({"invoice_id": "INV-3001"}),
     )
     .await;
@@ -1806,7 +1818,7 @@ async fn http_hostile_steps(http: &mut HttpProposer, raw: &RawHttp, t: &mut Tabl
         .rpc(
             tool_call(
                 3,
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": "INV-9001"}),
             )
             .to_string(),
@@ -1874,7 +1886,7 @@ async fn http_hostile_steps(http: &mut HttpProposer, raw: &RawHttp, t: &mut Tabl
         in_session(
             "tools/call without an id",
             "202, no answer",
-            json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "billing.inspect_invoice", "arguments": {"invoice_id": "INV-9001"}}}).to_string(),
+            json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "billing__inspect_invoice", "arguments": {"invoice_id": "INV-9001"}}}).to_string(),
             |a| assert_eq!(a.status, 202, "{}", a.body),
         )
         .await,
@@ -1892,7 +1904,7 @@ async fn http_hostile_steps(http: &mut HttpProposer, raw: &RawHttp, t: &mut Tabl
         in_session(
             "tools/call with arguments an array",
             "JSON-RPC error",
-            json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "billing.inspect_invoice", "arguments": ["INV-9001"]}}).to_string(),
+            json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "billing__inspect_invoice", "arguments": ["INV-9001"]}}).to_string(),
             |a| assert!(rpc_error_code(&a.messages[0]).is_some(), "{}", a.body),
         )
         .await,
@@ -1919,7 +1931,7 @@ async fn http_hostile_steps(http: &mut HttpProposer, raw: &RawHttp, t: &mut Tabl
             "invalid_arguments",
             tool_call(
                 10,
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": ["INV-9001"]}),
             )
             .to_string(),
@@ -1940,7 +1952,7 @@ async fn http_hostile_steps(http: &mut HttpProposer, raw: &RawHttp, t: &mut Tabl
             "invalid_arguments",
             tool_call(
                 11,
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": "INV-9001", "tenant_id": "otherco"}),
             )
             .to_string(),
@@ -1961,7 +1973,7 @@ async fn http_hostile_steps(http: &mut HttpProposer, raw: &RawHttp, t: &mut Tabl
             "not_found, no data",
             tool_call(
                 12,
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": "INV-9001"}),
             )
             .to_string(),
@@ -1982,7 +1994,7 @@ async fn http_hostile_steps(http: &mut HttpProposer, raw: &RawHttp, t: &mut Tabl
             "not_found, no data",
             tool_call(
                 13,
-                "support.inspect_customer_account",
+                "support__inspect_customer_account",
                 json!({"customer_id": "cust_other_1' OR '1'='1"}),
             )
             .to_string(),
@@ -2002,7 +2014,7 @@ async fn http_hostile_steps(http: &mut HttpProposer, raw: &RawHttp, t: &mut Tabl
             "arguments nested 100 deep",
             "invalid_arguments",
             format!(
-                "{{\"jsonrpc\":\"2.0\",\"id\":14,\"method\":\"tools/call\",\"params\":{{\"name\":\"billing.inspect_invoice\",\"arguments\":{{\"invoice_id\":{}}}}}}}",
+                "{{\"jsonrpc\":\"2.0\",\"id\":14,\"method\":\"tools/call\",\"params\":{{\"name\":\"billing__inspect_invoice\",\"arguments\":{{\"invoice_id\":{}}}}}}}",
                 nested_arrays(100)
             ),
             |a| assert_eq!(tool_error_code(&a.messages[0]), Some("invalid_arguments"), "{}", a.body),
@@ -2014,7 +2026,7 @@ async fn http_hostile_steps(http: &mut HttpProposer, raw: &RawHttp, t: &mut Tabl
             "arguments nested 10,000 deep (arrays)",
             "4xx with a message; no crash",
             format!(
-                "{{\"jsonrpc\":\"2.0\",\"id\":15,\"method\":\"tools/call\",\"params\":{{\"name\":\"billing.inspect_invoice\",\"arguments\":{{\"invoice_id\":{}}}}}}}",
+                "{{\"jsonrpc\":\"2.0\",\"id\":15,\"method\":\"tools/call\",\"params\":{{\"name\":\"billing__inspect_invoice\",\"arguments\":{{\"invoice_id\":{}}}}}}}",
                 nested_arrays(10_000)
             ),
             |a| assert!((400..500).contains(&a.status) && a.body.contains("recursion limit"), "{} {}", a.status, a.body),
@@ -2026,7 +2038,7 @@ async fn http_hostile_steps(http: &mut HttpProposer, raw: &RawHttp, t: &mut Tabl
             "arguments nested 10,000 deep (objects)",
             "4xx with a message; no crash",
             format!(
-                "{{\"jsonrpc\":\"2.0\",\"id\":16,\"method\":\"tools/call\",\"params\":{{\"name\":\"billing.inspect_invoice\",\"arguments\":{{\"invoice_id\":{}}}}}}}",
+                "{{\"jsonrpc\":\"2.0\",\"id\":16,\"method\":\"tools/call\",\"params\":{{\"name\":\"billing__inspect_invoice\",\"arguments\":{{\"invoice_id\":{}}}}}}}",
                 nested_objects(10_000)
             ),
             |a| assert!((400..500).contains(&a.status), "{} {}", a.status, a.body),
@@ -2034,12 +2046,12 @@ async fn http_hostile_steps(http: &mut HttpProposer, raw: &RawHttp, t: &mut Tabl
         .await,
     );
     // Bodies just under and just over the 1 MiB cap.
-    let envelope_len = tool_call(17, "billing.inspect_invoice", json!({"invoice_id": ""}))
+    let envelope_len = tool_call(17, "billing__inspect_invoice", json!({"invoice_id": ""}))
         .to_string()
         .len();
     let under = tool_call(
         17,
-        "billing.inspect_invoice",
+        "billing__inspect_invoice",
         json!({"invoice_id": "x".repeat(1024 * 1024 - envelope_len - 64)}),
     )
     .to_string();
@@ -2065,7 +2077,7 @@ async fn http_hostile_steps(http: &mut HttpProposer, raw: &RawHttp, t: &mut Tabl
     );
     let over = tool_call(
         18,
-        "billing.inspect_invoice",
+        "billing__inspect_invoice",
         json!({"invoice_id": "x".repeat(1024 * 1024)}),
     )
     .to_string();
@@ -2099,7 +2111,7 @@ async fn http_hostile_steps(http: &mut HttpProposer, raw: &RawHttp, t: &mut Tabl
         tokio::spawn(async move {
             let body = tool_call(
                 20,
-                "billing.propose_late_fee_waiver",
+                "billing__propose_late_fee_waiver",
                 json!({"invoice_id": "INV-3001", "reason": "cancel me over HTTP"}),
             )
             .to_string();
@@ -2149,7 +2161,7 @@ async fn http_hostile_steps(http: &mut HttpProposer, raw: &RawHttp, t: &mut Tabl
         .rpc(
             tool_call(
                 21,
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": "INV-3001"}),
             )
             .to_string(),
@@ -2185,22 +2197,22 @@ fn http_many_sessions_at_once() {
             for i in 0..CALLS {
                 let (tool, args, want) = match (s + i) % 4 {
                     0 => (
-                        "billing.inspect_invoice",
+                        "billing__inspect_invoice",
                         json!({"invoice_id": "INV-3001"}),
                         "ok",
                     ),
                     1 => (
-                        "billing.inspect_invoice",
+                        "billing__inspect_invoice",
                         json!({"invoice_id": "INV-9001"}),
                         "not_found",
                     ),
                     2 => (
-                        "support.inspect_ticket",
+                        "support__inspect_ticket",
                         json!({"ticket_id": "T-9001"}),
                         "not_found",
                     ),
                     _ => (
-                        "billing.inspect_invoice",
+                        "billing__inspect_invoice",
                         json!({"invoice_id": ["x"]}),
                         "invalid_arguments",
                     ),

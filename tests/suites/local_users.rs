@@ -204,26 +204,26 @@ fn the_proposer_refuses_an_impostor_before_sending_evidence_or_proposals() {
         // The read's rows would go to the impostor as evidence: refused.
         let (r, envelope) = call(
             &client,
-            "billing.inspect_invoice",
+            "billing__inspect_invoice",
             json!({"invoice_id": "INV-3001"}),
         )
         .await;
         assert_eq!(r.is_error, Some(true), "{envelope}");
         assert_eq!(
-            envelope["error"]["code"], "executor_untrusted",
+            envelope["error"]["airlock_code"], "executor_untrusted",
             "{envelope}"
         );
         let message = envelope["error"]["message"].as_str().unwrap();
         assert!(message.contains(&format!("uid {NOBODY_UID}")), "{message}");
         let (r, envelope) = call(
             &client,
-            "billing.propose_late_fee_waiver",
+            "billing__propose_late_fee_waiver",
             json!({"invoice_id": "INV-3001", "reason": "r"}),
         )
         .await;
         assert_eq!(r.is_error, Some(true), "{envelope}");
         assert_eq!(
-            envelope["error"]["code"], "executor_untrusted",
+            envelope["error"]["airlock_code"], "executor_untrusted",
             "{envelope}"
         );
         client.cancel().await.unwrap();
@@ -240,12 +240,12 @@ fn the_proposer_refuses_an_impostor_before_sending_evidence_or_proposals() {
         let client = stdio_client(&config, &imp.dir, &env, &["--executor-user", "nobody"]).await;
         let (_, envelope) = call(
             &client,
-            "billing.inspect_invoice",
+            "billing__inspect_invoice",
             json!({"invoice_id": "INV-3001"}),
         )
         .await;
         assert_ne!(
-            envelope["error"]["code"], "executor_untrusted",
+            envelope["error"]["airlock_code"], "executor_untrusted",
             "{envelope}"
         );
         client.cancel().await.unwrap();

@@ -2,6 +2,7 @@
 //! `airlock-proposer` over stdio and Streamable HTTP against real Postgres,
 //! MariaDB and SQLite, with a real executor recording evidence and proposals.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use airlock_policy::config::Engine;
@@ -11,6 +12,8 @@ use airlock_tests::databases::{
 };
 use airlock_tests::executor::ExecutorProcess;
 use airlock_tests::mcp::{HttpProposer, McpClient, call, stdio_client, thread_sandbox_status};
+use airlock_tests::schema::{assert_v2_envelope, assert_valid};
+use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "test-bearer-token-0123456789";
@@ -94,6 +97,32 @@ fn invoice_fee(db: &Database, id: &str) -> Vec<Vec<Option<String>>> {
     )
 }
 
+/// Whether `name` matches `^[a-zA-Z0-9_-]{1,64}$`, the tool names Claude
+/// Desktop, Cursor, Copilot CLI and Codex accept.
+fn client_safe(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Call a tool; its result must match the tool's declared outputSchema and
+/// Synapsor's v2 envelope rules, and `isError` must agree with `ok`.
+async fn checked(
+    schemas: &BTreeMap<String, (String, Value)>,
+    client: &McpClient,
+    tool: &str,
+    args: Value,
+) -> (CallToolResult, Value) {
+    let (r, env) = call(client, tool, args).await;
+    if let Some((canonical, schema)) = schemas.get(tool) {
+        assert_valid(schema, &env);
+        assert_v2_envelope(&env, canonical);
+    }
+    assert_eq!(r.is_error, Some(env["ok"] != true), "{env}");
+    (r, env)
+}
+
 /// Everything a client should see over one transport, on one engine.
 async fn exercise(stack: &Stack, client: &McpClient) {
     // initialize: who we are and that tools exist.
@@ -111,20 +140,48 @@ async fn exercise(stack: &Stack, client: &McpClient) {
     assert_eq!(
         names,
         [
-            "billing.inspect_invoice",
-            "billing.propose_late_fee_waiver",
-            "orders.inspect_order",
-            "orders.propose_status_change",
-            "support.inspect_customer_account",
-            "support.inspect_ticket",
-            "support.propose_plan_credit",
-            "support.propose_ticket_resolution"
+            "billing__inspect_invoice",
+            "billing__propose_late_fee_waiver",
+            "orders__inspect_order",
+            "orders__propose_status_change",
+            "support__inspect_customer_account",
+            "support__inspect_ticket",
+            "support__propose_plan_credit",
+            "support__propose_ticket_resolution"
         ]
     );
+    // Every tool: a client-safe name, a title, the envelope as outputSchema,
+    // and the canonical (dotted) name in `_meta`.
+    let mut schemas = BTreeMap::new();
+    for t in &tools {
+        assert!(client_safe(&t.name), "{} is not a client-safe name", t.name);
+        let canonical = t.meta.as_ref().unwrap().0["canonical_capability"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(canonical.replace('.', "__"), t.name, "{canonical}");
+        let title = t.title.as_deref().unwrap_or_default();
+        assert!(
+            !title.is_empty() && !title.contains("__"),
+            "{}: title {title:?}",
+            t.name
+        );
+        let schema = Value::Object((**t.output_schema.as_ref().expect("an outputSchema")).clone());
+        assert_eq!(schema["type"], "object", "{}", t.name);
+        assert_eq!(
+            schema["properties"]["_meta"]["properties"]["canonical_capability"]["const"],
+            canonical.as_str()
+        );
+        schemas.insert(t.name.to_string(), (canonical, schema));
+    }
     let waiver = tools
         .iter()
-        .find(|t| t.name == "billing.propose_late_fee_waiver")
+        .find(|t| t.name == "billing__propose_late_fee_waiver")
         .unwrap();
+    assert_eq!(
+        waiver.title.as_deref(),
+        Some("Billing: propose late fee waiver")
+    );
     assert_eq!(
         Value::Object((*waiver.input_schema).clone())["required"],
         json!(["invoice_id", "reason"])
@@ -135,22 +192,29 @@ async fn exercise(stack: &Stack, client: &McpClient) {
     );
 
     // Reads: typed, scoped, with evidence.
-    let (r, env) = call(
+    let (r, env) = checked(
+        &schemas,
         client,
-        "billing.inspect_invoice",
+        "billing__inspect_invoice",
         json!({"invoice_id": "INV-3001"}),
     )
     .await;
     assert_eq!(r.is_error, Some(false), "{env}");
     assert_eq!(env["ok"], true);
     assert_eq!(env["kind"], "read");
+    assert_eq!(env["proposal"], Value::Null);
+    assert_eq!(env["error"], Value::Null);
+    assert_eq!(
+        env["_meta"],
+        json!({"tenant_id": "acme", "principal": "agent_17", "provenance": "environment", "canonical_capability": "billing.inspect_invoice"})
+    );
     assert_eq!(env["data"]["late_fee_cents"], 5500);
     assert_eq!(env["data"]["balance_cents"], 25500);
     assert_eq!(env["data"]["tenant_id"], "acme");
     assert_eq!(env["data"]["waiver_reason"], Value::Null);
     assert_eq!(env["data"]["updated_at"], "2026-06-20T14:31:08Z", "{env}");
     assert!(
-        env["evidence"]["evidence_id"]
+        env["evidence"]["bundle_id"]
             .as_str()
             .unwrap()
             .starts_with("ev_"),
@@ -163,45 +227,48 @@ async fn exercise(stack: &Stack, client: &McpClient) {
     );
     for (tool, args, field, value) in [
         (
-            "support.inspect_ticket",
+            "support__inspect_ticket",
             json!({"ticket_id": "T-1042"}),
             "status",
             json!("open"),
         ),
         (
-            "support.inspect_customer_account",
+            "support__inspect_customer_account",
             json!({"customer_id": "cust_acme_1"}),
             "plan",
             json!("enterprise"),
         ),
         (
-            "orders.inspect_order",
+            "orders__inspect_order",
             json!({"order_id": "O-1001"}),
             "status",
             json!("paid"),
         ),
     ] {
-        let (_, env) = call(client, tool, args).await;
+        let (_, env) = checked(&schemas, client, tool, args).await;
         assert_eq!(env["ok"], true, "{tool}: {env}");
         assert_eq!(env["data"][field], value, "{tool}");
     }
 
     // Tenant isolation: another tenant's row is indistinguishable from a missing one.
-    let (r, other) = call(
+    let (r, other) = checked(
+        &schemas,
         client,
-        "billing.inspect_invoice",
+        "billing__inspect_invoice",
         json!({"invoice_id": "INV-9001"}),
     )
     .await;
-    let (_, missing) = call(
+    let (_, missing) = checked(
+        &schemas,
         client,
-        "billing.inspect_invoice",
+        "billing__inspect_invoice",
         json!({"invoice_id": "INV-0000"}),
     )
     .await;
     assert_eq!(r.is_error, Some(true));
-    assert_eq!(other["error"]["code"], "not_found");
-    assert_eq!(missing["error"]["code"], "not_found");
+    assert_eq!(other["error"]["code"], "NOT_FOUND_IN_TENANT");
+    assert_eq!(other["error"]["retryable"], false);
+    assert_eq!(missing["error"]["code"], "NOT_FOUND_IN_TENANT");
     assert_eq!(
         other["error"]["message"]
             .as_str()
@@ -215,21 +282,23 @@ async fn exercise(stack: &Stack, client: &McpClient) {
     assert_eq!(other["data"], Value::Null);
 
     // SQL-injection-shaped arguments are just values.
-    let (_, inj) = call(
+    let (_, inj) = checked(
+        &schemas,
         client,
-        "billing.inspect_invoice",
+        "billing__inspect_invoice",
         json!({"invoice_id": "INV-3001' OR '1'='1"}),
     )
     .await;
-    assert_eq!(inj["error"]["code"], "not_found");
+    assert_eq!(inj["error"]["code"], "NOT_FOUND_IN_TENANT");
     // Keys match exactly, even where the engine compares loosely (MySQL collations).
-    let (_, loose) = call(
+    let (_, loose) = checked(
+        &schemas,
         client,
-        "billing.inspect_invoice",
+        "billing__inspect_invoice",
         json!({"invoice_id": "inv-3001"}),
     )
     .await;
-    assert_eq!(loose["error"]["code"], "not_found", "{loose}");
+    assert_eq!(loose["error"]["code"], "NOT_FOUND_IN_TENANT", "{loose}");
 
     // Bad arguments: specific errors the model can act on.
     for (args, needle) in [
@@ -241,17 +310,19 @@ async fn exercise(stack: &Stack, client: &McpClient) {
             "unknown argument `tenant_id`",
         ),
     ] {
-        let (r, env) = call(client, "billing.inspect_invoice", args.clone()).await;
+        let (r, env) = checked(&schemas, client, "billing__inspect_invoice", args.clone()).await;
         assert_eq!(r.is_error, Some(true));
-        assert_eq!(env["error"]["code"], "invalid_arguments", "{args}");
+        assert_eq!(env["error"]["code"], "INVALID_ARGUMENT", "{args}");
+        assert_eq!(env["error"]["airlock_code"], "invalid_arguments", "{args}");
         assert!(
             env["error"]["message"].as_str().unwrap().contains(needle),
             "{args}: {env}"
         );
     }
-    let (_, env) = call(
+    let (_, env) = checked(
+        &schemas,
         client,
-        "orders.propose_status_change",
+        "orders__propose_status_change",
         json!({"order_id": "O-1001", "status": "shipped", "reason": "r"}),
     )
     .await;
@@ -262,9 +333,10 @@ async fn exercise(stack: &Stack, client: &McpClient) {
             .contains("must be one of"),
         "{env}"
     );
-    let (_, env) = call(
+    let (_, env) = checked(
+        &schemas,
         client,
-        "support.propose_plan_credit",
+        "support__propose_plan_credit",
         json!({"customer_id": "cust_acme_1", "credit_cents": 9000, "reason": "r"}),
     )
     .await;
@@ -275,39 +347,70 @@ async fn exercise(stack: &Stack, client: &McpClient) {
             .contains("the maximum is 5000"),
         "{env}"
     );
-    let (r, env) = call(
+    let (r, env) = checked(
+        &schemas,
         client,
         "db.execute_sql",
         json!({"sql": "DROP TABLE invoices"}),
     )
     .await;
     assert_eq!(r.is_error, Some(true));
-    assert_eq!(env["error"]["code"], "unknown_tool");
+    assert_eq!(env["error"]["code"], "CAPABILITY_NOT_FOUND");
+    assert_eq!(env["error"]["retryable"], false);
 
     // Proposals: recorded as pending; the source row is unchanged.
     let before = invoice_fee(&stack.db, "INV-3001");
-    let (r, env) = call(
+    let (r, env) = checked(
+        &schemas,
         client,
-        "billing.propose_late_fee_waiver",
+        "billing__propose_late_fee_waiver",
         json!({"invoice_id": "INV-3001", "reason": "'; DROP TABLE invoices; --"}),
     )
     .await;
     assert_eq!(r.is_error, Some(false), "{env}");
     assert_eq!(env["kind"], "proposal");
-    assert_eq!(env["proposal"]["state"], "pending_approval");
-    assert!(
-        env["proposal"]["proposal_id"]
-            .as_str()
-            .unwrap()
-            .starts_with("wrp_")
-    );
-    assert_eq!(env["proposal"]["required_role"], "billing_lead");
-    let diff = env["proposal"]["diff"].as_array().unwrap();
-    assert!(
-        diff.contains(&json!({"column": "late_fee_cents", "before": 5500, "after": 0})),
+    assert_eq!(env["proposal"]["state"], "review_required");
+    assert!(env["proposal"]["id"].as_str().unwrap().starts_with("wrp_"));
+    // Synapsor's proposal shape, value for value.
+    assert_eq!(env["data"], Value::Null, "{env}");
+    assert_eq!(env["proposal"]["target"], "invoices:INV-3001", "{env}");
+    assert_eq!(
+        env["proposal"]["diff"],
+        json!({
+            "late_fee_cents": {"before": 5500, "proposed": 0},
+            "waiver_reason": {"before": null, "proposed": "'; DROP TABLE invoices; --"},
+        }),
         "{env}"
     );
-    assert!(diff.contains(&json!({"column": "waiver_reason", "before": null, "after": "'; DROP TABLE invoices; --"})), "{env}");
+    assert_eq!(env["proposal"]["approval_required"], true);
+    assert_eq!(
+        env["proposal"]["writeback"],
+        json!({"mode": "direct_update", "operation": "update", "applied": false})
+    );
+    assert!(
+        env["proposal"]["next"]
+            .as_str()
+            .unwrap()
+            .contains("approve"),
+        "{env}"
+    );
+    assert!(
+        env["evidence"]["bundle_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("ev_"),
+        "{env}"
+    );
+    // Airlock's extra detail, beside (never instead of) Synapsor's keys.
+    assert_eq!(env["proposal"]["approval"]["required_role"], "billing_lead");
+    assert!(
+        env["proposal"]["proposal_hash"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"),
+        "{env}"
+    );
+    assert!(env["proposal"]["expires_at"].is_string(), "{env}");
     assert_eq!(env["source_database_changed"], false);
     assert_eq!(
         invoice_fee(&stack.db, "INV-3001"),
@@ -316,32 +419,30 @@ async fn exercise(stack: &Stack, client: &McpClient) {
     );
     for (tool, args) in [
         (
-            "support.propose_ticket_resolution",
+            "support__propose_ticket_resolution",
             json!({"ticket_id": "T-1042", "resolution_note": "fee waived"}),
         ),
         (
-            "support.propose_plan_credit",
+            "support__propose_plan_credit",
             json!({"customer_id": "cust_acme_1", "credit_cents": 1200, "reason": "goodwill"}),
         ),
         (
-            "orders.propose_status_change",
+            "orders__propose_status_change",
             json!({"order_id": "O-1001", "status": "canceled", "reason": "customer asked"}),
         ),
     ] {
-        let (_, env) = call(client, tool, args).await;
-        assert_eq!(
-            env["proposal"]["state"], "pending_approval",
-            "{tool}: {env}"
-        );
+        let (_, env) = checked(&schemas, client, tool, args).await;
+        assert_eq!(env["proposal"]["state"], "review_required", "{tool}: {env}");
     }
     // A transition the current row does not allow is refused before submission.
-    let (_, env) = call(
+    let (_, env) = checked(
+        &schemas,
         client,
-        "orders.propose_status_change",
+        "orders__propose_status_change",
         json!({"order_id": "O-1002", "status": "canceled", "reason": "r"}),
     )
     .await;
-    assert_eq!(env["error"]["code"], "policy_refused", "{env}");
+    assert_eq!(env["error"]["code"], "POLICY_VIOLATION", "{env}");
     assert!(
         env["error"]["message"]
             .as_str()
@@ -350,13 +451,14 @@ async fn exercise(stack: &Stack, client: &McpClient) {
         "{env}"
     );
     // Another tenant's row cannot be proposed on either.
-    let (_, env) = call(
+    let (_, env) = checked(
+        &schemas,
         client,
-        "billing.propose_late_fee_waiver",
+        "billing__propose_late_fee_waiver",
         json!({"invoice_id": "INV-9001", "reason": "r"}),
     )
     .await;
-    assert_eq!(env["error"]["code"], "not_found");
+    assert_eq!(env["error"]["code"], "NOT_FOUND_IN_TENANT");
 
     // The executor lists them as pending; the proposer never decided anything.
     let out = stack.exec.cli(&[
@@ -490,11 +592,14 @@ fn http_requires_the_bearer_token_and_a_local_origin() {
     );
 }
 
+/// Tool names: client-safe by default (see `exercise`); `--alias-mode
+/// canonical` keeps the dotted names, `both` offers both. Every name routes
+/// to the same capability and `_meta.canonical_capability` is the dotted one.
 #[test]
-fn openai_aliases_route_to_canonical_capabilities() {
+fn canonical_names_stay_available_on_request() {
     let stack = Stack::new(postgres());
     rt().block_on(async {
-        let client = stack.stdio(&["--alias-mode", "openai"]).await;
+        let client = stack.stdio(&["--alias-mode", "canonical"]).await;
         let names: Vec<String> = client
             .list_all_tools()
             .await
@@ -503,12 +608,13 @@ fn openai_aliases_route_to_canonical_capabilities() {
             .map(|t| t.name.to_string())
             .collect();
         assert!(
-            names.contains(&"billing__inspect_invoice".to_owned())
-                && !names.contains(&"billing.inspect_invoice".to_owned())
+            names.contains(&"billing.inspect_invoice".to_owned())
+                && !names.contains(&"billing__inspect_invoice".to_owned()),
+            "{names:?}"
         );
         let (_, env) = call(
             &client,
-            "billing__inspect_invoice",
+            "billing.inspect_invoice",
             json!({"invoice_id": "INV-3001"}),
         )
         .await;
@@ -517,21 +623,114 @@ fn openai_aliases_route_to_canonical_capabilities() {
             env["_meta"]["canonical_capability"],
             "billing.inspect_invoice"
         );
-        client.cancel().await.unwrap();
-
-        let client = stack
-            .stdio(&["--alias-mode", "both", "--result-format", "1"])
-            .await;
-        assert_eq!(client.list_all_tools().await.unwrap().len(), 16);
         let (_, env) = call(
             &client,
-            "billing.inspect_invoice",
+            "billing__inspect_invoice",
             json!({"invoice_id": "INV-3001"}),
         )
         .await;
-        assert_eq!(env["row"]["id"], "INV-3001", "v1 envelope: {env}");
+        assert_eq!(env["error"]["code"], "CAPABILITY_NOT_FOUND", "{env}");
+        client.cancel().await.unwrap();
+
+        let client = stack.stdio(&["--alias-mode", "both"]).await;
+        assert_eq!(client.list_all_tools().await.unwrap().len(), 16);
+        for name in ["billing.inspect_invoice", "billing__inspect_invoice"] {
+            let (_, env) = call(&client, name, json!({"invoice_id": "INV-3001"})).await;
+            assert_eq!(env["ok"], true, "{name}: {env}");
+            assert_eq!(
+                env["_meta"]["canonical_capability"],
+                "billing.inspect_invoice"
+            );
+        }
+        client.cancel().await.unwrap();
+    });
+}
+
+/// `--result-format 1`: Synapsor's legacy v1 shape for a read, a proposal
+/// and a failure, each matching the v1 outputSchema the tool declares.
+#[test]
+fn result_format_1_gives_synapsors_v1_shape() {
+    let stack = Stack::new(postgres());
+    rt().block_on(async {
+        let client = stack.stdio(&["--result-format", "1"]).await;
+        let tools = client.list_all_tools().await.unwrap();
+        let schema = |name: &str| {
+            let t = tools.iter().find(|t| t.name == name).unwrap();
+            Value::Object((**t.output_schema.as_ref().unwrap()).clone())
+        };
+        let (r, read) = call(
+            &client,
+            "billing__inspect_invoice",
+            json!({"invoice_id": "INV-3001"}),
+        )
+        .await;
+        assert_eq!(r.is_error, Some(false));
+        assert_valid(&schema("billing__inspect_invoice"), &read);
+        assert_eq!(read["status"], "ok", "{read}");
+        assert_eq!(read["action"], "billing.inspect_invoice");
         assert_eq!(
-            env["_meta"]["canonical_capability"],
+            read["business_object"],
+            json!({"type": "invoices", "id": "INV-3001"})
+        );
+        assert_eq!(read["data"]["id"], "INV-3001", "{read}");
+        assert_eq!(
+            read["trusted_context"],
+            json!({"tenant_id": "acme", "principal": "agent_17", "provenance": "environment"})
+        );
+        assert!(
+            read["evidence_bundle_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("ev_"),
+            "{read}"
+        );
+        assert_eq!(read["source_database_changed"], false);
+        assert_eq!(read["source_database_mutated"], false);
+        for v2_only in ["ok", "summary", "kind", "proposal", "evidence"] {
+            assert!(read.get(v2_only).is_none(), "v1 has no `{v2_only}`: {read}");
+        }
+
+        let (_, p) = call(
+            &client,
+            "billing__propose_late_fee_waiver",
+            json!({"invoice_id": "INV-3002", "reason": "v1"}),
+        )
+        .await;
+        assert_valid(&schema("billing__propose_late_fee_waiver"), &p);
+        assert_eq!(p["status"], "review_required", "{p}");
+        assert!(
+            p["proposal_id"].as_str().unwrap().starts_with("wrp_"),
+            "{p}"
+        );
+        assert_eq!(
+            p["target"],
+            json!({"type": "invoices", "id": "INV-3002", "tenant_id": "acme"})
+        );
+        assert_eq!(
+            p["diff"]["waiver_reason"],
+            json!({"before": null, "proposed": "v1"})
+        );
+        assert_eq!(p["approval_required"], true);
+        assert_eq!(p["approval"]["required_role"], "billing_lead");
+        assert!(
+            p["evidence_bundle_id"].as_str().unwrap().starts_with("ev_"),
+            "{p}"
+        );
+        assert_eq!(p["writeback"]["status"], "not_applied");
+
+        let (r, e) = call(
+            &client,
+            "billing__inspect_invoice",
+            json!({"invoice_id": "INV-9001"}),
+        )
+        .await;
+        assert_eq!(r.is_error, Some(true));
+        assert_valid(&schema("billing__inspect_invoice"), &e);
+        assert_eq!(e["ok"], false);
+        assert_eq!(e["code"], "ROW_NOT_FOUND", "{e}");
+        assert!(e["error"].as_str().unwrap().contains("INV-9001"), "{e}");
+        assert_eq!(
+            e["_meta"]["canonical_capability"],
             "billing.inspect_invoice"
         );
         client.cancel().await.unwrap();
@@ -546,7 +745,7 @@ fn with_the_executor_down_reads_answer_and_proposals_fail_clearly() {
         let client = stack.stdio(&[]).await;
         let (_, env) = call(
             &client,
-            "billing.inspect_invoice",
+            "billing__inspect_invoice",
             json!({"invoice_id": "INV-3001"}),
         )
         .await;
@@ -561,12 +760,14 @@ fn with_the_executor_down_reads_answer_and_proposals_fail_clearly() {
         );
         let (r, env) = call(
             &client,
-            "billing.propose_late_fee_waiver",
+            "billing__propose_late_fee_waiver",
             json!({"invoice_id": "INV-3001", "reason": "r"}),
         )
         .await;
         assert_eq!(r.is_error, Some(true));
-        assert_eq!(env["error"]["code"], "executor_unavailable");
+        assert_eq!(env["error"]["code"], "TEMPORARILY_UNAVAILABLE");
+        assert_eq!(env["error"]["retryable"], true);
+        assert_eq!(env["error"]["airlock_code"], "executor_unavailable");
         assert!(
             env["error"]["message"]
                 .as_str()
@@ -630,7 +831,7 @@ fn http_serves_many_sessions_at_once_and_caps_request_bodies() {
         }
         let calls = sessions.iter().map(|c| async move {
             for _ in 0..20 {
-                let (_, env) = call(c, "billing.inspect_invoice", json!({"invoice_id": "INV-3001"})).await;
+                let (_, env) = call(c, "billing__inspect_invoice", json!({"invoice_id": "INV-3001"})).await;
                 assert_eq!(env["ok"], true, "{env}");
             }
         });
@@ -638,7 +839,7 @@ fn http_serves_many_sessions_at_once_and_caps_request_bodies() {
         for c in sessions {
             c.cancel().await.unwrap();
         }
-        let huge = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "billing.inspect_invoice", "arguments": {"invoice_id": "x".repeat(2 * 1024 * 1024)}}});
+        let huge = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "billing__inspect_invoice", "arguments": {"invoice_id": "x".repeat(2 * 1024 * 1024)}}});
         let r = reqwest::Client::new()
             .post(&http.url)
             .header("Authorization", format!("Bearer {TOKEN}"))
@@ -730,17 +931,23 @@ fn a_client_started_from_the_claude_desktop_snippet_reaches_the_executor() {
     rt().block_on(async {
         use rmcp::ServiceExt as _;
         let client: McpClient = ().serve(spawn(&env)).await.unwrap();
+        // The snippet yields names every desktop client accepts.
+        let tools = client.list_all_tools().await.unwrap();
+        assert_eq!(tools.len(), 8);
+        for t in &tools {
+            assert!(client_safe(&t.name), "{}", t.name);
+        }
         let (_, read) = call(
             &client,
-            "billing.inspect_invoice",
+            "billing__inspect_invoice",
             json!({"invoice_id": "INV-3001"}),
         )
         .await;
         assert_eq!(read["ok"], true, "{read}");
-        assert!(read["evidence"]["evidence_id"].is_string(), "{read}");
+        assert!(read["evidence"]["bundle_id"].is_string(), "{read}");
         let (_, proposal) = call(
             &client,
-            "billing.propose_late_fee_waiver",
+            "billing__propose_late_fee_waiver",
             json!({"invoice_id": "INV-3001", "reason": "snippet test"}),
         )
         .await;
@@ -754,11 +961,11 @@ fn a_client_started_from_the_claude_desktop_snippet_reaches_the_executor() {
         let client: McpClient = ().serve(spawn(&without)).await.unwrap();
         let (_, failed) = call(
             &client,
-            "billing.propose_late_fee_waiver",
+            "billing__propose_late_fee_waiver",
             json!({"invoice_id": "INV-3001", "reason": "snippet test"}),
         )
         .await;
-        assert_eq!(failed["error"]["code"], "executor_unavailable", "{failed}");
+        assert_eq!(failed["error"]["airlock_code"], "executor_unavailable", "{failed}");
         let beside = stack
             .exec
             .config_path
@@ -774,5 +981,112 @@ fn a_client_started_from_the_claude_desktop_snippet_reaches_the_executor() {
             "{message}"
         );
         client.cancel().await.unwrap();
+    });
+}
+
+/// The proposer arguments of one `airlock mcp config` snippet after
+/// `serve --config <file>`, without the transport options (the test serves
+/// each over stdio; what matters is every naming option the snippet sets).
+fn snippet_args(client: &str, stdout: &str, stderr: &str) -> Vec<String> {
+    let argv: Vec<String> = match client {
+        "claude-desktop" | "cursor" => {
+            let doc: Value = serde_json::from_str(stdout).unwrap();
+            serde_json::from_value(doc["mcpServers"]["airlock"]["args"].clone()).unwrap()
+        }
+        "vscode" => {
+            let doc: Value = serde_json::from_str(stdout).unwrap();
+            serde_json::from_value(doc["servers"]["airlock"]["args"].clone()).unwrap()
+        }
+        "generic" => {
+            let doc: Value = serde_json::from_str(stdout).unwrap();
+            let command: Vec<String> = serde_json::from_value(doc["command"].clone()).unwrap();
+            command[1..].to_vec()
+        }
+        "openai-agents" => {
+            // `"args": [ ... ],` holds JSON string literals.
+            let line = stdout
+                .lines()
+                .find(|l| l.trim_start().starts_with("\"args\":"))
+                .unwrap_or_else(|| panic!("no args in {stdout}"));
+            let list = line
+                .trim()
+                .trim_start_matches("\"args\":")
+                .trim()
+                .trim_end_matches(',');
+            serde_json::from_str(list).unwrap()
+        }
+        "claude-desktop-remote" => {
+            // The host command: `NAME='…' … <proposer> serve …` on stderr.
+            let line = stderr
+                .lines()
+                .find(|l| l.contains(" serve --config "))
+                .unwrap_or_else(|| panic!("no host command in {stderr}"));
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let serve = words.iter().position(|w| *w == "serve").unwrap();
+            words[serve..].iter().map(|w| (*w).to_owned()).collect()
+        }
+        other => panic!("unexpected client {other}"),
+    };
+    assert_eq!(argv[0], "serve", "{client}: {argv:?}");
+    let mut out = Vec::new();
+    let mut rest = argv[1..].iter();
+    while let Some(a) = rest.next() {
+        match a.as_str() {
+            "--config" | "--transport" | "--listen" | "--auth-token-env" => {
+                rest.next();
+            }
+            _ => out.push(a.clone()),
+        }
+    }
+    out
+}
+
+/// Every snippet `airlock mcp config` writes starts a proposer whose tool
+/// names all match `^[a-zA-Z0-9_-]{1,64}$` (Claude Desktop, Cursor, Copilot
+/// CLI and Codex reject anything else).
+#[test]
+fn every_mcp_config_snippet_yields_client_safe_tool_names() {
+    let stack = Stack::new(postgres());
+    rt().block_on(async {
+        for client in [
+            "claude-desktop",
+            "claude-desktop-remote",
+            "cursor",
+            "vscode",
+            "generic",
+            "openai-agents",
+        ] {
+            let out = std::process::Command::new(airlock_tests::bin("airlock"))
+                .args(["mcp", "config", client, "--config"])
+                .arg(&stack.exec.config_path)
+                .env("AIRLOCK_SOCKET_DIR", &stack.exec.socket_dir)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{client}: {out:?}");
+            let args = snippet_args(
+                client,
+                &String::from_utf8_lossy(&out.stdout),
+                &String::from_utf8_lossy(&out.stderr),
+            );
+            let extra: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mcp = stack.stdio(&extra).await;
+            let tools = mcp.list_all_tools().await.unwrap();
+            assert_eq!(tools.len(), 8, "{client}");
+            for t in &tools {
+                assert!(client_safe(&t.name), "{client}: {} ({extra:?})", t.name);
+            }
+            let (_, env) = call(
+                &mcp,
+                "billing__inspect_invoice",
+                json!({"invoice_id": "INV-3001"}),
+            )
+            .await;
+            assert_eq!(env["ok"], true, "{client}: {env}");
+            assert_eq!(
+                env["_meta"]["canonical_capability"], "billing.inspect_invoice",
+                "{client}"
+            );
+            mcp.cancel().await.unwrap();
+        }
     });
 }

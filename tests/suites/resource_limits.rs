@@ -501,13 +501,16 @@ fn the_mcp_proposer_reports_rate_limits_as_a_clear_tool_error() {
         let client = stdio_client(&exec.config_path, &exec.socket_dir, &env, &[]).await;
         let args = json!({"invoice_id": "INV-3001"});
         for _ in 0..2 {
-            let (_, e) = call(&client, "billing.inspect_invoice", args.clone()).await;
+            let (_, e) = call(&client, "billing__inspect_invoice", args.clone()).await;
             assert_eq!(e["ok"], true, "{e}");
         }
-        let (result, e) = call(&client, "billing.inspect_invoice", args.clone()).await;
+        let (result, e) = call(&client, "billing__inspect_invoice", args.clone()).await;
         assert_eq!(result.is_error, Some(true), "{e}");
         assert_eq!(e["ok"], false, "{e}");
-        assert_eq!(e["error"]["code"], "rate_limited", "{e}");
+        assert_eq!(e["error"]["code"], "RATE_LIMITED", "{e}");
+        assert_eq!(e["error"]["airlock_code"], "rate_limited", "{e}");
+        assert_eq!(e["error"]["retryable"], true, "{e}");
+        assert!(e["error"]["retry_after_ms"].as_u64().unwrap() > 0, "{e}");
         let msg = e["error"]["message"].as_str().unwrap();
         assert!(
             msg.contains("retry") && msg.contains("evidence_per_window"),
@@ -536,12 +539,13 @@ fn the_mcp_proposer_reports_oversize_evidence_as_a_clear_tool_error() {
         let client = stdio_client(&exec.config_path, &exec.socket_dir, &env, &[]).await;
         let (result, e) = call(
             &client,
-            "billing.inspect_invoice",
+            "billing__inspect_invoice",
             json!({"invoice_id": "INV-3001"}),
         )
         .await;
         assert_eq!(result.is_error, Some(true), "{e}");
-        assert_eq!(e["error"]["code"], "too_large", "{e}");
+        assert_eq!(e["error"]["code"], "TOO_LARGE", "{e}");
+        assert_eq!(e["error"]["retryable"], false, "{e}");
         let msg = e["error"]["message"].as_str().unwrap();
         assert!(
             msg.contains("max_evidence_bytes") && msg.contains("at most 64"),

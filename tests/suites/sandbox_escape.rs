@@ -128,7 +128,7 @@ fn run_probe(extra: &[&str], wait: &str) -> ProbeRun {
         // The proposer still does its job after the attempts.
         let (r, envelope) = call(
             &client,
-            "billing.inspect_invoice",
+            "billing__inspect_invoice",
             json!({"invoice_id": "INV-3001"}),
         )
         .await;
@@ -271,7 +271,7 @@ fn a_wal_mode_sqlite_source_is_read_under_the_file_sandbox() {
         assert!(dir.path().join("wal.db-wal").exists());
         let (r, envelope) = call(
             &client,
-            "billing.inspect_invoice",
+            "billing__inspect_invoice",
             json!({"invoice_id": "INV-3001"}),
         )
         .await;

@@ -347,24 +347,24 @@ fn no_planted_secret_appears_in_any_output() {
         let env = mcp(
             o,
             &client,
-            "billing.inspect_invoice",
+            "billing__inspect_invoice",
             json!({"invoice_id": "INV-3001"}),
         )
         .await;
         assert_eq!(env["ok"], true, "the planted read URL works: {env}");
         for (tool, args, code) in [
             (
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": "INV-9001"}),
                 "not_found",
             ),
             (
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": 3001}),
                 "invalid_arguments",
             ),
             (
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": "INV-3001", "tenant_id": "otherco"}),
                 "invalid_arguments",
             ),
@@ -374,61 +374,55 @@ fn no_planted_secret_appears_in_any_output() {
                 "unknown_tool",
             ),
             (
-                "support.propose_plan_credit",
+                "support__propose_plan_credit",
                 json!({"customer_id": "cust_acme_1", "credit_cents": 9000, "reason": "r"}),
                 "invalid_arguments",
             ),
             (
-                "orders.propose_status_change",
+                "orders__propose_status_change",
                 json!({"order_id": "O-1002", "status": "canceled", "reason": "r"}),
                 "policy_refused",
             ),
         ] {
             let env = mcp(o, &client, tool, args).await;
-            assert_eq!(env["error"]["code"], code, "{env}");
+            assert_eq!(env["error"]["airlock_code"], code, "{env}");
         }
         let mut ids = std::collections::BTreeMap::new();
         for (name, tool, args) in [
             (
                 "waiver",
-                "billing.propose_late_fee_waiver",
+                "billing__propose_late_fee_waiver",
                 json!({"invoice_id": "INV-3001", "reason": "customer asked"}),
             ),
             (
                 "credit",
-                "support.propose_plan_credit",
+                "support__propose_plan_credit",
                 json!({"customer_id": "cust_acme_1", "credit_cents": 1200, "reason": "goodwill"}),
             ),
             (
                 "resolution",
-                "support.propose_ticket_resolution",
+                "support__propose_ticket_resolution",
                 json!({"ticket_id": "T-1042", "resolution_note": "fee waived"}),
             ),
             (
                 "order",
-                "orders.propose_status_change",
+                "orders__propose_status_change",
                 json!({"order_id": "O-1001", "status": "canceled", "reason": "customer asked"}),
             ),
             (
                 "credit_conflict",
-                "support.propose_plan_credit",
+                "support__propose_plan_credit",
                 json!({"customer_id": "cust_acme_2", "credit_cents": 300, "reason": "sorry"}),
             ),
             (
                 "rejected",
-                "billing.propose_late_fee_waiver",
+                "billing__propose_late_fee_waiver",
                 json!({"invoice_id": "INV-3002", "reason": "no"}),
             ),
         ] {
             let env = mcp(o, &client, tool, args).await;
-            assert_eq!(
-                env["proposal"]["state"], "pending_approval",
-                "{name}: {env}"
-            );
-            ids.insert(
-                name,
-                env["proposal"]["proposal_id"].as_str().unwrap().to_owned(),
-            );
+            assert_eq!(env["proposal"]["state"], "review_required", "{name}: {env}");
+            ids.insert(name, env["proposal"]["id"].as_str().unwrap().to_owned());
         }
 
         // The executor down for a moment: reads answer, proposals fail clearly.
@@ -436,7 +430,7 @@ fn no_planted_secret_appears_in_any_output() {
         let env = mcp(
             o,
             &client,
-            "billing.inspect_invoice",
+            "billing__inspect_invoice",
             json!({"invoice_id": "INV-3001"}),
         )
         .await;
@@ -444,11 +438,14 @@ fn no_planted_secret_appears_in_any_output() {
         let env = mcp(
             o,
             &client,
-            "support.propose_ticket_resolution",
+            "support__propose_ticket_resolution",
             json!({"ticket_id": "T-1043", "resolution_note": "r"}),
         )
         .await;
-        assert_eq!(env["error"]["code"], "executor_unavailable", "{env}");
+        assert_eq!(
+            env["error"]["airlock_code"], "executor_unavailable",
+            "{env}"
+        );
         exec.restart(&exec_env);
         // The proposer keeps up to 4 executor connections; after a restart a
         // stale one fails a proposal submission as `outcome_unknown` (reported
@@ -457,7 +454,7 @@ fn no_planted_secret_appears_in_any_output() {
             let env = mcp(
                 o,
                 &client,
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": "INV-3001"}),
             )
             .await;
@@ -466,24 +463,18 @@ fn no_planted_secret_appears_in_any_output() {
         for (name, tool, args) in [
             (
                 "crash",
-                "support.propose_ticket_resolution",
+                "support__propose_ticket_resolution",
                 json!({"ticket_id": "T-1043", "resolution_note": "duplicate charge refunded"}),
             ),
             (
                 "dropped",
-                "support.propose_plan_credit",
+                "support__propose_plan_credit",
                 json!({"customer_id": "cust_acme_1", "credit_cents": 2000, "reason": "second"}),
             ),
         ] {
             let env = mcp(o, &client, tool, args).await;
-            assert_eq!(
-                env["proposal"]["state"], "pending_approval",
-                "{name}: {env}"
-            );
-            ids.insert(
-                name,
-                env["proposal"]["proposal_id"].as_str().unwrap().to_owned(),
-            );
+            assert_eq!(env["proposal"]["state"], "review_required", "{name}: {env}");
+            ids.insert(name, env["proposal"]["id"].as_str().unwrap().to_owned());
         }
         client.cancel().await.unwrap();
         ids
@@ -886,9 +877,9 @@ fn no_planted_secret_appears_in_any_output() {
             Stdio::from(std::fs::File::create(&http_log).unwrap()),
         );
         let client = http.client(Some(&planted.mcp_token)).await;
-        let env = mcp(&mut out, &client, "billing.inspect_invoice", json!({"invoice_id": "INV-3002"})).await;
+        let env = mcp(&mut out, &client, "billing__inspect_invoice", json!({"invoice_id": "INV-3002"})).await;
         assert_eq!(env["ok"], true, "{env}");
-        mcp(&mut out, &client, "billing.inspect_invoice", json!({"invoice_id": ["x"]})).await;
+        mcp(&mut out, &client, "billing__inspect_invoice", json!({"invoice_id": ["x"]})).await;
         client.cancel().await.unwrap();
         for (what, auth) in [
             ("no token", None),

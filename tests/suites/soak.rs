@@ -50,7 +50,8 @@ use sqlx::Connection;
 use tokio::sync::mpsc;
 
 const DB: &str = "airlock_soak";
-const CAPABILITY: &str = "billing.propose_late_fee_waiver";
+/// The waiver tool, by the client-safe name the model sees by default.
+const TOOL: &str = "billing__propose_late_fee_waiver";
 
 fn env_usize(name: &str, default: usize) -> usize {
     match std::env::var(name) {
@@ -411,12 +412,12 @@ fn soak_proposers_and_operator_lose_nothing_and_apply_once() {
                     let t = Instant::now();
                     let (_, e) = call(
                         &client,
-                        CAPABILITY,
+                        TOOL,
                         json!({"invoice_id": invoice, "reason": reason_for(&invoice)}),
                     )
                     .await;
                     report.latencies.push(t.elapsed());
-                    match e["proposal"]["proposal_id"].as_str() {
+                    match e["proposal"]["id"].as_str() {
                         Some(id) if e["ok"] == true => {
                             report.recorded.push((invoice, id.to_owned()));
                             let _ = tx.send(id.to_owned()).await;
@@ -753,11 +754,11 @@ fn concurrent_first_applies_on_a_fresh_database_all_apply() {
                 let invoice = invoice_id(round * AT_ONCE + i + 1);
                 let (_, e) = call(
                     &client,
-                    CAPABILITY,
+                    TOOL,
                     json!({"invoice_id": invoice, "reason": reason_for(&invoice)}),
                 )
                 .await;
-                ids.push(e["proposal"]["proposal_id"].as_str().unwrap().to_owned());
+                ids.push(e["proposal"]["id"].as_str().unwrap().to_owned());
             }
             client.cancel().await.unwrap();
             let mut op = exec.client(Role::Operator).await;

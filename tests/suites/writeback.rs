@@ -58,13 +58,14 @@ impl Loop {
         self.exec.restart(&env);
     }
 
-    /// Propose over MCP (the proposer gets only the read URL).
-    fn propose(&self, tool: &str, args: Value) -> String {
+    /// Propose with `capability`'s tool over MCP (the proposer gets only
+    /// the read URL).
+    fn propose(&self, capability: &str, args: Value) -> String {
         rt().block_on(propose_over_mcp(
             &self.exec.config_path,
             &self.exec.socket_dir,
             &self.db.read_url,
-            tool,
+            capability,
             args,
         ))
     }

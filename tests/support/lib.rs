@@ -12,6 +12,7 @@ pub mod databases;
 pub mod executor;
 pub mod mcp;
 pub mod proposals;
+pub mod schema;
 
 /// The workspace root (the directory holding the top-level Cargo.toml).
 pub fn workspace_root() -> PathBuf {

@@ -37,20 +37,24 @@ pub fn agent_env(read_url: &str) -> [(&'static str, &str); 3] {
 }
 
 /// Make one proposal as the model would: spawn the proposer over stdio as
-/// tenant `acme`, principal `agent_17`, with only the read URL, call `tool`,
-/// and return the new proposal's id (the call must succeed).
+/// tenant `acme`, principal `agent_17`, with only the read URL, call the
+/// tool of `capability` by the name the model sees (the client-safe alias,
+/// the proposer's default), and return the new proposal's id (the call
+/// must succeed).
 pub async fn propose_over_mcp(
     config: &Path,
     socket_dir: &Path,
     read_url: &str,
-    tool: &str,
+    capability: &str,
     args: Value,
 ) -> String {
     let client = stdio_client(config, socket_dir, &agent_env(read_url), &[]).await;
-    let (_, envelope) = call(&client, tool, args).await;
+    let tool = airlock_policy::catalog::openai_alias(capability);
+    let (_, envelope) = call(&client, &tool, args).await;
     client.cancel().await.expect("close the MCP session");
     assert_eq!(envelope["ok"], true, "{envelope}");
-    envelope["proposal"]["proposal_id"]
+    assert_eq!(envelope["_meta"]["canonical_capability"], capability);
+    envelope["proposal"]["id"]
         .as_str()
         .expect("a proposal id")
         .to_owned()

@@ -281,11 +281,7 @@ fn private_dir(dir: &Path) -> std::io::Result<()> {
 /// The evidence id in a result envelope (`evidence.bundle_id`, or the
 /// older `evidence.evidence_id`).
 fn evidence_id(envelope: &Value) -> Option<String> {
-    let ev = &envelope["evidence"];
-    ev["bundle_id"]
-        .as_str()
-        .or_else(|| ev["evidence_id"].as_str())
-        .map(str::to_owned)
+    envelope["evidence"]["bundle_id"].as_str().map(str::to_owned)
 }
 
 async fn demo(dir: &Path, yes: bool) -> Result<DemoIds, String> {
@@ -369,7 +365,11 @@ async fn demo(dir: &Path, yes: bool) -> Result<DemoIds, String> {
     };
 
     step(3, "The model reads an invoice");
-    let env = call("billing.inspect_invoice", json!({"invoice_id": "INV-3001"})).await?;
+    let env = call(
+        "billing.inspect_invoice",
+        json!({"invoice_id": "INV-3001"}),
+    )
+    .await?;
     say!(
         "  INV-3001: late fee {} cents, updated {}",
         env["data"]["late_fee_cents"],
@@ -387,17 +387,12 @@ async fn demo(dir: &Path, yes: bool) -> Result<DemoIds, String> {
         json!({"invoice_id": "INV-3001", "reason": "first late payment in five years"}),
     )
     .await?;
-    let id = env["proposal"]["proposal_id"]
+    let id = env["proposal"]["id"]
         .as_str()
         .ok_or_else(|| format!("proposal failed: {env}"))?
         .to_owned();
-    for d in env["proposal"]["diff"].as_array().into_iter().flatten() {
-        say!(
-            "  {}: {} → {}",
-            d["column"].as_str().unwrap_or("?"),
-            d["before"],
-            d["after"]
-        );
+    for (column, d) in env["proposal"]["diff"].as_object().into_iter().flatten() {
+        say!("  {column}: {} → {}", d["before"], d["proposed"]);
     }
     let (fee, _, _) = invoice(&db, "INV-3001")?;
     say!(
@@ -405,7 +400,11 @@ async fn demo(dir: &Path, yes: bool) -> Result<DemoIds, String> {
     );
 
     step(5, "Another tenant's invoice is invisible");
-    let env = call("billing.inspect_invoice", json!({"invoice_id": "INV-9001"})).await?;
+    let env = call(
+        "billing.inspect_invoice",
+        json!({"invoice_id": "INV-9001"}),
+    )
+    .await?;
     say!(
         "  INV-9001 (tenant otherco): {}",
         env["error"]["message"].as_str().unwrap_or("?")
@@ -473,7 +472,7 @@ async fn demo(dir: &Path, yes: bool) -> Result<DemoIds, String> {
         json!({"invoice_id": "INV-3002", "reason": "goodwill"}),
     )
     .await?;
-    let stale = env["proposal"]["proposal_id"]
+    let stale = env["proposal"]["id"]
         .as_str()
         .unwrap_or_default()
         .to_owned();

@@ -413,8 +413,8 @@ pub struct ToolsPreviewArgs {
     /// The reviewed config file (default: ./airlock.json when it exists).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Tool names: canonical (`billing.inspect_invoice`), openai (`billing__inspect_invoice`) or both.
-    #[arg(long, default_value = "canonical", value_parser = ["canonical", "openai", "both"])]
+    /// Tool names: openai (the proposer's default: client-safe `billing__inspect_invoice`), canonical (`billing.inspect_invoice`) or both.
+    #[arg(long, default_value = "openai", value_parser = ["canonical", "openai", "both"])]
     pub alias_mode: String,
     /// Print machine-readable JSON.
     #[arg(long)]

@@ -39,7 +39,7 @@ pub fn preview(args: &ToolsPreviewArgs) -> Exit {
         );
         return fail(args.json, "invalid_config", &msg, Exit::Failure);
     };
-    let mode = AliasMode::parse(&args.alias_mode).unwrap_or(AliasMode::Canonical);
+    let mode = AliasMode::parse(&args.alias_mode).unwrap_or(AliasMode::Openai);
     let catalog = Catalog::new(&cfg, mode);
     if args.json {
         let tools: Vec<Value> = catalog.tools().iter().map(|t| tool_json(&cfg, t)).collect();
@@ -116,6 +116,7 @@ fn tool_json(cfg: &Config, t: &airlock_policy::catalog::ToolDef) -> Value {
     json!({
         "name": t.name,
         "canonical": t.canonical,
+        "title": t.title,
         "kind": t.kind,
         "description": t.description,
         "inputSchema": t.input_schema,
