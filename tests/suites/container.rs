@@ -379,14 +379,14 @@ fn the_image_runs_read_only_as_its_non_root_users() {
         .filter_map(|t| t["name"].as_str())
         .collect();
     assert!(
-        names.contains(&"billing.propose_late_fee_waiver"),
+        names.contains(&"billing__propose_late_fee_waiver"),
         "{names:?}"
     );
     let call = rpc(
         &mut stdin,
         &mut stdout,
         json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
-            "name": "billing.propose_late_fee_waiver",
+            "name": "billing__propose_late_fee_waiver",
             "arguments": {"invoice_id": "INV-3001", "reason": "first late payment"}}}),
     );
     let envelope: Value = serde_json::from_str(
@@ -396,10 +396,7 @@ fn the_image_runs_read_only_as_its_non_root_users() {
     )
     .unwrap();
     assert_eq!(envelope["ok"], true, "{envelope}");
-    let proposal_id = envelope["proposal"]["proposal_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let proposal_id = envelope["proposal"]["id"].as_str().unwrap().to_owned();
     drop(stdin);
     drop(proposer);
 

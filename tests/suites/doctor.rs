@@ -568,7 +568,7 @@ fn a_read_or_apply_of_a_dropped_column_is_source_misconfigured() {
             .await;
             let (_, envelope) = call(
                 &client,
-                "billing.inspect_invoice",
+                "billing__inspect_invoice",
                 json!({"invoice_id": "INV-3001"}),
             )
             .await;
@@ -578,7 +578,11 @@ fn a_read_or_apply_of_a_dropped_column_is_source_misconfigured() {
         let engine = db.engine.as_str();
         assert_eq!(envelope["ok"], false, "{engine}: {envelope}");
         assert_eq!(
-            envelope["error"]["code"], "source_misconfigured",
+            envelope["error"]["code"], "SOURCE_MISCONFIGURED",
+            "{engine}: {envelope}"
+        );
+        assert_eq!(
+            envelope["error"]["retryable"], false,
             "{engine}: {envelope}"
         );
         assert_eq!(

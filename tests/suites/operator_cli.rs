@@ -43,12 +43,10 @@ fn printed<'a>(stdout: &'a str, needle: &str) -> &'a str {
         .unwrap_or_else(|| panic!("the demo printed no line with {needle:?}:\n{stdout}"))
 }
 
-/// The evidence id of a result envelope, whichever name the envelope gives it.
+/// The evidence id of a result envelope (`evidence.bundle_id`).
 fn envelope_evidence(envelope: &Value) -> String {
-    let ev = &envelope["evidence"];
-    ev["bundle_id"]
+    envelope["evidence"]["bundle_id"]
         .as_str()
-        .or_else(|| ev["evidence_id"].as_str())
         .unwrap_or_else(|| panic!("no evidence id in {envelope}"))
         .to_owned()
 }

@@ -278,10 +278,11 @@ fn private_dir(dir: &Path) -> std::io::Result<()> {
         .create(dir)
 }
 
-/// The evidence id in a result envelope (`evidence.bundle_id`, or the
-/// older `evidence.evidence_id`).
+/// The evidence id in a result envelope (`evidence.bundle_id`).
 fn evidence_id(envelope: &Value) -> Option<String> {
-    envelope["evidence"]["bundle_id"].as_str().map(str::to_owned)
+    envelope["evidence"]["bundle_id"]
+        .as_str()
+        .map(str::to_owned)
 }
 
 async fn demo(dir: &Path, yes: bool) -> Result<DemoIds, String> {
@@ -365,11 +366,7 @@ async fn demo(dir: &Path, yes: bool) -> Result<DemoIds, String> {
     };
 
     step(3, "The model reads an invoice");
-    let env = call(
-        "billing.inspect_invoice",
-        json!({"invoice_id": "INV-3001"}),
-    )
-    .await?;
+    let env = call("billing.inspect_invoice", json!({"invoice_id": "INV-3001"})).await?;
     say!(
         "  INV-3001: late fee {} cents, updated {}",
         env["data"]["late_fee_cents"],
@@ -400,11 +397,7 @@ async fn demo(dir: &Path, yes: bool) -> Result<DemoIds, String> {
     );
 
     step(5, "Another tenant's invoice is invisible");
-    let env = call(
-        "billing.inspect_invoice",
-        json!({"invoice_id": "INV-9001"}),
-    )
-    .await?;
+    let env = call("billing.inspect_invoice", json!({"invoice_id": "INV-9001"})).await?;
     say!(
         "  INV-9001 (tenant otherco): {}",
         env["error"]["message"].as_str().unwrap_or("?")
