@@ -493,10 +493,10 @@ fn airlocks_own_proposer_is_clean() {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert!(
-        names.contains(&"billing.propose_late_fee_waiver"),
+        names.contains(&"billing__propose_late_fee_waiver"),
         "{names:?}"
     );
-    assert!(names.contains(&"support.inspect_ticket"), "{names:?}");
+    assert!(names.contains(&"support__inspect_ticket"), "{names:?}");
     // The server was stopped.
     let pid = r["source"]["pid"].as_u64().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);

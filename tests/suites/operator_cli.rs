@@ -360,7 +360,7 @@ fn smoke_call_and_evidence_show_on_a_real_read() {
         r#"{"invoice_id": "INV-3001", "reason": "first late fee"}"#,
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let proposal = stdout_json(&out)["proposal"]["proposal_id"]
+    let proposal = stdout_json(&out)["proposal"]["id"]
         .as_str()
         .unwrap()
         .to_owned();

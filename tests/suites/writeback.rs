@@ -223,12 +223,17 @@ fn full_loop(db: Database) {
     // (The CLI runs in this test's working directory.)
     assert!(!std::path::Path::new("-").exists(), "no file named `-`");
     let out = l.cli(&["replay", "export", &id, "--output", "-", "--json"]);
+    // With --json the refusal is the one JSON object on stdout.
     assert_eq!(out.status.code(), Some(2));
-    assert!(out.stdout.is_empty());
+    assert!(out.stderr.is_empty(), "{out:?}");
+    let refusal: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(refusal["error"]["code"], "usage", "{refusal}");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("leave out --json"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        refusal["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("leave out --json"),
+        "{refusal}"
     );
     let md = l.exec.path().join("replay.md");
     let out = l.cli(&[
