@@ -24,6 +24,7 @@ pub mod db_error;
 pub mod diagnostics;
 pub mod identifier;
 pub mod load;
+pub mod schema_info;
 pub mod secrets;
 pub mod statement;
 pub mod strict_json;
