@@ -81,6 +81,32 @@ pub struct IndexInfo {
     pub unique: bool,
 }
 
+/// Whether a column's name says it keys rows to a tenant: `tenant_id`,
+/// `org_id`, `organization_id`, `workspace_id`, `account_id`, `company_id`,
+/// `team_id` and their spellings without `_id` or with `Id`. Used for
+/// tenant-key candidates (`airlock inspect`) and by the drift lock (a table
+/// that gains such a column may have become multi-tenant since review).
+pub fn is_tenant_shaped(column: &str) -> bool {
+    let lower = column.to_ascii_lowercase();
+    let base = lower
+        .strip_suffix("_id")
+        .or_else(|| lower.strip_suffix("id"))
+        .unwrap_or(&lower);
+    let base = base.strip_suffix('_').unwrap_or(base);
+    TENANT_WORDS.contains(&base)
+}
+
+const TENANT_WORDS: [&str; 8] = [
+    "tenant",
+    "org",
+    "organization",
+    "organisation",
+    "workspace",
+    "account",
+    "company",
+    "team",
+];
+
 impl SchemaInfo {
     pub fn table(&self, name: &str) -> Option<&TableInfo> {
         self.tables.iter().find(|t| t.name == name)
@@ -112,6 +138,39 @@ mod tests {
             indexes: vec![],
             triggers: vec![],
             row_level_security: false,
+        }
+    }
+
+    #[test]
+    fn tenant_shaped_names() {
+        for yes in [
+            "tenant_id",
+            "tenant",
+            "TenantId",
+            "tenantid",
+            "org_id",
+            "organization_id",
+            "organisation_id",
+            "workspace_id",
+            "account_id",
+            "company_id",
+            "team_id",
+            "TEAM",
+            "org_",
+        ] {
+            assert!(is_tenant_shaped(yes), "{yes}");
+        }
+        for no in [
+            "id",
+            "tenant_name",
+            "customer_id",
+            "subtenant_id",
+            "accounts",
+            "organization_ids",
+            "user_id",
+            "",
+        ] {
+            assert!(!is_tenant_shaped(no), "{no}");
         }
     }
 
