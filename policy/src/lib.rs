@@ -19,6 +19,7 @@ pub mod canonical;
 pub mod catalog;
 pub mod change_set;
 pub mod config;
+pub mod config_schema;
 pub mod context;
 pub mod db_error;
 pub mod diagnostics;
