@@ -597,6 +597,10 @@ const TOP_KEYS: &[&str] = &[
 
 fn parse_config(r: &mut Report, value: &Value) -> Option<Config> {
     let o = Obj::open(r, "$", value, TOP_KEYS)?;
+    // `$schema` names the JSON Schema an editor checks the file with (see
+    // `airlock config schema`): Airlock does not read the schema, but the
+    // value must be a URL or path, a non-empty string, as the schema says.
+    o.string(r, "$schema");
 
     let version = match o.get("version") {
         None => {

@@ -1,6 +1,28 @@
-//! `airlock config validate` and `airlock tools preview` on real configs.
+//! `airlock config validate`, `airlock config schema` and `airlock tools
+//! preview` on real configs.
 
-use airlock_tests::{airlock, reference_config, stdout_json};
+use airlock_tests::{airlock, reference_config, stdout_json, workspace_root};
+use serde_json::Value;
+
+/// What `airlock config schema` prints, checked to be a JSON Schema.
+fn printed_schema() -> (String, jsonschema::Validator) {
+    let out = airlock(&["config", "schema"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let schema: Value = serde_json::from_str(&text).unwrap();
+    let validator = jsonschema::draft202012::new(&schema).unwrap();
+    (text, validator)
+}
 
 #[test]
 fn reference_config_is_valid_and_previews_eight_tools() {
@@ -106,4 +128,101 @@ fn the_demo_runs_the_whole_loop_with_no_setup() {
         !keep.join("run/operator.sock").exists(),
         "the executor was stopped"
     );
+    // The config the demo wrote is valid against the schema Airlock prints.
+    let (_, schema) = printed_schema();
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(keep.join("airlock.json")).unwrap()).unwrap();
+    let errors: Vec<String> = schema
+        .iter_errors(&written)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+#[test]
+fn config_schema_prints_the_checked_in_schema_and_writes_it_whole() {
+    let (text, schema) = printed_schema();
+    let checked_in =
+        std::fs::read_to_string(workspace_root().join("docs/airlock.config.schema.json")).unwrap();
+    assert!(
+        text == checked_in,
+        "docs/airlock.config.schema.json is not what `airlock config schema` prints; regenerate it with\n  cargo run -q -p airlock-executor --bin airlock -- config schema --output docs/airlock.config.schema.json"
+    );
+    assert_eq!(text, airlock_policy::config_schema::config_schema_text());
+
+    // --output writes the same bytes, replacing an older file, and says how
+    // a config refers to it.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("airlock.config.schema.json");
+    std::fs::write(&file, "{\"stale\": true}").unwrap();
+    let out = airlock(&["config", "schema", "--output", file.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+    assert!(
+        stdout.contains(&format!("Wrote the config schema to {}", file.display())),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\"$schema\": \"./airlock.config.schema.json\""),
+        "{stdout}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "no temporary file is left behind: {left:?}");
+
+    // A config beside it that names it with `$schema` is valid for both the
+    // schema and the loader.
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(reference_config()).unwrap()).unwrap();
+    config.as_object_mut().unwrap().shift_insert(
+        0,
+        "$schema".into(),
+        "./airlock.config.schema.json".into(),
+    );
+    assert!(schema.is_valid(&config));
+    let path = dir.path().join("airlock.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let out = airlock(&[
+        "config",
+        "validate",
+        "--config",
+        path.to_str().unwrap(),
+        "--json",
+    ]);
+    let v = stdout_json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["warnings"], serde_json::json!([]));
+    // A `$schema` that is not a reference is refused by both.
+    config["$schema"] = serde_json::json!(true);
+    assert!(!schema.is_valid(&config));
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let out = airlock(&[
+        "config",
+        "validate",
+        "--config",
+        path.to_str().unwrap(),
+        "--json",
+    ]);
+    let v = stdout_json(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(v["errors"][0]["path"], r#"$["$schema"]"#);
+    assert_eq!(
+        v["errors"][0]["message"],
+        "expected a string, found a boolean"
+    );
+
+    // An unwritable destination: exit 1, a message naming it, nothing created.
+    let missing = dir.path().join("no-such-dir/schema.json");
+    let out = airlock(&["config", "schema", "--output", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot write {}", missing.display())),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("no-such-dir").exists());
 }

@@ -1,4 +1,7 @@
-//! `airlock config validate`.
+//! `airlock config validate` and `airlock config schema`.
+
+use std::io::Write;
+use std::path::Path;
 
 use airlock_policy::Diagnostic;
 use airlock_policy::config::Kind;
@@ -67,6 +70,65 @@ pub fn validate(args: &ConfigArgs) -> Exit {
     } else {
         Exit::Failure
     }
+}
+
+/// Print the config's JSON Schema, or write it to `output` (replacing the
+/// file whole: a temporary file beside it, then a rename, so an editor never
+/// reads half a schema).
+pub fn schema(output: Option<&Path>) -> Exit {
+    let text = airlock_policy::config_schema::config_schema_text();
+    let Some(output) = output else {
+        let mut out = std::io::stdout().lock();
+        return match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            Ok(()) => Exit::Ok,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Exit::Ok,
+            Err(e) => fail(
+                false,
+                "output_unwritable",
+                &format!("cannot write the schema: {e}"),
+                Exit::Failure,
+            ),
+        };
+    };
+    let shown = output.display();
+    if let Err(e) = write_replacing(output, text.as_bytes()) {
+        return fail(
+            false,
+            "output_unwritable",
+            &format!("cannot write {shown}: {e}; it was not changed"),
+            Exit::Failure,
+        );
+    }
+    let name = output
+        .file_name()
+        .map_or_else(|| shown.to_string(), |n| n.to_string_lossy().into_owned());
+    say!(
+        "Wrote the config schema to {shown} ({} bytes).\nEditors check a config against it when the config starts with \"$schema\": \"./{name}\" (a path relative to the config, or a URL).",
+        text.len()
+    );
+    Exit::Ok
+}
+
+/// Write `bytes` to `path` through a new temporary file in the same
+/// directory, renamed over `path` once complete.
+fn write_replacing(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let result = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 fn plural(n: usize) -> &'static str {

@@ -39,7 +39,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Check a reviewed config.
+    /// Check a reviewed config, or print its JSON Schema.
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Show what the model will see.
@@ -387,6 +387,15 @@ enum ConfigCommand {
         after_help = "Examples:\n  airlock config validate --config /etc/airlock/config.json\n  airlock config validate --json          # ./airlock.json"
     )]
     Validate(ConfigArgs),
+    /// Print the JSON Schema (draft 2020-12) of the reviewed config, for editors: point a config's "$schema" at it.
+    #[command(
+        after_help = "Examples:\n  airlock config schema --output airlock.config.schema.json\n  airlock config schema > airlock.config.schema.json\n\nThen write \"$schema\": \"./airlock.config.schema.json\" at the top of the config. `airlock config validate` still checks what a schema cannot (references between entries, naming rules, inline secrets)."
+    )]
+    Schema {
+        /// Write the schema to this file (replacing it) instead of printing it.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -455,6 +464,7 @@ pub fn main() -> ExitCode {
     };
     let exit = match cli.command {
         Command::Config(ConfigCommand::Validate(args)) => config_cmd::validate(&args),
+        Command::Config(ConfigCommand::Schema { output }) => config_cmd::schema(output.as_deref()),
         Command::Tools(ToolsCommand::Preview(args)) => tools_cmd::preview(&args),
         Command::Proposals(ProposalsCommand::List { status, json, conn }) => {
             operator::list(&conn, status.as_deref(), json)

@@ -1,0 +1,861 @@
+//! A JSON Schema (draft 2020-12) of the reviewed config, for editors.
+//!
+//! `airlock config schema` prints [`config_schema_text`]; a config points at
+//! it with a top-level `"$schema"` key, and an editor then completes keys,
+//! shows their meaning and marks mistakes while the file is written.
+//!
+//! The loader ([`crate::load`]) walks the JSON by hand, so there is no
+//! derived model to generate the schema from: it is written here, next to
+//! the loader, and `policy/tests/config_schema.rs` keeps the two in step. It
+//! reads every object's known keys out of the loader's own "unknown field"
+//! errors and compares them with the schema's `properties`, checks that every
+//! config in the repository the loader accepts is valid against the schema,
+//! and that the broken-config fixtures the loader refuses for a structural
+//! reason (an unknown key, a wrong type, a missing field, a value out of
+//! range) are refused by the schema too.
+//!
+//! What the schema cannot say, the loader still checks: references between
+//! entries (a capability's `source`, `context`, `executor`, `lookup` and
+//! `from_arg`), the naming rules for capabilities and arguments, inline
+//! secrets in any value, and the rules that compare two values (read and
+//! write variables differ, `minimum` ≤ `maximum`, patched columns are
+//! allowed, …). `airlock config validate` remains the authority.
+
+use serde_json::{Map, Value, json};
+
+use crate::config::{MAX_ROWS_LIMIT, SQL_UPDATE};
+use crate::identifier::MAX_IDENTIFIER_LEN;
+use crate::load::{
+    MAX_ARG_LENGTH, MAX_ARGS, MAX_CAPABILITIES, MAX_DESCRIPTION_CHARS, MAX_TIMEOUT_MS,
+};
+
+/// The JSON Schema dialect of [`config_schema`].
+pub const DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";
+
+/// The schema as `airlock config schema` prints it (and as
+/// `docs/airlock.config.schema.json` holds it): pretty-printed, with a final
+/// newline.
+pub fn config_schema_text() -> String {
+    let mut text = serde_json::to_string_pretty(&config_schema()).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// The JSON Schema of the reviewed config.
+pub fn config_schema() -> Value {
+    let mut schema = root();
+    schema["$defs"] = Value::Object(defs());
+    schema
+}
+
+/// The document itself: the top-level keys.
+fn root() -> Value {
+    json!({
+        "$schema": DIALECT,
+        "title": "Airlock reviewed config",
+        "description": "The reviewed config of Airlock (compatible with Synapsor Runner's config version 1, plus the `airlock` section). Check a config with `airlock config validate`: it also checks what a schema cannot, such as references between entries and inline secrets.",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["version", "mode", "sources", "trusted_context", "capabilities"],
+        "properties": {
+            "$schema": {
+                "description": "The schema editors validate this file with (a URL or a path); Airlock ignores it.",
+                "$ref": "#/$defs/non_empty_string"
+            },
+            "version": {
+                "description": "The config format version: always 1.",
+                "type": "integer",
+                "const": 1
+            },
+            "mode": {
+                "description": "`review`: read and proposal capabilities, every proposal waits for a person's approval. `read_only`: read capabilities only.",
+                "enum": ["review", "read_only"]
+            },
+            "result_format": {
+                "description": "The shape of MCP tool results: 2 (the stable envelope, default) or 1 (Synapsor's legacy shape).",
+                "enum": [1, 2],
+                "default": 2
+            },
+            "strict": {
+                "description": "Accepted for compatibility; validation is always strict (`false` only warns).",
+                "type": "boolean"
+            },
+            "storage": {"$ref": "#/$defs/storage"},
+            "sources": {
+                "description": "The databases, by name.",
+                "type": "object",
+                "minProperties": 1,
+                "propertyNames": {"$ref": "#/$defs/entry_name"},
+                "additionalProperties": {"$ref": "#/$defs/source"}
+            },
+            "trusted_context": {
+                "description": "Where the tenant and principal of every call come from (never from the model).",
+                "$ref": "#/$defs/context"
+            },
+            "contexts": {
+                "description": "Named trusted contexts a capability may choose with `context`.",
+                "type": "object",
+                "propertyNames": {"$ref": "#/$defs/entry_name"},
+                "additionalProperties": {"$ref": "#/$defs/context"}
+            },
+            "executors": {
+                "description": "Named executors that apply proposals; a proposal without `executor` uses the built-in sql_update.",
+                "type": "object",
+                "propertyNames": {"$ref": "#/$defs/entry_name"},
+                "additionalProperties": {"$ref": "#/$defs/executor"}
+            },
+            "capabilities": {
+                "description": "The reviewed business tools the model may call.",
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_CAPABILITIES,
+                "items": {"$ref": "#/$defs/capability"}
+            },
+            "cloud": {
+                "description": "Accepted for compatibility and ignored (with a warning)."
+            },
+            "airlock": {"$ref": "#/$defs/airlock"}
+        },
+        "if": {
+            "required": ["mode"],
+            "properties": {"mode": {"const": "read_only"}}
+        },
+        "then": {
+            "properties": {
+                "capabilities": {
+                    "items": {
+                        "properties": {
+                            "kind": {
+                                "description": "Mode `read_only` serves no proposal capabilities.",
+                                "not": {"const": "proposal"}
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// The shared definitions, in the order they are printed.
+fn defs() -> Map<String, Value> {
+    let defs: Vec<(&str, Value)> = vec![
+        (
+            "non_empty_string",
+            json!({"type": "string", "minLength": 1}),
+        ),
+        (
+            "identifier",
+            json!({
+                "description": "A SQL identifier: letters, digits and underscores, starting with a letter or underscore.",
+                "type": "string",
+                "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+                "maxLength": MAX_IDENTIFIER_LEN
+            }),
+        ),
+        (
+            "env_name",
+            json!({
+                "description": "The name of an environment variable (never its value): upper-case letters, digits and underscores.",
+                "type": "string",
+                "pattern": "^[A-Z_][A-Z0-9_]*$",
+                "maxLength": 128
+            }),
+        ),
+        (
+            "entry_name",
+            json!({
+                "description": "1 to 64 letters, digits, `_` or `-`.",
+                "type": "string",
+                "pattern": "^[A-Za-z0-9_-]{1,64}$"
+            }),
+        ),
+        (
+            "column_list",
+            json!({
+                "type": "array",
+                "minItems": 1,
+                "uniqueItems": true,
+                "items": {"$ref": "#/$defs/identifier"}
+            }),
+        ),
+        (
+            "timeout_ms",
+            json!({
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_TIMEOUT_MS
+            }),
+        ),
+        (
+            "storage",
+            json!({
+                "description": "The executor's ledger.",
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "sqlite_path": {
+                        "description": "Path of the ledger (an SQLite file), relative to the config file's directory unless absolute.",
+                        "$ref": "#/$defs/non_empty_string"
+                    }
+                }
+            }),
+        ),
+        (
+            "source",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["engine", "read_url_env"],
+                "properties": {
+                    "engine": {
+                        "description": "The database engine (`mariadb` is `mysql`, `postgresql` is `postgres`).",
+                        "enum": ["postgres", "postgresql", "mysql", "mariadb", "sqlite"]
+                    },
+                    "read_url_env": {
+                        "description": "The variable holding a read-only connection URL (the proposer's only credential).",
+                        "$ref": "#/$defs/env_name"
+                    },
+                    "write_url_env": {
+                        "description": "The variable holding the writer's connection URL; only the executor is given it. Needed by proposals applied with sql_update.",
+                        "$ref": "#/$defs/env_name"
+                    },
+                    "read_only": {
+                        "description": "No proposal on this source is applied with sql_update.",
+                        "type": "boolean",
+                        "default": false
+                    },
+                    "statement_timeout_ms": {
+                        "description": "Per-statement timeout in milliseconds.",
+                        "$ref": "#/$defs/timeout_ms",
+                        "default": crate::config::DEFAULT_STATEMENT_TIMEOUT_MS
+                    },
+                    "ssl": {
+                        "description": "Ignored (with a warning): TLS settings come from the connection URL."
+                    }
+                }
+            }),
+        ),
+        (
+            "context",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["provider"],
+                "properties": {
+                    "provider": {
+                        "description": "`environment`: values from the proposer's environment variables. `static_dev`: values written here, for local development only.",
+                        "enum": ["environment", "static_dev"]
+                    },
+                    "values": {"$ref": "#/$defs/context_values"}
+                },
+                "allOf": [
+                    {
+                        "if": {
+                            "required": ["provider"],
+                            "properties": {"provider": {"const": "environment"}}
+                        },
+                        "then": {
+                            "required": ["values"],
+                            "properties": {
+                                "values": {
+                                    "required": ["tenant_id_env"],
+                                    "properties": {
+                                        "tenant_id": {
+                                            "description": "The environment provider reads `tenant_id_env`, not a literal tenant.",
+                                            "not": true
+                                        },
+                                        "principal": {
+                                            "description": "The environment provider reads `principal_env`, not a literal principal.",
+                                            "not": true
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    },
+                    {
+                        "if": {
+                            "required": ["provider"],
+                            "properties": {"provider": {"const": "static_dev"}}
+                        },
+                        "then": {
+                            "required": ["values"],
+                            "properties": {"values": {"required": ["tenant_id"]}}
+                        }
+                    }
+                ]
+            }),
+        ),
+        (
+            "context_values",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "tenant_id_env": {
+                        "description": "The variable holding the tenant id (environment provider).",
+                        "$ref": "#/$defs/env_name"
+                    },
+                    "principal_env": {
+                        "description": "The variable holding the principal (environment provider).",
+                        "$ref": "#/$defs/env_name"
+                    },
+                    "tenant_id": {
+                        "description": "The tenant id itself (static_dev provider only).",
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 128,
+                        "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+                    },
+                    "principal": {
+                        "description": "The principal itself (static_dev provider only).",
+                        "$ref": "#/$defs/non_empty_string"
+                    }
+                }
+            }),
+        ),
+        (
+            "executor",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["type"],
+                "properties": {
+                    "type": {
+                        "description": "`sql_update`: a guarded single-row UPDATE with the source's write URL. `http_handler`: a signed request to your application. `command_handler`: a local program.",
+                        "enum": [SQL_UPDATE, "http_handler", "command_handler"]
+                    },
+                    "url_env": {
+                        "description": "The variable holding the handler's URL (http_handler).",
+                        "$ref": "#/$defs/env_name"
+                    },
+                    "method": {
+                        "description": "The HTTP method (http_handler).",
+                        "enum": ["POST", "PUT", "PATCH"],
+                        "default": "POST"
+                    },
+                    "auth": {"$ref": "#/$defs/http_auth"},
+                    "signing_secret_env": {
+                        "description": "The variable holding the request-signing secret (http_handler).",
+                        "$ref": "#/$defs/env_name"
+                    },
+                    "timeout_ms": {
+                        "description": "The handler's timeout in milliseconds (handlers only).",
+                        "$ref": "#/$defs/timeout_ms",
+                        "default": crate::config::DEFAULT_HANDLER_TIMEOUT_MS
+                    },
+                    "command_env": {
+                        "description": "The variable holding the handler program's path (command_handler).",
+                        "$ref": "#/$defs/env_name"
+                    }
+                },
+                "allOf": [
+                    {
+                        "if": {"required": ["type"], "properties": {"type": {"const": SQL_UPDATE}}},
+                        "then": {
+                            "properties": {
+                                "url_env": false,
+                                "method": false,
+                                "auth": false,
+                                "signing_secret_env": false,
+                                "timeout_ms": false,
+                                "command_env": false
+                            }
+                        }
+                    },
+                    {
+                        "if": {"required": ["type"], "properties": {"type": {"const": "http_handler"}}},
+                        "then": {
+                            "required": ["url_env"],
+                            "properties": {"command_env": false}
+                        }
+                    },
+                    {
+                        "if": {"required": ["type"], "properties": {"type": {"const": "command_handler"}}},
+                        "then": {
+                            "required": ["command_env"],
+                            "properties": {
+                                "url_env": false,
+                                "method": false,
+                                "auth": false,
+                                "signing_secret_env": false
+                            }
+                        }
+                    }
+                ]
+            }),
+        ),
+        (
+            "http_auth",
+            json!({
+                "description": "Bearer-token authentication: the variable holding the token, as `token_env` or the short form `bearer_env`.",
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "type": {"enum": ["bearer_env"]},
+                    "token_env": {"$ref": "#/$defs/env_name"},
+                    "bearer_env": {"$ref": "#/$defs/env_name"}
+                },
+                "oneOf": [
+                    {"required": ["token_env"]},
+                    {"required": ["bearer_env"]}
+                ]
+            }),
+        ),
+        (
+            "airlock",
+            json!({
+                "description": "Airlock's own settings (other runners ignore this section).",
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "socket_dir": {
+                        "description": "The executor's socket directory.",
+                        "$ref": "#/$defs/non_empty_string"
+                    },
+                    "socket_group": {
+                        "description": "The group that owns the socket directory and sockets.",
+                        "$ref": "#/$defs/non_empty_string"
+                    },
+                    "proposers": {
+                        "description": "The OS users allowed to connect as proposers, and their tenants (default: only the executor's own user).",
+                        "type": "array",
+                        "items": {"$ref": "#/$defs/proposer"}
+                    },
+                    "approvers": {
+                        "description": "The OS users allowed to approve, and their roles (default: only the executor's own user, holding every role).",
+                        "type": "array",
+                        "items": {"$ref": "#/$defs/approver"}
+                    },
+                    "proposal_ttl_seconds": {
+                        "description": "How long a proposal may wait for approval and apply.",
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 366 * 24 * 3600,
+                        "default": crate::config::DEFAULT_PROPOSAL_TTL_SECONDS
+                    },
+                    "limits": {"$ref": "#/$defs/limits"}
+                }
+            }),
+        ),
+        (
+            "limits",
+            json!({
+                "description": "Per-proposer-uid limits on what reaches the ledger.",
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "rate_window_seconds": {"type": "integer", "minimum": 1, "maximum": 86_400, "default": 60},
+                    "evidence_per_window": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000_u64, "default": 6_000},
+                    "proposals_per_window": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000_u64, "default": 600},
+                    "max_evidence_bytes": {"type": "integer", "minimum": 64, "maximum": 1_048_576, "default": 65_536},
+                    "max_change_set_bytes": {"type": "integer", "minimum": 64, "maximum": 1_048_576, "default": 16_384},
+                    "ledger_bytes_per_day": {"type": "integer", "minimum": 4096, "maximum": 1_u64 << 50, "default": 536_870_912}
+                }
+            }),
+        ),
+        (
+            "peer",
+            json!({
+                "oneOf": [
+                    {"required": ["user"]},
+                    {"required": ["uid"]}
+                ]
+            }),
+        ),
+        (
+            "peer_user",
+            json!({
+                "description": "A login name (give `user` or `uid`, not both).",
+                "$ref": "#/$defs/non_empty_string"
+            }),
+        ),
+        (
+            "peer_uid",
+            json!({
+                "description": "A numeric uid (give `user` or `uid`, not both).",
+                "type": "integer",
+                "minimum": 0,
+                "maximum": u32::MAX
+            }),
+        ),
+        (
+            "name_set",
+            json!({
+                "oneOf": [
+                    {"const": "*"},
+                    {
+                        "type": "array",
+                        "items": {"type": "string", "minLength": 1, "maxLength": 128}
+                    }
+                ]
+            }),
+        ),
+        (
+            "proposer",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["tenants"],
+                "properties": {
+                    "user": {"$ref": "#/$defs/peer_user"},
+                    "uid": {"$ref": "#/$defs/peer_uid"},
+                    "tenants": {
+                        "description": "The tenants this proposer may act for, or \"*\" for all.",
+                        "$ref": "#/$defs/name_set"
+                    }
+                },
+                "$ref": "#/$defs/peer"
+            }),
+        ),
+        (
+            "approver",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["roles"],
+                "properties": {
+                    "user": {"$ref": "#/$defs/peer_user"},
+                    "uid": {"$ref": "#/$defs/peer_uid"},
+                    "roles": {
+                        "description": "The approval roles this person holds, or \"*\" for all.",
+                        "$ref": "#/$defs/name_set"
+                    }
+                },
+                "$ref": "#/$defs/peer"
+            }),
+        ),
+        (
+            "capability",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["name", "kind", "source", "target", "args", "lookup", "visible_columns"],
+                "properties": {
+                    "name": {
+                        "description": "`domain.action`, e.g. `billing.inspect_invoice`; never a word such as approve, apply, commit, execute, grant or sql.",
+                        "type": "string",
+                        "pattern": "^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+$",
+                        "maxLength": 64
+                    },
+                    "kind": {
+                        "description": "`read` looks one row up; `proposal` proposes a change a person approves.",
+                        "enum": ["read", "proposal"]
+                    },
+                    "description": {
+                        "description": "What the model is told the tool does.",
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": MAX_DESCRIPTION_CHARS
+                    },
+                    "returns_hint": {"$ref": "#/$defs/non_empty_string"},
+                    "source": {
+                        "description": "The name of an entry in `sources`.",
+                        "$ref": "#/$defs/non_empty_string"
+                    },
+                    "context": {
+                        "description": "The name of an entry in `contexts` (default: `trusted_context`).",
+                        "$ref": "#/$defs/non_empty_string"
+                    },
+                    "executor": {
+                        "description": "The name of an entry in `executors` (default: the built-in sql_update). Proposals only.",
+                        "$ref": "#/$defs/non_empty_string"
+                    },
+                    "target": {"$ref": "#/$defs/target"},
+                    "args": {
+                        "description": "The arguments the model gives, by name; never tenant, identity, role, table, column or SQL.",
+                        "type": "object",
+                        "minProperties": 1,
+                        "maxProperties": MAX_ARGS,
+                        "propertyNames": {"$ref": "#/$defs/identifier"},
+                        "additionalProperties": {"$ref": "#/$defs/arg"}
+                    },
+                    "lookup": {"$ref": "#/$defs/lookup"},
+                    "visible_columns": {
+                        "description": "The only columns the model sees.",
+                        "$ref": "#/$defs/column_list"
+                    },
+                    "evidence": {
+                        "description": "Whether a proposal must cite the read it is based on.",
+                        "enum": ["required", "optional"],
+                        "default": "required"
+                    },
+                    "max_rows": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_ROWS_LIMIT,
+                        "default": 1
+                    },
+                    "patch": {
+                        "description": "Column → its new value: fixed, or from an argument. Proposals only.",
+                        "type": "object",
+                        "minProperties": 1,
+                        "propertyNames": {"$ref": "#/$defs/identifier"},
+                        "additionalProperties": {"$ref": "#/$defs/patch_binding"}
+                    },
+                    "allowed_columns": {
+                        "description": "The only columns a proposal may change (never the primary key, tenant key or conflict-guard column). Proposals only.",
+                        "$ref": "#/$defs/column_list"
+                    },
+                    "numeric_bounds": {
+                        "description": "Column → the range its new value must fall in. Proposals only.",
+                        "type": "object",
+                        "propertyNames": {"$ref": "#/$defs/identifier"},
+                        "additionalProperties": {"$ref": "#/$defs/bounds"}
+                    },
+                    "transition_guards": {
+                        "description": "Column → the state transitions a proposal may make. Proposals only.",
+                        "type": "object",
+                        "propertyNames": {"$ref": "#/$defs/identifier"},
+                        "additionalProperties": {"$ref": "#/$defs/transition_guard"}
+                    },
+                    "conflict_guard": {"$ref": "#/$defs/conflict_guard"},
+                    "approval": {"$ref": "#/$defs/approval"},
+                    "single_tenant_dev_ack": {
+                        "description": "Acknowledges `target.single_tenant_dev`: every row of the table is in scope.",
+                        "type": "boolean"
+                    }
+                },
+                "allOf": [
+                    {
+                        "if": {"required": ["kind"], "properties": {"kind": {"const": "read"}}},
+                        "then": {
+                            "properties": {
+                                "executor": false,
+                                "patch": false,
+                                "allowed_columns": false,
+                                "numeric_bounds": false,
+                                "transition_guards": false,
+                                "conflict_guard": false,
+                                "approval": false
+                            }
+                        }
+                    },
+                    {
+                        "if": {"required": ["kind"], "properties": {"kind": {"const": "proposal"}}},
+                        "then": {"required": ["patch", "allowed_columns", "conflict_guard"]}
+                    },
+                    {
+                        "description": "Every capability is scoped by the trusted tenant: `target.tenant_key`, or an acknowledged single-tenant development target.",
+                        "anyOf": [
+                            {"properties": {"target": {"required": ["tenant_key"]}}},
+                            {
+                                "required": ["single_tenant_dev_ack"],
+                                "properties": {
+                                    "single_tenant_dev_ack": {"const": true},
+                                    "target": {
+                                        "required": ["single_tenant_dev"],
+                                        "properties": {"single_tenant_dev": {"const": true}}
+                                    }
+                                }
+                            }
+                        ]
+                    }
+                ]
+            }),
+        ),
+        (
+            "target",
+            json!({
+                "description": "The one table a capability reads or changes.",
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["schema", "table", "primary_key"],
+                "properties": {
+                    "schema": {
+                        "description": "`public` (Postgres), the database name (MySQL/MariaDB) or `main` (SQLite).",
+                        "$ref": "#/$defs/identifier"
+                    },
+                    "table": {"$ref": "#/$defs/identifier"},
+                    "primary_key": {"$ref": "#/$defs/identifier"},
+                    "tenant_key": {
+                        "description": "The column holding the tenant id; every statement is scoped by the trusted tenant.",
+                        "$ref": "#/$defs/identifier"
+                    },
+                    "single_tenant_dev": {
+                        "description": "No tenant key (development only; needs `single_tenant_dev_ack` on the capability).",
+                        "type": "boolean"
+                    }
+                }
+            }),
+        ),
+        (
+            "arg",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["type"],
+                "properties": {
+                    "type": {"enum": ["string", "number", "integer", "boolean"]},
+                    "description": {"$ref": "#/$defs/non_empty_string"},
+                    "required": {"type": "boolean", "default": false},
+                    "max_length": {
+                        "description": "Strings only.",
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_ARG_LENGTH
+                    },
+                    "minimum": {"description": "Numbers and integers only.", "type": "number"},
+                    "maximum": {"description": "Numbers and integers only.", "type": "number"},
+                    "enum": {
+                        "description": "The only values allowed, of the argument's type.",
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": 256
+                    }
+                },
+                "allOf": [
+                    {
+                        "if": {"required": ["type"], "properties": {"type": {"const": "string"}}},
+                        "then": {
+                            "properties": {
+                                "minimum": false,
+                                "maximum": false,
+                                "enum": {"items": {"type": "string"}}
+                            }
+                        }
+                    },
+                    {
+                        "if": {"required": ["type"], "properties": {"type": {"const": "number"}}},
+                        "then": {
+                            "properties": {
+                                "max_length": false,
+                                "enum": {"items": {"type": "number"}}
+                            }
+                        }
+                    },
+                    {
+                        "if": {"required": ["type"], "properties": {"type": {"const": "integer"}}},
+                        "then": {
+                            "properties": {
+                                "max_length": false,
+                                "enum": {"items": {"type": "integer"}}
+                            }
+                        }
+                    },
+                    {
+                        "if": {"required": ["type"], "properties": {"type": {"const": "boolean"}}},
+                        "then": {
+                            "properties": {
+                                "max_length": false,
+                                "minimum": false,
+                                "maximum": false,
+                                "enum": {"items": {"type": "boolean"}}
+                            }
+                        }
+                    }
+                ]
+            }),
+        ),
+        (
+            "lookup",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["id_from_arg"],
+                "properties": {
+                    "id_from_arg": {
+                        "description": "The required argument that carries the primary-key value.",
+                        "$ref": "#/$defs/non_empty_string"
+                    }
+                }
+            }),
+        ),
+        (
+            "patch_binding",
+            json!({
+                "description": "Exactly one of `fixed` or `from_arg`.",
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "fixed": {
+                        "description": "A fixed new value.",
+                        "type": ["string", "number", "boolean", "null"]
+                    },
+                    "from_arg": {
+                        "description": "The argument whose value becomes the new value.",
+                        "$ref": "#/$defs/non_empty_string"
+                    }
+                },
+                "oneOf": [
+                    {"required": ["fixed"]},
+                    {"required": ["from_arg"]}
+                ]
+            }),
+        ),
+        (
+            "bounds",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "minimum": {"type": "number"},
+                    "maximum": {"type": "number"}
+                }
+            }),
+        ),
+        (
+            "transition_guard",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["allowed"],
+                "properties": {
+                    "from_column": {
+                        "description": "The column holding the current state (default: the guarded column); a patched column or the version column.",
+                        "$ref": "#/$defs/identifier"
+                    },
+                    "allowed": {
+                        "description": "From-state → the states it may move to.",
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "array",
+                            "items": {"type": "string"}
+                        }
+                    }
+                }
+            }),
+        ),
+        (
+            "conflict_guard",
+            json!({
+                "description": "How a stale proposal is caught at apply time: a version or timestamp `column`, or an acknowledged weak row-hash guard.",
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "column": {"$ref": "#/$defs/identifier"},
+                    "weak_guard_ack": {"type": "boolean"}
+                },
+                "anyOf": [
+                    {"required": ["column"]},
+                    {
+                        "required": ["weak_guard_ack"],
+                        "properties": {"weak_guard_ack": {"const": true}}
+                    }
+                ]
+            }),
+        ),
+        (
+            "approval",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "mode": {
+                        "description": "Always a person.",
+                        "enum": ["human"]
+                    },
+                    "required_role": {
+                        "description": "The role an approver must hold (default: any approver).",
+                        "type": "string",
+                        "pattern": "^[A-Za-z0-9_.-]{1,64}$"
+                    }
+                }
+            }),
+        ),
+    ];
+    defs.into_iter()
+        .map(|(name, def)| (name.to_owned(), def))
+        .collect()
+}
