@@ -17,6 +17,7 @@ pub mod args;
 pub mod binding;
 pub mod canonical;
 pub mod catalog;
+pub mod catalog_sql;
 pub mod change_set;
 pub mod config;
 pub mod context;
