@@ -25,6 +25,7 @@ pub mod db_error;
 pub mod diagnostics;
 pub mod identifier;
 pub mod load;
+pub mod recipes;
 pub mod schema_info;
 pub mod secrets;
 pub mod statement;
