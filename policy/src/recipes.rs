@@ -199,6 +199,9 @@ pub struct ArgDef {
     pub description: &'static str,
 }
 
+/// Allowed moves of a status column: from-state → the states it may move to.
+pub type Transitions = &'static [(&'static str, &'static [&'static str])];
+
 /// One built-in recipe.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Recipe {
@@ -222,10 +225,7 @@ pub struct Recipe {
     /// Field → (minimum, maximum).
     pub bounds: &'static [(&'static str, i64, i64)],
     /// The guarded field and its allowed transitions (from → to).
-    pub transitions: Option<(
-        &'static str,
-        &'static [(&'static str, &'static [&'static str])],
-    )>,
+    pub transitions: Option<(&'static str, Transitions)>,
     pub approval_role: &'static str,
     /// What to check before real use.
     pub notes: &'static [&'static str],

@@ -315,11 +315,13 @@ fn run_apply(args: &ApplyArgs) -> Result<Exit, Refusal> {
         (Some(c), _) => (Some(c.clone()), "--tenant-column"),
         (None, true) => (None, "--single-tenant"),
         (None, false) => match tenant_choice(&hints, &table) {
-            Some(TenantChoice::Config(c)) => (Some(c), "the config's other capabilities"),
+            Some(TenantChoice::Config(c)) => {
+                (Some(c), "from the config's capabilities on this source")
+            }
             Some(TenantChoice::Guessed(c)) => {
                 (Some(c), "guessed: the table's only tenant-shaped column")
             }
-            Some(TenantChoice::SingleTenant) => (None, "the config: single-tenant"),
+            Some(TenantChoice::SingleTenant) => (None, "from the config: single-tenant"),
             None => {
                 return Err(Refusal::new(
                     "tenant_unknown",
@@ -457,10 +459,12 @@ fn report(
     );
     say!("Next:");
     say!("  airlock tools preview --config {shown}");
-    say!(
-        "  airlock writeback grants --engine {} --writer-role WRITER --config {shown}   # UPDATE on the new columns",
-        engine.as_str()
-    );
+    if engine != Engine::Sqlite {
+        say!(
+            "  airlock writeback grants --engine {} --writer-role WRITER --config {shown}   # UPDATE on the new columns",
+            engine.as_str()
+        );
+    }
     say!("  restart the executor and the proposer so they load it");
 }
 
