@@ -795,33 +795,15 @@ fn resolve(
             }
             continue;
         };
-        if !field
-            .kind
-            .accepts(engine, type_class(engine, &column.data_type))
-        {
-            errors.push(RecipeError::IncompatibleType {
-                field: field.name.to_owned(),
-                column: column.name.clone(),
-                data_type: column.data_type.clone(),
-                expects: field.kind.expects(engine).to_owned(),
-            });
-            continue;
-        }
-        if let Some((key, _)) = keys.iter().find(|(_, k)| *k == Some(column.name.as_str())) {
-            errors.push(RecipeError::KeyColumn {
-                field: field.name.to_owned(),
-                column: column.name.clone(),
-                key,
-            });
-            continue;
-        }
-        if let Some(first) = out.iter().find(|r| r.column == column.name) {
-            errors.push(RecipeError::SharedColumn {
-                column: column.name.clone(),
-                first: first.field.to_owned(),
-                second: field.name.to_owned(),
-            });
-            continue;
+        match misfit(field, column, engine, keys, &out) {
+            // An optional field found by its default name is only shown: a
+            // column that does not fit it is left out, not an error.
+            Some(_) if !field.required && !mapped => continue,
+            Some(e) => {
+                errors.push(e);
+                continue;
+            }
+            None => {}
         }
         out.push(Resolved {
             field: field.name,
@@ -831,6 +813,43 @@ fn resolve(
         });
     }
     out
+}
+
+/// Why `column` cannot play `field`, if it cannot: an incompatible type, a
+/// key column, or a column an earlier field already plays.
+fn misfit(
+    field: &Field,
+    column: &ColumnInfo,
+    engine: Engine,
+    keys: &[(&'static str, Option<&str>)],
+    taken: &[Resolved],
+) -> Option<RecipeError> {
+    if !field
+        .kind
+        .accepts(engine, type_class(engine, &column.data_type))
+    {
+        return Some(RecipeError::IncompatibleType {
+            field: field.name.to_owned(),
+            column: column.name.clone(),
+            data_type: column.data_type.clone(),
+            expects: field.kind.expects(engine).to_owned(),
+        });
+    }
+    if let Some((key, _)) = keys.iter().find(|(_, k)| *k == Some(column.name.as_str())) {
+        return Some(RecipeError::KeyColumn {
+            field: field.name.to_owned(),
+            column: column.name.clone(),
+            key,
+        });
+    }
+    taken
+        .iter()
+        .find(|r| r.column == column.name)
+        .map(|first| RecipeError::SharedColumn {
+            column: column.name.clone(),
+            first: first.field.to_owned(),
+            second: field.name.to_owned(),
+        })
 }
 
 fn capability(
@@ -1553,6 +1572,33 @@ mod tests {
         let built = build(r, &table, &no_map(), &at(Engine::Postgres)).unwrap();
         assert_eq!(built.capability["patch"]["late_fee"], json!({"fixed": 0}));
         assert_eq!(built.capability["visible_columns"][5], "invoice_status");
+        // An optional column found by name whose type does not fit (a
+        // Postgres enum, say) or that is a key is left out, not an error...
+        let mut enum_status = r.sample();
+        enum_status.columns[5].data_type = "invoice_state".into();
+        let built = build(r, &enum_status, &no_map(), &at(Engine::Postgres)).unwrap();
+        assert_eq!(built.columns.len(), 3);
+        assert!(
+            !built.capability["visible_columns"]
+                .to_string()
+                .contains("status")
+        );
+        let mut key_status = r.sample();
+        key_status.primary_key = vec!["status".into()];
+        let built = build(r, &key_status, &no_map(), &at(Engine::Postgres)).unwrap();
+        assert_eq!(built.capability["target"]["primary_key"], "status");
+        assert_eq!(built.columns.len(), 3);
+        // ...but one named with --map must fit.
+        let errs = errors(build(
+            r,
+            &enum_status,
+            &map(&[("status", "status")]),
+            &at(Engine::Postgres),
+        ));
+        assert!(
+            matches!(&errs[..], [RecipeError::IncompatibleType { field, .. }] if field == "status"),
+            "{errs:?}"
+        );
     }
 
     #[test]
@@ -1706,20 +1752,37 @@ mod tests {
         let errs = errors(build(
             r,
             &r.sample(),
-            &map(&[("reason", "status")]),
+            &map(&[("status", "waiver_reason")]),
             &at(Engine::Postgres),
         ));
         assert_eq!(
             errs,
             vec![RecipeError::SharedColumn {
-                column: "status".into(),
+                column: "waiver_reason".into(),
                 first: "reason".into(),
                 second: "status".into()
             }]
         );
         assert_eq!(
             errs[0].to_string(),
-            "column `status` is used for both `reason` and `status`; map each field to its own column"
+            "column `waiver_reason` is used for both `reason` and `status`; map each field to its own column"
+        );
+        // A required field may take the column an optional field would have
+        // shown by default: the optional one is then left out.
+        let built = build(
+            r,
+            &r.sample(),
+            &map(&[("reason", "status")]),
+            &at(Engine::Postgres),
+        )
+        .unwrap();
+        assert_eq!(
+            built.capability["visible_columns"],
+            json!(["id", "tenant_id", "late_fee_cents", "status", "updated_at"])
+        );
+        assert_eq!(
+            built.capability["patch"]["status"],
+            json!({"from_arg": "reason"})
         );
     }
 
