@@ -19,6 +19,7 @@ mod mcp_config;
 pub mod operator;
 mod output;
 mod proposer_session;
+mod recipes_cmd;
 mod smoke;
 mod tools_cmd;
 mod writeback_cmd;
@@ -81,6 +82,9 @@ enum Command {
     /// Write a starter application handler.
     #[command(subcommand)]
     Handler(HandlerCommand),
+    /// Built-in proposal templates (late-fee waiver, account credit, refund review, ticket resolution, trial extension); add one to a config.
+    #[command(subcommand)]
+    Recipes(RecipesCommand),
     /// Diagnose a setup: config, variables, credential split, databases, sockets, executor, handlers.
     #[command(
         after_help = "Examples:\n  airlock doctor --config /etc/airlock/config.json\n  airlock doctor --json                   # ./airlock.json"
@@ -150,6 +154,66 @@ enum McpCommand {
         /// resolves it (AIRLOCK_SOCKET_DIR, airlock.socket_dir, $XDG_RUNTIME_DIR/airlock, .airlock/run beside the config).
         #[arg(long)]
         socket_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RecipesCommand {
+    /// List the built-in recipes.
+    #[command(after_help = "Examples:\n  airlock recipes list\n  airlock recipes list --json")]
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one recipe: its fields, arguments, bounds, transitions and the capability it writes.
+    #[command(
+        after_help = "Examples:\n  airlock recipes show billing.late_fee_waiver\n  airlock recipes show refund_review --json"
+    )]
+    Show {
+        /// The recipe's name (`billing.late_fee_waiver`) or the part after the dot.
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a recipe's proposal capability to a config, after checking the table's columns (read with the source's read URL; catalog only).
+    #[command(
+        after_help = "Examples:\n  airlock recipes apply billing.late_fee_waiver --table invoices --config airlock.json\n  airlock recipes apply credits.account_credit --table customers --map credit=promo_credit_cents --map reason=note --dry-run"
+    )]
+    Apply {
+        /// The recipe's name (`billing.late_fee_waiver`) or the part after the dot.
+        name: String,
+        /// The table (or view) the capability changes.
+        #[arg(long)]
+        table: String,
+        /// Put a recipe field on a column: FIELD=COLUMN (repeatable; `recipes show` lists the fields).
+        #[arg(long = "map", value_name = "FIELD=COLUMN", value_parser = recipes_cmd::parse_map)]
+        map: Vec<(String, String)>,
+        /// The reviewed config file to add it to (default: ./airlock.json when it exists).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The config's source holding the table (default: its only source).
+        #[arg(long)]
+        source: Option<String>,
+        /// Schema (Postgres), database (MySQL) or attached database (SQLite); default: what the config's capabilities on the source use, else public / the URL's database / main.
+        #[arg(long)]
+        schema: Option<String>,
+        /// The single-column key rows are looked up by (default: the config's, else `id`).
+        #[arg(long)]
+        primary_key: Option<String>,
+        /// The tenant column (default: the one the config's capabilities on the source use, else the table's only tenant-shaped column).
+        #[arg(long, conflicts_with = "single_tenant")]
+        tenant_column: Option<String>,
+        /// The table has no tenant column: a single-tenant development target (validation warns).
+        #[arg(long)]
+        single_tenant: bool,
+        /// The capability's name (default: the recipe's, e.g. billing.propose_late_fee_waiver).
+        #[arg(long = "name", value_name = "CAPABILITY")]
+        capability: Option<String>,
+        /// Check and print the capability; do not write the config.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -542,6 +606,35 @@ pub fn main() -> ExitCode {
         Command::Handler(HandlerCommand::Template { kind, output, json }) => {
             handler_cmd::template(&kind, &output, json)
         }
+        Command::Recipes(RecipesCommand::List { json }) => recipes_cmd::list(json),
+        Command::Recipes(RecipesCommand::Show { name, json }) => recipes_cmd::show(&name, json),
+        Command::Recipes(RecipesCommand::Apply {
+            name,
+            table,
+            map,
+            config,
+            source,
+            schema,
+            primary_key,
+            tenant_column,
+            single_tenant,
+            capability,
+            dry_run,
+            json,
+        }) => recipes_cmd::apply(&recipes_cmd::ApplyArgs {
+            recipe: name,
+            table,
+            map,
+            config,
+            source,
+            schema,
+            primary_key,
+            tenant_column,
+            single_tenant,
+            name: capability,
+            dry_run,
+            json,
+        }),
         Command::Replay(ReplayCommand::Show {
             id,
             details,
@@ -614,6 +707,9 @@ mod tests {
             &["doctor"],
             &["writeback", "grants"],
             &["mcp", "config"],
+            &["recipes", "list"],
+            &["recipes", "show"],
+            &["recipes", "apply"],
         ] {
             let mut cmd = &cli;
             for name in path {
