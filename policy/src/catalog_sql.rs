@@ -112,7 +112,7 @@ pub fn column_from_row(name: &str, data_type: &str, nullable: &str) -> Result<Co
         other => {
             return Err(format!(
                 "catalog row for column `{name}`: nullable is `{other}`, expected `yes` or `no`"
-            ))
+            ));
         }
     };
     Ok(ColumnInfo {

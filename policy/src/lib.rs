@@ -23,6 +23,7 @@ pub mod config;
 pub mod context;
 pub mod db_error;
 pub mod diagnostics;
+pub mod drift;
 pub mod identifier;
 pub mod load;
 pub mod schema_info;
