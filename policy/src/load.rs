@@ -2509,7 +2509,11 @@ mod tests {
     fn a_schema_lock_loads_and_an_absent_one_is_empty() {
         let plain = load_config_str(REFERENCE).config.unwrap();
         assert!(plain.airlock.schema_lock.is_empty());
-        let lock = lock_value("public", "invoices", &[("id", "text"), ("late_fee_cents", "integer")]);
+        let lock = lock_value(
+            "public",
+            "invoices",
+            &[("id", "text"), ("late_fee_cents", "integer")],
+        );
         let loaded = with_lock(serde_json::json!({"billing.propose_late_fee_waiver": lock}));
         assert_eq!(errors(&loaded), vec![]);
         let cfg = loaded.config.unwrap();
@@ -2552,7 +2556,10 @@ mod tests {
         let errs = errors(&loaded);
         assert_eq!(errs.len(), 3, "{errs:?}");
         assert!(errs[0].0.ends_with("[\"billing.gone\"]"), "{errs:?}");
-        assert_eq!(errs[0].1, "the schema lock names capability `billing.gone`, which this config does not define");
+        assert_eq!(
+            errs[0].1,
+            "the schema lock names capability `billing.gone`, which this config does not define"
+        );
         assert_eq!(
             errs[1].1,
             "the schema lock records public.orders, but capability `billing.inspect_invoice` targets public.invoices"
@@ -2582,8 +2589,16 @@ mod tests {
         let cases = [
             (no_schema, "schema", "missing required field `schema`"),
             (no_columns, "columns", "missing required field `columns`"),
-            (empty_columns, "columns", "a schema lock records at least one column"),
-            (numeric_type, "columns.id", "expected the column's type as a string, found a number"),
+            (
+                empty_columns,
+                "columns",
+                "a schema lock records at least one column",
+            ),
+            (
+                numeric_type,
+                "columns.id",
+                "expected the column's type as a string, found a number",
+            ),
             (not_object, "columns", "expected an object, found an array"),
         ];
         for (entry, path, message) in cases {
