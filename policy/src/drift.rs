@@ -96,7 +96,7 @@ impl std::fmt::Display for Drift {
 }
 
 /// Compare a lock entry with the live columns of its table.
-pub fn check(lock: &SchemaLockEntry, live: &[ColumnInfo]) -> Result<(), Drift> {
+pub fn check(lock: &SchemaLockEntry, live: &[ColumnInfo]) -> Result<(), Box<Drift>> {
     let mut drift = Drift {
         schema: lock.schema.clone(),
         table: lock.table.clone(),
@@ -130,7 +130,7 @@ pub fn check(lock: &SchemaLockEntry, live: &[ColumnInfo]) -> Result<(), Drift> {
     {
         Ok(())
     } else {
-        Err(drift)
+        Err(Box::new(drift))
     }
 }
 
@@ -229,7 +229,7 @@ pub fn evaluate(
                         Some(Err(e)) => LockStatus::Unverified { reason: e.clone() },
                         Some(Ok(cols)) => match check(lock, cols) {
                             Ok(()) => LockStatus::Ok,
-                            Err(drift) => LockStatus::Drifted { drift },
+                            Err(drift) => LockStatus::Drifted { drift: *drift },
                         },
                     }
                 }
@@ -353,7 +353,7 @@ mod tests {
         ];
         let drift = check(&lock, &live).unwrap_err();
         assert_eq!(
-            drift,
+            *drift,
             Drift {
                 schema: "public".into(),
                 table: "invoices".into(),
@@ -503,7 +503,7 @@ mod tests {
         assert!(!LockStatus::NoLock.disables());
         assert!(
             LockStatus::Drifted {
-                drift: drift.clone()
+                drift: (*drift).clone()
             }
             .disables()
         );
@@ -511,7 +511,7 @@ mod tests {
         assert_eq!(LockStatus::Ok.disabled_message("c"), None);
         assert_eq!(LockStatus::NoLock.disabled_message("c"), None);
         assert!(
-            LockStatus::Drifted { drift }
+            LockStatus::Drifted { drift: *drift }
                 .disabled_message("c")
                 .unwrap()
                 .starts_with(
