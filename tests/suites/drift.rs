@@ -518,3 +518,157 @@ fn drift_lifecycle_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     lifecycle(&sqlite_reference(dir.path(), "drift_lifecycle"));
 }
+
+/// `airlock config lock` without `--json`, its refusals (each specific,
+/// nothing written, no secret printed) and a stale entry it replaces.
+#[test]
+fn config_lock_reports_changes_and_refuses_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_reference(dir.path(), "drift_lock_cli");
+    let path = dir.path().join("airlock.json");
+    let mut config = reference_config_for(&db);
+    // A stale entry (a capability that is gone) makes the config invalid…
+    let columns = json!({"id": "text"});
+    let stale = json!({
+        "schema": "main", "table": "invoices", "columns": columns,
+        "fingerprint": airlock_policy::drift::fingerprint(
+            "main",
+            "invoices",
+            &serde_json::from_value(columns.clone()).unwrap(),
+        ),
+    });
+    config["airlock"] = json!({"schema_lock": {"billing.gone": stale}});
+    std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    let validate = Command::new(bin("airlock"))
+        .args(["config", "validate", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(validate.status.code(), Some(1), "{validate:?}");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        Command::new(bin("airlock"))
+            .args(["config", "lock", "--config"])
+            .arg(&path)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let original = std::fs::read(&path).unwrap();
+
+    // Refusals: nothing is written.
+    let out = run(&[], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("APP_READ_URL (the read URL of source `app`) is not set"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was written"), "{err}");
+    let out = run(
+        &["--capability", "billing.nope"],
+        &[("APP_READ_URL", &db.read_url)],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("the config has no capability `billing.nope`"),
+        "{out:?}"
+    );
+    let bad = "postgres://reader:PLANTED-s3cret-pw@127.0.0.1:1/none";
+    let mut pg_config = config.clone();
+    pg_config["sources"]["app"]["engine"] = json!("postgres");
+    for cap in pg_config["capabilities"].as_array_mut().unwrap() {
+        cap["target"]["schema"] = json!("public");
+    }
+    pg_config["airlock"] = json!({});
+    let pg_path = dir.path().join("pg.json");
+    std::fs::write(&pg_path, serde_json::to_vec_pretty(&pg_config).unwrap()).unwrap();
+    let out = Command::new(bin("airlock"))
+        .args(["config", "lock", "--json", "--config"])
+        .arg(&pg_path)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env("APP_READ_URL", bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("\"source_unavailable\""), "{text}");
+    assert!(
+        !text.contains("PLANTED-s3cret-pw"),
+        "the password leaked: {text}"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        original,
+        "nothing was written"
+    );
+
+    // Lock one capability: the stale entry is dropped, the output names it.
+    let out = run(
+        &["--capability", INSPECT],
+        &[("APP_READ_URL", &db.read_url)],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("locked billing.inspect_invoice (main.invoices, 8 columns, sha256:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("removed the lock of `billing.gone` (no such capability)"),
+        "{text}"
+    );
+    assert!(text.contains("Wrote the schema lock into"), "{text}");
+    let locked = read_config(&path);
+    let names: Vec<&String> = locked["airlock"]["schema_lock"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(names, [INSPECT]);
+    let validate = Command::new(bin("airlock"))
+        .args(["config", "validate", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(validate.status.code(), Some(0), "{validate:?}");
+
+    // Lock another: the first entry is kept as it was; a relock prints its changes.
+    let out = run(&["--capability", WAIVER], &[("APP_READ_URL", &db.read_url)]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let both = read_config(&path);
+    assert_eq!(
+        both["airlock"]["schema_lock"][INSPECT],
+        locked["airlock"]["schema_lock"][INSPECT]
+    );
+    assert!(both["airlock"]["schema_lock"][WAIVER].is_object());
+    execute(&db, "ALTER TABLE invoices ADD COLUMN memo TEXT");
+    let out = run(&[], &[("APP_READ_URL", &db.read_url)]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("relocked billing.inspect_invoice (main.invoices, 9 columns"),
+        "{text}"
+    );
+    assert!(text.contains("    + memo text"), "{text}");
+    assert!(
+        text.contains("unchanged orders.inspect_order")
+            || text.contains("locked orders.inspect_order"),
+        "{text}"
+    );
+    assert_eq!(
+        read_config(&path)["airlock"]["schema_lock"]
+            .as_object()
+            .unwrap()
+            .len(),
+        8
+    );
+}

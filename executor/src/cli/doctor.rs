@@ -266,7 +266,9 @@ async fn schema_lock_checks(cfg: &Config, config_path: &Path, checks: &mut Vec<C
                 checks,
                 label,
                 Status::Fail,
-                format!("disabled by the proposer and the executor: {drift}"),
+                format!(
+                    "disabled at start (not offered by the proposer; the executor refuses its proposals): {drift}"
+                ),
                 relock(&name),
             ),
             LockStatus::Unverified { reason }

@@ -267,16 +267,10 @@ pub fn lock(args: &LockArgs) -> Exit {
 
     // The new lock: the fresh entries, plus the old entries of capabilities
     // that were not re-locked and still exist.
-    let old_entries: BTreeMap<String, SchemaLockEntry> = airlock_policy::load_config(&{
-        let mut with_old = doc.clone();
-        if let Some(a) = with_old.get_mut("airlock").and_then(Value::as_object_mut) {
-            a.insert("schema_lock".into(), Value::Object(old.clone()));
-        }
-        with_old
-    })
-    .config
-    .map(|c| c.airlock.schema_lock)
-    .unwrap_or_default();
+    let old_entries: BTreeMap<String, SchemaLockEntry> = old
+        .iter()
+        .filter_map(|(name, v)| Some((name.clone(), valid_old_entry(&cfg, name, v)?)))
+        .collect();
     let mut lock = Map::new();
     let mut report = Vec::new();
     for cap in &cfg.capabilities {
@@ -382,6 +376,32 @@ pub fn lock(args: &LockArgs) -> Exit {
     Exit::Ok
 }
 
+/// An existing lock entry that is still well-formed, matches its
+/// fingerprint and names a capability of `cfg` and its table; other entries
+/// are dropped when the lock is rewritten.
+fn valid_old_entry(cfg: &Config, name: &str, v: &Value) -> Option<SchemaLockEntry> {
+    let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    let columns: BTreeMap<String, String> = v
+        .get("columns")?
+        .as_object()?
+        .iter()
+        .map(|(c, t)| Some((c.clone(), t.as_str()?.to_owned())))
+        .collect::<Option<_>>()?;
+    let entry = SchemaLockEntry {
+        schema: text("schema")?,
+        table: text("table")?,
+        fingerprint: text("fingerprint")?,
+        columns,
+    };
+    let cap = cfg.capability(name)?;
+    (v.as_object()?.len() == 4
+        && !entry.columns.is_empty()
+        && entry.fingerprint == drift::fingerprint(&entry.schema, &entry.table, &entry.columns)
+        && cap.target.schema == entry.schema
+        && cap.target.table == entry.table)
+        .then_some(entry)
+}
+
 /// The JSON of one lock entry, keys in the documented order.
 fn entry_json(e: &SchemaLockEntry) -> Value {
     json!({
@@ -396,11 +416,15 @@ fn entry_json(e: &SchemaLockEntry) -> Value {
 /// over it), keeping the file's permissions.
 fn write_replacing(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
+    // A config reached through a symbolic link is replaced where it lives.
+    let path = &std::fs::canonicalize(path)?;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let perms = std::fs::metadata(path)?.permissions();
+    let meta = std::fs::metadata(path)?;
+    let perms = meta.permissions();
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -414,6 +438,8 @@ fn write_replacing(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::set_permissions(&tmp, perms)?;
+        // Keep the owner when allowed to (root locking a service's config).
+        let _ = std::os::unix::fs::chown(&tmp, Some(meta.uid()), Some(meta.gid()));
         std::fs::rename(&tmp, path)
     })();
     if result.is_err() {
