@@ -5,7 +5,7 @@
 use airlock_ipc::ErrorBody;
 use airlock_ipc::error::ErrorCode;
 use airlock_ipc::transport::PeerCredentials;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use airlock_policy::Config;
 use airlock_policy::statement::select_row;
@@ -32,6 +32,9 @@ pub struct Authority {
     pub capability_digests: HashMap<String, String>,
     /// Per-proposer-uid intake counters (`airlock.limits`).
     pub intake_meter: crate::intake::IntakeMeter,
+    /// Proposal capabilities the schema lock disabled at start, with why
+    /// ([`Authority::check_schema_lock`]); set once, before serving.
+    schema_lock_disabled: std::sync::OnceLock<BTreeMap<String, String>>,
     ledger: LedgerThread,
 }
 
@@ -96,8 +99,64 @@ impl Authority {
             peers,
             writeback: Default::default(),
             intake_meter: Default::default(),
+            schema_lock_disabled: std::sync::OnceLock::new(),
             ledger: LedgerThread::spawn(ledger)?,
         })
+    }
+
+    /// Compare each locked proposal capability's table with the config's
+    /// schema lock, reading the catalog with the source's write pool, and
+    /// disable for this process's lifetime each one that drifted or could
+    /// not be read (fail closed). Called once at start, before serving.
+    /// Returns the disabled capabilities and why.
+    pub async fn check_schema_lock(&self) -> BTreeMap<String, String> {
+        use airlock_policy::config::Kind;
+        use airlock_policy::drift;
+        let mut live = BTreeMap::new();
+        for cap in &self.config.capabilities {
+            if cap.kind != Kind::Proposal
+                || !self.config.airlock.schema_lock.contains_key(&cap.name)
+            {
+                continue;
+            }
+            let key = (
+                cap.source.clone(),
+                cap.target.schema.clone(),
+                cap.target.table.clone(),
+            );
+            if live.contains_key(&key) {
+                continue;
+            }
+            let columns = match self.config.source_for(cap) {
+                Some(source) => {
+                    self.writeback
+                        .table_columns(&cap.source, source, &cap.target.schema, &cap.target.table)
+                        .await
+                }
+                None => Err(format!("source `{}` is not configured", cap.source)),
+            };
+            live.insert(key, columns);
+        }
+        let statuses = drift::evaluate(&self.config, &live);
+        let disabled: BTreeMap<String, String> = drift::disabled(&statuses)
+            .into_iter()
+            .filter(|(name, _)| {
+                self.config
+                    .capability(name)
+                    .is_some_and(|c| c.kind == Kind::Proposal)
+            })
+            .collect();
+        for (capability, message) in &disabled {
+            tracing::error!(capability = %capability, "{message}");
+        }
+        let _ = self.schema_lock_disabled.set(disabled.clone());
+        disabled
+    }
+
+    /// The refusal for a capability the schema lock disabled, if it is.
+    pub fn schema_drift(&self, capability: &str) -> Option<ErrorBody> {
+        let message = self.schema_lock_disabled.get()?.get(capability)?;
+        Some(ErrorBody::new(ErrorCode::SchemaDrift, message.clone()))
     }
 
     /// Run `f` on the ledger's thread; answered once the batch holding its

@@ -216,6 +216,9 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         Authority::new(config, config_hash, peers, ledger)
             .context("cannot start the ledger thread")?,
     );
+    // The schema lock is checked once, before any proposal or apply is
+    // served: a drifted capability stays disabled until a restart.
+    auth.check_schema_lock().await;
     let counter = Arc::new(ConnectionCounter::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();

@@ -336,6 +336,12 @@ pub async fn submit_proposal(
             "verified capability vanished",
         ));
     };
+    if let Some(refusal) = auth.schema_drift(&cap.name) {
+        if crate::refusal_log::admit("schema_drift") {
+            tracing::warn!(uid, capability = %cap.name, "proposal refused: the schema lock disabled the capability");
+        }
+        return Err(refusal);
+    }
     let required_role = cap
         .proposal
         .as_ref()

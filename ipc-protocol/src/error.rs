@@ -48,6 +48,10 @@ pub enum ErrorCode {
     /// The capability's reviewed definition in the executor's config is no
     /// longer the one the proposal was recorded under; propose again.
     ConfigChanged,
+    /// The capability is disabled for this executor's lifetime: its table no
+    /// longer matches the config's schema lock (`airlock.schema_lock`), or
+    /// could not be read to check it.
+    SchemaDrift,
     /// Too many connections or requests; try again later.
     Busy,
     /// This peer exceeded its configured rate or daily volume of evidence
@@ -85,6 +89,7 @@ impl ErrorCode {
         ErrorCode::SecretMaterial,
         ErrorCode::LedgerTampered,
         ErrorCode::ConfigChanged,
+        ErrorCode::SchemaDrift,
         ErrorCode::Busy,
         ErrorCode::RateLimited,
         ErrorCode::TooLarge,
@@ -113,6 +118,7 @@ impl ErrorCode {
             ErrorCode::SecretMaterial => "secret_material",
             ErrorCode::LedgerTampered => "ledger_tampered",
             ErrorCode::ConfigChanged => "config_changed",
+            ErrorCode::SchemaDrift => "schema_drift",
             ErrorCode::Busy => "busy",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::TooLarge => "too_large",
@@ -187,6 +193,7 @@ mod tests {
         (ErrorCode::SecretMaterial, "secret_material"),
         (ErrorCode::LedgerTampered, "ledger_tampered"),
         (ErrorCode::ConfigChanged, "config_changed"),
+        (ErrorCode::SchemaDrift, "schema_drift"),
         (ErrorCode::Busy, "busy"),
         (ErrorCode::RateLimited, "rate_limited"),
         (ErrorCode::TooLarge, "too_large"),
@@ -196,7 +203,7 @@ mod tests {
 
     #[test]
     fn every_code_has_its_literal_wire_name_in_as_str_display_and_serde() {
-        assert_eq!(WIRE_NAMES.len(), 24);
+        assert_eq!(WIRE_NAMES.len(), 25);
         let listed: Vec<ErrorCode> = WIRE_NAMES.iter().map(|(c, _)| *c).collect();
         assert_eq!(listed, ErrorCode::ALL, "ALL is every code, in this order");
         for (code, name) in WIRE_NAMES {

@@ -414,6 +414,21 @@ pub struct AirlockSection {
     pub proposal_ttl_seconds: u64,
     /// Per-proposer-uid limits on what reaches the ledger (`airlock.limits`).
     pub limits: IntakeLimits,
+    /// The drift lock (`airlock.schema_lock`): per capability name, the
+    /// reviewed columns of its target. Empty when the config has none.
+    pub schema_lock: BTreeMap<String, SchemaLockEntry>,
+}
+
+/// The reviewed shape of one capability's table (`airlock.schema_lock.<name>`):
+/// every column and its type as the catalog spelled it when `airlock config
+/// lock` ran, and the `sha256:` fingerprint of that record
+/// (`crate::drift::fingerprint`), which the loader checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SchemaLockEntry {
+    pub schema: String,
+    pub table: String,
+    pub columns: BTreeMap<String, String>,
+    pub fingerprint: String,
 }
 
 /// How much one proposer uid may add to the ledger (`airlock.limits`).

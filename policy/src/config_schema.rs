@@ -435,7 +435,36 @@ fn defs() -> Map<String, Value> {
                         "maximum": 366 * 24 * 3600,
                         "default": crate::config::DEFAULT_PROPOSAL_TTL_SECONDS
                     },
-                    "limits": {"$ref": "#/$defs/limits"}
+                    "limits": {"$ref": "#/$defs/limits"},
+                    "schema_lock": {
+                        "description": "Per capability, its table's columns and types as reviewed (`airlock config lock` writes it); a capability whose table drifted from it is disabled at start.",
+                        "type": "object",
+                        "additionalProperties": {"$ref": "#/$defs/schema_lock_entry"}
+                    }
+                }
+            }),
+        ),
+        (
+            "schema_lock_entry",
+            json!({
+                "description": "One capability's locked table (written by `airlock config lock`; do not edit by hand).",
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["schema", "table", "columns", "fingerprint"],
+                "properties": {
+                    "schema": {"$ref": "#/$defs/non_empty_string"},
+                    "table": {"$ref": "#/$defs/non_empty_string"},
+                    "columns": {
+                        "description": "Every column of the table and its type, as the catalog spells it.",
+                        "type": "object",
+                        "minProperties": 1,
+                        "additionalProperties": {"type": "string"}
+                    },
+                    "fingerprint": {
+                        "description": "sha256 of the canonical JSON of the entry.",
+                        "type": "string",
+                        "pattern": "^sha256:[0-9a-f]{64}$"
+                    }
                 }
             }),
         ),

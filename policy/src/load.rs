@@ -200,6 +200,9 @@ pub fn load_config(value: &Value) -> Loaded {
     let mut r = Report::default();
     scan_inline_credentials(value, "$", &mut r);
     let config = parse_config(&mut r, value);
+    if let Some(c) = &config {
+        check_schema_lock_targets(&mut r, c);
+    }
     let config = if r.has_errors() { None } else { config };
     // Errors first, then warnings, each in document order.
     r.diagnostics
@@ -1212,11 +1215,13 @@ fn parse_airlock(r: &mut Report, o: &Obj) -> AirlockSection {
             "approvers",
             "proposal_ttl_seconds",
             "limits",
+            "schema_lock",
         ],
     ) else {
         return out;
     };
     out.limits = parse_intake_limits(r, &a);
+    out.schema_lock = parse_schema_lock(r, &a);
     out.socket_dir = a.string(r, "socket_dir");
     out.socket_group = a.string(r, "socket_group");
     out.proposal_ttl_seconds = a
@@ -1255,6 +1260,109 @@ fn parse_airlock(r: &mut Report, o: &Obj) -> AirlockSection {
         out.approvers = Some(peers);
     }
     out
+}
+
+const RELOCK: &str = "run `airlock config lock --config <file>` to record the live table again, and review the change";
+
+/// `airlock.schema_lock`: per capability name, `{schema, table, columns:
+/// {name: type}, fingerprint}`; the fingerprint must be the one of the
+/// recorded columns.
+fn parse_schema_lock(r: &mut Report, a: &Obj) -> BTreeMap<String, SchemaLockEntry> {
+    let mut out = BTreeMap::new();
+    let Some(map) = a.object(r, "schema_lock") else {
+        return out;
+    };
+    for (name, v) in map {
+        let p = join_key(&a.at("schema_lock"), name);
+        let Some(e) = Obj::open(r, &p, v, &["schema", "table", "columns", "fingerprint"]) else {
+            continue;
+        };
+        let schema = e.req_string(r, "schema", RELOCK);
+        let table = e.req_string(r, "table", RELOCK);
+        let fingerprint = e.req_string(r, "fingerprint", RELOCK);
+        let mut columns = BTreeMap::new();
+        let mut columns_ok = false;
+        if !e.has("columns") {
+            e.missing(r, "columns", RELOCK);
+        } else if let Some(cols) = e.object(r, "columns") {
+            columns_ok = true;
+            if cols.is_empty() {
+                r.error(
+                    e.at("columns"),
+                    "a schema lock records at least one column",
+                    RELOCK,
+                );
+                columns_ok = false;
+            }
+            for (col, ty) in cols {
+                match ty.as_str() {
+                    Some(t) => {
+                        columns.insert(col.clone(), t.to_owned());
+                    }
+                    None => {
+                        r.error(
+                            join_key(&e.at("columns"), col),
+                            format!(
+                                "expected the column's type as a string, found {}",
+                                type_name(ty)
+                            ),
+                            RELOCK,
+                        );
+                        columns_ok = false;
+                    }
+                }
+            }
+        }
+        let (Some(schema), Some(table), Some(fingerprint), true) =
+            (schema, table, fingerprint, columns_ok)
+        else {
+            continue;
+        };
+        let expected = crate::drift::fingerprint(&schema, &table, &columns);
+        if fingerprint != expected {
+            r.error(
+                e.at("fingerprint"),
+                "the fingerprint does not match the recorded columns (was the lock edited by hand?)",
+                RELOCK,
+            );
+            continue;
+        }
+        out.insert(
+            name.clone(),
+            SchemaLockEntry {
+                schema,
+                table,
+                columns,
+                fingerprint,
+            },
+        );
+    }
+    out
+}
+
+/// Every lock entry names a capability of this config and that
+/// capability's target table.
+fn check_schema_lock_targets(r: &mut Report, config: &Config) {
+    for (name, lock) in &config.airlock.schema_lock {
+        let p = join_key("$.airlock.schema_lock", name);
+        match config.capability(name) {
+            None => r.error(
+                &p,
+                format!("the schema lock names capability `{name}`, which this config does not define"),
+                "remove the entry, or run `airlock config lock --config <file>` to record the current capabilities",
+            ),
+            Some(cap) if cap.target.schema != lock.schema || cap.target.table != lock.table => r
+                .error(
+                    &p,
+                    format!(
+                        "the schema lock records {}.{}, but capability `{name}` targets {}.{}",
+                        lock.schema, lock.table, cap.target.schema, cap.target.table
+                    ),
+                    RELOCK,
+                ),
+            Some(_) => {}
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -2372,6 +2480,148 @@ mod tests {
                 "SYNAPSOR_TENANT_ID"
             ]
         );
+    }
+
+    fn lock_value(schema: &str, table: &str, cols: &[(&str, &str)]) -> Value {
+        let columns: BTreeMap<String, String> = cols
+            .iter()
+            .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+            .collect();
+        serde_json::json!({
+            "schema": schema,
+            "table": table,
+            "columns": columns,
+            "fingerprint": crate::drift::fingerprint(schema, table, &columns),
+        })
+    }
+
+    fn with_lock(lock: Value) -> Loaded {
+        let mut v: Value = serde_json::from_str(REFERENCE).unwrap();
+        v["airlock"] = serde_json::json!({"schema_lock": lock});
+        load_config(&v)
+    }
+
+    fn errors(loaded: &Loaded) -> Vec<(String, String, String)> {
+        loaded
+            .report
+            .errors()
+            .map(|d| (d.path.clone(), d.message.clone(), d.fix.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_schema_lock_loads_and_an_absent_one_is_empty() {
+        let plain = load_config_str(REFERENCE).config.unwrap();
+        assert!(plain.airlock.schema_lock.is_empty());
+        let lock = lock_value(
+            "public",
+            "invoices",
+            &[("id", "text"), ("late_fee_cents", "integer")],
+        );
+        let loaded = with_lock(serde_json::json!({"billing.propose_late_fee_waiver": lock}));
+        assert_eq!(errors(&loaded), vec![]);
+        let cfg = loaded.config.unwrap();
+        let entry = &cfg.airlock.schema_lock["billing.propose_late_fee_waiver"];
+        assert_eq!(entry.schema, "public");
+        assert_eq!(entry.table, "invoices");
+        assert_eq!(entry.columns["late_fee_cents"], "integer");
+        assert_eq!(entry.columns.len(), 2);
+        assert_eq!(entry.fingerprint, lock["fingerprint"].as_str().unwrap());
+        assert_eq!(cfg.airlock.schema_lock.len(), 1);
+        // Empty: no entries, no errors.
+        let empty = with_lock(serde_json::json!({}));
+        assert!(empty.config.unwrap().airlock.schema_lock.is_empty());
+    }
+
+    #[test]
+    fn a_hand_edited_lock_is_refused_with_the_relock_fix() {
+        let mut lock = lock_value("public", "invoices", &[("id", "text")]);
+        lock["columns"]["id"] = Value::from("bigint");
+        let loaded = with_lock(serde_json::json!({"billing.inspect_invoice": lock}));
+        assert!(loaded.config.is_none());
+        assert_eq!(
+            errors(&loaded),
+            vec![(
+                "$.airlock.schema_lock[\"billing.inspect_invoice\"].fingerprint".to_owned(),
+                "the fingerprint does not match the recorded columns (was the lock edited by hand?)".to_owned(),
+                RELOCK.to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_lock_must_name_a_capability_and_its_table() {
+        let loaded = with_lock(serde_json::json!({
+            "billing.gone": lock_value("public", "invoices", &[("id", "text")]),
+            "billing.inspect_invoice": lock_value("public", "orders", &[("id", "text")]),
+            "orders.inspect_order": lock_value("other", "orders", &[("id", "text")]),
+        }));
+        assert!(loaded.config.is_none());
+        let errs = errors(&loaded);
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(errs[0].0.ends_with("[\"billing.gone\"]"), "{errs:?}");
+        assert_eq!(
+            errs[0].1,
+            "the schema lock names capability `billing.gone`, which this config does not define"
+        );
+        assert_eq!(
+            errs[1].1,
+            "the schema lock records public.orders, but capability `billing.inspect_invoice` targets public.invoices"
+        );
+        assert_eq!(
+            errs[2].1,
+            "the schema lock records other.orders, but capability `orders.inspect_order` targets public.orders"
+        );
+        assert_eq!(errs[2].2, RELOCK);
+    }
+
+    #[test]
+    fn malformed_lock_entries_are_each_named() {
+        let good = lock_value("public", "invoices", &[("id", "text")]);
+        let mut no_schema = good.clone();
+        no_schema.as_object_mut().unwrap().remove("schema");
+        let mut no_columns = good.clone();
+        no_columns.as_object_mut().unwrap().remove("columns");
+        let mut empty_columns = good.clone();
+        empty_columns["columns"] = serde_json::json!({});
+        let mut numeric_type = good.clone();
+        numeric_type["columns"]["id"] = Value::from(7);
+        let mut extra = good.clone();
+        extra["sql"] = Value::from("select 1");
+        let mut not_object = good.clone();
+        not_object["columns"] = serde_json::json!(["id"]);
+        let cases = [
+            (no_schema, "schema", "missing required field `schema`"),
+            (no_columns, "columns", "missing required field `columns`"),
+            (
+                empty_columns,
+                "columns",
+                "a schema lock records at least one column",
+            ),
+            (
+                numeric_type,
+                "columns.id",
+                "expected the column's type as a string, found a number",
+            ),
+            (not_object, "columns", "expected an object, found an array"),
+        ];
+        for (entry, path, message) in cases {
+            let loaded = with_lock(serde_json::json!({"billing.inspect_invoice": entry}));
+            assert!(loaded.config.is_none(), "{path}");
+            let errs = errors(&loaded);
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert_eq!(
+                errs[0].0,
+                format!("$.airlock.schema_lock[\"billing.inspect_invoice\"].{path}")
+            );
+            assert!(errs[0].1.starts_with(message), "{errs:?}");
+        }
+        let loaded = with_lock(serde_json::json!({"billing.inspect_invoice": extra}));
+        assert!(loaded.config.is_none());
+        let loaded = with_lock(serde_json::json!({"billing.inspect_invoice": 3}));
+        assert!(loaded.config.is_none());
+        let loaded = with_lock(serde_json::json!([]));
+        assert!(loaded.config.is_none());
     }
 
     #[test]

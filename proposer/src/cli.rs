@@ -244,10 +244,14 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     // Pools are created (lazily, without connecting) inside the runtime.
-    let proposer = {
+    let mut proposer = {
         let _entered = runtime.enter();
-        Arc::new(prepared.start()?)
+        prepared.start()?
     };
+    // The schema lock is checked once, with the read connection, before the
+    // tools are offered: a drifted capability is not offered this lifetime.
+    runtime.block_on(proposer.check_schema_lock());
+    let proposer = Arc::new(proposer);
     let result = runtime.block_on(async move {
         let http_listener = if args.transport == "streamable-http" {
             Some(tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?)
@@ -260,7 +264,13 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
         } else {
             crate::sandbox::install().map_err(|e| anyhow!("cannot install the sandbox: {e}"))?;
         }
-        tracing::info!(tools = proposer.catalog().tools().len(), transport = %args.transport, "airlock-proposer ready");
+        let offered = proposer
+            .catalog()
+            .tools()
+            .iter()
+            .filter(|t| !proposer.is_disabled(&t.canonical))
+            .count();
+        tracing::info!(tools = offered, transport = %args.transport, "airlock-proposer ready");
         match http_listener {
             Some(listener) => {
                 tracing::info!(address = %args.listen, "serving MCP at http://{}/mcp", args.listen);

@@ -67,6 +67,7 @@ pub const SAFE_CODES: &[(&str, &str, bool)] = &[
     ("outcome_unknown", "OUTCOME_UNKNOWN", false),
     ("executor_untrusted", "EXECUTOR_UNTRUSTED", false),
     ("refused_by_executor", "REFUSED_BY_EXECUTOR", false),
+    ("schema_drift", "SCHEMA_DRIFT", false),
 ];
 
 /// What the model is shown for one error: the v2 code, whether to retry

@@ -41,6 +41,8 @@ impl McpServer {
             .catalog()
             .tools()
             .iter()
+            // A capability the schema lock disabled is not offered.
+            .filter(|t| !proposer.is_disabled(&t.canonical))
             .map(|t| {
                 let schema = match &t.input_schema {
                     Value::Object(m) => m.clone(),

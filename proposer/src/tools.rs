@@ -2,7 +2,7 @@
 //! arguments, read the one scoped row, record evidence with the executor,
 //! and (for proposals) build the change set and submit it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use airlock_ipc::message::{
@@ -15,6 +15,7 @@ use airlock_policy::change_set::{build, scalar_text, tenant_matches};
 use airlock_policy::config::{Capability, ContextProvider, ExecutorSpec, Kind, ResultFormat};
 use airlock_policy::context::{ContextError, TrustedContext, resolve_context};
 use airlock_policy::db_error::{SOURCE_MISCONFIGURED, SOURCE_MISCONFIGURED_MESSAGE};
+use airlock_policy::drift;
 use airlock_policy::statement::{LookupParam, Statement, select_row};
 use serde_json::{Map, Value, json};
 
@@ -22,6 +23,9 @@ use crate::credentials::{CredentialError, check_no_write_authority, read_urls};
 use crate::envelope::{CallContext, Evidence, Outcome, ProposalView, ToolError, WritebackMode};
 use crate::executor_link::{ExecutorLink, LinkError};
 use crate::source::{SourceError, SourceOptions, SourcePool};
+
+/// The tool error code of a capability the schema lock disabled.
+pub const SCHEMA_DRIFT: &str = "schema_drift";
 
 /// Why the proposer cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +87,9 @@ pub struct Proposer {
     sources: HashMap<String, SourcePool>,
     link: ExecutorLink,
     executor_socket_from: &'static str,
+    /// Capabilities the schema lock disabled at start, with the operator's
+    /// message ([`Proposer::check_schema_lock`]).
+    disabled: HashMap<String, String>,
 }
 
 impl std::fmt::Debug for Proposer {
@@ -146,6 +153,7 @@ impl PreparedProposer {
             link: ExecutorLink::new(settings.executor_socket, settings.executor_identity, 4),
             executor_socket_from: settings.executor_socket_from,
             config,
+            disabled: HashMap::new(),
         })
     }
 }
@@ -234,6 +242,37 @@ impl Proposer {
         failures
     }
 
+    /// Compare every locked capability's table with the config's schema
+    /// lock (`airlock.schema_lock`), reading the catalog with the read
+    /// connection, and disable, for the life of the process, each one that
+    /// drifted or whose table could not be read (fail closed). Returns the
+    /// disabled capabilities and why; each is also logged.
+    pub async fn check_schema_lock(&mut self) -> BTreeMap<String, String> {
+        let mut live = BTreeMap::new();
+        for key in drift::locked_targets(&self.config) {
+            let (source, schema, table) = &key;
+            let columns = match self.sources.get(source) {
+                Some(pool) => pool
+                    .table_columns(schema, table)
+                    .await
+                    .map_err(|e| e.to_string()),
+                None => Err(format!("source `{source}` is not configured")),
+            };
+            live.insert(key, columns);
+        }
+        let disabled = drift::disabled(&drift::evaluate(&self.config, &live));
+        for (capability, message) in &disabled {
+            tracing::error!(capability = %capability, "{message}");
+        }
+        self.disabled = disabled.clone().into_iter().collect();
+        disabled
+    }
+
+    /// Whether the schema lock disabled this capability (canonical name).
+    pub fn is_disabled(&self, capability: &str) -> bool {
+        self.disabled.contains_key(capability)
+    }
+
     /// Serve one tool call.
     pub async fn call(&self, tool: &str, arguments: Option<&Map<String, Value>>) -> Outcome {
         let Some(name) = self.catalog.resolve(tool) else {
@@ -257,6 +296,19 @@ impl Proposer {
                 ToolError::new("internal", "the tool is not ready"),
             );
         };
+        if let Some(message) = self.disabled.get(name) {
+            return Outcome::failed(
+                name,
+                Some(cap.kind),
+                Some(&prep.call_context()),
+                ToolError::new(
+                    SCHEMA_DRIFT,
+                    format!(
+                        "This tool is disabled: {message} Retrying will not help; tell the operator."
+                    ),
+                ),
+            );
+        }
         let args_value = arguments.map(|m| Value::Object(m.clone()));
         let args = match validate_args(cap, args_value.as_ref()) {
             Ok(a) => a,

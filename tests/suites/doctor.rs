@@ -101,8 +101,29 @@ fn a_healthy_setup_passes_and_a_broken_one_gets_fixes() {
             receipts_ddl(Engine::Postgres, "public")
         ),
     );
+    // Without a schema lock each capability warns; lock it (as after review).
+    let (_, report, _) = doctor(&exec.config_path, &good);
+    assert_eq!(
+        status(&report, "schema lock billing.inspect_invoice"),
+        "warn",
+        "{report}"
+    );
+    let locked = Command::new(bin("airlock"))
+        .args(["config", "lock", "--config"])
+        .arg(&exec.config_path)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env("APP_READ_URL", &db.read_url)
+        .output()
+        .unwrap();
+    assert!(locked.status.success(), "{locked:?}");
     let (code, report, human) = doctor(&exec.config_path, &good);
     assert_eq!(code, 0, "{report}");
+    assert_eq!(
+        status(&report, "schema lock billing.inspect_invoice"),
+        "ok",
+        "{report}"
+    );
     assert!(
         report["checks"]
             .as_array()

@@ -123,6 +123,7 @@ pub fn run(config: Option<&Path>, json: bool) -> Exit {
     };
     runtime.block_on(async {
         source_checks(&cfg, &mut checks).await;
+        schema_lock_checks(&cfg, &config_path, &mut checks).await;
         socket_checks(&cfg, &config_path, &mut checks).await;
         handler_checks(&cfg, &mut checks).await;
     });
@@ -212,6 +213,87 @@ fn env_checks(cfg: &Config, checks: &mut Vec<Check>) {
                 },
                 "give the proposer a role that can only SELECT (see `airlock writeback grants`)",
             );
+        }
+    }
+}
+
+/// `schema lock <capability>`: each locked capability's live table (read
+/// with the read URL) against the config's schema lock, as the proposer and
+/// executor compare them at start; a warning for each capability without a
+/// lock.
+async fn schema_lock_checks(cfg: &Config, config_path: &Path, checks: &mut Vec<Check>) {
+    use airlock_policy::drift::{self, LockStatus};
+    let locked: Vec<&Capability> = cfg
+        .capabilities
+        .iter()
+        .filter(|c| cfg.airlock.schema_lock.contains_key(&c.name))
+        .collect();
+    let live = super::schema_lock_cmd::read_live(cfg, &locked, |k| std::env::var(k).ok()).await;
+    let relock = |name: &str| {
+        format!(
+            "review the schema change against the capability, then run `airlock config lock --config {} --capability {name}`, review the config diff and restart the executor and proposer",
+            config_path.display()
+        )
+    };
+    for (name, status) in drift::evaluate(cfg, &live) {
+        let label = format!("schema lock {name}");
+        match status {
+            LockStatus::Ok => {
+                let n = cfg
+                    .airlock
+                    .schema_lock
+                    .get(&name)
+                    .map_or(0, |e| e.columns.len());
+                check(
+                    checks,
+                    label,
+                    Status::Ok,
+                    format!("the live table matches the lock ({n} columns)"),
+                    "",
+                );
+            }
+            LockStatus::NoLock => check(
+                checks,
+                label,
+                Status::Warn,
+                "no schema lock: a dropped or retyped column, or a new tenant column, would not be noticed at start",
+                format!(
+                    "after review, run `airlock config lock --config {}`",
+                    config_path.display()
+                ),
+            ),
+            LockStatus::Drifted { drift } => check(
+                checks,
+                label,
+                Status::Fail,
+                format!(
+                    "disabled at start (not offered by the proposer; the executor refuses its proposals): {drift}"
+                ),
+                relock(&name),
+            ),
+            LockStatus::Unverified { reason }
+                if cfg
+                    .capability(&name)
+                    .and_then(|c| cfg.sources.get(&c.source))
+                    .is_some_and(|s| std::env::var_os(&s.read_url_env).is_none()) =>
+            {
+                check(
+                    checks,
+                    label,
+                    Status::Warn,
+                    format!("not checked here: {reason}"),
+                    "run doctor where the proposer's read URL is set",
+                )
+            }
+            LockStatus::Unverified { reason } => check(
+                checks,
+                label,
+                Status::Fail,
+                format!(
+                    "cannot check the lock: {reason}; the proposer and the executor disable a capability they cannot check"
+                ),
+                "make the table readable with the read URL (see the `read` checks), then run doctor again",
+            ),
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod operator;
 mod output;
 mod proposer_session;
 mod recipes_cmd;
+pub mod schema_lock_cmd;
 mod smoke;
 mod tools_cmd;
 mod writeback_cmd;
@@ -460,6 +461,24 @@ enum ConfigCommand {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Record each capability's live table (columns and types, read from the catalog with the read URL) as the config's schema lock (`airlock.schema_lock`).
+    #[command(
+        after_help = "A capability whose table later loses a locked column, changes a locked column's type or gains a tenant-shaped column is disabled by the proposer and the executor at start; `airlock doctor` reports it. Review the schema change, lock again, review the config diff and restart.\n\nExamples:\n  APP_READ_URL=postgres://reader@db/app airlock config lock --config airlock.json\n  airlock config lock --config airlock.json --capability billing.waive_late_fee --json"
+    )]
+    Lock(ConfigLockArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigLockArgs {
+    /// The reviewed config file to update (default: ./airlock.json when it exists).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Lock only this capability (repeatable; default: every capability).
+    #[arg(long = "capability", value_name = "NAME")]
+    pub capabilities: Vec<String>,
+    /// Print machine-readable JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -529,6 +548,13 @@ pub fn main() -> ExitCode {
     let exit = match cli.command {
         Command::Config(ConfigCommand::Validate(args)) => config_cmd::validate(&args),
         Command::Config(ConfigCommand::Schema { output }) => config_cmd::schema(output.as_deref()),
+        Command::Config(ConfigCommand::Lock(args)) => {
+            schema_lock_cmd::lock(&schema_lock_cmd::LockArgs {
+                config: args.config.as_deref(),
+                capabilities: &args.capabilities,
+                json: args.json,
+            })
+        }
         Command::Tools(ToolsCommand::Preview(args)) => tools_cmd::preview(&args),
         Command::Proposals(ProposalsCommand::List { status, json, conn }) => {
             operator::list(&conn, status.as_deref(), json)

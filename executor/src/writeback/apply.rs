@@ -49,6 +49,22 @@ impl Drop for InFlight<'_> {
     }
 }
 
+impl Writeback {
+    /// The live columns of a capability's table, read with the source's
+    /// write pool (see `WritePools::table_columns`).
+    pub async fn table_columns(
+        &self,
+        source_id: &str,
+        source: &airlock_policy::config::Source,
+        schema: &str,
+        table: &str,
+    ) -> Result<Vec<airlock_policy::schema_info::ColumnInfo>, String> {
+        self.pools
+            .table_columns(source_id, source, schema, table)
+            .await
+    }
+}
+
 fn state_after(status: ReceiptStatus) -> ProposalState {
     match status {
         ReceiptStatus::Applied | ReceiptStatus::AlreadyApplied => ProposalState::Applied,
@@ -107,6 +123,10 @@ pub async fn apply(
             "the proposal's capability is no longer in the executor's config; it cannot be applied",
         ));
     };
+    if let Some(refusal) = auth.schema_drift(&cap.name) {
+        tracing::warn!(proposal_id, capability = %cap.name, "apply refused: the schema lock disabled the capability");
+        return Err(refusal);
+    }
     if !targets_the_stored_row(cap, &detail.change_set) {
         tracing::warn!(
             proposal_id,

@@ -479,6 +479,43 @@ impl SourcePool {
         Ok(rows)
     }
 
+    /// The columns of `schema.table` as the catalog lists them (metadata
+    /// only: `airlock_policy::catalog_sql`), in the table's order; empty
+    /// when the table does not exist or this credential cannot see it. Used
+    /// at start to check the config's schema lock.
+    pub async fn table_columns(
+        &self,
+        schema: &str,
+        table: &str,
+    ) -> Result<Vec<airlock_policy::schema_info::ColumnInfo>, SourceError> {
+        let q = airlock_policy::catalog_sql::columns_query(self.inner.engine);
+        let lookup = CatalogLookup {
+            sql: q.sql,
+            binds: q
+                .bind_values(schema, table)
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+        };
+        let texts: Vec<[String; 3]> = match &self.inner.pool {
+            EnginePool::Postgres(pool) => catalog_texts(self.run(pool, &lookup).await?)?,
+            EnginePool::Mysql(pool) => catalog_texts(self.run(pool, &lookup).await?)?,
+            EnginePool::Sqlite(pool) => catalog_texts(self.run(pool, &lookup).await?)?,
+        };
+        texts
+            .iter()
+            .map(|[name, ty, nullable]| {
+                airlock_policy::catalog_sql::column_from_row(name, ty, nullable).map_err(|detail| {
+                    SourceError::Query {
+                        engine: self.inner.engine.as_str(),
+                        detail,
+                        hint: "the catalog answered an unexpected shape; report this",
+                    }
+                })
+            })
+            .collect()
+    }
+
     /// Open one connection now (used right before the sandbox is installed,
     /// and by `doctor`). On failure the error says why the server could not
     /// be reached.
@@ -809,6 +846,59 @@ impl Fetch<Sqlite> for Lookup<'_> {
             Ok(Fetched::Rows(q.fetch_all(&mut *conn).await?))
         })
     }
+}
+
+/// A catalog query: text parameters only, on every engine.
+struct CatalogLookup {
+    sql: &'static str,
+    binds: Vec<String>,
+}
+
+macro_rules! catalog_fetch {
+    ($db:ty, $conn:ty) => {
+        impl Fetch<$db> for CatalogLookup {
+            type Row = <$db as Database>::Row;
+            fn fetch<'c>(
+                &'c self,
+                conn: &'c mut $conn,
+            ) -> BoxFuture<'c, Result<Fetched<Self::Row>, RunFailure>> {
+                Box::pin(async move {
+                    let mut q = sqlx::query::<$db>(self.sql);
+                    for b in &self.binds {
+                        q = q.bind(b.clone());
+                    }
+                    Ok(Fetched::Rows(q.fetch_all(&mut *conn).await?))
+                })
+            }
+        }
+    };
+}
+catalog_fetch!(Postgres, sqlx::PgConnection);
+catalog_fetch!(MySql, MySqlConnection);
+catalog_fetch!(Sqlite, sqlx::SqliteConnection);
+
+/// The three text columns of each catalog row.
+fn catalog_texts<R>(fetched: Fetched<R>) -> Result<Vec<[String; 3]>, SourceError>
+where
+    R: sqlx::Row,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    let Fetched::Rows(rows) = fetched else {
+        return Ok(Vec::new());
+    };
+    rows.iter()
+        .map(|r| {
+            let text = |i: usize| {
+                r.try_get::<String, _>(i).map_err(|e| SourceError::Decode {
+                    column: ["name", "data_type", "nullable"][i].to_owned(),
+                    type_name: "text".to_owned(),
+                    detail: e.to_string(),
+                })
+            };
+            Ok([text(0)?, text(1)?, text(2)?])
+        })
+        .collect()
 }
 
 fn pool_options<DB: Database>(acquire_timeout: Duration) -> PoolOptions<DB> {
