@@ -15,9 +15,11 @@
 
 pub mod args;
 pub mod binding;
+pub mod candidates;
 pub mod canonical;
 pub mod catalog;
 pub mod change_set;
+pub mod column_type;
 pub mod config;
 pub mod context;
 pub mod db_error;
@@ -26,6 +28,7 @@ pub mod identifier;
 pub mod load;
 pub mod schema_info;
 pub mod secrets;
+pub mod sensitive;
 pub mod statement;
 pub mod strict_json;
 pub mod synapsor_keys;

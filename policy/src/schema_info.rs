@@ -183,7 +183,10 @@ mod tests {
         };
         assert_eq!(s.table("b").unwrap().name, "b");
         assert!(s.table("B").is_none());
-        assert_eq!(s.table("a").unwrap().column("id").unwrap().data_type, "text");
+        assert_eq!(
+            s.table("a").unwrap().column("id").unwrap().data_type,
+            "text"
+        );
         assert!(s.table("a").unwrap().column("ID").is_none());
     }
 
