@@ -200,6 +200,7 @@ const RULES: &[Rule] = &[
         category: Category::Credential,
         what: "a credential, secret or token",
         patterns: &[
+            Joined("password"),
             Word("pwd"),
             Word("passwd"),
             Word("secret"),
@@ -213,7 +214,6 @@ const RULES: &[Rule] = &[
             Word("totp"),
             Word("pin"),
             Word("cookie"),
-            Joined("password"),
             Joined("passphrase"),
             Joined("passcode"),
             Joined("credential"),
