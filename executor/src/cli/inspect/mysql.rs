@@ -195,7 +195,7 @@ async fn read_on(
                 CAST(k.REFERENCED_TABLE_SCHEMA AS CHAR), CAST(k.REFERENCED_TABLE_NAME AS CHAR),
                 CAST(k.REFERENCED_COLUMN_NAME AS CHAR), CAST(rc.DELETE_RULE AS CHAR), CAST(rc.UPDATE_RULE AS CHAR)
            FROM information_schema.KEY_COLUMN_USAGE k
-           JOIN information_schema.REFERENTIAL_CONSTRAINTS rc
+           LEFT JOIN information_schema.REFERENTIAL_CONSTRAINTS rc
              ON rc.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND rc.CONSTRAINT_NAME = k.CONSTRAINT_NAME
             AND rc.TABLE_NAME = k.TABLE_NAME
           WHERE k.TABLE_SCHEMA = ? AND k.REFERENCED_TABLE_NAME IS NOT NULL
@@ -226,10 +226,35 @@ async fn read_on(
             });
         e.columns.push(text(&r, 2).map_err(err)?);
         e.references_columns.push(text(&r, 5).map_err(err)?);
+        // Empty when REFERENTIAL_CONSTRAINTS is hidden (see below).
         e.on_delete = text(&r, 6).map_err(err)?.to_lowercase();
         e.on_update = text(&r, 7).map_err(err)?.to_lowercase();
     }
-    for ((table, _), fk) in fks {
+    // MariaDB hides REFERENTIAL_CONSTRAINTS from an account that may only
+    // SELECT: read the actions from the table's definition instead.
+    let mut ddl: BTreeMap<String, String> = BTreeMap::new();
+    for ((table, name), mut fk) in fks {
+        if fk.on_delete.is_empty() {
+            if !ddl.contains_key(&table) {
+                let sql = format!(
+                    "SHOW CREATE TABLE `{}`.`{}`",
+                    schema.replace('`', "``"),
+                    table.replace('`', "``")
+                );
+                let text = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .fetch_one(&mut *c)
+                    .await
+                    .and_then(|r| text(&r, 1))
+                    .map_err(err)?;
+                ddl.insert(table.clone(), text);
+            }
+            let (on_delete, on_update) = ddl
+                .get(&table)
+                .and_then(|d| fk_actions(d, &name))
+                .unwrap_or_else(|| ("unknown".to_owned(), "unknown".to_owned()));
+            fk.on_delete = on_delete;
+            fk.on_update = on_update;
+        }
         if let Some(t) = tables.get_mut(&table) {
             t.foreign_keys.push(fk);
         }
@@ -290,4 +315,48 @@ async fn read_on(
         tables: tables.into_values().collect(),
     };
     Ok((info, posture))
+}
+
+/// The `ON DELETE` and `ON UPDATE` actions of foreign key `constraint` in a
+/// `SHOW CREATE TABLE` text, lower-cased; an action the text leaves out is
+/// the default, `restrict`. `None` when the constraint is not there.
+fn fk_actions(ddl: &str, constraint: &str) -> Option<(String, String)> {
+    let head = format!("CONSTRAINT `{}` FOREIGN KEY", constraint.replace('`', "``"));
+    let line = ddl.lines().find(|l| l.trim_start().starts_with(&head))?;
+    let action = |clause: &str| {
+        let after = line.split_once(clause).map(|(_, a)| a.trim_start());
+        [
+            "CASCADE",
+            "SET NULL",
+            "SET DEFAULT",
+            "NO ACTION",
+            "RESTRICT",
+        ]
+        .into_iter()
+        .find(|a| after.is_some_and(|rest| rest.starts_with(a)))
+        .unwrap_or("RESTRICT")
+        .to_lowercase()
+    };
+    Some((action(" ON DELETE "), action(" ON UPDATE ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreign_key_actions_are_read_from_the_definition() {
+        let ddl = "CREATE TABLE `payments` (\n  `id` bigint NOT NULL,\n  CONSTRAINT `payments_ibfk_1` FOREIGN KEY (`org_id`) REFERENCES `organizations` (`id`),\n  CONSTRAINT `payments_ibfk_2` FOREIGN KEY (`pm_id`) REFERENCES `payment_methods` (`id`) ON DELETE SET NULL ON UPDATE CASCADE,\n  CONSTRAINT `odd``name` FOREIGN KEY (`x`) REFERENCES `t` (`id`) ON UPDATE NO ACTION\n)";
+        let own = |a: &str, b: &str| Some((a.to_owned(), b.to_owned()));
+        assert_eq!(
+            fk_actions(ddl, "payments_ibfk_1"),
+            own("restrict", "restrict")
+        );
+        assert_eq!(
+            fk_actions(ddl, "payments_ibfk_2"),
+            own("set null", "cascade")
+        );
+        assert_eq!(fk_actions(ddl, "odd`name"), own("restrict", "no action"));
+        assert_eq!(fk_actions(ddl, "payments_ibfk_9"), None);
+    }
 }
