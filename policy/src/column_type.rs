@@ -38,10 +38,7 @@ pub fn type_family(data_type: &str) -> TypeFamily {
     if t.starts_with("tinyint(1)") {
         return TypeFamily::Boolean;
     }
-    let base = t
-        .split(|c: char| c == '(' || c == ' ')
-        .next()
-        .unwrap_or_default();
+    let base = t.split(['(', ' ']).next().unwrap_or_default();
     match base {
         "integer" | "int" | "int2" | "int4" | "int8" | "bigint" | "smallint" | "mediumint"
         | "tinyint" | "serial" | "bigserial" | "smallserial" => TypeFamily::Integer,

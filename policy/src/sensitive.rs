@@ -403,27 +403,27 @@ pub fn classify(table: &str, column: &str, data_type: &str) -> Vec<Finding> {
             ));
         }
     }
-    if let Some(m) = first_match(POSTAL, &words, &joined) {
-        if !words.iter().any(|w| NOT_POSTAL.contains(&w.as_str())) {
-            found.push(finding(
-                Category::PostalAddress,
-                format!("the name contains \"{m}\": part of a postal address"),
-            ));
-        }
+    if let Some(m) = first_match(POSTAL, &words, &joined)
+        && !words.iter().any(|w| NOT_POSTAL.contains(&w.as_str()))
+    {
+        found.push(finding(
+            Category::PostalAddress,
+            format!("the name contains \"{m}\": part of a postal address"),
+        ));
     }
     if let Some(reason) = person_name(table, &words) {
         found.push(finding(Category::PersonName, reason));
     }
-    if let Some(w) = words.iter().find(|w| FREE_TEXT_WORDS.contains(&w.as_str())) {
-        if matches!(
+    if let Some(w) = words.iter().find(|w| FREE_TEXT_WORDS.contains(&w.as_str()))
+        && matches!(
             family,
             TypeFamily::Text | TypeFamily::Structured | TypeFamily::Other
-        ) {
-            found.push(finding(
-                Category::FreeText,
-                format!("the name contains \"{w}\": free text may hold anything a person typed"),
-            ));
-        }
+        )
+    {
+        found.push(finding(
+            Category::FreeText,
+            format!("the name contains \"{w}\": free text may hold anything a person typed"),
+        ));
     }
     if family == TypeFamily::Structured {
         found.push(finding(

@@ -327,10 +327,10 @@ fn print_human(r: &Report, elapsed_ms: u64) {
         if !t.triggers.is_empty() {
             flags.push(format!("triggers:{}", t.triggers.len()));
         }
-        if let Some(w) = r.write_effects.iter().find(|w| w.table == t.name) {
-            if !w.cascades.is_empty() {
-                flags.push(format!("cascades:{}", w.cascades.len()));
-            }
+        if let Some(w) = r.write_effects.iter().find(|w| w.table == t.name)
+            && !w.cascades.is_empty()
+        {
+            flags.push(format!("cascades:{}", w.cascades.len()));
         }
         if t.kind == TableKind::Table && t.primary_key.is_empty() {
             flags.push("no-primary-key".to_owned());

@@ -271,10 +271,10 @@ async fn read_on(
     {
         let table = text(&r, 0).map_err(err)?;
         let name = text(&r, 1).map_err(err)?;
-        if let Some(t) = tables.get_mut(&table) {
-            if !t.triggers.contains(&name) {
-                t.triggers.push(name);
-            }
+        if let Some(t) = tables.get_mut(&table)
+            && !t.triggers.contains(&name)
+        {
+            t.triggers.push(name);
         }
     }
 

@@ -235,10 +235,10 @@ fn read_tables(c: &Connection) -> rusqlite::Result<Vec<TableInfo>> {
         .collect();
     for t in &mut out {
         for fk in &mut t.foreign_keys {
-            if fk.references_columns.is_empty() {
-                if let Some((_, pk)) = pks.iter().find(|(n, _)| *n == fk.references_table) {
-                    fk.references_columns = pk.clone();
-                }
+            if fk.references_columns.is_empty()
+                && let Some((_, pk)) = pks.iter().find(|(n, _)| *n == fk.references_table)
+            {
+                fk.references_columns = pk.clone();
             }
         }
     }
