@@ -43,7 +43,6 @@ pub fn type_family(data_type: &str) -> TypeFamily {
         "integer" | "int" | "int2" | "int4" | "int8" | "bigint" | "smallint" | "mediumint"
         | "tinyint" | "serial" | "bigserial" | "smallserial" => TypeFamily::Integer,
         "numeric" | "decimal" | "money" | "number" => TypeFamily::Decimal,
-        "real" | "float" | "float4" | "float8" | "double" => TypeFamily::Float,
         "text" | "varchar" | "char" | "character" | "nvarchar" | "nchar" | "citext"
         | "tinytext" | "mediumtext" | "longtext" | "clob" | "string" | "enum" | "set" => {
             TypeFamily::Text
@@ -68,7 +67,9 @@ pub fn type_family(data_type: &str) -> TypeFamily {
 }
 
 /// SQLite's affinity rules for a declared type no list above names
-/// (`unsigned big int`, `varying character(20)`, `native character`).
+/// (`unsigned big int`, `varying character(20)`, `native character`); they
+/// also name the floating-point types of every engine (`real`, `float8`,
+/// `double precision`).
 fn sqlite_affinity(t: &str) -> TypeFamily {
     if t.contains("int") {
         TypeFamily::Integer

@@ -499,6 +499,7 @@ mod tests {
             ("SSNLast4", &["ssn", "last4"]),
             ("ssn_last4", &["ssn", "last4"]),
             ("Line1Street", &["line1", "street"]),
+            ("fooBAR", &["foo", "bar"]),
             ("FIRST_NAME", &["first", "name"]),
             ("api-token.hash", &["api", "token", "hash"]),
             ("HTTPServer", &["http", "server"]),
