@@ -15,10 +15,12 @@
 
 pub mod args;
 pub mod binding;
+pub mod candidates;
 pub mod canonical;
 pub mod catalog;
 pub mod catalog_sql;
 pub mod change_set;
+pub mod column_type;
 pub mod config;
 pub mod config_schema;
 pub mod context;
@@ -30,6 +32,7 @@ pub mod load;
 pub mod recipes;
 pub mod schema_info;
 pub mod secrets;
+pub mod sensitive;
 pub mod statement;
 pub mod strict_json;
 pub mod synapsor_keys;

@@ -36,7 +36,7 @@ pub struct Database {
     pub admin_url: String,
 }
 
-fn with_database(url: &str, db: &str) -> String {
+pub fn with_database(url: &str, db: &str) -> String {
     match url.rfind('/') {
         Some(i) if url[..i].contains("://") => {
             let (base, rest) = url.split_at(i);
@@ -47,7 +47,7 @@ fn with_database(url: &str, db: &str) -> String {
     }
 }
 
-fn with_user(url: &str, user: &str, password: &str) -> String {
+pub fn with_user(url: &str, user: &str, password: &str) -> String {
     let (scheme, rest) = url.split_once("://").expect("URL has a scheme");
     let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
     format!("{scheme}://{user}:{password}@{host}")

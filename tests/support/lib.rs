@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 pub mod databases;
 pub mod executor;
 pub mod mcp;
+pub mod onboarding;
 pub mod proposals;
 pub mod schema;
 

@@ -473,7 +473,7 @@ async fn source_checks(cfg: &Config, checks: &mut Vec<Check>) {
 /// without Airlock's pin resolves names: `"$user"` expanded, unquoted names
 /// folded to lower case, missing schemas kept).
 #[derive(Debug, Clone)]
-struct WriterIdentity {
+pub(super) struct WriterIdentity {
     role: String,
     search_path: Vec<String>,
 }
@@ -544,9 +544,10 @@ fn parse_search_path(setting: &str, role: &str) -> Vec<String> {
 }
 
 /// What the read role can do beyond reading, each with its fix.
-struct Finding {
-    reason: String,
-    fix: String,
+#[derive(Debug)]
+pub(super) struct Finding {
+    pub reason: String,
+    pub fix: String,
 }
 
 /// Fail when the read credential could become write authority: create
@@ -642,15 +643,47 @@ async fn reader_findings(
     schemas: &[String],
     targets: &std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>>,
 ) -> Result<(String, Vec<Finding>), sqlx::Error> {
-    use sqlx::Row;
     let mut c = sqlx::AnyConnection::connect(read_url).await?;
     sqlx::raw_sql("SET search_path = pg_catalog, pg_temp")
         .execute(&mut c)
         .await?;
+    let posture = pg_reader_posture(&mut c, writer, schemas, targets).await?;
+    let _ = c.close().await;
+    Ok((posture.reader, posture.findings))
+}
+
+/// What a Postgres read role can do beyond reading: the facts, and each
+/// finding with its fix. `doctor` fails on any finding; `inspect` reports
+/// them as the role's posture. Runs on `c` with `search_path` pinned to
+/// `pg_catalog, pg_temp` by the caller.
+#[derive(Debug, Default)]
+pub(super) struct PgReaderPosture {
+    /// The session user.
+    pub reader: String,
+    pub superuser: bool,
+    /// Roles the reader can act as (itself included) that have BYPASSRLS.
+    pub bypass_rls: Vec<String>,
+    /// Targets (schema, table) the reader owns or can act as the owner of.
+    pub owned: Vec<(String, String)>,
+    /// Tables and views (schema, table) the reader can write; at most 20,
+    /// then `writable_more`.
+    pub writable: Vec<(String, String)>,
+    pub writable_more: bool,
+    pub findings: Vec<Finding>,
+}
+
+pub(super) async fn pg_reader_posture(
+    c: &mut sqlx::AnyConnection,
+    writer: Option<&WriterIdentity>,
+    schemas: &[String],
+    targets: &std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>>,
+) -> Result<PgReaderPosture, sqlx::Error> {
+    use sqlx::Row;
+    let mut posture = PgReaderPosture::default();
     let row = sqlx::query(
         "SELECT CAST(SESSION_USER AS pg_catalog.text), CAST(pg_catalog.current_database() AS pg_catalog.text)",
     )
-    .fetch_one(&mut c)
+    .fetch_one(&mut *c)
     .await?;
     let reader: String = row.try_get(0)?;
     let database: String = row.try_get(1)?;
@@ -661,7 +694,7 @@ async fn reader_findings(
     let sup: String = sqlx::query(
         "SELECT CAST(r.rolsuper AS pg_catalog.text) FROM pg_catalog.pg_roles r WHERE r.rolname = SESSION_USER",
     )
-    .fetch_one(&mut c)
+    .fetch_one(&mut *c)
     .await?
     .try_get(0)?;
     if sup == "true" {
@@ -671,15 +704,18 @@ async fn reader_findings(
             ),
             fix: format!("ALTER ROLE {me} NOSUPERUSER (or give the proposer a plain role that can only SELECT)"),
         });
-        let _ = c.close().await;
-        return Ok((reader, findings));
+        posture.superuser = true;
+        posture.bypass_rls.push(reader.clone());
+        posture.reader = reader;
+        posture.findings = findings;
+        return Ok(posture);
     }
 
     // Roles the reader can act as that hold authority by themselves.
     for r in sqlx::query(
         "SELECT CAST(r.rolname AS pg_catalog.text), CAST(r.rolsuper AS pg_catalog.text)            FROM pg_catalog.pg_roles r           WHERE pg_catalog.pg_has_role(SESSION_USER, r.oid, 'MEMBER') AND (r.rolsuper OR r.rolcreaterole)           ORDER BY 1",
     )
-    .fetch_all(&mut c)
+    .fetch_all(&mut *c)
     .await?
     {
         let role: String = r.try_get(0)?;
@@ -694,7 +730,7 @@ async fn reader_findings(
     for r in sqlx::query(
         "SELECT CAST(r.rolname AS pg_catalog.text) FROM pg_catalog.pg_roles r           WHERE pg_catalog.pg_has_role(SESSION_USER, r.oid, 'MEMBER') AND r.rolbypassrls AND NOT r.rolsuper           ORDER BY 1",
     )
-    .fetch_all(&mut c)
+    .fetch_all(&mut *c)
     .await?
     {
         let role: String = r.try_get(0)?;
@@ -702,6 +738,7 @@ async fn reader_findings(
             reason: format!("the read role can act as `{role}`, which has BYPASSRLS (row-level security does not apply to it)"),
             fix: format!("ALTER ROLE {} NOBYPASSRLS", pg_ident(&role)),
         });
+        posture.bypass_rls.push(role);
     }
     // Owner of a target table: may ALTER, DROP or write it, and is exempt from its RLS.
     let pairs: Vec<serde_json::Value> = targets
@@ -712,7 +749,7 @@ async fn reader_findings(
         "SELECT CAST(n.nspname AS pg_catalog.text), CAST(c.relname AS pg_catalog.text),                 CAST(pg_catalog.pg_get_userbyid(c.relowner) AS pg_catalog.text)            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace,                 pg_catalog.json_array_elements(CAST($1 AS pg_catalog.json)) e           WHERE n.nspname = e.value->>0 AND c.relname = e.value->>1             AND pg_catalog.pg_has_role(SESSION_USER, c.relowner, 'MEMBER')           ORDER BY 1, 2",
     )
     .bind(serde_json::Value::from(pairs).to_string())
-    .fetch_all(&mut c)
+    .fetch_all(&mut *c)
     .await?
     {
         let schema: String = r.try_get(0)?;
@@ -723,13 +760,14 @@ async fn reader_findings(
             reason: format!("the read role owns the target {t} (as `{owner}`): it can alter, drop or write it"),
             fix: format!("ALTER TABLE {t} OWNER TO <an administrator role>"),
         });
+        posture.owned.push((schema, table));
     }
     if let Some(w) = writer {
         let row = sqlx::query(
             "SELECT CAST(pg_catalog.pg_has_role(SESSION_USER, r.oid, 'MEMBER') AS pg_catalog.text)                FROM pg_catalog.pg_roles r WHERE r.rolname = $1",
         )
         .bind(w.role.clone())
-        .fetch_optional(&mut c)
+        .fetch_optional(&mut *c)
         .await?;
         let can_be_writer = row
             .map(|r| r.try_get::<String, _>(0))
@@ -753,7 +791,7 @@ async fn reader_findings(
     for r in sqlx::query(
         "SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE CAST(pg_catalog.pg_get_userbyid(a.grantee) AS pg_catalog.text) END,                 CAST(a.grantee = d.datdba AS pg_catalog.text)            FROM pg_catalog.pg_database d,                 pg_catalog.aclexplode(COALESCE(d.datacl, pg_catalog.acldefault('d', d.datdba))) a           WHERE d.datname = pg_catalog.current_database() AND a.privilege_type = 'CREATE'             AND (a.grantee = 0 OR pg_catalog.pg_has_role(SESSION_USER, a.grantee, 'MEMBER'))",
     )
-    .fetch_all(&mut c)
+    .fetch_all(&mut *c)
     .await?
     {
         let holder: String = r.try_get(0)?;
@@ -777,7 +815,7 @@ async fn reader_findings(
         "SELECT CAST(n.nspname AS pg_catalog.text),                 CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE CAST(pg_catalog.pg_get_userbyid(a.grantee) AS pg_catalog.text) END,                 CAST(a.grantee = n.nspowner AS pg_catalog.text)            FROM pg_catalog.pg_namespace n,                 pg_catalog.aclexplode(COALESCE(n.nspacl, pg_catalog.acldefault('n', n.nspowner))) a           WHERE n.nspname IN (SELECT pg_catalog.json_array_elements_text(CAST($1 AS pg_catalog.json)))             AND a.privilege_type = 'CREATE'             AND (a.grantee = 0 OR pg_catalog.pg_has_role(SESSION_USER, a.grantee, 'MEMBER'))           ORDER BY 1, 2",
     )
     .bind(list)
-    .fetch_all(&mut c)
+    .fetch_all(&mut *c)
     .await?
     {
         let schema: String = r.try_get(0)?;
@@ -800,7 +838,7 @@ async fn reader_findings(
     let rows = sqlx::query(
         "SELECT CAST(n.nspname AS pg_catalog.text), CAST(c.relname AS pg_catalog.text)            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace           WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')             AND n.nspname <> 'information_schema' AND pg_catalog.left(CAST(n.nspname AS pg_catalog.text), 3) <> 'pg_'             AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles r                          WHERE pg_catalog.pg_has_role(SESSION_USER, r.oid, 'MEMBER')                            AND (pg_catalog.has_table_privilege(r.oid, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE, TRIGGER')                                 OR pg_catalog.has_any_column_privilege(r.oid, c.oid, 'INSERT, UPDATE')))           ORDER BY 1, 2 LIMIT 21",
     )
-    .fetch_all(&mut c)
+    .fetch_all(&mut *c)
     .await?;
     if !rows.is_empty() {
         let mut tables = Vec::new();
@@ -808,7 +846,9 @@ async fn reader_findings(
             let schema: String = r.try_get(0)?;
             let table: String = r.try_get(1)?;
             tables.push(format!("{}.{}", pg_ident(&schema), pg_ident(&table)));
+            posture.writable.push((schema, table));
         }
+        posture.writable_more = rows.len() > 20;
         let more = if rows.len() > 20 { " and more" } else { "" };
         findings.push(Finding {
             reason: format!(
@@ -821,8 +861,9 @@ async fn reader_findings(
             ),
         });
     }
-    let _ = c.close().await;
-    Ok((reader, findings))
+    posture.reader = reader;
+    posture.findings = findings;
+    Ok(posture)
 }
 
 async fn receipts_exist(
@@ -859,7 +900,7 @@ fn scrub(message: &str, url: &str) -> String {
 /// Text for a database error in a report: a category, or the engine's
 /// primary message — never its code, position or server source line, and
 /// never the URL or its password.
-fn db_error_text(engine: Engine, e: &sqlx::Error, url: &str) -> String {
+pub(super) fn db_error_text(engine: Engine, e: &sqlx::Error, url: &str) -> String {
     if let Some(db) = e.as_database_error() {
         if let Some(m) = misconfiguration(engine, e) {
             return m.describe().to_owned();
@@ -1370,20 +1411,11 @@ async fn mysql_reader_check(
     schemas: &std::collections::BTreeSet<&str>,
     checks: &mut Vec<Check>,
 ) {
-    use sqlx::Row;
     let probe = async {
         let mut c = sqlx::AnyConnection::connect(read_url).await?;
-        let user: String = sqlx::query("SELECT CAST(CURRENT_USER() AS CHAR)")
-            .fetch_one(&mut c)
-            .await?
-            .try_get(0)?;
-        let rows = sqlx::query("SHOW GRANTS").fetch_all(&mut c).await?;
-        let mut lines = Vec::new();
-        for r in rows {
-            lines.push(r.try_get::<String, _>(0)?);
-        }
+        let grants = mysql_grants(&mut c).await?;
         let _ = c.close().await;
-        Ok::<_, sqlx::Error>((user, lines))
+        Ok::<_, sqlx::Error>(grants)
     };
     let check_name = format!("reader privileges {name}");
     match tokio::time::timeout(Duration::from_secs(10), probe).await {
@@ -1442,9 +1474,28 @@ async fn mysql_reader_check(
     }
 }
 
+/// MySQL/MariaDB: the account (`CURRENT_USER()`) and its `SHOW GRANTS`
+/// lines. The lines may hold a password hash: callers echo only what
+/// [`mysql_grant_finding`] extracts.
+pub(super) async fn mysql_grants(
+    c: &mut sqlx::AnyConnection,
+) -> Result<(String, Vec<String>), sqlx::Error> {
+    use sqlx::Row;
+    let user: String = sqlx::query("SELECT CAST(CURRENT_USER() AS CHAR)")
+        .fetch_one(&mut *c)
+        .await?
+        .try_get(0)?;
+    let rows = sqlx::query("SHOW GRANTS").fetch_all(&mut *c).await?;
+    let mut lines = Vec::new();
+    for r in rows {
+        lines.push(r.try_get::<String, _>(0)?);
+    }
+    Ok((user, lines))
+}
+
 /// Whether a `SHOW GRANTS` object (`*.*`, `` `db`.* ``, `` `db`.`t` ``)
 /// covers one of the target databases (a `%` pattern counts).
-fn mysql_object_in(object: &str, schemas: &std::collections::BTreeSet<&str>) -> bool {
+pub(super) fn mysql_object_in(object: &str, schemas: &std::collections::BTreeSet<&str>) -> bool {
     let db = match object.strip_prefix('`').and_then(|o| o.split_once("`.")) {
         Some((db, _)) => db.replace("\\_", "_").replace("\\%", "%"),
         None => object.split('.').next().unwrap_or("").to_owned(),
@@ -1477,7 +1528,7 @@ const MYSQL_NOT_FOR_READERS: &[&str] = &[
 /// object (`*.*`, `` `db`.* ``, `` `db`.`t` ``). Role and proxy grants and
 /// the password clause are ignored; nothing of the line is echoed but the
 /// privilege names and the object.
-fn mysql_grant_finding(line: &str) -> Option<(String, String)> {
+pub(super) fn mysql_grant_finding(line: &str) -> Option<(String, String)> {
     let rest = line.strip_prefix("GRANT ")?;
     let (privs, after) = rest.split_once(" ON ")?;
     let (object, tail) = after.split_once(" TO ")?;

@@ -14,6 +14,7 @@ mod demo;
 mod doctor;
 mod evidence_cmd;
 mod handler_cmd;
+pub mod inspect;
 mod ledger_cmd;
 mod mcp_config;
 pub mod operator;
@@ -86,6 +87,20 @@ enum Command {
     /// Built-in proposal templates (late-fee waiver, account credit, refund review, ticket resolution, trial extension); add one to a config.
     #[command(subcommand)]
     Recipes(RecipesCommand),
+    /// Describe a database from its catalog: tables, keys, tenant and version candidates, sensitive columns, the role's posture.
+    #[command(
+        after_help = "Examples:\n  airlock inspect --from-env APP_READ_URL\n  airlock inspect --from-env APP_READ_URL --schema billing --json\n\nMetadata only: it reads the catalog, never a business row. VAR holds the database URL (the read credential); it is never printed."
+    )]
+    Inspect {
+        /// The environment variable holding the database URL (postgres://, mysql://, mariadb:// or sqlite:).
+        #[arg(long, value_name = "VAR")]
+        from_env: String,
+        /// The Postgres schema (default: the role's current schema, usually public), MySQL/MariaDB database (default: the URL's) or SQLite database (main).
+        #[arg(long)]
+        schema: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Diagnose a setup: config, variables, credential split, databases, sockets, executor, handlers.
     #[command(
         after_help = "Examples:\n  airlock doctor --config /etc/airlock/config.json\n  airlock doctor --json                   # ./airlock.json"
@@ -619,6 +634,11 @@ pub fn main() -> ExitCode {
             socket_dir,
         }) => mcp_config::print(client, config, absolute_paths, socket_dir),
         Command::Doctor { config, json } => doctor::run(config.as_deref(), json),
+        Command::Inspect {
+            from_env,
+            schema,
+            json,
+        } => inspect::run(&from_env, schema.as_deref(), json),
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             use std::io::Write as _;
@@ -731,6 +751,7 @@ mod tests {
             &["apply"],
             &["replay", "export"],
             &["doctor"],
+            &["inspect"],
             &["writeback", "grants"],
             &["mcp", "config"],
             &["recipes", "list"],
