@@ -22,7 +22,9 @@ use airlock_policy::sensitive::{SensitiveColumn, sensitive_columns};
 use serde::Serialize;
 use serde_json::json;
 
+use super::doctor::db_error_text;
 use super::output::{Exit, escape, fail, print_json, say};
+use sqlx::Connection as _;
 
 mod mysql;
 mod postgres;
@@ -162,10 +164,21 @@ pub fn read_schema(
         .map_err(|e| InspectError::Runtime(e.to_string()))?;
     runtime.block_on(async {
         let work = async {
-            match engine {
-                Engine::Postgres => postgres::read(url, var, schema).await,
-                _ => mysql::read(url, var, schema).await,
-            }
+            sqlx::any::install_default_drivers();
+            let mut c =
+                sqlx::AnyConnection::connect(url)
+                    .await
+                    .map_err(|e| InspectError::Connect {
+                        engine: engine.as_str(),
+                        var: var.to_owned(),
+                        detail: db_error_text(engine, &e, url),
+                    })?;
+            let out = match engine {
+                Engine::Postgres => postgres::read_on(&mut c, url, schema).await,
+                _ => mysql::read_on(&mut c, url, schema).await,
+            };
+            let _ = c.close().await;
+            out
         };
         tokio::time::timeout(TIMEOUT, work)
             .await

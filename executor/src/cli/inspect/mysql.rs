@@ -8,7 +8,7 @@ use airlock_policy::config::Engine;
 use airlock_policy::schema_info::{
     ColumnInfo, ForeignKeyInfo, IndexInfo, SchemaInfo, TableInfo, TableKind,
 };
-use sqlx::{Connection, Row};
+use sqlx::Row;
 
 use super::{InspectError, Posture, PostureFinding};
 use crate::cli::doctor::{db_error_text, mysql_grant_finding, mysql_grants, mysql_object_in};
@@ -16,29 +16,11 @@ use crate::cli::doctor::{db_error_text, mysql_grant_finding, mysql_grants, mysql
 /// Privileges that let an account change rows.
 const WRITES: &[&str] = &["ALL PRIVILEGES", "ALL", "INSERT", "UPDATE", "DELETE"];
 
-pub(super) async fn read(
-    url: &str,
-    var: &str,
-    schema: Option<&str>,
-) -> Result<(SchemaInfo, Posture), InspectError> {
-    sqlx::any::install_default_drivers();
-    let mut c = sqlx::AnyConnection::connect(url)
-        .await
-        .map_err(|e| InspectError::Connect {
-            engine: "mysql",
-            var: var.to_owned(),
-            detail: db_error_text(Engine::Mysql, &e, url),
-        })?;
-    let out = read_on(&mut c, url, schema).await;
-    let _ = c.close().await;
-    out
-}
-
 fn text(r: &sqlx::any::AnyRow, i: usize) -> Result<String, sqlx::Error> {
     Ok(r.try_get::<Option<String>, _>(i)?.unwrap_or_default())
 }
 
-async fn read_on(
+pub(super) async fn read_on(
     c: &mut sqlx::AnyConnection,
     url: &str,
     schema: Option<&str>,

@@ -7,7 +7,7 @@ use airlock_policy::config::Engine;
 use airlock_policy::schema_info::{
     ColumnInfo, ForeignKeyInfo, IndexInfo, SchemaInfo, TableInfo, TableKind,
 };
-use sqlx::{Connection, Row};
+use sqlx::Row;
 
 use super::{InspectError, Posture, PostureFinding};
 use crate::cli::doctor::{db_error_text, pg_reader_posture};
@@ -38,25 +38,7 @@ fn action(code: &str) -> String {
 /// materialized views and foreign tables — not the partitions themselves.
 const RELATIONS: &str = "c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition";
 
-pub(super) async fn read(
-    url: &str,
-    var: &str,
-    schema: Option<&str>,
-) -> Result<(SchemaInfo, Posture), InspectError> {
-    sqlx::any::install_default_drivers();
-    let mut c = sqlx::AnyConnection::connect(url)
-        .await
-        .map_err(|e| InspectError::Connect {
-            engine: "postgres",
-            var: var.to_owned(),
-            detail: db_error_text(Engine::Postgres, &e, url),
-        })?;
-    let out = read_on(&mut c, url, schema).await;
-    let _ = c.close().await;
-    out
-}
-
-async fn read_on(
+pub(super) async fn read_on(
     c: &mut sqlx::AnyConnection,
     url: &str,
     schema: Option<&str>,
