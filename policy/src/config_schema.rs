@@ -439,31 +439,27 @@ fn defs() -> Map<String, Value> {
                     "schema_lock": {
                         "description": "Per capability, its table's columns and types as reviewed (`airlock config lock` writes it); a capability whose table drifted from it is disabled at start.",
                         "type": "object",
-                        "additionalProperties": {"$ref": "#/$defs/schema_lock_entry"}
-                    }
-                }
-            }),
-        ),
-        (
-            "schema_lock_entry",
-            json!({
-                "description": "One capability's locked table (written by `airlock config lock`; do not edit by hand).",
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["schema", "table", "columns", "fingerprint"],
-                "properties": {
-                    "schema": {"$ref": "#/$defs/non_empty_string"},
-                    "table": {"$ref": "#/$defs/non_empty_string"},
-                    "columns": {
-                        "description": "Every column of the table and its type, as the catalog spells it.",
-                        "type": "object",
-                        "minProperties": 1,
-                        "additionalProperties": {"type": "string"}
-                    },
-                    "fingerprint": {
-                        "description": "sha256 of the canonical JSON of the entry.",
-                        "type": "string",
-                        "pattern": "^sha256:[0-9a-f]{64}$"
+                        "additionalProperties": {
+                            "description": "One capability's locked table (written by `airlock config lock`; do not edit by hand: the loader recomputes the fingerprint).",
+                            "type": "object",
+                            "additionalProperties": false,
+                            "required": ["schema", "table", "columns", "fingerprint"],
+                            "properties": {
+                                "schema": {"$ref": "#/$defs/non_empty_string"},
+                                "table": {"$ref": "#/$defs/non_empty_string"},
+                                "columns": {
+                                    "description": "Every column of the table and its type, as the catalog spells it.",
+                                    "type": "object",
+                                    "minProperties": 1,
+                                    "additionalProperties": {"type": "string"}
+                                },
+                                "fingerprint": {
+                                    "description": "`sha256:` and the hex digest of the entry's canonical JSON.",
+                                    "type": "string",
+                                    "pattern": "^sha256:"
+                                }
+                            }
+                        }
                     }
                 }
             }),
