@@ -78,3 +78,50 @@ pub fn relative_to_config(config_path: &Path, written: &str) -> PathBuf {
         out
     }
 }
+
+/// Replace `path` with `bytes` atomically: a sibling temporary file, written
+/// and synced, renamed over it. An existing file keeps its permissions and
+/// (when allowed: root editing a service's config) its owner, and one
+/// reached through a symbolic link is replaced where it lives. On failure the
+/// temporary file is removed and `path` is untouched. The one file writer of
+/// the commands that edit a config (`config lock`, `recipes apply`) or write
+/// beside one (`config schema --output`).
+pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
+    let existing = match std::fs::canonicalize(path) {
+        Ok(real) => {
+            let meta = std::fs::metadata(&real)?;
+            Some((real, meta))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let target = existing
+        .as_ref()
+        .map_or_else(|| path.to_path_buf(), |(real, _)| real.clone());
+    let name = target
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = target.with_file_name(tmp_name);
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        if let Some((_, meta)) = &existing {
+            std::fs::set_permissions(&tmp, meta.permissions())?;
+            let _ = std::os::unix::fs::chown(&tmp, Some(meta.uid()), Some(meta.gid()));
+        }
+        std::fs::rename(&tmp, &target)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

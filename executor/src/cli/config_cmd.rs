@@ -91,7 +91,7 @@ pub fn schema(output: Option<&Path>) -> Exit {
         };
     };
     let shown = output.display();
-    if let Err(e) = write_replacing(output, text.as_bytes()) {
+    if let Err(e) = crate::config_file::replace_file(output, text.as_bytes()) {
         return fail(
             false,
             "output_unwritable",
@@ -107,28 +107,6 @@ pub fn schema(output: Option<&Path>) -> Exit {
         text.len()
     );
     Exit::Ok
-}
-
-/// Write `bytes` to `path` through a new temporary file in the same
-/// directory, renamed over `path` once complete.
-fn write_replacing(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let result = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 fn plural(n: usize) -> &'static str {

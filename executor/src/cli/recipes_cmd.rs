@@ -4,7 +4,6 @@
 //! only).
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -713,29 +712,7 @@ fn write_in_place(path: &Path, old: &str, new: &str) -> Result<(), Refusal> {
             ),
         ));
     }
-    let perms = std::fs::metadata(&real)
-        .map_err(|e| err("stat", e))?
-        .permissions();
-    let dir = real.parent().unwrap_or(Path::new("."));
-    let file = real
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{file}.recipes-{}.tmp", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(new.as_bytes())?;
-        f.set_permissions(perms.clone())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &real)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        err("write", e)
-    })
+    crate::config_file::replace_file(&real, new.as_bytes()).map_err(|e| err("write", e))
 }
 
 #[cfg(test)]

@@ -331,7 +331,7 @@ pub fn lock(args: &LockArgs) -> Exit {
             Exit::Failure,
         );
     }
-    if let Err(e) = write_replacing(&path, out.as_bytes()) {
+    if let Err(e) = crate::config_file::replace_file(&path, out.as_bytes()) {
         return fail(
             json_out,
             "write_failed",
@@ -410,40 +410,4 @@ fn entry_json(e: &SchemaLockEntry) -> Value {
         "columns": e.columns,
         "fingerprint": e.fingerprint,
     })
-}
-
-/// Replace `path` with `bytes` atomically (a sibling temporary file renamed
-/// over it), keeping the file's permissions.
-fn write_replacing(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::MetadataExt;
-    // A config reached through a symbolic link is replaced where it lives.
-    let path = &std::fs::canonicalize(path)?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let meta = std::fs::metadata(path)?;
-    let perms = meta.permissions();
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.lock-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::set_permissions(&tmp, perms)?;
-        // Keep the owner when allowed to (root locking a service's config).
-        let _ = std::os::unix::fs::chown(&tmp, Some(meta.uid()), Some(meta.gid()));
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
