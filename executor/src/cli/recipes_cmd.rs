@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::schema_lock_cmd::table_columns;
 use airlock_policy::Diagnostic;
-use airlock_policy::catalog_sql::{column_from_row, columns_query};
 use airlock_policy::config::{Config, Engine};
 use airlock_policy::load::load_config_str;
 use airlock_policy::recipes::{
@@ -560,50 +560,32 @@ fn read_columns(
     let url_ro = read_only_url(engine, url);
     let work = async {
         sqlx::any::install_default_drivers();
-        let mut c = sqlx::AnyConnection::connect(&url_ro).await?;
+        let mut c = sqlx::AnyConnection::connect(&url_ro)
+            .await
+            .map_err(|e| e.to_string())?;
         let schema = match (schema, engine) {
             (Some(s), _) => s,
             (None, Engine::Postgres) => "public".to_owned(),
             (None, Engine::Sqlite) => "main".to_owned(),
             (None, Engine::Mysql) => sqlx::query("SELECT CAST(DATABASE() AS CHAR)")
                 .fetch_one(&mut c)
-                .await?
-                .try_get::<Option<String>, _>(0)?
+                .await
+                .and_then(|r| r.try_get::<Option<String>, _>(0))
+                .map_err(|e| e.to_string())?
                 .unwrap_or_default(),
         };
-        let q = columns_query(engine);
-        let mut query = sqlx::query(q.sql);
-        for v in q.bind_values(&schema, table) {
-            query = query.bind(v.to_owned());
-        }
-        let rows = query.fetch_all(&mut c).await?;
+        let columns = table_columns(&mut c, engine, &schema, table).await?;
         let _ = c.close().await;
-        let mut out = Vec::new();
-        for row in rows {
-            let name: String = row.try_get(0)?;
-            let data_type: String = row.try_get(1)?;
-            let nullable: String = row.try_get(2)?;
-            out.push((name, data_type, nullable));
-        }
-        Ok::<_, sqlx::Error>((schema, out))
+        Ok::<_, String>((schema, columns))
     };
-    let (schema, rows) = match runtime
-        .block_on(async { tokio::time::timeout(Duration::from_secs(10), work).await })
-    {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            return Err(format!(
-                "cannot read the columns of {table}: {}",
-                scrub(&e.to_string(), url)
-            ));
-        }
-        Err(_) => return Err("the database did not answer within 10 s".to_owned()),
-    };
-    let columns = rows
-        .iter()
-        .map(|(n, t, null)| column_from_row(n, t, null))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((schema, columns))
+    match runtime.block_on(async { tokio::time::timeout(Duration::from_secs(10), work).await }) {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(format!(
+            "cannot read the columns of {table}: {}",
+            scrub(&e, url)
+        )),
+        Err(_) => Err("the database did not answer within 10 s".to_owned()),
+    }
 }
 
 /// `text` with `cap` appended to its `capabilities` array, written in the

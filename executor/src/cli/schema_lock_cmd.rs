@@ -36,25 +36,13 @@ pub async fn read_tables(
         let mut c = sqlx::AnyConnection::connect(url)
             .await
             .map_err(|e| format!("cannot connect: {}", scrub(&e)))?;
-        let q = columns_query(engine);
         let mut out = Vec::new();
         for (schema, table) in tables {
-            let mut query = sqlx::query(q.sql);
-            for v in q.bind_values(schema, table) {
-                query = query.bind(v.to_owned());
-            }
-            let rows = query
-                .fetch_all(&mut c)
-                .await
-                .map_err(|e| format!("cannot read the catalog: {}", scrub(&e)))?;
-            let cols = rows
-                .iter()
-                .map(|r| {
-                    let text = |i: usize| r.try_get::<String, _>(i).map_err(|e| scrub(&e));
-                    column_from_row(&text(0)?, &text(1)?, &text(2)?)
-                })
-                .collect::<Result<Vec<_>, String>>()?;
-            out.push(cols);
+            out.push(
+                table_columns(&mut c, engine, schema, table)
+                    .await
+                    .map_err(|e| format!("cannot read the catalog: {}", scrub(&e)))?,
+            );
         }
         let _ = c.close().await;
         Ok(out)
@@ -63,6 +51,29 @@ pub async fn read_tables(
         Ok(r) => r,
         Err(_) => Err(format!("no answer within {} s", CATALOG_TIMEOUT.as_secs())),
     }
+}
+
+/// One table's columns over an open connection, with the pinned catalog
+/// query (metadata only; no columns when the credential cannot see the
+/// table). The error is the driver's, unscrubbed: callers scrub it.
+pub async fn table_columns(
+    c: &mut sqlx::AnyConnection,
+    engine: Engine,
+    schema: &str,
+    table: &str,
+) -> Result<Vec<ColumnInfo>, String> {
+    let q = columns_query(engine);
+    let mut query = sqlx::query(q.sql);
+    for v in q.bind_values(schema, table) {
+        query = query.bind(v.to_owned());
+    }
+    let rows = query.fetch_all(c).await.map_err(|e| e.to_string())?;
+    rows.iter()
+        .map(|r| {
+            let text = |i: usize| r.try_get::<String, _>(i).map_err(|e| e.to_string());
+            column_from_row(&text(0)?, &text(1)?, &text(2)?)
+        })
+        .collect()
 }
 
 /// The live columns of every target of `caps`, per source, read with each
