@@ -32,14 +32,31 @@ pub struct Config {
     pub trusted_context: ContextSpec,
     pub contexts: BTreeMap<String, ContextSpec>,
     pub executors: BTreeMap<String, ExecutorSpec>,
+    /// The capabilities served: every capability of the file except those
+    /// `airlock.disabled_capabilities` names.
     pub capabilities: Vec<Capability>,
+    /// Capabilities validated like the others but not served (named in
+    /// `airlock.disabled_capabilities`): no tool, no proposal, no apply.
+    pub disabled: Vec<Capability>,
     pub airlock: AirlockSection,
 }
 
 impl Config {
-    /// Find a capability by its canonical name.
+    /// Find a served capability by its canonical name.
     pub fn capability(&self, name: &str) -> Option<&Capability> {
         self.capabilities.iter().find(|c| c.name == name)
+    }
+
+    /// Every capability the file defines: the served ones, then the
+    /// disabled ones. For tools that edit the file (locks, recipes), never
+    /// for serving.
+    pub fn every_capability(&self) -> impl Iterator<Item = &Capability> {
+        self.capabilities.iter().chain(&self.disabled)
+    }
+
+    /// Find a capability the file defines, served or disabled.
+    pub fn defined_capability(&self, name: &str) -> Option<&Capability> {
+        self.every_capability().find(|c| c.name == name)
     }
 
     /// The trusted-context spec a capability uses (its named context, or the
@@ -417,6 +434,9 @@ pub struct AirlockSection {
     /// The drift lock (`airlock.schema_lock`): per capability name, the
     /// reviewed columns of its target. Empty when the config has none.
     pub schema_lock: BTreeMap<String, SchemaLockEntry>,
+    /// Capabilities left out of service until a person reviews them
+    /// (`airlock.disabled_capabilities`): name → why.
+    pub disabled_capabilities: BTreeMap<String, String>,
 }
 
 /// The reviewed shape of one capability's table (`airlock.schema_lock.<name>`):

@@ -460,6 +460,16 @@ fn defs() -> Map<String, Value> {
                                 }
                             }
                         }
+                    },
+                    "disabled_capabilities": {
+                        "description": "Capabilities validated but not served until a person reviews them (`airlock init` drafts ambiguous ones here): capability name → why. Remove an entry to serve the capability.",
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 500,
+                            "pattern": "^[^\\u0000-\\u001f\\u007f]*$"
+                        }
                     }
                 }
             }),

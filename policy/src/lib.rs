@@ -26,6 +26,7 @@ pub mod config_schema;
 pub mod context;
 pub mod db_error;
 pub mod diagnostics;
+pub mod draft;
 pub mod drift;
 pub mod identifier;
 pub mod load;

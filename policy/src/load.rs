@@ -122,7 +122,9 @@ const AUTHORITY_WORDS: &[&str] = &[
     "approval",
 ];
 
-fn is_authority_name(lower: &str) -> bool {
+/// Whether a (lower-case) argument name is authority-shaped; the loader
+/// refuses such an argument, and `draft` never writes one.
+pub(crate) fn is_authority_name(lower: &str) -> bool {
     AUTHORITY_ARG_NAMES.contains(&lower) || lower.split('_').any(|w| AUTHORITY_WORDS.contains(&w))
 }
 
@@ -203,6 +205,7 @@ pub fn load_config(value: &Value) -> Loaded {
     if let Some(c) = &config {
         check_schema_lock_targets(&mut r, c);
     }
+    let config = config.map(|c| set_aside_disabled(&mut r, c));
     let config = if r.has_errors() { None } else { config };
     // Errors first, then warnings, each in document order.
     r.diagnostics
@@ -715,6 +718,7 @@ fn parse_config(r: &mut Report, value: &Value) -> Option<Config> {
         contexts,
         executors,
         capabilities,
+        disabled: Vec::new(),
         airlock,
     })
 }
@@ -1216,12 +1220,14 @@ fn parse_airlock(r: &mut Report, o: &Obj) -> AirlockSection {
             "proposal_ttl_seconds",
             "limits",
             "schema_lock",
+            "disabled_capabilities",
         ],
     ) else {
         return out;
     };
     out.limits = parse_intake_limits(r, &a);
     out.schema_lock = parse_schema_lock(r, &a);
+    out.disabled_capabilities = parse_disabled(r, &a);
     out.socket_dir = a.string(r, "socket_dir");
     out.socket_group = a.string(r, "socket_group");
     out.proposal_ttl_seconds = a
@@ -1260,6 +1266,74 @@ fn parse_airlock(r: &mut Report, o: &Obj) -> AirlockSection {
         out.approvers = Some(peers);
     }
     out
+}
+
+/// Longest reason a disabled capability may carry.
+const MAX_DISABLED_REASON: usize = 500;
+
+/// `airlock.disabled_capabilities`: capability name → why it is not served
+/// yet (a non-empty, single-line text a reviewer reads).
+fn parse_disabled(r: &mut Report, a: &Obj) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Some(map) = a.object(r, "disabled_capabilities") else {
+        return out;
+    };
+    for (name, v) in map {
+        let p = join_key(&a.at("disabled_capabilities"), name);
+        let fix = "write why it is not served yet, e.g. \"drafted by airlock init: confirm the version column\"";
+        match v.as_str() {
+            None => r.error(
+                &p,
+                format!("expected the reason as a string, found {}", type_name(v)),
+                fix,
+            ),
+            Some(t) if t.trim().is_empty() => r.error(&p, "the reason is empty", fix),
+            Some(t) if t.chars().count() > MAX_DISABLED_REASON => r.error(
+                &p,
+                format!("the reason is longer than {MAX_DISABLED_REASON} characters"),
+                "shorten it; the review notes belong in your change request",
+            ),
+            Some(t) if t.chars().any(char::is_control) => r.error(
+                &p,
+                "the reason contains a control character (a line break, a tab…)",
+                "write it on one line",
+            ),
+            Some(t) => {
+                out.insert(name.clone(), t.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// Move the capabilities `airlock.disabled_capabilities` names out of
+/// service, after they were validated like every other: the proposer lists
+/// no tool for them and the executor, which loads the same file, knows no
+/// such capability, so a proposal or apply for one is refused (fail closed).
+/// A name that is no capability of the file is an error.
+fn set_aside_disabled(r: &mut Report, mut config: Config) -> Config {
+    for (name, reason) in &config.airlock.disabled_capabilities {
+        let p = join_key("$.airlock.disabled_capabilities", name);
+        if config.capability(name).is_none() {
+            r.error(
+                &p,
+                format!("capability `{name}` is not defined in `capabilities`"),
+                "remove the entry, or correct the name",
+            );
+        } else {
+            r.warning(
+                &p,
+                format!("capability `{name}` is disabled and not served: {reason}"),
+                "review it, then remove its entry from `airlock.disabled_capabilities` to serve it",
+            );
+        }
+    }
+    let (disabled, served) = std::mem::take(&mut config.capabilities)
+        .into_iter()
+        .partition(|c| config.airlock.disabled_capabilities.contains_key(&c.name));
+    config.capabilities = served;
+    config.disabled = disabled;
+    config
 }
 
 const RELOCK: &str = "run `airlock config lock --config <file>` to record the live table again, and review the change";
@@ -2507,6 +2581,93 @@ mod tests {
             .errors()
             .map(|d| (d.path.clone(), d.message.clone(), d.fix.clone()))
             .collect()
+    }
+
+    fn with_disabled(disabled: Value) -> Loaded {
+        let mut v: Value = serde_json::from_str(REFERENCE).unwrap();
+        v["airlock"] = serde_json::json!({"disabled_capabilities": disabled});
+        load_config(&v)
+    }
+
+    #[test]
+    fn a_disabled_capability_is_validated_but_not_served() {
+        let plain = load_config_str(REFERENCE).config.unwrap();
+        let all = plain.capabilities.len();
+        assert!(plain.disabled.is_empty());
+        let loaded = with_disabled(serde_json::json!({
+            "billing.propose_late_fee_waiver": "drafted by airlock init: confirm the version column"
+        }));
+        assert_eq!(errors(&loaded), vec![]);
+        let warned: Vec<(String, String, String)> = loaded
+            .report
+            .warnings()
+            .map(|d| (d.path.clone(), d.message.clone(), d.fix.clone()))
+            .collect();
+        assert_eq!(
+            warned,
+            vec![(
+                "$.airlock.disabled_capabilities[\"billing.propose_late_fee_waiver\"]".to_owned(),
+                "capability `billing.propose_late_fee_waiver` is disabled and not served: drafted by airlock init: confirm the version column".to_owned(),
+                "review it, then remove its entry from `airlock.disabled_capabilities` to serve it".to_owned(),
+            )]
+        );
+        let cfg = loaded.config.unwrap();
+        assert_eq!(cfg.capabilities.len(), all - 1);
+        assert!(cfg.capability("billing.propose_late_fee_waiver").is_none());
+        assert!(cfg.capability("billing.inspect_invoice").is_some());
+        let names: Vec<&str> = cfg.disabled.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["billing.propose_late_fee_waiver"]);
+        assert_eq!(
+            cfg.defined_capability("billing.propose_late_fee_waiver")
+                .map(|c| c.name.as_str()),
+            Some("billing.propose_late_fee_waiver")
+        );
+        let every: Vec<&str> = cfg.every_capability().map(|c| c.name.as_str()).collect();
+        assert_eq!(every.len(), all);
+        assert_eq!(every.last(), Some(&"billing.propose_late_fee_waiver"));
+    }
+
+    #[test]
+    fn a_disabled_capability_must_exist_and_carry_a_one_line_reason() {
+        let cases = [
+            (
+                serde_json::json!({"billing.nope": "later"}),
+                "capability `billing.nope` is not defined in `capabilities`",
+            ),
+            (
+                serde_json::json!({"billing.inspect_invoice": 3}),
+                "expected the reason as a string, found a number",
+            ),
+            (
+                serde_json::json!({"billing.inspect_invoice": "  "}),
+                "the reason is empty",
+            ),
+            (
+                serde_json::json!({"billing.inspect_invoice": "a\nb"}),
+                "the reason contains a control character (a line break, a tab…)",
+            ),
+            (
+                serde_json::json!({"billing.inspect_invoice": "x".repeat(501)}),
+                "the reason is longer than 500 characters",
+            ),
+        ];
+        for (disabled, message) in cases {
+            let loaded = with_disabled(disabled.clone());
+            assert!(loaded.config.is_none(), "{disabled}");
+            let e = errors(&loaded);
+            assert_eq!(e.len(), 1, "{disabled}: {e:?}");
+            assert_eq!(e[0].1, message, "{disabled}");
+            assert!(
+                e[0].0.starts_with("$.airlock.disabled_capabilities["),
+                "{e:?}"
+            );
+        }
+        // Exactly 500 characters is allowed.
+        let ok = with_disabled(serde_json::json!({"billing.inspect_invoice": "x".repeat(500)}));
+        assert_eq!(errors(&ok), vec![]);
+        // Not an object.
+        let loaded = with_disabled(serde_json::json!(["billing.inspect_invoice"]));
+        assert_eq!(errors(&loaded)[0].0, "$.airlock.disabled_capabilities");
     }
 
     #[test]

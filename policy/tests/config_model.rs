@@ -204,6 +204,7 @@ fn config() -> Config {
             ),
             read_cap("support.inspect_unsourced", "gone", None),
         ],
+        disabled: vec![],
         airlock: AirlockSection::default(),
     }
 }

@@ -34,13 +34,14 @@ pub fn validate(args: &ConfigArgs) -> Exit {
             .count();
         (c.capabilities.len() - p, p)
     });
+    let disabled = loaded.config.as_ref().map_or(0, |c| c.disabled.len());
     if args.json {
         print_json(&json!({
             "ok": errors.is_empty(),
             "config": path,
             "errors": errors,
             "warnings": warnings,
-            "capabilities": {"read": reads, "proposal": proposals},
+            "capabilities": {"read": reads, "proposal": proposals, "disabled": disabled},
         }));
     } else if let Some(cfg) = &loaded.config {
         let sources: Vec<String> = cfg
@@ -49,9 +50,14 @@ pub fn validate(args: &ConfigArgs) -> Exit {
             .map(|(n, s)| format!("{n} ({})", s.engine.as_str()))
             .collect();
         say!(
-            "OK: {path} is a valid reviewed config: {} capabilities ({reads} read, {proposals} proposal) over {}.",
+            "OK: {path} is a valid reviewed config: {} capabilities ({reads} read, {proposals} proposal) over {}{}.",
             reads + proposals,
-            sources.join(", ")
+            sources.join(", "),
+            if disabled == 0 {
+                String::new()
+            } else {
+                format!("; {disabled} more disabled until reviewed (not served)")
+            }
         );
         print_findings(&warnings);
     } else {

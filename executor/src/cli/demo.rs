@@ -14,7 +14,7 @@ use airlock_ipc::client::Client;
 use airlock_ipc::message::{Approve, ProposalRef, Request, Response};
 use serde_json::{Value, json};
 
-use super::output::{Exit, fail, say};
+use super::output::{Exit, fail, say, shell_word};
 use super::proposer_session::{Launch, ProposerSession, resolve_tool, sibling};
 
 const SCHEMA: &str = "
@@ -214,19 +214,6 @@ struct DemoIds {
     evidence: Option<String>,
 }
 
-/// Quote a word for a POSIX shell when it needs it.
-fn shell_word(word: &str) -> String {
-    if !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+:=@,%".contains(c))
-    {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
-}
-
 fn path_word(p: &Path) -> String {
     shell_word(&p.display().to_string())
 }
@@ -268,9 +255,10 @@ fn print_next_steps(dir: &Path, ids: &DemoIds) {
     );
 }
 
-/// The demo's directory holds the ledger: created 0700 (the executor
-/// refuses a ledger directory others can reach and never chmods one).
-fn private_dir(dir: &Path) -> std::io::Result<()> {
+/// A directory that holds a ledger (the demo's, `start`'s `.airlock/`):
+/// created 0700 (the executor refuses a ledger directory others can reach
+/// and never chmods one).
+pub(super) fn private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)

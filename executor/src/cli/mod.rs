@@ -14,6 +14,7 @@ mod demo;
 mod doctor;
 mod evidence_cmd;
 mod handler_cmd;
+mod init_cmd;
 pub mod inspect;
 mod ledger_cmd;
 mod mcp_config;
@@ -23,6 +24,7 @@ mod proposer_session;
 mod recipes_cmd;
 pub mod schema_lock_cmd;
 mod smoke;
+mod start_cmd;
 mod tools_cmd;
 mod writeback_cmd;
 
@@ -101,6 +103,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Draft a reviewed config from a database's catalog: a read tool per table, sensitive columns hidden, recipes as proposals, a schema lock.
+    #[command(
+        after_help = "Examples:\n  airlock init --from-env APP_READ_URL --output airlock.json\n  airlock init --from-env APP_READ_URL --output airlock.json --yes\n  airlock init --from-env APP_READ_URL --output airlock.json --tables invoices,tickets --tenant-column org_id --yes\n\nMetadata only: it reads the catalog, never a business row. The file names environment variables, never a URL or secret. In a terminal it asks which tables, which tenant column, which columns the model sees and which proposals to serve; --yes takes the defaults (sensitive columns hidden, ambiguous proposals disabled for review)."
+    )]
+    Init(InitCli),
+    /// The laptop path: draft a config (or use ./airlock.json), start the executor in the background, print the MCP client snippet.
+    #[command(
+        after_help = "Examples:\n  airlock start --from-env DATABASE_URL\n  airlock start --from-env DATABASE_URL --yes --client cursor\n  airlock start --stop\n\nEverything lives beside the config in .airlock/: the ledger, the sockets, the executor's log and pid file. An existing config is used as it is (move it away to draft again). The executor gets this shell's environment: set the write URL variable the config names before proposals are applied."
+    )]
+    Start(StartCli),
     /// Diagnose a setup: config, variables, credential split, databases, sockets, executor, handlers.
     #[command(
         after_help = "Examples:\n  airlock doctor --config /etc/airlock/config.json\n  airlock doctor --json                   # ./airlock.json"
@@ -483,6 +495,101 @@ enum ConfigCommand {
     Lock(ConfigLockArgs),
 }
 
+/// How `init` and `start` draft a config.
+#[derive(Debug, Args)]
+pub struct DraftFlags {
+    /// The Postgres schema, MySQL/MariaDB database or SQLite database to draft from (default: the URL's).
+    #[arg(long)]
+    schema: Option<String>,
+    /// Only these tables (comma-separated); each must have the tenant column (or pass --single-tenant).
+    #[arg(long, value_delimiter = ',', value_name = "T,…")]
+    tables: Vec<String>,
+    /// The column that keys every row to a tenant (default: the best candidate inspect finds).
+    #[arg(long, value_name = "COLUMN")]
+    tenant_column: Option<String>,
+    /// The database serves one tenant: no tenant key (capabilities are acknowledged single-tenant).
+    #[arg(long)]
+    single_tenant: bool,
+    /// `review` (reads and proposals) or `read_only` (reads only).
+    #[arg(long, default_value = "review", value_parser = ["review", "read_only"])]
+    mode: String,
+    /// The variable the executor reads the writer's URL from (default: VAR with READ → WRITE, or NAME_WRITE_URL).
+    #[arg(long, value_name = "VAR")]
+    write_from_env: Option<String>,
+    /// The trusted-context variable naming the tenant.
+    #[arg(long, default_value = "AIRLOCK_TENANT_ID", value_name = "VAR")]
+    tenant_env: String,
+    /// The trusted-context variable naming the principal.
+    #[arg(long, default_value = "AIRLOCK_PRINCIPAL", value_name = "VAR")]
+    principal_env: String,
+    /// The source's name in the config.
+    #[arg(long, default_value = "app")]
+    source: String,
+    /// The first part of each tool's name (default: the source's name).
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Take the defaults without asking (scripts, CI).
+    #[arg(long)]
+    yes: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+impl DraftFlags {
+    fn into_init(self, from_env: String, output: PathBuf, force: bool) -> init_cmd::InitArgs {
+        init_cmd::InitArgs {
+            from_env,
+            output,
+            schema: self.schema,
+            tables: self.tables,
+            tenant_column: self.tenant_column,
+            single_tenant: self.single_tenant,
+            read_only: self.mode == "read_only",
+            write_env: self.write_from_env,
+            tenant_env: self.tenant_env,
+            principal_env: self.principal_env,
+            source: self.source,
+            namespace: self.namespace,
+            yes: self.yes,
+            force,
+            json: self.json,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct InitCli {
+    /// The environment variable holding the read-only database URL (postgres://, mysql://, mariadb:// or sqlite:).
+    #[arg(long, value_name = "VAR")]
+    from_env: String,
+    #[command(flatten)]
+    draft: DraftFlags,
+    /// The config file to write (refused if it exists, unless --force).
+    #[arg(long)]
+    output: PathBuf,
+    /// Replace an existing --output file.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StartCli {
+    /// Stop the executor `airlock start` launched for this config.
+    #[arg(long, conflicts_with_all = ["from_env", "yes"])]
+    stop: bool,
+    /// The environment variable holding the read-only database URL.
+    #[arg(long, value_name = "VAR", required_unless_present = "stop")]
+    from_env: Option<String>,
+    #[command(flatten)]
+    draft: DraftFlags,
+    /// The config to use, or to draft when it does not exist.
+    #[arg(long, default_value = "airlock.json")]
+    config: PathBuf,
+    /// The MCP client to print the snippet for.
+    #[arg(long, default_value = "claude-desktop", value_parser = ["claude-desktop", "cursor", "vscode", "generic", "openai-agents"])]
+    client: String,
+}
+
 #[derive(Debug, Args)]
 pub struct ConfigLockArgs {
     /// The reviewed config file to update (default: ./airlock.json when it exists).
@@ -621,6 +728,14 @@ pub fn main() -> ExitCode {
             conn,
         }) => smoke::call(&conn, &tool, &args, alias_mode.as_deref()),
         Command::Demo { yes, keep } => demo::run(yes, keep.as_deref()),
+        Command::Init(a) => init_cmd::run(&a.draft.into_init(a.from_env, a.output, a.force)),
+        Command::Start(a) => start_cmd::run(&start_cmd::StartArgs {
+            init: a
+                .draft
+                .into_init(a.from_env.unwrap_or_default(), a.config, false),
+            client: a.client,
+            stop: a.stop,
+        }),
         Command::Audit {
             example,
             file,

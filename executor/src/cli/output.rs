@@ -133,3 +133,17 @@ mod tests {
         ));
     }
 }
+
+/// Quote a word for a POSIX shell when it needs it (commands printed for a
+/// person to paste).
+pub fn shell_word(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:=@,%".contains(c))
+    {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}

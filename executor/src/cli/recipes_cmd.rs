@@ -263,7 +263,7 @@ fn run_apply(args: &ApplyArgs) -> Result<Exit, Refusal> {
     let (text, cfg) = read_valid(&path)?;
     let (source_name, source) = pick_source(&cfg, args.source.as_deref())?;
     let cap_name = args.name.as_deref().unwrap_or(recipe.capability);
-    if cfg.capability(cap_name).is_some() {
+    if cfg.defined_capability(cap_name).is_some() {
         return Err(Refusal::new(
             "capability_exists",
             format!(

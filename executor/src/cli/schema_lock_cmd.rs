@@ -184,7 +184,7 @@ pub fn lock(args: &LockArgs) -> Exit {
         );
     };
     for name in args.capabilities {
-        if cfg.capability(name).is_none() {
+        if cfg.defined_capability(name).is_none() {
             return fail(
                 json_out,
                 "unknown_capability",
@@ -196,9 +196,10 @@ pub fn lock(args: &LockArgs) -> Exit {
             );
         }
     }
+    // Disabled capabilities are locked too: serving one later (after its
+    // review) must not need a second lock.
     let chosen: Vec<&airlock_policy::config::Capability> = cfg
-        .capabilities
-        .iter()
+        .every_capability()
         .filter(|c| args.capabilities.is_empty() || args.capabilities.contains(&c.name))
         .collect();
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -284,7 +285,7 @@ pub fn lock(args: &LockArgs) -> Exit {
         .collect();
     let mut lock = Map::new();
     let mut report = Vec::new();
-    for cap in &cfg.capabilities {
+    for cap in cfg.every_capability() {
         if let Some(entry) = entries.get(&cap.name) {
             let changes = drift::changes(old_entries.get(&cap.name), entry);
             let status = match (old_entries.get(&cap.name), changes.is_empty()) {
@@ -404,7 +405,7 @@ fn valid_old_entry(cfg: &Config, name: &str, v: &Value) -> Option<SchemaLockEntr
         fingerprint: text("fingerprint")?,
         columns,
     };
-    let cap = cfg.capability(name)?;
+    let cap = cfg.defined_capability(name)?;
     (v.as_object()?.len() == 4
         && !entry.columns.is_empty()
         && entry.fingerprint == drift::fingerprint(&entry.schema, &entry.table, &entry.columns)

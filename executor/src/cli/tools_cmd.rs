@@ -47,6 +47,7 @@ pub fn preview(args: &ToolsPreviewArgs) -> Exit {
             "ok": true,
             "alias_mode": args.alias_mode,
             "tools": tools,
+            "disabled": disabled_json(&cfg),
             "never_exposed": NEVER_EXPOSED,
         }));
         return Exit::Ok;
@@ -100,6 +101,14 @@ pub fn preview(args: &ToolsPreviewArgs) -> Exit {
             }
             say!("      {}: {}", a.name, facts.join(", "));
         }
+        say!("      returns: {}", cap.visible_columns.join(", "));
+    }
+    if !cfg.disabled.is_empty() {
+        say!("\nDisabled until reviewed (in the config, not served):");
+        for (name, reason) in &cfg.airlock.disabled_capabilities {
+            say!("  {name}: {reason}");
+        }
+        say!("  Serve one after review: remove its entry from airlock.disabled_capabilities.");
     }
     say!("\nThe model will never get:");
     for n in NEVER_EXPOSED {
@@ -108,11 +117,21 @@ pub fn preview(args: &ToolsPreviewArgs) -> Exit {
     Exit::Ok
 }
 
+/// The capabilities `airlock.disabled_capabilities` keeps out of service.
+fn disabled_json(cfg: &Config) -> Value {
+    cfg.airlock
+        .disabled_capabilities
+        .iter()
+        .map(|(name, reason)| json!({"capability": name, "reason": reason}))
+        .collect()
+}
+
 fn tool_json(cfg: &Config, t: &airlock_policy::catalog::ToolDef) -> Value {
-    let role = cfg
-        .capability(&t.canonical)
+    let cap = cfg.capability(&t.canonical);
+    let role = cap
         .and_then(|c| c.proposal.as_ref())
         .and_then(|p| p.approval.required_role.clone());
+    let visible = cap.map(|c| c.visible_columns.clone()).unwrap_or_default();
     json!({
         "name": t.name,
         "canonical": t.canonical,
@@ -121,5 +140,6 @@ fn tool_json(cfg: &Config, t: &airlock_policy::catalog::ToolDef) -> Value {
         "description": t.description,
         "inputSchema": t.input_schema,
         "approval_role": role,
+        "visible_columns": visible,
     })
 }

@@ -120,7 +120,7 @@ pub enum InspectError {
 }
 
 impl InspectError {
-    fn code(&self) -> &'static str {
+    pub fn code(&self) -> &'static str {
         match self {
             InspectError::MissingVar(_) => "missing_env",
             InspectError::UnknownUrl(_) => "bad_url",
@@ -186,6 +186,20 @@ pub fn read_schema(
     })
 }
 
+/// The URL in `var`, its engine, and what [`read_schema`] reads with it.
+/// The URL is returned for the caller's own catalog reads; never print it.
+pub fn read_from_env(
+    var: &str,
+    schema: Option<&str>,
+) -> Result<(Engine, String, SchemaInfo, Posture), InspectError> {
+    let url = std::env::var(var).map_err(|_| InspectError::MissingVar(var.to_owned()))?;
+    let engine = engine_of_url(&url)
+        .or_else(|| sqlite::is_plain_path(&url).then_some(Engine::Sqlite))
+        .ok_or_else(|| InspectError::UnknownUrl(var.to_owned()))?;
+    let (info, posture) = read_schema(engine, &url, var, schema)?;
+    Ok((engine, url, info, posture))
+}
+
 /// Everything `inspect` reports, in its `--json` shape.
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -232,14 +246,7 @@ pub fn report(schema: SchemaInfo, mut posture: Posture) -> Report {
 /// `airlock inspect`.
 pub fn run(from_env: &str, schema: Option<&str>, json: bool) -> Exit {
     let started = Instant::now();
-    let result = std::env::var(from_env)
-        .map_err(|_| InspectError::MissingVar(from_env.to_owned()))
-        .and_then(|url| {
-            let engine = engine_of_url(&url)
-                .or_else(|| sqlite::is_plain_path(&url).then_some(Engine::Sqlite))
-                .ok_or_else(|| InspectError::UnknownUrl(from_env.to_owned()))?;
-            read_schema(engine, &url, from_env, schema)
-        });
+    let result = read_from_env(from_env, schema).map(|(_, _, info, posture)| (info, posture));
     let (info, posture) = match result {
         Ok(found) => found,
         Err(e) => return fail(json, e.code(), &e.to_string(), Exit::Failure),
