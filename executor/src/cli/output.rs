@@ -112,6 +112,20 @@ pub fn fail(json: bool, code: &str, message: &str, exit: Exit) -> Exit {
     exit
 }
 
+/// Quote a word for a POSIX shell when it needs it (commands printed for a
+/// person to paste).
+pub fn shell_word(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:=@,%".contains(c))
+    {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,19 +145,5 @@ mod tests {
             escape("plain ünïcode"),
             std::borrow::Cow::Borrowed(_)
         ));
-    }
-}
-
-/// Quote a word for a POSIX shell when it needs it (commands printed for a
-/// person to paste).
-pub fn shell_word(word: &str) -> String {
-    if !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+:=@,%".contains(c))
-    {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
     }
 }
