@@ -731,3 +731,62 @@ fn newcomer_reaches_an_applied_proposal_on_mariadb() {
 fn newcomer_reaches_an_applied_proposal_on_sqlite() {
     newcomer(Engine::Sqlite);
 }
+
+/// A capability `airlock.disabled_capabilities` names is not served: the
+/// executor, which loads the same file, refuses its evidence and its
+/// proposals whatever a proposer sends. Without the entry, the same honest
+/// messages are accepted (so the refusal is the entry's doing).
+#[test]
+fn a_disabled_capability_is_refused_by_the_executor() {
+    use airlock_ipc::Role;
+    use airlock_tests::proposals::{
+        WAIVER, honest_proposal, invoice_row, load, read_of, record, reference_value, submit,
+        waiver,
+    };
+    let env: &[(&str, &str)] = &[("SYNAPSOR_TENANT_ID", "acme")];
+    let served = reference_value();
+    let cfg = load(&served);
+    let mut disabled = served.clone();
+    disabled["airlock"] =
+        json!({"disabled_capabilities": {WAIVER: "drafted by airlock init: review the fee bound"}});
+    let loaded = load(&disabled);
+    assert!(loaded.capability(WAIVER).is_none());
+    assert_eq!(loaded.disabled.len(), 1);
+
+    let exec = ExecutorProcess::start(&disabled, env);
+    block_on(async {
+        let mut client = exec.client(Role::Proposer).await;
+        let args = json!({"invoice_id": "INV-3001", "reason": "please"});
+        let read = read_of(&cfg, WAIVER, args, &invoice_row("INV-3001", "acme"), "acme");
+        let unknown = |r: Result<_, airlock_ipc::client::ClientError>| match r {
+            Err(airlock_ipc::client::ClientError::Refused(body)) => {
+                format!("{}: {}", body.code.as_str(), body.message)
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        let expected = format!("unknown capability `{WAIVER}`");
+        let refused = unknown(record(&mut client, read).await.map(|_| ()));
+        assert!(refused.ends_with(&expected), "{refused}");
+        let change = waiver(&cfg, "INV-3001", "acme", "please");
+        let refused = unknown(submit(&mut client, change, None).await.map(|_| ()));
+        assert_eq!(
+            refused,
+            "policy_violation: the change set breaks the reviewed policy: capability: no capability of that name in the executor's config"
+        );
+    });
+    let listed = exec.cli(&["proposals", "list", "--json"]);
+    assert_eq!(
+        json_of(&listed)["proposals"],
+        json!([]),
+        "{}",
+        text(&listed)
+    );
+    drop(exec);
+
+    let exec = ExecutorProcess::start(&served, env);
+    block_on(async {
+        let mut client = exec.client(Role::Proposer).await;
+        let recorded = honest_proposal(&mut client, &cfg, "please").await;
+        assert!(recorded.proposal_id.starts_with("wrp_"));
+    });
+}
