@@ -433,7 +433,7 @@ fn init_refuses_clearly_and_writes_nothing() {
         (
             &[],
             2,
-            "init asks its questions in a terminal; pass --yes to take the defaults",
+            "the draft asks its questions in a terminal; pass --yes to take the defaults",
         ),
         (
             &["--yes", "--tenant-column", "org_id", "--single-tenant"],

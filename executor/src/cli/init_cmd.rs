@@ -129,6 +129,22 @@ pub fn interactive_terminal() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
+/// Whether to ask: without `--yes`, in a terminal; without `--yes` and
+/// without a terminal, refused (a script must say it takes the defaults).
+pub fn prompts(args: &InitArgs) -> Result<bool, Refusal> {
+    if args.yes {
+        return Ok(false);
+    }
+    if !interactive_terminal() {
+        return Err(Refusal::new(
+            "not_a_terminal",
+            "the draft asks its questions in a terminal; pass --yes to take the defaults (sensitive columns hidden, ambiguous proposals disabled), or run it in a terminal; nothing was written",
+            Exit::Usage,
+        ));
+    }
+    Ok(true)
+}
+
 /// `airlock init`.
 pub fn run(args: &InitArgs) -> Exit {
     match run_init(args) {
@@ -139,14 +155,7 @@ pub fn run(args: &InitArgs) -> Exit {
 
 fn run_init(args: &InitArgs) -> Result<Exit, Refusal> {
     check_output(&args.output, args.force)?;
-    let prompts = !args.yes;
-    if prompts && !interactive_terminal() {
-        return Err(Refusal::new(
-            "not_a_terminal",
-            "init asks its questions in a terminal; pass --yes to take the defaults (sensitive columns hidden, ambiguous proposals disabled), or run it in a terminal; nothing was written",
-            Exit::Usage,
-        ));
-    }
+    let prompts = prompts(args)?;
     let drafted = draft_config(args, prompts)?;
     if prompts && !confirm_write(&args.output)? {
         return Err(Refusal::new(

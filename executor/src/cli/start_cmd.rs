@@ -58,7 +58,7 @@ fn start(args: &StartArgs) -> Result<Exit, Refusal> {
     let drafted = if config.exists() {
         None
     } else {
-        let prompts = !args.init.yes && init_cmd::interactive_terminal();
+        let prompts = init_cmd::prompts(&args.init)?;
         let d = init_cmd::draft_config(&args.init, prompts)?;
         init_cmd::write_new(&config, d.text.as_bytes(), false)?;
         Some(d)
