@@ -214,7 +214,10 @@ fn every_recipe_end_to_end(db: Database) {
     ]);
     let v = stdout_json(&out);
     assert_eq!(v["ok"], true, "{v}");
-    assert_eq!(v["capabilities"], json!({"read": 4, "proposal": 5}));
+    assert_eq!(
+        v["capabilities"],
+        json!({"read": 4, "proposal": 5, "disabled": 0})
+    );
 
     let cfg: Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
     let exec = ExecutorProcess::start(
