@@ -33,6 +33,16 @@ pub async fn list(auth: &Authority, req: ListProposals) -> Result<Proposals, Err
     Ok(Proposals { items })
 }
 
+/// `check_freshness`: re-read the proposal's row now (see
+/// `writeback::apply::freshness`).
+pub async fn freshness(
+    auth: &Authority,
+    req: ProposalRef,
+) -> Result<airlock_ipc::message::FreshnessReport, ErrorBody> {
+    let detail = show(auth, req).await?;
+    crate::writeback::apply::freshness(auth, &detail).await
+}
+
 pub async fn show(auth: &Authority, req: ProposalRef) -> Result<ProposalDetail, ErrorBody> {
     let id = resolve(auth, &req.proposal_id).await?;
     auth.ledger(Durability::Deferred, move |l| l.proposal(&id))

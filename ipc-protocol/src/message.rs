@@ -310,6 +310,37 @@ pub struct EvidenceRecord {
     pub cited_by: Vec<ProposalSummary>,
 }
 
+/// Whether a proposal's target row still is what the proposal was built on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Freshness {
+    /// Every guard still holds: the version and the before-values match.
+    Current,
+    /// Some guard no longer holds (`changed` names them).
+    Changed,
+    /// The row is gone, or belongs to another tenant now.
+    Gone,
+    /// The row could not be re-read (`detail` says why); nothing is known.
+    Unavailable,
+}
+
+/// Answers `check_freshness`: the target row re-read now with the
+/// executor's own connection, checked against the proposal's guards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreshnessReport {
+    pub proposal_id: String,
+    pub freshness: Freshness,
+    /// The guards that failed: `version`, `before:<col>`, `from:<col>`,
+    /// `row:<col>`. Empty unless `changed`.
+    pub changed: Vec<String>,
+    /// Why the row could not be re-read (`unavailable` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// When the row was re-read (RFC 3339, UTC).
+    pub checked_at: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProposalDetail {
@@ -442,6 +473,7 @@ message_set! {
         Apply(ProposalRef) = "apply",
         Replay(ProposalRef) = "replay",
         ShowEvidence(EvidenceRef) = "show_evidence",
+        CheckFreshness(ProposalRef) = "check_freshness",
     }
 }
 
@@ -460,6 +492,7 @@ message_set! {
         Writeback(WritebackResult) = "writeback",
         Replay(ReplayStory) = "replay",
         Evidence(EvidenceRecord) = "evidence",
+        Freshness(FreshnessReport) = "freshness",
         Error(ErrorBody) = "error",
     }
 }
@@ -481,7 +514,8 @@ impl Request {
             | Request::Stats(_)
             | Request::Apply(_)
             | Request::Replay(_)
-            | Request::ShowEvidence(_) => role == Role::Operator,
+            | Request::ShowEvidence(_)
+            | Request::CheckFreshness(_) => role == Role::Operator,
         }
     }
 }
@@ -613,6 +647,7 @@ mod tests {
         ("apply", false, true),
         ("replay", false, true),
         ("show_evidence", false, true),
+        ("check_freshness", false, true),
     ];
 
     /// The golden request of `kind` from `fixtures/`.

@@ -767,6 +767,16 @@ mod tests {
     }
 
     #[test]
+    fn the_suggested_tenant_is_the_best_candidate() {
+        let c = suggested_tenant(&schema()).expect("org_id is a candidate");
+        assert_eq!(c.column, "org_id");
+        assert_eq!(c.tables.len(), 4, "{c:?}");
+        let mut none = schema();
+        none.tables.retain(|t| t.name == "countries");
+        assert_eq!(suggested_tenant(&none), None);
+    }
+
+    #[test]
     fn singular_names() {
         for (plural, one) in [
             ("invoices", "invoice"),
@@ -1108,7 +1118,9 @@ mod tests {
         );
         let mut taken = BTreeSet::from(["a".to_owned(), "b".to_owned()]);
         assert_eq!(unique_name(&mut taken, "a".into(), "b".into()), "b_2");
+        assert_eq!(unique_name(&mut taken, "a".into(), "b".into()), "b_3");
         assert_eq!(unique_name(&mut taken, "c".into(), "b".into()), "c");
+        assert!(taken.contains("b_2") && taken.contains("b_3") && taken.contains("c"));
     }
 
     #[test]

@@ -331,6 +331,28 @@ pub fn writeback_lock(
     cs: &crate::change_set::ChangeSet,
     checks: &[RowCheck],
 ) -> BoundStatement {
+    row_checks(d, cap, cs, checks, true)
+}
+
+/// The same question as [`writeback_lock`] without taking a lock: whether
+/// each check still holds now (the freshness of a pending proposal, asked
+/// by a reviewer before deciding).
+pub fn freshness_probe(
+    d: &WriteDialect<'_>,
+    cap: &Capability,
+    cs: &crate::change_set::ChangeSet,
+    checks: &[RowCheck],
+) -> BoundStatement {
+    row_checks(d, cap, cs, checks, false)
+}
+
+fn row_checks(
+    d: &WriteDialect<'_>,
+    cap: &Capability,
+    cs: &crate::change_set::ChangeSet,
+    checks: &[RowCheck],
+    lock: bool,
+) -> BoundStatement {
     let mut binds = Vec::new();
     let mut cols = Vec::new();
     for (i, c) in checks.iter().enumerate() {
@@ -350,10 +372,37 @@ pub fn writeback_lock(
         cols.join(", "),
         table_name(d.engine, cap)
     );
-    if d.engine != Engine::Sqlite {
+    if lock && d.engine != Engine::Sqlite {
         sql.push_str(" FOR UPDATE");
     }
     BoundStatement { sql, binds }
+}
+
+/// What a freshness probe found: the row gone (or another tenant's), some
+/// checks failed (their labels), or every check still holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowFreshness {
+    Gone,
+    Changed(Vec<String>),
+    Current,
+}
+
+/// Read a probe's answer: `flags[i]` is check `i`'s `1`/`0` (`None`: no row).
+pub fn judge_freshness(checks: &[RowCheck], flags: Option<&[i64]>) -> RowFreshness {
+    let Some(flags) = flags else {
+        return RowFreshness::Gone;
+    };
+    let failed: Vec<String> = checks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| flags.get(*i) != Some(&1))
+        .map(|(_, c)| c.label.clone())
+        .collect();
+    if failed.is_empty() {
+        RowFreshness::Current
+    } else {
+        RowFreshness::Changed(failed)
+    }
 }
 
 /// The guarded UPDATE: set the patched columns and advance the version,
@@ -533,6 +582,60 @@ mod writer_sql_tests {
         });
         let cs = crate::change_set::build(cap, &args, &ctx, row.as_object().unwrap()).unwrap();
         (cfg, cs)
+    }
+
+    #[test]
+    fn a_freshness_probe_asks_what_the_lock_asks_without_locking() {
+        let (cfg, cs) = waiver();
+        let cap = cfg.capability("billing.propose_late_fee_waiver").unwrap();
+        let types = |_: &str| Some("text".to_owned());
+        for engine in [Engine::Postgres, Engine::Mysql, Engine::Sqlite] {
+            let d = WriteDialect {
+                engine,
+                column_type: &types,
+            };
+            let checks = writeback_checks(cap, &cs, None);
+            let lock = writeback_lock(&d, cap, &cs, &checks);
+            let probe = freshness_probe(&d, cap, &cs, &checks);
+            assert_eq!(probe.binds, lock.binds);
+            let expected = lock.sql.trim_end_matches(" FOR UPDATE");
+            assert_eq!(probe.sql, expected);
+            assert!(!probe.sql.contains("FOR UPDATE"), "{}", probe.sql);
+            assert_eq!(lock.sql.ends_with(" FOR UPDATE"), engine != Engine::Sqlite);
+        }
+    }
+
+    #[test]
+    fn freshness_is_judged_from_the_probe_flags() {
+        let check = |label: &str| RowCheck {
+            label: label.into(),
+            column: label.into(),
+            expected: serde_json::Value::Null,
+        };
+        let checks = [check("version"), check("before:late_fee_cents")];
+        assert_eq!(judge_freshness(&checks, None), RowFreshness::Gone);
+        assert_eq!(
+            judge_freshness(&checks, Some(&[1, 1])),
+            RowFreshness::Current
+        );
+        assert_eq!(
+            judge_freshness(&checks, Some(&[0, 1])),
+            RowFreshness::Changed(vec!["version".into()])
+        );
+        assert_eq!(
+            judge_freshness(&checks, Some(&[1, 0])),
+            RowFreshness::Changed(vec!["before:late_fee_cents".into()])
+        );
+        // A missing or odd flag is not a pass.
+        assert_eq!(
+            judge_freshness(&checks, Some(&[1])),
+            RowFreshness::Changed(vec!["before:late_fee_cents".into()])
+        );
+        assert_eq!(
+            judge_freshness(&checks, Some(&[2, 1])),
+            RowFreshness::Changed(vec!["version".into()])
+        );
+        assert_eq!(judge_freshness(&[], Some(&[1])), RowFreshness::Current);
     }
 
     /// F4: on Postgres every function and cast the writer names is in

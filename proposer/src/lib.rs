@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod app_card;
 pub mod cli;
 pub mod credentials;
 pub mod envelope;

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, MetaObject, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
-    ToolAnnotations,
+    ListResourcesResult, ListToolsResult, MetaObject, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ServerCapabilities,
+    ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -62,7 +63,12 @@ impl McpServer {
                     Some(read_only),
                     Some(false),
                 ));
-                tool.meta = Some(canonical_meta(&t.canonical));
+                let mut meta = canonical_meta(&t.canonical);
+                // A proposal renders as the display-only card where the host can.
+                if !read_only {
+                    crate::app_card::link(&mut meta);
+                }
+                tool.meta = Some(meta);
                 tool
             })
             .collect();
@@ -77,9 +83,14 @@ impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
         let mut info = Implementation::new("airlock-proposer", env!("CARGO_PKG_VERSION"));
         info.title = Some("Airlock".into());
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(info)
-            .with_instructions(INSTRUCTIONS)
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        )
+        .with_server_info(info)
+        .with_instructions(INSTRUCTIONS)
     }
 
     async fn list_tools(
@@ -88,6 +99,34 @@ impl ServerHandler for McpServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        Ok(ListResourcesResult::with_all_items(vec![
+            crate::app_card::resource(),
+        ]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        if request.uri != crate::app_card::CARD_URI {
+            let shown: String = request.uri.chars().take(128).collect();
+            return Err(McpError::resource_not_found(
+                format!(
+                    "there is no resource `{shown}`; the only one is {}",
+                    crate::app_card::CARD_URI
+                ),
+                None,
+            ));
+        }
+        Ok(ReadResourceResult::new(vec![crate::app_card::contents()]).into())
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

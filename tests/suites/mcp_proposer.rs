@@ -1090,3 +1090,84 @@ fn every_mcp_config_snippet_yields_client_safe_tool_names() {
         }
     });
 }
+
+/// MCP Apps: every proposal tool names the display-only card in
+/// `_meta.ui.resourceUri` (read tools do not); `resources/list` announces
+/// it as `text/html;profile=mcp-app` with an empty `connectDomains` CSP;
+/// `resources/read` returns a page with no token or config value in it,
+/// no approve action and no way to call anything — asked through a real
+/// MCP client (rmcp over stdio).
+#[test]
+fn proposal_tools_announce_a_display_only_card() {
+    const CARD: &str = "ui://airlock/proposal-card.html";
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_reference(dir.path(), "reference");
+    let stack = Stack::new(&db);
+    rt().block_on(async {
+        let mut env = stack.env();
+        env.push(("MCP_TOKEN", TOKEN));
+        let client = stdio_client(&stack.exec.config_path, &stack.exec.socket_dir, &env, &[]).await;
+        let tools = client.list_all_tools().await.unwrap();
+        let mut proposals = 0;
+        for t in &tools {
+            let meta = serde_json::to_value(&t.meta).unwrap();
+            let read_only = t
+                .annotations
+                .as_ref()
+                .and_then(|a| a.read_only_hint)
+                .unwrap_or(false);
+            if read_only {
+                assert!(meta.get("ui").is_none(), "{}: {meta}", t.name);
+            } else {
+                assert_eq!(meta["ui"]["resourceUri"], CARD, "{}: {meta}", t.name);
+                proposals += 1;
+            }
+        }
+        assert!(proposals >= 3, "{proposals}");
+
+        let resources = client.list_all_resources().await.unwrap();
+        assert_eq!(resources.len(), 1, "{resources:?}");
+        let r = serde_json::to_value(&resources[0]).unwrap();
+        assert_eq!(r["uri"], CARD);
+        assert_eq!(r["mimeType"], "text/html;profile=mcp-app");
+        assert_eq!(r["_meta"]["ui"]["csp"]["connectDomains"], json!([]), "{r}");
+        assert_eq!(r["_meta"]["ui"]["csp"]["resourceDomains"], json!([]), "{r}");
+
+        let read = client
+            .read_resource(rmcp::model::ReadResourceRequestParams::new(CARD))
+            .await
+            .unwrap();
+        let contents = serde_json::to_value(&read.contents).unwrap();
+        assert_eq!(contents[0]["mimeType"], "text/html;profile=mcp-app");
+        let html = contents[0]["text"].as_str().unwrap();
+        assert!(
+            html.contains("Awaiting approval outside this chat"),
+            "{html}"
+        );
+        // No token, no config value, no credential.
+        for secret in [TOKEN, db.read_url.as_str(), "acme", "agent_17"] {
+            assert!(!html.contains(secret), "{secret} is in the card");
+        }
+        // No approve action and nothing that could reach anywhere.
+        for action in [
+            "<form",
+            "<button",
+            "fetch(",
+            "XMLHttpRequest",
+            "WebSocket",
+            "tools/call",
+            "href=",
+            "src=",
+        ] {
+            assert!(!html.contains(action), "{action} is in the card");
+        }
+        // Anything else is not found.
+        let missing = client
+            .read_resource(rmcp::model::ReadResourceRequestParams::new(
+                "ui://airlock/approve.html",
+            ))
+            .await;
+        assert!(missing.is_err(), "{missing:?}");
+        client.cancel().await.unwrap();
+    });
+}

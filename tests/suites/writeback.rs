@@ -947,3 +947,110 @@ fn sqlite_receipts_table_without_job_id_is_refused() {
     );
     drop(dir);
 }
+
+/// `check_freshness` follows the row: current right after the proposal,
+/// changed once someone else writes it (and then `apply` agrees: conflict),
+/// gone once the row moves to another tenant, unavailable without the write
+/// URL — through the real CLI (`proposals show`, `proposals
+/// check-freshness`), on every engine.
+fn freshness(db: Database) {
+    let now = match db.engine {
+        Engine::Postgres => "now()",
+        Engine::Mysql => "CURRENT_TIMESTAMP(6)",
+        Engine::Sqlite => "'2026-12-01T00:00:00Z'",
+    };
+    let mut l = Loop::new(db.clone(), reference_config_for(&db), None);
+    let id = l.propose(
+        "billing.propose_late_fee_waiver",
+        json!({"invoice_id": "INV-3001", "reason": "r"}),
+    );
+    let check = |l: &Loop| {
+        let out = l.cli(&["proposals", "check-freshness", &id, "--json"]);
+        (out.status.code(), json_out(&out))
+    };
+    let out = l.cli(&["proposals", "show", &id, "--json"]);
+    let shown = json_out(&out);
+    assert_eq!(shown["freshness"]["freshness"], "current", "{shown}");
+    assert_eq!(shown["freshness"]["changed"], json!([]));
+    let text = String::from_utf8_lossy(&l.cli(&["proposals", "show", &id]).stdout).into_owned();
+    assert!(text.contains("Freshness:  still current"), "{text}");
+    let (code, v) = check(&l);
+    assert_eq!(code, Some(0), "{v}");
+
+    // Someone else writes the row: the fee and the version column change.
+    execute(
+        &db,
+        &format!(
+            "UPDATE invoices SET late_fee_cents = 7000, updated_at = {now} WHERE id = 'INV-3001'"
+        ),
+    );
+    let (code, v) = check(&l);
+    assert_eq!(code, Some(4), "{v}");
+    assert_eq!(v["freshness"]["freshness"], "changed", "{v}");
+    assert_eq!(
+        v["freshness"]["changed"],
+        json!(["version", "before:late_fee_cents"]),
+        "{v}"
+    );
+    let text = String::from_utf8_lossy(&l.cli(&["proposals", "show", &id]).stdout).into_owned();
+    assert!(
+        text.contains("CHANGED since the proposal")
+            && text.contains("version, before:late_fee_cents"),
+        "{text}"
+    );
+
+    // The row moves to another tenant: gone, for this proposal's tenant.
+    execute(
+        &db,
+        "UPDATE invoices SET tenant_id = 'otherco' WHERE id = 'INV-3001'",
+    );
+    let (code, v) = check(&l);
+    assert_eq!(code, Some(4), "{v}");
+    assert_eq!(v["freshness"]["freshness"], "gone", "{v}");
+
+    // Freshness is advice: approving and applying still decide under the
+    // lock, and agree.
+    l.approve(&id);
+    let (code, out) = l.apply(&id);
+    assert_eq!(code, Some(4), "{out}");
+    assert_eq!(
+        out["writeback"]["receipt"]["safe_error_code"],
+        "ROW_NOT_FOUND"
+    );
+    // A finished proposal's row is not re-read.
+    let shown = json_out(&l.cli(&["proposals", "show", &id, "--json"]));
+    assert_eq!(shown["freshness"], Value::Null, "{shown}");
+
+    // Without the write URL the executor cannot re-read: unavailable, exit 1.
+    let id2 = l.propose(
+        "billing.propose_late_fee_waiver",
+        json!({"invoice_id": "INV-3002", "reason": "r"}),
+    );
+    l.exec.stop();
+    l.exec_env.retain(|(k, _)| *k != "APP_WRITE_URL");
+    let env: Vec<(&str, &str)> = l.exec_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    l.exec.restart(&env);
+    let out = l.cli(&["proposals", "check-freshness", &id2, "--json"]);
+    let v = json_out(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(v["freshness"]["freshness"], "unavailable", "{v}");
+    let detail = v["freshness"]["detail"].as_str().unwrap();
+    assert!(detail.contains("APP_WRITE_URL"), "{detail}");
+    assert!(!detail.contains(&db.write_url), "{detail}");
+}
+
+#[test]
+fn freshness_follows_the_row_on_postgres() {
+    freshness(postgres_reference("airlock_wb_fresh"));
+}
+
+#[test]
+fn freshness_follows_the_row_on_mariadb() {
+    freshness(mysql_reference("airlock_wb_fresh"));
+}
+
+#[test]
+fn freshness_follows_the_row_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    freshness(sqlite_reference(dir.path(), "wb_fresh"));
+}

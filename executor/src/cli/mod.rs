@@ -387,11 +387,23 @@ enum ProposalsCommand {
         #[command(flatten)]
         conn: ConnArgs,
     },
-    /// Show one proposal as a readable diff (ID or `latest`).
+    /// Show one proposal as a readable diff (ID or `latest`), with its row re-read now: still current, or changed since the proposal.
     #[command(
         after_help = "Examples:\n  airlock proposals show latest\n  airlock proposals show wrp_3f9c1a7e5b2d4c8019e6 --json"
     )]
     Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Re-read a proposal's row now and check its guards (exit 0 still current, 4 changed or gone, 1 could not re-read).
+    #[command(
+        name = "check-freshness",
+        after_help = "Examples:\n  airlock proposals check-freshness latest\n  airlock proposals check-freshness wrp_3f9c1a7e5b2d4c8019e6 --json"
+    )]
+    CheckFreshness {
         id: String,
         #[arg(long)]
         json: bool,
@@ -683,6 +695,9 @@ pub fn main() -> ExitCode {
         }
         Command::Proposals(ProposalsCommand::Show { id, json, conn }) => {
             operator::show(&conn, &id, json)
+        }
+        Command::Proposals(ProposalsCommand::CheckFreshness { id, json, conn }) => {
+            operator::freshness(&conn, &id, json)
         }
         Command::Proposals(ProposalsCommand::Approve {
             id,

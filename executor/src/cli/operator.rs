@@ -9,8 +9,8 @@ use airlock_ipc::Role;
 use airlock_ipc::client::{Client, ClientError, ExpectedServer};
 use airlock_ipc::error::ErrorCode;
 use airlock_ipc::message::{
-    Approve, Decision, Empty, EventsSince, ListProposals, ProposalDetail, ProposalRef,
-    ProposalState, Reject, Request, Response,
+    Approve, Decision, Empty, EventsSince, Freshness, FreshnessReport, ListProposals,
+    ProposalDetail, ProposalRef, ProposalState, Reject, Request, Response,
 };
 use airlock_ipc::transport::{OPERATOR_SOCKET, resolve_socket_dir};
 use airlock_policy::change_set::scalar_text;
@@ -251,17 +251,109 @@ pub fn show(conn: &ConnArgs, id: &str, json: bool) -> Exit {
             Ok(c) => c,
             Err(e) => return e,
         };
-        match fetch(&mut client, json, id).await {
-            Ok(d) => {
-                if json {
-                    print_json(&json!({"ok": true, "proposal": d}));
-                } else {
-                    print_detail(&d);
-                }
-                Exit::Ok
+        let d = match fetch(&mut client, json, id).await {
+            Ok(d) => d,
+            Err(e) => return e,
+        };
+        // An open proposal's row is re-read now; a finished one's is not
+        // (its answer no longer depends on the row).
+        let fresh = if is_open(d.summary.state) {
+            match check_freshness(&mut client, json, &d.summary.proposal_id).await {
+                Ok(f) => Some(f),
+                Err(e) => return e,
             }
-            Err(e) => e,
+        } else {
+            None
+        };
+        if json {
+            print_json(&json!({"ok": true, "proposal": d, "freshness": fresh}));
+        } else {
+            print_detail(&d);
+            match &fresh {
+                Some(f) => print_freshness(f),
+                None => say!(
+                    "\n  Freshness:  not checked: the proposal is {}",
+                    d.summary.state.as_str()
+                ),
+            }
         }
+        Exit::Ok
+    })
+}
+
+/// Waiting for a decision or for its apply.
+fn is_open(state: ProposalState) -> bool {
+    matches!(
+        state,
+        ProposalState::PendingApproval | ProposalState::Approved
+    )
+}
+
+async fn check_freshness(
+    client: &mut Client,
+    json: bool,
+    id: &str,
+) -> Result<FreshnessReport, Exit> {
+    match call(
+        client,
+        json,
+        Request::CheckFreshness(ProposalRef {
+            proposal_id: id.to_owned(),
+        }),
+    )
+    .await?
+    {
+        Response::Freshness(f) => Ok(f),
+        other => Err(unexpected(json, &other)),
+    }
+}
+
+/// One line (or two): is the row still what the proposal was built on?
+pub fn print_freshness(f: &FreshnessReport) {
+    let at = escape(&f.checked_at);
+    match f.freshness {
+        Freshness::Current => {
+            say!("\n  Freshness:  still current (the row was re-read at {at}; every guard holds)")
+        }
+        Freshness::Changed => say!(
+            "\n  Freshness:  CHANGED since the proposal (re-read at {at}): {} no longer hold{}; applying would be a conflict",
+            escape(&f.changed.join(", ")),
+            if f.changed.len() == 1 { "s" } else { "" }
+        ),
+        Freshness::Gone => say!(
+            "\n  Freshness:  the row is GONE (re-read at {at}): no row with that key for this tenant"
+        ),
+        Freshness::Unavailable => say!(
+            "\n  Freshness:  unknown: the row could not be re-read ({})",
+            escape(f.detail.as_deref().unwrap_or("no detail"))
+        ),
+    }
+}
+
+/// `proposals check-freshness ID`: exit 0 still current, 4 changed or gone,
+/// 1 when the row could not be re-read.
+pub fn freshness(conn: &ConnArgs, id: &str, json: bool) -> Exit {
+    run(json, async {
+        let mut client = match connect(conn, json).await {
+            Ok(c) => c,
+            Err(e) => return e,
+        };
+        let f = match check_freshness(&mut client, json, id).await {
+            Ok(f) => f,
+            Err(e) => return e,
+        };
+        let exit = match f.freshness {
+            Freshness::Current => Exit::Ok,
+            Freshness::Changed | Freshness::Gone => Exit::Conflict,
+            Freshness::Unavailable => Exit::Failure,
+        };
+        if json {
+            print_json(&json!({"ok": exit == Exit::Ok, "freshness": f}));
+        } else {
+            say!("Proposal {}", escape(&f.proposal_id));
+            print_freshness(&f);
+        }
+        exit
     })
 }
 
@@ -487,6 +579,9 @@ pub fn approve(conn: &ConnArgs, id: &str, opts: ApproveOptions, json: bool) -> E
         }
         if !json {
             print_detail(&detail);
+            if let Ok(f) = check_freshness(&mut client, json, &detail.summary.proposal_id).await {
+                print_freshness(&f);
+            }
             say!("");
         }
         if prompts && !confirm(&format!("Approve {}?", escape(&detail.summary.proposal_id))) {

@@ -13,9 +13,12 @@ use std::sync::Mutex;
 
 use airlock_ipc::ErrorBody;
 use airlock_ipc::error::ErrorCode;
-use airlock_ipc::message::{ProposalState, WritebackResult};
+use airlock_ipc::message::{
+    Freshness, FreshnessReport, ProposalDetail, ProposalState, WritebackResult,
+};
 use airlock_policy::change_set::scalar_text;
 use airlock_policy::config::{ExecutorSpec, Kind};
+use airlock_policy::statement::RowFreshness;
 
 use super::credentials::read_secret;
 use super::http_handler::HttpSecrets;
@@ -63,6 +66,64 @@ impl Writeback {
             .table_columns(source_id, source, schema, table)
             .await
     }
+}
+
+/// For a row-hash guard: the recorded read of the proposal's very row.
+fn evidence_row(detail: &ProposalDetail) -> Option<&serde_json::Map<String, serde_json::Value>> {
+    let pk = &detail.change_set.target.primary_key;
+    detail.evidence.as_ref().and_then(|e| {
+        e.rows.iter().find(|r| {
+            r.get(&pk.column)
+                .is_some_and(|v| scalar_text(v) == scalar_text(&pk.value))
+        })
+    })
+}
+
+/// `check_freshness`: the proposal's target row re-read now and judged
+/// against its guards. A source that cannot be read is an `unavailable`
+/// answer, not an error: the reviewer learns that nothing is known.
+pub async fn freshness(
+    auth: &Authority,
+    detail: &ProposalDetail,
+) -> Result<FreshnessReport, ErrorBody> {
+    let Some(cap) = auth
+        .config
+        .capability(&detail.summary.capability)
+        .filter(|c| c.kind == Kind::Proposal)
+    else {
+        return Err(ErrorBody::new(
+            ErrorCode::ConfigChanged,
+            "the proposal's capability is no longer in the executor's config; its row cannot be checked",
+        ));
+    };
+    let result = match auth.config.source_for(cap) {
+        Some(source) if targets_the_stored_row(cap, &detail.change_set) => {
+            sql_update::freshness(
+                &auth.writeback.pools,
+                &cap.source,
+                source,
+                cap,
+                &detail.change_set,
+                evidence_row(detail),
+            )
+            .await
+        }
+        Some(_) => Err("the capability now targets another table, key or tenant column".to_owned()),
+        None => Err(format!("source `{}` is not configured", cap.source)),
+    };
+    let (freshness, changed, detail_text) = match result {
+        Ok(RowFreshness::Current) => (Freshness::Current, Vec::new(), None),
+        Ok(RowFreshness::Changed(labels)) => (Freshness::Changed, labels, None),
+        Ok(RowFreshness::Gone) => (Freshness::Gone, Vec::new(), None),
+        Err(why) => (Freshness::Unavailable, Vec::new(), Some(why)),
+    };
+    Ok(FreshnessReport {
+        proposal_id: detail.summary.proposal_id.clone(),
+        freshness,
+        changed,
+        detail: detail_text,
+        checked_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    })
 }
 
 fn state_after(status: ReceiptStatus) -> ProposalState {
@@ -233,14 +294,7 @@ pub async fn apply(
     };
     tracing::info!(proposal_id, job_id = %job.job_id, attempt, executor = executor.name, "applying");
 
-    // For a row-hash guard: the recorded read of this very row.
-    let pk = &detail.change_set.target.primary_key;
-    let read_row = detail.evidence.as_ref().and_then(|e| {
-        e.rows.iter().find(|r| {
-            r.get(&pk.column)
-                .is_some_and(|v| scalar_text(v) == scalar_text(&pk.value))
-        })
-    });
+    let read_row = evidence_row(&detail);
     let outcome = match executor.spec {
         ExecutorSpec::SqlUpdate => {
             sql_update::apply(&wb.pools, &cap.source, source, cap, &job, read_row).await

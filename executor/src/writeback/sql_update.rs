@@ -21,8 +21,9 @@ use airlock_policy::config::{Capability, Engine, Source};
 use airlock_policy::db_error::{Misconfiguration, classify};
 use airlock_policy::secrets::redact;
 use airlock_policy::statement::{
-    BoundStatement, NextVersion, RECEIPTS_TABLE, WriteDialect, receipt_insert, receipt_lookup,
-    receipts_ddl, writeback_checks, writeback_lock, writeback_new_version, writeback_update,
+    BoundStatement, NextVersion, RECEIPTS_TABLE, RowFreshness, WriteDialect, freshness_probe,
+    judge_freshness, receipt_insert, receipt_lookup, receipts_ddl, writeback_checks,
+    writeback_lock, writeback_new_version, writeback_update,
 };
 use serde_json::{Map, Value};
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
@@ -379,6 +380,61 @@ fn int_at(row: &AnyRow, i: usize) -> i64 {
     row.try_get::<i64, _>(i)
         .or_else(|_| row.try_get::<bool, _>(i).map(i64::from))
         .unwrap_or(0)
+}
+
+/// Re-read a proposal's target row without a lock, with the writer's
+/// connection, and judge the proposal's guards against it (the checks
+/// `apply` makes under the lock). `Err`: why the row could not be re-read,
+/// without credentials.
+pub async fn freshness(
+    pools: &WritePools,
+    source_id: &str,
+    source: &Source,
+    cap: &Capability,
+    cs: &airlock_policy::change_set::ChangeSet,
+    read_row: Option<&Map<String, Value>>,
+) -> Result<RowFreshness, String> {
+    let Some(write_env) = &source.write_url_env else {
+        return Err(format!(
+            "source `{source_id}` has no write_url_env, so the executor holds no connection to re-read it"
+        ));
+    };
+    let url = read_secret(write_env).map_err(|e| e.to_string())?;
+    let secrets = airlock_policy::secrets::url_secrets(&url);
+    let scrub = |what: &str, e: &dyn std::fmt::Display| {
+        redact(&format!("{what}: {e}"), &secrets)
+            .chars()
+            .take(500)
+            .collect::<String>()
+    };
+    let engine = source.engine;
+    let pool = pools
+        .pool(source_id, source, &url)
+        .await
+        .map_err(|e| scrub("the write URL is not usable", &e))?;
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|e| scrub("cannot connect with the write credential", &e))?;
+    let types = pools
+        .column_types(&mut conn, source_id, engine, cap)
+        .await
+        .map_err(|e| scrub("cannot read the table's column types", &e))?;
+    let column_type = |c: &str| types.get(c).cloned();
+    let dialect = WriteDialect {
+        engine,
+        column_type: &column_type,
+    };
+    let checks = writeback_checks(cap, cs, read_row);
+    let probe = freshness_probe(&dialect, cap, cs, &checks);
+    let args =
+        arguments(engine, &probe, &types).map_err(|e| scrub("cannot bind the row's key", &e))?;
+    let row = sqlx::query_with(sqlx::AssertSqlSafe(probe.sql.clone()), args)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(|e| scrub("cannot re-read the row", &e))?;
+    let flags: Option<Vec<i64>> = row.map(|r| (0..checks.len()).map(|i| int_at(&r, i)).collect());
+    Ok(judge_freshness(&checks, flags.as_deref()))
 }
 
 /// Apply one job with `sql_update`.
