@@ -298,25 +298,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn col(name: &str, ty: &str) -> ColumnInfo {
-        ColumnInfo {
-            name: name.into(),
-            data_type: ty.into(),
-            nullable: false,
-        }
+        ColumnInfo::new(name, ty, false)
     }
 
     fn table(name: &str, columns: Vec<ColumnInfo>) -> TableInfo {
-        TableInfo {
-            name: name.into(),
-            kind: TableKind::Table,
-            columns,
-            primary_key: vec!["id".into()],
-            unique: vec![],
-            foreign_keys: vec![],
-            indexes: vec![],
-            triggers: vec![],
-            row_level_security: false,
-        }
+        TableInfo::new(name, columns, vec!["id".into()])
     }
 
     fn index(name: &str, columns: &[&str]) -> IndexInfo {

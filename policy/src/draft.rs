@@ -666,25 +666,15 @@ mod tests {
     use crate::schema_info::ColumnInfo;
 
     fn col(name: &str, ty: &str) -> ColumnInfo {
-        ColumnInfo {
-            name: name.into(),
-            data_type: ty.into(),
-            nullable: false,
-        }
+        ColumnInfo::new(name, ty, false)
     }
 
     fn table(name: &str, pk: &[&str], cols: &[(&str, &str)]) -> TableInfo {
-        TableInfo {
-            name: name.into(),
-            kind: TableKind::Table,
-            columns: cols.iter().map(|(n, t)| col(n, t)).collect(),
-            primary_key: pk.iter().map(|s| (*s).to_owned()).collect(),
-            unique: vec![],
-            foreign_keys: vec![],
-            indexes: vec![],
-            triggers: vec![],
-            row_level_security: false,
-        }
+        TableInfo::new(
+            name,
+            cols.iter().map(|(n, t)| col(n, t)).collect(),
+            pk.iter().map(|s| (*s).to_owned()).collect(),
+        )
     }
 
     fn schema() -> SchemaInfo {

@@ -274,11 +274,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn col(name: &str, ty: &str) -> ColumnInfo {
-        ColumnInfo {
-            name: name.into(),
-            data_type: ty.into(),
-            nullable: true,
-        }
+        ColumnInfo::new(name, ty, true)
     }
 
     fn invoices() -> Vec<ColumnInfo> {

@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::Config;
 use crate::identifier::Engine;
-use crate::schema_info::{ColumnInfo, TableInfo, TableKind, is_tenant_shaped};
+use crate::schema_info::{ColumnInfo, TableInfo, is_tenant_shaped};
 
 /// What a column's declared type can hold, as far as a recipe cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -577,28 +577,14 @@ impl Recipe {
     /// (text) and each field's first guess. `recipes show` prints the
     /// capability built on it; the tests build every recipe on it.
     pub fn sample(&self) -> TableInfo {
-        let column = |name: &str, data_type: &str| ColumnInfo {
-            name: name.to_owned(),
-            data_type: data_type.to_owned(),
-            nullable: false,
-        };
+        let column = |name: &str, data_type: &str| ColumnInfo::new(name, data_type, false);
         let mut columns = vec![column("id", "text"), column("tenant_id", "text")];
         columns.extend(
             self.fields
                 .iter()
                 .map(|f| column(f.guesses[0], f.kind.sample_type())),
         );
-        TableInfo {
-            name: self.sample_table.to_owned(),
-            kind: TableKind::Table,
-            columns,
-            primary_key: vec!["id".to_owned()],
-            unique: vec![],
-            foreign_keys: vec![],
-            indexes: vec![],
-            triggers: vec![],
-            row_level_security: false,
-        }
+        TableInfo::new(self.sample_table, columns, vec!["id".to_owned()])
     }
 }
 
@@ -1100,11 +1086,7 @@ mod tests {
     }
 
     fn col(name: &str, data_type: &str) -> ColumnInfo {
-        ColumnInfo {
-            name: name.into(),
-            data_type: data_type.into(),
-            nullable: true,
-        }
+        ColumnInfo::new(name, data_type, true)
     }
 
     fn errors(r: Result<Built, Vec<RecipeError>>) -> Vec<RecipeError> {

@@ -113,7 +113,33 @@ impl SchemaInfo {
     }
 }
 
+impl ColumnInfo {
+    pub fn new(name: &str, data_type: &str, nullable: bool) -> ColumnInfo {
+        ColumnInfo {
+            name: name.to_owned(),
+            data_type: data_type.to_owned(),
+            nullable,
+        }
+    }
+}
+
 impl TableInfo {
+    /// A table with these columns and primary key, and nothing else known
+    /// (no constraints, indexes, triggers or row-level security).
+    pub fn new(name: &str, columns: Vec<ColumnInfo>, primary_key: Vec<String>) -> TableInfo {
+        TableInfo {
+            name: name.to_owned(),
+            kind: TableKind::Table,
+            columns,
+            primary_key,
+            unique: vec![],
+            foreign_keys: vec![],
+            indexes: vec![],
+            triggers: vec![],
+            row_level_security: false,
+        }
+    }
+
     pub fn column(&self, name: &str) -> Option<&ColumnInfo> {
         self.columns.iter().find(|c| c.name == name)
     }

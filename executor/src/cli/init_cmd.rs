@@ -22,7 +22,7 @@ use airlock_policy::sensitive::classify;
 use serde_json::json;
 
 use super::inspect::{InspectError, Posture, read_from_env};
-use super::output::{Exit, escape, print_json, say, shell_word};
+use super::output::{Exit, Refusal, escape, print_json, say, shell_word};
 use super::schema_lock_cmd::read_tables;
 
 /// Beside the config: the ledger, the sockets and (`start`) the executor's
@@ -50,52 +50,8 @@ pub struct InitArgs {
     pub json: bool,
 }
 
-/// A refusal: what was wrong, each problem, and the exit code.
-#[derive(Debug)]
-pub struct Refusal {
-    pub code: &'static str,
-    pub message: String,
-    pub problems: Vec<String>,
-    pub exit: Exit,
-}
-
-impl Refusal {
-    pub fn new_failure(code: &'static str, message: impl Into<String>) -> Refusal {
-        Refusal::new(code, message, Exit::Failure)
-    }
-
-    pub fn new(code: &'static str, message: impl Into<String>, exit: Exit) -> Refusal {
-        Refusal {
-            code,
-            message: message.into(),
-            problems: Vec::new(),
-            exit,
-        }
-    }
-
-    pub fn print(&self, json: bool) -> Exit {
-        if json {
-            print_json(&json!({"ok": false, "error": {
-                "code": self.code,
-                "message": self.message,
-                "problems": self.problems,
-            }}));
-        } else {
-            let mut text = format!("airlock: {}", self.message);
-            for p in &self.problems {
-                text.push_str("\n  - ");
-                text.push_str(&escape(p));
-            }
-            eprintln!("{}", super::output::escape_lines(&text));
-        }
-        self.exit
-    }
-}
-
-impl From<InspectError> for Refusal {
-    fn from(e: InspectError) -> Refusal {
-        Refusal::new(e.code(), e.to_string(), Exit::Failure)
-    }
+fn inspect_refusal(e: InspectError) -> Refusal {
+    Refusal::new(e.code(), e.to_string())
 }
 
 /// A drafted, locked and validated config, ready to write.
@@ -136,10 +92,9 @@ pub fn prompts(args: &InitArgs) -> Result<bool, Refusal> {
         return Ok(false);
     }
     if !interactive_terminal() {
-        return Err(Refusal::new(
+        return Err(Refusal::usage(
             "not_a_terminal",
             "the draft asks its questions in a terminal; pass --yes to take the defaults (sensitive columns hidden, ambiguous proposals disabled), or run it in a terminal; nothing was written",
-            Exit::Usage,
         ));
     }
     Ok(true)
@@ -158,11 +113,7 @@ fn run_init(args: &InitArgs) -> Result<Exit, Refusal> {
     let prompts = prompts(args)?;
     let drafted = draft_config(args, prompts)?;
     if prompts && !confirm_write(&args.output)? {
-        return Err(Refusal::new(
-            "cancelled",
-            "nothing was written",
-            Exit::Failure,
-        ));
+        return Err(Refusal::new("cancelled", "nothing was written"));
     }
     write_new(&args.output, drafted.text.as_bytes(), args.force)?;
     report(args, &drafted);
@@ -178,7 +129,6 @@ pub fn check_output(output: &Path, force: bool) -> Result<(), Refusal> {
                 "{} already exists; choose another --output, or pass --force to replace it (nothing was written)",
                 output.display()
             ),
-            Exit::Failure,
         ));
     }
     match output.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -188,7 +138,6 @@ pub fn check_output(output: &Path, force: bool) -> Result<(), Refusal> {
                 "the directory {} does not exist; create it first (nothing was written)",
                 dir.display()
             ),
-            Exit::Failure,
         )),
         _ => Ok(()),
     }
@@ -217,7 +166,6 @@ pub fn write_new(path: &Path, bytes: &[u8], force: bool) -> Result<(), Refusal> 
         Refusal::new(
             "write_failed",
             format!("cannot write {}: {e}", path.display()),
-            Exit::Failure,
         )
     })
 }
@@ -225,13 +173,13 @@ pub fn write_new(path: &Path, bytes: &[u8], force: bool) -> Result<(), Refusal> 
 /// Inspect, choose (asking when `prompts`), draft, lock and validate.
 pub fn draft_config(args: &InitArgs, prompts: bool) -> Result<Drafted, Refusal> {
     if args.tenant_column.is_some() && args.single_tenant {
-        return Err(Refusal::new(
+        return Err(Refusal::usage(
             "usage",
             "--tenant-column and --single-tenant contradict each other; give one",
-            Exit::Usage,
         ));
     }
-    let (engine, url, schema, posture) = read_from_env(&args.from_env, args.schema.as_deref())?;
+    let (engine, url, schema, posture) =
+        read_from_env(&args.from_env, args.schema.as_deref()).map_err(inspect_refusal)?;
     let (tenancy, tenant_from) = choose_tenancy(args, &schema, prompts)?;
     let write_env = (!args.read_only).then(|| {
         args.write_env
@@ -278,7 +226,6 @@ pub fn draft_config(args: &InitArgs, prompts: bool) -> Result<Drafted, Refusal> 
                 errors.len(),
                 if errors.len() == 1 { "" } else { "s" }
             ),
-            Exit::Failure,
         );
         r.problems = errors
             .iter()
@@ -319,7 +266,6 @@ fn draft_refusal(errors: Vec<draft::DraftError>) -> Refusal {
         } else {
             format!("{} problems; nothing was written:", errors.len())
         },
-        Exit::Failure,
     );
     if errors.len() > 1 {
         r.problems = errors.iter().map(ToString::to_string).collect();
@@ -369,7 +315,6 @@ fn choose_tenancy(
                 "no column of {} looks like a tenant key (tenant_id, org_id, account_id, workspace_id, …); name it with --tenant-column COLUMN, or pass --single-tenant if this database serves one tenant; nothing was written",
                 schema.schema
             ),
-            Exit::Failure,
         )),
     }
 }
@@ -378,7 +323,6 @@ fn prompt_error(e: dialoguer::Error) -> Refusal {
     Refusal::new(
         "cancelled",
         format!("the prompt ended ({e}); nothing was written"),
-        Exit::Failure,
     )
 }
 
@@ -403,7 +347,6 @@ fn ask_choices(
             return Err(Refusal::new(
                 "cancelled",
                 "no table chosen; nothing was written",
-                Exit::Failure,
             ));
         }
         opts.selection = Selection::Named(picked.iter().map(|i| names[*i].to_owned()).collect());
@@ -519,14 +462,13 @@ fn lock(engine: Engine, url: &str, schema: &str, drafted: &mut Draft) -> Result<
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Refusal::new("internal", e.to_string(), Exit::Failure))?;
+        .map_err(|e| Refusal::new("internal", e.to_string()))?;
     let columns = runtime
         .block_on(read_tables(engine, url, &pairs))
         .map_err(|e| {
             Refusal::new(
                 "catalog_unreadable",
                 format!("cannot read the tables' columns to lock them: {e}; nothing was written"),
-                Exit::Failure,
             )
         })?;
     let by_table: BTreeMap<&String, &Vec<airlock_policy::schema_info::ColumnInfo>> =
@@ -548,7 +490,6 @@ fn lock(engine: Engine, url: &str, schema: &str, drafted: &mut Draft) -> Result<
                     format!(
                         "table {schema}.{table} vanished or cannot be read while drafting; nothing was written"
                     ),
-                    Exit::Failure,
                 ));
             }
         }

@@ -126,6 +126,55 @@ pub fn shell_word(word: &str) -> String {
     }
 }
 
+/// A command's refusal: what was wrong, each problem on its own line, and
+/// the exit code; printed as `{"ok": false, "error": {code, message,
+/// problems}}` with `--json`, else on stderr.
+#[derive(Debug)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+    pub problems: Vec<String>,
+    pub exit: Exit,
+}
+
+impl Refusal {
+    /// Exit 1.
+    pub fn new(code: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            message: message.into(),
+            problems: Vec::new(),
+            exit: Exit::Failure,
+        }
+    }
+
+    /// Exit 2: the command was used wrongly.
+    pub fn usage(code: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal {
+            exit: Exit::Usage,
+            ..Refusal::new(code, message)
+        }
+    }
+
+    pub fn print(&self, json: bool) -> Exit {
+        if json {
+            print_json(&serde_json::json!({"ok": false, "error": {
+                "code": self.code,
+                "message": self.message,
+                "problems": self.problems,
+            }}));
+        } else {
+            let mut text = format!("airlock: {}", self.message);
+            for p in &self.problems {
+                text.push_str("\n  - ");
+                text.push_str(&escape(p));
+            }
+            eprintln!("{}", escape_lines(&text));
+        }
+        self.exit
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

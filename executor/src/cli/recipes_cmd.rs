@@ -15,10 +15,10 @@ use airlock_policy::recipes::{
     ArgKind, Built, FieldKind, Patch, Placement, RECIPES, Recipe, RecipeError, TenantChoice,
     config_hints, find, tenant_choice,
 };
-use airlock_policy::schema_info::{ColumnInfo, TableInfo, TableKind};
+use airlock_policy::schema_info::{ColumnInfo, TableInfo};
 use serde_json::{Value, json};
 
-use super::output::{Exit, escape, fail, print_json, say};
+use super::output::{Exit, Refusal, escape, fail, print_json, say};
 use crate::config_file::{ConfigFileError, resolve_config};
 
 /// `--map field=column`.
@@ -199,43 +199,6 @@ pub struct ApplyArgs {
     pub json: bool,
 }
 
-/// A failure of `apply`, with the problems it found (each one line).
-struct Refusal {
-    code: &'static str,
-    message: String,
-    problems: Vec<String>,
-    exit: Exit,
-}
-
-impl Refusal {
-    fn new(code: &'static str, message: impl Into<String>) -> Refusal {
-        Refusal {
-            code,
-            message: message.into(),
-            problems: Vec::new(),
-            exit: Exit::Failure,
-        }
-    }
-
-    fn print(&self, json: bool) -> Exit {
-        if json {
-            print_json(&json!({"ok": false, "error": {
-                "code": self.code,
-                "message": self.message,
-                "problems": self.problems,
-            }}));
-        } else {
-            let mut text = format!("airlock: {}", self.message);
-            for p in &self.problems {
-                text.push_str("\n  - ");
-                text.push_str(&escape(p));
-            }
-            eprintln!("{}", super::output::escape_lines(&text));
-        }
-        self.exit
-    }
-}
-
 pub fn apply(args: &ApplyArgs) -> Exit {
     match run_apply(args) {
         Ok(exit) => exit,
@@ -250,12 +213,10 @@ fn run_apply(args: &ApplyArgs) -> Result<Exit, Refusal> {
     let mut map = BTreeMap::new();
     for (field, column) in &args.map {
         if map.insert(field.clone(), column.clone()).is_some() {
-            let mut r = Refusal::new(
+            return Err(Refusal::usage(
                 "usage",
                 format!("--map {field}=… is given twice; give each field once"),
-            );
-            r.exit = Exit::Usage;
-            return Err(r);
+            ));
         }
     }
     let path = resolve_config(args.config.as_deref())
@@ -299,17 +260,7 @@ fn run_apply(args: &ApplyArgs) -> Result<Exit, Refusal> {
         .clone()
         .or(hints.primary_key.clone())
         .or_else(|| columns.iter().any(|c| c.name == "id").then(|| "id".into()));
-    let table = TableInfo {
-        name: args.table.clone(),
-        kind: TableKind::Table,
-        columns,
-        primary_key: primary_key.into_iter().collect(),
-        unique: vec![],
-        foreign_keys: vec![],
-        indexes: vec![],
-        triggers: vec![],
-        row_level_security: false,
-    };
+    let table = TableInfo::new(&args.table, columns, primary_key.into_iter().collect());
     let (tenant_key, tenant_from) = match (&args.tenant_column, args.single_tenant) {
         (Some(c), _) => (Some(c.clone()), "--tenant-column"),
         (None, true) => (None, "--single-tenant"),

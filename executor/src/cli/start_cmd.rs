@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use airlock_ipc::transport::locate_socket_dir;
 use serde_json::json;
 
-use super::init_cmd::{self, InitArgs, LAPTOP_DIR, Refusal};
-use super::output::{Exit, print_json, say, shell_word};
+use super::init_cmd::{self, InitArgs, LAPTOP_DIR};
+use super::output::{Exit, Refusal, print_json, say, shell_word};
 use super::proposer_session::sibling;
 use crate::config_file::read_config;
 
@@ -49,7 +49,7 @@ fn laptop_dir(config: &Path) -> PathBuf {
 
 fn absolute(p: &Path) -> Result<PathBuf, Refusal> {
     std::path::absolute(p)
-        .map_err(|e| Refusal::new_failure("path", format!("cannot resolve {}: {e}", p.display())))
+        .map_err(|e| Refusal::new("path", format!("cannot resolve {}: {e}", p.display())))
 }
 
 fn start(args: &StartArgs) -> Result<Exit, Refusal> {
@@ -63,10 +63,10 @@ fn start(args: &StartArgs) -> Result<Exit, Refusal> {
         init_cmd::write_new(&config, d.text.as_bytes(), false)?;
         Some(d)
     };
-    let loaded = read_config(&config)
-        .map_err(|e| Refusal::new_failure("config_unreadable", e.to_string()))?;
+    let loaded =
+        read_config(&config).map_err(|e| Refusal::new("config_unreadable", e.to_string()))?;
     let Some(cfg) = loaded.config else {
-        let mut r = Refusal::new_failure(
+        let mut r = Refusal::new(
             "invalid_config",
             format!(
                 "{} does not validate; fix it (airlock config validate --config {}) or move it away to draft a new one",
@@ -173,7 +173,7 @@ fn say_unless(args: &StartArgs, line: &str) {
 /// `.airlock/`, private (see `demo::private_dir`).
 fn private_dir(dir: &Path) -> Result<(), Refusal> {
     super::demo::private_dir(dir).map_err(|e| {
-        Refusal::new_failure(
+        Refusal::new(
             "laptop_dir",
             format!("cannot create {}: {e}", dir.display()),
         )
@@ -207,21 +207,18 @@ fn spawn_executor(
 ) -> Result<u32, Refusal> {
     use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::process::CommandExt;
-    let bin =
-        sibling("airlock-executor").map_err(|e| Refusal::new_failure("executor_missing", e))?;
+    let bin = sibling("airlock-executor").map_err(|e| Refusal::new("executor_missing", e))?;
     let log_path = dir.join("executor.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
         .open(&log_path)
-        .map_err(|e| {
-            Refusal::new_failure("log", format!("cannot open {}: {e}", log_path.display()))
-        })?;
+        .map_err(|e| Refusal::new("log", format!("cannot open {}: {e}", log_path.display())))?;
     let log_len = log.metadata().map(|m| m.len()).unwrap_or(0);
     let err_log = log
         .try_clone()
-        .map_err(|e| Refusal::new_failure("log", e.to_string()))?;
+        .map_err(|e| Refusal::new("log", e.to_string()))?;
     let mut child = std::process::Command::new(&bin)
         .arg("serve")
         .arg("--config")
@@ -233,9 +230,7 @@ fn spawn_executor(
         .stderr(err_log)
         .process_group(0)
         .spawn()
-        .map_err(|e| {
-            Refusal::new_failure("spawn", format!("cannot start airlock-executor: {e}"))
-        })?;
+        .map_err(|e| Refusal::new("spawn", format!("cannot start airlock-executor: {e}")))?;
     let pid = child.id();
     let deadline = Instant::now() + STARTUP;
     loop {
@@ -243,7 +238,7 @@ fn spawn_executor(
             break;
         }
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(Refusal::new_failure(
+            return Err(Refusal::new(
                 "executor_failed",
                 format!(
                     "airlock-executor stopped at start ({status}):\n{}",
@@ -254,7 +249,7 @@ fn spawn_executor(
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(Refusal::new_failure(
+            return Err(Refusal::new(
                 "executor_timeout",
                 format!(
                     "airlock-executor did not open its sockets in {} s; it was stopped. Its log:\n{}",
@@ -266,7 +261,7 @@ fn spawn_executor(
         std::thread::sleep(Duration::from_millis(20));
     }
     std::fs::write(pid_file, format!("{pid}\n")).map_err(|e| {
-        Refusal::new_failure(
+        Refusal::new(
             "pid_file",
             format!("cannot write {}: {e}", pid_file.display()),
         )
@@ -294,7 +289,7 @@ fn stop(args: &StartArgs) -> Result<Exit, Refusal> {
         .ok()
         .and_then(|s| s.trim().parse().ok());
     let Some(pid) = pid else {
-        return Err(Refusal::new_failure(
+        return Err(Refusal::new(
             "not_running",
             format!(
                 "no executor started by `airlock start` for {} ({} is missing)",
@@ -318,7 +313,7 @@ fn stop(args: &StartArgs) -> Result<Exit, Refusal> {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     if !String::from_utf8_lossy(&cmdline).contains("airlock-executor") {
         let _ = std::fs::remove_file(&pid_file);
-        return Err(Refusal::new_failure(
+        return Err(Refusal::new(
             "not_running",
             format!("the executor (pid {pid}) is not running; removed its stale pid file"),
         ));

@@ -68,6 +68,24 @@ impl Writeback {
     }
 }
 
+/// The proposal capability a stored proposal was made with, from the
+/// executor's live config; gone (or no longer a proposal): `config_changed`.
+fn proposal_capability<'a>(
+    auth: &'a Authority,
+    detail: &ProposalDetail,
+    so: &str,
+) -> Result<&'a airlock_policy::config::Capability, ErrorBody> {
+    auth.config
+        .capability(&detail.summary.capability)
+        .filter(|c| c.kind == Kind::Proposal)
+        .ok_or_else(|| {
+            ErrorBody::new(
+                ErrorCode::ConfigChanged,
+                format!("the proposal's capability is no longer in the executor's config; {so}"),
+            )
+        })
+}
+
 /// For a row-hash guard: the recorded read of the proposal's very row.
 fn evidence_row(detail: &ProposalDetail) -> Option<&serde_json::Map<String, serde_json::Value>> {
     let pk = &detail.change_set.target.primary_key;
@@ -86,16 +104,7 @@ pub async fn freshness(
     auth: &Authority,
     detail: &ProposalDetail,
 ) -> Result<FreshnessReport, ErrorBody> {
-    let Some(cap) = auth
-        .config
-        .capability(&detail.summary.capability)
-        .filter(|c| c.kind == Kind::Proposal)
-    else {
-        return Err(ErrorBody::new(
-            ErrorCode::ConfigChanged,
-            "the proposal's capability is no longer in the executor's config; its row cannot be checked",
-        ));
-    };
+    let cap = proposal_capability(auth, detail, "its row cannot be checked")?;
     let result = match auth.config.source_for(cap) {
         Some(source) if targets_the_stored_row(cap, &detail.change_set) => {
             sql_update::freshness(
@@ -174,16 +183,7 @@ pub async fn apply(
     // digests when the job starts), and the live target must be the stored
     // change set's target.
     let digest = crate::review::live_capability_digest(auth, &detail)?;
-    let Some(cap) = auth
-        .config
-        .capability(&detail.summary.capability)
-        .filter(|c| c.kind == Kind::Proposal)
-    else {
-        return Err(ErrorBody::new(
-            ErrorCode::ConfigChanged,
-            "the proposal's capability is no longer in the executor's config; it cannot be applied",
-        ));
-    };
+    let cap = proposal_capability(auth, &detail, "it cannot be applied")?;
     if let Some(refusal) = auth.schema_drift(&cap.name) {
         tracing::warn!(proposal_id, capability = %cap.name, "apply refused: the schema lock disabled the capability");
         return Err(refusal);
