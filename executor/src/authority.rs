@@ -21,6 +21,9 @@ pub struct Authority {
     /// `sha256:` of the config file's bytes.
     pub config_hash: String,
     pub peers: PeerPolicy,
+    /// The ledger file (a prune never writes its archive over it or its
+    /// companion files).
+    pub store: std::path::PathBuf,
     /// Write pools and in-flight applies (the only write authority).
     pub writeback: crate::writeback::apply::Writeback,
     /// Each capability's reviewed SELECT fingerprint, computed once: every
@@ -67,6 +70,7 @@ impl Authority {
         config: Config,
         config_hash: String,
         peers: PeerPolicy,
+        store: std::path::PathBuf,
         ledger: Ledger,
     ) -> std::io::Result<Authority> {
         let query_fingerprints = config
@@ -97,6 +101,7 @@ impl Authority {
             config,
             config_hash,
             peers,
+            store,
             writeback: Default::default(),
             intake_meter: Default::default(),
             schema_lock_disabled: std::sync::OnceLock::new(),
@@ -179,6 +184,26 @@ impl Authority {
         }
     }
 
+    /// Run `f` alone on the ledger's thread, outside any batch (see
+    /// `LedgerThread::exclusive`).
+    pub async fn ledger_exclusive<T, F>(&self, f: F) -> Result<T, ErrorBody>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Ledger) -> Result<T, LedgerError> + Send + 'static,
+    {
+        match self.ledger.exclusive(f).await {
+            Ok(value) => Ok(value),
+            Err(CallError::Ledger(e)) => Err(ledger_error(e)),
+            Err(e) => {
+                tracing::error!(error = %e, "ledger call not run");
+                Err(ErrorBody::new(
+                    ErrorCode::Internal,
+                    "internal error in the ledger; see the executor's log",
+                ))
+            }
+        }
+    }
+
     /// Flush the ledger's WAL (clean shutdown).
     pub async fn checkpoint(&self) {
         self.ledger.checkpoint().await;
@@ -238,6 +263,10 @@ pub fn ledger_error(e: LedgerError) -> ErrorBody {
                 ),
             )
         }
+        LedgerError::Archive { path, why } => ErrorBody::new(
+            ErrorCode::InvalidRequest,
+            format!("the archive {path} could not be written: {why}; the ledger is unchanged"),
+        ),
         LedgerError::Expired(id) => ErrorBody::new(
             ErrorCode::Expired,
             format!(

@@ -29,6 +29,7 @@ pub mod diagnostics;
 pub mod drift;
 pub mod identifier;
 pub mod load;
+pub mod prune;
 pub mod recipes;
 pub mod schema_info;
 pub mod secrets;
