@@ -2078,8 +2078,8 @@ impl Ledger {
         Ok(guard)
     }
 
-    /// Delete events 1‥`through` and their rows and append the
-    /// `ledger_pruned` event, in one transaction. The append-only triggers
+    /// Append the `ledger_pruned` event and delete events 1‥`through` and
+    /// their rows, in one transaction. The append-only triggers
     /// are lifted inside it and restored before it commits (SQLite's DDL is
     /// transactional): no other connection writes the ledger, and readers
     /// see the old file or the new one, never the triggers missing.
@@ -2094,6 +2094,23 @@ impl Ledger {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // First the event, linked to the head (which may be pruned too).
+        let (seq, hash) =
+            Self::append_event(&tx, at, "ledger_pruned", None, None, Some(actor), payload)?;
+        if hash != prune_hash {
+            return Err(LedgerError::Corrupt(
+                "the prune event is not the one its archive names".into(),
+            ));
+        }
+        tx.execute(
+            "INSERT INTO prunes (seq, cut_off, first_seq, start_hash, through_seq, through_hash, events, proposals, evidence, archive, uid, user, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            params![
+                seq, payload["cut_off"].as_str(), payload["first_seq"].as_i64(), payload["start_hash"].as_str(),
+                payload["through_seq"].as_i64(), payload["through_hash"].as_str(), payload["events"].as_i64(),
+                payload["proposals"].as_i64(), payload["evidence"].as_i64(), payload["archive"].as_str(),
+                actor.uid, actor.user, at.text
+            ],
+        )?;
         let triggers: Vec<(String, String)> = tx
             .prepare(
                 "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%\\_append\\_only\\_d' ESCAPE '\\' ORDER BY name",
@@ -2112,22 +2129,6 @@ impl Ledger {
         for (_, sql) in &triggers {
             tx.execute_batch(sql)?;
         }
-        let (seq, hash) =
-            Self::append_event(&tx, at, "ledger_pruned", None, None, Some(actor), payload)?;
-        if hash != prune_hash {
-            return Err(LedgerError::Corrupt(
-                "the prune event is not the one its archive names".into(),
-            ));
-        }
-        tx.execute(
-            "INSERT INTO prunes (seq, cut_off, first_seq, start_hash, through_seq, through_hash, events, proposals, evidence, archive, uid, user, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            params![
-                seq, payload["cut_off"].as_str(), payload["first_seq"].as_i64(), payload["start_hash"].as_str(),
-                payload["through_seq"].as_i64(), payload["through_hash"].as_str(), payload["events"].as_i64(),
-                payload["proposals"].as_i64(), payload["evidence"].as_i64(), payload["archive"].as_str(),
-                actor.uid, actor.user, at.text
-            ],
-        )?;
         if crate::writeback::fault::fails("prune_fail_before_commit") {
             return Err(LedgerError::Corrupt("fault injection: prune_fail_before_commit".into()));
         }
@@ -2787,6 +2788,235 @@ mod tests {
             matches!(&err, LedgerError::ConfigChanged { recorded: None, .. }),
             "{err}"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+
+    fn temp_ledger(name: &str) -> (Ledger, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("airlock-ledger-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        (Ledger::open(&dir.join("l.db")).unwrap(), dir)
+    }
+
+    /// A read and a proposal on it (two events); returns the proposal id.
+    fn propose(l: &mut Ledger, ttl_ms: i64) -> String {
+        let rows = vec![json!({"id": "INV-1", "tenant_id": "acme"}).as_object().cloned().unwrap()];
+        let (ev, _) = l
+            .record_evidence(NewEvidence {
+                capability: "billing.propose_late_fee_waiver",
+                tenant_id: "acme",
+                principal: "p",
+                query_fingerprint: "sha256:00",
+                parameters: &[],
+                rows: &rows,
+                actor: &actor(),
+            })
+            .unwrap();
+        l.record_proposal(NewProposal {
+            change_set: &change_set(),
+            capability_digest: "sha256:cap",
+            evidence_id: Some(&ev),
+            required_role: None,
+            ttl_ms,
+            actor: &actor(),
+        })
+        .unwrap()
+        .proposal_id
+    }
+
+    /// Approve, start and finish an apply (three events).
+    fn apply(l: &mut Ledger, id: &str) {
+        l.record_decision(id, true, &actor(), None, "sha256:cap").unwrap();
+        run_apply(l, id);
+    }
+
+    /// Start and finish the apply of an approved proposal (two events).
+    fn run_apply(l: &mut Ledger, id: &str) {
+        let ApplyStart::Run { job_id, .. } =
+            l.begin_apply(id, "sql_update", id, &actor(), "sha256:cap").unwrap()
+        else {
+            panic!("runs")
+        };
+        let receipt = json!({"receipt_hash": "sha256:11", "status": "applied"});
+        l.record_receipt(NewReceipt {
+            job_id: &job_id,
+            proposal_id: id,
+            status: "applied",
+            receipt: &receipt,
+            detail: None,
+        })
+        .unwrap();
+    }
+
+    fn far_future() -> Timestamp {
+        Timestamp::from_ms(Timestamp::now().ms + 86_400_000)
+    }
+
+    #[test]
+    fn the_sweep_records_each_expiry_once_and_the_chain_verifies() {
+        let (mut l, dir) = temp_ledger("sweep");
+        let due = propose(&mut l, 1);
+        let live = propose(&mut l, 60_000);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(l.sweep_expired(None, 10).unwrap(), [due.clone()]);
+        assert!(l.sweep_expired(None, 10).unwrap().is_empty(), "once");
+        // Recorded: expired whatever the clock says from now on.
+        let state: String = l
+            .conn
+            .query_row(
+                &format!("SELECT {STATE_SQL} FROM {FROM_PROPOSALS} WHERE p.proposal_id = ?2"),
+                params![i64::MIN, due],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(state, "expired");
+        assert_eq!(l.proposal(&live).unwrap().unwrap().summary.state, ProposalState::PendingApproval);
+        let err = l.record_decision(&due, true, &actor(), None, "sha256:cap").unwrap_err();
+        assert!(matches!(err, LedgerError::Expired(_)), "{err}");
+        let report = l.verify().unwrap();
+        assert!(report.ok && report.events == 5, "{report:?}");
+        // A window that ends before the expiry finds nothing.
+        let (mut l2, dir2) = temp_ledger("sweep-window");
+        propose(&mut l2, 1);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(l2.sweep_expired(Some(Timestamp::now().ms), 10).unwrap().is_empty());
+        assert_eq!(l2.sweep_expired(None, 10).unwrap().len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&dir2).unwrap();
+    }
+
+    #[test]
+    fn a_prune_moves_the_finished_prefix_and_both_files_verify() {
+        let (mut l, dir) = temp_ledger("prune");
+        let a = propose(&mut l, 60_000);
+        apply(&mut l, &a);
+        let b = propose(&mut l, 60_000);
+        let archive = dir.join("archive.db");
+        let out = l
+            .prune(PruneRequest { before: &far_future(), archive: &archive, actor: &actor() })
+            .unwrap();
+        assert_eq!(
+            (out.plan.through_seq, out.plan.events, out.plan.proposals, out.first_seq),
+            (5, 5, 1, 1)
+        );
+        assert_eq!(out.plan.held_by, airlock_policy::prune::Hold::Unfinished { proposal_id: b.clone() });
+        let event = out.event.unwrap();
+        assert_eq!(event.seq, 8);
+        // The ledger continues from the archive's last hash …
+        let report = l.verify().unwrap();
+        assert!(report.ok, "{report:?}");
+        assert_eq!((report.start_seq, report.events), (5, 3));
+        assert!(l.proposal(&a).unwrap().is_none(), "moved out");
+        // … and B, whose read is the first event after the cut, still
+        // verifies its segment and can be decided.
+        l.record_decision(&b, true, &actor(), None, "sha256:cap").unwrap();
+        assert!(l.verify().unwrap().ok);
+        // The archive verifies on its own and names the prune event.
+        let arch = Ledger::open_read_only(&archive).unwrap().verify().unwrap();
+        assert!(arch.ok, "{arch:?}");
+        assert_eq!(arch.events, 5);
+        assert_eq!(arch.head, out.through_hash.unwrap());
+        assert_eq!(arch.archive_of, Some((8, event.hash)));
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&archive).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600);
+        // An executor never serves an archive.
+        assert!(matches!(Ledger::open(&archive).unwrap_err(), LedgerError::IsArchive(_)));
+        // Pruning again moves nothing (B is approved, not finished).
+        let again = l
+            .prune(PruneRequest { before: &far_future(), archive: &dir.join("a2.db"), actor: &actor() })
+            .unwrap();
+        assert_eq!(again.plan.through_seq, 0);
+        assert!(again.event.is_none() && !dir.join("a2.db").exists());
+        // Once B is finished, a second prune moves it and the first prune's event.
+        run_apply(&mut l, &b);
+        let second = dir.join("archive2.db");
+        let out2 = l
+            .prune(PruneRequest { before: &far_future(), archive: &second, actor: &actor() })
+            .unwrap();
+        assert_eq!((out2.first_seq, out2.plan.through_seq), (6, 11));
+        let arch2 = Ledger::open_read_only(&second).unwrap().verify().unwrap();
+        assert!(arch2.ok, "{arch2:?}");
+        let report = l.verify().unwrap();
+        assert!(report.ok && report.start_seq == 11 && report.events == 1, "{report:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_prune_that_cannot_write_its_archive_changes_nothing() {
+        let (mut l, dir) = temp_ledger("prune-fail");
+        let a = propose(&mut l, 60_000);
+        apply(&mut l, &a);
+        let before = l.verify().unwrap();
+        let existing = dir.join("exists.db");
+        std::fs::write(&existing, b"keep me").unwrap();
+        for archive in [existing.clone(), dir.join("no-such-dir").join("a.db")] {
+            let err = l
+                .prune(PruneRequest { before: &far_future(), archive: &archive, actor: &actor() })
+                .unwrap_err();
+            assert!(matches!(err, LedgerError::Archive { .. }), "{err}");
+        }
+        assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
+        let after = l.verify().unwrap();
+        assert!(after.ok);
+        assert_eq!((after.events, after.head), (before.events, before.head));
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("partial"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_prefix_removed_without_a_prune_event_or_an_altered_archive_breaks_verify() {
+        let (mut l, dir) = temp_ledger("prune-tamper");
+        let a = propose(&mut l, 60_000);
+        apply(&mut l, &a);
+        propose(&mut l, 60_000);
+        l.checkpoint().unwrap();
+        let path = dir.join("l.db");
+        let copy = dir.join("copy.db");
+        std::fs::copy(&path, &copy).unwrap();
+        // The attack a prune is not: the same rows deleted behind the
+        // executor's back, with no `ledger_pruned` event to anchor the rest.
+        let c = Connection::open(&copy).unwrap();
+        let mut script = String::from("PRAGMA foreign_keys = OFF;");
+        let mut restore = String::new();
+        for t in PRUNED_TABLES {
+            let sql: String = c
+                .query_row("SELECT sql FROM sqlite_master WHERE name = ?1", [format!("{t}_append_only_d")], |r| r.get(0))
+                .unwrap();
+            script.push_str(&format!("DROP TRIGGER {t}_append_only_d; DELETE FROM {t} WHERE seq <= 5;"));
+            restore.push_str(&format!("{sql};"));
+        }
+        c.execute_batch(&(script + &restore)).unwrap();
+        drop(c);
+        let r = Ledger::open_read_only(&copy).unwrap().verify().unwrap();
+        assert!(!r.ok, "{r:?}");
+        let why = r.first_break.unwrap().1;
+        assert!(why.contains("an event was removed"), "{why}");
+        // The real prune, then an archive with one event's row edited, and
+        // one whose anchor was edited.
+        let archive = dir.join("archive.db");
+        l.prune(PruneRequest { before: &far_future(), archive: &archive, actor: &actor() })
+            .unwrap();
+        let pristine = std::fs::read(&archive).unwrap();
+        for edit in [
+            "DROP TRIGGER events_append_only_d; DROP TRIGGER receipts_append_only_d; DELETE FROM receipts WHERE seq = 5; DELETE FROM events WHERE seq = 5;",
+            "DROP TRIGGER archive_anchor_append_only_u; UPDATE archive_anchor SET payload = replace(payload, '\"through_seq\":5', '\"through_seq\":4');",
+            "DROP TRIGGER archive_anchor_append_only_d; DELETE FROM archive_anchor;",
+        ] {
+            std::fs::write(&copy, &pristine).unwrap();
+            let c = Connection::open(&copy).unwrap();
+            c.execute_batch(&format!("PRAGMA foreign_keys = OFF; {edit}")).unwrap();
+            drop(c);
+            let r = Ledger::open_read_only(&copy).unwrap().verify().unwrap();
+            assert!(!r.ok, "{edit}: {r:?}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
