@@ -33,6 +33,8 @@ pub struct Authority {
     /// (`airlock_policy::binding`), computed once: recorded with every
     /// proposal, compared at approve, reject and apply.
     pub capability_digests: HashMap<String, String>,
+    /// Wakes the expiry sweep to look at a newly recorded proposal's expiry.
+    pub expiry_wake: tokio::sync::Notify,
     /// Per-proposer-uid intake counters (`airlock.limits`).
     pub intake_meter: crate::intake::IntakeMeter,
     /// Proposal capabilities the schema lock disabled at start, with why
@@ -104,6 +106,7 @@ impl Authority {
             store,
             writeback: Default::default(),
             intake_meter: Default::default(),
+            expiry_wake: tokio::sync::Notify::new(),
             schema_lock_disabled: std::sync::OnceLock::new(),
             ledger: LedgerThread::spawn(ledger)?,
         })

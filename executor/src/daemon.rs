@@ -220,7 +220,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             std::path::absolute(&store).unwrap_or_else(|_| store.clone()),
             ledger,
         )
-            .context("cannot start the ledger thread")?,
+        .context("cannot start the ledger thread")?,
     );
     // The schema lock is checked once, before any proposal or apply is
     // served: a drifted capability stays disabled until a restart.

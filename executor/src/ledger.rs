@@ -21,8 +21,8 @@ use airlock_ipc::message::{
     Actor, Decision, Event, EvidenceInfo, ParamMeta, ProposalDetail, ProposalState, ProposalSummary,
 };
 use airlock_policy::canonical::{canonical_json, sha256_tagged};
-use airlock_policy::prune::{PruneEvent, PrunePlan, plan as prune_plan};
 use airlock_policy::change_set::{ChangeSet, scalar_text};
+use airlock_policy::prune::{PruneEvent, PrunePlan, plan as prune_plan};
 use airlock_policy::secrets::{SecretFinding, find_secrets};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use serde_json::{Map, Value, json};
@@ -1765,8 +1765,7 @@ impl Ledger {
             .collect::<Result<_, _>>()?;
         for (id, expires_at) in &due {
             let record = json!({"proposal_id": id, "expires_at": expires_at});
-            let (seq, _) =
-                Self::append_event(&tx, &at, "expired", Some(id), None, None, &record)?;
+            let (seq, _) = Self::append_event(&tx, &at, "expired", Some(id), None, None, &record)?;
             tx.prepare_cached(
                 "INSERT INTO expirations (proposal_id, seq, expires_at, at) VALUES (?1, ?2, ?3, ?4)",
             )?
@@ -1910,7 +1909,8 @@ impl Ledger {
             hash: String::new(),
         };
         let prune_hash = anchor.computed_hash();
-        let mut archive = self.write_archive(req.archive, plan.through_seq, &anchor, &prune_hash)?;
+        let mut archive =
+            self.write_archive(req.archive, plan.through_seq, &anchor, &prune_hash)?;
         crate::writeback::fault::point("prune_archive_written");
         let event = self.remove_prefix(plan.through_seq, &at, &payload, req.actor, &prune_hash)?;
         // The ledger committed: the archive stays.
@@ -1997,7 +1997,9 @@ impl Ledger {
             return Err(fail("it is not a file path".into()));
         };
         if std::fs::symlink_metadata(path).is_ok() {
-            return Err(fail("a file of that name exists (an archive is never overwritten)".into()));
+            return Err(fail(
+                "a file of that name exists (an archive is never overwritten)".into(),
+            ));
         }
         let tmp = dir.join(format!(
             ".{}.partial-{}",
@@ -2037,7 +2039,9 @@ impl Ledger {
             let tx = self.conn.transaction()?;
             for table in PRUNED_TABLES.iter().rev() {
                 tx.execute(
-                    &format!("INSERT INTO archive.{table} SELECT * FROM main.{table} WHERE seq <= ?1"),
+                    &format!(
+                        "INSERT INTO archive.{table} SELECT * FROM main.{table} WHERE seq <= ?1"
+                    ),
                     [through],
                 )?;
             }
@@ -2130,7 +2134,9 @@ impl Ledger {
             tx.execute_batch(sql)?;
         }
         if crate::writeback::fault::fails("prune_fail_before_commit") {
-            return Err(LedgerError::Corrupt("fault injection: prune_fail_before_commit".into()));
+            return Err(LedgerError::Corrupt(
+                "fault injection: prune_fail_before_commit".into(),
+            ));
         }
         tx.commit()?;
         Ok(Event {
@@ -2791,7 +2797,6 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-
     fn temp_ledger(name: &str) -> (Ledger, std::path::PathBuf) {
         let dir =
             std::env::temp_dir().join(format!("airlock-ledger-{}-{name}", std::process::id()));
@@ -2802,7 +2807,12 @@ mod tests {
 
     /// A read and a proposal on it (two events); returns the proposal id.
     fn propose(l: &mut Ledger, ttl_ms: i64) -> String {
-        let rows = vec![json!({"id": "INV-1", "tenant_id": "acme"}).as_object().cloned().unwrap()];
+        let rows = vec![
+            json!({"id": "INV-1", "tenant_id": "acme"})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        ];
         let (ev, _) = l
             .record_evidence(NewEvidence {
                 capability: "billing.propose_late_fee_waiver",
@@ -2828,14 +2838,16 @@ mod tests {
 
     /// Approve, start and finish an apply (three events).
     fn apply(l: &mut Ledger, id: &str) {
-        l.record_decision(id, true, &actor(), None, "sha256:cap").unwrap();
+        l.record_decision(id, true, &actor(), None, "sha256:cap")
+            .unwrap();
         run_apply(l, id);
     }
 
     /// Start and finish the apply of an approved proposal (two events).
     fn run_apply(l: &mut Ledger, id: &str) {
-        let ApplyStart::Run { job_id, .. } =
-            l.begin_apply(id, "sql_update", id, &actor(), "sha256:cap").unwrap()
+        let ApplyStart::Run { job_id, .. } = l
+            .begin_apply(id, "sql_update", id, &actor(), "sha256:cap")
+            .unwrap()
         else {
             panic!("runs")
         };
@@ -2872,8 +2884,13 @@ mod tests {
             )
             .unwrap();
         assert_eq!(state, "expired");
-        assert_eq!(l.proposal(&live).unwrap().unwrap().summary.state, ProposalState::PendingApproval);
-        let err = l.record_decision(&due, true, &actor(), None, "sha256:cap").unwrap_err();
+        assert_eq!(
+            l.proposal(&live).unwrap().unwrap().summary.state,
+            ProposalState::PendingApproval
+        );
+        let err = l
+            .record_decision(&due, true, &actor(), None, "sha256:cap")
+            .unwrap_err();
         assert!(matches!(err, LedgerError::Expired(_)), "{err}");
         let report = l.verify().unwrap();
         assert!(report.ok && report.events == 5, "{report:?}");
@@ -2881,7 +2898,11 @@ mod tests {
         let (mut l2, dir2) = temp_ledger("sweep-window");
         propose(&mut l2, 1);
         std::thread::sleep(std::time::Duration::from_millis(5));
-        assert!(l2.sweep_expired(Some(Timestamp::now().ms), 10).unwrap().is_empty());
+        assert!(
+            l2.sweep_expired(Some(Timestamp::now().ms), 10)
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(l2.sweep_expired(None, 10).unwrap().len(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
         std::fs::remove_dir_all(&dir2).unwrap();
@@ -2895,13 +2916,27 @@ mod tests {
         let b = propose(&mut l, 60_000);
         let archive = dir.join("archive.db");
         let out = l
-            .prune(PruneRequest { before: &far_future(), archive: &archive, actor: &actor() })
+            .prune(PruneRequest {
+                before: &far_future(),
+                archive: &archive,
+                actor: &actor(),
+            })
             .unwrap();
         assert_eq!(
-            (out.plan.through_seq, out.plan.events, out.plan.proposals, out.first_seq),
+            (
+                out.plan.through_seq,
+                out.plan.events,
+                out.plan.proposals,
+                out.first_seq
+            ),
             (5, 5, 1, 1)
         );
-        assert_eq!(out.plan.held_by, airlock_policy::prune::Hold::Unfinished { proposal_id: b.clone() });
+        assert_eq!(
+            out.plan.held_by,
+            airlock_policy::prune::Hold::Unfinished {
+                proposal_id: b.clone()
+            }
+        );
         let event = out.event.unwrap();
         assert_eq!(event.seq, 8);
         // The ledger continues from the archive's last hash …
@@ -2911,7 +2946,8 @@ mod tests {
         assert!(l.proposal(&a).unwrap().is_none(), "moved out");
         // … and B, whose read is the first event after the cut, still
         // verifies its segment and can be decided.
-        l.record_decision(&b, true, &actor(), None, "sha256:cap").unwrap();
+        l.record_decision(&b, true, &actor(), None, "sha256:cap")
+            .unwrap();
         assert!(l.verify().unwrap().ok);
         // The archive verifies on its own and names the prune event.
         let arch = Ledger::open_read_only(&archive).unwrap().verify().unwrap();
@@ -2919,13 +2955,22 @@ mod tests {
         assert_eq!(arch.events, 5);
         assert_eq!(arch.head, out.through_hash.unwrap());
         assert_eq!(arch.archive_of, Some((8, event.hash)));
-        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&archive).unwrap().permissions());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&archive).unwrap().permissions(),
+        );
         assert_eq!(mode & 0o777, 0o600);
         // An executor never serves an archive.
-        assert!(matches!(Ledger::open(&archive).unwrap_err(), LedgerError::IsArchive(_)));
+        assert!(matches!(
+            Ledger::open(&archive).unwrap_err(),
+            LedgerError::IsArchive(_)
+        ));
         // Pruning again moves nothing (B is approved, not finished).
         let again = l
-            .prune(PruneRequest { before: &far_future(), archive: &dir.join("a2.db"), actor: &actor() })
+            .prune(PruneRequest {
+                before: &far_future(),
+                archive: &dir.join("a2.db"),
+                actor: &actor(),
+            })
             .unwrap();
         assert_eq!(again.plan.through_seq, 0);
         assert!(again.event.is_none() && !dir.join("a2.db").exists());
@@ -2933,13 +2978,20 @@ mod tests {
         run_apply(&mut l, &b);
         let second = dir.join("archive2.db");
         let out2 = l
-            .prune(PruneRequest { before: &far_future(), archive: &second, actor: &actor() })
+            .prune(PruneRequest {
+                before: &far_future(),
+                archive: &second,
+                actor: &actor(),
+            })
             .unwrap();
         assert_eq!((out2.first_seq, out2.plan.through_seq), (6, 11));
         let arch2 = Ledger::open_read_only(&second).unwrap().verify().unwrap();
         assert!(arch2.ok, "{arch2:?}");
         let report = l.verify().unwrap();
-        assert!(report.ok && report.start_seq == 11 && report.events == 1, "{report:?}");
+        assert!(
+            report.ok && report.start_seq == 11 && report.events == 1,
+            "{report:?}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -2953,7 +3005,11 @@ mod tests {
         std::fs::write(&existing, b"keep me").unwrap();
         for archive in [existing.clone(), dir.join("no-such-dir").join("a.db")] {
             let err = l
-                .prune(PruneRequest { before: &far_future(), archive: &archive, actor: &actor() })
+                .prune(PruneRequest {
+                    before: &far_future(),
+                    archive: &archive,
+                    actor: &actor(),
+                })
                 .unwrap_err();
             assert!(matches!(err, LedgerError::Archive { .. }), "{err}");
         }
@@ -2988,9 +3044,15 @@ mod tests {
         let mut restore = String::new();
         for t in PRUNED_TABLES {
             let sql: String = c
-                .query_row("SELECT sql FROM sqlite_master WHERE name = ?1", [format!("{t}_append_only_d")], |r| r.get(0))
+                .query_row(
+                    "SELECT sql FROM sqlite_master WHERE name = ?1",
+                    [format!("{t}_append_only_d")],
+                    |r| r.get(0),
+                )
                 .unwrap();
-            script.push_str(&format!("DROP TRIGGER {t}_append_only_d; DELETE FROM {t} WHERE seq <= 5;"));
+            script.push_str(&format!(
+                "DROP TRIGGER {t}_append_only_d; DELETE FROM {t} WHERE seq <= 5;"
+            ));
             restore.push_str(&format!("{sql};"));
         }
         c.execute_batch(&(script + &restore)).unwrap();
@@ -3002,8 +3064,12 @@ mod tests {
         // The real prune, then an archive with one event's row edited, and
         // one whose anchor was edited.
         let archive = dir.join("archive.db");
-        l.prune(PruneRequest { before: &far_future(), archive: &archive, actor: &actor() })
-            .unwrap();
+        l.prune(PruneRequest {
+            before: &far_future(),
+            archive: &archive,
+            actor: &actor(),
+        })
+        .unwrap();
         let pristine = std::fs::read(&archive).unwrap();
         for edit in [
             "DROP TRIGGER events_append_only_d; DROP TRIGGER receipts_append_only_d; DELETE FROM receipts WHERE seq = 5; DELETE FROM events WHERE seq = 5;",
@@ -3012,7 +3078,8 @@ mod tests {
         ] {
             std::fs::write(&copy, &pristine).unwrap();
             let c = Connection::open(&copy).unwrap();
-            c.execute_batch(&format!("PRAGMA foreign_keys = OFF; {edit}")).unwrap();
+            c.execute_batch(&format!("PRAGMA foreign_keys = OFF; {edit}"))
+                .unwrap();
             drop(c);
             let r = Ledger::open_read_only(&copy).unwrap().verify().unwrap();
             assert!(!r.ok, "{edit}: {r:?}");

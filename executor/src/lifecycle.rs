@@ -25,7 +25,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// start, then when the next proposal is due and at least every minute.
 /// The state shown between sweeps is already `expired` (computed from the
 /// clock); the sweep makes it a ledger event that outlives a clock change
-/// and that a prune can archive.
+/// and that a prune can archive. Its writes are `Deferred` (no fsync of
+/// their own): one lost to a power cut is simply recorded again at start.
 pub async fn sweep_expired_forever(auth: Arc<Authority>, mut shutdown: watch::Receiver<bool>) {
     // Proposals due before the last complete sweep began are recorded.
     let mut after: Option<i64> = None;
@@ -34,7 +35,9 @@ pub async fn sweep_expired_forever(auth: Arc<Authority>, mut shutdown: watch::Re
         let mut complete = true;
         loop {
             match auth
-                .ledger(Durability::Now, move |l| l.sweep_expired(after, SWEEP_BATCH))
+                .ledger(Durability::Deferred, move |l| {
+                    l.sweep_expired(after, SWEEP_BATCH)
+                })
                 .await
             {
                 Ok(ids) => {
@@ -55,27 +58,39 @@ pub async fn sweep_expired_forever(auth: Arc<Authority>, mut shutdown: watch::Re
         if complete {
             after = Some(started);
         }
-        let now = Timestamp::now().ms;
-        let next = auth
-            .ledger(Durability::Deferred, move |l| l.next_expiry(now))
-            .await
-            .ok()
-            .flatten();
-        let wait = next.map_or(SWEEP_EVERY, |due| {
-            Duration::from_millis(due.saturating_sub(now).saturating_add(50).max(0) as u64)
-                .clamp(Duration::from_secs(1), SWEEP_EVERY)
-        });
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => return,
+        // Sleep until the next proposal is due (at most a minute); a new
+        // proposal wakes this to look again.
+        loop {
+            let now = Timestamp::now().ms;
+            let next = auth
+                .ledger(Durability::Deferred, move |l| l.next_expiry(now))
+                .await
+                .ok()
+                .flatten();
+            let wait = next.map_or(SWEEP_EVERY, |due| {
+                Duration::from_millis(due.saturating_sub(now).saturating_add(50).max(0) as u64)
+                    .clamp(Duration::from_millis(100), SWEEP_EVERY)
+            });
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => break,
+                _ = auth.expiry_wake.notified() => {}
+                _ = shutdown.changed() => return,
+            }
         }
     }
 }
 
 /// `prune_ledger`: move the finished start of the ledger into a new archive.
-pub async fn prune(auth: &Authority, peer: &Peer, req: PruneLedger) -> Result<PruneReport, ErrorBody> {
+pub async fn prune(
+    auth: &Authority,
+    peer: &Peer,
+    req: PruneLedger,
+) -> Result<PruneReport, ErrorBody> {
     if !auth.peers.may_prune(peer.creds.uid) {
-        tracing::warn!(uid = peer.creds.uid, "prune refused: peer is neither the executor's user nor a ledger_admin");
+        tracing::warn!(
+            uid = peer.creds.uid,
+            "prune refused: peer is neither the executor's user nor a ledger_admin"
+        );
         return Err(ErrorBody::new(
             ErrorCode::RoleRequired,
             format!(

@@ -189,7 +189,10 @@ mod tests {
         let p = PeerPolicy::from_config(&cfg, 990, |_| None, |_| None).unwrap();
         assert!(p.may_prune(990), "the executor's own user");
         assert!(p.may_prune(2000), "a named ledger_admin");
-        assert!(p.may_approve(2001, Some("ledger_admin")), "the wildcard holds the role for approvals…");
+        assert!(
+            p.may_approve(2001, Some("ledger_admin")),
+            "the wildcard holds the role for approvals…"
+        );
         assert!(!p.may_prune(2001), "…but not for pruning");
         assert!(!p.may_prune(2002) && !p.may_prune(3000));
         // The laptop default: the executor's user is the approver.

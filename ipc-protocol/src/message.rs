@@ -212,7 +212,10 @@ impl PruneLedger {
         if a.contains('\0') {
             return Err("the archive path contains a NUL byte".to_owned());
         }
-        if a.split('/').skip(1).any(|c| c.is_empty() || c == "." || c == "..") {
+        if a.split('/')
+            .skip(1)
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        {
             return Err(
                 "the archive path must not contain empty, `.` or `..` components".to_owned(),
             );
@@ -832,7 +835,11 @@ mod tests {
             r#"{"id":1,"type":"prune_ledger","body":{"before":1,"archive":"/a"}}"#,
         ] {
             let (id, e) = RequestFrame::decode(bad.as_bytes()).unwrap_err();
-            assert_eq!((id, e.code()), (Some(1), ErrorCode::InvalidRequest), "{bad}");
+            assert_eq!(
+                (id, e.code()),
+                (Some(1), ErrorCode::InvalidRequest),
+                "{bad}"
+            );
         }
     }
 

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use airlock_ipc::message::{PruneLedger, ProposalState, PruneReport, Request, Response};
+use airlock_ipc::message::{ProposalState, PruneLedger, PruneReport, Request, Response};
 use serde_json::{Value, json};
 
 use super::ConnArgs;
@@ -323,8 +323,9 @@ pub fn backup(to: &Path, store: Option<&Path>, config: Option<&Path>, json: bool
             Exit::Failure,
         );
     }
-    let durable = std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .and_then(|()| std::fs::File::open(&tmp)?.sync_all());
+    let durable =
+        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .and_then(|()| std::fs::File::open(&tmp)?.sync_all());
     if let Err(e) = durable {
         return fail(
             json,
@@ -353,9 +354,15 @@ pub fn backup(to: &Path, store: Option<&Path>, config: Option<&Path>, json: bool
     // appeared meanwhile.
     if let Err(e) = std::fs::hard_link(&tmp, to) {
         let (code, msg) = if e.kind() == std::io::ErrorKind::AlreadyExists {
-            ("exists", format!("{} exists; a backup never overwrites a file", to.display()))
+            (
+                "exists",
+                format!("{} exists; a backup never overwrites a file", to.display()),
+            )
         } else {
-            ("backup_failed", format!("cannot create {}: {e}", to.display()))
+            (
+                "backup_failed",
+                format!("cannot create {}: {e}", to.display()),
+            )
         };
         return fail(json, code, &msg, Exit::Failure);
     }

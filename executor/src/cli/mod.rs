@@ -663,7 +663,12 @@ pub fn main() -> ExitCode {
             config,
             archive,
             json,
-        }) => ledger_cmd::verify(store.as_deref(), config.as_deref(), archive.as_deref(), json),
+        }) => ledger_cmd::verify(
+            store.as_deref(),
+            config.as_deref(),
+            archive.as_deref(),
+            json,
+        ),
         Command::Ledger(LedgerCommand::Stats {
             store,
             config,
