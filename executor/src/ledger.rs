@@ -2872,7 +2872,7 @@ mod tests {
         let due = propose(&mut l, 1);
         let live = propose(&mut l, 60_000);
         std::thread::sleep(std::time::Duration::from_millis(5));
-        assert_eq!(l.sweep_expired(None, 10).unwrap(), [due.clone()]);
+        assert_eq!(l.sweep_expired(None, 10).unwrap(), vec![due.clone()]);
         assert!(l.sweep_expired(None, 10).unwrap().is_empty(), "once");
         // Recorded: expired whatever the clock says from now on.
         let state: String = l
