@@ -251,6 +251,21 @@ fn a_prune_archives_finished_proposals_and_both_files_verify() {
     let (code, out) = cli(&exec, &["proposals", "approve", &pending, "--yes"]);
     assert_eq!(code, Some(0), "{out}");
 
+    // `events tail` shows the ledger from the cut on, the prune included.
+    let out = exec.cli(&["events", "tail", "--json"]);
+    let seqs: Vec<(u64, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|e| {
+            (
+                e["seq"].as_u64().unwrap(),
+                e["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(seqs.first().map(|s| s.0), Some(7), "{seqs:?}");
+    assert!(seqs.contains(&(9, "ledger_pruned".to_owned())), "{seqs:?}");
+
     // Nothing more can move: no file, the ledger unchanged.
     let second = exec.path().join("archive-2.db");
     let (code, out) = cli(
