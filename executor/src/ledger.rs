@@ -161,6 +161,9 @@ CREATE TABLE prunes (
     at            TEXT NOT NULL
 );
 CREATE INDEX proposals_expires ON proposals(expires_ms);
+-- Deleting an evidence row checks no proposal cites it: without this index
+-- each check scans every proposal (a prune would be quadratic).
+CREATE INDEX proposals_evidence ON proposals(evidence_id);
 CREATE TRIGGER expirations_append_only_u BEFORE UPDATE ON expirations BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER expirations_append_only_d BEFORE DELETE ON expirations BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER prunes_append_only_u BEFORE UPDATE ON prunes BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
@@ -2012,7 +2015,13 @@ impl Ledger {
             .mode(0o600)
             .custom_flags(nix::libc::O_NOFOLLOW)
             .open(&tmp)
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| {
+                // A leftover of a prune killed mid-way: never reused blindly.
+                fail(format!(
+                    "cannot create the temporary file {}: {e}",
+                    tmp.display()
+                ))
+            })?;
         let mut guard = RemoveOnDrop(vec![tmp.clone()]);
         let tmp_text = tmp
             .to_str()
