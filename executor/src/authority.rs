@@ -21,6 +21,9 @@ pub struct Authority {
     /// `sha256:` of the config file's bytes.
     pub config_hash: String,
     pub peers: PeerPolicy,
+    /// The ledger file (a prune never writes its archive over it or its
+    /// companion files).
+    pub store: std::path::PathBuf,
     /// Write pools and in-flight applies (the only write authority).
     pub writeback: crate::writeback::apply::Writeback,
     /// Each capability's reviewed SELECT fingerprint, computed once: every
@@ -30,6 +33,8 @@ pub struct Authority {
     /// (`airlock_policy::binding`), computed once: recorded with every
     /// proposal, compared at approve, reject and apply.
     pub capability_digests: HashMap<String, String>,
+    /// Wakes the expiry sweep to look at a newly recorded proposal's expiry.
+    pub expiry_wake: tokio::sync::Notify,
     /// Per-proposer-uid intake counters (`airlock.limits`).
     pub intake_meter: crate::intake::IntakeMeter,
     /// Proposal capabilities the schema lock disabled at start, with why
@@ -67,6 +72,7 @@ impl Authority {
         config: Config,
         config_hash: String,
         peers: PeerPolicy,
+        store: std::path::PathBuf,
         ledger: Ledger,
     ) -> std::io::Result<Authority> {
         let query_fingerprints = config
@@ -97,8 +103,10 @@ impl Authority {
             config,
             config_hash,
             peers,
+            store,
             writeback: Default::default(),
             intake_meter: Default::default(),
+            expiry_wake: tokio::sync::Notify::new(),
             schema_lock_disabled: std::sync::OnceLock::new(),
             ledger: LedgerThread::spawn(ledger)?,
         })
@@ -179,6 +187,26 @@ impl Authority {
         }
     }
 
+    /// Run `f` alone on the ledger's thread, outside any batch (see
+    /// `LedgerThread::exclusive`).
+    pub async fn ledger_exclusive<T, F>(&self, f: F) -> Result<T, ErrorBody>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Ledger) -> Result<T, LedgerError> + Send + 'static,
+    {
+        match self.ledger.exclusive(f).await {
+            Ok(value) => Ok(value),
+            Err(CallError::Ledger(e)) => Err(ledger_error(e)),
+            Err(e) => {
+                tracing::error!(error = %e, "ledger call not run");
+                Err(ErrorBody::new(
+                    ErrorCode::Internal,
+                    "internal error in the ledger; see the executor's log",
+                ))
+            }
+        }
+    }
+
     /// Flush the ledger's WAL (clean shutdown).
     pub async fn checkpoint(&self) {
         self.ledger.checkpoint().await;
@@ -238,6 +266,10 @@ pub fn ledger_error(e: LedgerError) -> ErrorBody {
                 ),
             )
         }
+        LedgerError::Archive { path, why } => ErrorBody::new(
+            ErrorCode::InvalidRequest,
+            format!("the archive {path} could not be written: {why}; the ledger is unchanged"),
+        ),
         LedgerError::Expired(id) => ErrorBody::new(
             ErrorCode::Expired,
             format!(

@@ -318,5 +318,9 @@ async fn handle(
         Request::Replay(r) => reply(review::replay(auth, r).await, Response::Replay),
         Request::ShowEvidence(r) => reply(review::evidence(auth, r).await, Response::Evidence),
         Request::CheckFreshness(r) => reply(review::freshness(auth, r).await, Response::Freshness),
+        Request::PruneLedger(r) => reply(
+            crate::lifecycle::prune(auth, peer, r).await,
+            Response::Pruned,
+        ),
     }
 }

@@ -213,8 +213,14 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let operator_listener = bind(&operator_path, mode(Role::Operator), group)?;
 
     let auth = Arc::new(
-        Authority::new(config, config_hash, peers, ledger)
-            .context("cannot start the ledger thread")?,
+        Authority::new(
+            config,
+            config_hash,
+            peers,
+            std::path::absolute(&store).unwrap_or_else(|_| store.clone()),
+            ledger,
+        )
+        .context("cannot start the ledger thread")?,
     );
     // The schema lock is checked once, before any proposal or apply is
     // served: a drifted capability stays disabled until a restart.
@@ -233,6 +239,10 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     );
     notify_systemd("READY=1");
     tokio::spawn(crate::refusal_log::flush_forever());
+    tokio::spawn(crate::lifecycle::sweep_expired_forever(
+        Arc::clone(&auth),
+        shutdown_rx.clone(),
+    ));
 
     loop {
         let (accepted, role) = tokio::select! {

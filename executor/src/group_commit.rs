@@ -27,6 +27,9 @@ struct Call {
 
 enum Message {
     Call(Call),
+    /// Run alone on the connection, between batches and outside any
+    /// transaction (a prune, which manages its own transactions).
+    Exclusive(Box<dyn FnOnce(&mut Ledger) + Send>),
     /// Flush the WAL into the main file (clean shutdown), then answer.
     Checkpoint(oneshot::Sender<()>),
 }
@@ -92,6 +95,28 @@ impl LedgerThread {
         }
     }
 
+    /// Run `f` alone on the ledger, outside any batch: it begins and
+    /// commits its own transactions, and nothing else runs meanwhile.
+    pub async fn exclusive<T, F>(&self, f: F) -> Result<T, CallError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Ledger) -> Result<T, LedgerError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let run = Box::new(move |ledger: &mut Ledger| {
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| f(ledger)))
+                .unwrap_or_else(|_| Err(LedgerError::Corrupt("a ledger call panicked".into())));
+            let _ = tx.send(result);
+        });
+        self.queue
+            .send(Message::Exclusive(run))
+            .map_err(|_| CallError::Stopped)?;
+        match rx.await {
+            Ok(answer) => answer.map_err(CallError::Ledger),
+            Err(_) => Err(CallError::NotRun),
+        }
+    }
+
     /// Checkpoint the WAL after everything queued so far.
     pub async fn checkpoint(&self) {
         let (tx, rx) = oneshot::channel();
@@ -111,6 +136,11 @@ fn serve(mut ledger: Ledger, queue: mpsc::Receiver<Message>) {
                     tracing::warn!(error = %e, "ledger checkpoint failed");
                 }
                 let _ = done.send(());
+                next = queue.recv().ok();
+                continue;
+            }
+            Message::Exclusive(run) => {
+                run(&mut ledger);
                 next = queue.recv().ok();
                 continue;
             }

@@ -22,6 +22,7 @@ use airlock_ipc::message::{
 };
 use airlock_policy::canonical::{canonical_json, sha256_tagged};
 use airlock_policy::change_set::{ChangeSet, scalar_text};
+use airlock_policy::prune::{PruneEvent, PrunePlan, plan as prune_plan};
 use airlock_policy::secrets::{SecretFinding, find_secrets};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use serde_json::{Map, Value, json};
@@ -135,6 +136,69 @@ CREATE TRIGGER receipts_append_only_d BEFORE DELETE ON receipts BEGIN SELECT RAI
 ALTER TABLE proposals ADD COLUMN capability_digest TEXT;
 CREATE INDEX events_evidence ON events(evidence_id);
 "#,
+    // Ledger lifecycle: the expiry sweep's `expired` events and the
+    // operator's `ledger_pruned` events, each with its record row.
+    r#"
+CREATE TABLE expirations (
+    proposal_id  TEXT PRIMARY KEY REFERENCES proposals(proposal_id),
+    seq          INTEGER NOT NULL UNIQUE REFERENCES events(seq),
+    expires_at   TEXT NOT NULL,
+    at           TEXT NOT NULL
+);
+CREATE TABLE prunes (
+    seq           INTEGER PRIMARY KEY REFERENCES events(seq),
+    cut_off       TEXT NOT NULL,
+    first_seq     INTEGER NOT NULL,
+    start_hash    TEXT NOT NULL,
+    through_seq   INTEGER NOT NULL,
+    through_hash  TEXT NOT NULL,
+    events        INTEGER NOT NULL,
+    proposals     INTEGER NOT NULL,
+    evidence      INTEGER NOT NULL,
+    archive       TEXT NOT NULL,
+    uid           INTEGER NOT NULL,
+    user          TEXT,
+    at            TEXT NOT NULL
+);
+CREATE INDEX proposals_expires ON proposals(expires_ms);
+-- Deleting an evidence row checks no proposal cites it: without this index
+-- each check scans every proposal (a prune would be quadratic).
+CREATE INDEX proposals_evidence ON proposals(evidence_id);
+CREATE TRIGGER expirations_append_only_u BEFORE UPDATE ON expirations BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER expirations_append_only_d BEFORE DELETE ON expirations BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER prunes_append_only_u BEFORE UPDATE ON prunes BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER prunes_append_only_d BEFORE DELETE ON prunes BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+"#,
+];
+
+/// What makes a ledger file a prune archive: a copy of the `ledger_pruned`
+/// event that moved its events out of the ledger (the anchor the archive
+/// continues into). An executor never serves an archive.
+const ARCHIVE_SQL: &str = r#"
+CREATE TABLE archive_anchor (
+    prune_seq   INTEGER PRIMARY KEY,
+    at          TEXT NOT NULL,
+    actor_uid   INTEGER,
+    actor_user  TEXT,
+    payload     TEXT NOT NULL,
+    prev_hash   TEXT NOT NULL,
+    hash        TEXT NOT NULL
+);
+CREATE TRIGGER archive_anchor_append_only_u BEFORE UPDATE ON archive_anchor BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER archive_anchor_append_only_d BEFORE DELETE ON archive_anchor BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+"#;
+
+/// The record tables, children before parents (the order a prune deletes
+/// in; the reverse is the order it copies in).
+const PRUNED_TABLES: &[&str] = &[
+    "receipts",
+    "jobs",
+    "decisions",
+    "expirations",
+    "proposals",
+    "evidence",
+    "prunes",
+    "events",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +232,12 @@ pub enum LedgerError {
         recorded: Option<String>,
         live: String,
     },
+    /// The file is a prune archive, not a ledger an executor may serve.
+    #[error("{0} is a prune archive, not a ledger; serve the ledger it was pruned from")]
+    IsArchive(String),
+    /// The prune archive could not be written; the ledger is unchanged.
+    #[error("the archive {path} could not be written: {why}; the ledger is unchanged")]
+    Archive { path: String, why: String },
     /// The batch this call was part of could not be committed (e.g. the
     /// disk is full); nothing of it was stored.
     #[error("the ledger could not commit: {detail}")]
@@ -334,6 +404,12 @@ pub struct VerifyReport {
     pub head: String,
     /// The first broken link, if any: (seq, why).
     pub first_break: Option<(u64, String)>,
+    /// The event the file's chain continues from: 0 (the genesis hash), or
+    /// the last event of the archive a prune moved out.
+    pub start_seq: u64,
+    /// For a prune archive: the seq and hash of the `ledger_pruned` event
+    /// that moved it out of the ledger.
+    pub archive_of: Option<(u64, String)>,
 }
 
 pub struct Ledger {
@@ -367,7 +443,9 @@ impl std::fmt::Debug for Ledger {
 /// attempt stays `failed` (retryable: a timed-out handler may have applied
 /// the change, and only a retry with the same idempotency key can tell), and
 /// an apply interrupted before its receipt shows as `approved` until the
-/// next apply resolves it — neither expires. `?1` is now in Unix milliseconds.
+/// next apply resolves it — neither expires. An expiry is computed from the
+/// clock (`?1`, now in Unix milliseconds) until the sweep records it as an
+/// `expired` event; from then on the row says so whatever the clock says.
 const STATE_SQL: &str = "CASE \
     WHEN d.decision = 'rejected' THEN 'rejected' \
     WHEN r.status IN ('applied', 'already_applied') THEN 'applied' \
@@ -375,7 +453,8 @@ const STATE_SQL: &str = "CASE \
     WHEN r.status = 'failed' THEN 'failed' \
     WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.proposal_id = p.proposal_id \
                  AND NOT EXISTS (SELECT 1 FROM receipts x WHERE x.job_id = j.job_id)) THEN 'approved' \
-    WHEN p.expires_ms <= ?1 THEN 'expired' \
+    WHEN p.expires_ms <= ?1 \
+         OR EXISTS (SELECT 1 FROM expirations xe WHERE xe.proposal_id = p.proposal_id) THEN 'expired' \
     WHEN d.decision = 'approved' THEN 'approved' \
     ELSE 'pending_approval' END";
 
@@ -401,6 +480,9 @@ impl Ledger {
         // 8 MiB of page cache (SQLite's default is 2): the indexes a write
         // touches stay in memory as the ledger grows.
         conn.pragma_update(None, "cache_size", -8192)?;
+        if is_archive(&conn)? {
+            return Err(LedgerError::IsArchive(path.display().to_string()));
+        }
         let mut ledger = Ledger {
             conn,
             id_salt: format!("{}:{}", std::process::id(), Timestamp::now().ms),
@@ -1150,6 +1232,9 @@ impl Ledger {
     /// and compare it column by column; require exactly one row per record
     /// event and no row without its event; check the schema (tables,
     /// indexes, append-only triggers) is exactly the one this build creates.
+    /// A pruned ledger's chain starts at the hash its latest `ledger_pruned`
+    /// event records; an archive's at the hash its anchor records, and it
+    /// must end at the anchor's last hash and hold only finished proposals.
     /// Reports the first break.
     pub fn verify(&self) -> Result<VerifyReport, LedgerError> {
         let integrity: String = self
@@ -1160,6 +1245,8 @@ impl Ledger {
             events,
             head,
             first_break: Some((seq, why)),
+            start_seq: 0,
+            archive_of: None,
         };
         if integrity != "ok" {
             return Ok(broken(
@@ -1177,13 +1264,25 @@ impl Ledger {
             .conn
             .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))?
             < 3;
+        let archive = match archive_anchor(&self.conn)? {
+            None => None,
+            Some(Ok(a)) => Some(a),
+            Some(Err(why)) => return Ok(broken(0, String::new(), 0, why)),
+        };
+        let (start_seq, start_hash) = match &archive {
+            Some(a) => (a.first_seq - 1, a.start_hash.clone()),
+            None => match chain_start(&self.conn)? {
+                Ok(start) => start,
+                Err(why) => return Ok(broken(0, String::new(), 0, why)),
+            },
+        };
         let mut stmt = self.conn.prepare(&format!(
             "SELECT {} FROM events ORDER BY seq",
             StoredEvent::COLUMNS
         ))?;
         let mut rows = stmt.query([])?;
-        let mut prev = GENESIS_HASH.to_owned();
-        let mut expected_seq = 1i64;
+        let mut prev = start_hash;
+        let mut expected_seq = start_seq + 1;
         let mut count = 0u64;
         let mut per_table = [0u64; RECORD_TABLES.len()];
         while let Some(r) = rows.next()? {
@@ -1218,8 +1317,19 @@ impl Ledger {
             expected_seq += 1;
             count += 1;
         }
+        drop(rows);
+        drop(stmt);
         // One row per record event (checked above), and no other rows.
         for (t, events) in RECORD_TABLES.iter().zip(per_table) {
+            // An older schema lacks the newer tables (check_schema allowed it).
+            let exists: bool = self.conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+                [t.table],
+                |r| r.get(0),
+            )?;
+            if !exists {
+                continue;
+            }
             let rows: i64 =
                 self.conn
                     .query_row(&format!("SELECT COUNT(*) FROM {}", t.table), [], |r| {
@@ -1251,12 +1361,65 @@ impl Ledger {
                 return Ok(broken(count, prev, stray.unwrap_or(0).max(0) as u64, why));
             }
         }
+        if let Some(a) = &archive {
+            let last = expected_seq - 1;
+            if last != a.through_seq || prev != a.through_hash {
+                return Ok(broken(
+                    count,
+                    prev,
+                    last.max(0) as u64,
+                    format!(
+                        "the archive ends at event {last}, but its prune recorded event {} with hash {} (events were removed or added)",
+                        a.through_seq, a.through_hash
+                    ),
+                ));
+            }
+            if let Some(id) = self.unfinished_proposal()? {
+                return Ok(broken(
+                    count,
+                    prev,
+                    0,
+                    format!("the archive holds proposal {id}, which is not finished"),
+                ));
+            }
+        }
         Ok(VerifyReport {
             ok: true,
             events: count,
             head: prev,
             first_break: None,
+            start_seq: start_seq.max(0) as u64,
+            archive_of: archive.map(|a| (a.prune_seq.max(0) as u64, a.prune_hash)),
         })
+    }
+
+    /// A proposal of this file that is not finished (for archives, which
+    /// must hold none): judged by its rows alone, not by the clock.
+    fn unfinished_proposal(&self) -> Result<Option<String>, LedgerError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT p.proposal_id, {STATE_SQL}, EXISTS (SELECT 1 FROM jobs j WHERE j.proposal_id = p.proposal_id \
+             AND NOT EXISTS (SELECT 1 FROM receipts x WHERE x.job_id = j.job_id)) FROM {FROM_PROPOSALS} ORDER BY p.seq"
+        ))?;
+        let mut rows = stmt.query([i64::MIN])?;
+        while let Some(r) = rows.next()? {
+            let (id, state, in_doubt): (String, String, bool) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            if !airlock_policy::prune::is_finished(&state, in_doubt) {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The hash of event `seq` in this file, if it holds that event.
+    pub fn event_hash(&self, seq: u64) -> Result<Option<String>, LedgerError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT hash FROM events WHERE seq = ?1",
+                [seq as i64],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     /// The ledger's schema must be exactly what this build's migrations
@@ -1275,6 +1438,14 @@ impl Ledger {
         let reference = Connection::open_in_memory()?;
         for sql in MIGRATIONS.iter().take(version as usize) {
             reference.execute_batch(sql)?;
+        }
+        if is_archive(&self.conn)? {
+            if version != SCHEMA_VERSION {
+                return Ok(Err(format!(
+                    "the archive's schema version {version} is not {SCHEMA_VERSION}"
+                )));
+            }
+            reference.execute_batch(ARCHIVE_SQL)?;
         }
         let want = schema_of(&reference)?;
         let have = schema_of(&self.conn)?;
@@ -1416,6 +1587,7 @@ impl Ledger {
             events.append(&mut found);
         }
         let mut prev_of = conn.prepare_cached("SELECT hash FROM events WHERE seq = ?1")?;
+        let mut start: Option<(i64, String)> = None;
         for ev in &events {
             if ev.computed_hash() != ev.hash {
                 return Err(tampered(format!(
@@ -1423,11 +1595,21 @@ impl Ledger {
                     ev.seq
                 )));
             }
-            let prev: Option<String> = if ev.seq == 1 {
+            let mut prev: Option<String> = if ev.seq == 1 {
                 Some(GENESIS_HASH.to_owned())
             } else {
                 prev_of.query_row([ev.seq - 1], |r| r.get(0)).optional()?
             };
+            // The first event after a prune links to the archive's last one.
+            if prev.is_none() {
+                if start.is_none() {
+                    start = chain_start(conn)?.ok();
+                }
+                prev = start
+                    .as_ref()
+                    .filter(|(seq, _)| *seq == ev.seq - 1)
+                    .map(|(_, hash)| hash.clone());
+            }
             if prev.as_deref() != Some(ev.prev_hash.as_str()) {
                 return Err(tampered(format!(
                     "event {} does not link to the event before it",
@@ -1513,6 +1695,576 @@ impl Ledger {
         Self::verify_segment(&self.conn, proposal_id)?;
         self.proposal(proposal_id)
     }
+}
+
+/// A prune, as the operator asked for it.
+pub struct PruneRequest<'a> {
+    /// Finished proposals whose last event is before this move.
+    pub before: &'a Timestamp,
+    /// The archive to create (absolute; must not exist).
+    pub archive: &'a Path,
+    pub actor: &'a ActorIdentity,
+}
+
+/// What a prune did.
+#[derive(Debug, Clone)]
+pub struct PruneOutcome {
+    pub plan: PrunePlan,
+    /// The archive's first event (0 when nothing moved).
+    pub first_seq: i64,
+    pub through_hash: Option<String>,
+    /// The `ledger_pruned` event (`None` when nothing moved).
+    pub event: Option<Event>,
+}
+
+/// `airlock ledger stats`: what the ledger holds and how fast it grows.
+#[derive(Debug, Clone)]
+pub struct LifecycleStats {
+    pub counts: LedgerCounts,
+    /// The oldest pending proposal: (id, created at, created ms).
+    pub oldest_pending: Option<(String, String, i64)>,
+    /// Events per UTC day, the last 7 days (oldest first, zeros included).
+    pub events_per_day: Vec<(String, u64)>,
+    /// The seq the chain continues from (0, or the last pruned event).
+    pub start_seq: u64,
+    pub head_seq: u64,
+}
+
+/// Removes the files it holds when dropped, unless kept: a prune's archive
+/// must not outlive a prune that did not happen.
+struct RemoveOnDrop(Vec<std::path::PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+impl Ledger {
+    /// Record an `expired` event for each proposal whose time to live has
+    /// passed (its state by the clock is `expired`) and that has none yet,
+    /// with `expires_ms` after `after_ms` when given (the last sweep's
+    /// time: none before it can newly expire), at most `limit` of them.
+    /// Returns their ids.
+    pub fn sweep_expired(
+        &mut self,
+        after_ms: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<String>, LedgerError> {
+        let at = Timestamp::now();
+        let tx = self.conn.savepoint()?;
+        let due: Vec<(String, String)> = tx
+            .prepare_cached(&format!(
+                "SELECT p.proposal_id, p.expires_at FROM {FROM_PROPOSALS} \
+                 WHERE p.expires_ms <= ?1 AND p.expires_ms > ?2 \
+                 AND NOT EXISTS (SELECT 1 FROM expirations e WHERE e.proposal_id = p.proposal_id) \
+                 AND ({STATE_SQL}) = 'expired' ORDER BY p.expires_ms, p.seq LIMIT ?3"
+            ))?
+            .query_map(params![at.ms, after_ms.unwrap_or(i64::MIN), limit], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        for (id, expires_at) in &due {
+            let record = json!({"proposal_id": id, "expires_at": expires_at});
+            let (seq, _) = Self::append_event(&tx, &at, "expired", Some(id), None, None, &record)?;
+            tx.prepare_cached(
+                "INSERT INTO expirations (proposal_id, seq, expires_at, at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![id, seq, expires_at, at.text])?;
+        }
+        tx.commit()?;
+        Ok(due.into_iter().map(|(id, _)| id).collect())
+    }
+
+    /// The soonest expiry after `now_ms` of any proposal (a wake-up hint
+    /// for the sweep; decided proposals may be among them).
+    pub fn next_expiry(&self, now_ms: i64) -> Result<Option<i64>, LedgerError> {
+        Ok(self.conn.query_row(
+            "SELECT MIN(expires_ms) FROM proposals WHERE expires_ms > ?1",
+            [now_ms],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Counts, the oldest pending proposal and the last 7 days' events.
+    pub fn lifecycle_stats(&self, now: &Timestamp) -> Result<LifecycleStats, LedgerError> {
+        let counts = self.counts()?;
+        let oldest_pending = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT p.proposal_id, p.created_at, p.created_ms FROM {FROM_PROPOSALS} \
+                     WHERE ({STATE_SQL}) = 'pending_approval' ORDER BY p.created_ms, p.seq LIMIT 1"
+                ),
+                [now.ms],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let days: Vec<String> = (0..7)
+            .rev()
+            .map(|d| Timestamp::from_ms(now.ms - d * 86_400_000).text[..10].to_owned())
+            .collect();
+        let mut per_day: std::collections::BTreeMap<String, u64> =
+            days.iter().map(|d| (d.clone(), 0)).collect();
+        let mut stmt = self.conn.prepare(
+            "SELECT substr(at, 1, 10) AS day, COUNT(*) FROM events WHERE at >= ?1 GROUP BY day",
+        )?;
+        let rows = stmt.query_map([&days[0]], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        for row in rows {
+            let (day, n) = row?;
+            if let Some(slot) = per_day.get_mut(&day) {
+                *slot = n as u64;
+            }
+        }
+        let head_seq: i64 =
+            self.conn
+                .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
+        let start_seq = chain_start(&self.conn)?.map_or(0, |(seq, _)| seq);
+        Ok(LifecycleStats {
+            counts,
+            oldest_pending,
+            events_per_day: per_day.into_iter().collect(),
+            start_seq: start_seq.max(0) as u64,
+            head_seq: head_seq.max(0) as u64,
+        })
+    }
+
+    /// Copy the ledger, as one consistent snapshot, into `to` (a new file;
+    /// SQLite's `VACUUM INTO` refuses an existing one). Works while the
+    /// executor writes: the copy is read inside one read transaction.
+    pub fn snapshot_into(&self, to: &Path) -> Result<(), LedgerError> {
+        let target = to.to_str().ok_or_else(|| LedgerError::Archive {
+            path: to.display().to_string(),
+            why: "the path is not UTF-8".into(),
+        })?;
+        self.conn.execute("VACUUM INTO ?1", [target])?;
+        Ok(())
+    }
+
+    /// Move the finished start of the ledger into a new archive file
+    /// (docs/reliability.md, "Pruning"). Runs alone on the ledger's
+    /// connection, outside any batch. First every due expiry is recorded,
+    /// so the archive holds it. Then the archive — a ledger file of the
+    /// prefix, plus a copy of the `ledger_pruned` event to come — is
+    /// written, fsynced, verified and named; only then does one transaction
+    /// delete the prefix and append that event. Any failure removes the
+    /// archive and leaves the ledger as it was.
+    pub fn prune(&mut self, req: PruneRequest<'_>) -> Result<PruneOutcome, LedgerError> {
+        let archive_text = req.archive.display().to_string();
+        Self::refuse_secrets(&json!({"archive": archive_text}))?;
+        if !self.sync_full {
+            self.conn.pragma_update(None, "synchronous", "FULL")?;
+            self.sync_full = true;
+        }
+        while self.sweep_expired(None, 1000)?.len() == 1000 {}
+        let now = Timestamp::now();
+        let events = self.prune_events()?;
+        let finished = self.finished_proposals(now.ms)?;
+        let plan = prune_plan(&events, req.before.ms, |p| finished.contains(p));
+        if plan.through_seq == 0 {
+            return Ok(PruneOutcome {
+                plan,
+                first_seq: 0,
+                through_hash: None,
+                event: None,
+            });
+        }
+        let (start_seq, start_hash) = chain_start(&self.conn)?.map_err(LedgerError::Corrupt)?;
+        let hash_of = |seq: i64| -> Result<String, LedgerError> {
+            Ok(self
+                .conn
+                .query_row("SELECT hash FROM events WHERE seq = ?1", [seq], |r| {
+                    r.get(0)
+                })?)
+        };
+        let through_hash = hash_of(plan.through_seq)?;
+        let head_seq: i64 = self
+            .conn
+            .query_row("SELECT MAX(seq) FROM events", [], |r| r.get(0))?;
+        let head_hash = hash_of(head_seq)?;
+        let payload = json!({
+            "cut_off": req.before.text,
+            "first_seq": start_seq + 1,
+            "start_hash": start_hash,
+            "through_seq": plan.through_seq,
+            "through_hash": through_hash,
+            "events": plan.events,
+            "proposals": plan.proposals,
+            "evidence": plan.reads,
+            "archive": archive_text,
+        });
+        let payload_text = canonical_json(&payload);
+        let at = Timestamp::now();
+        let anchor = StoredEvent {
+            seq: head_seq + 1,
+            at: at.text.clone(),
+            kind: "ledger_pruned".into(),
+            proposal_id: None,
+            evidence_id: None,
+            actor_uid: Some(req.actor.uid),
+            actor_user: req.actor.user.clone(),
+            payload: payload_text,
+            prev_hash: head_hash,
+            hash: String::new(),
+        };
+        let prune_hash = anchor.computed_hash();
+        let mut archive =
+            self.write_archive(req.archive, plan.through_seq, &anchor, &prune_hash)?;
+        crate::writeback::fault::point("prune_archive_written");
+        let event = self.remove_prefix(plan.through_seq, &at, &payload, req.actor, &prune_hash)?;
+        // The ledger committed: the archive stays.
+        archive.0.clear();
+        Ok(PruneOutcome {
+            plan,
+            first_seq: start_seq + 1,
+            through_hash: Some(through_hash),
+            event: Some(event),
+        })
+    }
+
+    /// Every event, in order, as the prune decision sees it.
+    fn prune_events(&self) -> Result<Vec<PruneEvent>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, at, proposal_id, evidence_id FROM events ORDER BY seq")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, at, proposal_id, evidence_id) = row?;
+            out.push(PruneEvent {
+                seq,
+                at_ms: ms_of(&at).map_err(LedgerError::Corrupt)?,
+                proposal_id,
+                evidence_id,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The ids of the finished proposals (`airlock_policy::prune::is_finished`).
+    fn finished_proposals(
+        &self,
+        now_ms: i64,
+    ) -> Result<std::collections::HashSet<String>, LedgerError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT p.proposal_id, {STATE_SQL}, EXISTS (SELECT 1 FROM jobs j WHERE j.proposal_id = p.proposal_id \
+             AND NOT EXISTS (SELECT 1 FROM receipts x WHERE x.job_id = j.job_id)) FROM {FROM_PROPOSALS}"
+        ))?;
+        let rows = stmt.query_map([now_ms], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, bool>(2)?,
+            ))
+        })?;
+        let mut out = std::collections::HashSet::new();
+        for row in rows {
+            let (id, state, in_doubt) = row?;
+            if airlock_policy::prune::is_finished(&state, in_doubt) {
+                out.insert(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Write events 1‥`through` of this file (with their rows) and the
+    /// anchor into a new archive at `path`: created beside it under a
+    /// temporary name (0600, never over an existing file), committed,
+    /// fsynced, verified, then linked to `path` (which must still not
+    /// exist) and the directory fsynced. The returned guard removes the
+    /// archive unless emptied.
+    fn write_archive(
+        &mut self,
+        path: &Path,
+        through: i64,
+        anchor: &StoredEvent,
+        prune_hash: &str,
+    ) -> Result<RemoveOnDrop, LedgerError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let fail = |why: String| LedgerError::Archive {
+            path: path.display().to_string(),
+            why,
+        };
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(fail("it is not a file path".into()));
+        };
+        if std::fs::symlink_metadata(path).is_ok() {
+            return Err(fail(
+                "a file of that name exists (an archive is never overwritten)".into(),
+            ));
+        }
+        let tmp = dir.join(format!(
+            ".{}.partial-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&tmp)
+            .map_err(|e| {
+                // A leftover of a prune killed mid-way: never reused blindly.
+                fail(format!(
+                    "cannot create the temporary file {}: {e}",
+                    tmp.display()
+                ))
+            })?;
+        let mut guard = RemoveOnDrop(vec![tmp.clone()]);
+        let tmp_text = tmp
+            .to_str()
+            .ok_or_else(|| fail("the path is not UTF-8".into()))?
+            .to_owned();
+        {
+            let a = Connection::open_with_flags(
+                &tmp,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+            )?;
+            a.pragma_update(None, "journal_mode", "DELETE")?;
+            a.pragma_update(None, "synchronous", "FULL")?;
+            let tx = a.unchecked_transaction()?;
+            for sql in MIGRATIONS {
+                tx.execute_batch(sql)?;
+            }
+            tx.execute_batch(ARCHIVE_SQL)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            tx.commit()?;
+        }
+        self.conn
+            .execute("ATTACH DATABASE ?1 AS archive", [&tmp_text])?;
+        let copied = (|| -> Result<(), LedgerError> {
+            let tx = self.conn.transaction()?;
+            for table in PRUNED_TABLES.iter().rev() {
+                tx.execute(
+                    &format!(
+                        "INSERT INTO archive.{table} SELECT * FROM main.{table} WHERE seq <= ?1"
+                    ),
+                    [through],
+                )?;
+            }
+            tx.execute(
+                "INSERT INTO archive.archive_anchor (prune_seq, at, actor_uid, actor_user, payload, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![anchor.seq, anchor.at, anchor.actor_uid, anchor.actor_user, anchor.payload, anchor.prev_hash, prune_hash],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })();
+        let detached = self.conn.execute("DETACH DATABASE archive", []);
+        copied?;
+        detached?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| fail(e.to_string()))?;
+        // The same check `airlock ledger verify` makes, on the copy.
+        let report = Ledger::open_read_only(&tmp)?.verify()?;
+        if !report.ok || report.archive_of.as_ref().map(|(_, h)| h.as_str()) != Some(prune_hash) {
+            let why = report
+                .first_break
+                .map_or_else(|| "it names another prune".to_owned(), |(_, w)| w);
+            return Err(fail(format!("the written archive does not verify: {why}")));
+        }
+        std::fs::hard_link(&tmp, path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                fail("a file of that name exists (an archive is never overwritten)".into())
+            } else {
+                fail(e.to_string())
+            }
+        })?;
+        guard.0.push(path.to_owned());
+        let _ = std::fs::remove_file(&tmp);
+        guard.0.retain(|p| p != &tmp);
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(guard)
+    }
+
+    /// Append the `ledger_pruned` event and delete events 1‥`through` and
+    /// their rows, in one transaction. The append-only triggers
+    /// are lifted inside it and restored before it commits (SQLite's DDL is
+    /// transactional): no other connection writes the ledger, and readers
+    /// see the old file or the new one, never the triggers missing.
+    fn remove_prefix(
+        &mut self,
+        through: i64,
+        at: &Timestamp,
+        payload: &Value,
+        actor: &ActorIdentity,
+        prune_hash: &str,
+    ) -> Result<Event, LedgerError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // First the event, linked to the head (which may be pruned too).
+        let (seq, hash) =
+            Self::append_event(&tx, at, "ledger_pruned", None, None, Some(actor), payload)?;
+        if hash != prune_hash {
+            return Err(LedgerError::Corrupt(
+                "the prune event is not the one its archive names".into(),
+            ));
+        }
+        tx.execute(
+            "INSERT INTO prunes (seq, cut_off, first_seq, start_hash, through_seq, through_hash, events, proposals, evidence, archive, uid, user, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            params![
+                seq, payload["cut_off"].as_str(), payload["first_seq"].as_i64(), payload["start_hash"].as_str(),
+                payload["through_seq"].as_i64(), payload["through_hash"].as_str(), payload["events"].as_i64(),
+                payload["proposals"].as_i64(), payload["evidence"].as_i64(), payload["archive"].as_str(),
+                actor.uid, actor.user, at.text
+            ],
+        )?;
+        let triggers: Vec<(String, String)> = tx
+            .prepare(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%\\_append\\_only\\_d' ESCAPE '\\' ORDER BY name",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (name, _) in &triggers {
+            if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(LedgerError::Corrupt(format!("unexpected trigger {name}")));
+            }
+            tx.execute_batch(&format!("DROP TRIGGER {name}"))?;
+        }
+        for table in PRUNED_TABLES {
+            tx.execute(&format!("DELETE FROM {table} WHERE seq <= ?1"), [through])?;
+        }
+        for (_, sql) in &triggers {
+            tx.execute_batch(sql)?;
+        }
+        if crate::writeback::fault::fails("prune_fail_before_commit") {
+            return Err(LedgerError::Corrupt(
+                "fault injection: prune_fail_before_commit".into(),
+            ));
+        }
+        tx.commit()?;
+        Ok(Event {
+            seq: seq as u64,
+            at: at.text.clone(),
+            kind: "ledger_pruned".into(),
+            proposal_id: None,
+            evidence_id: None,
+            actor: Some(actor.to_actor()),
+            hash,
+        })
+    }
+}
+
+/// Whether the file is a prune archive (it has an anchor table).
+fn is_archive(conn: &Connection) -> Result<bool, LedgerError> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'archive_anchor')",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// Where a ledger's chain starts: (the seq before its first event, the
+/// hash that event links to) — the genesis, or what the latest prune
+/// recorded. `Ok(Err(why))` when the prune event is unreadable.
+fn chain_start(conn: &Connection) -> Result<Result<(i64, String), String>, LedgerError> {
+    let latest: Option<(i64, String)> = conn
+        .prepare_cached(
+            "SELECT seq, payload FROM events WHERE kind = 'ledger_pruned' ORDER BY seq DESC LIMIT 1",
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((seq, payload)) = latest else {
+        return Ok(Ok((0, GENESIS_HASH.to_owned())));
+    };
+    let p: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
+    match (p["through_seq"].as_i64(), p["through_hash"].as_str()) {
+        (Some(through), Some(hash)) if through > 0 && through < seq => {
+            Ok(Ok((through, hash.to_owned())))
+        }
+        _ => Ok(Err(format!(
+            "the prune event {seq} does not say where the chain continues from (the event was altered)"
+        ))),
+    }
+}
+
+/// An archive's anchor: the prune event that moved it out of the ledger.
+struct ArchiveAnchor {
+    prune_seq: i64,
+    prune_hash: String,
+    first_seq: i64,
+    start_hash: String,
+    through_seq: i64,
+    through_hash: String,
+}
+
+/// The anchor of an archive (`None` for a ledger). `Some(Err(why))` when
+/// it is not exactly one intact copy of a prune event.
+fn archive_anchor(conn: &Connection) -> Result<Option<Result<ArchiveAnchor, String>>, LedgerError> {
+    if !is_archive(conn)? {
+        return Ok(None);
+    }
+    let mut stmt = conn.prepare(
+        "SELECT prune_seq, at, actor_uid, actor_user, payload, prev_hash, hash FROM archive_anchor",
+    )?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(StoredEvent {
+                seq: r.get(0)?,
+                at: r.get(1)?,
+                kind: "ledger_pruned".to_owned(),
+                proposal_id: None,
+                evidence_id: None,
+                actor_uid: r.get(2)?,
+                actor_user: r.get(3)?,
+                payload: r.get(4)?,
+                prev_hash: r.get(5)?,
+                hash: r.get(6)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let [ev] = rows.as_slice() else {
+        return Ok(Some(Err(format!(
+            "the archive has {} anchors, not one (the anchor was removed or added)",
+            rows.len()
+        ))));
+    };
+    if ev.computed_hash() != ev.hash {
+        return Ok(Some(Err(
+            "the archive's anchor does not match its hash (the anchor was altered)".into(),
+        )));
+    }
+    let p: Value = serde_json::from_str(&ev.payload).unwrap_or(Value::Null);
+    let anchor = match (
+        p["first_seq"].as_i64(),
+        p["start_hash"].as_str(),
+        p["through_seq"].as_i64(),
+        p["through_hash"].as_str(),
+    ) {
+        (Some(first_seq), Some(start), Some(through_seq), Some(through))
+            if first_seq >= 1 && first_seq <= through_seq && through_seq < ev.seq =>
+        {
+            ArchiveAnchor {
+                prune_seq: ev.seq,
+                prune_hash: ev.hash.clone(),
+                first_seq,
+                start_hash: start.to_owned(),
+                through_seq,
+                through_hash: through.to_owned(),
+            }
+        }
+        _ => {
+            return Ok(Some(Err(
+                "the archive's anchor does not name the events it holds".into(),
+            )));
+        }
+    };
+    Ok(Some(Ok(anchor)))
 }
 
 /// The ledger's schema objects: (type, name) → (table, SQL).
@@ -1617,6 +2369,31 @@ fn expected_row(ev: &StoredEvent, payload: &Value, full: bool) -> Result<Value, 
                 "detail": p("detail"), "executed_at": at,
             }))
         }
+        "expired" => {
+            same("proposal_id", &ev.proposal_id, text(&p("proposal_id")))?;
+            same("evidence_id", &ev.evidence_id, None)?;
+            let expires_at = text(&p("expires_at")).unwrap_or_default();
+            if ms_of(&expires_at)? > ms_of(&at)? {
+                return Err(format!(
+                    "event {} records an expiry before the proposal expired (the event was forged)",
+                    ev.seq
+                ));
+            }
+            Ok(json!({
+                "proposal_id": p("proposal_id"), "seq": ev.seq, "expires_at": expires_at, "at": at,
+            }))
+        }
+        "ledger_pruned" => {
+            same("proposal_id", &ev.proposal_id, None)?;
+            same("evidence_id", &ev.evidence_id, None)?;
+            Ok(json!({
+                "seq": ev.seq, "cut_off": p("cut_off"), "first_seq": p("first_seq"),
+                "start_hash": p("start_hash"), "through_seq": p("through_seq"),
+                "through_hash": p("through_hash"), "events": p("events"),
+                "proposals": p("proposals"), "evidence": p("evidence"), "archive": p("archive"),
+                "uid": uid, "user": user, "at": at,
+            }))
+        }
         other => Err(format!("unknown event kind `{other}`")),
     }
 }
@@ -1665,6 +2442,18 @@ const RECORD_TABLES: &[RecordTable] = &[
         table: "receipts",
         what: "receipt",
         row_sql: "SELECT json_object('job_id', job_id, 'proposal_id', proposal_id, 'seq', seq, 'status', status, 'receipt', json(receipt), 'receipt_hash', receipt_hash, 'detail', detail, 'executed_at', executed_at) FROM receipts WHERE seq = ?1",
+    },
+    RecordTable {
+        kinds: &["expired"],
+        table: "expirations",
+        what: "expiry",
+        row_sql: "SELECT json_object('proposal_id', proposal_id, 'seq', seq, 'expires_at', expires_at, 'at', at) FROM expirations WHERE seq = ?1",
+    },
+    RecordTable {
+        kinds: &["ledger_pruned"],
+        table: "prunes",
+        what: "prune",
+        row_sql: "SELECT json_object('seq', seq, 'cut_off', cut_off, 'first_seq', first_seq, 'start_hash', start_hash, 'through_seq', through_seq, 'through_hash', through_hash, 'events', events, 'proposals', proposals, 'evidence', evidence, 'archive', archive, 'uid', uid, 'user', user, 'at', at) FROM prunes WHERE seq = ?1",
     },
 ];
 
@@ -2014,6 +2803,296 @@ mod tests {
             matches!(&err, LedgerError::ConfigChanged { recorded: None, .. }),
             "{err}"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn temp_ledger(name: &str) -> (Ledger, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("airlock-ledger-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        (Ledger::open(&dir.join("l.db")).unwrap(), dir)
+    }
+
+    /// A read and a proposal on it (two events); returns the proposal id.
+    fn propose(l: &mut Ledger, ttl_ms: i64) -> String {
+        let rows = vec![
+            json!({"id": "INV-1", "tenant_id": "acme"})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        ];
+        let (ev, _) = l
+            .record_evidence(NewEvidence {
+                capability: "billing.propose_late_fee_waiver",
+                tenant_id: "acme",
+                principal: "p",
+                query_fingerprint: "sha256:00",
+                parameters: &[],
+                rows: &rows,
+                actor: &actor(),
+            })
+            .unwrap();
+        l.record_proposal(NewProposal {
+            change_set: &change_set(),
+            capability_digest: "sha256:cap",
+            evidence_id: Some(&ev),
+            required_role: None,
+            ttl_ms,
+            actor: &actor(),
+        })
+        .unwrap()
+        .proposal_id
+    }
+
+    /// Approve, start and finish an apply (three events).
+    fn apply(l: &mut Ledger, id: &str) {
+        l.record_decision(id, true, &actor(), None, "sha256:cap")
+            .unwrap();
+        run_apply(l, id);
+    }
+
+    /// Start and finish the apply of an approved proposal (two events).
+    fn run_apply(l: &mut Ledger, id: &str) {
+        let ApplyStart::Run { job_id, .. } = l
+            .begin_apply(id, "sql_update", id, &actor(), "sha256:cap")
+            .unwrap()
+        else {
+            panic!("runs")
+        };
+        let receipt = json!({"receipt_hash": "sha256:11", "status": "applied"});
+        l.record_receipt(NewReceipt {
+            job_id: &job_id,
+            proposal_id: id,
+            status: "applied",
+            receipt: &receipt,
+            detail: None,
+        })
+        .unwrap();
+    }
+
+    fn far_future() -> Timestamp {
+        Timestamp::from_ms(Timestamp::now().ms + 86_400_000)
+    }
+
+    #[test]
+    fn the_sweep_records_each_expiry_once_and_the_chain_verifies() {
+        let (mut l, dir) = temp_ledger("sweep");
+        let due = propose(&mut l, 1);
+        let live = propose(&mut l, 60_000);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(l.sweep_expired(None, 10).unwrap(), vec![due.clone()]);
+        assert!(l.sweep_expired(None, 10).unwrap().is_empty(), "once");
+        // Recorded: expired whatever the clock says from now on.
+        let state: String = l
+            .conn
+            .query_row(
+                &format!("SELECT {STATE_SQL} FROM {FROM_PROPOSALS} WHERE p.proposal_id = ?2"),
+                params![i64::MIN, due],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(state, "expired");
+        assert_eq!(
+            l.proposal(&live).unwrap().unwrap().summary.state,
+            ProposalState::PendingApproval
+        );
+        let err = l
+            .record_decision(&due, true, &actor(), None, "sha256:cap")
+            .unwrap_err();
+        assert!(matches!(err, LedgerError::Expired(_)), "{err}");
+        let report = l.verify().unwrap();
+        assert!(report.ok && report.events == 5, "{report:?}");
+        // A window that ends before the expiry finds nothing.
+        let (mut l2, dir2) = temp_ledger("sweep-window");
+        propose(&mut l2, 1);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(
+            l2.sweep_expired(Some(Timestamp::now().ms), 10)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(l2.sweep_expired(None, 10).unwrap().len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&dir2).unwrap();
+    }
+
+    #[test]
+    fn a_prune_moves_the_finished_prefix_and_both_files_verify() {
+        let (mut l, dir) = temp_ledger("prune");
+        let a = propose(&mut l, 60_000);
+        apply(&mut l, &a);
+        let b = propose(&mut l, 60_000);
+        let archive = dir.join("archive.db");
+        let out = l
+            .prune(PruneRequest {
+                before: &far_future(),
+                archive: &archive,
+                actor: &actor(),
+            })
+            .unwrap();
+        assert_eq!(
+            (
+                out.plan.through_seq,
+                out.plan.events,
+                out.plan.proposals,
+                out.first_seq
+            ),
+            (5, 5, 1, 1)
+        );
+        assert_eq!(
+            out.plan.held_by,
+            airlock_policy::prune::Hold::Unfinished {
+                proposal_id: b.clone()
+            }
+        );
+        let event = out.event.unwrap();
+        assert_eq!(event.seq, 8);
+        // The ledger continues from the archive's last hash …
+        let report = l.verify().unwrap();
+        assert!(report.ok, "{report:?}");
+        assert_eq!((report.start_seq, report.events), (5, 3));
+        assert!(l.proposal(&a).unwrap().is_none(), "moved out");
+        // … and B, whose read is the first event after the cut, still
+        // verifies its segment and can be decided.
+        l.record_decision(&b, true, &actor(), None, "sha256:cap")
+            .unwrap();
+        assert!(l.verify().unwrap().ok);
+        // The archive verifies on its own and names the prune event.
+        let arch = Ledger::open_read_only(&archive).unwrap().verify().unwrap();
+        assert!(arch.ok, "{arch:?}");
+        assert_eq!(arch.events, 5);
+        assert_eq!(arch.head, out.through_hash.unwrap());
+        assert_eq!(arch.archive_of, Some((8, event.hash)));
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&archive).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+        // An executor never serves an archive.
+        assert!(matches!(
+            Ledger::open(&archive).unwrap_err(),
+            LedgerError::IsArchive(_)
+        ));
+        // Pruning again moves nothing (B is approved, not finished).
+        let again = l
+            .prune(PruneRequest {
+                before: &far_future(),
+                archive: &dir.join("a2.db"),
+                actor: &actor(),
+            })
+            .unwrap();
+        assert_eq!(again.plan.through_seq, 0);
+        assert!(again.event.is_none() && !dir.join("a2.db").exists());
+        // Once B is finished, a second prune moves it and the first prune's event.
+        run_apply(&mut l, &b);
+        let second = dir.join("archive2.db");
+        let out2 = l
+            .prune(PruneRequest {
+                before: &far_future(),
+                archive: &second,
+                actor: &actor(),
+            })
+            .unwrap();
+        assert_eq!((out2.first_seq, out2.plan.through_seq), (6, 11));
+        let arch2 = Ledger::open_read_only(&second).unwrap().verify().unwrap();
+        assert!(arch2.ok, "{arch2:?}");
+        let report = l.verify().unwrap();
+        assert!(
+            report.ok && report.start_seq == 11 && report.events == 1,
+            "{report:?}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_prune_that_cannot_write_its_archive_changes_nothing() {
+        let (mut l, dir) = temp_ledger("prune-fail");
+        let a = propose(&mut l, 60_000);
+        apply(&mut l, &a);
+        let before = l.verify().unwrap();
+        let existing = dir.join("exists.db");
+        std::fs::write(&existing, b"keep me").unwrap();
+        for archive in [existing.clone(), dir.join("no-such-dir").join("a.db")] {
+            let err = l
+                .prune(PruneRequest {
+                    before: &far_future(),
+                    archive: &archive,
+                    actor: &actor(),
+                })
+                .unwrap_err();
+            assert!(matches!(err, LedgerError::Archive { .. }), "{err}");
+        }
+        assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
+        let after = l.verify().unwrap();
+        assert!(after.ok);
+        assert_eq!((after.events, after.head), (before.events, before.head));
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("partial"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_prefix_removed_without_a_prune_event_or_an_altered_archive_breaks_verify() {
+        let (mut l, dir) = temp_ledger("prune-tamper");
+        let a = propose(&mut l, 60_000);
+        apply(&mut l, &a);
+        propose(&mut l, 60_000);
+        l.checkpoint().unwrap();
+        let path = dir.join("l.db");
+        let copy = dir.join("copy.db");
+        std::fs::copy(&path, &copy).unwrap();
+        // The attack a prune is not: the same rows deleted behind the
+        // executor's back, with no `ledger_pruned` event to anchor the rest.
+        let c = Connection::open(&copy).unwrap();
+        let mut script = String::from("PRAGMA foreign_keys = OFF;");
+        let mut restore = String::new();
+        for t in PRUNED_TABLES {
+            let sql: String = c
+                .query_row(
+                    "SELECT sql FROM sqlite_master WHERE name = ?1",
+                    [format!("{t}_append_only_d")],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            script.push_str(&format!(
+                "DROP TRIGGER {t}_append_only_d; DELETE FROM {t} WHERE seq <= 5;"
+            ));
+            restore.push_str(&format!("{sql};"));
+        }
+        c.execute_batch(&(script + &restore)).unwrap();
+        drop(c);
+        let r = Ledger::open_read_only(&copy).unwrap().verify().unwrap();
+        assert!(!r.ok, "{r:?}");
+        let why = r.first_break.unwrap().1;
+        assert!(why.contains("an event was removed"), "{why}");
+        // The real prune, then an archive with one event's row edited, and
+        // one whose anchor was edited.
+        let archive = dir.join("archive.db");
+        l.prune(PruneRequest {
+            before: &far_future(),
+            archive: &archive,
+            actor: &actor(),
+        })
+        .unwrap();
+        let pristine = std::fs::read(&archive).unwrap();
+        for edit in [
+            "DROP TRIGGER events_append_only_d; DROP TRIGGER receipts_append_only_d; DELETE FROM receipts WHERE seq = 5; DELETE FROM events WHERE seq = 5;",
+            "DROP TRIGGER archive_anchor_append_only_u; UPDATE archive_anchor SET payload = replace(payload, '\"through_seq\":5', '\"through_seq\":4');",
+            "DROP TRIGGER archive_anchor_append_only_d; DELETE FROM archive_anchor;",
+        ] {
+            std::fs::write(&copy, &pristine).unwrap();
+            let c = Connection::open(&copy).unwrap();
+            c.execute_batch(&format!("PRAGMA foreign_keys = OFF; {edit}"))
+                .unwrap();
+            drop(c);
+            let r = Ledger::open_read_only(&copy).unwrap().verify().unwrap();
+            assert!(!r.ok, "{edit}: {r:?}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

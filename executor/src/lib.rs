@@ -22,6 +22,7 @@ pub mod group_commit;
 pub mod hardening;
 pub mod intake;
 pub mod ledger;
+pub mod lifecycle;
 pub mod peer_auth;
 pub mod refusal_log;
 pub mod review;

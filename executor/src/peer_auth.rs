@@ -10,6 +10,10 @@
 use airlock_ipc::Role;
 use airlock_policy::config::{Config, NameSet, PeerId, ValueSource};
 
+/// The approver role that lets a user other than the executor's own prune
+/// the ledger (`airlock ledger prune`).
+pub const LEDGER_ADMIN_ROLE: &str = "ledger_admin";
+
 #[derive(Debug, thiserror::Error)]
 pub enum PeerAuthError {
     #[error(
@@ -107,6 +111,19 @@ impl PeerPolicy {
             .any(|(u, roles)| *u == uid && role.is_none_or(|r| roles.contains(r)))
     }
 
+    /// May `uid` prune the ledger? The executor's own OS user (which owns
+    /// the ledger file anyway), or an approver whose roles name
+    /// [`LEDGER_ADMIN_ROLE`] explicitly: a wildcard (`"roles": "*"`) does
+    /// not count, because a prune moves records out of the ledger rather
+    /// than deciding one proposal.
+    pub fn may_prune(&self, uid: u32) -> bool {
+        uid == self.own_uid
+            || self.approvers.iter().any(|(u, roles)| {
+                *u == uid
+                    && matches!(roles, NameSet::Only(names) if names.iter().any(|n| n == LEDGER_ADMIN_ROLE))
+            })
+    }
+
     /// Whether any uid other than the executor's own may use `role`'s
     /// socket (then the socket must be group-accessible).
     pub fn others_allowed(&self, role: Role) -> bool {
@@ -156,5 +173,31 @@ mod tests {
         );
         assert!(p.others_allowed(Role::Operator));
         assert!(PeerPolicy::from_config(&cfg, 0, |_| None, |_| None).is_err());
+    }
+
+    #[test]
+    fn only_the_executors_user_or_a_named_ledger_admin_may_prune() {
+        let mut v: serde_json::Value = serde_json::from_str(REFERENCE).unwrap();
+        v["airlock"] = serde_json::json!({
+            "approvers": [
+                {"uid": 2000, "roles": ["billing_lead", "ledger_admin"]},
+                {"uid": 2001, "roles": "*"},
+                {"uid": 2002, "roles": ["billing_lead"]}
+            ]
+        });
+        let cfg = airlock_policy::load_config(&v).config.unwrap();
+        let p = PeerPolicy::from_config(&cfg, 990, |_| None, |_| None).unwrap();
+        assert!(p.may_prune(990), "the executor's own user");
+        assert!(p.may_prune(2000), "a named ledger_admin");
+        assert!(
+            p.may_approve(2001, Some("ledger_admin")),
+            "the wildcard holds the role for approvals…"
+        );
+        assert!(!p.may_prune(2001), "…but not for pruning");
+        assert!(!p.may_prune(2002) && !p.may_prune(3000));
+        // The laptop default: the executor's user is the approver.
+        let cfg = airlock_policy::load_config_str(REFERENCE).config.unwrap();
+        let p = PeerPolicy::from_config(&cfg, 1000, |_| None, |_| None).unwrap();
+        assert!(p.may_prune(1000) && !p.may_prune(1001));
     }
 }

@@ -179,6 +179,51 @@ pub struct EventsSince {
     pub limit: Option<u32>,
 }
 
+/// Operator: move the finished start of the ledger into a new archive file
+/// (docs/reliability.md, "Pruning"). Only the executor's own OS user, or
+/// an approver holding the `ledger_admin` role by name, may send it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneLedger {
+    /// RFC 3339 time: finished proposals whose last event is before it move.
+    pub before: String,
+    /// Absolute path of the archive to create (the executor writes it, as
+    /// its own OS user, mode 0600); it must not exist.
+    pub archive: String,
+}
+
+/// The longest `archive` path a prune accepts, in bytes (Linux's PATH_MAX).
+pub const MAX_ARCHIVE_PATH_BYTES: usize = 4096;
+
+impl PruneLedger {
+    /// The request's shape, before the executor looks at the ledger or the
+    /// file system: `archive` is an absolute path of plain components (no
+    /// `.` or `..`, no NUL) within [`MAX_ARCHIVE_PATH_BYTES`], naming a file.
+    pub fn check_archive_path(&self) -> Result<(), String> {
+        let a = &self.archive;
+        if a.len() > MAX_ARCHIVE_PATH_BYTES {
+            return Err(format!(
+                "the archive path is longer than {MAX_ARCHIVE_PATH_BYTES} bytes"
+            ));
+        }
+        if !a.starts_with('/') || a.ends_with('/') {
+            return Err("the archive must be an absolute path to a file".to_owned());
+        }
+        if a.contains('\0') {
+            return Err("the archive path contains a NUL byte".to_owned());
+        }
+        if a.split('/')
+            .skip(1)
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(
+                "the archive path must not contain empty, `.` or `..` components".to_owned(),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// A request with no fields.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -386,6 +431,39 @@ pub struct StatsReport {
     pub connections: u64,
 }
 
+/// Where a prune stopped, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneHold {
+    /// `end` (nothing was left behind), `unfinished` (`proposal_id` is not
+    /// finished) or `recent` (event `seq` is on or after `before`).
+    pub reason: String,
+    pub proposal_id: Option<String>,
+    pub seq: Option<u64>,
+}
+
+/// The outcome of a `prune_ledger`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneReport {
+    /// The archive written; `None` when nothing could be pruned (then no
+    /// file was created and the ledger is unchanged).
+    pub archive: Option<String>,
+    pub before: String,
+    /// Events, proposals and reads moved into the archive.
+    pub events: u64,
+    pub proposals: u64,
+    pub evidence: u64,
+    /// The archive's first and last event (0 when nothing moved).
+    pub first_seq: u64,
+    pub through_seq: u64,
+    /// The hash of the archive's last event: the ledger continues from it.
+    pub through_hash: Option<String>,
+    /// The `ledger_pruned` event that records the prune in the ledger.
+    pub prune_event: Option<Event>,
+    pub held_by: PruneHold,
+}
+
 /// The outcome of an `apply`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -474,6 +552,7 @@ message_set! {
         Replay(ProposalRef) = "replay",
         ShowEvidence(EvidenceRef) = "show_evidence",
         CheckFreshness(ProposalRef) = "check_freshness",
+        PruneLedger(PruneLedger) = "prune_ledger",
     }
 }
 
@@ -493,6 +572,7 @@ message_set! {
         Replay(ReplayStory) = "replay",
         Evidence(EvidenceRecord) = "evidence",
         Freshness(FreshnessReport) = "freshness",
+        Pruned(PruneReport) = "pruned",
         Error(ErrorBody) = "error",
     }
 }
@@ -515,7 +595,8 @@ impl Request {
             | Request::Apply(_)
             | Request::Replay(_)
             | Request::ShowEvidence(_)
-            | Request::CheckFreshness(_) => role == Role::Operator,
+            | Request::CheckFreshness(_)
+            | Request::PruneLedger(_) => role == Role::Operator,
         }
     }
 }
@@ -648,6 +729,7 @@ mod tests {
         ("replay", false, true),
         ("show_evidence", false, true),
         ("check_freshness", false, true),
+        ("prune_ledger", false, true),
     ];
 
     /// The golden request of `kind` from `fixtures/`.
@@ -765,6 +847,102 @@ mod tests {
             String::from_utf8(approve.encode()).unwrap(),
             r#"{"id":1,"type":"approve","body":{"proposal_id":"wrp_1","note":null}}"#
         );
+    }
+
+    #[test]
+    fn prune_ledger_encodes_strictly() {
+        let frame = RequestFrame {
+            id: 9,
+            request: Request::PruneLedger(PruneLedger {
+                before: "2026-01-01T00:00:00Z".into(),
+                archive: "/var/lib/airlock/archive-2025.db".into(),
+            }),
+        };
+        assert_eq!(
+            String::from_utf8(frame.encode()).unwrap(),
+            r#"{"id":9,"type":"prune_ledger","body":{"before":"2026-01-01T00:00:00Z","archive":"/var/lib/airlock/archive-2025.db"}}"#
+        );
+        assert_eq!(RequestFrame::decode(&frame.encode()).unwrap(), frame);
+        for bad in [
+            r#"{"id":1,"type":"prune_ledger","body":{"before":"2026-01-01T00:00:00Z"}}"#,
+            r#"{"id":1,"type":"prune_ledger","body":{"archive":"/a"}}"#,
+            r#"{"id":1,"type":"prune_ledger","body":{"before":"x","archive":"/a","force":true}}"#,
+            r#"{"id":1,"type":"prune_ledger","body":{"before":1,"archive":"/a"}}"#,
+        ] {
+            let (id, e) = RequestFrame::decode(bad.as_bytes()).unwrap_err();
+            assert_eq!(
+                (id, e.code()),
+                (Some(1), ErrorCode::InvalidRequest),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn pruned_encodes_every_field() {
+        let report = PruneReport {
+            archive: Some("/a.db".into()),
+            before: "2026-01-01T00:00:00.000Z".into(),
+            events: 7,
+            proposals: 2,
+            evidence: 2,
+            first_seq: 1,
+            through_seq: 7,
+            through_hash: Some("sha256:aa".into()),
+            prune_event: None,
+            held_by: PruneHold {
+                reason: "unfinished".into(),
+                proposal_id: Some("wrp_1".into()),
+                seq: None,
+            },
+        };
+        let frame = ResponseFrame {
+            id: 3,
+            response: Response::Pruned(report),
+        };
+        assert_eq!(
+            String::from_utf8(frame.encode()).unwrap(),
+            r#"{"id":3,"type":"pruned","body":{"archive":"/a.db","before":"2026-01-01T00:00:00.000Z","events":7,"proposals":2,"evidence":2,"first_seq":1,"through_seq":7,"through_hash":"sha256:aa","prune_event":null,"held_by":{"reason":"unfinished","proposal_id":"wrp_1","seq":null}}}"#
+        );
+        assert_eq!(ResponseFrame::decode(&frame.encode()).unwrap(), frame);
+    }
+
+    #[test]
+    fn an_archive_path_is_an_absolute_plain_file_path() {
+        let check = |archive: &str| {
+            PruneLedger {
+                before: "2026-01-01T00:00:00Z".into(),
+                archive: archive.into(),
+            }
+            .check_archive_path()
+        };
+        for good in ["/a", "/var/lib/airlock/archive-2025.db", "/a/.b/c..d/e.f"] {
+            assert_eq!(check(good), Ok(()), "{good}");
+        }
+        let longest = format!("/{}", "a".repeat(MAX_ARCHIVE_PATH_BYTES - 1));
+        assert_eq!(check(&longest), Ok(()));
+        assert_eq!(
+            check(&format!("{longest}a")).unwrap_err(),
+            "the archive path is longer than 4096 bytes"
+        );
+        for relative in ["", "a", "./a", "a/b", "/", "/a/"] {
+            assert_eq!(
+                check(relative).unwrap_err(),
+                "the archive must be an absolute path to a file",
+                "{relative:?}"
+            );
+        }
+        assert_eq!(
+            check("/a\0b").unwrap_err(),
+            "the archive path contains a NUL byte"
+        );
+        for odd in ["//a", "/a//b", "/./a", "/a/../b", "/a/..", "/a/./b"] {
+            assert_eq!(
+                check(odd).unwrap_err(),
+                "the archive path must not contain empty, `.` or `..` components",
+                "{odd:?}"
+            );
+        }
     }
 
     #[test]

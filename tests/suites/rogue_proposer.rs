@@ -426,6 +426,7 @@ fn sample_request(cfg: &Config, kind: &str, proposal_id: &str) -> Option<Request
         json!({"proposal_id": proposal_id, "reason": "the agent decided"}),
         json!({"since": 0}),
         json!({"evidence_id": "ev_placeholder"}),
+        json!({"before": "2999-01-01T00:00:00Z", "archive": "/tmp/airlock-rogue-archive.db"}),
         json!({"protocol": airlock_ipc::PROTOCOL, "role": "proposer", "client_version": "rogue"}),
         serde_json::to_value(read_of(
             cfg,

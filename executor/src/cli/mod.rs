@@ -56,7 +56,7 @@ enum Command {
     /// Follow the ledger's events.
     #[command(subcommand)]
     Events(EventsCommand),
-    /// Check the ledger's integrity.
+    /// Check, measure, back up and prune the ledger.
     #[command(subcommand)]
     Ledger(LedgerCommand),
     /// Apply an approved proposal (exactly once; exit 4 on a conflict).
@@ -479,8 +479,61 @@ enum LedgerCommand {
         /// when it exists).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Also verify this prune archive and that the ledger records the
+        /// prune that moved it out.
+        #[arg(long)]
+        archive: Option<PathBuf>,
         #[arg(long)]
         json: bool,
+    },
+    /// Proposals per state, file size, the oldest pending proposal, events per day (read-only).
+    #[command(
+        after_help = "Examples:\n  airlock ledger stats --store /var/lib/airlock/ledger.db\n  airlock ledger stats --config airlock.json --json"
+    )]
+    Stats {
+        /// The ledger file.
+        #[arg(long)]
+        store: Option<PathBuf>,
+        /// Or: the config whose ledger to read (default: ./airlock.json
+        /// when it exists).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy the ledger consistently while the executor runs; the copy (mode 0600, never over an existing file) is verified before it is named.
+    #[command(
+        after_help = "Examples:\n  sudo -u airlock airlock ledger backup --store /var/lib/airlock/ledger.db --to /var/backups/airlock/ledger-2026-03-01.db\n  airlock ledger backup --config airlock.json --to ledger.bak --json"
+    )]
+    Backup {
+        /// The backup file to create (must not exist).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+        /// The ledger file.
+        #[arg(long)]
+        store: Option<PathBuf>,
+        /// Or: the config whose ledger to copy (default: ./airlock.json
+        /// when it exists).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move finished proposals whose last event is before DATE into a new archive file (done by the executor; exit 3 if you may not).
+    #[command(
+        after_help = "Examples:\n  airlock ledger prune --before 2026-01-01 --archive /var/lib/airlock/archive-2025.db\n  airlock ledger prune --before 2026-01-01T00:00:00Z --archive archive.db --json\n\nOnly the executor's own OS user, or an approver whose roles list `ledger_admin`, may prune. Pending and approved proposals never move."
+    )]
+    Prune {
+        /// A day (2026-01-01, midnight UTC) or an RFC 3339 time.
+        #[arg(long, value_name = "DATE")]
+        before: String,
+        /// The archive file the executor creates (must not exist).
+        #[arg(long, value_name = "FILE")]
+        archive: PathBuf,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
     },
 }
 
@@ -730,8 +783,31 @@ pub fn main() -> ExitCode {
         Command::Ledger(LedgerCommand::Verify {
             store,
             config,
+            archive,
             json,
-        }) => ledger_cmd::verify(store.as_deref(), config.as_deref(), json),
+        }) => ledger_cmd::verify(
+            store.as_deref(),
+            config.as_deref(),
+            archive.as_deref(),
+            json,
+        ),
+        Command::Ledger(LedgerCommand::Stats {
+            store,
+            config,
+            json,
+        }) => ledger_cmd::stats(store.as_deref(), config.as_deref(), json),
+        Command::Ledger(LedgerCommand::Backup {
+            to,
+            store,
+            config,
+            json,
+        }) => ledger_cmd::backup(&to, store.as_deref(), config.as_deref(), json),
+        Command::Ledger(LedgerCommand::Prune {
+            before,
+            archive,
+            json,
+            conn,
+        }) => ledger_cmd::prune(&conn, &before, &archive, json),
         Command::Apply { id, json, conn } => writeback_cmd::apply(&conn, &id, json),
         Command::Evidence(EvidenceCommand::Show { id, json, conn }) => {
             evidence_cmd::show(&conn, &id, json)

@@ -663,7 +663,26 @@ pub fn events_tail(conn: &ConnArgs, follow: bool, json: bool) -> Exit {
             Ok(other) => return unexpected(json, &other),
             Err(e) => return e,
         };
-        let mut cursor = total.saturating_sub(20);
+        // A pruned ledger starts after the archived events: its events are
+        // numbered on from the first one left, without gaps.
+        let first = match call(
+            &mut client,
+            json,
+            Request::EventsSince(EventsSince {
+                since: 0,
+                limit: Some(1),
+            }),
+        )
+        .await
+        {
+            Ok(Response::Events(e)) => e.items.first().map_or(1, |e| e.seq),
+            Ok(other) => return unexpected(json, &other),
+            Err(e) => return e,
+        };
+        let mut cursor = first
+            .saturating_sub(1)
+            .saturating_add(total)
+            .saturating_sub(20);
         loop {
             let events = match call(
                 &mut client,

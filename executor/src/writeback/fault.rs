@@ -17,3 +17,20 @@ pub fn point(name: &str) {
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
 pub fn point(_name: &str) {}
+
+/// Whether the test asked this point to fail with an error (not to die).
+/// Always `false` in normal builds.
+#[cfg(feature = "fault-injection")]
+pub fn fails(name: &str) -> bool {
+    let asked = std::env::var("AIRLOCK_FAULT").is_ok_and(|f| f == name);
+    if asked {
+        tracing::warn!(point = name, "fault injection: failing here");
+    }
+    asked
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn fails(_name: &str) -> bool {
+    false
+}
