@@ -174,17 +174,7 @@ impl Authority {
         T: Send + 'static,
         F: FnOnce(&mut Ledger) -> Result<T, LedgerError> + Send + 'static,
     {
-        match self.ledger.call(durability, f).await {
-            Ok(value) => Ok(value),
-            Err(CallError::Ledger(e)) => Err(ledger_error(e)),
-            Err(e) => {
-                tracing::error!(error = %e, "ledger call not run");
-                Err(ErrorBody::new(
-                    ErrorCode::Internal,
-                    "internal error in the ledger; see the executor's log",
-                ))
-            }
-        }
+        answer(self.ledger.call(durability, f).await)
     }
 
     /// Run `f` alone on the ledger's thread, outside any batch (see
@@ -194,22 +184,28 @@ impl Authority {
         T: Send + 'static,
         F: FnOnce(&mut Ledger) -> Result<T, LedgerError> + Send + 'static,
     {
-        match self.ledger.exclusive(f).await {
-            Ok(value) => Ok(value),
-            Err(CallError::Ledger(e)) => Err(ledger_error(e)),
-            Err(e) => {
-                tracing::error!(error = %e, "ledger call not run");
-                Err(ErrorBody::new(
-                    ErrorCode::Internal,
-                    "internal error in the ledger; see the executor's log",
-                ))
-            }
-        }
+        answer(self.ledger.exclusive(f).await)
     }
 
     /// Flush the ledger's WAL (clean shutdown).
     pub async fn checkpoint(&self) {
         self.ledger.checkpoint().await;
+    }
+}
+
+/// A ledger call's result as an IPC answer: the ledger's own refusals keep
+/// their codes; a call that did not run is an internal error (logged).
+fn answer<T>(result: Result<T, CallError>) -> Result<T, ErrorBody> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(CallError::Ledger(e)) => Err(ledger_error(e)),
+        Err(e) => {
+            tracing::error!(error = %e, "ledger call not run");
+            Err(ErrorBody::new(
+                ErrorCode::Internal,
+                "internal error in the ledger; see the executor's log",
+            ))
+        }
     }
 }
 
