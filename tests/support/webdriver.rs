@@ -179,9 +179,17 @@ impl Browser {
     }
 
     /// The page's visible text.
+    /// (Read by script, not through an element reference, so a page that
+    /// is navigating away answers "" instead of a stale-element error.)
     pub async fn text(&self) -> String {
-        let body = self.find("body").await;
-        self.text_of(&body).await
+        let v = self
+            .cmd(
+                reqwest::Method::POST,
+                "/execute/sync",
+                Some(json!({"script": "return document.body ? document.body.innerText : ''", "args": []})),
+            )
+            .await;
+        v["value"].as_str().unwrap_or_default().to_owned()
     }
 
     pub async fn source(&self) -> String {

@@ -13,11 +13,20 @@ use airlock_ipc::message::{
 use airlock_policy::change_set::scalar_text;
 use serde_json::Value;
 
-use super::super::output::escape;
+use super::super::output::{escape, escape_lines};
 
 /// One displayed value, safe in HTML text and in a quoted attribute.
 pub fn h(s: &str) -> String {
-    let shown = escape(s);
+    entities(&escape(s))
+}
+
+/// A preformatted block (pretty JSON): like [`h`], but its own line breaks
+/// and tabs are kept.
+fn h_block(s: &str) -> String {
+    entities(&escape_lines(s))
+}
+
+fn entities(shown: &str) -> String {
     let mut out = String::with_capacity(shown.len() + 8);
     for c in shown.chars() {
         match c {
@@ -439,7 +448,7 @@ pub fn apply_page(r: &WritebackResult) -> String {
             r.detail
                 .as_deref()
                 .map_or(String::new(), |d| format!("<p id=\"detail\">{}</p>", h(d))),
-            h(&receipt),
+            h_block(&receipt),
         ),
     )
 }
@@ -450,13 +459,13 @@ pub fn replay_page(story: &ReplayStory) -> String {
     let s = &story.proposal.summary;
     let text = super::super::writeback_cmd::replay_text(story, true);
     let mut b = format!(
-        "<h1>Replay of <code>{}</code></h1><ol id=\"timeline\">",
+        "<h1>Replay of <code>{}</code></h1><ul id=\"timeline\">",
         h(&s.proposal_id)
     );
     for line in text.lines().skip(1) {
         let _ = write!(b, "<li>{}</li>", h(line.trim()));
     }
-    b.push_str("</ol><h2>Ledger events</h2><table id=\"events\"><thead><tr><th scope=\"col\">Seq</th><th scope=\"col\">At</th><th scope=\"col\">Event</th><th scope=\"col\">By</th><th scope=\"col\">Chain link</th></tr></thead><tbody>");
+    b.push_str("</ul><h2>Ledger events</h2><table id=\"events\"><thead><tr><th scope=\"col\">Seq</th><th scope=\"col\">At</th><th scope=\"col\">Event</th><th scope=\"col\">By</th><th scope=\"col\">Chain link</th></tr></thead><tbody>");
     for e in &story.events {
         let _ = write!(
             b,
@@ -520,6 +529,11 @@ mod tests {
         // Steering characters become the same visible escapes as in the terminal.
         assert_eq!(h("a\u{202e}b\nc\u{1b}"), "a\\u{202e}b\\nc\\u{1b}");
         assert_eq!(seg("wrp_1/../x"), "wrp_1%2F%2E%2E%2Fx");
+        // Blocks keep their own line breaks, nothing else.
+        assert_eq!(
+            h_block("{\n\t\"<\u{1b}\"\n}"),
+            "{\n\t&quot;&lt;\\u{1b}&quot;\n}"
+        );
     }
 
     #[test]

@@ -134,8 +134,10 @@ pub fn harden(headers: &mut HeaderMap) {
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
-        // The sign-in URL holds the secret: never send it on as a Referer.
-        (header::REFERRER_POLICY, "no-referrer"),
+        // The sign-in URL holds the secret: never send a Referer to
+        // another site. (Not `no-referrer`: with it, browsers send
+        // `Origin: null` on our own POSTs, which the Origin check refuses.)
+        (header::REFERRER_POLICY, "same-origin"),
         (header::CACHE_CONTROL, "no-store"),
         (
             header::HeaderName::from_static("cross-origin-opener-policy"),
