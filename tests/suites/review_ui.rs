@@ -457,6 +457,29 @@ fn csrf_origin_host_and_stale_sessions_are_refused() {
         b.wait_for_text("Rejected. The reason", WAIT).await;
         assert_eq!(s.state(&b_id), "rejected");
 
+        // Server-side checks, not only the form's `required`: posted from
+        // the page itself with the right token and Origin.
+        let post = "return fetch(arguments[0], {method: 'POST', body: new URLSearchParams(arguments[1])}).then(r => r.status)";
+        let status = |path: String, form: Value| {
+            let b = &b;
+            async move { b.execute(post, vec![json!(path), form]).await }
+        };
+        let blank_reason = status(format!("/p/{a}/reject"), json!({"csrf": token, "reason": "  "})).await;
+        assert_eq!(blank_reason, 422, "a blank reason rejects nothing");
+        let short_hash = status(format!("/p/{b_id}/approve"), json!({"csrf": token, "confirm_hash": "sha256:abc"})).await;
+        assert_eq!(short_hash, 422, "fewer than 12 hex digits approve nothing");
+        let latest = status("/p/latest/apply".into(), json!({"csrf": token})).await;
+        assert_eq!(latest, 404, "decisions name an exact id, never `latest`");
+        assert_eq!(s.state(&a), "approved");
+        assert_eq!(s.state(&b_id), "rejected");
+        let csp = b
+            .execute("return fetch('/').then(r => r.headers.get('content-security-policy'))", vec![])
+            .await;
+        assert_eq!(
+            csp,
+            "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        );
+
         // Stale sign-in link: a second browser with the used link gets no session.
         let other = Browser::new(&driver, &s.profile("second"), "").await;
         other.goto(&review.login_url).await;
