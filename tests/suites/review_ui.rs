@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use airlock_policy::config::Engine;
 use airlock_tests::databases::{
     Database, execute, query_strings, reference_config_for, sqlite_reference,
 };
@@ -181,7 +182,7 @@ fn list_open_approve_apply_replay_in_a_real_browser() {
     let s = setup(None);
     let first = s.propose("first late payment");
     let driver = ChromeDriver::start(s.dir.path());
-    let review = Review::start(&s.exec);
+    let mut review = Review::start(&s.exec);
     let started = Instant::now();
     runtime().block_on(async {
         let b = Browser::new(&driver, &s.profile("main"), "").await;
@@ -319,6 +320,33 @@ fn list_open_approve_apply_replay_in_a_real_browser() {
         let text = b.wait_for_text("Intact", WAIT).await;
         assert!(text.contains("hash chain verified"), "{text}");
         shot(&b, "8-ledger").await;
+        // The status is the real check, not a constant: a ledger with an
+        // append-only trigger dropped reads as broken.
+        let ledger = Database {
+            engine: Engine::Sqlite,
+            name: "ledger".into(),
+            read_url: String::new(),
+            write_url: String::new(),
+            admin_url: format!("sqlite://{}", s.exec.store.display()),
+        };
+        execute(&ledger, "DROP TRIGGER decisions_append_only_u;");
+        b.goto(&format!("{}/ledger", review.base)).await;
+        let text = b.wait_for_text("BROKEN", WAIT).await;
+        assert!(text.contains("decisions_append_only_u"), "{text}");
+
+        // Ctrl-C stops the UI at once, even with this page's live-update
+        // stream open.
+        let _ = Command::new("kill")
+            .args(["-INT", &review.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while review.child.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "airlock review did not stop on SIGINT"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         b.close().await;
     });
     eprintln!("review_ui: browser flow took {:?}", started.elapsed());

@@ -195,20 +195,32 @@ pub fn run(opts: ReviewOptions) -> Exit {
                 .spawn();
         }
         let app = server::router(state);
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        match axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            Ok(()) => Exit::Ok,
-            Err(e) => fail(
-                false,
-                "serve",
-                &format!("the review UI stopped: {e}"),
-                Exit::Failure,
-            ),
+        // Ctrl-C ends the process at once: a graceful shutdown would wait
+        // for every open live-update stream, i.e. for the browser tab.
+        tokio::select! {
+            served = std::future::IntoFuture::into_future(axum::serve(listener, app)) => match served {
+                Ok(()) => Exit::Ok,
+                Err(e) => fail(false, "serve", &format!("the review UI stopped: {e}"), Exit::Failure),
+            },
+            _ = tokio::signal::ctrl_c() => {
+                say!("Stopped.");
+                Exit::Ok
+            }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ledger_this_host_cannot_read_is_not_checked_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("ledger.db");
+        match ledger_status(Some(&missing), None) {
+            LedgerStatus::Unavailable(why) => assert!(why.contains("no ledger file at"), "{why}"),
+            _ => panic!("a missing ledger must not be reported as checked"),
+        }
+    }
 }
