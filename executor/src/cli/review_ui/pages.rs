@@ -65,6 +65,13 @@ fn seg(s: &str) -> String {
 
 /// The whole page around `body`.
 pub fn layout(title: &str, body: &str) -> String {
+    layout_live(title, body, None)
+}
+
+/// [`layout`] for a page rendered after ledger event `since`: its live
+/// notice reports every event after that one.
+pub fn layout_live(title: &str, body: &str, since: Option<u64>) -> String {
+    let since = since.map_or(String::new(), |n| format!(" data-since=\"{n}\""));
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -73,7 +80,7 @@ pub fn layout(title: &str, body: &str) -> String {
 <script src=\"/static/app.js\" defer></script></head>\
 <body><header><nav aria-label=\"main\"><a class=\"brand\" href=\"/\">Airlock review</a> \
 <a href=\"/\">Pending</a> <a href=\"/?state=all\">All proposals</a> <a href=\"/ledger\">Ledger</a></nav>\
-<p id=\"live\" role=\"status\" aria-live=\"polite\"></p></header>\
+<p id=\"live\" role=\"status\" aria-live=\"polite\"{since}></p></header>\
 <main>{body}</main></body></html>\n",
         t = h(title)
     )
@@ -153,6 +160,7 @@ pub fn list_page(
     items: &[ProposalSummary],
     filter: &ListFilter,
     state: Option<ProposalState>,
+    since: Option<u64>,
 ) -> String {
     let mut b = String::new();
     let _ = write!(
@@ -187,7 +195,7 @@ pub fn list_page(
     let shown: Vec<&ProposalSummary> = items.iter().filter(|p| filter.keeps(p)).collect();
     if shown.is_empty() {
         b.push_str("<p id=\"empty\">No proposals match.</p>");
-        return layout("Proposals", &b);
+        return layout_live("Proposals", &b, since);
     }
     b.push_str(
         "<table id=\"proposals\"><thead><tr><th scope=\"col\">Proposal</th><th scope=\"col\">State</th>\
@@ -210,7 +218,7 @@ pub fn list_page(
         );
     }
     b.push_str("</tbody></table>");
-    layout("Proposals", &b)
+    layout_live("Proposals", &b, since)
 }
 
 fn freshness_html(f: Option<&FreshnessReport>, state: ProposalState) -> String {
@@ -257,6 +265,7 @@ pub fn detail_page(
     fresh: Option<&FreshnessReport>,
     csrf: &str,
     done: Option<&str>,
+    since: Option<u64>,
 ) -> String {
     let s = &d.summary;
     let cs = &d.change_set;
@@ -418,7 +427,7 @@ pub fn detail_page(
         b,
         "<p><a id=\"replay-link\" href=\"/p/{id}/replay\">Replay timeline</a></p>"
     );
-    layout(&format!("Proposal {}", s.proposal_id), &b)
+    layout_live(&format!("Proposal {}", s.proposal_id), &b, since)
 }
 
 /// The outcome of an apply, with its receipt.

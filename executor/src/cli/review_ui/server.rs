@@ -10,8 +10,8 @@ use std::sync::Arc;
 use airlock_ipc::client::ClientError;
 use airlock_ipc::error::ErrorCode;
 use airlock_ipc::message::{
-    Approve, FreshnessReport, ListProposals, ProposalDetail, ProposalRef, ProposalState, Reject,
-    Request, Response as IpcResponse,
+    Approve, Empty, FreshnessReport, ListProposals, ProposalDetail, ProposalRef, ProposalState,
+    Reject, Request, Response as IpcResponse,
 };
 use axum::Router;
 use axum::extract::rejection::{FormRejection, QueryRejection};
@@ -236,6 +236,16 @@ fn not_found_sync() -> Response {
     )
 }
 
+/// How many ledger events there are now (taken before the page's data, so
+/// the live notice misses nothing after it). `None`: the notice starts from
+/// when the browser connects.
+async fn events_so_far(st: &AppState) -> Option<u64> {
+    match call(st, Request::Stats(Empty {})).await {
+        Ok(IpcResponse::Stats(s)) => Some(s.events),
+        _ => None,
+    }
+}
+
 async fn fetch(st: &AppState, id: &str) -> Result<ProposalDetail, Response> {
     match call(
         st,
@@ -275,6 +285,7 @@ async fn list(
             }
         },
     };
+    let since = events_so_far(&st).await;
     match call(
         &st,
         Request::ListProposals(ListProposals {
@@ -284,9 +295,10 @@ async fn list(
     )
     .await
     {
-        Ok(IpcResponse::Proposals(p)) => {
-            html(StatusCode::OK, pages::list_page(&p.items, &filter, state))
-        }
+        Ok(IpcResponse::Proposals(p)) => html(
+            StatusCode::OK,
+            pages::list_page(&p.items, &filter, state, since),
+        ),
         Ok(other) => unexpected(&other),
         Err(r) => r,
     }
@@ -308,6 +320,7 @@ async fn detail(
         Ok(id) => id,
         Err(r) => return r,
     };
+    let since = events_so_far(&st).await;
     let d = match fetch(&st, id).await {
         Ok(d) => d,
         Err(r) => return r,
@@ -335,7 +348,7 @@ async fn detail(
     let done = q.ok().and_then(|Query(q)| q.done);
     html(
         StatusCode::OK,
-        pages::detail_page(&d, fresh.as_ref(), &csrf, done.as_deref()),
+        pages::detail_page(&d, fresh.as_ref(), &csrf, done.as_deref(), since),
     )
 }
 

@@ -5,7 +5,12 @@
   if (!live || !window.EventSource) {
     return;
   }
-  var source = new EventSource("/events");
+  // Events after the one this page was rendered after (a reconnect resumes
+  // from the last one seen, by Last-Event-ID).
+  var since = live.getAttribute("data-since");
+  var source = new EventSource(
+    "/events" + (since ? "?since=" + encodeURIComponent(since) : "")
+  );
   source.addEventListener("ledger", function (message) {
     var e;
     try {
