@@ -114,6 +114,41 @@ fn ledger_status(
     }
 }
 
+/// Write a page only this user can read that sends the browser on to
+/// `url` (a meta refresh: no script), in `dir`.
+fn write_opener(dir: &std::path::Path, url: &str) -> std::io::Result<PathBuf> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = dir.join(format!("airlock-review-{}.html", security::random_hex(8)?));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    write!(
+        f,
+        "<!doctype html><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"0;url={url}\"><title>Airlock review</title><p><a href=\"{url}\">Open the Airlock review UI</a></p>\n"
+    )?;
+    Ok(path)
+}
+
+/// Ask the desktop to open the sign-in link through a private redirect
+/// file; returns the file, to delete on exit.
+fn open_browser(url: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    let file = write_opener(&dir, url).ok()?;
+    let _ = std::process::Command::new("xdg-open")
+        .arg(&file)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    Some(file)
+}
+
 /// Run the review UI until interrupted.
 pub fn run(opts: ReviewOptions) -> Exit {
     // Loopback only: the UI acts with this user's operator authority.
@@ -185,19 +220,18 @@ pub fn run(opts: ReviewOptions) -> Exit {
         say!("Open this link once (it signs in this browser; the link then stops working):");
         say!("  {url}");
         say!("Stop with Ctrl-C.");
-        if !opts.no_open {
-            // Best effort: a browser opener, with no shell in between.
-            let _ = std::process::Command::new("xdg-open")
-                .arg(&url)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn();
-        }
+        // Best effort, and never with the secret on a command line (other
+        // local users can read every process's argv): the browser opens a
+        // private file that redirects to the link.
+        let opener = if opts.no_open {
+            None
+        } else {
+            open_browser(&url)
+        };
         let app = server::router(state);
         // Ctrl-C ends the process at once: a graceful shutdown would wait
         // for every open live-update stream, i.e. for the browser tab.
-        tokio::select! {
+        let exit = tokio::select! {
             served = std::future::IntoFuture::into_future(axum::serve(listener, app)) => match served {
                 Ok(()) => Exit::Ok,
                 Err(e) => fail(false, "serve", &format!("the review UI stopped: {e}"), Exit::Failure),
@@ -206,13 +240,37 @@ pub fn run(opts: ReviewOptions) -> Exit {
                 say!("Stopped.");
                 Exit::Ok
             }
+        };
+        if let Some(f) = opener {
+            let _ = std::fs::remove_file(f);
         }
+        exit
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_browser_opener_is_private_and_holds_the_link_only_inside() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let url = "http://127.0.0.1:8767/login?secret=5ec7e75ec7e75ec7e75ec7e7";
+        let file = write_opener(dir.path(), url).unwrap();
+        assert!(
+            !file
+                .display()
+                .to_string()
+                .contains("5ec7e75ec7e75ec7e75ec7e7"),
+            "no secret in the path"
+        );
+        let meta = std::fs::metadata(&file).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let page = std::fs::read_to_string(&file).unwrap();
+        assert!(page.contains(&format!("content=\"0;url={url}\"")), "{page}");
+        assert!(!page.contains("<script"), "{page}");
+    }
 
     #[test]
     fn a_ledger_this_host_cannot_read_is_not_checked_and_says_so() {
