@@ -125,9 +125,9 @@ fn write_opener(dir: &std::path::Path, url: &str) -> std::io::Result<PathBuf> {
         .create_new(true)
         .mode(0o600)
         .open(&path)?;
-    write!(
+    writeln!(
         f,
-        "<!doctype html><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"0;url={url}\"><title>Airlock review</title><p><a href=\"{url}\">Open the Airlock review UI</a></p>\n"
+        "<!doctype html><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"0;url={url}\"><title>Airlock review</title><p><a href=\"{url}\">Open the Airlock review UI</a></p>"
     )?;
     Ok(path)
 }
