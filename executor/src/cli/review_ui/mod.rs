@@ -70,6 +70,8 @@ pub enum LedgerStatus {
         path: String,
         events: u64,
         head: String,
+        /// 0, or the last event a prune moved to an archive.
+        start_seq: u64,
     },
     Broken {
         path: String,
@@ -102,6 +104,7 @@ fn ledger_status(
                 path: shown,
                 events: r.events,
                 head: r.head.to_string(),
+                start_seq: r.start_seq,
             },
             Some((seq, reason)) => LedgerStatus::Broken {
                 path: shown,

@@ -502,9 +502,19 @@ pub fn replay_page(story: &ReplayStory) -> String {
 pub fn ledger_page(status: &super::LedgerStatus) -> String {
     use super::LedgerStatus;
     let body = match status {
-        LedgerStatus::Intact { path, events, head } => format!(
-            "<p id=\"verify\" class=\"good\"><strong>Intact</strong>: {} — {events} events, hash chain verified (head <code>{}</code>).</p>",
+        LedgerStatus::Intact {
+            path,
+            events,
+            head,
+            start_seq,
+        } => format!(
+            "<p id=\"verify\" class=\"good\"><strong>Intact</strong>: {} — {events} events, hash chain verified{} (head <code>{}</code>).</p>",
             h(path),
+            if *start_seq > 0 {
+                format!(", continuing from pruned event {start_seq}")
+            } else {
+                String::new()
+            },
             h(head)
         ),
         LedgerStatus::Broken {
