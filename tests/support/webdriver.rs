@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -13,11 +14,14 @@ use serde_json::{Value, json};
 /// The W3C element reference key.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-/// A `chromedriver` process; killed on drop.
+/// A `chromedriver` process. On drop (a passing test's end, or a failing
+/// test's unwinding) it first ends the browser sessions still open, since
+/// killing chromedriver alone leaves their Chromium processes running.
 pub struct ChromeDriver {
     child: Child,
     pub url: String,
     log: PathBuf,
+    sessions: Arc<Mutex<Vec<String>>>,
 }
 
 fn find(program: &str) -> Option<PathBuf> {
@@ -51,6 +55,7 @@ impl ChromeDriver {
             child,
             url: format!("http://127.0.0.1:{port}"),
             log,
+            sessions: Arc::default(),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -83,6 +88,18 @@ impl ChromeDriver {
 
 impl Drop for ChromeDriver {
     fn drop(&mut self) {
+        let open: Vec<String> = self
+            .sessions
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default();
+        crate::block_on(async {
+            let http = reqwest::Client::new();
+            for session in open {
+                let _ = tokio::time::timeout(Duration::from_secs(10), http.delete(&session).send())
+                    .await;
+            }
+        });
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -92,6 +109,7 @@ impl Drop for ChromeDriver {
 pub struct Browser {
     http: reqwest::Client,
     base: String,
+    sessions: Arc<Mutex<Vec<String>>>,
 }
 
 /// A found element.
@@ -135,9 +153,14 @@ impl Browser {
                 std::fs::read_to_string(&driver.log).unwrap_or_default()
             )
         });
+        let base = format!("{}/session/{id}", driver.url);
+        if let Ok(mut open) = driver.sessions.lock() {
+            open.push(base.clone());
+        }
         Browser {
             http,
-            base: format!("{}/session/{id}", driver.url),
+            base,
+            sessions: driver.sessions.clone(),
         }
     }
 
@@ -301,6 +324,9 @@ impl Browser {
 
     pub async fn close(self) {
         let _ = self.http.delete(&self.base).send().await;
+        if let Ok(mut open) = self.sessions.lock() {
+            open.retain(|s| *s != self.base);
+        }
     }
 }
 
