@@ -555,6 +555,59 @@ mod tests {
         );
     }
 
+    fn detail(state: &str) -> ProposalDetail {
+        serde_json::from_value(serde_json::json!({
+            "summary": {
+                "proposal_id": "wrp_1", "capability": "orders.propose_status_change",
+                "tenant_id": "acme", "object_id": "O-1002", "state": state,
+                "required_role": "ops_lead", "created_at": "2026-01-01T00:00:00Z",
+                "expires_at": "2026-01-02T00:00:00Z"
+            },
+            "proposal_hash": "sha256:00ff",
+            "change_set": {
+                "capability": "orders.propose_status_change", "args": {},
+                "tenant_id": "acme", "principal": "agent_17",
+                "target": {"schema": "main", "table": "orders",
+                           "primary_key": {"column": "id", "value": "O-1002"}},
+                "before": {"status": "processing"}, "patch": {"status": "shipped"},
+                "after": {"status": "shipped"},
+                "guards": {"tenant": {"column": "tenant_id", "value": "acme"},
+                           "allowed_columns": ["status"], "expected_version": null,
+                           "row_hash": null,
+                           "transitions": [{"column": "status", "from": "processing", "to": "shipped"}]}
+            },
+            "principal": "agent_17",
+            "proposed_by": {"uid": 1000, "user": "agent"},
+            "evidence": null,
+            "decisions": [{"proposal_id": "wrp_1", "state": "approved",
+                           "by": {"uid": 0, "user": "root"}, "at": "2026-01-01T00:01:00Z",
+                           "note": "ok <b>now</b>"}]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_page_shows_transitions_and_offers_only_the_next_step() {
+        let pending = detail_page(&detail("pending_approval"), None, "tok", None, Some(7));
+        assert!(
+            pending.contains("transition status: &quot;processing&quot; → &quot;shipped&quot;")
+        );
+        assert!(
+            pending.contains("ok &lt;b&gt;now&lt;/b&gt;"),
+            "notes are escaped"
+        );
+        assert!(pending.contains("id=\"approve\"") && pending.contains("id=\"reject\""));
+        assert!(pending.contains("name=\"confirm_hash\" required"));
+        assert!(pending.contains("name=\"csrf\" value=\"tok\""));
+        assert!(pending.contains("data-since=\"7\""));
+        assert!(!pending.contains("id=\"apply\""));
+        let approved = detail_page(&detail("approved"), None, "tok", Some("approved"), None);
+        assert!(approved.contains("id=\"apply\"") && approved.contains("id=\"notice\""));
+        assert!(!approved.contains("id=\"approve\""));
+        let applied = detail_page(&detail("applied"), None, "tok", Some("<x>"), None);
+        assert!(!applied.contains("<form") && !applied.contains("<x>"));
+    }
+
     #[test]
     fn list_filter_matches_substrings_and_ignores_blanks() {
         let p = ProposalSummary {
