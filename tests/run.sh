@@ -3,7 +3,8 @@
 #
 # 1. Makes sure PostgreSQL and MariaDB answer on loopback (starting them with
 #    this machine's commands if stopped, installing them from Debian packages
-#    if absent — only for the default loopback URLs).
+#    if absent — only for the default loopback URLs), and that Chromium and
+#    chromedriver are installed (Debian packages) for the browser suite.
 # 2. Checks formatting and lints, builds everything (benches and fuzz
 #    targets are compiled, not run), and runs every workspace test.
 # 3. Mutation-tests the lines of policy/ and ipc-protocol/ changed since the
@@ -89,6 +90,12 @@ ensure_mariadb
 log "PostgreSQL and MariaDB are up"
 # The deploy suite verifies the systemd unit.
 command -v systemd-analyze >/dev/null 2>&1 || apt_install systemd
+# The review_ui suite drives a real headless Chromium through chromedriver.
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then return; fi
+  apt_install chromium chromium-driver
+}
+ensure_chromium
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

@@ -14,6 +14,7 @@ pub mod mcp;
 pub mod onboarding;
 pub mod proposals;
 pub mod schema;
+pub mod webdriver;
 
 /// The workspace root (the directory holding the top-level Cargo.toml).
 pub fn workspace_root() -> PathBuf {

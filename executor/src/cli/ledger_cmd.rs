@@ -13,30 +13,31 @@ use super::output::{Exit, escape, fail, print_json, say};
 use crate::daemon::store_path;
 use crate::ledger::{Ledger, Timestamp, VerifyReport};
 
+/// The ledger file `--store` names, else the one of `--config` (or of
+/// ./airlock.json); `None` when neither names one. (Also the review UI's
+/// Ledger page.)
+pub fn ledger_file(store: Option<&Path>, config: Option<&Path>) -> Option<PathBuf> {
+    if let Some(s) = store {
+        return Some(s.to_owned());
+    }
+    let c = crate::config_file::resolve_config(config).ok()?;
+    let configured = crate::config_file::read_config(&c)
+        .ok()
+        .and_then(|l| l.config)
+        .and_then(|c| c.storage.sqlite_path);
+    Some(store_path(&c, None, configured.as_deref()))
+}
+
 /// The ledger file: `--store`, else the ledger of `--config` (or of
 /// ./airlock.json).
 fn ledger_path(store: Option<&Path>, config: Option<&Path>, json: bool) -> Result<PathBuf, Exit> {
-    let config = match store {
-        Some(_) => None,
-        None => crate::config_file::resolve_config(config).ok(),
-    };
-    let path: PathBuf = match (store, config) {
-        (Some(s), _) => s.to_owned(),
-        (None, Some(c)) => {
-            let configured = crate::config_file::read_config(&c)
-                .ok()
-                .and_then(|l| l.config)
-                .and_then(|c| c.storage.sqlite_path);
-            store_path(&c, None, configured.as_deref())
-        }
-        (None, None) => {
-            return Err(fail(
-                json,
-                "usage",
-                "name the ledger with --store FILE or --config FILE (no ./airlock.json here)",
-                Exit::Usage,
-            ));
-        }
+    let Some(path) = ledger_file(store, config) else {
+        return Err(fail(
+            json,
+            "usage",
+            "name the ledger with --store FILE or --config FILE (no ./airlock.json here)",
+            Exit::Usage,
+        ));
     };
     if !path.is_file() {
         return Err(fail(

@@ -22,6 +22,7 @@ pub mod operator;
 mod output;
 mod proposer_session;
 mod recipes_cmd;
+mod review_ui;
 pub mod schema_lock_cmd;
 mod smoke;
 mod start_cmd;
@@ -68,6 +69,23 @@ enum Command {
         id: String,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// A local web review UI: pending proposals, diffs and freshness, approve/reject/apply, replay, ledger status.
+    #[command(
+        after_help = "Examples:\n  airlock review\n  airlock review --listen 127.0.0.1:8767 --no-open --config airlock.json\n  ssh -L 8767:127.0.0.1:8767 ops-host airlock review --no-open   # then open the printed link locally\n\nLoopback only. It prints a one-time sign-in link; the browser acts as you on the operator socket, so the executor's approver list and each capability's required_role still decide."
+    )]
+    Review {
+        /// Loopback address and port to listen on (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:8767")]
+        listen: std::net::SocketAddr,
+        /// Do not try to open a browser; just print the sign-in link.
+        #[arg(long)]
+        no_open: bool,
+        /// The ledger file whose hash chain the Ledger page verifies (default: the config's).
+        #[arg(long)]
+        store: Option<PathBuf>,
         #[command(flatten)]
         conn: ConnArgs,
     },
@@ -809,6 +827,17 @@ pub fn main() -> ExitCode {
             conn,
         }) => ledger_cmd::prune(&conn, &before, &archive, json),
         Command::Apply { id, json, conn } => writeback_cmd::apply(&conn, &id, json),
+        Command::Review {
+            listen,
+            no_open,
+            store,
+            conn,
+        } => review_ui::run(review_ui::ReviewOptions {
+            listen,
+            no_open,
+            store,
+            conn,
+        }),
         Command::Evidence(EvidenceCommand::Show { id, json, conn }) => {
             evidence_cmd::show(&conn, &id, json)
         }
