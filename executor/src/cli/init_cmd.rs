@@ -334,7 +334,7 @@ fn ask_choices(
 ) -> Result<(), Refusal> {
     if opts.selection == Selection::All {
         for s in &drafted.skipped {
-            eprintln!("  skipped {}: {}", escape(&s.table), escape(&s.reason));
+            eprintln!("  not drafted: {}: {}", escape(&s.table), escape(&s.reason));
         }
         let names: Vec<&str> = drafted.reads.iter().map(|r| r.table.as_str()).collect();
         let picked = dialoguer::MultiSelect::new()

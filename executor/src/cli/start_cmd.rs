@@ -180,6 +180,13 @@ fn private_dir(dir: &Path) -> Result<(), Refusal> {
     })
 }
 
+/// Whether process `pid` runs `airlock-executor` (a pid file may outlive
+/// its process, and the pid be reused by another program).
+fn runs_executor(pid: i32) -> bool {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    String::from_utf8_lossy(&cmdline).contains("airlock-executor")
+}
+
 /// The pid in `pid_file` when that process still runs an executor whose
 /// operator socket exists.
 fn running_pid(pid_file: &Path, socket_dir: &Path) -> Option<u32> {
@@ -189,8 +196,7 @@ fn running_pid(pid_file: &Path, socket_dir: &Path) -> Option<u32> {
         .parse()
         .ok()?;
     let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let is_executor = String::from_utf8_lossy(&cmdline).contains("airlock-executor");
+    let is_executor = runs_executor(pid);
     (alive && is_executor && socket_dir.join("operator.sock").exists())
         .then(|| u32::try_from(pid).ok())
         .flatten()
@@ -310,8 +316,7 @@ fn stop(args: &StartArgs) -> Result<Exit, Refusal> {
                 })
                 == Some(false)
     };
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    if !String::from_utf8_lossy(&cmdline).contains("airlock-executor") {
+    if !runs_executor(pid) {
         let _ = std::fs::remove_file(&pid_file);
         return Err(Refusal::new(
             "not_running",

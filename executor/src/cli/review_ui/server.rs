@@ -395,6 +395,17 @@ struct DecisionForm {
 }
 
 /// The form, read, with its CSRF token checked against the session's.
+/// A decision's id and form, both checked (the id first, as the router
+/// would answer an unknown page), for approve, reject and apply.
+fn checked_decision<'a>(
+    id: &'a str,
+    csrf: &str,
+    form: Result<Form<DecisionForm>, FormRejection>,
+) -> Result<(&'a str, DecisionForm), Response> {
+    let id = checked_id(id)?;
+    Ok((id, checked_form(csrf, form)?))
+}
+
 fn checked_form(
     csrf: &str,
     form: Result<Form<DecisionForm>, FormRejection>,
@@ -434,12 +445,8 @@ async fn approve(
     Extension(Csrf(csrf)): Extension<Csrf>,
     form: Result<Form<DecisionForm>, FormRejection>,
 ) -> Response {
-    let id = match checked_id(&id) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let f = match checked_form(&csrf, form) {
-        Ok(f) => f,
+    let (id, f) = match checked_decision(&id, &csrf, form) {
+        Ok(checked) => checked,
         Err(r) => return r,
     };
     // The reviewer confirms the hash shown: `sha256:` and at least 12 hex
@@ -494,12 +501,8 @@ async fn reject(
     Extension(Csrf(csrf)): Extension<Csrf>,
     form: Result<Form<DecisionForm>, FormRejection>,
 ) -> Response {
-    let id = match checked_id(&id) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let f = match checked_form(&csrf, form) {
-        Ok(f) => f,
+    let (id, f) = match checked_decision(&id, &csrf, form) {
+        Ok(checked) => checked,
         Err(r) => return r,
     };
     let Some(reason) = trimmed(f.reason) else {
@@ -526,13 +529,10 @@ async fn apply(
     Extension(Csrf(csrf)): Extension<Csrf>,
     form: Result<Form<DecisionForm>, FormRejection>,
 ) -> Response {
-    let id = match checked_id(&id) {
-        Ok(id) => id,
+    let id = match checked_decision(&id, &csrf, form) {
+        Ok((id, _)) => id,
         Err(r) => return r,
     };
-    if let Err(r) = checked_form(&csrf, form) {
-        return r;
-    }
     match call(
         &st,
         Request::Apply(ProposalRef {
