@@ -38,6 +38,8 @@ pub struct Config {
     /// Capabilities validated like the others but not served (named in
     /// `airlock.disabled_capabilities`): no tool, no proposal, no apply.
     pub disabled: Vec<Capability>,
+    /// Where the executor sends notifications of proposal events.
+    pub notifications: crate::notify::Notifications,
     pub airlock: AirlockSection,
 }
 
@@ -90,7 +92,8 @@ impl Config {
     }
 
     /// Every environment variable that carries write authority: write URLs,
-    /// handler URLs, tokens, signing secrets and commands. The proposer
+    /// handler URLs, tokens, signing secrets and commands (and notification
+    /// webhooks' URLs and keys). The proposer
     /// refuses to start if any of them is set (invariant 1).
     pub fn write_authority_env_names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = Vec::new();
@@ -106,6 +109,15 @@ impl Config {
                     names.extend(h.signing_secret_env.as_deref());
                 }
                 ExecutorSpec::CommandHandler(c) => names.push(&c.command_env),
+            }
+        }
+        // A notification webhook's URL and key: no write authority, but a
+        // holder could send reviewers forged notices, so only the executor
+        // may hold them.
+        for sink in &self.notifications.sinks {
+            if let crate::notify::SinkKind::Webhook(w) = &sink.kind {
+                names.push(&w.url_env);
+                names.extend(w.signing_secret_env.as_deref());
             }
         }
         names.sort_unstable();

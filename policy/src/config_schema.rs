@@ -114,6 +114,7 @@ fn root() -> Value {
             "cloud": {
                 "description": "Accepted for compatibility and ignored (with a warning)."
             },
+            "notifications": {"$ref": "#/$defs/notifications"},
             "airlock": {"$ref": "#/$defs/airlock"}
         },
         "if": {
@@ -400,6 +401,127 @@ fn defs() -> Map<String, Value> {
                 "oneOf": [
                     {"required": ["token_env"]},
                     {"required": ["bearer_env"]}
+                ]
+            }),
+        ),
+        (
+            "notifications",
+            json!({
+                "description": "Where the executor sends notifications of proposal events (docs/notifications.md). A notification informs; it never authorizes.",
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "enabled": {
+                        "description": "Nothing is sent unless this is true.",
+                        "type": "boolean",
+                        "default": false
+                    },
+                    "sinks": {
+                        "type": "array",
+                        "maxItems": crate::load::MAX_NOTIFICATION_SINKS,
+                        "items": {"$ref": "#/$defs/notification_sink"}
+                    },
+                    "workbench_url_env": {
+                        "description": "Synapsor Runner's Workbench link: accepted and ignored (with a warning)."
+                    }
+                }
+            }),
+        ),
+        (
+            "notification_sink",
+            json!({
+                "description": "A webhook (signed CloudEvents JSON, or a Slack-compatible message) or a JSON-lines file.",
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["id", "type"],
+                "properties": {
+                    "id": {"$ref": "#/$defs/entry_name"},
+                    "type": {"enum": ["webhook", "jsonl"]},
+                    "enabled": {"type": "boolean", "default": true},
+                    "events": {
+                        "description": "The events this sink receives (default: all). Synapsor's `proposal.review_required` is `proposal.created`; other Synapsor event names are ignored with a warning.",
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {"type": "string", "pattern": "^[a-z_]+\\.[a-z_]+$"}
+                    },
+                    "capabilities": {
+                        "description": "Only proposals of these capabilities (default: all).",
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {"$ref": "#/$defs/non_empty_string"}
+                    },
+                    "url_env": {
+                        "description": "webhook: the variable (or systemd credential) holding the URL.",
+                        "$ref": "#/$defs/env_name"
+                    },
+                    "signing_secret_env": {
+                        "description": "webhook: the variable (or systemd credential) holding the HMAC-SHA256 key. Required unless `format` is `slack`.",
+                        "$ref": "#/$defs/env_name"
+                    },
+                    "format": {
+                        "description": "webhook: `cloudevents` (default) or `slack` ({\"text\": …}).",
+                        "enum": ["cloudevents", "slack"],
+                        "default": "cloudevents"
+                    },
+                    "timeout_ms": {
+                        "type": "integer",
+                        "minimum": 100,
+                        "maximum": crate::notify::MAX_TIMEOUT_MS,
+                        "default": crate::notify::DEFAULT_TIMEOUT_MS
+                    },
+                    "max_attempts": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": crate::notify::MAX_ATTEMPTS,
+                        "default": crate::notify::DEFAULT_MAX_ATTEMPTS
+                    },
+                    "allow_private_destinations": {
+                        "description": "webhook: allow private and link-local addresses of the hosts in `private_host_allowlist` (metadata addresses never).",
+                        "type": "boolean",
+                        "default": false
+                    },
+                    "private_host_allowlist": {
+                        "type": "array",
+                        "items": {"type": "string", "pattern": "^[A-Za-z0-9.:\\[\\]-]{1,253}$"}
+                    },
+                    "path": {
+                        "description": "jsonl: the file to append to, relative to the config file's directory unless absolute.",
+                        "$ref": "#/$defs/non_empty_string"
+                    },
+                    "destination": {
+                        "description": "jsonl, Synapsor's name: a file path, or \"stdout\".",
+                        "$ref": "#/$defs/non_empty_string"
+                    },
+                    "minimum_severity": {"description": "Synapsor Runner's; ignored with a warning."},
+                    "environments": {"description": "Synapsor Runner's; ignored with a warning."},
+                    "delivery": {"description": "Synapsor Runner's; ignored with a warning."},
+                    "budgets": {"description": "Synapsor Runner's; ignored with a warning."},
+                    "quiet_hours": {"description": "Synapsor Runner's; ignored with a warning."},
+                    "recovery_notifications": {"description": "Synapsor Runner's; ignored with a warning."},
+                    "max_response_bytes": {"description": "Synapsor Runner's; ignored with a warning."},
+                    "replay_window_seconds": {"description": "Synapsor Runner's; ignored with a warning."}
+                },
+                "allOf": [
+                    {
+                        "if": {"required": ["type"], "properties": {"type": {"const": "webhook"}}},
+                        "then": {
+                            "required": ["url_env"],
+                            "properties": {"path": false, "destination": false},
+                            "if": {"not": {"required": ["format"], "properties": {"format": {"const": "slack"}}}},
+                            "then": {"required": ["signing_secret_env"]}
+                        }
+                    },
+                    {
+                        "if": {"required": ["type"], "properties": {"type": {"const": "jsonl"}}},
+                        "then": {
+                            "oneOf": [{"required": ["path"]}, {"required": ["destination"]}],
+                            "properties": {
+                                "url_env": false, "signing_secret_env": false, "format": false,
+                                "timeout_ms": false, "max_attempts": false,
+                                "allow_private_destinations": false, "private_host_allowlist": false
+                            }
+                        }
+                    }
                 ]
             }),
         ),

@@ -30,6 +30,7 @@ pub mod draft;
 pub mod drift;
 pub mod identifier;
 pub mod load;
+pub mod notify;
 pub mod prune;
 pub mod recipes;
 pub mod schema_info;

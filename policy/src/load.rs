@@ -9,6 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
+mod notifications;
+pub use notifications::MAX_SINKS as MAX_NOTIFICATION_SINKS;
+
 use crate::config::*;
 use crate::diagnostics::{Report, join_index, join_key};
 use crate::identifier::is_safe_identifier;
@@ -598,6 +601,7 @@ const TOP_KEYS: &[&str] = &[
     "executors",
     "capabilities",
     "cloud",
+    "notifications",
     "airlock",
 ];
 
@@ -707,6 +711,8 @@ fn parse_config(r: &mut Report, value: &Value) -> Option<Config> {
     let airlock = parse_airlock(r, &o);
 
     let capabilities = parse_capabilities(r, &o, mode, &sources, &contexts, &executors);
+    let capability_names = capabilities.iter().map(|c| c.name.clone()).collect();
+    let notifications = notifications::parse(r, &o, &capability_names);
 
     Some(Config {
         version: version?,
@@ -719,6 +725,7 @@ fn parse_config(r: &mut Report, value: &Value) -> Option<Config> {
         executors,
         capabilities,
         disabled: Vec::new(),
+        notifications,
         airlock,
     })
 }

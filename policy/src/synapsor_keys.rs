@@ -28,7 +28,6 @@ const UNSUPPORTED: &[(&str, &str, &str)] = &[
         "the generation-lock drift check",
     ),
     ("$", "supervised_worker", "supervised automatic apply"),
-    ("$", "notifications", "human-attention notifications"),
     ("$", "production_explore", "scoped production Explore"),
     ("$.storage", "shared_postgres", "a shared PostgreSQL ledger"),
     ("$.sources.*", "pool", "connection pool settings"),
@@ -205,10 +204,7 @@ mod tests {
 
     #[test]
     fn each_key_is_unsupported_only_where_synapsor_puts_it() {
-        assert_eq!(
-            unsupported("$", "notifications"),
-            Some("human-attention notifications")
-        );
+        assert_eq!(unsupported("$", "notifications"), None, "supported");
         assert_eq!(
             unsupported("$.capabilities[4]", "operation"),
             Some("guarded insert, delete and set writes")

@@ -152,6 +152,7 @@ fn config() -> Config {
         timeout_ms: 1,
     });
     Config {
+        notifications: Default::default(),
         version: 1,
         mode: Mode::Review,
         result_format: ResultFormat::V1,

@@ -104,6 +104,18 @@ fn complete() -> Value {
             "limits": {"rate_window_seconds": 30}
         }),
     );
+    o.insert(
+        "notifications".into(),
+        json!({
+            "enabled": true,
+            "sinks": [
+                {"id": "ops", "type": "webhook", "url_env": "NOTIFY_URL", "signing_secret_env": "NOTIFY_SECRET",
+                 "events": ["proposal.created"], "capabilities": ["support.inspect_ticket"],
+                 "timeout_ms": 2000, "max_attempts": 3},
+                {"id": "audit", "type": "jsonl", "path": "notifications.jsonl"}
+            ]
+        }),
+    );
     v
 }
 
@@ -212,6 +224,8 @@ const OBJECTS: &[(&str, &str)] = &[
     ),
     ("conflict_guard", "$.capabilities[1].conflict_guard"),
     ("approval", "$.capabilities[1].approval"),
+    ("notifications", "$.notifications"),
+    ("notification_sink", "$.notifications.sinks[0]"),
 ];
 
 #[test]
@@ -365,7 +379,23 @@ fn the_schema_and_the_loader_agree_on_each_variation() {
         ),
         without("$.capabilities[1].approval", true),
         vary("$.capabilities[1].approval", json!({"required_role": "support.lead-2"}), true),
+        vary("$.notifications.sinks[0].format", json!("slack"), true),
+        vary("$.notifications.sinks[1]", json!({"id": "dev", "type": "jsonl", "destination": "stdout"}), true),
+        vary("$.notifications.sinks[0].budgets", json!({"per_minute": 10}), true),
+        without("$.notifications.sinks[0].events", true),
         // Refused, for a reason a schema can state.
+        without("$.notifications.sinks[0].signing_secret_env", false),
+        without("$.notifications.sinks[0].url_env", false),
+        without("$.notifications.sinks[1].path", false),
+        vary("$.notifications.sinks[0].format", json!("teams"), false),
+        vary("$.notifications.sinks[0].timeout_ms", json!(30_001), false),
+        vary("$.notifications.sinks[0].max_attempts", json!(0), false),
+        vary("$.notifications.sinks[0].events", json!([]), false),
+        vary("$.notifications.sinks[0].capabilities", json!([]), false),
+        vary("$.notifications.sinks[0].type", json!("email"), false),
+        vary("$.notifications.sinks[1].url_env", json!("NOTIFY_URL"), false),
+        vary("$.notifications.sinks[0].path", json!("x.jsonl"), false),
+        vary("$.notifications.enabled", json!("yes"), false),
         vary("$.version", json!("1"), false),
         vary("$.mode", json!("shadow"), false),
         vary("$.result_format", json!(3), false),
