@@ -35,6 +35,8 @@ pub struct Authority {
     pub capability_digests: HashMap<String, String>,
     /// Wakes the expiry sweep to look at a newly recorded proposal's expiry.
     pub expiry_wake: tokio::sync::Notify,
+    /// The notification sinks; woken after each event that may notify.
+    pub notifier: crate::notify::Notifier,
     /// Per-proposer-uid intake counters (`airlock.limits`).
     pub intake_meter: crate::intake::IntakeMeter,
     /// Proposal capabilities the schema lock disabled at start, with why
@@ -74,6 +76,7 @@ impl Authority {
         peers: PeerPolicy,
         store: std::path::PathBuf,
         ledger: Ledger,
+        notifier: crate::notify::Notifier,
     ) -> std::io::Result<Authority> {
         let query_fingerprints = config
             .capabilities
@@ -107,6 +110,7 @@ impl Authority {
             writeback: Default::default(),
             intake_meter: Default::default(),
             expiry_wake: tokio::sync::Notify::new(),
+            notifier,
             schema_lock_disabled: std::sync::OnceLock::new(),
             ledger: LedgerThread::spawn(ledger)?,
         })

@@ -322,5 +322,13 @@ async fn handle(
             crate::lifecycle::prune(auth, peer, r).await,
             Response::Pruned,
         ),
+        Request::NotificationStatus(_) => reply(
+            crate::notify::status(auth).await,
+            Response::NotificationStatus,
+        ),
+        Request::TestNotification(r) => reply(
+            crate::notify::test(auth, r.sink.as_deref()).await,
+            Response::NotificationTest,
+        ),
     }
 }

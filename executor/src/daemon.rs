@@ -176,6 +176,8 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     }
     let ledger = Ledger::open(&store)
         .with_context(|| format!("cannot open the ledger {}", store.display()))?;
+    let notifier =
+        crate::notify::Notifier::from_config(&config, &opts.config).map_err(|e| anyhow!(e))?;
 
     let config_dir = opts.config.parent().map(Path::to_owned);
     let socket_dir = resolve_socket_dir(
@@ -219,6 +221,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             peers,
             std::path::absolute(&store).unwrap_or_else(|_| store.clone()),
             ledger,
+            notifier,
         )
         .context("cannot start the ledger thread")?,
     );
@@ -227,6 +230,8 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     auth.check_schema_lock().await;
     let counter = Arc::new(ConnectionCounter::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // Before accepting anyone: every event recorded from now on notifies.
+    crate::notify::start(Arc::clone(&auth), shutdown_rx.clone()).await?;
     let mut tasks = JoinSet::new();
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -423,6 +423,7 @@ pub async fn submit_proposal(
     tracing::info!(proposal_id = %recorded.proposal_id, capability = %verified.capability, uid, "proposal recorded, pending approval");
     // The expiry sweep may be asleep past this proposal's expiry.
     auth.expiry_wake.notify_one();
+    auth.notifier.wake();
     Ok(ProposalRecorded {
         proposal_id: recorded.proposal_id,
         state: ProposalState::PendingApproval,

@@ -27,6 +27,9 @@ use airlock_policy::secrets::{SecretFinding, find_secrets};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use serde_json::{Map, Value, json};
 
+mod notifications;
+pub use notifications::{Delivery, DeliveryOutcome, SinkCounts, body_for};
+
 /// The schema version this build writes: one per migration.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// The chain's first `prev_hash`.
@@ -168,6 +171,31 @@ CREATE TRIGGER expirations_append_only_u BEFORE UPDATE ON expirations BEGIN SELE
 CREATE TRIGGER expirations_append_only_d BEFORE DELETE ON expirations BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER prunes_append_only_u BEFORE UPDATE ON prunes BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER prunes_append_only_d BEFORE DELETE ON prunes BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+"#,
+    // Notification delivery state (`ledger/notifications.rs`): operational
+    // rows beside the chain, updated as deliveries are attempted. Not
+    // records: a notification authorizes nothing, and the chain does not
+    // cover these rows.
+    r#"
+CREATE TABLE notification_cursors (
+    sink_id      TEXT PRIMARY KEY,
+    through_seq  INTEGER NOT NULL
+);
+CREATE TABLE notification_deliveries (
+    sink_id          TEXT NOT NULL,
+    event_seq        INTEGER NOT NULL,
+    notification_id  TEXT NOT NULL,
+    event            TEXT NOT NULL,
+    body             TEXT NOT NULL,
+    state            TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+    attempts         INTEGER NOT NULL,
+    next_attempt_ms  INTEGER NOT NULL,
+    last_error       TEXT,
+    created_at       TEXT NOT NULL,
+    updated_at       TEXT NOT NULL,
+    PRIMARY KEY (sink_id, event_seq)
+);
+CREATE INDEX notification_due ON notification_deliveries(sink_id, state, next_attempt_ms);
 "#,
 ];
 
@@ -2139,6 +2167,12 @@ impl Ledger {
         for table in PRUNED_TABLES {
             tx.execute(&format!("DELETE FROM {table} WHERE seq <= ?1"), [through])?;
         }
+        // Finished deliveries of the moved events go with them (a pending
+        // one stays: its body is self-contained and it is still owed).
+        tx.execute(
+            "DELETE FROM notification_deliveries WHERE event_seq <= ?1 AND state <> 'pending'",
+            [through],
+        )?;
         for (_, sql) in &triggers {
             tx.execute_batch(sql)?;
         }

@@ -23,6 +23,7 @@ pub mod hardening;
 pub mod intake;
 pub mod ledger;
 pub mod lifecycle;
+pub mod notify;
 pub mod peer_auth;
 pub mod refusal_log;
 pub mod review;

@@ -43,6 +43,7 @@ pub async fn sweep_expired_forever(auth: Arc<Authority>, mut shutdown: watch::Re
                 Ok(ids) => {
                     if !ids.is_empty() {
                         tracing::info!(count = ids.len(), "proposals expired");
+                        auth.notifier.wake();
                     }
                     if ids.len() < SWEEP_BATCH as usize {
                         break;

@@ -112,6 +112,7 @@ async fn decide(
             l.record_decision(&id, approve, &actor, note.as_deref(), &digest)
         })
         .await?;
+    auth.notifier.wake();
     tracing::info!(proposal_id = %decision.proposal_id, state = decision.state.as_str(), uid = peer.creds.uid, "proposal decided");
     Ok(decision)
 }

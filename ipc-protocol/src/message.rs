@@ -495,6 +495,66 @@ pub struct ReplayStory {
     pub receipts: Vec<Value>,
 }
 
+/// Operator: send a test notification (it carries no data) to one sink,
+/// or to every active sink when `sink` is absent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestNotification {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink: Option<String>,
+}
+
+/// One sink's answer to a test notification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkTest {
+    pub sink: String,
+    /// `webhook` or `jsonl`.
+    pub kind: String,
+    pub notification_id: String,
+    pub delivered: bool,
+    /// The webhook's HTTP status, when it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// What happened, without the URL or the key.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationTestReport {
+    pub results: Vec<SinkTest>,
+}
+
+/// One configured sink and its deliveries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkStatus {
+    pub sink: String,
+    /// `webhook` or `jsonl`.
+    pub kind: String,
+    /// Whether it receives notifications (the section and the sink are enabled).
+    pub active: bool,
+    pub pending: u64,
+    pub delivered: u64,
+    /// Given up after the sink's last attempt.
+    pub dead: u64,
+    pub last_error: Option<String>,
+    pub last_delivered_at: Option<String>,
+    pub oldest_pending_at: Option<String>,
+    /// The last ledger event this sink has looked at.
+    pub through_seq: Option<u64>,
+}
+
+/// Answers `notification_status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationStatus {
+    /// The config's `notifications.enabled`.
+    pub enabled: bool,
+    pub sinks: Vec<SinkStatus>,
+}
+
 // ---------------------------------------------------------------------------
 // The message sets.
 
@@ -553,6 +613,8 @@ message_set! {
         ShowEvidence(EvidenceRef) = "show_evidence",
         CheckFreshness(ProposalRef) = "check_freshness",
         PruneLedger(PruneLedger) = "prune_ledger",
+        NotificationStatus(Empty) = "notification_status",
+        TestNotification(TestNotification) = "test_notification",
     }
 }
 
@@ -573,6 +635,8 @@ message_set! {
         Evidence(EvidenceRecord) = "evidence",
         Freshness(FreshnessReport) = "freshness",
         Pruned(PruneReport) = "pruned",
+        NotificationStatus(NotificationStatus) = "notification_status",
+        NotificationTest(NotificationTestReport) = "notification_test",
         Error(ErrorBody) = "error",
     }
 }
@@ -596,7 +660,9 @@ impl Request {
             | Request::Replay(_)
             | Request::ShowEvidence(_)
             | Request::CheckFreshness(_)
-            | Request::PruneLedger(_) => role == Role::Operator,
+            | Request::PruneLedger(_)
+            | Request::NotificationStatus(_)
+            | Request::TestNotification(_) => role == Role::Operator,
         }
     }
 }
@@ -730,6 +796,8 @@ mod tests {
         ("show_evidence", false, true),
         ("check_freshness", false, true),
         ("prune_ledger", false, true),
+        ("notification_status", false, true),
+        ("test_notification", false, true),
     ];
 
     /// The golden request of `kind` from `fixtures/`.

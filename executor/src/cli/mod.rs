@@ -18,6 +18,7 @@ mod init_cmd;
 pub mod inspect;
 mod ledger_cmd;
 mod mcp_config;
+mod notifications_cmd;
 pub mod operator;
 mod output;
 mod proposer_session;
@@ -60,6 +61,9 @@ enum Command {
     /// Check, measure, back up and prune the ledger.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// What the executor's notification sinks delivered; send a signed test notification.
+    #[command(subcommand)]
+    Notifications(NotificationsCommand),
     /// Apply an approved proposal (exactly once; exit 4 on a conflict).
     #[command(
         after_help = "Examples:\n  airlock apply wrp_3f9c1a7e5b2d4c8019e6\n  airlock apply latest --json"
@@ -484,6 +488,29 @@ enum EventsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum NotificationsCommand {
+    /// Each sink: delivered, pending and given-up notifications, the last error.
+    #[command(after_help = "Examples:\n  airlock notifications status\n  airlock notifications status --json")]
+    Status {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Send a signed test notification (it carries no data) now; exit 1 unless every sink took it.
+    #[command(after_help = "Examples:\n  airlock notifications test\n  airlock notifications test --sink operations --json")]
+    Test {
+        /// Only this sink (default: every active sink).
+        #[arg(long)]
+        sink: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum LedgerCommand {
     /// Recompute the hash chain and report the first broken link (exit 1 if broken).
     #[command(
@@ -826,6 +853,12 @@ pub fn main() -> ExitCode {
             json,
             conn,
         }) => ledger_cmd::prune(&conn, &before, &archive, json),
+        Command::Notifications(NotificationsCommand::Status { json, conn }) => {
+            notifications_cmd::status(&conn, json)
+        }
+        Command::Notifications(NotificationsCommand::Test { sink, json, conn }) => {
+            notifications_cmd::test(&conn, sink, json)
+        }
         Command::Apply { id, json, conn } => writeback_cmd::apply(&conn, &id, json),
         Command::Review {
             listen,

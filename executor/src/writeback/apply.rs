@@ -331,6 +331,7 @@ pub async fn apply(
         })
     })
     .await?;
+    auth.notifier.wake();
     // Where an apply's time went, for operators and benchmarks (µs since
     // the request: proposal looked up, job start durable, change executed,
     // receipt durable).

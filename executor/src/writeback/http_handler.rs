@@ -78,7 +78,7 @@ impl std::fmt::Debug for HttpSecrets {
 }
 
 impl HttpSecrets {
-    fn known(&self, parsed_url: Option<&reqwest::Url>) -> Vec<String> {
+    pub(crate) fn known(&self, parsed_url: Option<&reqwest::Url>) -> Vec<String> {
         let mut known = vec![self.url.clone()];
         known.extend(parsed_url.map(|u| u.to_string()));
         // A handler may echo only part of its URL ("Cannot POST /path?key=…"):
@@ -385,7 +385,7 @@ fn classify_error(e: &reqwest::Error) -> (&'static str, &'static str) {
 }
 
 /// An error and its sources, one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut parts = vec![e.to_string()];
     let mut source = e.source();
     while let Some(s) = source {

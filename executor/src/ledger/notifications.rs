@@ -1,0 +1,309 @@
+//! Notification delivery state, kept in the ledger file so that a restart
+//! resumes where the executor stopped (at-least-once delivery).
+//!
+//! Each sink has a cursor: the last event sequence number it has turned
+//! into deliveries. Enqueueing reads the notifying events after the cursor,
+//! inserts one delivery per event the sink wants (its body rendered once,
+//! so every retry sends the same bytes and the same notification id) and
+//! moves the cursor, in one transaction. Deliveries are then updated as
+//! they are attempted: `pending` → `delivered`, or `dead` after the sink's
+//! last attempt. These rows are operational state, not records: they are
+//! outside the hash chain, and changing one can only cause or suppress a
+//! notification, which authorizes nothing.
+
+use airlock_policy::notify::{
+    self, EventType, NOTIFYING_KINDS, Notice, PayloadFormat, ProposalFacts, Sink, SinkKind,
+};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Ledger, LedgerError, Timestamp};
+
+/// One delivery owed to a sink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub sink_id: String,
+    pub event_seq: i64,
+    pub notification_id: String,
+    pub event: String,
+    /// The exact body to send (or the line to append).
+    pub body: String,
+    /// Attempts made so far.
+    pub attempts: u64,
+}
+
+/// What an attempt came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryOutcome {
+    Delivered,
+    /// Failed; try again at `next_attempt_ms`.
+    Retry { next_attempt_ms: i64, error: String },
+    /// Failed for the last time.
+    Dead { error: String },
+}
+
+/// A sink's deliveries by state, for `notifications status`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SinkCounts {
+    pub pending: u64,
+    pub delivered: u64,
+    pub dead: u64,
+    pub last_error: Option<String>,
+    pub last_delivered_at: Option<String>,
+    pub oldest_pending_at: Option<String>,
+    /// The last event sequence number turned into deliveries.
+    pub through_seq: Option<u64>,
+}
+
+/// The body a sink receives for `notice`: its webhook format, or the
+/// CloudEvents JSON as one line of a JSONL file.
+pub fn body_for(sink: &Sink, notice: &Notice) -> String {
+    let format = match &sink.kind {
+        SinkKind::Webhook(w) => w.format,
+        SinkKind::Jsonl(_) => PayloadFormat::CloudEvents,
+    };
+    notice.body(format)
+}
+
+impl Ledger {
+    /// Start each sink's cursor at the end of the chain (a new sink hears
+    /// about what happens from now on, not about the past), keep the
+    /// cursors of sinks still configured, and forget the others (a sink
+    /// removed and added back later starts afresh). Pending deliveries are
+    /// made due now: a restart resumes them at once.
+    pub fn start_notifications(
+        &mut self,
+        sink_ids: &[String],
+        now: &Timestamp,
+    ) -> Result<(), LedgerError> {
+        let tx = self.conn.transaction()?;
+        let head: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| {
+            r.get(0)
+        })?;
+        let kept: Vec<String> = tx
+            .prepare("SELECT sink_id FROM notification_cursors")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for gone in kept.iter().filter(|k| !sink_ids.contains(k)) {
+            tx.execute(
+                "DELETE FROM notification_cursors WHERE sink_id = ?1",
+                [gone],
+            )?;
+        }
+        for id in sink_ids {
+            tx.execute(
+                "INSERT OR IGNORE INTO notification_cursors (sink_id, through_seq) VALUES (?1, ?2)",
+                params![id, head],
+            )?;
+        }
+        tx.execute(
+            "UPDATE notification_deliveries SET next_attempt_ms = ?1 WHERE state = 'pending' AND next_attempt_ms > ?1",
+            [now.ms],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Turn up to `limit` notifying events after `sink`'s cursor into its
+    /// deliveries; returns how many events were read (fewer than `limit`:
+    /// the cursor reached the end of the chain).
+    pub fn enqueue_notifications(
+        &mut self,
+        sink: &Sink,
+        now: &Timestamp,
+        limit: u32,
+    ) -> Result<usize, LedgerError> {
+        let tx = self.conn.savepoint()?;
+        let Some(cursor): Option<i64> = tx
+            .query_row(
+                "SELECT through_seq FROM notification_cursors WHERE sink_id = ?1",
+                [&sink.id],
+                |r| r.get(0),
+            )
+            .optional()?
+        else {
+            // Not started (the sink is not configured): nothing to do.
+            return Ok(0);
+        };
+        let kinds = NOTIFYING_KINDS.map(|k| format!("'{k}'")).join(", ");
+        let rows: Vec<(i64, Notice)> = tx
+            .prepare_cached(&format!(
+                "SELECT e.seq, e.at, e.kind, e.hash, p.proposal_id, p.capability, p.proposal_hash, p.required_role, p.expires_at, r.status \
+                 FROM events e JOIN proposals p ON p.proposal_id = e.proposal_id \
+                 LEFT JOIN receipts r ON r.seq = e.seq \
+                 WHERE e.seq > ?1 AND e.kind IN ({kinds}) ORDER BY e.seq LIMIT ?2"
+            ))?
+            .query_map(params![cursor, limit], |r| {
+                let kind: String = r.get(2)?;
+                let status: Option<String> = r.get(9)?;
+                let hash: String = r.get(3)?;
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    notify::event_type(&kind, status.as_deref()),
+                    Notice {
+                        id: notify::notification_id(&hash),
+                        event: EventType::Test,
+                        time: r.get(1)?,
+                        ledger_seq: Some(r.get::<_, i64>(0)?.max(0) as u64),
+                        proposal: Some(ProposalFacts {
+                            proposal_id: r.get(4)?,
+                            capability: r.get(5)?,
+                            proposal_hash: r.get(6)?,
+                            required_role: r.get(7)?,
+                            expires_at: r.get(8)?,
+                        }),
+                    },
+                ))
+            })?
+            .filter_map(|row| match row {
+                Ok((seq, Some(event), notice)) => Some(Ok((seq, Notice { event, ..notice }))),
+                Ok((_, None, _)) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<_, _>>()?;
+        let read = rows.len();
+        let through = if read < limit as usize {
+            // Every notifying event up to the end of the chain is read.
+            tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| {
+                r.get::<_, i64>(0)
+            })?
+        } else {
+            rows.last().map_or(cursor, |(seq, _)| *seq)
+        };
+        for (seq, notice) in &rows {
+            let capability = notice
+                .proposal
+                .as_ref()
+                .map_or("", |p| p.capability.as_str());
+            if !sink.wants(notice.event, capability) {
+                continue;
+            }
+            tx.execute(
+                "INSERT OR IGNORE INTO notification_deliveries (sink_id, event_seq, notification_id, event, body, state, attempts, next_attempt_ms, last_error, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, NULL, ?7, ?7)",
+                params![sink.id, seq, notice.id, notice.event.as_str(), body_for(sink, notice), now.ms, now.text],
+            )?;
+        }
+        if through > cursor {
+            tx.execute(
+                "UPDATE notification_cursors SET through_seq = ?2 WHERE sink_id = ?1",
+                params![sink.id, through],
+            )?;
+        }
+        tx.commit()?;
+        Ok(read)
+    }
+
+    /// Up to `limit` of `sink_id`'s pending deliveries due by `now_ms`,
+    /// oldest event first.
+    pub fn due_notifications(
+        &self,
+        sink_id: &str,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, LedgerError> {
+        let rows = self
+            .conn
+            .prepare_cached(
+                "SELECT sink_id, event_seq, notification_id, event, body, attempts FROM notification_deliveries \
+                 WHERE sink_id = ?1 AND state = 'pending' AND next_attempt_ms <= ?2 ORDER BY event_seq LIMIT ?3",
+            )?
+            .query_map(params![sink_id, now_ms, limit], |r| {
+                Ok(Delivery {
+                    sink_id: r.get(0)?,
+                    event_seq: r.get(1)?,
+                    notification_id: r.get(2)?,
+                    event: r.get(3)?,
+                    body: r.get(4)?,
+                    attempts: r.get::<_, i64>(5)?.max(0) as u64,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// When `sink_id`'s next pending delivery is due (Unix ms), if any.
+    pub fn next_notification_due(&self, sink_id: &str) -> Result<Option<i64>, LedgerError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT MIN(next_attempt_ms) FROM notification_deliveries WHERE sink_id = ?1 AND state = 'pending'",
+            )?
+            .query_row([sink_id], |r| r.get(0))?)
+    }
+
+    /// Record one attempt of a delivery.
+    pub fn record_notification_attempt(
+        &mut self,
+        sink_id: &str,
+        event_seq: i64,
+        outcome: &DeliveryOutcome,
+        now: &Timestamp,
+    ) -> Result<(), LedgerError> {
+        let (state, next, error) = match outcome {
+            DeliveryOutcome::Delivered => ("delivered", now.ms, None),
+            DeliveryOutcome::Retry {
+                next_attempt_ms,
+                error,
+            } => ("pending", *next_attempt_ms, Some(error.as_str())),
+            DeliveryOutcome::Dead { error } => ("dead", now.ms, Some(error.as_str())),
+        };
+        self.conn.execute(
+            "UPDATE notification_deliveries SET state = ?3, attempts = attempts + 1, next_attempt_ms = ?4, \
+             last_error = COALESCE(?5, last_error), updated_at = ?6 \
+             WHERE sink_id = ?1 AND event_seq = ?2 AND state = 'pending'",
+            params![sink_id, event_seq, state, next, error, now.text],
+        )?;
+        Ok(())
+    }
+
+    /// Each sink's deliveries by state.
+    pub fn notification_counts(&self, sink_id: &str) -> Result<SinkCounts, LedgerError> {
+        let mut counts = SinkCounts::default();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT state, COUNT(*) FROM notification_deliveries WHERE sink_id = ?1 GROUP BY state",
+        )?;
+        for row in stmt.query_map([sink_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })? {
+            let (state, n) = row?;
+            let n = n.max(0) as u64;
+            match state.as_str() {
+                "pending" => counts.pending = n,
+                "delivered" => counts.delivered = n,
+                _ => counts.dead = n,
+            }
+        }
+        counts.last_error = self
+            .conn
+            .query_row(
+                "SELECT last_error FROM notification_deliveries WHERE sink_id = ?1 AND last_error IS NOT NULL ORDER BY updated_at DESC, event_seq DESC LIMIT 1",
+                [sink_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        counts.last_delivered_at = self
+            .conn
+            .query_row(
+                "SELECT MAX(updated_at) FROM notification_deliveries WHERE sink_id = ?1 AND state = 'delivered'",
+                [sink_id],
+                |r| r.get(0),
+            )?;
+        counts.oldest_pending_at = self
+            .conn
+            .query_row(
+                "SELECT MIN(created_at) FROM notification_deliveries WHERE sink_id = ?1 AND state = 'pending'",
+                [sink_id],
+                |r| r.get(0),
+            )?;
+        counts.through_seq = self
+            .conn
+            .query_row(
+                "SELECT through_seq FROM notification_cursors WHERE sink_id = ?1",
+                [sink_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .map(|s| s.max(0) as u64);
+        Ok(counts)
+    }
+}

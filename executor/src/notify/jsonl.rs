@@ -1,0 +1,62 @@
+//! One JSON-lines sink: each notification appended as one line to a file
+//! the executor owns (created `0600` by its umask, never through a link),
+//! flushed to disk before it counts as delivered; or to standard output.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+use airlock_policy::notify::JsonlTarget;
+
+#[derive(Debug, Clone)]
+pub enum Jsonl {
+    File(PathBuf),
+    Stdout,
+}
+
+impl Jsonl {
+    /// `path` is relative to the config file's directory unless absolute.
+    pub fn new(target: &JsonlTarget, config_path: &std::path::Path) -> Jsonl {
+        match target {
+            JsonlTarget::Path(p) => Jsonl::File(crate::config_file::relative_to_config(config_path, p)),
+            JsonlTarget::Stdout => Jsonl::Stdout,
+        }
+    }
+
+    /// Append `body` and a newline; `Err` says why not (no secret can be in
+    /// it: the path is the config's).
+    pub async fn append(&self, body: &str) -> Result<(), String> {
+        let line = format!("{body}\n");
+        let target = self.clone();
+        tokio::task::spawn_blocking(move || match target {
+            Jsonl::File(path) => {
+                let mut file = std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+                    .open(&path)
+                    .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+                // One write of the whole line: appends of concurrent
+                // writers do not interleave inside it.
+                file.write_all(line.as_bytes())
+                    .and_then(|()| file.sync_data())
+                    .map_err(|e| format!("cannot append to {}: {e}", path.display()))
+            }
+            Jsonl::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(line.as_bytes())
+                    .and_then(|()| out.flush())
+                    .map_err(|e| format!("cannot write to standard output: {e}"))
+            }
+        })
+        .await
+        .map_err(|e| format!("the write did not finish: {e}"))?
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Jsonl::File(p) => p.display().to_string(),
+            Jsonl::Stdout => "standard output".into(),
+        }
+    }
+}
