@@ -13,6 +13,7 @@ pub mod executor;
 pub mod mcp;
 pub mod onboarding;
 pub mod proposals;
+pub mod receiver;
 pub mod schema;
 pub mod webdriver;
 

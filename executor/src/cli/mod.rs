@@ -490,7 +490,9 @@ enum EventsCommand {
 #[derive(Debug, Subcommand)]
 enum NotificationsCommand {
     /// Each sink: delivered, pending and given-up notifications, the last error.
-    #[command(after_help = "Examples:\n  airlock notifications status\n  airlock notifications status --json")]
+    #[command(
+        after_help = "Examples:\n  airlock notifications status\n  airlock notifications status --json"
+    )]
     Status {
         #[arg(long)]
         json: bool,
@@ -498,7 +500,9 @@ enum NotificationsCommand {
         conn: ConnArgs,
     },
     /// Send a signed test notification (it carries no data) now; exit 1 unless every sink took it.
-    #[command(after_help = "Examples:\n  airlock notifications test\n  airlock notifications test --sink operations --json")]
+    #[command(
+        after_help = "Examples:\n  airlock notifications test\n  airlock notifications test --sink operations --json"
+    )]
     Test {
         /// Only this sink (default: every active sink).
         #[arg(long)]

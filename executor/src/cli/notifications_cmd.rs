@@ -36,7 +36,9 @@ fn report_status(s: &NotificationStatus, json: bool) {
         return;
     }
     if !s.enabled {
-        say!("Notifications are off: set \"enabled\": true in the config's `notifications` section.");
+        say!(
+            "Notifications are off: set \"enabled\": true in the config's `notifications` section."
+        );
     }
     for k in &s.sinks {
         let state = if k.active { "active" } else { "off" };
@@ -82,7 +84,11 @@ fn report_test(r: &NotificationTestReport, json: bool) -> Exit {
         print_json(&v);
     } else {
         for t in &r.results {
-            let verdict = if t.delivered { "delivered" } else { "NOT delivered" };
+            let verdict = if t.delivered {
+                "delivered"
+            } else {
+                "NOT delivered"
+            };
             say!(
                 "{} ({}): {verdict} — {} (notification id {})",
                 escape(&t.sink),
@@ -92,7 +98,9 @@ fn report_test(r: &NotificationTestReport, json: bool) -> Exit {
             );
         }
         if !all {
-            say!("The executor's log has each attempt; `airlock notifications status` shows what is owed.");
+            say!(
+                "The executor's log has each attempt; `airlock notifications status` shows what is owed."
+            );
         }
     }
     if all { Exit::Ok } else { Exit::Failure }

@@ -36,9 +36,14 @@ pub struct Delivery {
 pub enum DeliveryOutcome {
     Delivered,
     /// Failed; try again at `next_attempt_ms`.
-    Retry { next_attempt_ms: i64, error: String },
+    Retry {
+        next_attempt_ms: i64,
+        error: String,
+    },
     /// Failed for the last time.
-    Dead { error: String },
+    Dead {
+        error: String,
+    },
 }
 
 /// A sink's deliveries by state, for `notifications status`.
@@ -75,10 +80,9 @@ impl Ledger {
         sink_ids: &[String],
         now: &Timestamp,
     ) -> Result<(), LedgerError> {
-        let tx = self.conn.transaction()?;
-        let head: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| {
-            r.get(0)
-        })?;
+        let tx = self.conn.savepoint()?;
+        let head: i64 =
+            tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
         let kept: Vec<String> = tx
             .prepare("SELECT sink_id FROM notification_cursors")?
             .query_map([], |r| r.get(0))?

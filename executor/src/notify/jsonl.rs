@@ -18,7 +18,9 @@ impl Jsonl {
     /// `path` is relative to the config file's directory unless absolute.
     pub fn new(target: &JsonlTarget, config_path: &std::path::Path) -> Jsonl {
         match target {
-            JsonlTarget::Path(p) => Jsonl::File(crate::config_file::relative_to_config(config_path, p)),
+            JsonlTarget::Path(p) => {
+                Jsonl::File(crate::config_file::relative_to_config(config_path, p))
+            }
             JsonlTarget::Stdout => Jsonl::Stdout,
         }
     }

@@ -110,14 +110,27 @@ impl SinkRuntime {
 
     /// One attempt: Ok(detail) delivered, Err(detail) not; details are safe
     /// to store and log.
-    async fn attempt(&self, notification_id: &str, body: &str) -> (Result<String, String>, Option<u16>) {
+    async fn attempt(
+        &self,
+        notification_id: &str,
+        body: &str,
+    ) -> (Result<String, String>, Option<u16>) {
         match &self.target {
             Target::Webhook(w) => {
                 let a = w.send(notification_id, body).await;
-                (if a.delivered { Ok(a.detail) } else { Err(a.detail) }, a.status)
+                (
+                    if a.delivered {
+                        Ok(a.detail)
+                    } else {
+                        Err(a.detail)
+                    },
+                    a.status,
+                )
             }
             Target::Jsonl(j) => (
-                j.append(body).await.map(|()| format!("appended to {}", j.describe())),
+                j.append(body)
+                    .await
+                    .map(|()| format!("appended to {}", j.describe())),
                 None,
             ),
         }
@@ -201,7 +214,9 @@ async fn deliver_forever(
         }
         let sink_id = id.clone();
         let next = auth
-            .ledger(Durability::Deferred, move |l| l.next_notification_due(&sink_id))
+            .ledger(Durability::Deferred, move |l| {
+                l.next_notification_due(&sink_id)
+            })
             .await
             .ok()
             .flatten();
@@ -231,7 +246,8 @@ async fn deliver(auth: &Authority, runtime: &SinkRuntime, d: Delivery) {
             DeliveryOutcome::Dead { error }
         }
         Err(error) => {
-            let delay = notify::retry_delay_ms(attempts, jitter_permille(&d.notification_id, attempts));
+            let delay =
+                notify::retry_delay_ms(attempts, jitter_permille(&d.notification_id, attempts));
             tracing::warn!(sink = %d.sink_id, event = %d.event, notification_id = %d.notification_id, attempts, status, retry_in_ms = delay, "notification not delivered: {error}");
             DeliveryOutcome::Retry {
                 next_attempt_ms: now.ms.saturating_add(delay as i64),
@@ -261,7 +277,10 @@ fn jitter_permille(notification_id: &str, attempts: u64) -> u64 {
 /// `notifications test`: send a test notification, which carries no data,
 /// to one sink or to every active sink, now, and report each attempt. It
 /// is not recorded as a delivery and is not retried.
-pub async fn test(auth: &Authority, sink: Option<&str>) -> Result<NotificationTestReport, ErrorBody> {
+pub async fn test(
+    auth: &Authority,
+    sink: Option<&str>,
+) -> Result<NotificationTestReport, ErrorBody> {
     if let Some(id) = sink
         && (id.is_empty() || id.len() > 64)
     {
@@ -283,13 +302,16 @@ pub async fn test(auth: &Authority, sink: Option<&str>) -> Result<NotificationTe
         };
         return Err(ErrorBody::new(
             ErrorCode::NotFound,
-            format!("{why}: notifications need \"enabled\": true and an enabled sink in the executor's config (`airlock notifications status` lists them)"),
+            format!(
+                "{why}: notifications need \"enabled\": true and an enabled sink in the executor's config (`airlock notifications status` lists them)"
+            ),
         ));
     }
     let now = Timestamp::now();
     let id = format!(
         "ntf_test_{}",
-        &sha256_tagged(format!("{}:{}", std::process::id(), now.text).as_bytes())["sha256:".len()..][..24]
+        &sha256_tagged(format!("{}:{}", std::process::id(), now.text).as_bytes())
+            ["sha256:".len()..][..24]
     );
     let notice = Notice {
         id: id.clone(),
@@ -340,7 +362,9 @@ pub async fn status(auth: &Authority) -> Result<NotificationStatus, ErrorBody> {
     let ids: Vec<String> = sinks.iter().map(|(id, _, _)| id.clone()).collect();
     let counts = auth
         .ledger(Durability::Deferred, move |l| {
-            ids.iter().map(|id| l.notification_counts(id)).collect::<Result<Vec<_>, _>>()
+            ids.iter()
+                .map(|id| l.notification_counts(id))
+                .collect::<Result<Vec<_>, _>>()
         })
         .await?;
     Ok(NotificationStatus {

@@ -40,7 +40,9 @@ pub struct Webhook {
 
 impl std::fmt::Debug for Webhook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Webhook").field("url_env", &self.spec.url_env).finish()
+        f.debug_struct("Webhook")
+            .field("url_env", &self.spec.url_env)
+            .finish()
     }
 }
 
@@ -58,11 +60,12 @@ impl Webhook {
     /// missing variable or a plain-http public URL stops the executor with
     /// a clear message instead of failing every delivery later.
     pub fn new(sink_id: &str, spec: &WebhookSpec) -> Result<Webhook, String> {
-        let raw = read_secret(&spec.url_env).map_err(|e| format!("notification sink `{sink_id}`: {e}"))?;
+        let raw = read_secret(&spec.url_env)
+            .map_err(|e| format!("notification sink `{sink_id}`: {e}"))?;
         let signing_secret = match &spec.signing_secret_env {
-            Some(name) => Some(
-                read_secret(name).map_err(|e| format!("notification sink `{sink_id}`: {e}"))?,
-            ),
+            Some(name) => {
+                Some(read_secret(name).map_err(|e| format!("notification sink `{sink_id}`: {e}"))?)
+            }
             None => None,
         };
         let secrets = HttpSecrets {
@@ -85,7 +88,9 @@ impl Webhook {
             .ok_or_else(|| bad("has no host"))?
             .to_ascii_lowercase();
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(bad("carries a user name or password; put credentials in the signing key instead"));
+            return Err(bad(
+                "carries a user name or password; put credentials in the signing key instead",
+            ));
         }
         check_scheme(spec, url.scheme(), &host)
             .map_err(|e| format!("notification sink `{sink_id}` ({}): {e}", spec.url_env))?;
@@ -96,7 +101,12 @@ impl Webhook {
             .dns_resolver(Arc::new(CheckedResolver { spec: spec.clone() }))
             .user_agent(concat!("airlock-executor/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("notification sink `{sink_id}`: could not set up the HTTP client: {}", error_chain(&e)))?;
+            .map_err(|e| {
+                format!(
+                    "notification sink `{sink_id}`: could not set up the HTTP client: {}",
+                    error_chain(&e)
+                )
+            })?;
         Ok(Webhook {
             spec: spec.clone(),
             url,
@@ -116,7 +126,7 @@ impl Webhook {
         let failed = |status: Option<u16>, detail: String| Attempt {
             delivered: false,
             status,
-            detail: safe_text(&detail, &self.known, MAX_DETAIL_CHARS),
+            detail: shorten(&safe_text(&detail, &self.known, 8 * MAX_DETAIL_CHARS)),
         };
         // reqwest does not resolve an IP-literal host: check it here.
         let literal = self.host.trim_start_matches('[').trim_end_matches(']');
@@ -131,7 +141,10 @@ impl Webhook {
         let mut request = self
             .client
             .post(self.url.clone())
-            .header(reqwest::header::CONTENT_TYPE, content_type(self.spec.format))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                content_type(self.spec.format),
+            )
             .header(EVENT_ID_HEADER, notification_id)
             .body(body.to_owned())
             .timeout(self.timeout());
@@ -147,10 +160,14 @@ impl Webhook {
                 );
         }
         match tokio::time::timeout(self.timeout(), request.send()).await {
-            Err(_) => failed(None, format!("no answer within {} ms", self.spec.timeout_ms)),
-            Ok(Err(e)) if e.is_timeout() => {
-                failed(None, format!("no answer within {} ms", self.spec.timeout_ms))
-            }
+            Err(_) => failed(
+                None,
+                format!("no answer within {} ms", self.spec.timeout_ms),
+            ),
+            Ok(Err(e)) if e.is_timeout() => failed(
+                None,
+                format!("no answer within {} ms", self.spec.timeout_ms),
+            ),
             Ok(Err(e)) => failed(
                 None,
                 format!("not delivered: {}", error_chain(&e.without_url())),
@@ -166,7 +183,10 @@ impl Webhook {
                 } else if status.is_redirection() {
                     failed(
                         Some(status.as_u16()),
-                        format!("HTTP {} (redirects are not followed; configure the final URL)", status.as_u16()),
+                        format!(
+                            "HTTP {} (redirects are not followed; configure the final URL)",
+                            status.as_u16()
+                        ),
                     )
                 } else {
                     failed(Some(status.as_u16()), format!("HTTP {}", status.as_u16()))
@@ -174,6 +194,17 @@ impl Webhook {
             }
         }
     }
+}
+
+/// The start of an already redacted detail (what failed comes first;
+/// a TLS error's list of names does not need to be kept whole).
+fn shorten(text: &str) -> String {
+    if text.chars().count() <= MAX_DETAIL_CHARS {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(MAX_DETAIL_CHARS).collect();
+    out.push('…');
+    out
 }
 
 /// Resolves a webhook's host and refuses the answer unless every address
