@@ -14,6 +14,10 @@
 //! proposal's own segment of the chain first (`verify_segment`).
 //! Secret-looking material is refused before anything is written
 //! (invariant 7).
+//!
+//! One exception, which is not a record: notification delivery state
+//! (`notifications`) is updated in place beside the chain; it can only
+//! cause or suppress a notification, which authorizes nothing.
 
 use std::path::Path;
 

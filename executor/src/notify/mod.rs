@@ -54,7 +54,7 @@ struct SinkRuntime {
 
 #[derive(Debug)]
 enum Target {
-    Webhook(webhook::Webhook),
+    Webhook(Box<webhook::Webhook>),
     Jsonl(jsonl::Jsonl),
 }
 
@@ -74,7 +74,9 @@ impl Notifier {
         let mut sinks = Vec::new();
         for sink in config.notifications.active_sinks() {
             let target = match &sink.kind {
-                SinkKind::Webhook(spec) => Target::Webhook(webhook::Webhook::new(&sink.id, spec)?),
+                SinkKind::Webhook(spec) => {
+                    Target::Webhook(Box::new(webhook::Webhook::new(&sink.id, spec)?))
+                }
                 SinkKind::Jsonl(t) => Target::Jsonl(jsonl::Jsonl::new(t, config_path)),
             };
             sinks.push(Arc::new(SinkRuntime {

@@ -130,10 +130,10 @@ impl Webhook {
         };
         // reqwest does not resolve an IP-literal host: check it here.
         let literal = self.host.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = literal.parse() {
-            if let Err(refused) = check_address(&self.spec, &self.host, ip) {
-                return failed(None, refused);
-            }
+        if let Ok(ip) = literal.parse()
+            && let Err(refused) = check_address(&self.spec, &self.host, ip)
+        {
+            return failed(None, refused);
         }
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
