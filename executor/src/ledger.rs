@@ -2577,7 +2577,7 @@ impl ChainLink<'_> {
 mod tests {
     use super::*;
 
-    fn actor() -> ActorIdentity {
+    pub(super) fn actor() -> ActorIdentity {
         ActorIdentity {
             uid: 1000,
             user: Some("ann".into()),
@@ -2602,7 +2602,7 @@ mod tests {
 
     /// A ledger with the whole story of one applied proposal and one
     /// pending proposal: (ledger, dir, applied id, pending id).
-    fn story(name: &str) -> (Ledger, std::path::PathBuf, String, String) {
+    pub(super) fn story(name: &str) -> (Ledger, std::path::PathBuf, String, String) {
         let dir =
             std::env::temp_dir().join(format!("airlock-ledger-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

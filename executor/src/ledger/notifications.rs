@@ -311,3 +311,229 @@ impl Ledger {
         Ok(counts)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use airlock_policy::notify::{JsonlTarget, Sink, SinkKind};
+
+    use super::*;
+    use crate::ledger::tests::{actor, story};
+
+    fn sink(id: &str, events: Option<&[EventType]>) -> Sink {
+        Sink {
+            id: id.into(),
+            enabled: true,
+            events: events.map(|e| e.iter().copied().collect::<BTreeSet<_>>()),
+            capabilities: None,
+            kind: SinkKind::Jsonl(JsonlTarget::Stdout),
+        }
+    }
+
+    fn events_of(l: &Ledger, sink_id: &str) -> Vec<String> {
+        l.due_notifications(sink_id, i64::MAX, 100)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.event)
+            .collect()
+    }
+
+    #[test]
+    fn a_new_sink_starts_at_the_end_and_hears_what_follows() {
+        let (mut l, dir, _, pending) = story("notify-start");
+        let now = Timestamp::now();
+        l.start_notifications(&["ops".into()], &now).unwrap();
+        assert_eq!(
+            l.enqueue_notifications(&sink("ops", None), &now, 100)
+                .unwrap(),
+            0
+        );
+        assert!(events_of(&l, "ops").is_empty(), "the past is not sent");
+        l.record_decision(&pending, false, &actor(), Some("no"), "sha256:cap")
+            .unwrap();
+        assert_eq!(
+            l.enqueue_notifications(&sink("ops", None), &now, 100)
+                .unwrap(),
+            1
+        );
+        assert_eq!(events_of(&l, "ops"), ["proposal.rejected"]);
+        // Enqueueing again adds nothing.
+        assert_eq!(
+            l.enqueue_notifications(&sink("ops", None), &now, 100)
+                .unwrap(),
+            0
+        );
+        assert_eq!(events_of(&l, "ops").len(), 1);
+        // An unconfigured sink has no cursor and gets nothing.
+        assert_eq!(
+            l.enqueue_notifications(&sink("other", None), &now, 100)
+                .unwrap(),
+            0
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn every_notifying_event_is_enqueued_in_order_and_filtered_per_sink() {
+        let (mut l, dir, applied, pending) = story("notify-all");
+        let now = Timestamp::now();
+        l.start_notifications(&["all".into(), "created".into()], &now)
+            .unwrap();
+        l.conn
+            .execute("UPDATE notification_cursors SET through_seq = 0", [])
+            .unwrap();
+        // Two at a time: the cursor moves by what was read.
+        let all = sink("all", None);
+        assert_eq!(l.enqueue_notifications(&all, &now, 2).unwrap(), 2);
+        assert_eq!(l.notification_counts("all").unwrap().through_seq, Some(4));
+        assert_eq!(l.enqueue_notifications(&all, &now, 2).unwrap(), 2);
+        assert_eq!(l.enqueue_notifications(&all, &now, 2).unwrap(), 0);
+        assert_eq!(
+            events_of(&l, "all"),
+            [
+                "proposal.created",
+                "proposal.created",
+                "proposal.approved",
+                "proposal.applied"
+            ]
+        );
+        let due = l.due_notifications("all", i64::MAX, 100).unwrap();
+        let body: serde_json::Value = serde_json::from_str(&due[3].body).unwrap();
+        assert_eq!(body["data"]["proposal_id"], applied.as_str());
+        assert_eq!(body["id"], due[3].notification_id.as_str());
+        let created = sink("created", Some(&[EventType::ProposalCreated]));
+        l.enqueue_notifications(&created, &now, 100).unwrap();
+        let ids: Vec<String> = l
+            .due_notifications("created", i64::MAX, 100)
+            .unwrap()
+            .into_iter()
+            .map(|d| {
+                serde_json::from_str::<serde_json::Value>(&d.body).unwrap()["data"]["proposal_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(ids, [applied, pending]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn attempts_move_a_delivery_to_delivered_retry_or_dead_and_a_start_resumes() {
+        let (mut l, dir, _, pending) = story("notify-attempts");
+        let now = Timestamp::now();
+        l.start_notifications(&["ops".into()], &now).unwrap();
+        l.record_decision(&pending, false, &actor(), Some("no"), "sha256:cap")
+            .unwrap();
+        l.enqueue_notifications(&sink("ops", None), &now, 100)
+            .unwrap();
+        let d = l.due_notifications("ops", now.ms, 10).unwrap().remove(0);
+        assert_eq!(d.attempts, 0);
+        let later = now.ms + 60_000;
+        let retry = DeliveryOutcome::Retry {
+            next_attempt_ms: later,
+            error: "HTTP 500".into(),
+        };
+        l.record_notification_attempt("ops", d.event_seq, &retry, &now)
+            .unwrap();
+        assert!(
+            l.due_notifications("ops", now.ms, 10).unwrap().is_empty(),
+            "not due yet"
+        );
+        assert_eq!(l.next_notification_due("ops").unwrap(), Some(later));
+        let c = l.notification_counts("ops").unwrap();
+        assert_eq!((c.pending, c.delivered, c.dead), (1, 0, 0));
+        assert_eq!(c.last_error.as_deref(), Some("HTTP 500"));
+        assert!(c.oldest_pending_at.is_some());
+
+        // A start makes it due at once.
+        l.start_notifications(&["ops".into()], &now).unwrap();
+        let d = l.due_notifications("ops", now.ms, 10).unwrap().remove(0);
+        assert_eq!(d.attempts, 1);
+        l.record_notification_attempt("ops", d.event_seq, &DeliveryOutcome::Delivered, &now)
+            .unwrap();
+        let c = l.notification_counts("ops").unwrap();
+        assert_eq!((c.pending, c.delivered, c.dead), (0, 1, 0));
+        assert_eq!(c.last_delivered_at.as_deref(), Some(now.text.as_str()));
+        assert_eq!(l.next_notification_due("ops").unwrap(), None);
+        // A delivered one is not attempted again.
+        l.record_notification_attempt(
+            "ops",
+            d.event_seq,
+            &DeliveryOutcome::Dead { error: "x".into() },
+            &now,
+        )
+        .unwrap();
+        assert_eq!(l.notification_counts("ops").unwrap().dead, 0);
+
+        // A sink no longer configured forgets its place.
+        l.start_notifications(&[], &now).unwrap();
+        assert_eq!(l.notification_counts("ops").unwrap().through_seq, None);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_given_up_delivery_is_dead_and_the_ledger_still_verifies() {
+        let (mut l, dir, _, pending) = story("notify-dead");
+        let now = Timestamp::now();
+        l.start_notifications(&["ops".into()], &now).unwrap();
+        l.record_decision(&pending, false, &actor(), None, "sha256:cap")
+            .unwrap();
+        l.enqueue_notifications(&sink("ops", None), &now, 100)
+            .unwrap();
+        let d = l.due_notifications("ops", now.ms, 10).unwrap().remove(0);
+        l.record_notification_attempt(
+            "ops",
+            d.event_seq,
+            &DeliveryOutcome::Dead {
+                error: "no answer".into(),
+            },
+            &now,
+        )
+        .unwrap();
+        let c = l.notification_counts("ops").unwrap();
+        assert_eq!((c.pending, c.dead), (0, 1));
+        assert!(l.due_notifications("ops", i64::MAX, 10).unwrap().is_empty());
+        let report = l.verify().unwrap();
+        assert!(report.ok, "{report:?}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_prune_drops_finished_deliveries_of_the_moved_events_and_keeps_owed_ones() {
+        let (mut l, dir, _, pending) = story("notify-prune");
+        let now = Timestamp::now();
+        l.record_decision(&pending, false, &actor(), Some("no"), "sha256:cap")
+            .unwrap();
+        l.start_notifications(&["ops".into()], &now).unwrap();
+        l.conn
+            .execute("UPDATE notification_cursors SET through_seq = 0", [])
+            .unwrap();
+        l.enqueue_notifications(&sink("ops", None), &now, 100)
+            .unwrap();
+        let due = l.due_notifications("ops", i64::MAX, 100).unwrap();
+        assert_eq!(due.len(), 5);
+        for d in &due[..4] {
+            l.record_notification_attempt("ops", d.event_seq, &DeliveryOutcome::Delivered, &now)
+                .unwrap();
+        }
+        let owed = due[4].event_seq;
+        let out = l
+            .prune(crate::ledger::PruneRequest {
+                before: &Timestamp::from_ms(now.ms + 86_400_000),
+                archive: &dir.join("archive.db"),
+                actor: &actor(),
+            })
+            .unwrap();
+        assert!(out.plan.through_seq >= owed, "{:?}", out.plan);
+        let c = l.notification_counts("ops").unwrap();
+        assert_eq!((c.delivered, c.pending), (0, 1), "the owed one stays");
+        assert_eq!(
+            l.due_notifications("ops", i64::MAX, 10).unwrap()[0].event_seq,
+            owed
+        );
+        assert!(l.verify().unwrap().ok);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
