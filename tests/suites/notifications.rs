@@ -343,6 +343,45 @@ fn a_receiver_that_hangs_never_slows_a_proposal() {
     );
 }
 
+/// 200 proposals in a row on one connection, without and with a webhook
+/// sink and a JSONL sink: every notification arrives once, and the cost to
+/// proposals is printed (recorded in docs/benchmarks.md, not asserted).
+#[test]
+fn a_burst_of_proposals_is_notified_once_each() {
+    const N: usize = 200;
+    let time = |config: &Value, env: &[(&'static str, String)]| {
+        let exec = start(config, env);
+        let cfg = load(config);
+        let took = block_on(async {
+            let mut client = exec.client(Role::Proposer).await;
+            let started = Instant::now();
+            for i in 0..N {
+                honest_proposal(&mut client, &cfg, &format!("r{i}")).await;
+            }
+            started.elapsed()
+        });
+        (exec, took)
+    };
+    let mut plain = reference_value();
+    airlock_tests::proposals::capacity_limits(&mut plain);
+    let (_, without) = time(&plain, &env("http://127.0.0.1:9/unused"));
+    let receiver = Receiver::start(ok());
+    let mut config = config_with(json!([webhook("operations"), jsonl()]));
+    airlock_tests::proposals::capacity_limits(&mut config);
+    let (exec, with) = time(&config, &env(&receiver.url("/hook")));
+    let got = receiver.drain(Duration::from_secs(5));
+    eprintln!(
+        "{N} proposals (read + proposal each): {without:?} without sinks, {with:?} with a webhook and a JSONL sink"
+    );
+    assert_eq!(got.len(), N, "each notified");
+    let ids: std::collections::BTreeSet<String> = got
+        .iter()
+        .map(|r| r.header("x-airlock-event-id").to_owned())
+        .collect();
+    assert_eq!(ids.len(), N, "once each");
+    assert_eq!(wait_for_lines(&exec, N, Duration::from_secs(5)).len(), N);
+}
+
 #[test]
 fn every_proposal_event_notifies_through_a_real_loop() {
     let dir = tempfile::tempdir().unwrap();

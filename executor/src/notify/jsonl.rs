@@ -25,10 +25,14 @@ impl Jsonl {
         }
     }
 
-    /// Append `body` and a newline; `Err` says why not (no secret can be in
+    /// Append each body as a line; `Err` says why not (no secret can be in
     /// it: the path is the config's).
-    pub async fn append(&self, body: &str) -> Result<(), String> {
-        let line = format!("{body}\n");
+    pub async fn append(&self, bodies: &[&str]) -> Result<(), String> {
+        let mut line = String::new();
+        for body in bodies {
+            line.push_str(body);
+            line.push('\n');
+        }
         let target = self.clone();
         tokio::task::spawn_blocking(move || match target {
             Jsonl::File(path) => {
@@ -38,8 +42,8 @@ impl Jsonl {
                     .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
                     .open(&path)
                     .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-                // One write of the whole line: appends of concurrent
-                // writers do not interleave inside it.
+                // One write of whole lines: appends of concurrent writers
+                // do not interleave inside one.
                 file.write_all(line.as_bytes())
                     .and_then(|()| file.sync_data())
                     .map_err(|e| format!("cannot append to {}: {e}", path.display()))

@@ -33,8 +33,9 @@ use crate::ledger::{Delivery, DeliveryOutcome, Durability, Timestamp, body_for};
 
 /// Events turned into deliveries per ledger call.
 const ENQUEUE_BATCH: u32 = 200;
-/// Deliveries attempted per ledger read.
-const DELIVERY_BATCH: u32 = 20;
+/// Deliveries attempted per ledger read (their outcomes are recorded in
+/// one ledger call).
+const DELIVERY_BATCH: u32 = 50;
 /// The longest a sink task sleeps without looking at the ledger.
 const IDLE_LOOK: Duration = Duration::from_secs(30);
 
@@ -118,23 +119,35 @@ impl SinkRuntime {
         body: &str,
     ) -> (Result<String, String>, Option<u16>) {
         match &self.target {
-            Target::Webhook(w) => {
-                let a = w.send(notification_id, body).await;
-                (
-                    if a.delivered {
-                        Ok(a.detail)
-                    } else {
-                        Err(a.detail)
-                    },
-                    a.status,
-                )
-            }
+            Target::Webhook(w) => w.send(notification_id, body).await.verdict(),
             Target::Jsonl(j) => (
-                j.append(body)
+                j.append(&[body])
                     .await
                     .map(|()| format!("appended to {}", j.describe())),
                 None,
             ),
+        }
+    }
+
+    /// Attempt each delivery once, in order. A JSONL sink appends them all
+    /// with one write and one flush to disk.
+    async fn attempt_all(&self, due: &[Delivery]) -> Vec<(Result<String, String>, Option<u16>)> {
+        match &self.target {
+            Target::Webhook(w) => {
+                let mut out = Vec::with_capacity(due.len());
+                for d in due {
+                    out.push(w.send(&d.notification_id, &d.body).await.verdict());
+                }
+                out
+            }
+            Target::Jsonl(j) => {
+                let bodies: Vec<&str> = due.iter().map(|d| d.body.as_str()).collect();
+                let result = j
+                    .append(&bodies)
+                    .await
+                    .map(|()| format!("appended to {}", j.describe()));
+                due.iter().map(|_| (result.clone(), None)).collect()
+            }
         }
     }
 
@@ -175,53 +188,40 @@ async fn deliver_forever(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let runtime = Arc::clone(&auth.notifier.sinks[index]);
-    let id = runtime.sink.id.clone();
     loop {
         wake.mark_unchanged();
-        // New events first, then whatever is due.
-        loop {
-            let sink = runtime.sink.clone();
-            match auth
-                .ledger(Durability::Deferred, move |l| {
-                    l.enqueue_notifications(&sink, &Timestamp::now(), ENQUEUE_BATCH)
-                })
-                .await
-            {
-                Ok(n) if n as u32 == ENQUEUE_BATCH => continue,
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!(sink = %id, error = %e.message, "could not read new events for notifications; retrying later");
-                    break;
+        // One ledger call: turn new events into deliveries, then take what
+        // is due (or learn when the next one will be).
+        let sink = runtime.sink.clone();
+        let work = auth
+            .ledger(Durability::Deferred, move |l| {
+                let now = Timestamp::now();
+                while l.enqueue_notifications(&sink, &now, ENQUEUE_BATCH)? == ENQUEUE_BATCH as usize
+                {
                 }
-            }
-        }
-        loop {
-            let sink_id = id.clone();
-            let now = Timestamp::now().ms;
-            let due = auth
-                .ledger(Durability::Deferred, move |l| {
-                    l.due_notifications(&sink_id, now, DELIVERY_BATCH)
-                })
-                .await
-                .unwrap_or_default();
-            if due.is_empty() {
-                break;
-            }
-            for delivery in due {
+                let due = l.due_notifications(&sink.id, now.ms, DELIVERY_BATCH)?;
+                let next = if due.is_empty() {
+                    l.next_notification_due(&sink.id)?
+                } else {
+                    None
+                };
+                Ok((due, next))
+            })
+            .await;
+        let next = match work {
+            Ok((due, _)) if !due.is_empty() => {
                 if *shutdown.borrow() {
                     return;
                 }
-                deliver(&auth, &runtime, delivery).await;
+                deliver(&auth, &runtime, due).await;
+                continue;
             }
-        }
-        let sink_id = id.clone();
-        let next = auth
-            .ledger(Durability::Deferred, move |l| {
-                l.next_notification_due(&sink_id)
-            })
-            .await
-            .ok()
-            .flatten();
+            Ok((_, next)) => next,
+            Err(e) => {
+                tracing::warn!(sink = %runtime.sink.id, error = %e.message, "could not read notifications owed; retrying later");
+                None
+            }
+        };
         let now = Timestamp::now().ms;
         let wait = next.map_or(IDLE_LOOK, |due| {
             Duration::from_millis(due.saturating_sub(now).max(0) as u64).min(IDLE_LOOK)
@@ -234,37 +234,45 @@ async fn deliver_forever(
     }
 }
 
-async fn deliver(auth: &Authority, runtime: &SinkRuntime, d: Delivery) {
-    let (result, status) = runtime.attempt(&d.notification_id, &d.body).await;
-    let attempts = d.attempts + 1;
+/// Attempt `due` (in order) and record every outcome in one ledger call.
+async fn deliver(auth: &Authority, runtime: &SinkRuntime, due: Vec<Delivery>) {
+    let results = runtime.attempt_all(&due).await;
     let now = Timestamp::now();
-    let outcome = match result {
-        Ok(detail) => {
-            tracing::info!(sink = %d.sink_id, event = %d.event, notification_id = %d.notification_id, attempts, "{detail}");
-            DeliveryOutcome::Delivered
-        }
-        Err(error) if notify::gives_up(attempts, runtime.max_attempts()) => {
-            tracing::error!(sink = %d.sink_id, event = %d.event, notification_id = %d.notification_id, attempts, status, "notification given up: {error}");
-            DeliveryOutcome::Dead { error }
-        }
-        Err(error) => {
-            let delay =
-                notify::retry_delay_ms(attempts, jitter_permille(&d.notification_id, attempts));
-            tracing::warn!(sink = %d.sink_id, event = %d.event, notification_id = %d.notification_id, attempts, status, retry_in_ms = delay, "notification not delivered: {error}");
-            DeliveryOutcome::Retry {
-                next_attempt_ms: now.ms.saturating_add(delay as i64),
-                error,
+    let mut outcomes = Vec::with_capacity(due.len());
+    for (d, (result, status)) in due.iter().zip(results) {
+        let attempts = d.attempts + 1;
+        let outcome = match result {
+            Ok(detail) => {
+                tracing::info!(sink = %d.sink_id, event = %d.event, notification_id = %d.notification_id, attempts, "{detail}");
+                DeliveryOutcome::Delivered
             }
-        }
-    };
-    let (sink_id, seq) = (d.sink_id.clone(), d.event_seq);
+            Err(error) if notify::gives_up(attempts, runtime.max_attempts()) => {
+                tracing::error!(sink = %d.sink_id, event = %d.event, notification_id = %d.notification_id, attempts, status, "notification given up: {error}");
+                DeliveryOutcome::Dead { error }
+            }
+            Err(error) => {
+                let delay =
+                    notify::retry_delay_ms(attempts, jitter_permille(&d.notification_id, attempts));
+                tracing::warn!(sink = %d.sink_id, event = %d.event, notification_id = %d.notification_id, attempts, status, retry_in_ms = delay, "notification not delivered: {error}");
+                DeliveryOutcome::Retry {
+                    next_attempt_ms: now.ms.saturating_add(delay as i64),
+                    error,
+                }
+            }
+        };
+        outcomes.push((d.event_seq, outcome));
+    }
+    let sink_id = runtime.sink.id.clone();
     if let Err(e) = auth
         .ledger(Durability::Deferred, move |l| {
-            l.record_notification_attempt(&sink_id, seq, &outcome, &now)
+            for (seq, outcome) in &outcomes {
+                l.record_notification_attempt(&sink_id, *seq, outcome, &now)?;
+            }
+            Ok(())
         })
         .await
     {
-        tracing::warn!(sink = %d.sink_id, error = %e.message, "could not record a notification attempt");
+        tracing::warn!(sink = %runtime.sink.id, error = %e.message, "could not record notification attempts");
     }
 }
 

@@ -55,6 +55,18 @@ pub struct Attempt {
     pub detail: String,
 }
 
+impl Attempt {
+    /// `Ok(detail)` if delivered, else `Err(detail)`; and the HTTP status.
+    pub fn verdict(self) -> (Result<String, String>, Option<u16>) {
+        let status = self.status;
+        if self.delivered {
+            (Ok(self.detail), status)
+        } else {
+            (Err(self.detail), status)
+        }
+    }
+}
+
 impl Webhook {
     /// Read the URL and key and check the URL's shape: at start, so that a
     /// missing variable or a plain-http public URL stops the executor with
@@ -97,7 +109,10 @@ impl Webhook {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
-            .pool_max_idle_per_host(0)
+            // One sink, one runtime: keep the connection (and its TLS
+            // session) between notifications of a burst.
+            .pool_max_idle_per_host(1)
+            .pool_idle_timeout(Duration::from_secs(20))
             .dns_resolver(Arc::new(CheckedResolver { spec: spec.clone() }))
             .user_agent(concat!("airlock-executor/", env!("CARGO_PKG_VERSION")))
             .build()
