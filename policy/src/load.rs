@@ -259,6 +259,19 @@ impl<'a> Obj<'a> {
         self.map.contains_key(key)
     }
 
+    /// Each of `keys` present is an error: it "does not apply to `what`".
+    fn refuse_keys(&self, r: &mut Report, keys: &[&str], what: &str) {
+        for k in keys {
+            if self.has(k) {
+                r.error(
+                    self.at(k),
+                    format!("`{k}` does not apply to {what}"),
+                    format!("remove `{k}`"),
+                );
+            }
+        }
+    }
+
     fn missing(&self, r: &mut Report, key: &str, fix: &str) {
         r.error(self.at(key), format!("missing required field `{key}`"), fix);
     }
@@ -956,15 +969,7 @@ fn parse_executors(r: &mut Report, o: &Obj) -> BTreeMap<String, ExecutorSpec> {
             "add \"type\": \"sql_update\", \"http_handler\" or \"command_handler\"",
         );
         let not_for = |r: &mut Report, keys: &[&str], ty: &str| {
-            for k in keys {
-                if e.has(k) {
-                    r.error(
-                        e.at(k),
-                        format!("`{k}` does not apply to a {ty} executor"),
-                        format!("remove `{k}`"),
-                    );
-                }
-            }
+            e.refuse_keys(r, keys, &format!("a {ty} executor"));
         };
         let timeout = e
             .integer(r, "timeout_ms", 1, MAX_TIMEOUT_MS)

@@ -255,15 +255,7 @@ fn parse_capabilities(
 }
 
 fn parse_webhook(r: &mut Report, s: &Obj) -> Option<WebhookSpec> {
-    for key in ["path", "destination"] {
-        if s.has(key) {
-            r.error(
-                s.at(key),
-                format!("`{key}` does not apply to a webhook sink"),
-                format!("remove `{key}`"),
-            );
-        }
-    }
+    s.refuse_keys(r, &["path", "destination"], "a webhook sink");
     let url_env = s.req_env_name(
         r,
         "url_env",
@@ -346,15 +338,7 @@ fn is_host_name(h: &str) -> bool {
 }
 
 fn parse_jsonl(r: &mut Report, s: &Obj) -> Option<JsonlTarget> {
-    for key in WEBHOOK_ONLY {
-        if s.has(key) {
-            r.error(
-                s.at(key),
-                format!("`{key}` does not apply to a jsonl sink"),
-                format!("remove `{key}`"),
-            );
-        }
-    }
+    s.refuse_keys(r, WEBHOOK_ONLY, "a jsonl sink");
     // Airlock's `path`, or Runner's `destination` (a path, or "stdout").
     let (key, value) = match (s.string(r, "path"), s.string(r, "destination")) {
         (Some(_), Some(_)) => {
