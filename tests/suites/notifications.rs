@@ -698,3 +698,41 @@ fn a_bad_webhook_setting_stops_the_executor_at_start() {
     assert!(err.contains("user name or password"), "{err}");
     assert!(!err.contains("pw@"), "{err}");
 }
+
+#[test]
+fn a_webhook_key_in_the_proposers_environment_stops_the_proposer() {
+    let config = config_with(json!([webhook("operations")]));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    let run = |with_key: bool| {
+        let mut cmd = Command::new(bin("airlock-proposer"));
+        cmd.args(["serve", "--config"])
+            .arg(&path)
+            .arg("--socket-dir")
+            .arg(dir.path().join("run"))
+            .env("SYNAPSOR_TENANT_ID", "acme")
+            .env_remove("HOOK_URL")
+            .env_remove("HOOK_SECRET")
+            .stdin(Stdio::null());
+        if with_key {
+            cmd.env("HOOK_SECRET", SECRET);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stderr) = run(true);
+    assert!(!ok);
+    assert!(
+        stderr.contains("HOOK_SECRET") && stderr.contains("write authority"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(SECRET), "the value is never printed");
+    // Control: without it, the proposer gets past that check (and stops
+    // later for want of a database and an executor).
+    let (_, stderr) = run(false);
+    assert!(!stderr.contains("HOOK_SECRET"), "{stderr}");
+}
