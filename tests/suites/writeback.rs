@@ -1054,3 +1054,92 @@ fn freshness_follows_the_row_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     freshness(sqlite_reference(dir.path(), "wb_fresh"));
 }
+
+/// `apply --all-approved`: every approved proposal the filters take, oldest
+/// first, each on its own; a conflict does not stop the others; a rerun
+/// applies only what is still approved.
+#[test]
+fn apply_all_approved_isolates_conflicts_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_reference(dir.path(), "all_approved");
+    let l = Loop::new(db.clone(), reference_config_for(&db), None);
+    let waiver = || {
+        l.propose(
+            "billing.propose_late_fee_waiver",
+            json!({"invoice_id": "INV-3001", "reason": "r"}),
+        )
+    };
+    let ticket = |id: &str| {
+        l.propose(
+            "support.propose_ticket_resolution",
+            json!({"ticket_id": id, "resolution_note": "done"}),
+        )
+    };
+    let first_waiver = waiver();
+    let t1 = ticket("T-1042");
+    let t2 = ticket("T-1043");
+    let second_waiver = waiver();
+    let pending = ticket("T-1042");
+    for id in [&first_waiver, &t1, &t2, &second_waiver] {
+        l.approve(id);
+    }
+    let all = |extra: &[&str]| {
+        let mut args = vec!["apply", "--all-approved", "--json"];
+        args.extend_from_slice(extra);
+        let out = l.cli(&args);
+        (out.status.code(), json_out(&out))
+    };
+    let ids = |v: &Value| -> Vec<(String, String)> {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["proposal_id"].as_str().unwrap().to_owned(),
+                    r["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let pair = |id: &str, status: &str| (id.to_owned(), status.to_owned());
+
+    // Another tenant's filter takes nothing.
+    let (code, out) = all(&["--tenant", "otherco"]);
+    assert_eq!((code, ids(&out)), (Some(0), vec![]), "{out}");
+    // One capability, oldest first.
+    let (code, out) = all(&["--capability", "support.propose_ticket_resolution"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(ids(&out), [pair(&t1, "applied"), pair(&t2, "applied")]);
+    // At most one: the oldest waiver.
+    let (code, out) = all(&["--max", "1"]);
+    assert_eq!(
+        (code, ids(&out)),
+        (Some(0), vec![pair(&first_waiver, "applied")]),
+        "{out}"
+    );
+    // The rest: the second waiver's row changed under it.
+    let (code, out) = all(&[]);
+    assert_eq!(code, Some(4), "a conflict exits 4: {out}");
+    assert_eq!(ids(&out), [pair(&second_waiver, "conflict")]);
+    assert_eq!(
+        (out["applied"].as_u64(), out["conflicts"].as_u64()),
+        (Some(0), Some(1))
+    );
+    // Nothing is left: a rerun does nothing and succeeds.
+    let (code, out) = all(&[]);
+    assert_eq!((code, ids(&out)), (Some(0), vec![]), "{out}");
+    let human = l.cli(&["apply", "--all-approved"]);
+    assert!(String::from_utf8_lossy(&human.stdout).contains("No approved proposal to apply."));
+    // The pending one was never applied.
+    let (_, shown) = {
+        let out = l.cli(&["proposals", "show", &pending, "--json"]);
+        (out.status.code(), json_out(&out))
+    };
+    assert_eq!(shown["proposal"]["summary"]["state"], "pending_approval");
+    // The flags belong together.
+    let out = l.cli(&["apply", "wrp_x", "--all-approved"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = l.cli(&["apply", "--max", "2"]);
+    assert_eq!(out.status.code(), Some(2));
+}

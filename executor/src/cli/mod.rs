@@ -66,11 +66,27 @@ enum Command {
     Notifications(NotificationsCommand),
     /// Apply an approved proposal (exactly once; exit 4 on a conflict).
     #[command(
-        after_help = "Examples:\n  airlock apply wrp_3f9c1a7e5b2d4c8019e6\n  airlock apply latest --json"
+        after_help = "Examples:\n  airlock apply wrp_3f9c1a7e5b2d4c8019e6\n  airlock apply latest --json\n  airlock apply --all-approved --capability billing.propose_late_fee_waiver --max 20\n\nWith --all-approved, every approved proposal (oldest first) is applied on its own: a conflict or failure of one does not stop the others. Exit 0 when all applied (or there was nothing to do), 4 when some conflicted, 1 when some failed or were refused."
     )]
     Apply {
         /// Proposal id or `latest`.
-        id: String,
+        #[arg(
+            required_unless_present = "all_approved",
+            conflicts_with = "all_approved"
+        )]
+        id: Option<String>,
+        /// Apply every approved proposal, oldest first, each on its own.
+        #[arg(long)]
+        all_approved: bool,
+        /// With --all-approved: only proposals of this capability.
+        #[arg(long, requires = "all_approved")]
+        capability: Option<String>,
+        /// With --all-approved: only proposals of this tenant.
+        #[arg(long, requires = "all_approved")]
+        tenant: Option<String>,
+        /// With --all-approved: apply at most N proposals.
+        #[arg(long, requires = "all_approved", value_parser = clap::value_parser!(u32).range(1..))]
+        max: Option<u32>,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -863,7 +879,29 @@ pub fn main() -> ExitCode {
         Command::Notifications(NotificationsCommand::Test { sink, json, conn }) => {
             notifications_cmd::test(&conn, sink, json)
         }
-        Command::Apply { id, json, conn } => writeback_cmd::apply(&conn, &id, json),
+        Command::Apply {
+            id: Some(id),
+            json,
+            conn,
+            ..
+        } => writeback_cmd::apply(&conn, &id, json),
+        Command::Apply {
+            id: None,
+            capability,
+            tenant,
+            max,
+            json,
+            conn,
+            ..
+        } => writeback_cmd::apply_all_approved(
+            &conn,
+            &writeback_cmd::ApprovedFilter {
+                capability,
+                tenant,
+                max,
+            },
+            json,
+        ),
         Command::Review {
             listen,
             no_open,

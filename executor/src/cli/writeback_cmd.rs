@@ -3,8 +3,10 @@
 
 use std::path::Path;
 
+use airlock_ipc::limits::MAX_LIST_ITEMS;
 use airlock_ipc::message::{
-    ProposalDetail, ProposalRef, ProposalState, ReplayStory, Request, Response, WritebackResult,
+    ListProposals, ProposalDetail, ProposalRef, ProposalState, ProposalSummary, ReplayStory,
+    Request, Response, WritebackResult,
 };
 use airlock_policy::change_set::{ExportMeta, export_v1, scalar_text};
 use airlock_policy::config::{Engine, Kind};
@@ -102,6 +104,133 @@ pub fn apply(conn: &ConnArgs, id: &str, json: bool) -> Exit {
             Err(e) => super::operator::client_failure(json, e),
         }
     })
+}
+
+/// Which approved proposals `apply --all-approved` takes.
+#[derive(Debug, Clone, Default)]
+pub struct ApprovedFilter {
+    pub capability: Option<String>,
+    pub tenant: Option<String>,
+    pub max: Option<u32>,
+}
+
+impl ApprovedFilter {
+    fn takes(&self, p: &ProposalSummary) -> bool {
+        self.capability.as_ref().is_none_or(|c| *c == p.capability)
+            && self.tenant.as_ref().is_none_or(|t| *t == p.tenant_id)
+    }
+}
+
+/// `apply --all-approved`: apply each approved proposal that `filter`
+/// takes, oldest first, one `apply` request each, so the executor decides
+/// every one as it does for `airlock apply ID`; a conflict, failure or
+/// refusal of one is reported and the next is applied. Rounds repeat
+/// (the list answers at most `MAX_LIST_ITEMS` proposals) until none is
+/// left or `max` were tried; a proposal is tried once per run, so a rerun
+/// applies only what is still approved.
+pub fn apply_all_approved(conn: &ConnArgs, filter: &ApprovedFilter, json: bool) -> Exit {
+    call_once(conn, json, |mut client| async move {
+        let mut tried = std::collections::BTreeSet::new();
+        let mut results: Vec<Value> = Vec::new();
+        let max = filter.max.map_or(usize::MAX, |m| m as usize);
+        'rounds: while results.len() < max {
+            let listed = match client
+                .call(Request::ListProposals(ListProposals {
+                    status: Some(ProposalState::Approved),
+                    limit: Some(MAX_LIST_ITEMS),
+                }))
+                .await
+            {
+                Ok(Response::Proposals(p)) => p.items,
+                Ok(other) => return unexpected_answer(json, &other),
+                Err(e) => return super::operator::client_failure(json, e),
+            };
+            // Oldest first: the list is newest first.
+            let round: Vec<ProposalSummary> = listed
+                .into_iter()
+                .rev()
+                .filter(|p| filter.takes(p) && !tried.contains(&p.proposal_id))
+                .collect();
+            if round.is_empty() {
+                break;
+            }
+            for p in round {
+                if results.len() >= max {
+                    break 'rounds;
+                }
+                tried.insert(p.proposal_id.clone());
+                let answer = client
+                    .call(Request::Apply(ProposalRef {
+                        proposal_id: p.proposal_id.clone(),
+                    }))
+                    .await;
+                let result = match answer {
+                    Ok(Response::Writeback(r)) => json!({
+                        "proposal_id": p.proposal_id, "capability": p.capability, "tenant_id": p.tenant_id,
+                        "status": r.status, "detail": r.detail, "receipt": r.receipt,
+                    }),
+                    Ok(other) => return unexpected_answer(json, &other),
+                    // Refused (e.g. `busy`, `role_required`, `config_changed`): reported, next.
+                    Err(airlock_ipc::client::ClientError::Refused(e)) => json!({
+                        "proposal_id": p.proposal_id, "capability": p.capability, "tenant_id": p.tenant_id,
+                        "status": "refused", "detail": e.message, "error": {"code": e.code.as_str()},
+                    }),
+                    Err(e) => return super::operator::client_failure(json, e),
+                };
+                if !json {
+                    say_one(&result);
+                }
+                results.push(result);
+            }
+        }
+        report_all(&results, json)
+    })
+}
+
+fn say_one(r: &Value) {
+    let id = escape(r["proposal_id"].as_str().unwrap_or("?")).into_owned();
+    let cap = escape(r["capability"].as_str().unwrap_or("?")).into_owned();
+    let detail = escape(r["detail"].as_str().unwrap_or("")).into_owned();
+    match r["status"].as_str().unwrap_or("") {
+        "applied" => say!("applied          {id} ({cap})"),
+        "already_applied" => say!("already applied  {id} ({cap})"),
+        "conflict" => say!("CONFLICT         {id} ({cap}): {detail} — nothing changed"),
+        "failed" => say!("FAILED           {id} ({cap}): {detail}"),
+        _ => say!("REFUSED          {id} ({cap}): {detail}"),
+    }
+}
+
+/// Counts and the exit code: 0 all applied (or nothing to do), 4 some
+/// conflicted, 1 some failed or were refused.
+fn report_all(results: &[Value], json: bool) -> Exit {
+    let count = |statuses: &[&str]| {
+        results
+            .iter()
+            .filter(|r| statuses.contains(&r["status"].as_str().unwrap_or("")))
+            .count()
+    };
+    let applied = count(&["applied", "already_applied"]);
+    let conflicts = count(&["conflict"]);
+    let failed = count(&["failed", "refused"]);
+    let exit = if failed > 0 {
+        Exit::Failure
+    } else if conflicts > 0 {
+        Exit::Conflict
+    } else {
+        Exit::Ok
+    };
+    if json {
+        print_json(&json!({
+            "ok": exit == Exit::Ok,
+            "applied": applied, "conflicts": conflicts, "failed": failed,
+            "results": results,
+        }));
+    } else if results.is_empty() {
+        say!("No approved proposal to apply.");
+    } else {
+        say!("{applied} applied, {conflicts} conflict(s), {failed} failed or refused.");
+    }
+    exit
 }
 
 async fn fetch_replay(
