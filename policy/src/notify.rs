@@ -661,6 +661,8 @@ mod tests {
             ("fc00::1", Private),
             ("fd12:3456::1", Private),
             ("169.254.1.1", LinkLocal),
+            ("169.1.2.3", Public),
+            ("8.254.0.1", Public),
             ("fe80::1", LinkLocal),
             ("febf::1", LinkLocal),
             ("fec0::1", Public),
