@@ -466,6 +466,36 @@ mod tests {
     }
 
     #[test]
+    fn sixteen_sinks_load_and_stdout_is_only_runners_destination() {
+        let sinks: Vec<Value> = (0..16)
+            .map(|i| json!({"id": format!("s{i}"), "type": "jsonl", "path": format!("f{i}.jsonl")}))
+            .collect();
+        let l = with(json!({"enabled": true, "sinks": sinks}));
+        assert_eq!(errors(&l), vec![]);
+        assert_eq!(l.config.unwrap().notifications.sinks.len(), 16);
+
+        let l = with(json!({"enabled": true, "sinks": [
+            {"id": "a", "type": "jsonl", "destination": "runner.jsonl"},
+            {"id": "b", "type": "jsonl", "path": "stdout"}
+        ]}));
+        let n = l.config.unwrap().notifications;
+        assert_eq!(
+            n.sinks
+                .iter()
+                .map(|s| match &s.kind {
+                    SinkKind::Jsonl(t) => t.clone(),
+                    SinkKind::Webhook(_) => panic!("jsonl"),
+                })
+                .collect::<Vec<_>>(),
+            [
+                JsonlTarget::Path("runner.jsonl".into()),
+                JsonlTarget::Path("stdout".into())
+            ],
+            "a destination path is a file; `path: stdout` is a file named stdout"
+        );
+    }
+
+    #[test]
     fn synapsor_noise_keys_warn_and_the_section_still_loads() {
         let l = with(json!({
             "enabled": true,
