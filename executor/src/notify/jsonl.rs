@@ -16,12 +16,29 @@ pub enum Jsonl {
 
 impl Jsonl {
     /// `path` is relative to the config file's directory unless absolute.
-    pub fn new(target: &JsonlTarget, config_path: &std::path::Path) -> Jsonl {
+    /// Its directory must exist when the executor starts: a typo stops the
+    /// executor with a message rather than failing every delivery later.
+    pub fn new(
+        sink_id: &str,
+        target: &JsonlTarget,
+        config_path: &std::path::Path,
+    ) -> Result<Jsonl, String> {
         match target {
             JsonlTarget::Path(p) => {
-                Jsonl::File(crate::config_file::relative_to_config(config_path, p))
+                let path = crate::config_file::relative_to_config(config_path, p);
+                let dir = match path.parent() {
+                    Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+                    _ => PathBuf::from("."),
+                };
+                if !dir.is_dir() {
+                    return Err(format!(
+                        "notification sink `{sink_id}`: the directory of {} does not exist; create it (writable by the executor) or change `path`",
+                        path.display()
+                    ));
+                }
+                Ok(Jsonl::File(path))
             }
-            JsonlTarget::Stdout => Jsonl::Stdout,
+            JsonlTarget::Stdout => Ok(Jsonl::Stdout),
         }
     }
 

@@ -78,7 +78,7 @@ impl Notifier {
                 SinkKind::Webhook(spec) => {
                     Target::Webhook(Box::new(webhook::Webhook::new(&sink.id, spec)?))
                 }
-                SinkKind::Jsonl(t) => Target::Jsonl(jsonl::Jsonl::new(t, config_path)),
+                SinkKind::Jsonl(t) => Target::Jsonl(jsonl::Jsonl::new(&sink.id, t, config_path)?),
             };
             sinks.push(Arc::new(SinkRuntime {
                 sink: sink.clone(),
@@ -213,7 +213,11 @@ async fn deliver_forever(
                 if *shutdown.borrow() {
                     return;
                 }
-                deliver(&auth, &runtime, due).await;
+                if !deliver(&auth, &runtime, due).await {
+                    // The outcomes were not recorded, so the same deliveries
+                    // are still due: do not send them again at once.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
                 continue;
             }
             Ok((_, next)) => next,
@@ -234,8 +238,9 @@ async fn deliver_forever(
     }
 }
 
-/// Attempt `due` (in order) and record every outcome in one ledger call.
-async fn deliver(auth: &Authority, runtime: &SinkRuntime, due: Vec<Delivery>) {
+/// Attempt `due` (in order) and record every outcome in one ledger call;
+/// false when the outcomes could not be recorded.
+async fn deliver(auth: &Authority, runtime: &SinkRuntime, due: Vec<Delivery>) -> bool {
     let results = runtime.attempt_all(&due).await;
     let now = Timestamp::now();
     let mut outcomes = Vec::with_capacity(due.len());
@@ -273,7 +278,9 @@ async fn deliver(auth: &Authority, runtime: &SinkRuntime, due: Vec<Delivery>) {
         .await
     {
         tracing::warn!(sink = %runtime.sink.id, error = %e.message, "could not record notification attempts");
+        return false;
     }
+    true
 }
 
 /// 0..=250 thousandths, different per delivery and attempt, so that
