@@ -101,6 +101,8 @@ pub enum ViolationCode {
     GuardMismatch,
     MissingVersion,
     InvalidValue,
+    /// Every patched column already holds its proposed value.
+    NoChange,
 }
 
 /// One reason a change set is refused.
@@ -200,6 +202,18 @@ pub fn build(
             PatchValue::FromArg(arg) => args.get(arg).cloned().unwrap_or(Value::Null),
         };
         patch.insert(col.clone(), value);
+    }
+
+    // A proposal that changes nothing would ask a person to approve nothing.
+    if patch
+        .iter()
+        .all(|(col, v)| before.get(col).is_some_and(|b| scalar_eq(b, v)))
+    {
+        errors.push(violation(
+            ViolationCode::NoChange,
+            "patch",
+            "the proposal changes nothing: every patched column already holds its proposed value",
+        ));
     }
 
     let expected_version = match &p.conflict_guard {

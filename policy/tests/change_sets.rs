@@ -1076,3 +1076,43 @@ fn scalars_print_as_plain_text() {
     assert_eq!(scalar_text(&json!(true)), "true");
     assert_eq!(scalar_text(&Value::Null), "null");
 }
+
+// ---------------------------------------------------------------------------
+// A proposal that changes nothing (issue 16, item 4)
+
+#[test]
+fn a_proposal_that_changes_nothing_is_refused_by_build_and_verify() {
+    let cfg = config();
+    let mut row = invoice_row();
+    row.insert("late_fee_cents".into(), json!(0.0));
+    row.insert("waiver_reason".into(), json!("already waived"));
+    let args = json!({"invoice_id": "INV-3001", "reason": "already waived"});
+    assert_eq!(
+        refused(build_with(&cfg, WAIVER, args, "acme", &row)),
+        [v(
+            ViolationCode::NoChange,
+            "patch",
+            "the proposal changes nothing: every patched column already holds its proposed value"
+        )],
+        "0.0 in the row is 0 in the patch"
+    );
+    // One column that changes is enough.
+    let args = json!({"invoice_id": "INV-3001", "reason": "a new reason"});
+    assert!(build_with(&cfg, WAIVER, args, "acme", &row).is_ok());
+    row.insert("late_fee_cents".into(), json!(1));
+    row.insert("waiver_reason".into(), json!("already waived"));
+    let args = json!({"invoice_id": "INV-3001", "reason": "already waived"});
+    assert!(build_with(&cfg, WAIVER, args, "acme", &row).is_ok());
+
+    // The executor's re-validation refuses a submitted no-op too.
+    let mut cs = waiver(&cfg);
+    cs.before.insert("late_fee_cents".into(), json!(0));
+    cs.before
+        .insert("waiver_reason".into(), json!("customer requested review"));
+    cs.after = cs.before.clone();
+    let codes: Vec<ViolationCode> = refused(verify(&cfg, &cs, &anyone))
+        .into_iter()
+        .map(|x| x.code)
+        .collect();
+    assert_eq!(codes, [ViolationCode::NoChange]);
+}
