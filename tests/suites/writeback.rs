@@ -12,7 +12,7 @@ use airlock_tests::databases::{
     sqlite_reference,
 };
 use airlock_tests::executor::ExecutorProcess;
-use airlock_tests::mcp::propose_over_mcp;
+use airlock_tests::mcp::{agent_env, call, propose_over_mcp, stdio_client};
 use serde_json::{Value, json};
 
 use airlock_tests::runtime as rt;
@@ -1142,4 +1142,48 @@ fn apply_all_approved_isolates_conflicts_and_is_idempotent() {
     assert_eq!(out.status.code(), Some(2));
     let out = l.cli(&["apply", "--max", "2"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// Once the waiver is applied, the same waiver changes nothing: the model
+/// is told so, and no proposal is recorded (issue 16, item 4).
+#[test]
+fn a_proposal_that_changes_nothing_is_refused_to_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_reference(dir.path(), "no_change");
+    let l = Loop::new(db.clone(), reference_config_for(&db), None);
+    let args = json!({"invoice_id": "INV-3001", "reason": "r"});
+    let id = l.propose("billing.propose_late_fee_waiver", args.clone());
+    l.approve(&id);
+    assert_eq!(l.apply(&id).0, Some(0));
+    let envelope = rt().block_on(async {
+        let client = stdio_client(
+            &l.exec.config_path,
+            &l.exec.socket_dir,
+            &agent_env(&db.read_url),
+            &[],
+        )
+        .await;
+        let tool = airlock_policy::catalog::openai_alias("billing.propose_late_fee_waiver");
+        let (_, envelope) = call(&client, &tool, args).await;
+        client.cancel().await.unwrap();
+        envelope
+    });
+    assert_eq!(envelope["ok"], false, "{envelope}");
+    let message = envelope["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("the proposal changes nothing"),
+        "{message}"
+    );
+    assert_eq!(envelope["proposal"], Value::Null);
+    let out = l.cli(&["proposals", "list", "--json"]);
+    assert_eq!(
+        json_out(&out)["proposals"].as_array().unwrap().len(),
+        1,
+        "no second proposal"
+    );
+    // A different reason is a change, and may be proposed.
+    l.propose(
+        "billing.propose_late_fee_waiver",
+        json!({"invoice_id": "INV-3001", "reason": "another"}),
+    );
 }
