@@ -468,16 +468,21 @@ fn private_allowed(spec: &WebhookSpec, host: &str) -> bool {
             .any(|h| h.eq_ignore_ascii_case(host))
 }
 
+/// The address a URL's host names literally (`10.0.0.5`, `[fd00::1]`), if
+/// it is one: such a host is never resolved, so it is checked as it is.
+pub fn host_ip(host: &str) -> Option<IpAddr> {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+}
+
 /// Whether the URL's scheme may be used for `host`: `https`, or plain
 /// `http` to this host (`localhost`, a loopback address) or to a private
 /// host the config allows by name.
 pub fn check_scheme(spec: &WebhookSpec, scheme: &str, host: &str) -> Result<(), String> {
     let loopback = host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| classify(ip) == AddressClass::Loopback);
+        || host_ip(host).is_some_and(|ip| classify(ip) == AddressClass::Loopback);
     match scheme {
         "https" => Ok(()),
         "http" if loopback || private_allowed(spec, host) => Ok(()),
@@ -757,6 +762,14 @@ mod tests {
         for a in ["127.0.0.1", "::1", "93.184.216.34"] {
             assert!(check_address(&spec(), "h", ip(a)).is_ok(), "{a}");
         }
+    }
+
+    #[test]
+    fn a_literal_host_is_its_address_and_a_name_is_none() {
+        assert_eq!(host_ip("10.0.0.5"), Some(ip("10.0.0.5")));
+        assert_eq!(host_ip("[fd00::1]"), Some(ip("fd00::1")));
+        assert_eq!(host_ip("hooks.example.com"), None);
+        assert_eq!(host_ip("localhost"), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! notification, which authorizes nothing.
 
 use airlock_policy::notify::{
-    self, EventType, NOTIFYING_KINDS, Notice, PayloadFormat, ProposalFacts, Sink, SinkKind,
+    self, NOTIFYING_KINDS, Notice, PayloadFormat, ProposalFacts, Sink, SinkKind,
 };
 use rusqlite::{OptionalExtension, params};
 
@@ -68,6 +68,18 @@ pub fn body_for(sink: &Sink, notice: &Notice) -> String {
     };
     notice.body(format)
 }
+
+/// The notifying events after a cursor (`?1`), up to a limit (`?2`), with
+/// their proposal's facts and, for a `writeback_finished`, its status.
+static NOTIFYING_EVENTS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let kinds = NOTIFYING_KINDS.map(|k| format!("'{k}'")).join(", ");
+    format!(
+        "SELECT e.seq, e.at, e.kind, e.hash, p.proposal_id, p.capability, p.proposal_hash, p.required_role, p.expires_at, r.status \
+         FROM events e JOIN proposals p ON p.proposal_id = e.proposal_id \
+         LEFT JOIN receipts r ON r.seq = e.seq \
+         WHERE e.seq > ?1 AND e.kind IN ({kinds}) ORDER BY e.seq LIMIT ?2"
+    )
+});
 
 impl Ledger {
     /// Start each sink's cursor at the end of the chain (a new sink hears
@@ -128,26 +140,25 @@ impl Ledger {
             // Not started (the sink is not configured): nothing to do.
             return Ok(0);
         };
-        let kinds = NOTIFYING_KINDS.map(|k| format!("'{k}'")).join(", ");
-        let rows: Vec<(i64, Notice)> = tx
-            .prepare_cached(&format!(
-                "SELECT e.seq, e.at, e.kind, e.hash, p.proposal_id, p.capability, p.proposal_hash, p.required_role, p.expires_at, r.status \
-                 FROM events e JOIN proposals p ON p.proposal_id = e.proposal_id \
-                 LEFT JOIN receipts r ON r.seq = e.seq \
-                 WHERE e.seq > ?1 AND e.kind IN ({kinds}) ORDER BY e.seq LIMIT ?2"
-            ))?
+        // Every row the query returns counts as read (so the cursor can
+        // move past it), whether or not it makes a notification.
+        let rows: Vec<(i64, Option<Notice>)> = tx
+            .prepare_cached(&NOTIFYING_EVENTS_SQL)?
             .query_map(params![cursor, limit], |r| {
+                let seq: i64 = r.get(0)?;
                 let kind: String = r.get(2)?;
                 let status: Option<String> = r.get(9)?;
+                let Some(event) = notify::event_type(&kind, status.as_deref()) else {
+                    return Ok((seq, None));
+                };
                 let hash: String = r.get(3)?;
                 Ok((
-                    r.get::<_, i64>(0)?,
-                    notify::event_type(&kind, status.as_deref()),
-                    Notice {
+                    seq,
+                    Some(Notice {
                         id: notify::notification_id(&hash),
-                        event: EventType::Test,
+                        event,
                         time: r.get(1)?,
-                        ledger_seq: Some(r.get::<_, i64>(0)?.max(0) as u64),
+                        ledger_seq: Some(seq.max(0) as u64),
                         proposal: Some(ProposalFacts {
                             proposal_id: r.get(4)?,
                             capability: r.get(5)?,
@@ -155,14 +166,9 @@ impl Ledger {
                             required_role: r.get(7)?,
                             expires_at: r.get(8)?,
                         }),
-                    },
+                    }),
                 ))
             })?
-            .filter_map(|row| match row {
-                Ok((seq, Some(event), notice)) => Some(Ok((seq, Notice { event, ..notice }))),
-                Ok((_, None, _)) => None,
-                Err(e) => Some(Err(e)),
-            })
             .collect::<Result<_, _>>()?;
         let read = rows.len();
         let through = if read < limit as usize {
@@ -173,7 +179,7 @@ impl Ledger {
         } else {
             rows.last().map_or(cursor, |(seq, _)| *seq)
         };
-        for (seq, notice) in &rows {
+        for (seq, notice) in rows.iter().filter_map(|(seq, n)| Some((seq, n.as_ref()?))) {
             let capability = notice
                 .proposal
                 .as_ref()
@@ -316,7 +322,7 @@ impl Ledger {
 mod tests {
     use std::collections::BTreeSet;
 
-    use airlock_policy::notify::{JsonlTarget, Sink, SinkKind};
+    use airlock_policy::notify::{EventType, JsonlTarget, Sink, SinkKind};
 
     use super::*;
     use crate::ledger::tests::{actor, story};

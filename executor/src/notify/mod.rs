@@ -103,50 +103,41 @@ impl Notifier {
     }
 }
 
+/// `webhook` or `jsonl`, as `notifications status` and `test` name a sink.
+fn kind_name(kind: &SinkKind) -> &'static str {
+    match kind {
+        SinkKind::Webhook(_) => "webhook",
+        SinkKind::Jsonl(_) => "jsonl",
+    }
+}
+
 impl SinkRuntime {
     fn kind(&self) -> &'static str {
-        match self.target {
-            Target::Webhook(_) => "webhook",
-            Target::Jsonl(_) => "jsonl",
-        }
+        kind_name(&self.sink.kind)
     }
 
-    /// One attempt: Ok(detail) delivered, Err(detail) not; details are safe
-    /// to store and log.
-    async fn attempt(
+    /// Attempt each `(notification id, body)` once, in order: Ok(detail)
+    /// delivered, Err(detail) not; details are safe to store and log. A
+    /// JSONL sink appends them all with one write and one flush to disk.
+    async fn attempt_all(
         &self,
-        notification_id: &str,
-        body: &str,
-    ) -> (Result<String, String>, Option<u16>) {
-        match &self.target {
-            Target::Webhook(w) => w.send(notification_id, body).await.verdict(),
-            Target::Jsonl(j) => (
-                j.append(&[body])
-                    .await
-                    .map(|()| format!("appended to {}", j.describe())),
-                None,
-            ),
-        }
-    }
-
-    /// Attempt each delivery once, in order. A JSONL sink appends them all
-    /// with one write and one flush to disk.
-    async fn attempt_all(&self, due: &[Delivery]) -> Vec<(Result<String, String>, Option<u16>)> {
+        items: &[(&str, &str)],
+    ) -> Vec<(Result<String, String>, Option<u16>)> {
         match &self.target {
             Target::Webhook(w) => {
-                let mut out = Vec::with_capacity(due.len());
-                for d in due {
-                    out.push(w.send(&d.notification_id, &d.body).await.verdict());
+                let mut out = Vec::with_capacity(items.len());
+                for (id, body) in items {
+                    out.push(w.send(id, body).await.verdict());
                 }
                 out
             }
             Target::Jsonl(j) => {
-                let bodies: Vec<&str> = due.iter().map(|d| d.body.as_str()).collect();
+                let bodies: Vec<&str> = items.iter().map(|(_, body)| *body).collect();
                 let result = j
                     .append(&bodies)
                     .await
                     .map(|()| format!("appended to {}", j.describe()));
-                due.iter().map(|_| (result.clone(), None)).collect()
+                items.iter().map(|_| (result.clone(), None)).collect()
             }
         }
     }
@@ -241,7 +232,11 @@ async fn deliver_forever(
 /// Attempt `due` (in order) and record every outcome in one ledger call;
 /// false when the outcomes could not be recorded.
 async fn deliver(auth: &Authority, runtime: &SinkRuntime, due: Vec<Delivery>) -> bool {
-    let results = runtime.attempt_all(&due).await;
+    let items: Vec<(&str, &str)> = due
+        .iter()
+        .map(|d| (d.notification_id.as_str(), d.body.as_str()))
+        .collect();
+    let results = runtime.attempt_all(&items).await;
     let now = Timestamp::now();
     let mut outcomes = Vec::with_capacity(due.len());
     for (d, (result, status)) in due.iter().zip(results) {
@@ -341,7 +336,10 @@ pub async fn test(
         let body = body_for(&s.sink, &notice);
         let id = id.clone();
         async move {
-            let (result, status) = s.attempt(&id, &body).await;
+            let (result, status) = s
+                .attempt_all(&[(id.as_str(), body.as_str())])
+                .await
+                .remove(0);
             tracing::info!(sink = %s.sink.id, delivered = result.is_ok(), "test notification sent");
             let (delivered, detail) = match result {
                 Ok(d) => (true, d),
@@ -369,11 +367,11 @@ pub async fn status(auth: &Authority) -> Result<NotificationStatus, ErrorBody> {
         .sinks
         .iter()
         .map(|s| {
-            let kind = match s.kind {
-                SinkKind::Webhook(_) => "webhook",
-                SinkKind::Jsonl(_) => "jsonl",
-            };
-            (s.id.clone(), kind, config.enabled && s.enabled)
+            (
+                s.id.clone(),
+                kind_name(&s.kind),
+                config.enabled && s.enabled,
+            )
         })
         .collect();
     let ids: Vec<String> = sinks.iter().map(|(id, _, _)| id.clone()).collect();

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use airlock_policy::notify::{WebhookSpec, check_address, check_scheme, content_type};
+use airlock_policy::notify::{WebhookSpec, check_address, check_scheme, content_type, host_ip};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use crate::writeback::credentials::read_secret;
@@ -132,10 +132,6 @@ impl Webhook {
         })
     }
 
-    pub fn timeout(&self) -> Duration {
-        Duration::from_millis(self.spec.timeout_ms.max(1))
-    }
-
     /// POST `body` once.
     pub async fn send(&self, notification_id: &str, body: &str) -> Attempt {
         let failed = |status: Option<u16>, detail: String| Attempt {
@@ -144,8 +140,7 @@ impl Webhook {
             detail: shorten(&safe_text(&detail, &self.known, 8 * MAX_DETAIL_CHARS)),
         };
         // reqwest does not resolve an IP-literal host: check it here.
-        let literal = self.host.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = literal.parse()
+        if let Some(ip) = host_ip(&self.host)
             && let Err(refused) = check_address(&self.spec, &self.host, ip)
         {
             return failed(None, refused);
@@ -162,7 +157,7 @@ impl Webhook {
             )
             .header(EVENT_ID_HEADER, notification_id)
             .body(body.to_owned())
-            .timeout(self.timeout());
+            .timeout(Duration::from_millis(self.spec.timeout_ms.max(1)));
         if let Some(secret) = &self.signing_secret {
             request = request
                 .header(
@@ -174,20 +169,18 @@ impl Webhook {
                     signature(secret.as_bytes(), timestamp, body.as_bytes()),
                 );
         }
-        match tokio::time::timeout(self.timeout(), request.send()).await {
-            Err(_) => failed(
+        // The request's timeout bounds it all: look-up, connect, send and
+        // the status line (the body is never read).
+        match request.send().await {
+            Err(e) if e.is_timeout() => failed(
                 None,
                 format!("no answer within {} ms", self.spec.timeout_ms),
             ),
-            Ok(Err(e)) if e.is_timeout() => failed(
-                None,
-                format!("no answer within {} ms", self.spec.timeout_ms),
-            ),
-            Ok(Err(e)) => failed(
+            Err(e) => failed(
                 None,
                 format!("not delivered: {}", error_chain(&e.without_url())),
             ),
-            Ok(Ok(resp)) => {
+            Ok(resp) => {
                 let status = resp.status();
                 if status.is_success() {
                     Attempt {
