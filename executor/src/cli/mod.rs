@@ -530,6 +530,18 @@ enum NotificationsCommand {
     },
 }
 
+/// Which ledger file: `--store`, or the one `--config` names.
+#[derive(Debug, Args)]
+struct LedgerFileArgs {
+    /// The ledger file.
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// Or: the config whose ledger to use (default: ./airlock.json when it
+    /// exists).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 enum LedgerCommand {
     /// Recompute the hash chain and report the first broken link (exit 1 if broken).
@@ -537,13 +549,8 @@ enum LedgerCommand {
         after_help = "Examples:\n  sudo -u airlock airlock ledger verify --store /var/lib/airlock/ledger.db\n  airlock ledger verify --config airlock.json --json"
     )]
     Verify {
-        /// The ledger file.
-        #[arg(long)]
-        store: Option<PathBuf>,
-        /// Or: the config whose ledger to check (default: ./airlock.json
-        /// when it exists).
-        #[arg(long)]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        ledger: LedgerFileArgs,
         /// Also verify this prune archive and that the ledger records the
         /// prune that moved it out.
         #[arg(long)]
@@ -556,13 +563,8 @@ enum LedgerCommand {
         after_help = "Examples:\n  airlock ledger stats --store /var/lib/airlock/ledger.db\n  airlock ledger stats --config airlock.json --json"
     )]
     Stats {
-        /// The ledger file.
-        #[arg(long)]
-        store: Option<PathBuf>,
-        /// Or: the config whose ledger to read (default: ./airlock.json
-        /// when it exists).
-        #[arg(long)]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        ledger: LedgerFileArgs,
         #[arg(long)]
         json: bool,
     },
@@ -574,13 +576,8 @@ enum LedgerCommand {
         /// The backup file to create (must not exist).
         #[arg(long, value_name = "FILE")]
         to: PathBuf,
-        /// The ledger file.
-        #[arg(long)]
-        store: Option<PathBuf>,
-        /// Or: the config whose ledger to copy (default: ./airlock.json
-        /// when it exists).
-        #[arg(long)]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        ledger: LedgerFileArgs,
         #[arg(long)]
         json: bool,
     },
@@ -846,27 +843,21 @@ pub fn main() -> ExitCode {
             operator::events_tail(&conn, follow, json)
         }
         Command::Ledger(LedgerCommand::Verify {
-            store,
-            config,
+            ledger,
             archive,
             json,
         }) => ledger_cmd::verify(
-            store.as_deref(),
-            config.as_deref(),
+            ledger.store.as_deref(),
+            ledger.config.as_deref(),
             archive.as_deref(),
             json,
         ),
-        Command::Ledger(LedgerCommand::Stats {
-            store,
-            config,
-            json,
-        }) => ledger_cmd::stats(store.as_deref(), config.as_deref(), json),
-        Command::Ledger(LedgerCommand::Backup {
-            to,
-            store,
-            config,
-            json,
-        }) => ledger_cmd::backup(&to, store.as_deref(), config.as_deref(), json),
+        Command::Ledger(LedgerCommand::Stats { ledger, json }) => {
+            ledger_cmd::stats(ledger.store.as_deref(), ledger.config.as_deref(), json)
+        }
+        Command::Ledger(LedgerCommand::Backup { to, ledger, json }) => {
+            ledger_cmd::backup(&to, ledger.store.as_deref(), ledger.config.as_deref(), json)
+        }
         Command::Ledger(LedgerCommand::Prune {
             before,
             archive,

@@ -443,14 +443,8 @@ pub fn print_detail(d: &ProposalDetail) {
     say!("  Hash:       {}", escape(&d.proposal_hash));
     for dec in &d.decisions {
         say!(
-            "  Decision:   {} by {} (uid {}) at {}{}",
-            dec.state.as_str(),
-            escape(dec.by.user.as_deref().unwrap_or("?")),
-            dec.by.uid,
-            escape(&dec.at),
-            dec.note
-                .as_deref()
-                .map_or(String::new(), |n| format!(": {}", escape(n)))
+            "  Decision:   {}",
+            super::output::decision_line(dec, |s| escape(s).into_owned())
         );
     }
 }

@@ -175,6 +175,22 @@ impl Refusal {
     }
 }
 
+/// One decision as a line, every recorded value passed through `esc` (the
+/// terminal's [`escape`], or the review UI's HTML escaping):
+/// `approved by ann (uid 1000) at 2026-…: note`.
+pub fn decision_line(d: &airlock_ipc::message::Decision, esc: impl Fn(&str) -> String) -> String {
+    format!(
+        "{} by {} (uid {}) at {}{}",
+        d.state.as_str(),
+        esc(d.by.user.as_deref().unwrap_or("?")),
+        d.by.uid,
+        esc(&d.at),
+        d.note
+            .as_deref()
+            .map_or(String::new(), |n| format!(": {}", esc(n)))
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

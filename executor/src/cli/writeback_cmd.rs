@@ -164,19 +164,24 @@ pub fn apply_all_approved(conn: &ConnArgs, filter: &ApprovedFilter, json: bool) 
                         proposal_id: p.proposal_id.clone(),
                     }))
                     .await;
-                let result = match answer {
-                    Ok(Response::Writeback(r)) => json!({
-                        "proposal_id": p.proposal_id, "capability": p.capability, "tenant_id": p.tenant_id,
-                        "status": r.status, "detail": r.detail, "receipt": r.receipt,
-                    }),
+                let mut result = json!({
+                    "proposal_id": p.proposal_id, "capability": p.capability, "tenant_id": p.tenant_id,
+                });
+                match answer {
+                    Ok(Response::Writeback(r)) => {
+                        result["status"] = json!(r.status);
+                        result["detail"] = json!(r.detail);
+                        result["receipt"] = r.receipt;
+                    }
                     Ok(other) => return unexpected_answer(json, &other),
                     // Refused (e.g. `busy`, `role_required`, `config_changed`): reported, next.
-                    Err(airlock_ipc::client::ClientError::Refused(e)) => json!({
-                        "proposal_id": p.proposal_id, "capability": p.capability, "tenant_id": p.tenant_id,
-                        "status": "refused", "detail": e.message, "error": {"code": e.code.as_str()},
-                    }),
+                    Err(airlock_ipc::client::ClientError::Refused(e)) => {
+                        result["status"] = json!("refused");
+                        result["detail"] = json!(e.message);
+                        result["error"] = json!({"code": e.code.as_str()});
+                    }
                     Err(e) => return super::operator::client_failure(json, e),
-                };
+                }
                 if !json {
                     say_one(&result);
                 }

@@ -383,14 +383,8 @@ pub fn detail_page(
         for dec in &d.decisions {
             let _ = write!(
                 b,
-                "<li>{} by {} (uid {}) at {}{}</li>",
-                dec.state.as_str(),
-                h(dec.by.user.as_deref().unwrap_or("?")),
-                dec.by.uid,
-                h(&dec.at),
-                dec.note
-                    .as_deref()
-                    .map_or(String::new(), |n| format!(": {}", h(n)))
+                "<li>{}</li>",
+                super::super::output::decision_line(dec, h)
             );
         }
         b.push_str("</ul>");

@@ -488,11 +488,7 @@ async fn approve(
         proposal_id: d.summary.proposal_id.clone(),
         note: trimmed(f.note),
     });
-    match call(&st, req).await {
-        Ok(IpcResponse::Decision(_)) => see_other(&format!("/p/{id}?done=approved")),
-        Ok(other) => unexpected(&other),
-        Err(r) => r,
-    }
+    decided(&st, req, id, "approved").await
 }
 
 async fn reject(
@@ -516,8 +512,13 @@ async fn reject(
         proposal_id: id.to_owned(),
         reason,
     });
-    match call(&st, req).await {
-        Ok(IpcResponse::Decision(_)) => see_other(&format!("/p/{id}?done=rejected")),
+    decided(&st, req, id, "rejected").await
+}
+
+/// Send a decision; on success, back to the proposal's page saying `done`.
+async fn decided(st: &Arc<AppState>, req: Request, id: &str, done: &str) -> Response {
+    match call(st, req).await {
+        Ok(IpcResponse::Decision(_)) => see_other(&format!("/p/{id}?done={done}")),
         Ok(other) => unexpected(&other),
         Err(r) => r,
     }
