@@ -150,7 +150,7 @@ impl Authority {
             live.insert(key, columns);
         }
         let statuses = drift::evaluate(&self.config, &live);
-        let disabled: BTreeMap<String, String> = drift::disabled(&statuses)
+        let mut disabled: BTreeMap<String, String> = drift::disabled(&statuses)
             .into_iter()
             .filter(|(name, _)| {
                 self.config
@@ -158,11 +158,82 @@ impl Authority {
                     .is_some_and(|c| c.kind == Kind::Proposal)
             })
             .collect();
+        for cap in &self.config.capabilities {
+            if disabled.contains_key(&cap.name) {
+                continue;
+            }
+            if let Err(why) = self.check_write_kind(cap).await {
+                disabled.insert(cap.name.clone(), why);
+            }
+        }
         for (capability, message) in &disabled {
             tracing::error!(capability = %capability, "{message}");
         }
         let _ = self.schema_lock_disabled.set(disabled.clone());
         disabled
+    }
+
+    /// What an INSERT or DELETE needs from its table, read from the
+    /// catalog with the write credential (`policy::write_effects`): an
+    /// INSERT's identity enforced by a unique constraint, a DELETE with no
+    /// unacknowledged trigger or cascade. `Err`: why the capability cannot
+    /// be served.
+    async fn check_write_kind(
+        &self,
+        cap: &airlock_policy::config::Capability,
+    ) -> Result<(), String> {
+        use airlock_policy::config::OperationKind;
+        use airlock_policy::write_effects as fx;
+        let Some(p) = &cap.proposal else {
+            return Ok(());
+        };
+        let Some(source) = self.config.source_for(cap) else {
+            return Err(format!("source `{}` is not configured", cap.source));
+        };
+        let (schema, table) = (&cap.target.schema, &cap.target.table);
+        match p.kind() {
+            OperationKind::Update => Ok(()),
+            OperationKind::Insert => {
+                let q = fx::unique_keys_query(source.engine, schema, table);
+                let rows = self
+                    .writeback
+                    .catalog_rows(&cap.source, source, &q, 3)
+                    .await
+                    .map_err(|e| format!("cannot read the unique keys of {schema}.{table} with the write credential: {e}"))?;
+                let rows: Vec<(String, String, String)> = rows
+                    .into_iter()
+                    .map(|mut r| (r.remove(0), r.remove(0), r.remove(0)))
+                    .collect();
+                let columns: Vec<String> = p
+                    .operation
+                    .deduplication
+                    .iter()
+                    .map(|c| c.column.clone())
+                    .collect();
+                if fx::identity_enforced(&rows, &columns) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "no PRIMARY KEY or UNIQUE constraint of {schema}.{table} enforces the insert's identity ({}), so a retried insert could add a second row. Add one, e.g. UNIQUE ({}), then restart the executor",
+                        columns.join(", "),
+                        columns.join(", ")
+                    ))
+                }
+            }
+            OperationKind::Delete => {
+                let q = fx::delete_effects_query(source.engine, schema, table);
+                let rows = self
+                    .writeback
+                    .catalog_rows(&cap.source, source, &q, 2)
+                    .await
+                    .map_err(|e| format!("cannot read the triggers and foreign keys of {schema}.{table} with the write credential, so a delete's reach cannot be proven: {e}"))?;
+                let rows: Vec<(String, String)> = rows
+                    .into_iter()
+                    .map(|mut r| (r.remove(0), r.remove(0)))
+                    .collect();
+                fx::judge_delete_effects(source.engine, &rows, &p.operation)
+            }
+        }
     }
 
     /// The refusal for a capability the schema lock disabled, if it is.

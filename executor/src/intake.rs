@@ -14,7 +14,7 @@ use airlock_ipc::message::{
 };
 use airlock_policy::args::{scalar_eq, validate_args};
 use airlock_policy::change_set::{ViolationCode, scalar_text, tenant_matches, verify};
-use airlock_policy::config::{EvidenceMode, IntakeLimits, Kind, Mode};
+use airlock_policy::config::{EvidenceMode, IntakeLimits, Kind, Mode, OperationKind};
 use airlock_policy::context::is_valid_context_value;
 use serde_json::json;
 use std::collections::HashMap;
@@ -361,36 +361,54 @@ pub async fn submit_proposal(
             let evidence = auth
                 .ledger(Durability::Deferred, move |l| l.evidence(&id))
                 .await?;
-            let object_id = &verified.target.primary_key;
-            let row = evidence.as_ref().and_then(|ev| {
-                let same_target = auth.config.capability(&ev.capability).is_some_and(|c| {
-                    c.target.schema == cap.target.schema && c.target.table == cap.target.table
+            if verified.operation == OperationKind::Insert {
+                // An insert reads no row: its evidence is this peer's
+                // record of the request, with no rows.
+                let ours = evidence.as_ref().is_some_and(|ev| {
+                    ev.capability == cap.name
+                        && ev.tenant_id == verified.tenant_id
+                        && ev.recorded_by.uid == uid
+                        && ev.rows.is_empty()
                 });
-                let ours = ev.tenant_id == verified.tenant_id && ev.recorded_by.uid == uid;
-                ev.rows.iter().filter(|_| ours && same_target).find(|r| {
-                    r.get(&object_id.column)
-                        .is_some_and(|v| scalar_text(v) == scalar_text(&object_id.value))
-                })
-            });
-            let Some(row) = row else {
-                return Err(ErrorBody::new(
-                    ErrorCode::EvidenceRequired,
-                    "the evidence id is unknown, or is not this connection's read of this row",
-                ));
-            };
-            // The before-image is what the person reviews and what transition
-            // guards were checked against: it must be the row that was read.
-            if let Some((col, _)) = verified
-                .before
-                .iter()
-                .find(|(col, v)| row.get(*col).is_some_and(|seen| !scalar_eq(seen, v)))
-            {
-                return Err(ErrorBody::new(
-                    ErrorCode::PolicyViolation,
-                    format!(
-                        "the change set's before-image does not match the evidence: `{col}` was read with another value"
-                    ),
-                ));
+                if !ours {
+                    return Err(ErrorBody::new(
+                        ErrorCode::EvidenceRequired,
+                        "the evidence id is unknown, or is not this connection's record of this insert request",
+                    ));
+                }
+            } else {
+                let object_id = &verified.target.primary_key;
+                let row = evidence.as_ref().and_then(|ev| {
+                    let same_target = auth.config.capability(&ev.capability).is_some_and(|c| {
+                        c.target.schema == cap.target.schema && c.target.table == cap.target.table
+                    });
+                    let ours = ev.tenant_id == verified.tenant_id && ev.recorded_by.uid == uid;
+                    ev.rows.iter().filter(|_| ours && same_target).find(|r| {
+                        r.get(&object_id.column)
+                            .is_some_and(|v| scalar_text(v) == scalar_text(&object_id.value))
+                    })
+                });
+                let Some(row) = row else {
+                    return Err(ErrorBody::new(
+                        ErrorCode::EvidenceRequired,
+                        "the evidence id is unknown, or is not this connection's read of this row",
+                    ));
+                };
+                // The before-image is what the person reviews and what
+                // transition guards were checked against: it must be the
+                // row that was read.
+                if let Some((col, _)) = verified
+                    .before
+                    .iter()
+                    .find(|(col, v)| row.get(*col).is_some_and(|seen| !scalar_eq(seen, v)))
+                {
+                    return Err(ErrorBody::new(
+                        ErrorCode::PolicyViolation,
+                        format!(
+                            "the change set's before-image does not match the evidence: `{col}` was read with another value"
+                        ),
+                    ));
+                }
             }
         }
     }

@@ -8,7 +8,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::config::{ArgSpec, ArgType, Capability, Config, Kind, PatchValue};
+use crate::config::{ArgSpec, ArgType, Capability, Config, Kind, OperationKind, PatchValue};
 
 /// Which tool names to expose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -179,10 +179,17 @@ fn describe(cap: &Capability, required_role: Option<&str>) -> String {
         Some(d) => d.clone(),
         None => match cap.kind {
             Kind::Read => format!("Look up one {object} record by `{}`.", cap.lookup_arg),
-            Kind::Proposal => format!(
-                "Propose a change to one {object} record, found by `{}`.",
-                cap.lookup_arg
-            ),
+            Kind::Proposal => match cap.proposal.as_ref().map(|p| p.kind()) {
+                Some(OperationKind::Insert) => format!("Propose adding one new {object} record."),
+                Some(OperationKind::Delete) => format!(
+                    "Propose removing one {object} record, found by `{}`.",
+                    cap.lookup_arg
+                ),
+                _ => format!(
+                    "Propose a change to one {object} record, found by `{}`.",
+                    cap.lookup_arg
+                ),
+            },
         },
     };
     match cap.kind {
@@ -200,9 +207,14 @@ fn describe(cap: &Capability, required_role: Option<&str>) -> String {
                     .map(|(col, v)| match v {
                         PatchValue::Fixed(value) => format!("{col} = {value}"),
                         PatchValue::FromArg(arg) => format!("{col} from `{arg}`"),
+                        PatchValue::IncrementFromArg(arg) => format!("{col} + `{arg}`"),
+                        PatchValue::DecrementFromArg(arg) => format!("{col} - `{arg}`"),
+                        PatchValue::ApplyTime => format!("{col} = the apply time"),
                     })
                     .collect();
-                text.push_str(&format!(" Would set: {}.", sets.join(", ")));
+                if !sets.is_empty() {
+                    text.push_str(&format!(" Would set: {}.", sets.join(", ")));
+                }
             }
             text.push_str(" This does NOT change the database: it records a proposal that a person must approve");
             if let Some(role) = required_role {

@@ -13,7 +13,10 @@ use serde_json::{Map, Value, json};
 
 use crate::args::{ValidArgs, scalar_eq, validate_args};
 use crate::canonical::{hash_serializable, hash_value};
-use crate::config::{Capability, Config, ConflictGuard, Engine, Kind, PatchValue};
+use crate::config::{
+    Capability, Config, ConflictGuard, DedupSource, Engine, Kind, OperationKind, PatchValue,
+    ProposalSpec, VersionStrategy,
+};
 use crate::context::{TrustedContext, is_valid_context_value};
 use crate::identifier::is_safe_identifier;
 
@@ -54,6 +57,23 @@ pub struct Guards {
     /// Weak guard: hash of the row's read columns at proposal time.
     pub row_hash: Option<String>,
     pub transitions: Vec<Transition>,
+    /// INSERT: the identity a source unique constraint enforces, column by
+    /// column. A `proposal_id` component has no value here: the executor
+    /// fills in the proposal's id when it applies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deduplication: Vec<DedupValue>,
+}
+
+/// One column of an INSERT's de-duplication identity and its value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupValue {
+    pub column: String,
+    /// `proposal_id`, `trusted_tenant` or `fixed`.
+    pub source: String,
+    /// `None` for `proposal_id` (known only once the proposal is recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
 }
 
 /// One proposed change of one row.
@@ -71,6 +91,14 @@ pub struct ChangeSet {
     /// `before` with `patch` applied.
     pub after: Map<String, Value>,
     pub guards: Guards,
+    /// What the change does to the row; absent for an UPDATE (so the
+    /// hashes of update proposals are what they always were).
+    #[serde(default, skip_serializing_if = "OperationKind::is_update")]
+    pub operation: OperationKind,
+    /// Columns set to the time the executor applies the change (their
+    /// values are not known before; `before` holds what they were).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apply_time: Vec<String>,
 }
 
 impl ChangeSet {
@@ -146,8 +174,9 @@ pub fn tenant_matches(row_value: &Value, tenant_id: &str) -> bool {
 /// Build the change set for a proposal from the current row.
 ///
 /// `row` holds the columns of [`Capability::read_columns`] as read within
-/// the trusted tenant. Guards that the row or arguments already violate
-/// (transitions, numeric bounds) are refused here, before anything is sent.
+/// the trusted tenant (empty for an INSERT, which reads no row). Guards
+/// that the row or arguments already violate (transitions, numeric
+/// bounds) are refused here, before anything is sent.
 pub fn build(
     cap: &Capability,
     args: &ValidArgs,
@@ -162,14 +191,18 @@ pub fn build(
         )]);
     };
     let mut errors = Vec::new();
-    let object_id = args.get(&cap.lookup_arg).cloned().unwrap_or(Value::Null);
+    let kind = p.kind();
+    let object_id = match kind {
+        OperationKind::Insert => Value::Null,
+        _ => args.get(&cap.lookup_arg).cloned().unwrap_or(Value::Null),
+    };
 
     let tenant = match &cap.target.tenant_key {
         Some(col) => {
-            if !row
+            let ours = row
                 .get(col)
-                .is_some_and(|v| tenant_matches(v, &ctx.tenant_id))
-            {
+                .is_some_and(|v| tenant_matches(v, &ctx.tenant_id));
+            if kind != OperationKind::Insert && !ours {
                 errors.push(violation(
                     ViolationCode::TenantMismatch,
                     "guards.tenant",
@@ -186,28 +219,45 @@ pub fn build(
 
     let mut before = Map::new();
     let mut patch = Map::new();
+    let mut apply_time = Vec::new();
     for (col, binding) in &p.patch {
-        match row.get(col) {
-            Some(v) => {
-                before.insert(col.clone(), v.clone());
+        if kind != OperationKind::Insert {
+            match row.get(col) {
+                Some(v) => {
+                    before.insert(col.clone(), v.clone());
+                }
+                None => errors.push(violation(
+                    ViolationCode::MissingColumn,
+                    format!("before.{col}"),
+                    format!("the current row has no column `{col}`"),
+                )),
             }
-            None => errors.push(violation(
-                ViolationCode::MissingColumn,
-                format!("before.{col}"),
-                format!("the current row has no column `{col}`"),
-            )),
         }
-        let value = match binding {
-            PatchValue::Fixed(v) => v.clone(),
-            PatchValue::FromArg(arg) => args.get(arg).cloned().unwrap_or(Value::Null),
-        };
-        patch.insert(col.clone(), value);
+        match patch_value(col, binding, row.get(col), args) {
+            Ok(Some(value)) => {
+                patch.insert(col.clone(), value);
+            }
+            Ok(None) => apply_time.push(col.clone()),
+            Err(v) => errors.push(v),
+        }
+    }
+    if kind == OperationKind::Delete {
+        // What the reviewer sees being removed: the row as read.
+        for col in cap.read_columns() {
+            if let Some(v) = row.get(col)
+                && col != cap.target.primary_key
+            {
+                before.insert(col.to_owned(), v.clone());
+            }
+        }
     }
 
     // A proposal that changes nothing would ask a person to approve nothing.
-    if patch
-        .iter()
-        .all(|(col, v)| before.get(col).is_some_and(|b| scalar_eq(b, v)))
+    if kind == OperationKind::Update
+        && apply_time.is_empty()
+        && patch
+            .iter()
+            .all(|(col, v)| before.get(col).is_some_and(|b| scalar_eq(b, v)))
     {
         errors.push(violation(
             ViolationCode::NoChange,
@@ -227,6 +277,15 @@ pub fn build(
                 None
             }
             Some(v) => {
+                if p.operation.version_advance == Some(VersionStrategy::IntegerIncrement)
+                    && !(v.is_i64() || v.is_u64())
+                {
+                    errors.push(violation(
+                        ViolationCode::InvalidValue,
+                        format!("before.{column}"),
+                        format!("the version column `{column}` holds {v}, not an integer, so it cannot advance by one"),
+                    ));
+                }
                 before.insert(column.clone(), v.clone());
                 Some(ColumnValue {
                     column: column.clone(),
@@ -234,10 +293,120 @@ pub fn build(
                 })
             }
         },
-        ConflictGuard::RowHash => None,
+        ConflictGuard::RowHash | ConflictGuard::None => None,
     };
     let row_hash = matches!(p.conflict_guard, ConflictGuard::RowHash).then(|| row_hash(cap, row));
 
+    check_numeric_bounds(p, &patch, &mut errors);
+    let transitions = check_transitions(p, row, &patch, &mut errors);
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let deduplication = dedup_values(p, ctx);
+    let after = match kind {
+        OperationKind::Update => {
+            let mut after = before.clone();
+            for (k, v) in &patch {
+                after.insert(k.clone(), v.clone());
+            }
+            after
+        }
+        OperationKind::Insert => {
+            // The new row as far as it is known before apply: the patch,
+            // the tenant, and every identity value but the proposal id.
+            let mut after = patch.clone();
+            if let Some(t) = &tenant {
+                after.insert(t.column.clone(), t.value.clone());
+            }
+            for d in &deduplication {
+                if let Some(v) = &d.value {
+                    after.insert(d.column.clone(), v.clone());
+                }
+            }
+            after
+        }
+        OperationKind::Delete => Map::new(),
+    };
+    Ok(ChangeSet {
+        capability: cap.name.clone(),
+        args: args.clone(),
+        tenant_id: ctx.tenant_id.clone(),
+        principal: ctx.principal.clone(),
+        target: TargetRef {
+            schema: cap.target.schema.clone(),
+            table: cap.target.table.clone(),
+            primary_key: ColumnValue {
+                column: cap.target.primary_key.clone(),
+                value: object_id,
+            },
+        },
+        before,
+        patch,
+        after,
+        guards: Guards {
+            tenant,
+            allowed_columns: p.allowed_columns.clone(),
+            expected_version,
+            row_hash,
+            transitions,
+            deduplication,
+        },
+        operation: kind,
+        apply_time,
+    })
+}
+
+/// The value a patch binding gives a column: `Ok(None)` for the apply
+/// time, which only the executor knows. Increments and decrements start
+/// from the row's current value and stay exact for integers.
+pub fn patch_value(
+    col: &str,
+    binding: &PatchValue,
+    current: Option<&Value>,
+    args: &ValidArgs,
+) -> Result<Option<Value>, Violation> {
+    let step = |arg: &str, sign: i64| -> Result<Option<Value>, Violation> {
+        let n = args.get(arg).unwrap_or(&Value::Null);
+        let cur = current.unwrap_or(&Value::Null);
+        let exact = match (cur.as_i64(), n.as_i64()) {
+            (Some(a), Some(b)) => Some(b.checked_mul(sign).and_then(|d| a.checked_add(d))),
+            _ => None,
+        };
+        let value = match exact {
+            Some(Some(sum)) => Some(Value::from(sum)),
+            Some(None) => None,
+            None => match (cur.as_f64(), n.as_f64()) {
+                (Some(a), Some(b)) => {
+                    serde_json::Number::from_f64(a + b * sign as f64).map(Value::Number)
+                }
+                _ => {
+                    return Err(violation(
+                        ViolationCode::InvalidValue,
+                        format!("patch.{col}"),
+                        format!("`{col}` holds {cur}, not a number, so it cannot change by a step"),
+                    ));
+                }
+            },
+        };
+        value.map(Some).ok_or_else(|| {
+            violation(
+                ViolationCode::NumericBound,
+                format!("patch.{col}"),
+                format!("`{col}` would overflow"),
+            )
+        })
+    };
+    match binding {
+        PatchValue::Fixed(v) => Ok(Some(v.clone())),
+        PatchValue::FromArg(arg) => Ok(Some(args.get(arg).cloned().unwrap_or(Value::Null))),
+        PatchValue::IncrementFromArg(arg) => step(arg, 1),
+        PatchValue::DecrementFromArg(arg) => step(arg, -1),
+        PatchValue::ApplyTime => Ok(None),
+    }
+}
+
+fn check_numeric_bounds(p: &ProposalSpec, patch: &Map<String, Value>, errors: &mut Vec<Violation>) {
     for (col, bounds) in &p.numeric_bounds {
         if let Some(v) = patch.get(col) {
             let n = v.as_f64();
@@ -259,7 +428,14 @@ pub fn build(
             }
         }
     }
+}
 
+fn check_transitions(
+    p: &ProposalSpec,
+    row: &Map<String, Value>,
+    patch: &Map<String, Value>,
+    errors: &mut Vec<Violation>,
+) -> Vec<Transition> {
     let mut transitions = Vec::new();
     for (col, guard) in &p.transition_guards {
         let Some(to) = patch.get(col) else { continue };
@@ -291,38 +467,29 @@ pub fn build(
             ));
         }
     }
+    transitions
+}
 
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let mut after = before.clone();
-    for (k, v) in &patch {
-        after.insert(k.clone(), v.clone());
-    }
-    Ok(ChangeSet {
-        capability: cap.name.clone(),
-        args: args.clone(),
-        tenant_id: ctx.tenant_id.clone(),
-        principal: ctx.principal.clone(),
-        target: TargetRef {
-            schema: cap.target.schema.clone(),
-            table: cap.target.table.clone(),
-            primary_key: ColumnValue {
-                column: cap.target.primary_key.clone(),
-                value: object_id,
-            },
-        },
-        before,
-        patch,
-        after,
-        guards: Guards {
-            tenant,
-            allowed_columns: p.allowed_columns.clone(),
-            expected_version,
-            row_hash,
-            transitions,
-        },
-    })
+/// An INSERT's identity values from the reviewed components.
+fn dedup_values(p: &ProposalSpec, ctx: &TrustedContext) -> Vec<DedupValue> {
+    p.operation
+        .deduplication
+        .iter()
+        .map(|c| {
+            let (source, value) = match &c.source {
+                DedupSource::ProposalId => ("proposal_id", None),
+                DedupSource::TrustedTenant => {
+                    ("trusted_tenant", Some(Value::String(ctx.tenant_id.clone())))
+                }
+                DedupSource::Fixed(v) => ("fixed", Some(v.clone())),
+            };
+            DedupValue {
+                column: c.column.clone(),
+                source: source.to_owned(),
+                value,
+            }
+        })
+        .collect()
 }
 
 /// Weak conflict guard: hash of the row's read columns, in a fixed order.
@@ -402,20 +569,34 @@ pub fn verify(
         ));
     }
 
-    // The before-image may hold only the patched columns and the version column.
+    // The before-image may hold only the patched columns and the version
+    // column (a delete: the columns it read; an insert: nothing).
     let version_col = p.version_column();
+    let read_columns = cap.read_columns();
     for (col, v) in &submitted.before {
+        let expected = match p.kind() {
+            OperationKind::Update => {
+                p.patch.iter().any(|(c, _)| c == col) || version_col == Some(col.as_str())
+            }
+            OperationKind::Delete => {
+                read_columns.contains(&col.as_str()) && *col != cap.target.primary_key
+            }
+            OperationKind::Insert => false,
+        };
         if !is_safe_identifier(col) {
             errors.push(violation(
                 V::UnexpectedColumn,
                 "before",
                 "unsafe column name in before",
             ));
-        } else if !(p.patch.iter().any(|(c, _)| c == col) || version_col == Some(col.as_str())) {
+        } else if !expected {
             errors.push(violation(
                 V::UnexpectedColumn,
                 format!("before.{col}"),
-                format!("`{col}` is neither patched nor the version column"),
+                match p.kind() {
+                    OperationKind::Insert => "an insert has no before-image".to_owned(),
+                    _ => format!("`{col}` is neither patched nor the version column"),
+                },
             ));
         }
         if v.is_array() || v.is_object() {
@@ -490,13 +671,26 @@ pub fn verify(
                     format!("`{col}` is fixed to {fixed} by the reviewed config"),
                 ));
             }
-            Some((_, PatchValue::FromArg(arg)))
-                if !rebuilt.patch.get(col).is_some_and(|r| scalar_eq(r, v)) =>
-            {
+            Some((_, PatchValue::ApplyTime)) => errors.push(violation(
+                V::PatchValueMismatch,
+                format!("patch.{col}"),
+                format!("`{col}` is set to the apply time by the executor, never by a value"),
+            )),
+            Some((_, binding)) if !rebuilt.patch.get(col).is_some_and(|r| scalar_eq(r, v)) => {
+                let rule = match binding {
+                    PatchValue::IncrementFromArg(arg) => {
+                        format!("its value before plus the `{arg}` argument")
+                    }
+                    PatchValue::DecrementFromArg(arg) => {
+                        format!("its value before minus the `{arg}` argument")
+                    }
+                    PatchValue::FromArg(arg) => format!("the `{arg}` argument"),
+                    _ => "the reviewed value".to_owned(),
+                };
                 errors.push(violation(
                     V::PatchValueMismatch,
                     format!("patch.{col}"),
-                    format!("`{col}` must equal the `{arg}` argument"),
+                    format!("`{col}` must equal {rule}"),
                 ));
             }
             Some(_) => {}
@@ -544,6 +738,30 @@ pub fn verify(
             V::GuardMismatch,
             "guards.transitions",
             "transitions must match the config's transition guards",
+        ));
+    }
+    if submitted.guards.deduplication != rebuilt.guards.deduplication {
+        errors.push(violation(
+            V::GuardMismatch,
+            "guards.deduplication",
+            "the de-duplication identity must be the reviewed config's, with the trusted tenant",
+        ));
+    }
+    if submitted.operation != rebuilt.operation {
+        errors.push(violation(
+            V::GuardMismatch,
+            "operation",
+            format!(
+                "this capability's operation is {}",
+                rebuilt.operation.as_str()
+            ),
+        ));
+    }
+    if submitted.apply_time != rebuilt.apply_time {
+        errors.push(violation(
+            V::GuardMismatch,
+            "apply_time",
+            "the columns set to the apply time must be the reviewed config's",
         ));
     }
     if errors.is_empty() {

@@ -321,6 +321,97 @@ pub enum EvidenceMode {
 pub enum PatchValue {
     Fixed(Value),
     FromArg(String),
+    /// The column's current value plus the argument (`increment_from_arg`).
+    IncrementFromArg(String),
+    /// The column's current value minus the argument (`decrement_from_arg`).
+    DecrementFromArg(String),
+    /// The time the executor applies the change (`apply_time: true`).
+    ApplyTime,
+}
+
+/// What a proposal capability does to its table (`operation.kind`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationKind {
+    /// Change one existing row (the default, and the only kind before `operation`).
+    #[default]
+    Update,
+    /// Add one new row.
+    Insert,
+    /// Remove one existing row.
+    Delete,
+}
+
+impl OperationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperationKind::Update => "update",
+            OperationKind::Insert => "insert",
+            OperationKind::Delete => "delete",
+        }
+    }
+
+    pub fn is_update(&self) -> bool {
+        *self == OperationKind::Update
+    }
+}
+
+/// How the version column advances when an UPDATE is applied
+/// (`operation.version_advance.strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionStrategy {
+    /// `version + 1`; the version must be an integer.
+    IntegerIncrement,
+    /// The apply time.
+    Timestamp,
+    /// A trigger or default of the database advances it; the executor does not set it.
+    DatabaseGenerated,
+}
+
+/// Where one column of an INSERT's de-duplication identity gets its value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DedupSource {
+    /// The proposal's id, filled in by the executor when it applies.
+    ProposalId,
+    /// The trusted tenant id.
+    TrustedTenant,
+    /// A reviewed literal.
+    Fixed(Value),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DedupComponent {
+    pub column: String,
+    pub source: DedupSource,
+}
+
+/// The write a proposal capability makes: its kind and the guards that
+/// kind needs. Absent from the config: a single-row UPDATE, as before.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Operation {
+    pub kind: OperationKind,
+    /// `None`: the version advances by its value's type (integer `+ 1`,
+    /// anything else the apply time), as before `version_advance` existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_advance: Option<VersionStrategy>,
+    /// INSERT only: the identity a source PRIMARY KEY or UNIQUE constraint enforces.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deduplication: Vec<DedupComponent>,
+    /// DELETE only: triggers firing on DELETE that a reviewer acknowledged by name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub acknowledged_triggers: Vec<String>,
+    /// DELETE only: tables whose foreign keys cascade (or set null/default)
+    /// from this one, acknowledged by `schema.table`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub acknowledged_cascades: Vec<String>,
+}
+
+impl Operation {
+    pub fn is_default(&self) -> bool {
+        *self == Operation::default()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -345,6 +436,8 @@ pub enum ConflictGuard {
     Column { column: String },
     /// An acknowledged weak guard: a hash of the visible row.
     RowHash,
+    /// No existing row to guard: an INSERT.
+    None,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -363,14 +456,22 @@ pub struct ProposalSpec {
     pub transition_guards: BTreeMap<String, TransitionGuard>,
     pub conflict_guard: ConflictGuard,
     pub approval: Approval,
+    /// Absent for a single-row UPDATE, so existing capabilities' digests
+    /// (and the approvals bound to them) do not change.
+    #[serde(skip_serializing_if = "Operation::is_default")]
+    pub operation: Operation,
 }
 
 impl ProposalSpec {
+    pub fn kind(&self) -> OperationKind {
+        self.operation.kind
+    }
+
     /// The version column, if the conflict guard is a column.
     pub fn version_column(&self) -> Option<&str> {
         match &self.conflict_guard {
             ConflictGuard::Column { column } => Some(column),
-            ConflictGuard::RowHash => None,
+            ConflictGuard::RowHash | ConflictGuard::None => None,
         }
     }
 }

@@ -688,7 +688,7 @@ fn defs() -> Map<String, Value> {
             json!({
                 "type": "object",
                 "additionalProperties": false,
-                "required": ["name", "kind", "source", "target", "args", "lookup", "visible_columns"],
+                "required": ["name", "kind", "source", "target", "args", "visible_columns"],
                 "properties": {
                     "name": {
                         "description": "`domain.action`, e.g. `billing.inspect_invoice`; never a word such as approve, apply, commit, execute, grant or sql.",
@@ -745,9 +745,8 @@ fn defs() -> Map<String, Value> {
                         "default": 1
                     },
                     "patch": {
-                        "description": "Column → its new value: fixed, or from an argument. Proposals only.",
+                        "description": "Column → its new value: fixed, from an argument, the value before plus or minus an argument, or the apply time. Proposals only; none for a delete.",
                         "type": "object",
-                        "minProperties": 1,
                         "propertyNames": {"$ref": "#/$defs/identifier"},
                         "additionalProperties": {"$ref": "#/$defs/patch_binding"}
                     },
@@ -769,6 +768,7 @@ fn defs() -> Map<String, Value> {
                     },
                     "conflict_guard": {"$ref": "#/$defs/conflict_guard"},
                     "approval": {"$ref": "#/$defs/approval"},
+                    "operation": {"$ref": "#/$defs/operation"},
                     "single_tenant_dev_ack": {
                         "description": "Acknowledges `target.single_tenant_dev`: every row of the table is in scope.",
                         "type": "boolean"
@@ -785,13 +785,42 @@ fn defs() -> Map<String, Value> {
                                 "numeric_bounds": false,
                                 "transition_guards": false,
                                 "conflict_guard": false,
-                                "approval": false
+                                "approval": false,
+                                "operation": false
                             }
                         }
                     },
                     {
+                        "description": "Every capability but an insert looks its row up by key.",
+                        "if": {"required": ["operation"], "properties": {"operation": {"required": ["kind"], "properties": {"kind": {"const": "insert"}}}}},
+                        "else": {"required": ["lookup"]}
+                    },
+                    {
                         "if": {"required": ["kind"], "properties": {"kind": {"const": "proposal"}}},
-                        "then": {"required": ["patch", "allowed_columns", "conflict_guard"]}
+                        "then": {
+                            "if": {"required": ["operation"], "properties": {"operation": {"required": ["kind"], "properties": {"kind": {"const": "insert"}}}}},
+                            "then": {
+                                "required": ["patch", "allowed_columns"],
+                                "properties": {"patch": {"minProperties": 1}, "transition_guards": false}
+                            },
+                            "else": {
+                                "if": {"required": ["operation"], "properties": {"operation": {"required": ["kind"], "properties": {"kind": {"const": "delete"}}}}},
+                                "then": {
+                                    "required": ["conflict_guard"],
+                                    "properties": {
+                                        "patch": {"maxProperties": 0},
+                                        "allowed_columns": {"maxItems": 0},
+                                        "numeric_bounds": false,
+                                        "transition_guards": false,
+                                        "conflict_guard": {"required": ["column"]}
+                                    }
+                                },
+                                "else": {
+                                    "required": ["patch", "allowed_columns", "conflict_guard"],
+                                    "properties": {"patch": {"minProperties": 1}}
+                                }
+                            }
+                        }
                     },
                     {
                         "description": "Every capability is scoped by the trusted tenant: `target.tenant_key`, or an acknowledged single-tenant development target.",
@@ -922,7 +951,7 @@ fn defs() -> Map<String, Value> {
         (
             "patch_binding",
             json!({
-                "description": "Exactly one of `fixed` or `from_arg`.",
+                "description": "Exactly one of `fixed`, `from_arg`, `increment_from_arg`, `decrement_from_arg` or `apply_time`.",
                 "type": "object",
                 "additionalProperties": false,
                 "properties": {
@@ -933,11 +962,26 @@ fn defs() -> Map<String, Value> {
                     "from_arg": {
                         "description": "The argument whose value becomes the new value.",
                         "$ref": "#/$defs/non_empty_string"
+                    },
+                    "increment_from_arg": {
+                        "description": "The value before plus this bounded number argument (updates only; the column needs `numeric_bounds` with both ends).",
+                        "$ref": "#/$defs/non_empty_string"
+                    },
+                    "decrement_from_arg": {
+                        "description": "The value before minus this bounded number argument (updates only; the column needs `numeric_bounds` with both ends).",
+                        "$ref": "#/$defs/non_empty_string"
+                    },
+                    "apply_time": {
+                        "description": "The time the executor applies the change.",
+                        "const": true
                     }
                 },
                 "oneOf": [
                     {"required": ["fixed"]},
-                    {"required": ["from_arg"]}
+                    {"required": ["from_arg"]},
+                    {"required": ["increment_from_arg"]},
+                    {"required": ["decrement_from_arg"]},
+                    {"required": ["apply_time"]}
                 ]
             }),
         ),
@@ -1007,6 +1051,108 @@ fn defs() -> Map<String, Value> {
                         "description": "The role an approver must hold (default: any approver).",
                         "type": "string",
                         "pattern": "^[A-Za-z0-9_.-]{1,64}$"
+                    }
+                }
+            }),
+        ),
+        (
+            "operation",
+            json!({
+                "description": "What the proposal does to its table (default: update one row).",
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["kind"],
+                "properties": {
+                    "kind": {"enum": ["update", "insert", "delete"]},
+                    "cardinality": {
+                        "description": "`single` (bounded sets are not supported yet).",
+                        "const": "single"
+                    },
+                    "deduplication": {"$ref": "#/$defs/deduplication"},
+                    "version_advance": {"$ref": "#/$defs/version_advance"},
+                    "acknowledge_effects": {"$ref": "#/$defs/acknowledge_effects"},
+                    "selection": false,
+                    "max_rows": false,
+                    "aggregate_bounds": false,
+                    "batch": false
+                },
+                "allOf": [
+                    {
+                        "if": {"properties": {"kind": {"const": "insert"}}},
+                        "then": {"required": ["deduplication"], "properties": {"version_advance": false, "acknowledge_effects": false}}
+                    },
+                    {
+                        "if": {"properties": {"kind": {"const": "delete"}}},
+                        "then": {"properties": {"deduplication": false, "version_advance": false}}
+                    },
+                    {
+                        "if": {"properties": {"kind": {"const": "update"}}},
+                        "then": {"properties": {"deduplication": false, "acknowledge_effects": false}}
+                    }
+                ]
+            }),
+        ),
+        (
+            "deduplication",
+            json!({
+                "description": "An insert's identity: columns a PRIMARY KEY or UNIQUE constraint of the table covers, filled by the executor, one of them the proposal id.",
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["components"],
+                "properties": {
+                    "components": {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": 8,
+                        "items": {"$ref": "#/$defs/dedup_component"},
+                        "contains": {"properties": {"source": {"const": "proposal_id"}}}
+                    }
+                }
+            }),
+        ),
+        (
+            "dedup_component",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["column", "source"],
+                "properties": {
+                    "column": {"$ref": "#/$defs/identifier"},
+                    "source": {"enum": ["proposal_id", "trusted_tenant", "fixed"]},
+                    "fixed": {
+                        "description": "The value, for `source: \"fixed\"`.",
+                        "type": ["string", "number", "boolean"]
+                    }
+                },
+                "if": {"properties": {"source": {"const": "fixed"}}},
+                "then": {"required": ["fixed"]},
+                "else": {"properties": {"fixed": false}}
+            }),
+        ),
+        (
+            "version_advance",
+            json!({
+                "description": "How the conflict-guard column advances on apply (default: `+ 1` for an integer, else the apply time).",
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["column", "strategy"],
+                "properties": {
+                    "column": {"$ref": "#/$defs/identifier"},
+                    "strategy": {"enum": ["integer_increment", "timestamp", "database_generated"]}
+                }
+            }),
+        ),
+        (
+            "acknowledge_effects",
+            json!({
+                "description": "A delete's reviewed side effects: DELETE triggers by name, and `schema.table` of each table whose foreign key cascades (or sets null or a default) from this one.",
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "triggers": {"$ref": "#/$defs/column_list"},
+                    "cascades": {
+                        "type": "array",
+                        "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*\\.[A-Za-z_][A-Za-z0-9_]*$"}
                     }
                 }
             }),

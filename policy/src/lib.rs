@@ -39,6 +39,7 @@ pub mod sensitive;
 pub mod statement;
 pub mod strict_json;
 pub mod synapsor_keys;
+pub mod write_effects;
 
 pub use config::Config;
 pub use diagnostics::{Diagnostic, Report, Severity};

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value};
 
 mod notifications;
+mod operation;
 pub use notifications::MAX_SINKS as MAX_NOTIFICATION_SINKS;
 
 use crate::config::*;
@@ -1474,6 +1475,7 @@ const CAPABILITY_KEYS: &[&str] = &[
     "transition_guards",
     "conflict_guard",
     "approval",
+    "operation",
     "single_tenant_dev_ack",
 ];
 
@@ -1485,6 +1487,7 @@ const PROPOSAL_ONLY_KEYS: &[&str] = &[
     "transition_guards",
     "conflict_guard",
     "approval",
+    "operation",
 ];
 
 fn parse_capabilities(
@@ -1649,7 +1652,12 @@ fn parse_capability(r: &mut Report, path: &str, v: &Value, env: &CapEnv) -> Opti
 
     let target = parse_target(r, &c);
     let args = parse_args(r, &c);
-    let lookup_arg = parse_lookup(r, &c, args.as_deref());
+    // An INSERT has no existing row to look up.
+    let lookup_arg = if declared_kind(&c) == Some(OperationKind::Insert) && !c.has("lookup") {
+        Some(String::new())
+    } else {
+        parse_lookup(r, &c, args.as_deref())
+    };
     let visible_columns = if c.has("visible_columns") {
         c.identifier_list(r, "visible_columns")
     } else {
@@ -2064,6 +2072,18 @@ fn parse_lookup(r: &mut Report, c: &Obj, args: Option<&[ArgSpec]>) -> Option<Str
     }
 }
 
+/// The operation kind a capability declares, read ahead of `operation`'s
+/// full validation (which other sections depend on): `None` when absent
+/// or unreadable.
+fn declared_kind(c: &Obj) -> Option<OperationKind> {
+    match c.get("operation")?.get("kind")?.as_str()? {
+        "update" => Some(OperationKind::Update),
+        "insert" => Some(OperationKind::Insert),
+        "delete" => Some(OperationKind::Delete),
+        _ => None,
+    }
+}
+
 fn parse_proposal(
     r: &mut Report,
     c: &Obj,
@@ -2072,13 +2092,40 @@ fn parse_proposal(
     source: Option<&Source>,
     env: &CapEnv,
 ) -> Option<ProposalSpec> {
+    let kind = declared_kind(c).unwrap_or_default();
     let allowed = if c.has("allowed_columns") {
         c.identifier_list(r, "allowed_columns")
+    } else if kind == OperationKind::Delete {
+        Some(Vec::new())
     } else {
         c.missing(r, "allowed_columns", "add \"allowed_columns\": the only columns a proposal may change, e.g. [\"late_fee_cents\"]");
         None
     };
-    let conflict_guard = parse_conflict_guard(r, c);
+    let conflict_guard = match kind {
+        OperationKind::Insert => {
+            if c.has("conflict_guard") {
+                r.warning(
+                    c.at("conflict_guard"),
+                    "an insert has no existing row, so `conflict_guard` is not used",
+                    "remove `conflict_guard`; `operation.deduplication` guards an insert",
+                );
+            }
+            Some(ConflictGuard::None)
+        }
+        OperationKind::Delete => match parse_conflict_guard(r, c) {
+            Some(ConflictGuard::Column { column }) => Some(ConflictGuard::Column { column }),
+            Some(_) => {
+                r.error(
+                    c.at("conflict_guard"),
+                    "a delete needs an exact version column; a row-hash guard could remove a row changed since the proposal",
+                    "write \"conflict_guard\": {\"column\": \"updated_at\"}",
+                );
+                None
+            }
+            None => None,
+        },
+        OperationKind::Update => parse_conflict_guard(r, c),
+    };
     let version_col = match &conflict_guard {
         Some(ConflictGuard::Column { column }) => Some(column.as_str()),
         _ => None,
@@ -2087,7 +2134,7 @@ fn parse_proposal(
     // The primary key, tenant key and version column are never patchable.
     if let (Some(allowed), Some(t)) = (&allowed, target) {
         for (i, col) in allowed.iter().enumerate() {
-            let reserved = if *col == t.primary_key {
+            let reserved = if *col == t.primary_key && kind != OperationKind::Insert {
                 Some("the primary key")
             } else if t.tenant_key.as_deref() == Some(col) {
                 Some("the tenant key")
@@ -2105,8 +2152,42 @@ fn parse_proposal(
             }
         }
     }
+    if kind == OperationKind::Delete {
+        if allowed.as_ref().is_some_and(|a| !a.is_empty()) {
+            r.error(
+                c.at("allowed_columns"),
+                "a delete changes no column",
+                "remove `allowed_columns` (or write [])",
+            );
+        }
+        c.refuse_keys(r, &["numeric_bounds", "transition_guards"], "a delete");
+    }
+    if kind == OperationKind::Insert {
+        c.refuse_keys(
+            r,
+            &["transition_guards"],
+            "an insert, which has no current state",
+        );
+    }
 
-    let patch = parse_patch(r, c, args, allowed.as_deref());
+    let patch = if kind == OperationKind::Delete {
+        match c.object(r, "patch") {
+            Some(m) if !m.is_empty() => {
+                r.error(
+                    c.at("patch"),
+                    "a delete sets no column",
+                    "remove `patch` (or write {})",
+                );
+                None
+            }
+            _ => Some(Vec::new()),
+        }
+    } else {
+        parse_patch(r, c, args, allowed.as_deref(), kind)
+    };
+    let patch_columns: Vec<String> = patch.iter().flatten().map(|(col, _)| col.clone()).collect();
+    let operation =
+        operation::parse_operation(r, c, target, &patch_columns, conflict_guard.as_ref());
     let numeric_bounds = parse_numeric_bounds(r, c, allowed.as_deref(), patch.as_deref(), args);
     let transition_guards = parse_transition_guards(r, c, patch.as_deref(), version_col);
     let approval = parse_approval(r, c);
@@ -2150,14 +2231,31 @@ fn parse_proposal(
     }
 
     let (allowed_columns, patch, conflict_guard) = (allowed?, patch?, conflict_guard?);
+    let operation = operation?;
+    let numeric_bounds = numeric_bounds?;
+    if !check_step_results(r, c, &patch, &numeric_bounds) {
+        return None;
+    }
+    if operation.kind != OperationKind::Update && !uses_sql_update {
+        r.error(
+            c.at("executor"),
+            format!(
+                "a handler executor receives updates only; this capability is an {}",
+                operation.kind.as_str()
+            ),
+            "omit `executor` so the built-in sql_update applies it",
+        );
+        return None;
+    }
     Some(ProposalSpec {
         executor,
         patch,
         allowed_columns,
-        numeric_bounds: numeric_bounds?,
+        numeric_bounds,
         transition_guards: transition_guards?,
         conflict_guard,
         approval: approval?,
+        operation,
     })
 }
 
@@ -2197,11 +2295,20 @@ fn parse_conflict_guard(r: &mut Report, c: &Obj) -> Option<ConflictGuard> {
     None
 }
 
+const PATCH_BINDINGS: &[&str] = &[
+    "fixed",
+    "from_arg",
+    "increment_from_arg",
+    "decrement_from_arg",
+    "apply_time",
+];
+
 fn parse_patch(
     r: &mut Report,
     c: &Obj,
     args: Option<&[ArgSpec]>,
     allowed: Option<&[String]>,
+    kind: OperationKind,
 ) -> Option<Vec<(String, PatchValue)>> {
     if !c.has("patch") {
         c.missing(r, "patch", "add \"patch\": {\"column\": {\"from_arg\": \"arg\"}} or {\"column\": {\"fixed\": value}}");
@@ -2235,49 +2342,147 @@ fn parse_patch(
             );
             ok = false;
         }
-        let Some(b) = Obj::open(r, &p, v, &["fixed", "from_arg"]) else {
+        let Some(b) = Obj::open(r, &p, v, PATCH_BINDINGS) else {
             ok = false;
             continue;
         };
-        match (b.get("fixed"), b.has("from_arg")) {
-            (Some(fixed), false) => {
-                if fixed.is_array() || fixed.is_object() {
+        let given: Vec<&str> = PATCH_BINDINGS
+            .iter()
+            .copied()
+            .filter(|k| b.has(k))
+            .collect();
+        let binding = match given.as_slice() {
+            ["fixed"] => match b.get("fixed") {
+                Some(fixed) if fixed.is_array() || fixed.is_object() => {
                     r.error(
                         b.at("fixed"),
                         "a fixed value must be a string, number, boolean or null",
                         "write a scalar value",
                     );
-                    ok = false;
-                } else {
-                    out.push((col.clone(), PatchValue::Fixed(fixed.clone())));
+                    None
+                }
+                Some(fixed) => Some(PatchValue::Fixed(fixed.clone())),
+                None => None,
+            },
+            ["apply_time"] => match b.get("apply_time") {
+                Some(Value::Bool(true)) => Some(PatchValue::ApplyTime),
+                _ => {
+                    r.error(
+                        b.at("apply_time"),
+                        "`apply_time` takes the value true",
+                        "write {\"apply_time\": true}",
+                    );
+                    None
+                }
+            },
+            [key @ ("from_arg" | "increment_from_arg" | "decrement_from_arg")] => {
+                match (b.string(r, key), args) {
+                    (Some(arg), Some(args)) => match args.iter().find(|a| a.name == arg) {
+                        None => {
+                            r.error(
+                                b.at(key),
+                                format!("`{arg}` is not one of this capability's args"),
+                                "name an argument defined under `args`",
+                            );
+                            None
+                        }
+                        Some(_) if *key == "from_arg" => Some(PatchValue::FromArg(arg)),
+                        Some(_) if kind == OperationKind::Insert => {
+                            r.error(
+                                b.at(key),
+                                "an insert has no current value to add to",
+                                format!("write {{\"from_arg\": \"{arg}\"}}"),
+                            );
+                            None
+                        }
+                        Some(a) => check_step_arg(r, &b.at(key), a).then(|| {
+                            if *key == "increment_from_arg" {
+                                PatchValue::IncrementFromArg(arg)
+                            } else {
+                                PatchValue::DecrementFromArg(arg)
+                            }
+                        }),
+                    },
+                    _ => None,
                 }
             }
-            (None, true) => match (b.string(r, "from_arg"), args) {
-                (Some(arg), Some(args)) => {
-                    if args.iter().any(|a| a.name == arg) {
-                        out.push((col.clone(), PatchValue::FromArg(arg)));
-                    } else {
-                        r.error(
-                            b.at("from_arg"),
-                            format!("`{arg}` is not one of this capability's args"),
-                            "name an argument defined under `args`",
-                        );
-                        ok = false;
-                    }
-                }
-                _ => ok = false,
-            },
             _ => {
                 r.error(
                     &p,
-                    "a patch binding needs exactly one of `fixed` or `from_arg`",
+                    "a patch binding needs exactly one of `fixed`, `from_arg`, `increment_from_arg`, `decrement_from_arg` or `apply_time`",
                     "write {\"fixed\": 0} or {\"from_arg\": \"reason\"}",
                 );
-                ok = false;
+                None
             }
+        };
+        match binding {
+            Some(binding) => out.push((col.clone(), binding)),
+            None => ok = false,
         }
     }
     ok.then_some(out)
+}
+
+/// The argument of an increment or decrement must be a bounded number, so
+/// the reviewer knows the largest step one proposal can take.
+fn check_step_arg(r: &mut Report, path: &str, a: &ArgSpec) -> bool {
+    if !matches!(a.ty, ArgType::Number | ArgType::Integer) {
+        r.error(
+            path,
+            format!(
+                "`{}` is a {}; a step must be a number",
+                a.name,
+                a.ty.as_str()
+            ),
+            format!("make args.{} an integer or number", a.name),
+        );
+        return false;
+    }
+    if a.minimum.is_none() || a.maximum.is_none() {
+        r.error(
+            path,
+            format!("the step argument `{}` has no minimum and maximum", a.name),
+            format!(
+                "add \"minimum\" and \"maximum\" to args.{}, e.g. 1 and 5000",
+                a.name
+            ),
+        );
+        return false;
+    }
+    true
+}
+
+/// An increment or decrement must bound its result too (`numeric_bounds`
+/// with both ends), so no run of proposals walks a balance past a limit.
+fn check_step_results(
+    r: &mut Report,
+    c: &Obj,
+    patch: &[(String, PatchValue)],
+    bounds: &BTreeMap<String, Bounds>,
+) -> bool {
+    let mut ok = true;
+    for (col, binding) in patch {
+        if !matches!(
+            binding,
+            PatchValue::IncrementFromArg(_) | PatchValue::DecrementFromArg(_)
+        ) {
+            continue;
+        }
+        let bounded = bounds
+            .get(col)
+            .is_some_and(|b| b.minimum.is_some() && b.maximum.is_some());
+        if !bounded {
+            r.error(
+                join_key(&c.at("patch"), col),
+                format!("`{col}` changes by a step but its result is not bounded"),
+                format!(
+                    "add \"numeric_bounds\": {{\"{col}\": {{\"minimum\": 0, \"maximum\": 100000}}}}"
+                ),
+            );
+            ok = false;
+        }
+    }
+    ok
 }
 
 fn parse_numeric_bounds(
@@ -2364,7 +2569,16 @@ fn parse_numeric_bounds(
                     ok = false;
                 }
             }
-            None => {}
+            Some(PatchValue::ApplyTime) => {
+                r.error(
+                    &p,
+                    format!("`{col}` is set to the apply time, which is not a number"),
+                    format!("remove the bounds on `{col}`"),
+                );
+                ok = false;
+            }
+            // The step argument is checked by `check_step_arg`.
+            Some(PatchValue::IncrementFromArg(_) | PatchValue::DecrementFromArg(_)) | None => {}
         }
         out.insert(col.clone(), bounds);
     }

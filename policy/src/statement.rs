@@ -159,11 +159,13 @@ pub fn is_text_type(column_type: &str) -> bool {
 }
 
 /// How the version column advances on apply: the current time for a
-/// timestamp (or text) version, `+1` for an integer version.
+/// timestamp (or text) version, `+1` for an integer version, or not at
+/// all by the executor (a trigger or default of the database does it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NextVersion {
     Now,
     Increment,
+    Database,
 }
 
 impl NextVersion {
@@ -174,6 +176,35 @@ impl NextVersion {
         } else {
             NextVersion::Now
         }
+    }
+
+    /// The reviewed `operation.version_advance` strategy, else chosen by
+    /// the version value (the rule before strategies existed).
+    pub fn for_change(cap: &Capability, cs: &crate::change_set::ChangeSet) -> NextVersion {
+        use crate::config::VersionStrategy as S;
+        match cap
+            .proposal
+            .as_ref()
+            .and_then(|p| p.operation.version_advance)
+        {
+            Some(S::IntegerIncrement) => NextVersion::Increment,
+            Some(S::Timestamp) => NextVersion::Now,
+            Some(S::DatabaseGenerated) => NextVersion::Database,
+            None => cs
+                .guards
+                .expected_version
+                .as_ref()
+                .map_or(NextVersion::Now, |v| NextVersion::for_value(&v.value)),
+        }
+    }
+}
+
+/// The current time as the writer's SQL spells it.
+fn now_sql(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Postgres => "pg_catalog.now()",
+        Engine::Mysql => "CURRENT_TIMESTAMP(6)",
+        Engine::Sqlite => "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
     }
 }
 
@@ -423,17 +454,16 @@ pub fn writeback_update(
             d.param(col, binds.len())
         ));
     }
+    for col in &cs.apply_time {
+        sets.push(format!("{} = {}", quote(d.engine, col), now_sql(d.engine)));
+    }
     if let Some(v) = &cs.guards.expected_version {
         let col = quote(d.engine, &v.column);
-        let next_sql = match (next, d.engine) {
-            (NextVersion::Increment, _) => format!("{col} + 1"),
-            (NextVersion::Now, Engine::Postgres) => "pg_catalog.now()".to_owned(),
-            (NextVersion::Now, Engine::Mysql) => "CURRENT_TIMESTAMP(6)".to_owned(),
-            (NextVersion::Now, Engine::Sqlite) => {
-                "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')".to_owned()
-            }
-        };
-        sets.push(format!("{col} = {next_sql}"));
+        match next {
+            NextVersion::Increment => sets.push(format!("{col} = {col} + 1")),
+            NextVersion::Now => sets.push(format!("{col} = {}", now_sql(d.engine))),
+            NextVersion::Database => {}
+        }
     }
     let mut pred = d.row_predicate(cap, cs, &mut binds);
     if let Some(v) = &cs.guards.expected_version {
@@ -447,6 +477,74 @@ pub fn writeback_update(
             table_name(d.engine, cap),
             sets.join(", ")
         ),
+        binds,
+    }
+}
+
+/// The guarded INSERT of one new row: the patched columns, the columns
+/// set to the apply time, the trusted tenant and every identity value
+/// (`proposal_id`: the proposal's id, known only now).
+pub fn writeback_insert(
+    d: &WriteDialect<'_>,
+    cap: &Capability,
+    cs: &crate::change_set::ChangeSet,
+    proposal_id: &str,
+) -> BoundStatement {
+    let mut binds = Vec::new();
+    let mut cols = Vec::new();
+    let mut values = Vec::new();
+    let mut add = |col: &str, value: &serde_json::Value, binds: &mut Vec<Bind>| {
+        if cols.contains(&quote(d.engine, col)) {
+            return;
+        }
+        binds.push(Bind::to(col, value));
+        cols.push(quote(d.engine, col));
+        values.push(d.param(col, binds.len()));
+    };
+    for (col, v) in &cs.patch {
+        add(col, v, &mut binds);
+    }
+    if let Some(t) = &cs.guards.tenant {
+        add(&t.column, &t.value, &mut binds);
+    }
+    for c in &cs.guards.deduplication {
+        let v = match &c.value {
+            Some(v) => v.clone(),
+            None => serde_json::Value::String(proposal_id.to_owned()),
+        };
+        add(&c.column, &v, &mut binds);
+    }
+    for col in &cs.apply_time {
+        cols.push(quote(d.engine, col));
+        values.push(now_sql(d.engine).to_owned());
+    }
+    BoundStatement {
+        sql: format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            table_name(d.engine, cap),
+            cols.join(", "),
+            values.join(", ")
+        ),
+        binds,
+    }
+}
+
+/// The guarded DELETE of one row: only where key, tenant and the exact
+/// version still match.
+pub fn writeback_delete(
+    d: &WriteDialect<'_>,
+    cap: &Capability,
+    cs: &crate::change_set::ChangeSet,
+) -> BoundStatement {
+    let mut binds = Vec::new();
+    let mut pred = d.row_predicate(cap, cs, &mut binds);
+    if let Some(v) = &cs.guards.expected_version {
+        binds.push(Bind::to(&v.column, &v.value));
+        pred.push_str(" AND ");
+        pred.push_str(&d.null_safe_eq(&v.column, binds.len()));
+    }
+    BoundStatement {
+        sql: format!("DELETE FROM {} WHERE {pred}", table_name(d.engine, cap)),
         binds,
     }
 }
@@ -493,11 +591,7 @@ pub const RECEIPT_COLUMNS: [&str; 7] = [
 
 /// The current time as the receipt table stores it.
 fn receipt_now(engine: Engine) -> &'static str {
-    match engine {
-        Engine::Postgres => "pg_catalog.now()",
-        Engine::Mysql => "CURRENT_TIMESTAMP(6)",
-        Engine::Sqlite => "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-    }
+    now_sql(engine)
 }
 
 fn receipts_name(engine: Engine, schema: &str) -> String {

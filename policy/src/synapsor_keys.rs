@@ -54,11 +54,6 @@ const UNSUPPORTED: &[(&str, &str, &str)] = &[
         "principal_binding",
         "principal binding rules",
     ),
-    (
-        "$.capabilities[]",
-        "operation",
-        "guarded insert, delete and set writes",
-    ),
     ("$.capabilities[]", "aggregate", "aggregate reads"),
     (
         "$.capabilities[]",
@@ -207,7 +202,8 @@ mod tests {
         assert_eq!(unsupported("$", "notifications"), None, "supported");
         assert_eq!(
             unsupported("$.capabilities[4]", "operation"),
-            Some("guarded insert, delete and set writes")
+            None,
+            "supported"
         );
         assert_eq!(
             unsupported("$.sources.app_db", "receipts"),

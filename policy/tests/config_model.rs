@@ -121,6 +121,7 @@ fn proposal(executor: Option<&str>, guard: ConflictGuard) -> ProposalSpec {
         transition_guards,
         conflict_guard: guard,
         approval: Approval::default(),
+        operation: airlock_policy::config::Operation::default(),
     }
 }
 

@@ -104,6 +104,61 @@ fn complete() -> Value {
             "limits": {"rate_window_seconds": 30}
         }),
     );
+    o.get_mut("capabilities")
+        .and_then(Value::as_array_mut)
+        .unwrap()
+        .extend([
+            json!({
+                "name": "billing.propose_credit_note",
+                "kind": "proposal",
+                "source": "app_postgres",
+                "context": "local_operator",
+                "target": {"schema": "public", "table": "credit_notes", "primary_key": "id", "tenant_key": "tenant_id"},
+                "args": {
+                    "customer_id": {"type": "string", "required": true, "max_length": 128},
+                    "amount_cents": {"type": "integer", "required": true, "minimum": 1, "maximum": 5000}
+                },
+                "visible_columns": ["id", "customer_id", "amount_cents"],
+                "patch": {
+                    "customer_id": {"from_arg": "customer_id"},
+                    "amount_cents": {"from_arg": "amount_cents"},
+                    "created_at": {"apply_time": true}
+                },
+                "allowed_columns": ["customer_id", "amount_cents", "created_at"],
+                "operation": {
+                    "kind": "insert",
+                    "cardinality": "single",
+                    "deduplication": {"components": [
+                        {"column": "tenant_id", "source": "trusted_tenant"},
+                        {"column": "request_id", "source": "proposal_id"},
+                        {"column": "origin", "source": "fixed", "fixed": "agent"}
+                    ]}
+                }
+            }),
+            json!({
+                "name": "billing.propose_draft_removal",
+                "kind": "proposal",
+                "source": "app_postgres",
+                "context": "local_operator",
+                "target": {"schema": "public", "table": "invoice_drafts", "primary_key": "id", "tenant_key": "tenant_id"},
+                "args": {"draft_id": {"type": "string", "required": true, "max_length": 128}},
+                "lookup": {"id_from_arg": "draft_id"},
+                "visible_columns": ["id", "status", "version"],
+                "conflict_guard": {"column": "version"},
+                "operation": {
+                    "kind": "delete",
+                    "acknowledge_effects": {"triggers": ["audit_draft_delete"], "cascades": ["public.draft_lines"]}
+                }
+            }),
+        ]);
+    o.get_mut("capabilities")
+        .and_then(|c| c.get_mut(3))
+        .and_then(Value::as_object_mut)
+        .unwrap()
+        .insert(
+            "operation".into(),
+            json!({"kind": "update", "version_advance": {"column": "updated_at", "strategy": "timestamp"}}),
+        );
     o.insert(
         "notifications".into(),
         json!({
@@ -224,6 +279,17 @@ const OBJECTS: &[(&str, &str)] = &[
     ),
     ("conflict_guard", "$.capabilities[1].conflict_guard"),
     ("approval", "$.capabilities[1].approval"),
+    ("operation", "$.capabilities[8].operation"),
+    ("deduplication", "$.capabilities[8].operation.deduplication"),
+    (
+        "dedup_component",
+        "$.capabilities[8].operation.deduplication.components[0]",
+    ),
+    ("version_advance", "$.capabilities[3].operation.version_advance"),
+    (
+        "acknowledge_effects",
+        "$.capabilities[9].operation.acknowledge_effects",
+    ),
     ("notifications", "$.notifications"),
     ("notification_sink", "$.notifications.sinks[0]"),
 ];
@@ -383,7 +449,38 @@ fn the_schema_and_the_loader_agree_on_each_variation() {
         vary("$.notifications.sinks[1]", json!({"id": "dev", "type": "jsonl", "destination": "stdout"}), true),
         vary("$.notifications.sinks[0].budgets", json!({"per_minute": 10}), true),
         without("$.notifications.sinks[0].events", true),
+        vary("$.capabilities[3].patch.plan_credit_cents", json!({"increment_from_arg": "credit_cents"}), true),
+        vary("$.capabilities[3].patch.plan_credit_cents", json!({"decrement_from_arg": "credit_cents"}), true),
+        vary("$.capabilities[3].operation.version_advance.strategy", json!("database_generated"), true),
+        without("$.capabilities[3].operation.version_advance", true),
+        without("$.capabilities[9].operation.acknowledge_effects", true),
+        vary("$.capabilities[8].operation.cardinality", json!("single"), true),
         // Refused, for a reason a schema can state.
+        vary("$.capabilities[8].operation.cardinality", json!("set"), false),
+        vary("$.capabilities[8].operation.kind", json!("upsert"), false),
+        vary("$.capabilities[8].operation.max_rows", json!(5), false),
+        without("$.capabilities[8].operation.deduplication", false),
+        vary("$.capabilities[8].operation.deduplication.components", json!([]), false),
+        vary(
+            "$.capabilities[8].operation.deduplication.components",
+            json!([{"column": "tenant_id", "source": "trusted_tenant"}]),
+            false,
+        ),
+        vary("$.capabilities[8].operation.deduplication.components[2]", json!({"column": "origin", "source": "fixed"}), false),
+        vary("$.capabilities[8].operation.deduplication.components[2].source", json!("item_field"), false),
+        vary("$.capabilities[8].operation.deduplication.components[0].fixed", json!("x"), false),
+        vary("$.capabilities[8].operation.version_advance", json!({"column": "updated_at", "strategy": "timestamp"}), false),
+        vary("$.capabilities[8].patch", json!({}), false),
+        vary("$.capabilities[8].patch.created_at", json!({"apply_time": false}), false),
+        vary("$.capabilities[9].patch", json!({"status": {"fixed": "gone"}}), false),
+        vary("$.capabilities[9].conflict_guard", json!({"weak_guard_ack": true}), false),
+        without("$.capabilities[9].conflict_guard", false),
+        without("$.capabilities[9].lookup", false),
+        vary("$.capabilities[9].operation.deduplication", json!({"components": [{"column": "request_id", "source": "proposal_id"}]}), false),
+        vary("$.capabilities[9].operation.acknowledge_effects.cascades", json!(["draft_lines"]), false),
+        vary("$.capabilities[3].operation.version_advance.strategy", json!("uuid"), false),
+        vary("$.capabilities[3].operation.acknowledge_effects", json!({"triggers": ["t"]}), false),
+        vary("$.capabilities[0].operation", json!({"kind": "update"}), false),
         without("$.notifications.sinks[0].signing_secret_env", false),
         without("$.notifications.sinks[0].url_env", false),
         without("$.notifications.sinks[1].path", false),

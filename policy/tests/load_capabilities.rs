@@ -1258,7 +1258,7 @@ fn patch_bindings() {
             },
             errors: &[(
                 "$.capabilities[1].patch.status",
-                "a patch binding needs exactly one of `fixed` or `from_arg`",
+                "a patch binding needs exactly one of `fixed`, `from_arg`, `increment_from_arg`, `decrement_from_arg` or `apply_time`",
             )],
         },
         Refused {
@@ -1266,7 +1266,7 @@ fn patch_bindings() {
             edit: |v| cap(v, RESOLUTION)["patch"]["status"] = json!({}),
             errors: &[(
                 "$.capabilities[1].patch.status",
-                "a patch binding needs exactly one of `fixed` or `from_arg`",
+                "a patch binding needs exactly one of `fixed`, `from_arg`, `increment_from_arg`, `decrement_from_arg` or `apply_time`",
             )],
         },
     ]);

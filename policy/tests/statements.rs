@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use airlock_policy::change_set::{ChangeSet, ColumnValue, Guards, TargetRef, Transition};
 use airlock_policy::config::{
-    Approval, Capability, ConflictGuard, Engine, EvidenceMode, Kind, PatchValue, ProposalSpec,
-    Target, TransitionGuard,
+    Approval, Capability, ConflictGuard, Engine, EvidenceMode, Kind, Operation, OperationKind,
+    PatchValue, ProposalSpec, Target, TransitionGuard,
 };
 use airlock_policy::statement::{
     Bind, BoundStatement, LookupParam, NextVersion, RECEIPT_COLUMNS, RECEIPTS_TABLE, RowCheck,
@@ -51,6 +51,7 @@ fn proposal(conflict_guard: ConflictGuard) -> ProposalSpec {
         )]),
         conflict_guard,
         approval: Approval::default(),
+        operation: Operation::default(),
     }
 }
 
@@ -137,7 +138,10 @@ fn waiver_cs() -> ChangeSet {
             }),
             row_hash: None,
             transitions: Vec::new(),
+            deduplication: Vec::new(),
         },
+        operation: OperationKind::Update,
+        apply_time: Vec::new(),
     }
 }
 

@@ -12,7 +12,9 @@ use airlock_policy::Config;
 use airlock_policy::args::validate_args;
 use airlock_policy::catalog::{AliasMode, Catalog};
 use airlock_policy::change_set::{build, scalar_text, tenant_matches};
-use airlock_policy::config::{Capability, ContextProvider, ExecutorSpec, Kind, ResultFormat};
+use airlock_policy::config::{
+    Capability, ContextProvider, ExecutorSpec, Kind, OperationKind, ResultFormat,
+};
 use airlock_policy::context::{ContextError, TrustedContext, resolve_context};
 use airlock_policy::db_error::{SOURCE_MISCONFIGURED, SOURCE_MISCONFIGURED_MESSAGE};
 use airlock_policy::drift;
@@ -546,12 +548,22 @@ impl Proposer {
     ) -> Outcome {
         let ctx = prep.call_context();
         let fail = |e: ToolError| Outcome::failed(&cap.name, Some(Kind::Proposal), Some(&ctx), e);
-        let rows = match self.fetch(cap, prep, &args).await {
-            Ok(r) => r,
-            Err(e) => return fail(e),
-        };
-        let Some(row) = rows.into_iter().next() else {
-            return fail(Self::not_found(cap, &args));
+        let inserts = cap
+            .proposal
+            .as_ref()
+            .is_some_and(|p| p.kind() == OperationKind::Insert);
+        // An insert reads no row: there is none yet.
+        let row = if inserts {
+            Map::new()
+        } else {
+            let rows = match self.fetch(cap, prep, &args).await {
+                Ok(r) => r,
+                Err(e) => return fail(e),
+            };
+            let Some(row) = rows.into_iter().next() else {
+                return fail(Self::not_found(cap, &args));
+            };
+            row
         };
         let change_set = match build(cap, &args, &prep.context, &row) {
             Ok(cs) => cs,
@@ -570,7 +582,8 @@ impl Proposer {
                 );
             }
         };
-        let evidence_id = match self.record(cap, prep, &args, vec![row.clone()]).await {
+        let read: Vec<Map<String, Value>> = if inserts { Vec::new() } else { vec![row] };
+        let evidence_id = match self.record(cap, prep, &args, read).await {
             Ok(Some(id)) => id,
             Ok(None) => return fail(executor_down(self)),
             Err(e) => return fail(e),
@@ -611,7 +624,11 @@ impl Proposer {
                 WritebackMode::DirectUpdate,
             ),
         };
-        let object_id = scalar_text(&recorded.change_set.target.primary_key.value);
+        let object_id = if inserts {
+            "(new row)".to_owned()
+        } else {
+            scalar_text(&recorded.change_set.target.primary_key.value)
+        };
         Outcome {
             capability: cap.name.clone(),
             kind: Some(Kind::Proposal),
@@ -716,17 +733,7 @@ fn proposal_view(
         table: table.to_owned(),
         object_id,
         tenant_id: cs.tenant_id.clone(),
-        diff: cs
-            .patch
-            .iter()
-            .map(|(col, after)| {
-                (
-                    col.clone(),
-                    cs.before.get(col).cloned().unwrap_or(Value::Null),
-                    after.clone(),
-                )
-            })
-            .collect(),
+        diff: proposal_diff(cs),
         writeback,
         executor,
         required_role,
@@ -735,4 +742,27 @@ fn proposal_view(
         created_at: r.created_at.clone(),
         expires_at: r.expires_at.clone(),
     }
+}
+
+/// Column, before, after: what the proposal changes. A delete shows each
+/// column it read going to null; a column set to the apply time shows the
+/// text `(apply time)`.
+fn proposal_diff(cs: &airlock_policy::change_set::ChangeSet) -> Vec<(String, Value, Value)> {
+    let before = |col: &str| cs.before.get(col).cloned().unwrap_or(Value::Null);
+    if cs.operation == OperationKind::Delete {
+        return cs
+            .before
+            .iter()
+            .map(|(col, v)| (col.clone(), v.clone(), Value::Null))
+            .collect();
+    }
+    cs.patch
+        .iter()
+        .map(|(col, after)| (col.clone(), before(col), after.clone()))
+        .chain(
+            cs.apply_time
+                .iter()
+                .map(|col| (col.clone(), before(col), Value::from("(apply time)"))),
+        )
+        .collect()
 }

@@ -66,6 +66,20 @@ impl Writeback {
             .table_columns(source_id, source, schema, table)
             .await
     }
+
+    /// A catalog query's rows, read with the source's write pool (see
+    /// `WritePools::catalog_rows`).
+    pub async fn catalog_rows(
+        &self,
+        source_id: &str,
+        source: &airlock_policy::config::Source,
+        query: &airlock_policy::write_effects::CatalogQuery,
+        columns: usize,
+    ) -> Result<Vec<Vec<String>>, String> {
+        self.pools
+            .catalog_rows(source_id, source, query, columns)
+            .await
+    }
 }
 
 /// The proposal capability a stored proposal was made with, from the

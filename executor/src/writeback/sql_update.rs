@@ -17,14 +17,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use airlock_policy::config::OperationKind;
 use airlock_policy::config::{Capability, Engine, Source};
 use airlock_policy::db_error::{Misconfiguration, classify};
 use airlock_policy::secrets::redact;
 use airlock_policy::statement::{
     BoundStatement, NextVersion, RECEIPTS_TABLE, RowFreshness, WriteDialect, freshness_probe,
     judge_freshness, receipt_insert, receipt_lookup, receipts_ddl, writeback_checks,
-    writeback_lock, writeback_new_version, writeback_update,
+    writeback_delete, writeback_insert, writeback_lock, writeback_new_version, writeback_update,
 };
+use airlock_policy::write_effects::{CatalogQuery, delete_effects_query, judge_delete_effects};
 use serde_json::{Map, Value};
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Arguments, Row};
@@ -178,6 +180,32 @@ impl WritePools {
                 airlock_policy::catalog_sql::column_from_row(&text(0)?, &text(1)?, &text(2)?)
             })
             .collect()
+    }
+
+    /// Run a catalog query with this source's write pool (the connection
+    /// the executor applies with): every row as text columns. The error is
+    /// scrubbed of the URL's secrets.
+    pub async fn catalog_rows(
+        &self,
+        source_id: &str,
+        source: &Source,
+        query: &CatalogQuery,
+        columns: usize,
+    ) -> Result<Vec<Vec<String>>, String> {
+        let Some(write_env) = &source.write_url_env else {
+            return Err(format!("source `{source_id}` has no write_url_env"));
+        };
+        let url = read_secret(write_env).map_err(|e| e.to_string())?;
+        let secrets = airlock_policy::secrets::url_secrets(&url);
+        let scrub = |e: &dyn std::fmt::Display| redact(&e.to_string(), &secrets);
+        let pool = self
+            .pool(source_id, source, &url)
+            .await
+            .map_err(|e| scrub(&e))?;
+        let mut conn = pool.acquire().await.map_err(|e| scrub(&e))?;
+        catalog_rows(&mut conn, query, columns)
+            .await
+            .map_err(|e| scrub(&e))
     }
 
     async fn column_types(
@@ -376,6 +404,27 @@ fn arguments(
     Ok(args)
 }
 
+/// Run a catalog query on `conn`: every row as `columns` text values.
+async fn catalog_rows(
+    conn: &mut AnyConnection,
+    query: &CatalogQuery,
+    columns: usize,
+) -> Result<Vec<Vec<String>>, sqlx::Error> {
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(query.sql.clone()));
+    for b in &query.binds {
+        q = q.bind(b.clone());
+    }
+    q.fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            (0..columns)
+                .map(|i| Ok(r.try_get::<Option<String>, _>(i)?.unwrap_or_default()))
+                .collect()
+        })
+        .collect()
+}
+
 fn int_at(row: &AnyRow, i: usize) -> i64 {
     row.try_get::<i64, _>(i)
         .or_else(|_| row.try_get::<bool, _>(i).map(i64::from))
@@ -394,6 +443,10 @@ pub async fn freshness(
     cs: &airlock_policy::change_set::ChangeSet,
     read_row: Option<&Map<String, Value>>,
 ) -> Result<RowFreshness, String> {
+    if cs.operation == OperationKind::Insert {
+        // No row existed to read; the identity is checked when it is added.
+        return Ok(RowFreshness::Current);
+    }
     let Some(write_env) = &source.write_url_env else {
         return Err(format!(
             "source `{source_id}` has no write_url_env, so the executor holds no connection to re-read it"
@@ -574,9 +627,7 @@ async fn run_transaction(
     let schema = &cap.target.schema;
 
     let lookup = receipt_lookup(engine, schema);
-    let kind = previous_version
-        .as_ref()
-        .map_or(NextVersion::Now, NextVersion::for_value);
+    let kind = NextVersion::for_change(cap, cs);
     let mut tx = match engine {
         // A deferred BEGIN takes SQLite's write lock only at the UPDATE, and
         // SQLite refuses that upgrade at once (no busy wait) while another
@@ -592,6 +643,32 @@ async fn run_transaction(
         let outcome = existing_receipt(&mut tx, &dialect, cap, job, &row, kind, types).await?;
         tx.rollback().await?;
         return Ok(outcome);
+    }
+
+    if cs.operation == OperationKind::Insert {
+        return insert_row(tx, &dialect, cap, job, types).await;
+    }
+    if cs.operation == OperationKind::Delete {
+        // Checked again here, not only at start: a trigger or foreign key
+        // added since would make the delete reach further than reviewed.
+        let query = delete_effects_query(engine, schema, &cap.target.table);
+        let found: Vec<(String, String)> = catalog_rows(&mut tx, &query, 2)
+            .await?
+            .into_iter()
+            .map(|mut r| (r.remove(0), r.remove(0)))
+            .collect();
+        let op = cap
+            .proposal
+            .as_ref()
+            .map(|p| p.operation.clone())
+            .unwrap_or_default();
+        if let Err(why) = judge_delete_effects(engine, &found, &op) {
+            tx.rollback().await?;
+            return Ok(Outcome::failed(
+                "DELETE_EFFECTS_UNACKNOWLEDGED",
+                format!("{why}; nothing was written"),
+            ));
+        }
     }
 
     // Lock the row and check every guard against it.
@@ -643,12 +720,15 @@ async fn run_transaction(
         return Ok(outcome);
     }
 
-    // The one guarded UPDATE.
+    // The one guarded UPDATE or DELETE.
     let next = kind;
-    let update = writeback_update(&dialect, cap, cs, next);
+    let (write, what) = match cs.operation {
+        OperationKind::Delete => (writeback_delete(&dialect, cap, cs), "delete"),
+        _ => (writeback_update(&dialect, cap, cs, next), "update"),
+    };
     let result = sqlx::query_with(
-        sqlx::AssertSqlSafe(update.sql.clone()),
-        arguments(engine, &update, types)?,
+        sqlx::AssertSqlSafe(write.sql.clone()),
+        arguments(engine, &write, types)?,
     )
     .execute(&mut *tx)
     .await?;
@@ -657,13 +737,15 @@ async fn run_transaction(
         return Ok(conflict(
             "VERSION_CONFLICT",
             &format!(
-                "the guarded update matched {} rows; rolled back",
+                "the guarded {what} matched {} rows; rolled back",
                 result.rows_affected()
             ),
             previous_version,
         ));
     }
-    let new_version = match writeback_new_version(&dialect, cap, cs) {
+    let new_version = match writeback_new_version(&dialect, cap, cs)
+        .filter(|_| cs.operation == OperationKind::Update)
+    {
         Some(stmt) => {
             let text: Option<String> = sqlx::query_with(
                 sqlx::AssertSqlSafe(stmt.sql.clone()),
@@ -676,10 +758,22 @@ async fn run_transaction(
         }
         None => None,
     };
-    // Synapsor Runner's seven columns; the versions, rows affected and
-    // proposal hash are in the ledger's receipt. `result_hash` binds this
-    // job to the version it wrote, so a later `already_applied` can tell
-    // whether the row still holds it.
+    commit_applied(tx, engine, schema, job, previous_version, new_version).await
+}
+
+/// Record the source receipt in the change's transaction and commit it.
+/// Synapsor Runner's seven columns; the versions, rows affected and
+/// proposal hash are in the ledger's receipt. `result_hash` binds this job
+/// to the version it wrote, so a later `already_applied` can tell whether
+/// the row still holds it.
+async fn commit_applied(
+    mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    engine: Engine,
+    schema: &str,
+    job: &WritebackJob,
+    previous_version: Option<Value>,
+    new_version: Option<Value>,
+) -> Result<Outcome, sqlx::Error> {
     sqlx::query(sqlx::AssertSqlSafe(receipt_insert(engine, schema)))
         .bind(job.idempotency_key.clone())
         .bind(job.job_id.clone())
@@ -699,6 +793,52 @@ async fn run_transaction(
         safe_error_code: None,
         detail: None,
     })
+}
+
+/// The guarded INSERT: exactly one new row whose identity no row holds
+/// yet (the source's unique constraint answers that, under its own lock),
+/// then the receipt, in one transaction.
+async fn insert_row(
+    mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    dialect: &WriteDialect<'_>,
+    cap: &Capability,
+    job: &WritebackJob,
+    types: &ColumnTypes,
+) -> Result<Outcome, sqlx::Error> {
+    let engine = dialect.engine;
+    let insert = writeback_insert(dialect, cap, &job.change_set, &job.proposal_id);
+    let result = sqlx::query_with(
+        sqlx::AssertSqlSafe(insert.sql.clone()),
+        arguments(engine, &insert, types)?,
+    )
+    .execute(&mut *tx)
+    .await;
+    let result = match result {
+        Err(e)
+            if e.as_database_error()
+                .is_some_and(|d| d.is_unique_violation()) =>
+        {
+            tx.rollback().await?;
+            return Ok(conflict(
+                "DEDUP_CONFLICT",
+                "a row with this proposal's identity already exists in the source (its unique constraint refused a second one); nothing was written",
+                None,
+            ));
+        }
+        other => other?,
+    };
+    if result.rows_affected() != 1 {
+        tx.rollback().await?;
+        return Ok(conflict(
+            "INSERT_NOT_ONE_ROW",
+            &format!(
+                "the insert added {} rows; rolled back",
+                result.rows_affected()
+            ),
+            None,
+        ));
+    }
+    commit_applied(tx, engine, &cap.target.schema, job, None, None).await
 }
 
 /// What a receipt row already in the table means for this apply, by its
@@ -803,10 +943,15 @@ async fn existing_receipt(
 fn version_value(text: String, kind: NextVersion) -> Value {
     match kind {
         NextVersion::Increment => text.parse::<i64>().map_or(Value::String(text), Value::from),
-        NextVersion::Now => Value::String(match text.strip_suffix("+00:00") {
-            Some(t) => format!("{t}Z"),
-            None => text,
-        }),
+        NextVersion::Database if text.parse::<i64>().is_ok() => {
+            text.parse::<i64>().map_or(Value::String(text), Value::from)
+        }
+        NextVersion::Now | NextVersion::Database => {
+            Value::String(match text.strip_suffix("+00:00") {
+                Some(t) => format!("{t}Z"),
+                None => text,
+            })
+        }
     }
 }
 
