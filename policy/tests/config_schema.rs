@@ -285,7 +285,10 @@ const OBJECTS: &[(&str, &str)] = &[
         "dedup_component",
         "$.capabilities[8].operation.deduplication.components[0]",
     ),
-    ("version_advance", "$.capabilities[3].operation.version_advance"),
+    (
+        "version_advance",
+        "$.capabilities[3].operation.version_advance",
+    ),
     (
         "acknowledge_effects",
         "$.capabilities[9].operation.acknowledge_effects",
