@@ -9,7 +9,7 @@ use airlock_ipc::message::{
     Request, Response, WritebackResult,
 };
 use airlock_policy::change_set::{ExportMeta, export_v1, scalar_text};
-use airlock_policy::config::{Engine, Kind};
+use airlock_policy::config::{Engine, Kind, OperationKind};
 use airlock_policy::identifier::quote;
 use airlock_policy::statement::{RECEIPTS_TABLE, receipts_ddl};
 use serde_json::{Value, json};
@@ -661,10 +661,15 @@ pub fn grants(engine: &str, writer_role: &str, config: Option<&Path>, json: bool
         Engine::Postgres => quote(engine, writer_role),
         _ => format!("'{writer_role}'@'%'"),
     };
-    let mut per_table: std::collections::BTreeMap<
-        (String, String),
+    // Per table: the columns updates set, the columns inserts fill, and
+    // whether a capability deletes.
+    type Privileges = (
         std::collections::BTreeSet<String>,
-    > = Default::default();
+        std::collections::BTreeSet<String>,
+        bool,
+    );
+    let mut per_table: std::collections::BTreeMap<(String, String), Privileges> =
+        Default::default();
     for cap in cfg.capabilities.iter().filter(|c| c.kind == Kind::Proposal) {
         if cfg.source_for(cap).map(|s| s.engine) != Some(engine) {
             continue;
@@ -676,23 +681,58 @@ pub fn grants(engine: &str, writer_role: &str, config: Option<&Path>, json: bool
         ) {
             continue;
         }
-        let cols = per_table
+        let (update, insert, delete) = per_table
             .entry((cap.target.schema.clone(), cap.target.table.clone()))
             .or_default();
-        cols.extend(p.patch.iter().map(|(c, _)| c.clone()));
-        cols.extend(p.version_column().map(str::to_owned));
+        match p.kind() {
+            OperationKind::Update => {
+                update.extend(p.patch.iter().map(|(c, _)| c.clone()));
+                update.extend(p.version_column().map(str::to_owned));
+            }
+            OperationKind::Insert => {
+                insert.extend(p.patch.iter().map(|(c, _)| c.clone()));
+                insert.extend(cap.target.tenant_key.clone());
+                insert.extend(p.operation.deduplication.iter().map(|c| c.column.clone()));
+            }
+            OperationKind::Delete => *delete = true,
+        }
     }
     let mut sql = Vec::new();
     let mut schemas = std::collections::BTreeSet::new();
-    for ((schema, table), cols) in &per_table {
+    let mut deletes_on_mysql = false;
+    for ((schema, table), (update, insert, delete)) in &per_table {
         let t = format!("{}.{}", quote(engine, schema), quote(engine, table));
-        let list: Vec<String> = cols.iter().map(|c| quote(engine, c)).collect();
+        let list = |cols: &std::collections::BTreeSet<String>| -> String {
+            cols.iter()
+                .map(|c| quote(engine, c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         sql.push(format!("GRANT SELECT ON {t} TO {role};"));
-        sql.push(format!(
-            "GRANT UPDATE ({}) ON {t} TO {role};",
-            list.join(", ")
-        ));
+        if !update.is_empty() {
+            sql.push(format!("GRANT UPDATE ({}) ON {t} TO {role};", list(update)));
+        }
+        if !insert.is_empty() {
+            sql.push(format!("GRANT INSERT ({}) ON {t} TO {role};", list(insert)));
+            if engine == Engine::Postgres {
+                sql.push(format!("-- and USAGE on {t}'s identity or serial sequence, if its key is generated: GRANT USAGE ON SEQUENCE <sequence> TO {role};"));
+            }
+        }
+        if *delete {
+            if engine == Engine::Mysql {
+                // Without TRIGGER the writer's catalog hides the table's
+                // triggers, and the executor refuses to delete blind.
+                sql.push(format!("GRANT DELETE, TRIGGER ON {t} TO {role};"));
+                deletes_on_mysql = true;
+            } else {
+                sql.push(format!("GRANT DELETE ON {t} TO {role};"));
+            }
+        }
         schemas.insert(schema.clone());
+    }
+    if deletes_on_mysql {
+        // InnoDB's foreign-key catalog, read to prove a delete cascades nowhere.
+        sql.push(format!("GRANT PROCESS ON *.* TO {role};"));
     }
     for schema in &schemas {
         let r = format!(

@@ -25,7 +25,7 @@ pub fn job_json(job: &WritebackJob, lease_expires_at: &str) -> Value {
         "proposal_hash": job.proposal_hash,
         "runner_scope": {"project_id": job.capability.split('.').next().unwrap_or("airlock"), "source_id": job.source_id},
         "engine": job.engine.as_str(),
-        "operation": "single_row_update",
+        "operation": format!("single_row_{}", cs.operation.as_str()),
         "target": {"schema": cs.target.schema, "table": cs.target.table, "primary_key": cs.target.primary_key},
         "tenant_guard": cs.guards.tenant,
         "allowed_columns": cs.guards.allowed_columns,

@@ -671,9 +671,15 @@ async fn run_transaction(
         }
     }
 
-    // Lock the row and check every guard against it.
+    // Lock the row and check every guard against it. A delete only reads
+    // the checks (locking would need the UPDATE privilege on Postgres): its
+    // own WHERE compares the exact version, so a row changed in between
+    // matches nothing and is a conflict all the same.
     let checks = writeback_checks(cap, cs, read_row);
-    let lock = writeback_lock(&dialect, cap, cs, &checks);
+    let lock = match cs.operation {
+        OperationKind::Delete => freshness_probe(&dialect, cap, cs, &checks),
+        _ => writeback_lock(&dialect, cap, cs, &checks),
+    };
     let row = sqlx::query_with(
         sqlx::AssertSqlSafe(lock.sql.clone()),
         arguments(engine, &lock, types)?,
