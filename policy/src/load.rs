@@ -2157,7 +2157,7 @@ fn parse_proposal(
             r.error(
                 c.at("allowed_columns"),
                 "a delete changes no column",
-                "remove `allowed_columns` (or write [])",
+                "remove `allowed_columns`",
             );
         }
         c.refuse_keys(r, &["numeric_bounds", "transition_guards"], "a delete");
