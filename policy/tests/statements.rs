@@ -30,6 +30,7 @@ fn target(tenant: bool) -> Target {
         table: "invoices".into(),
         primary_key: "id".into(),
         tenant_key: tenant.then(|| "tenant_id".into()),
+        principal_scope_key: None,
     }
 }
 
@@ -137,6 +138,7 @@ fn waiver_cs() -> ChangeSet {
             }),
             row_hash: None,
             transitions: Vec::new(),
+            principal: None,
         },
     }
 }
@@ -937,6 +939,7 @@ impl Gen {
             table: self.table.clone(),
             primary_key: self.pk.clone(),
             tenant_key: self.tenant.clone(),
+            principal_scope_key: None,
         };
         cap
     }
