@@ -376,8 +376,8 @@ pub async fn submit_proposal(
                 });
                 // Under a principal scope, the read must also be the same
                 // principal's, and the row still in that principal's scope.
-                let principal_ok = cap.target.principal_scope_key.is_none()
-                    || ev.principal == verified.principal;
+                let principal_ok =
+                    cap.target.principal_scope_key.is_none() || ev.principal == verified.principal;
                 let ours =
                     ev.tenant_id == verified.tenant_id && ev.recorded_by.uid == uid && principal_ok;
                 ev.rows.iter().filter(|_| ours && same_target).find(|r| {

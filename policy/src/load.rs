@@ -1498,7 +1498,9 @@ fn check_principal_scopes(r: &mut Report, value: &Value, config: &Config) {
                     "`{key}` is not a column of {}.{} as the schema lock records it",
                     lock.schema, lock.table
                 ),
-                format!("name an existing column of that table, or add the column and then {RELOCK}"),
+                format!(
+                    "name an existing column of that table, or add the column and then {RELOCK}"
+                ),
             );
         }
     }
@@ -1883,7 +1885,8 @@ fn parse_target(r: &mut Report, c: &Obj) -> Option<(Target, bool)> {
             "name the column that holds the tenant id",
         );
     }
-    let principal_scope_key = parse_principal_scope_key(r, &t, pk.as_deref(), tenant_key.as_deref());
+    let principal_scope_key =
+        parse_principal_scope_key(r, &t, pk.as_deref(), tenant_key.as_deref());
     Some((
         Target {
             schema: schema?,

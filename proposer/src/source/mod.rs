@@ -999,12 +999,14 @@ fn scoped_lookup_binds(
                     detail: "this read is tenant-scoped but no trusted tenant was given".to_owned(),
                 }
             }),
-            LookupParam::Principal => principal
-                .map(|p| Bind::Text(p.to_owned()))
-                .ok_or_else(|| SourceError::InvalidArgument {
-                    detail: "this read is principal-scoped but no trusted principal was given"
-                        .to_owned(),
-                }),
+            LookupParam::Principal => {
+                principal.map(|p| Bind::Text(p.to_owned())).ok_or_else(|| {
+                    SourceError::InvalidArgument {
+                        detail: "this read is principal-scoped but no trusted principal was given"
+                            .to_owned(),
+                    }
+                })
+            }
         })
         .collect()
 }
