@@ -13,7 +13,9 @@ use airlock_ipc::message::{
     SubmitProposal,
 };
 use airlock_policy::args::{scalar_eq, validate_args};
-use airlock_policy::change_set::{ViolationCode, scalar_text, tenant_matches, verify};
+use airlock_policy::change_set::{
+    ViolationCode, principal_in_scope, scalar_text, tenant_matches, verify,
+};
 use airlock_policy::config::{EvidenceMode, IntakeLimits, Kind, Mode, OperationKind};
 use airlock_policy::context::is_valid_context_value;
 use serde_json::json;
@@ -252,6 +254,12 @@ pub async fn record_read(
                 "every evidence row must carry the tenant column with the trusted tenant; a row of another tenant cannot be recorded",
             ));
         }
+        if !principal_in_scope(cap, row, &ctx.principal) {
+            return Err(ErrorBody::new(
+                ErrorCode::PolicyViolation,
+                "every evidence row must carry the principal scope column with the trusted principal; a row of another principal cannot be recorded",
+            ));
+        }
     }
     let actor = peer.identity();
     let (evidence_id, recorded_at) = auth
@@ -367,6 +375,7 @@ pub async fn submit_proposal(
                 let ours = evidence.as_ref().is_some_and(|ev| {
                     ev.capability == cap.name
                         && ev.tenant_id == verified.tenant_id
+                        && ev.principal == verified.principal
                         && ev.recorded_by.uid == uid
                         && ev.rows.is_empty()
                 });
@@ -382,13 +391,20 @@ pub async fn submit_proposal(
                     let same_target = auth.config.capability(&ev.capability).is_some_and(|c| {
                         c.target.schema == cap.target.schema && c.target.table == cap.target.table
                     });
-                    let ours = ev.tenant_id == verified.tenant_id && ev.recorded_by.uid == uid;
+                    // Under a principal scope, the read must also be the same
+                    // principal's, and the row still in that principal's scope.
+                    let principal_ok = cap.target.principal_scope_key.is_none()
+                        || ev.principal == verified.principal;
+                    let ours = ev.tenant_id == verified.tenant_id
+                        && ev.recorded_by.uid == uid
+                        && principal_ok;
                     ev.rows.iter().filter(|_| ours && same_target).find(|r| {
                         r.get(&object_id.column)
                             .is_some_and(|v| scalar_text(v) == scalar_text(&object_id.value))
                     })
                 });
-                let Some(row) = row else {
+                let Some(row) = row.filter(|r| principal_in_scope(cap, r, &verified.principal))
+                else {
                     return Err(ErrorBody::new(
                         ErrorCode::EvidenceRequired,
                         "the evidence id is unknown, or is not this connection's read of this row",

@@ -194,8 +194,13 @@ fn describe(cap: &Capability, required_role: Option<&str>) -> String {
     };
     match cap.kind {
         Kind::Read => {
+            let scope = if cap.target.principal_scope_key.is_some() {
+                "your tenant and to records assigned to you"
+            } else {
+                "your tenant"
+            };
             text.push_str(&format!(
-                " Read-only; scoped to your tenant. Returns: {}.",
+                " Read-only; scoped to {scope}. Returns: {}.",
                 cap.visible_columns.join(", ")
             ));
         }
@@ -215,6 +220,9 @@ fn describe(cap: &Capability, required_role: Option<&str>) -> String {
                 if !sets.is_empty() {
                     text.push_str(&format!(" Would set: {}.", sets.join(", ")));
                 }
+            }
+            if cap.target.principal_scope_key.is_some() {
+                text.push_str(" Only records assigned to you.");
             }
             text.push_str(" This does NOT change the database: it records a proposal that a person must approve");
             if let Some(role) = required_role {

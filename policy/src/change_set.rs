@@ -62,6 +62,11 @@ pub struct Guards {
     /// fills in the proposal's id when it applies.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deduplication: Vec<DedupValue>,
+    /// Principal row scope: the principal scope key and the trusted
+    /// principal the row must still be assigned to at apply time. Absent
+    /// (and left out of the hash) for capabilities without the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<ColumnValue>,
 }
 
 /// One column of an INSERT's de-duplication identity and its value.
@@ -131,6 +136,9 @@ pub enum ViolationCode {
     InvalidValue,
     /// Every patched column already holds its proposed value.
     NoChange,
+    /// The row is not the trusted principal's, or the principal guard is
+    /// not the principal scope key with the claimed principal.
+    PrincipalMismatch,
 }
 
 /// One reason a change set is refused.
@@ -169,6 +177,30 @@ pub fn tenant_matches(row_value: &Value, tenant_id: &str) -> bool {
         Value::Number(n) => n.to_string() == tenant_id,
         _ => false,
     }
+}
+
+/// The principal guard a change of `cap`'s row carries for `ctx`: the
+/// principal scope key with the trusted principal (`None` without a
+/// principal scope). Also the value a guarded INSERT must write into that
+/// column.
+pub fn principal_guard(cap: &Capability, ctx: &TrustedContext) -> Option<ColumnValue> {
+    cap.target
+        .principal_scope_key
+        .as_ref()
+        .map(|col| ColumnValue {
+            column: col.clone(),
+            value: Value::String(ctx.principal.clone()),
+        })
+}
+
+/// Whether `row` is in the trusted principal's scope: always without a
+/// principal scope key; else its principal column must equal the trusted
+/// principal exactly, as text (as the SQL predicate compares it).
+pub fn principal_in_scope(cap: &Capability, row: &Map<String, Value>, principal: &str) -> bool {
+    cap.target
+        .principal_scope_key
+        .as_ref()
+        .is_none_or(|col| row.get(col).is_some_and(|v| tenant_matches(v, principal)))
 }
 
 /// Build the change set for a proposal from the current row.
@@ -216,6 +248,15 @@ pub fn build(
         }
         None => None,
     };
+
+    let principal = principal_guard(cap, ctx);
+    if kind != OperationKind::Insert && !principal_in_scope(cap, row, &ctx.principal) {
+        errors.push(violation(
+            ViolationCode::PrincipalMismatch,
+            "guards.principal",
+            "the row is not in the trusted principal's scope",
+        ));
+    }
 
     let mut before = Map::new();
     let mut patch = Map::new();
@@ -316,8 +357,8 @@ pub fn build(
             // The new row as far as it is known before apply: the patch,
             // the tenant, and every identity value but the proposal id.
             let mut after = patch.clone();
-            if let Some(t) = &tenant {
-                after.insert(t.column.clone(), t.value.clone());
+            for g in tenant.iter().chain(&principal) {
+                after.insert(g.column.clone(), g.value.clone());
             }
             for d in &deduplication {
                 if let Some(v) = &d.value {
@@ -350,6 +391,7 @@ pub fn build(
             expected_version,
             row_hash,
             transitions,
+            principal,
             deduplication,
         },
         operation: kind,
@@ -620,6 +662,9 @@ pub fn verify(
     if let Some(tk) = &cap.target.tenant_key {
         row.insert(tk.clone(), Value::String(submitted.tenant_id.clone()));
     }
+    if let Some(pk) = &cap.target.principal_scope_key {
+        row.insert(pk.clone(), Value::String(submitted.principal.clone()));
+    }
     let ctx = TrustedContext {
         tenant_id: submitted.tenant_id.clone(),
         principal: submitted.principal.clone(),
@@ -719,6 +764,13 @@ pub fn verify(
             "the tenant guard must be the tenant key with the claimed tenant id",
         ));
     }
+    if submitted.guards.principal != rebuilt.guards.principal {
+        errors.push(violation(
+            V::PrincipalMismatch,
+            "guards.principal",
+            "the principal guard must be the principal scope key with the claimed principal",
+        ));
+    }
     if submitted.guards.allowed_columns != rebuilt.guards.allowed_columns {
         errors.push(violation(
             V::GuardMismatch,
@@ -815,7 +867,7 @@ pub fn export_v1(cs: &ChangeSet, meta: &ExportMeta) -> Value {
     if let Some(role) = meta.required_role {
         approval["required_role"] = json!(role);
     }
-    json!({
+    let mut out = json!({
         "schema_version": "synapsor.change-set.v1",
         "proposal_id": meta.proposal_id,
         "proposal_version": 1,
@@ -853,7 +905,12 @@ pub fn export_v1(cs: &ChangeSet, meta: &ExportMeta) -> Value {
         "source_database_mutated": meta.source_database_mutated,
         "integrity": { "proposal_hash": cs.hash() },
         "created_at": meta.created_at,
-    })
+    });
+    // The principal row scope held, only for principal-scoped changes.
+    if let Some(p) = &cs.guards.principal {
+        out["guards"]["principal"] = json!(p);
+    }
+    out
 }
 
 /// A scalar as plain text (strings unquoted).

@@ -275,6 +275,13 @@ pub struct Target {
     pub primary_key: String,
     /// `None` only for an acknowledged single-tenant development target.
     pub tenant_key: Option<String>,
+    /// Principal row scope (Synapsor Runner's `principal_scope_key`): the
+    /// column that must equal the trusted principal, AND-ed with the tenant
+    /// scope on every read, proposal and write. Never set without
+    /// `tenant_key`. Left out of the serialized form when unset, so existing
+    /// capability digests do not change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal_scope_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -502,7 +509,8 @@ impl Capability {
 
     /// Columns a row read must fetch: visible columns, plus, for proposals,
     /// the patched and version columns (so the before-image is exact), the
-    /// primary key and tenant key. Deduplicated, in a stable order.
+    /// primary key, tenant key and principal scope key. Deduplicated, in a
+    /// stable order.
     pub fn read_columns(&self) -> Vec<&str> {
         let mut cols: Vec<&str> = Vec::new();
         for c in &self.visible_columns {
@@ -512,6 +520,7 @@ impl Capability {
         }
         let mut extra: Vec<&str> = vec![&self.target.primary_key];
         extra.extend(self.target.tenant_key.as_deref());
+        extra.extend(self.target.principal_scope_key.as_deref());
         if let Some(p) = &self.proposal {
             extra.extend(p.patch.iter().map(|(c, _)| c.as_str()));
             extra.extend(p.version_column());

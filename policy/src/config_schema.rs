@@ -862,8 +862,13 @@ fn defs() -> Map<String, Value> {
                     "single_tenant_dev": {
                         "description": "No tenant key (development only; needs `single_tenant_dev_ack` on the capability).",
                         "type": "boolean"
+                    },
+                    "principal_scope_key": {
+                        "description": "Principal row scope: the column that must equal the trusted principal, AND-ed with the tenant scope on every read, proposal and write. Needs `tenant_key` and a context with a principal source.",
+                        "$ref": "#/$defs/identifier"
                     }
-                }
+                },
+                "dependentRequired": {"principal_scope_key": ["tenant_key"]}
             }),
         ),
         (

@@ -208,6 +208,7 @@ pub fn load_config(value: &Value) -> Loaded {
     let config = parse_config(&mut r, value);
     if let Some(c) = &config {
         check_schema_lock_targets(&mut r, c);
+        check_principal_scopes(&mut r, value, c);
     }
     let config = config.map(|c| set_aside_disabled(&mut r, c));
     let config = if r.has_errors() { None } else { config };
@@ -1452,6 +1453,60 @@ fn check_schema_lock_targets(r: &mut Report, config: &Config) {
     }
 }
 
+/// A principal row scope narrows a tenant scope with a trusted principal:
+/// the capability needs a tenant key, its context must name where the
+/// principal comes from (else every caller would be the same default
+/// principal), and a schema lock, if any, must record the column.
+fn check_principal_scopes(r: &mut Report, value: &Value, config: &Config) {
+    let items = value.get("capabilities").and_then(Value::as_array);
+    for cap in &config.capabilities {
+        let Some(key) = &cap.target.principal_scope_key else {
+            continue;
+        };
+        let index = items.and_then(|items| {
+            items
+                .iter()
+                .position(|i| i.get("name").and_then(Value::as_str) == Some(cap.name.as_str()))
+        });
+        let path = match index {
+            Some(i) => format!("$.capabilities[{i}].target.principal_scope_key"),
+            None => "$.capabilities[].target.principal_scope_key".to_owned(),
+        };
+        if cap.target.tenant_key.is_none() {
+            r.error(
+                &path,
+                "a principal scope narrows the tenant scope and cannot replace it; this target has no tenant key",
+                "add \"tenant_key\": the column holding the tenant id, e.g. \"tenant_id\" (and drop `single_tenant_dev`)",
+            );
+        }
+        if config.context_for(cap).principal == ValueSource::Unset {
+            let which = cap
+                .context
+                .as_ref()
+                .map_or("`trusted_context`".to_owned(), |n| format!("context `{n}`"));
+            r.error(
+                &path,
+                format!("the principal scope needs a trusted principal, but {which} names no principal source"),
+                "add \"principal_env\": \"APP_PRINCIPAL\" (environment provider) or \"principal\" (static_dev) to that context's `values`",
+            );
+        }
+        if let Some(lock) = config.airlock.schema_lock.get(&cap.name)
+            && !lock.columns.contains_key(key)
+        {
+            r.error(
+                &path,
+                format!(
+                    "`{key}` is not a column of {}.{} as the schema lock records it",
+                    lock.schema, lock.table
+                ),
+                format!(
+                    "name an existing column of that table, or add the column and then {RELOCK}"
+                ),
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Capabilities.
 
@@ -1813,6 +1868,7 @@ fn parse_target(r: &mut Report, c: &Obj) -> Option<(Target, bool)> {
             "primary_key",
             "tenant_key",
             "single_tenant_dev",
+            "principal_scope_key",
         ],
     )?;
     let schema = t.req_identifier(r, "schema", "add \"schema\": e.g. \"public\" (Postgres), the database name (MySQL) or \"main\" (SQLite)");
@@ -1837,15 +1893,49 @@ fn parse_target(r: &mut Report, c: &Obj) -> Option<(Target, bool)> {
             "name the column that holds the tenant id",
         );
     }
+    let principal_scope_key =
+        parse_principal_scope_key(r, &t, pk.as_deref(), tenant_key.as_deref());
     Some((
         Target {
             schema: schema?,
             table: table?,
             primary_key: pk?,
             tenant_key,
+            principal_scope_key,
         },
         single,
     ))
+}
+
+/// `target.principal_scope_key`: a safe column name, neither the primary
+/// key nor the tenant key. (That it narrows a tenant scope, and that the
+/// context names a principal, is checked with the capability.)
+fn parse_principal_scope_key(
+    r: &mut Report,
+    t: &Obj,
+    pk: Option<&str>,
+    tenant_key: Option<&str>,
+) -> Option<String> {
+    if !t.has("principal_scope_key") {
+        return None;
+    }
+    let key = t.identifier(r, "principal_scope_key")?;
+    let clash = if pk == Some(key.as_str()) {
+        Some("the primary key")
+    } else if tenant_key == Some(key.as_str()) {
+        Some("the tenant key")
+    } else {
+        None
+    };
+    if let Some(what) = clash {
+        r.error(
+            t.at("principal_scope_key"),
+            format!("the principal scope key cannot be {what}"),
+            "name the column that holds the principal a row is assigned to, e.g. \"assigned_to\"",
+        );
+        return None;
+    }
+    Some(key)
 }
 
 fn parse_args(r: &mut Report, c: &Obj) -> Option<Vec<ArgSpec>> {
@@ -2138,6 +2228,8 @@ fn parse_proposal(
                 Some("the primary key")
             } else if t.tenant_key.as_deref() == Some(col) {
                 Some("the tenant key")
+            } else if t.principal_scope_key.as_deref() == Some(col) {
+                Some("the principal scope key")
             } else if version_col == Some(col.as_str()) {
                 Some("the conflict-guard column (the executor advances it)")
             } else {

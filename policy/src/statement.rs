@@ -18,6 +18,9 @@ pub enum LookupParam {
     PrimaryKey,
     /// The trusted tenant id (as text).
     Tenant,
+    /// The trusted principal (as text), for a capability with
+    /// `target.principal_scope_key`.
+    Principal,
 }
 
 /// A statement and the order of its parameters.
@@ -64,7 +67,8 @@ pub fn table_name(engine: Engine, cap: &Capability) -> String {
 }
 
 /// The SELECT that reads a capability's row: its read columns, scoped by
-/// primary key and tenant key. With `for_update`, the row is locked
+/// primary key, tenant key and (when configured) the principal scope key,
+/// which is compared as text exactly like the tenant. With `for_update`, the row is locked
 /// (Postgres and MySQL; SQLite serializes writers per transaction instead).
 pub fn select_row(engine: Engine, cap: &Capability, for_update: bool) -> Statement {
     let cols: Vec<String> = cap
@@ -84,6 +88,11 @@ pub fn select_row(engine: Engine, cap: &Capability, for_update: bool) -> Stateme
         sql.push_str(" AND ");
         sql.push_str(&tenant_predicate(engine, tk, 2));
         params.push(LookupParam::Tenant);
+    }
+    if let Some(pk) = &cap.target.principal_scope_key {
+        sql.push_str(" AND ");
+        sql.push_str(&tenant_predicate(engine, pk, params.len() + 1));
+        params.push(LookupParam::Principal);
     }
     sql.push_str(&format!(" LIMIT {}", cap.max_rows));
     if for_update && engine != Engine::Sqlite {
@@ -246,7 +255,7 @@ impl WriteDialect<'_> {
         }
     }
 
-    /// `WHERE <pk> = ? AND <tenant> = ?`, binds appended.
+    /// `WHERE <pk> = ? AND <tenant> = ? [AND <principal> = ?]`, binds appended.
     fn row_predicate(
         &self,
         cap: &Capability,
@@ -274,6 +283,20 @@ impl WriteDialect<'_> {
             });
             sql.push_str(" AND ");
             sql.push_str(&writer_tenant_predicate(self.engine, tk, binds.len()));
+        }
+        if let Some(pk) = &cap.target.principal_scope_key {
+            // The change set's principal guard; a change set without one
+            // (which `verify` never lets through) matches no row.
+            binds.push(Bind {
+                column: None,
+                value: cs
+                    .guards
+                    .principal
+                    .as_ref()
+                    .map_or(serde_json::Value::Null, |g| g.value.clone()),
+            });
+            sql.push_str(" AND ");
+            sql.push_str(&writer_tenant_predicate(self.engine, pk, binds.len()));
         }
         sql
     }
@@ -504,8 +527,8 @@ pub fn writeback_insert(
     for (col, v) in &cs.patch {
         add(col, v, &mut binds);
     }
-    if let Some(t) = &cs.guards.tenant {
-        add(&t.column, &t.value, &mut binds);
+    for g in cs.guards.tenant.iter().chain(&cs.guards.principal) {
+        add(&g.column, &g.value, &mut binds);
     }
     for c in &cs.guards.deduplication {
         let v = match &c.value {

@@ -87,11 +87,6 @@ const UNSUPPORTED: &[(&str, &str, &str)] = &[
         "contract pinning",
     ),
     (
-        "$.capabilities[].target",
-        "principal_scope_key",
-        "principal row scope",
-    ),
-    (
         "$.capabilities[].args.*",
         "max_items",
         "object-array arguments",
@@ -215,7 +210,8 @@ mod tests {
         );
         assert_eq!(
             unsupported("$.capabilities[0].target", "principal_scope_key"),
-            Some("principal row scope")
+            None,
+            "supported"
         );
         assert_eq!(
             unsupported("$.capabilities[0].args.items", "fields"),

@@ -45,6 +45,7 @@ fn cap_of(args: Vec<ArgSpec>) -> Capability {
             table: "things".into(),
             primary_key: "id".into(),
             tenant_key: Some("tenant_id".into()),
+            principal_scope_key: None,
         },
         args,
         lookup_arg: "thing_id".into(),

@@ -71,6 +71,7 @@ fn read_cap(name: &str, source: &str, context: Option<&str>) -> Capability {
             table: "tickets".to_owned(),
             primary_key: "id".to_owned(),
             tenant_key: Some("tenant_id".to_owned()),
+            principal_scope_key: None,
         },
         args: vec![
             arg("ticket_id", ArgType::String),

@@ -439,6 +439,14 @@ fn the_schema_and_the_loader_agree_on_each_variation() {
         )
         .and("$.capabilities[0].single_tenant_dev_ack", json!(true)),
         vary("$.capabilities[0].single_tenant_dev_ack", json!(false), true),
+        vary("$.capabilities[0].target.principal_scope_key", json!("assigned_to"), true),
+        vary("$.capabilities[0].target.principal_scope_key", json!("assigned to"), false),
+        vary(
+            "$.capabilities[0].target",
+            json!({"schema": "public", "table": "support_tickets", "primary_key": "id", "single_tenant_dev": true, "principal_scope_key": "assigned_to"}),
+            false,
+        )
+        .and("$.capabilities[0].single_tenant_dev_ack", json!(true)),
         vary("$.capabilities[0].evidence", json!("optional"), true),
         vary("$.capabilities[0].max_rows", json!(100), true),
         vary(

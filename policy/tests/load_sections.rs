@@ -262,12 +262,9 @@ fn synapsor_runner_keys_are_refused_by_name_and_feature() {
         ],
     );
     refused(
-        &with(
-            "/capabilities/0/target/principal_scope_key",
-            json!("owner_id"),
-        ),
+        &with("/capabilities/0/args/invoice_id/max_items", json!(3)),
         &[
-            "$.capabilities[0].target.principal_scope_key | Synapsor Runner 1.x key $.capabilities[0].target.principal_scope_key (principal row scope) is not supported by Airlock yet",
+            "$.capabilities[0].args.invoice_id.max_items | Synapsor Runner 1.x key $.capabilities[0].args.invoice_id.max_items (object-array arguments) is not supported by Airlock yet",
         ],
     );
     // Raw SQL keys keep their own refusal wherever they sit.

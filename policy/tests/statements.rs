@@ -30,6 +30,7 @@ fn target(tenant: bool) -> Target {
         table: "invoices".into(),
         primary_key: "id".into(),
         tenant_key: tenant.then(|| "tenant_id".into()),
+        principal_scope_key: None,
     }
 }
 
@@ -139,6 +140,7 @@ fn waiver_cs() -> ChangeSet {
             row_hash: None,
             transitions: Vec::new(),
             deduplication: Vec::new(),
+            principal: None,
         },
         operation: OperationKind::Update,
         apply_time: Vec::new(),
@@ -941,6 +943,7 @@ impl Gen {
             table: self.table.clone(),
             primary_key: self.pk.clone(),
             tenant_key: self.tenant.clone(),
+            principal_scope_key: None,
         };
         cap
     }

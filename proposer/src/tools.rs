@@ -11,7 +11,7 @@ use airlock_ipc::message::{
 use airlock_policy::Config;
 use airlock_policy::args::validate_args;
 use airlock_policy::catalog::{AliasMode, Catalog};
-use airlock_policy::change_set::{build, scalar_text, tenant_matches};
+use airlock_policy::change_set::{build, principal_in_scope, scalar_text, tenant_matches};
 use airlock_policy::config::{
     Capability, ContextProvider, ExecutorSpec, Kind, OperationKind, ResultFormat,
 };
@@ -334,8 +334,9 @@ impl Proposer {
         }
     }
 
-    /// Run the capability's statement; rows of another tenant are dropped
-    /// even if the database returned them (defence in depth).
+    /// Run the capability's statement; rows of another tenant (or, under a
+    /// principal scope, of another principal) are dropped even if the
+    /// database returned them (defence in depth).
     async fn fetch(
         &self,
         cap: &Capability,
@@ -351,8 +352,19 @@ impl Proposer {
             .params
             .contains(&LookupParam::Tenant)
             .then_some(prep.context.tenant_id.as_str());
+        let principal = prep
+            .statement
+            .params
+            .contains(&LookupParam::Principal)
+            .then_some(prep.context.principal.as_str());
         let rows = pool
-            .fetch_rows(&prep.statement, &key, tenant, cap.max_rows as usize)
+            .fetch_scoped_rows(
+                &prep.statement,
+                &key,
+                tenant,
+                principal,
+                cap.max_rows as usize,
+            )
             .await
             .map_err(|e| match e {
                 SourceError::Misconfigured { .. } => {
@@ -392,6 +404,7 @@ impl Proposer {
                         .is_some_and(|v| tenant_matches(v, &prep.context.tenant_id))
                 })
             })
+            .filter(|row| principal_in_scope(cap, row, &prep.context.principal))
             .collect())
     }
 
@@ -414,6 +427,7 @@ impl Proposer {
                         json_type(args.get(&cap.lookup_arg)),
                     ),
                     LookupParam::Tenant => ("trusted_context:tenant_id".to_owned(), "string"),
+                    LookupParam::Principal => ("trusted_context:principal".to_owned(), "string"),
                 };
                 ParamMeta {
                     position: i as u32 + 1,
@@ -460,14 +474,20 @@ impl Proposer {
             .collect()
     }
 
-    /// What the evidence records: the visible columns plus the tenant column,
-    /// so the executor can check every recorded row is the trusted tenant's.
+    /// What the evidence records: the visible columns plus the tenant column
+    /// (and principal scope column), so the executor can check every
+    /// recorded row is the trusted tenant's (and principal's).
     fn evidence_row(cap: &Capability, row: &Map<String, Value>) -> Map<String, Value> {
         let mut out = Self::visible(cap, row);
         if let Some(tk) = &cap.target.tenant_key
             && let Some(v) = row.get(tk)
         {
             out.insert(tk.clone(), v.clone());
+        }
+        if let Some(pk) = &cap.target.principal_scope_key
+            && let Some(v) = row.get(pk)
+        {
+            out.insert(pk.clone(), v.clone());
         }
         out
     }

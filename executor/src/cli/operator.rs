@@ -404,6 +404,13 @@ pub fn print_detail(d: &ProposalDetail) {
     if let Some(t) = &cs.guards.tenant {
         say!("    {} must be {}", escape(&t.column), text(&t.value));
     }
+    if let Some(p) = &cs.guards.principal {
+        say!(
+            "    {} must be {} (principal scope)",
+            escape(&p.column),
+            text(&p.value)
+        );
+    }
     if let Some(v) = &cs.guards.expected_version {
         say!(
             "    {} must still be {} (else: conflict, nothing changes)",

@@ -384,6 +384,13 @@ pub fn replay_text(story: &ReplayStory, details: bool) -> String {
             text(after)
         ));
     }
+    if let Some(p) = &cs.guards.principal {
+        line(format!(
+            "     scoped to principal {} = {}",
+            p.column,
+            text(&p.value)
+        ));
+    }
     if let Some(v) = &cs.guards.expected_version {
         line(format!("     guarded by {} = {}", v.column, text(&v.value)));
     }

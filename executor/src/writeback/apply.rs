@@ -372,7 +372,7 @@ pub async fn apply(
 }
 
 /// Whether the live capability writes the row the stored change set names:
-/// same schema, table, key column and tenant column.
+/// same schema, table, key column, tenant column and principal scope column.
 fn targets_the_stored_row(
     cap: &airlock_policy::config::Capability,
     cs: &airlock_policy::change_set::ChangeSet,
@@ -381,6 +381,8 @@ fn targets_the_stored_row(
         && cap.target.table == cs.target.table
         && cap.target.primary_key == cs.target.primary_key.column
         && cap.target.tenant_key.as_deref() == cs.guards.tenant.as_ref().map(|t| t.column.as_str())
+        && cap.target.principal_scope_key.as_deref()
+            == cs.guards.principal.as_ref().map(|p| p.column.as_str())
 }
 
 /// The ledger refuses secret-looking material; a receipt must still be

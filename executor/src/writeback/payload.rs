@@ -74,6 +74,9 @@ pub fn handler_payload(job: &WritebackJob, dry_run: bool) -> Value {
     if let Some(hash) = &cs.guards.row_hash {
         guards["row_hash"] = json!(hash);
     }
+    if let Some(p) = &cs.guards.principal {
+        guards["principal"] = json!(p);
+    }
     json!({
         "schema_version": HANDLER_SCHEMA_VERSION,
         "writeback_job_id": job.job_id,

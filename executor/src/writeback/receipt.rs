@@ -17,7 +17,7 @@ pub fn job_json(job: &WritebackJob, lease_expires_at: &str) -> Value {
         (None, Some(h)) => json!({"kind": "row_hash", "expected_hash": h}),
         (None, None) => json!({"kind": "none"}),
     };
-    json!({
+    let mut job_v1 = json!({
         "schema_version": "synapsor.writeback-job.v1",
         "writeback_job_id": job.job_id,
         "proposal_id": job.proposal_id,
@@ -33,7 +33,12 @@ pub fn job_json(job: &WritebackJob, lease_expires_at: &str) -> Value {
         "conflict_guard": conflict_guard,
         "idempotency_key": job.idempotency_key,
         "lease": {"lease_id": format!("lease_{}", job.job_id.trim_start_matches("wbj_")), "attempt": job.attempt, "expires_at": lease_expires_at},
-    })
+    });
+    // The principal scope the job holds, only for principal-scoped changes.
+    if let (Some(p), Some(obj)) = (&cs.guards.principal, job_v1.as_object_mut()) {
+        obj.insert("principal_scope_guard".into(), json!(p));
+    }
+    job_v1
 }
 
 /// The `synapsor.execution-receipt.v1` object for an outcome, with its

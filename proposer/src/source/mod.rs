@@ -444,7 +444,21 @@ impl SourcePool {
         tenant: Option<&str>,
         max_rows: usize,
     ) -> Result<Vec<Map<String, Value>>, SourceError> {
-        let binds = lookup_binds(statement, primary_key, tenant)?;
+        self.fetch_scoped_rows(statement, primary_key, tenant, None, max_rows)
+            .await
+    }
+
+    /// [`Self::fetch_rows`], also binding the trusted `principal` where the
+    /// statement has a principal-scope parameter.
+    pub async fn fetch_scoped_rows(
+        &self,
+        statement: &Statement,
+        primary_key: &Value,
+        tenant: Option<&str>,
+        principal: Option<&str>,
+        max_rows: usize,
+    ) -> Result<Vec<Map<String, Value>>, SourceError> {
+        let binds = scoped_lookup_binds(statement, primary_key, tenant, principal)?;
         let lookup = Lookup {
             sql: &statement.sql,
             binds: &binds,
@@ -954,10 +968,22 @@ fn sqlite_session(opts: SqliteConnectOptions, timeout_ms: u64) -> SqliteConnectO
 }
 
 /// The values to bind, in statement order.
+#[cfg(test)]
 fn lookup_binds(
     statement: &Statement,
     primary_key: &Value,
     tenant: Option<&str>,
+) -> Result<Vec<Bind>, SourceError> {
+    scoped_lookup_binds(statement, primary_key, tenant, None)
+}
+
+/// The values to bind, in statement order, with the trusted principal for
+/// a principal-scope parameter.
+fn scoped_lookup_binds(
+    statement: &Statement,
+    primary_key: &Value,
+    tenant: Option<&str>,
+    principal: Option<&str>,
 ) -> Result<Vec<Bind>, SourceError> {
     statement
         .params
@@ -973,6 +999,14 @@ fn lookup_binds(
                     detail: "this read is tenant-scoped but no trusted tenant was given".to_owned(),
                 }
             }),
+            LookupParam::Principal => {
+                principal.map(|p| Bind::Text(p.to_owned())).ok_or_else(|| {
+                    SourceError::InvalidArgument {
+                        detail: "this read is principal-scoped but no trusted principal was given"
+                            .to_owned(),
+                    }
+                })
+            }
         })
         .collect()
 }

@@ -324,6 +324,14 @@ pub fn detail_page(
             value_text(&t.value)
         );
     }
+    if let Some(p) = &cs.guards.principal {
+        let _ = write!(
+            b,
+            "<li>{} must be {} (principal scope)</li>",
+            h(&p.column),
+            value_text(&p.value)
+        );
+    }
     if let Some(v) = &cs.guards.expected_version {
         let _ = write!(
             b,
