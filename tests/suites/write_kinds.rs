@@ -9,15 +9,20 @@
 
 use std::process::Output;
 
-use airlock_policy::config::Engine;
+use airlock_ipc::Role;
+use airlock_ipc::message::{ParamMeta, ProposalState, RecordRead};
+use airlock_policy::change_set::ChangeSet;
+use airlock_policy::config::{Engine, OperationKind};
+use airlock_policy::statement::{LookupParam, select_row};
 use airlock_tests::databases::{
     Database, execute, mysql_reference, postgres_reference, query_strings, reference_config_for,
     sqlite_reference,
 };
 use airlock_tests::executor::ExecutorProcess;
 use airlock_tests::mcp::{agent_env, call, propose_over_mcp, stdio_client};
+use airlock_tests::proposals::{change_set, context, load, record, refusal, submit};
 use airlock_tests::runtime as rt;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// The extra tables, rows and grants on `db` (as its administrator).
 fn add_tables(db: &Database) {
@@ -186,14 +191,39 @@ struct World {
 
 impl World {
     fn start(db: Database) -> World {
+        World::start_with_fault(db, None)
+    }
+
+    /// With `AIRLOCK_FAULT=<point>`: the executor kills itself (as kill -9
+    /// would) when an apply reaches that point.
+    fn start_with_fault(db: Database, fault: Option<&str>) -> World {
         add_tables(&db);
-        let env = vec![
+        let mut env = vec![
             ("APP_TENANT_ID", "acme".to_owned()),
             ("APP_WRITE_URL", db.write_url.clone()),
         ];
+        if let Some(f) = fault {
+            env.push(("AIRLOCK_FAULT", f.to_owned()));
+        }
         let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let exec = ExecutorProcess::start(&config(&db), &e);
         World { exec, db, env }
+    }
+
+    /// Collect an executor that died at its fault point and start it again
+    /// (the same ledger), without the fault when `keep_fault` is false.
+    fn restart_after_crash(&mut self, keep_fault: bool) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(
+            !self.exec.is_alive(),
+            "the executor died at its fault point"
+        );
+        self.exec.reap();
+        if !keep_fault {
+            self.env.retain(|(k, _)| *k != "AIRLOCK_FAULT");
+        }
+        let e: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.exec.restart(&e);
     }
 
     fn restart(&mut self) {
@@ -455,4 +485,386 @@ fn mariadb_insert_delete_and_step_updates() {
 fn sqlite_insert_delete_and_step_updates() {
     let dir = tempfile::tempdir().unwrap();
     write_kinds(sqlite_reference(dir.path(), "write_kinds"));
+}
+
+// ---------------------------------------------------------------------------
+// A rogue proposer aimed at the new write kinds: change sets built honestly,
+// then altered, submitted over the proposer socket as a compromised proposer
+// would. Every one is refused, nothing is recorded or written, and the
+// executor keeps serving an honest proposal afterwards.
+
+type Tamper = fn(&mut ChangeSet);
+
+/// The evidence a proposer records for `capability` with `rows` (what the
+/// real proposer sends: the capability's statement fingerprint and params).
+fn read(
+    cfg: &airlock_policy::Config,
+    engine: Engine,
+    capability: &str,
+    args: &Value,
+    rows: Vec<Map<String, Value>>,
+) -> RecordRead {
+    let cap = cfg.capability(capability).unwrap();
+    let st = select_row(engine, cap, false);
+    let parameters = st
+        .params
+        .iter()
+        .enumerate()
+        .map(|(i, p)| ParamMeta {
+            position: i as u32 + 1,
+            bound_from: match p {
+                LookupParam::PrimaryKey => format!("arg:{}", cap.lookup_arg),
+                LookupParam::Tenant => "trusted_context:tenant_id".into(),
+                LookupParam::Principal => "trusted_context:principal".into(),
+            },
+            json_type: match p {
+                LookupParam::PrimaryKey if cap.lookup_arg.is_empty() => "null".into(),
+                _ => "string".into(),
+            },
+        })
+        .collect();
+    RecordRead {
+        capability: capability.into(),
+        args: args.as_object().cloned().unwrap(),
+        context: context("acme"),
+        query_fingerprint: st.fingerprint(),
+        parameters,
+        rows,
+    }
+}
+
+fn row(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap()
+}
+
+#[test]
+fn a_rogue_proposer_cannot_widen_an_insert_a_delete_or_a_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = World::start(sqlite_reference(dir.path(), "write_kinds_rogue"));
+    let cfg = load(&config(&w.db));
+    let engine = Engine::Sqlite;
+    let note_args = json!({"customer_id": "CUS-1001", "amount_cents": 1200});
+    let draft = row(json!({"id": "D-1", "tenant_id": "acme", "status": "expired", "version": 1}));
+    let wallet = row(
+        json!({"id": "W-1", "tenant_id": "acme", "balance_cents": 1000, "last_topup_at": null, "version": 1}),
+    );
+    let topup_args = json!({"wallet_id": "W-1", "amount_cents": 300});
+
+    let inserts: Vec<(&str, &str, Tamper)> = vec![
+        (
+            "insert: a forged tenant in the identity",
+            "policy_violation",
+            |cs| {
+                cs.guards.deduplication[0].value = Some(json!("globex"));
+            },
+        ),
+        (
+            "insert: an identity component removed",
+            "policy_violation",
+            |cs| {
+                cs.guards.deduplication.pop();
+            },
+        ),
+        (
+            "insert: the proposal id chosen by the proposer",
+            "policy_violation",
+            |cs| {
+                cs.guards.deduplication[1].value = Some(json!("wrp_chosen"));
+            },
+        ),
+        ("insert: the identity emptied", "policy_violation", |cs| {
+            cs.guards.deduplication.clear();
+        }),
+        ("insert: submitted as an update", "policy_violation", |cs| {
+            cs.operation = OperationKind::Update;
+        }),
+        ("insert: submitted as a delete", "policy_violation", |cs| {
+            cs.operation = OperationKind::Delete;
+        }),
+        (
+            "insert: a before-image invented",
+            "policy_violation",
+            |cs| {
+                cs.before.insert("amount_cents".into(), json!(1));
+            },
+        ),
+        ("insert: into another tenant", "tenant_not_allowed", |cs| {
+            cs.tenant_id = "globex".into();
+            cs.guards.tenant.as_mut().unwrap().value = json!("globex");
+            cs.guards.deduplication[0].value = Some(json!("globex"));
+            cs.after.insert("tenant_id".into(), json!("globex"));
+        }),
+        (
+            "insert: the tenant column in the patch",
+            "policy_violation",
+            |cs| {
+                cs.patch.insert("tenant_id".into(), json!("globex"));
+                cs.after.insert("tenant_id".into(), json!("globex"));
+            },
+        ),
+        (
+            "insert: the identity column in the patch",
+            "policy_violation",
+            |cs| {
+                cs.patch.insert("request_id".into(), json!("wrp_old"));
+                cs.after.insert("request_id".into(), json!("wrp_old"));
+            },
+        ),
+        (
+            "insert: a value for the apply-time column",
+            "policy_violation",
+            |cs| {
+                cs.patch
+                    .insert("created_at".into(), json!("1999-01-01T00:00:00Z"));
+                cs.after
+                    .insert("created_at".into(), json!("1999-01-01T00:00:00Z"));
+            },
+        ),
+        (
+            "insert: the apply-time column dropped",
+            "policy_violation",
+            |cs| {
+                cs.apply_time.clear();
+            },
+        ),
+        ("insert: a primary key chosen", "policy_violation", |cs| {
+            cs.target.primary_key.value = json!(1);
+        }),
+        (
+            "insert: an amount over the argument's maximum",
+            "policy_violation",
+            |cs| {
+                cs.args.insert("amount_cents".into(), json!(999_999));
+                cs.patch.insert("amount_cents".into(), json!(999_999));
+                cs.after.insert("amount_cents".into(), json!(999_999));
+            },
+        ),
+        (
+            "insert: a column outside allowed_columns",
+            "policy_violation",
+            |cs| {
+                cs.patch.insert("id".into(), json!(7));
+                cs.after.insert("id".into(), json!(7));
+            },
+        ),
+    ];
+    let deletes: Vec<(&str, &str, Tamper)> = vec![
+        ("delete: without a version", "policy_violation", |cs| {
+            cs.guards.expected_version = None;
+        }),
+        ("delete: submitted as an update", "policy_violation", |cs| {
+            cs.operation = OperationKind::Update;
+        }),
+        (
+            "delete: another tenant in the tenant guard",
+            "policy_violation",
+            |cs| {
+                cs.guards.tenant.as_mut().unwrap().value = json!("globex");
+            },
+        ),
+        (
+            "delete: a version the evidence never saw",
+            "policy_violation",
+            |cs| {
+                cs.guards.expected_version.as_mut().unwrap().value = json!(99);
+                cs.before.insert("version".into(), json!(99));
+            },
+        ),
+        (
+            "delete: another key than the one read",
+            "evidence_required",
+            |cs| {
+                cs.args.insert("draft_id".into(), json!("D-2"));
+                cs.target.primary_key.value = json!("D-2");
+            },
+        ),
+        ("delete: a patch smuggled in", "policy_violation", |cs| {
+            cs.patch.insert("status".into(), json!("kept"));
+        }),
+    ];
+    let steps: Vec<(&str, &str, Tamper)> = vec![
+        (
+            "step: a result larger than before plus the argument",
+            "policy_violation",
+            |cs| {
+                cs.patch.insert("balance_cents".into(), json!(1500));
+                cs.after.insert("balance_cents".into(), json!(1500));
+            },
+        ),
+        (
+            "step: a lying before-image under the bound",
+            "policy_violation",
+            |cs| {
+                cs.before.insert("balance_cents".into(), json!(0));
+                cs.patch.insert("balance_cents".into(), json!(300));
+                cs.after.insert("balance_cents".into(), json!(300));
+            },
+        ),
+        ("step: submitted as a delete", "policy_violation", |cs| {
+            cs.operation = OperationKind::Delete;
+        }),
+        (
+            "step: the apply time replaced by a value",
+            "policy_violation",
+            |cs| {
+                cs.apply_time.clear();
+                cs.patch
+                    .insert("last_topup_at".into(), json!("1999-01-01T00:00:00Z"));
+                cs.after
+                    .insert("last_topup_at".into(), json!("1999-01-01T00:00:00Z"));
+            },
+        ),
+    ];
+
+    let attempts = inserts.len() + deletes.len() + steps.len();
+    assert!(attempts >= 25, "{attempts}");
+    let outcomes = rt().block_on(async {
+        let mut p = w.exec.client(Role::Proposer).await;
+        let mut outcomes = Vec::new();
+        let groups: [(&str, Value, Map<String, Value>, &Vec<(&str, &str, Tamper)>); 3] = [
+            (
+                "billing.propose_credit_note",
+                note_args.clone(),
+                Map::new(),
+                &inserts,
+            ),
+            (
+                "billing.propose_draft_removal",
+                json!({"draft_id": "D-1"}),
+                draft.clone(),
+                &deletes,
+            ),
+            (
+                "billing.propose_wallet_topup",
+                topup_args.clone(),
+                wallet.clone(),
+                &steps,
+            ),
+        ];
+        for (capability, args, current, tampers) in groups {
+            let rows = if current.is_empty() {
+                vec![]
+            } else {
+                vec![current.clone()]
+            };
+            let ev = record(&mut p, read(&cfg, engine, capability, &args, rows))
+                .await
+                .unwrap()
+                .evidence_id;
+            let honest = change_set(&cfg, capability, args.clone(), "acme", &current);
+            for (name, expected, tamper) in tampers.iter() {
+                let mut cs = honest.clone();
+                tamper(&mut cs);
+                assert_ne!(cs, honest, "{name}: the tamper changes something");
+                let got = refusal(submit(&mut p, cs, Some(ev.clone())).await);
+                outcomes.push((name.to_string(), expected.to_string(), got));
+            }
+            // The executor keeps serving: the honest change set is accepted.
+            let ok = submit(&mut p, honest, Some(ev)).await.unwrap();
+            assert_eq!(ok.state, ProposalState::PendingApproval, "{capability}");
+        }
+        outcomes
+    });
+    let wrong: Vec<_> = outcomes.iter().filter(|(_, e, g)| e != g).collect();
+    assert!(
+        wrong.is_empty(),
+        "refused with other codes than expected: {wrong:#?}"
+    );
+    assert_eq!(outcomes.len(), attempts);
+    // Only the three honest proposals were recorded, and nothing was written.
+    let listed = w.cli(&["proposals", "list", "--json"]);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(
+        listed["proposals"].as_array().map(Vec::len),
+        Some(3),
+        "{listed}"
+    );
+    assert!(w.rows("SELECT request_id FROM credit_notes").is_empty());
+    assert_eq!(w.rows("SELECT id FROM invoice_drafts").len(), 4);
+    assert_eq!(
+        w.rows("SELECT CAST(balance_cents AS TEXT) FROM wallets WHERE id = 'W-1'")[0][0].as_deref(),
+        Some("1000")
+    );
+}
+
+// ---------------------------------------------------------------------------
+// kill -9 at every step of an insert's and a delete's apply: the source
+// changes exactly once and each proposal ends with one terminal receipt.
+
+fn crash_at(point: &str, db_name: &str) {
+    let mut w = World::start_with_fault(postgres_reference(db_name), Some(point));
+    let insert = w.propose(
+        "billing.propose_credit_note",
+        json!({"customer_id": "CUS-1001", "amount_cents": 700}),
+    );
+    let delete = w.propose("billing.propose_draft_removal", json!({"draft_id": "D-1"}));
+    w.approve(&insert);
+    w.approve(&delete);
+    for (id, last) in [(&insert, false), (&delete, true)] {
+        let (code, out) = w.apply(id);
+        assert_ne!(code, Some(0), "the apply was interrupted at {point}: {out}");
+        w.restart_after_crash(!last);
+    }
+    let expected = if point == "after_commit_before_receipt" {
+        "already_applied"
+    } else {
+        "applied"
+    };
+    for id in [&insert, &delete] {
+        let (code, out) = w.apply(id);
+        assert_eq!(code, Some(0), "{point}: {out}");
+        assert_eq!(out["writeback"]["status"], expected, "{point}: {out}");
+        assert_eq!(w.apply(id).1["writeback"]["status"], "already_applied");
+        let story = w.cli(&["replay", "show", id, "--json"]);
+        let story: Value = serde_json::from_slice(&story.stdout).unwrap();
+        let receipts = story["execution_receipts"].as_array().unwrap();
+        assert_eq!(receipts.len(), 1, "{point}: one terminal receipt: {story}");
+        assert_eq!(receipts[0]["status"], expected);
+        let source = w.rows(&format!(
+            "SELECT status FROM synapsor_writeback_receipts WHERE proposal_id = '{id}'"
+        ));
+        assert_eq!(source.len(), 1, "{point}: one source receipt");
+    }
+    let notes = w.rows(&format!(
+        "SELECT customer_id FROM credit_notes WHERE request_id = '{insert}'"
+    ));
+    assert_eq!(notes.len(), 1, "{point}: exactly one row inserted");
+    assert_eq!(w.rows("SELECT request_id FROM credit_notes").len(), 1);
+    assert!(
+        w.rows("SELECT id FROM invoice_drafts WHERE id = 'D-1'")
+            .is_empty()
+    );
+    assert_eq!(
+        w.rows("SELECT id FROM invoice_drafts").len(),
+        3,
+        "{point}: only D-1 went"
+    );
+    assert!(w.exec.stop().success());
+    let out = airlock_tests::airlock(&[
+        "ledger",
+        "verify",
+        "--store",
+        w.exec.store.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn kill_9_before_the_transaction() {
+    crash_at("before_transaction", "airlock_wk_crash1");
+}
+
+#[test]
+fn kill_9_after_the_write_before_commit() {
+    crash_at("after_update_before_commit", "airlock_wk_crash2");
+}
+
+#[test]
+fn kill_9_after_commit_before_the_ledger_receipt() {
+    crash_at("after_commit_before_receipt", "airlock_wk_crash3");
 }
