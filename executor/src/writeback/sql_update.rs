@@ -158,27 +158,19 @@ impl WritePools {
         schema: &str,
         table: &str,
     ) -> Result<Vec<airlock_policy::schema_info::ColumnInfo>, String> {
-        let Some(write_env) = &source.write_url_env else {
-            return Err(format!("source `{source_id}` has no write_url_env"));
-        };
-        let url = read_secret(write_env).map_err(|e| e.to_string())?;
-        let secrets = airlock_policy::secrets::url_secrets(&url);
-        let scrub = |e: &dyn std::fmt::Display| redact(&e.to_string(), &secrets);
-        let pool = self
-            .pool(source_id, source, &url)
-            .await
-            .map_err(|e| scrub(&e))?;
         let q = airlock_policy::catalog_sql::columns_query(source.engine);
-        let mut query = sqlx::query(q.sql);
-        for v in q.bind_values(schema, table) {
-            query = query.bind(v.to_owned());
-        }
-        let rows = query.fetch_all(&pool).await.map_err(|e| scrub(&e))?;
-        rows.iter()
-            .map(|r| {
-                let text = |i: usize| r.try_get::<String, _>(i).map_err(|e| scrub(&e));
-                airlock_policy::catalog_sql::column_from_row(&text(0)?, &text(1)?, &text(2)?)
-            })
+        let query = CatalogQuery {
+            sql: q.sql.to_owned(),
+            binds: q
+                .bind_values(schema, table)
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+        };
+        self.catalog_rows(source_id, source, &query, 3)
+            .await?
+            .iter()
+            .map(|r| airlock_policy::catalog_sql::column_from_row(&r[0], &r[1], &r[2]))
             .collect()
     }
 
