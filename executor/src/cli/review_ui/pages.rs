@@ -613,6 +613,7 @@ mod tests {
             required_role: None,
             created_at: "2026-01-01T00:00:00Z".into(),
             expires_at: "2026-01-02T00:00:00Z".into(),
+            quorum: None,
         };
         let f = |c: &str, t: &str| ListFilter {
             state: None,
