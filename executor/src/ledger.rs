@@ -25,10 +25,10 @@ use airlock_ipc::message::{
     Actor, Decision, DependencyVersion, Event, EvidenceInfo, ParamMeta, ProposalDetail,
     ProposalState, ProposalSummary,
 };
-use airlock_policy::quorum::Vote;
 use airlock_policy::canonical::{canonical_json, sha256_tagged};
 use airlock_policy::change_set::{ChangeSet, scalar_text};
 use airlock_policy::prune::{PruneEvent, PrunePlan, plan as prune_plan};
+use airlock_policy::quorum::Vote;
 use airlock_policy::secrets::{SecretFinding, find_secrets};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use serde_json::{Map, Value, json};
@@ -282,7 +282,11 @@ pub enum LedgerError {
     Expired(String),
     /// This uid's approval of the proposal is recorded already.
     #[error("proposal {id}: this approver has approved it already")]
-    AlreadyVoted { id: String, approvals: u32, required: u32 },
+    AlreadyVoted {
+        id: String,
+        approvals: u32,
+        required: u32,
+    },
     #[error("corrupt ledger row: {0}")]
     Corrupt(String),
     /// The ledger's record of this proposal does not verify: a row was
@@ -886,7 +890,10 @@ impl Ledger {
         Self::check_digest(&tx, proposal_id, capability_digest)?;
         let (required, prior) = Self::quorum_in(&tx, proposal_id)?;
         let quorum = |approvals: u32| {
-            (required > 1).then_some(airlock_ipc::message::Quorum { approvals, required })
+            (required > 1).then_some(airlock_ipc::message::Quorum {
+                approvals,
+                required,
+            })
         };
         let mut counted = prior.len() as u32;
         if approve {
@@ -1021,7 +1028,9 @@ impl Ledger {
         let state = state.ok_or_else(|| LedgerError::NotFound(proposal_id.to_owned()))?;
         match ProposalState::parse(&state) {
             Some(ProposalState::PendingApproval) => {}
-            Some(ProposalState::Expired) => return Err(LedgerError::Expired(proposal_id.to_owned())),
+            Some(ProposalState::Expired) => {
+                return Err(LedgerError::Expired(proposal_id.to_owned()));
+            }
             Some(other) => {
                 return Err(LedgerError::InvalidState {
                     id: proposal_id.to_owned(),

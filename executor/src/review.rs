@@ -7,9 +7,8 @@ use airlock_ipc::ErrorBody;
 use airlock_ipc::error::ErrorCode;
 use airlock_ipc::limits::{MAX_LIST_ITEMS, MAX_NOTE_CHARS};
 use airlock_ipc::message::{
-    Approve, Decision, Events, EventsSince, EvidenceRecord, EvidenceRef, Freshness,
-    ListProposals, ProposalDetail, ProposalRef, ProposalState, Proposals, Reject, ReplayStory,
-    StatsReport,
+    Approve, Decision, Events, EventsSince, EvidenceRecord, EvidenceRef, Freshness, ListProposals,
+    ProposalDetail, ProposalRef, ProposalState, Proposals, Reject, ReplayStory, StatsReport,
 };
 
 use crate::authority::{Authority, Peer};
@@ -112,9 +111,10 @@ async fn decide(
         // One approver counts once: refused before the rows are re-read
         // (the ledger refuses it again when recording).
         if let Some(q) = detail.summary.quorum
-            && detail.decisions.iter().any(|d| {
-                d.by.uid == peer.creds.uid && d.state == ProposalState::PendingApproval
-            })
+            && detail
+                .decisions
+                .iter()
+                .any(|d| d.by.uid == peer.creds.uid && d.state == ProposalState::PendingApproval)
         {
             return Err(crate::authority::ledger_error(
                 crate::ledger::LedgerError::AlreadyVoted {
@@ -176,8 +176,10 @@ async fn approval_freshness(
                 format!("changed since the proposal: {}", report.changed.join(", "))
             };
             let (pid, actor, d, dg) = (id.clone(), actor.clone(), what.clone(), digest.to_owned());
-            auth.ledger(Durability::Now, move |l| l.record_stale(&pid, &actor, &d, &dg))
-                .await?;
+            auth.ledger(Durability::Now, move |l| {
+                l.record_stale(&pid, &actor, &d, &dg)
+            })
+            .await?;
             auth.notifier.wake();
             tracing::warn!(proposal_id = %id, what = %what, "approval refused: the proposal is stale; recorded as conflict");
             Err(ErrorBody::new(

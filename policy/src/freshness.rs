@@ -50,7 +50,11 @@ pub fn identifiers_are_safe(row: &DependencyRow<'_>) -> bool {
 /// `SELECT <version as text> FROM <table> WHERE <key> AND <tenant>`; with
 /// `lock`, `FOR UPDATE` (Postgres, MySQL; SQLite's apply transaction is
 /// `BEGIN IMMEDIATE`, which already serializes writers).
-pub fn dependency_select(d: &WriteDialect<'_>, row: &DependencyRow<'_>, lock: bool) -> BoundStatement {
+pub fn dependency_select(
+    d: &WriteDialect<'_>,
+    row: &DependencyRow<'_>,
+    lock: bool,
+) -> BoundStatement {
     let e = d.engine;
     let t = row.target;
     let ver = quote(e, row.version_column);
@@ -164,7 +168,11 @@ mod tests {
         assert_eq!(s.binds.len(), 2);
         assert_eq!(s.binds[0].value, json!(42));
         assert_eq!(s.binds[1].value, json!("acme"));
-        assert!(!dependency_select(&pg, &row, false).sql.contains("FOR UPDATE"));
+        assert!(
+            !dependency_select(&pg, &row, false)
+                .sql
+                .contains("FOR UPDATE")
+        );
 
         let text = |c: &str| (c == "id").then(|| "varchar(64)".to_owned());
         let my = WriteDialect {
@@ -206,9 +214,11 @@ mod tests {
             engine: Engine::Postgres,
             column_type: &none,
         };
-        assert!(dependency_select(&pg_untyped, &row, false)
-            .sql
-            .ends_with("WHERE \"id\" = $1"));
+        assert!(
+            dependency_select(&pg_untyped, &row, false)
+                .sql
+                .ends_with("WHERE \"id\" = $1")
+        );
     }
 
     #[test]
@@ -258,11 +268,21 @@ mod tests {
 
     #[test]
     fn rows_are_locked_in_one_order() {
-        let mut rows = vec![("s", "b", "2"), ("s", "a", "9"), ("r", "z", "1"), ("s", "a", "1")];
+        let mut rows = vec![
+            ("s", "b", "2"),
+            ("s", "a", "9"),
+            ("r", "z", "1"),
+            ("s", "a", "1"),
+        ];
         lock_order(&mut rows, |r| (r.0.into(), r.1.into(), r.2.into()));
         assert_eq!(
             rows,
-            vec![("r", "z", "1"), ("s", "a", "1"), ("s", "a", "9"), ("s", "b", "2")]
+            vec![
+                ("r", "z", "1"),
+                ("s", "a", "1"),
+                ("s", "a", "9"),
+                ("s", "b", "2")
+            ]
         );
     }
 }

@@ -63,6 +63,9 @@ mod tests {
         );
         assert_eq!(judge_vote(3, &[1000, 1001], 1002), Vote::Approves);
         assert_eq!(judge_vote(3, &[1000, 1001], 1001), Vote::Duplicate);
-        assert_eq!(judge_vote(10, &[1, 2, 3, 4, 5, 6, 7, 8, 9], 10), Vote::Approves);
+        assert_eq!(
+            judge_vote(10, &[1, 2, 3, 4, 5, 6, 7, 8, 9], 10),
+            Vote::Approves
+        );
     }
 }

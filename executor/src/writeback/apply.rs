@@ -14,12 +14,11 @@ use std::sync::Mutex;
 use airlock_ipc::ErrorBody;
 use airlock_ipc::error::ErrorCode;
 use airlock_ipc::message::{
-    DependencyFreshness, Freshness, FreshnessReport, ProposalDetail, ProposalState,
-    WritebackResult,
+    DependencyFreshness, Freshness, FreshnessReport, ProposalDetail, ProposalState, WritebackResult,
 };
-use airlock_policy::freshness::DependencyState;
 use airlock_policy::change_set::scalar_text;
 use airlock_policy::config::{ExecutorSpec, Kind};
+use airlock_policy::freshness::DependencyState;
 use airlock_policy::statement::RowFreshness;
 
 use super::credentials::read_secret;

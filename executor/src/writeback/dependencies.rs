@@ -175,9 +175,12 @@ pub async fn capture(
     let (mut conn, secrets) = connect(pools, &cap.source, source).await?;
     let mut out = Vec::new();
     for dep in &f.dependencies {
-        let read = config
-            .defined_capability(&dep.capability)
-            .ok_or_else(|| format!("dependency `{}`: no capability `{}`", dep.id, dep.capability))?;
+        let read = config.defined_capability(&dep.capability).ok_or_else(|| {
+            format!(
+                "dependency `{}`: no capability `{}`",
+                dep.id, dep.capability
+            )
+        })?;
         let key = args.get(&dep.identity_from_arg).cloned().ok_or_else(|| {
             format!(
                 "dependency `{}` needs the argument `{}`, which the proposal does not give",
@@ -195,12 +198,25 @@ pub async fn capture(
             version_column: dep.version_column.clone(),
             version: None,
         };
-        let stmt = statement(pools, &mut conn, &cap.source, source.engine, config, &record, false)
-            .await
-            .map(|s| with_tenant(s, tenant))?;
+        let stmt = statement(
+            pools,
+            &mut conn,
+            &cap.source,
+            source.engine,
+            config,
+            &record,
+            false,
+        )
+        .await
+        .map(|s| with_tenant(s, tenant))?;
         let found = version_of(&mut conn, source.engine, &stmt)
             .await
-            .map_err(|e| redact(&format!("cannot read dependency `{}`: {e}", dep.id), &secrets))?;
+            .map_err(|e| {
+                redact(
+                    &format!("cannot read dependency `{}`: {e}", dep.id),
+                    &secrets,
+                )
+            })?;
         match found {
             Some(v) => record.version = v,
             None => {
@@ -236,7 +252,12 @@ pub async fn check(
             .map(|s| with_tenant(s, tenant))?;
         let found = version_of(&mut conn, source.engine, &stmt)
             .await
-            .map_err(|e| redact(&format!("cannot re-read dependency `{}`: {e}", d.id), &secrets))?;
+            .map_err(|e| {
+                redact(
+                    &format!("cannot re-read dependency `{}`: {e}", d.id),
+                    &secrets,
+                )
+            })?;
         let state = judge_dependency(d.version.as_deref(), found.as_ref().map(|v| v.as_deref()));
         out.push((d.id.clone(), state));
     }

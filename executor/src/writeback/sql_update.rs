@@ -633,7 +633,14 @@ async fn run_transaction(
             previous_version,
         ));
     }
-    if let Some(stale) = super::dependencies::lock_and_check(&mut tx, engine, &job.dependencies, previous_version.clone()).await? {
+    if let Some(stale) = super::dependencies::lock_and_check(
+        &mut tx,
+        engine,
+        &job.dependencies,
+        previous_version.clone(),
+    )
+    .await?
+    {
         tx.rollback().await?;
         return Ok(stale);
     }

@@ -125,7 +125,11 @@ fn dependencies(
         let Some(d) = Obj::open(r, &p, item, DEPENDENCY_KEYS) else {
             continue;
         };
-        let id = d.req_string(r, "id", "add \"id\": \"invoice_eligibility\" (a stable label)");
+        let id = d.req_string(
+            r,
+            "id",
+            "add \"id\": \"invoice_eligibility\" (a stable label)",
+        );
         let read = d.req_string(
             r,
             "capability",
@@ -230,7 +234,11 @@ fn dependencies(
             .is_some_and(|v| check_identifier(r, &d.at("version_column"), v));
         if let (Some(read_cap), Some(arg)) = (read_cap, &arg) {
             // The same row twice would be locked twice.
-            let row = (read_cap.target.schema.clone(), read_cap.target.table.clone(), arg.clone());
+            let row = (
+                read_cap.target.schema.clone(),
+                read_cap.target.table.clone(),
+                arg.clone(),
+            );
             if !rows.insert(row) {
                 r.error(
                     &p,
