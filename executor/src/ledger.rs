@@ -2921,6 +2921,99 @@ mod tests {
     }
 
     #[test]
+    fn a_quorum_counts_each_uid_once_and_its_votes_verify() {
+        let dir =
+            std::env::temp_dir().join(format!("airlock-ledger-{}-quorum", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut l = Ledger::open(&dir.join("l.db")).unwrap();
+        let propose = |l: &mut Ledger| {
+            l.record_bound_proposal(
+                NewProposal {
+                    change_set: &change_set(),
+                    capability_digest: "sha256:cap",
+                    evidence_id: None,
+                    required_role: None,
+                    ttl_ms: 60_000,
+                    actor: &actor(),
+                },
+                2,
+                &[],
+            )
+            .unwrap()
+            .proposal_id
+        };
+        let id = propose(&mut l);
+        let ann = actor();
+        let bob = ActorIdentity {
+            uid: 1001,
+            user: Some("bob".into()),
+        };
+        let first = l
+            .record_decision(&id, true, &ann, None, "sha256:cap")
+            .unwrap();
+        assert_eq!(first.state, ProposalState::PendingApproval);
+        let q = first.quorum.unwrap();
+        assert_eq!((q.approvals, q.required), (1, 2));
+        let shown = l.proposal(&id).unwrap().unwrap();
+        assert_eq!(shown.summary.state, ProposalState::PendingApproval);
+        let q = shown.summary.quorum.unwrap();
+        assert_eq!((q.approvals, q.required), (1, 2));
+        assert!(matches!(
+            l.record_decision(&id, true, &ann, None, "sha256:cap"),
+            Err(LedgerError::AlreadyVoted {
+                approvals: 1,
+                required: 2,
+                ..
+            })
+        ));
+        let second = l
+            .record_decision(&id, true, &bob, None, "sha256:cap")
+            .unwrap();
+        assert_eq!(second.state, ProposalState::Approved);
+        let q = l.proposal(&id).unwrap().unwrap().summary.quorum.unwrap();
+        assert_eq!((q.approvals, q.required), (2, 2));
+        // A stale record only lands on a pending proposal.
+        assert!(matches!(
+            l.record_stale(&id, &bob, "changed", "sha256:cap"),
+            Err(LedgerError::InvalidState { .. })
+        ));
+        let other = propose(&mut l);
+        l.record_stale(
+            &other,
+            &bob,
+            "changed since the proposal: version",
+            "sha256:cap",
+        )
+        .unwrap();
+        assert_eq!(
+            l.proposal(&other).unwrap().unwrap().summary.state,
+            ProposalState::Conflict
+        );
+        assert!(matches!(
+            l.record_decision(&other, true, &ann, None, "sha256:cap"),
+            Err(LedgerError::InvalidState { .. })
+        ));
+        let report = l.verify().unwrap();
+        assert!(report.ok, "{report:?}");
+        Ledger::verify_segment(&l.conn, &id).unwrap();
+        // A vote row copied onto another proposal breaks its segment.
+        let third = propose(&mut l);
+        l.conn
+            .execute(
+                "INSERT INTO votes (proposal_id, seq, uid, user, at, note) SELECT ?1, 1, 1002, 'eve', at, NULL FROM votes LIMIT 1",
+                [&third],
+            )
+            .unwrap();
+        assert!(matches!(
+            Ledger::verify_segment(&l.conn, &third),
+            Err(LedgerError::Tampered { .. })
+        ));
+        assert!(!l.verify().unwrap().ok);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn the_whole_story_verifies_and_a_forged_approval_does_not() {
         let (mut l, dir, applied, pending) = story("forged");
         let report = l.verify().unwrap();
