@@ -1950,6 +1950,15 @@ impl Ledger {
         })
     }
 
+    /// Whether a decision on the proposal could be recorded as far as its
+    /// record goes: its segment verifies and it was recorded under `live`
+    /// (checked before an approval re-reads the source, so a changed
+    /// config answers `config_changed`, not a source error).
+    pub fn check_decidable(&self, proposal_id: &str, live: &str) -> Result<(), LedgerError> {
+        Self::verify_segment(&self.conn, proposal_id)?;
+        Self::check_digest(&self.conn, proposal_id, live)
+    }
+
     /// `proposal`, after verifying the proposal's segment of the chain
     /// (`LedgerError::Tampered` when it does not verify).
     pub fn verified_proposal(

@@ -155,8 +155,11 @@ async fn approval_freshness(
         // an application handler's source without a write connection.
         return Ok(());
     }
-    let report = crate::writeback::apply::freshness(auth, detail).await?;
     let id = detail.summary.proposal_id.clone();
+    let (pid, dg) = (id.clone(), digest.to_owned());
+    auth.ledger(Durability::Deferred, move |l| l.check_decidable(&pid, &dg))
+        .await?;
+    let report = crate::writeback::apply::freshness(auth, detail).await?;
     match report.freshness {
         Freshness::Current => Ok(()),
         Freshness::Unavailable => {

@@ -329,6 +329,16 @@ fn every_freshness_mistake_has_a_path_and_a_fix() {
 }
 
 #[test]
+fn dependency_ids_may_use_64_letters_digits_and_separators() {
+    for id in ["a-b.c_D9".to_owned(), "x".repeat(64)] {
+        let mut d = dependency();
+        d["id"] = json!(id);
+        let v = with_freshness(json!({"approval": "required", "dependencies": [d]}));
+        assert!(errors(&v).is_empty(), "{id}: {:#?}", errors(&v));
+    }
+}
+
+#[test]
 fn a_handler_capability_cannot_have_dependency_locks() {
     let mut v = with_freshness(json!({"approval": "required", "dependencies": [dependency()]}));
     v["executors"] = json!({"app": {"type": "command_handler", "command_env": "APPLY_CMD"}});

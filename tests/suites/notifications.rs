@@ -437,10 +437,11 @@ fn every_proposal_event_notifies_through_a_real_loop() {
     assert_ne!(code, Some(0));
     execute(&db, "DROP TRIGGER refuse_writes");
 
+    // Both approved while the row is as proposed (an approval re-reads it),
+    // then the row changes under the second by the first's apply.
     assert_eq!(run(&["proposals", "approve", &applied, "--yes"]), Some(0));
-    assert_eq!(run(&["apply", &applied]), Some(0));
-    // The row changed under the last one.
     assert_eq!(run(&["proposals", "approve", &conflict, "--yes"]), Some(0));
+    assert_eq!(run(&["apply", &applied]), Some(0));
     assert_eq!(run(&["apply", &conflict]), Some(4));
 
     let other = propose(

@@ -187,14 +187,21 @@ pub async fn freshness(
 
 /// Whether approvals of this proposal are bound to a live re-read of its
 /// rows: every proposal whose source the executor holds a write
-/// connection to. An application handler's capability on a source
-/// without `write_url_env` cannot be re-read, and is approved as before.
+/// credential for, and every proposal with reviewed dependency rows. A
+/// source without `write_url_env` (an application handler's), or whose
+/// write credential the executor was not given, cannot be re-read, and
+/// its proposals are approved as before.
 pub fn approval_rereads(auth: &Authority, detail: &ProposalDetail) -> bool {
-    auth.config
+    // The executor holds a write connection when the source names a write
+    // URL variable and the executor has its value; without one it could
+    // not apply a direct-SQL proposal either.
+    let holds_writer = auth
+        .config
         .capability(&detail.summary.capability)
         .and_then(|cap| auth.config.source_for(cap))
-        .is_some_and(|s| s.write_url_env.is_some())
-        || !detail.dependencies.is_empty()
+        .and_then(|s| s.write_url_env.as_deref())
+        .is_some_and(|env| read_secret(env).is_ok());
+    holds_writer || !detail.dependencies.is_empty()
 }
 
 /// The reviewed dependency rows a new proposal of `cap` depends on, read

@@ -256,6 +256,9 @@ pub fn notice(done: Option<&str>) -> &'static str {
         Some("rejected") => {
             "<p id=\"notice\" class=\"good\">Rejected. The reason is in the ledger.</p>"
         }
+        Some("counted") => {
+            "<p id=\"notice\" class=\"good\">Your approval is counted. The proposal waits for approvals from other approvers.</p>"
+        }
         _ => "",
     }
 }
