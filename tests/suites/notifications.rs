@@ -458,8 +458,8 @@ fn every_proposal_event_notifies_through_a_real_loop() {
         (&failed, "proposal.approved"),
         (&failed, "proposal.failed"),
         (&applied, "proposal.approved"),
-        (&applied, "proposal.applied"),
         (&conflict, "proposal.approved"),
+        (&applied, "proposal.applied"),
         (&conflict, "proposal.conflict"),
         (&other, "proposal.created"),
     ];
@@ -483,7 +483,7 @@ fn every_proposal_event_notifies_through_a_real_loop() {
         .map(|l| l["data"]["state"].as_str().unwrap())
         .collect();
     assert_eq!(states[6], "failed");
-    assert_eq!(states[8], "applied");
+    assert_eq!(states[9], "applied");
     assert_eq!(states[10], "conflict");
 
     // The filtered sink: only creations of waivers.

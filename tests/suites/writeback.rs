@@ -1012,7 +1012,12 @@ fn freshness(db: Database) {
     // row refuses the approval and the proposal is a terminal conflict,
     // which apply agrees with.
     let out = l.cli(&["proposals", "approve", &id, "--yes", "--json"]);
-    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(json_out(&out)["error"]["code"], "stale");
     let (code, out) = l.apply(&id);
     assert_eq!(code, Some(1), "{out}");
