@@ -341,6 +341,17 @@ pub fn ledger_error(e: LedgerError) -> ErrorBody {
             ErrorCode::InvalidRequest,
             format!("the archive {path} could not be written: {why}; the ledger is unchanged"),
         ),
+        LedgerError::AlreadyVoted {
+            id,
+            approvals,
+            required,
+        } => ErrorBody::new(
+            ErrorCode::AlreadyVoted,
+            format!(
+                "you have approved proposal {id} already; it needs {required} approvals from different approvers and has {approvals}. Your vote was not counted again: ask another approver holding the required role"
+            ),
+        )
+        .with_details(json!({"approvals": approvals, "required": required})),
         LedgerError::Expired(id) => ErrorBody::new(
             ErrorCode::Expired,
             format!(

@@ -442,16 +442,40 @@ pub async fn submit_proposal(
             "the capability's reviewed-definition digest is missing",
         ));
     };
+    // `proposal_freshness`: the versions of the reviewed dependency rows
+    // now, read by the executor itself (never taken from the proposer),
+    // recorded with the proposal and re-checked at approval and apply.
+    let dependencies = crate::writeback::apply::capture_dependencies(
+        auth,
+        cap,
+        &verified.args,
+        &verified.tenant_id,
+    )
+    .await
+    .map_err(|why| {
+        ErrorBody::new(
+            ErrorCode::SourceUnavailable,
+            format!("the proposal's reviewed dependency rows could not be read ({why}); nothing was recorded"),
+        )
+    })?;
+    let required_approvals = cap
+        .proposal
+        .as_ref()
+        .map_or(1, |p| p.approval.required_approvals);
     let recorded = auth
         .ledger(Durability::Now, move |l| {
-            l.record_proposal(NewProposal {
-                change_set: &cs,
-                capability_digest: &digest,
-                evidence_id: evidence_id.as_deref(),
-                required_role: role.as_deref(),
-                ttl_ms,
-                actor: &actor,
-            })
+            l.record_bound_proposal(
+                NewProposal {
+                    change_set: &cs,
+                    capability_digest: &digest,
+                    evidence_id: evidence_id.as_deref(),
+                    required_role: role.as_deref(),
+                    ttl_ms,
+                    actor: &actor,
+                },
+                required_approvals,
+                &dependencies,
+            )
         })
         .await?;
     tracing::info!(proposal_id = %recorded.proposal_id, capability = %verified.capability, uid, "proposal recorded, pending approval");

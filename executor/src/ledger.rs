@@ -22,11 +22,13 @@
 use std::path::Path;
 
 use airlock_ipc::message::{
-    Actor, Decision, Event, EvidenceInfo, ParamMeta, ProposalDetail, ProposalState, ProposalSummary,
+    Actor, Decision, DependencyVersion, Event, EvidenceInfo, ParamMeta, ProposalDetail,
+    ProposalState, ProposalSummary,
 };
 use airlock_policy::canonical::{canonical_json, sha256_tagged};
 use airlock_policy::change_set::{ChangeSet, scalar_text};
 use airlock_policy::prune::{PruneEvent, PrunePlan, plan as prune_plan};
+use airlock_policy::quorum::Vote;
 use airlock_policy::secrets::{SecretFinding, find_secrets};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use serde_json::{Map, Value, json};
@@ -201,6 +203,33 @@ CREATE TABLE notification_deliveries (
 );
 CREATE INDEX notification_due ON notification_deliveries(sink_id, state, next_attempt_ms);
 "#,
+    // Quorum and freshness-bound approval: each approval counted towards a
+    // quorum not yet reached (`approval_counted`; the N-th distinct one is
+    // an `approved` decision as before), and the approvals refused because
+    // the proposal's rows changed (`freshness_conflict`, terminal).
+    r#"
+CREATE TABLE votes (
+    proposal_id  TEXT NOT NULL REFERENCES proposals(proposal_id),
+    seq          INTEGER NOT NULL UNIQUE REFERENCES events(seq),
+    uid          INTEGER NOT NULL,
+    user         TEXT,
+    at           TEXT NOT NULL,
+    note         TEXT,
+    PRIMARY KEY (proposal_id, uid)
+);
+CREATE TABLE stale_approvals (
+    proposal_id  TEXT PRIMARY KEY REFERENCES proposals(proposal_id),
+    seq          INTEGER NOT NULL UNIQUE REFERENCES events(seq),
+    uid          INTEGER NOT NULL,
+    user         TEXT,
+    at           TEXT NOT NULL,
+    detail       TEXT NOT NULL
+);
+CREATE TRIGGER votes_append_only_u BEFORE UPDATE ON votes BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER votes_append_only_d BEFORE DELETE ON votes BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER stale_approvals_append_only_u BEFORE UPDATE ON stale_approvals BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER stale_approvals_append_only_d BEFORE DELETE ON stale_approvals BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+"#,
 ];
 
 /// What makes a ledger file a prune archive: a copy of the `ledger_pruned`
@@ -226,6 +255,8 @@ const PRUNED_TABLES: &[&str] = &[
     "receipts",
     "jobs",
     "decisions",
+    "votes",
+    "stale_approvals",
     "expirations",
     "proposals",
     "evidence",
@@ -249,6 +280,13 @@ pub enum LedgerError {
     InvalidState { id: String, state: &'static str },
     #[error("proposal {0} expired")]
     Expired(String),
+    /// This uid's approval of the proposal is recorded already.
+    #[error("proposal {id}: this approver has approved it already")]
+    AlreadyVoted {
+        id: String,
+        approvals: u32,
+        required: u32,
+    },
     #[error("corrupt ledger row: {0}")]
     Corrupt(String),
     /// The ledger's record of this proposal does not verify: a row was
@@ -480,6 +518,7 @@ impl std::fmt::Debug for Ledger {
 /// `expired` event; from then on the row says so whatever the clock says.
 const STATE_SQL: &str = "CASE \
     WHEN d.decision = 'rejected' THEN 'rejected' \
+    WHEN EXISTS (SELECT 1 FROM stale_approvals sa WHERE sa.proposal_id = p.proposal_id) THEN 'conflict' \
     WHEN r.status IN ('applied', 'already_applied') THEN 'applied' \
     WHEN r.status = 'conflict' THEN 'conflict' \
     WHEN r.status = 'failed' THEN 'failed' \
@@ -739,6 +778,19 @@ impl Ledger {
 
     /// Record a verified proposal as `pending_approval`.
     pub fn record_proposal(&mut self, p: NewProposal<'_>) -> Result<RecordedProposal, LedgerError> {
+        self.record_bound_proposal(p, 1, &[])
+    }
+
+    /// [`Ledger::record_proposal`], with the number of distinct approvals
+    /// it needs and the versions of its reviewed dependency rows. Both are
+    /// in the proposal's hashed event, only when they differ from 1 and
+    /// none, so other proposals' records are as before.
+    pub fn record_bound_proposal(
+        &mut self,
+        p: NewProposal<'_>,
+        required_approvals: u32,
+        dependencies: &[DependencyVersion],
+    ) -> Result<RecordedProposal, LedgerError> {
         let cs_value =
             serde_json::to_value(p.change_set).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
         Self::refuse_secrets(&cs_value)?;
@@ -750,7 +802,7 @@ impl Ledger {
         let tx = self.conn.savepoint()?;
         let next = Self::next_seq(&tx)?;
         let id = Self::new_id(&salt, "wrp", next);
-        let record = json!({
+        let mut record = json!({
             "proposal_id": id,
             "change_set": cs_value,
             "proposal_hash": hash,
@@ -759,6 +811,15 @@ impl Ledger {
             "expires_at": expires.text,
             "capability_digest": p.capability_digest,
         });
+        if required_approvals > 1 {
+            record["required_approvals"] = json!(required_approvals);
+        }
+        if !dependencies.is_empty() {
+            let deps = serde_json::to_value(dependencies)
+                .map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+            Self::refuse_secrets(&deps)?;
+            record["dependencies"] = deps;
+        }
         let (seq, _) = Self::append_event(
             &tx,
             &at,
@@ -827,6 +888,51 @@ impl Ledger {
             None => return Err(LedgerError::Corrupt(format!("unknown state {state}"))),
         }
         Self::check_digest(&tx, proposal_id, capability_digest)?;
+        let (required, prior) = Self::quorum_in(&tx, proposal_id)?;
+        let quorum = |approvals: u32| {
+            (required > 1).then_some(airlock_ipc::message::Quorum {
+                approvals,
+                required,
+            })
+        };
+        let mut counted = prior.len() as u32;
+        if approve {
+            match airlock_policy::quorum::judge_vote(required, &prior, actor.uid) {
+                Vote::Duplicate => {
+                    return Err(LedgerError::AlreadyVoted {
+                        id: proposal_id.to_owned(),
+                        approvals: counted,
+                        required,
+                    });
+                }
+                Vote::Counted { approvals, .. } => {
+                    let record = json!({"proposal_id": proposal_id, "approvals": approvals, "required_approvals": required, "note": note});
+                    let (seq, _) = Self::append_event(
+                        &tx,
+                        &at,
+                        "approval_counted",
+                        Some(proposal_id),
+                        None,
+                        Some(actor),
+                        &record,
+                    )?;
+                    tx.execute(
+                        "INSERT INTO votes (proposal_id, seq, uid, user, at, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![proposal_id, seq, actor.uid, actor.user, at.text, note],
+                    )?;
+                    tx.commit()?;
+                    return Ok(Decision {
+                        proposal_id: proposal_id.to_owned(),
+                        state: ProposalState::PendingApproval,
+                        by: actor.to_actor(),
+                        at: at.text,
+                        note: note.map(str::to_owned),
+                        quorum: quorum(approvals),
+                    });
+                }
+                Vote::Approves => counted += 1,
+            }
+        }
         let decision = if approve {
             ProposalState::Approved
         } else {
@@ -855,6 +961,108 @@ impl Ledger {
             by: actor.to_actor(),
             at: at.text,
             note: note.map(str::to_owned),
+            quorum: quorum(counted),
+        })
+    }
+
+    /// The distinct approvals a proposal needs (from its hashed record;
+    /// 1 when it names none) and the uids whose approvals are counted.
+    fn quorum_in(conn: &Connection, proposal_id: &str) -> Result<(u32, Vec<u32>), LedgerError> {
+        let required: Option<i64> = conn
+            .prepare_cached(
+                "SELECT json_extract(e.payload, '$.required_approvals') FROM proposals p JOIN events e ON e.seq = p.seq WHERE p.proposal_id = ?1",
+            )?
+            .query_row([proposal_id], |r| r.get(0))
+            .optional()?
+            .flatten();
+        let required = required.map_or(1, |n| u32::try_from(n).unwrap_or(u32::MAX));
+        let prior = conn
+            .prepare_cached("SELECT uid FROM votes WHERE proposal_id = ?1 ORDER BY seq")?
+            .query_map([proposal_id], |r| r.get::<_, u32>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((required, prior))
+    }
+
+    /// The reviewed dependency rows recorded with a proposal (none for a
+    /// proposal without `proposal_freshness`).
+    fn dependencies_in(
+        conn: &Connection,
+        proposal_id: &str,
+    ) -> Result<Vec<DependencyVersion>, LedgerError> {
+        let deps: Option<String> = conn
+            .prepare_cached(
+                "SELECT json_extract(e.payload, '$.dependencies') FROM proposals p JOIN events e ON e.seq = p.seq WHERE p.proposal_id = ?1",
+            )?
+            .query_row([proposal_id], |r| r.get(0))
+            .optional()?
+            .flatten();
+        match deps {
+            None => Ok(Vec::new()),
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| LedgerError::Corrupt(format!("stored dependencies: {e}"))),
+        }
+    }
+
+    /// Record that an approval of a pending proposal was refused because
+    /// its target or a reviewed dependency row changed: the proposal is
+    /// `conflict` from now on (terminal; nothing was written to the
+    /// source). Checked like a decision: the segment verifies, the state is
+    /// pending, the capability is the one recorded.
+    pub fn record_stale(
+        &mut self,
+        proposal_id: &str,
+        actor: &ActorIdentity,
+        detail: &str,
+        capability_digest: &str,
+    ) -> Result<Event, LedgerError> {
+        let at = Timestamp::now();
+        let tx = self.conn.savepoint()?;
+        Self::verify_segment(&tx, proposal_id)?;
+        let state: Option<String> = tx
+            .query_row(
+                &format!("SELECT {STATE_SQL} FROM {FROM_PROPOSALS} WHERE p.proposal_id = ?2"),
+                params![at.ms, proposal_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let state = state.ok_or_else(|| LedgerError::NotFound(proposal_id.to_owned()))?;
+        match ProposalState::parse(&state) {
+            Some(ProposalState::PendingApproval) => {}
+            Some(ProposalState::Expired) => {
+                return Err(LedgerError::Expired(proposal_id.to_owned()));
+            }
+            Some(other) => {
+                return Err(LedgerError::InvalidState {
+                    id: proposal_id.to_owned(),
+                    state: other.as_str(),
+                });
+            }
+            None => return Err(LedgerError::Corrupt(format!("unknown state {state}"))),
+        }
+        Self::check_digest(&tx, proposal_id, capability_digest)?;
+        let record = json!({"proposal_id": proposal_id, "detail": detail});
+        let (seq, hash) = Self::append_event(
+            &tx,
+            &at,
+            "freshness_conflict",
+            Some(proposal_id),
+            None,
+            Some(actor),
+            &record,
+        )?;
+        tx.execute(
+            "INSERT INTO stale_approvals (proposal_id, seq, uid, user, at, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![proposal_id, seq, actor.uid, actor.user, at.text, detail],
+        )?;
+        tx.commit()?;
+        Ok(Event {
+            seq: seq as u64,
+            at: at.text,
+            kind: "freshness_conflict".into(),
+            proposal_id: Some(proposal_id.to_owned()),
+            evidence_id: None,
+            actor: Some(actor.to_actor()),
+            hash,
         })
     }
 
@@ -906,6 +1114,13 @@ impl Ledger {
                 created_at: r.get(5)?,
                 state: ProposalState::parse(&state).unwrap_or(ProposalState::Failed),
                 expires_at: r.get(7)?,
+                quorum: match r.get::<_, Option<u32>>("q_required")? {
+                    Some(required) if required > 1 => Some(airlock_ipc::message::Quorum {
+                        approvals: r.get("q_approvals")?,
+                        required,
+                    }),
+                    _ => None,
+                },
             },
             state,
         ))
@@ -913,6 +1128,10 @@ impl Ledger {
 
     const SUMMARY_COLUMNS: &'static str =
         "p.proposal_id, p.capability, p.tenant_id, p.object_id, p.required_role, p.created_at";
+
+    /// Quorum progress, after every other column (read by name).
+    const QUORUM_COLUMNS: &'static str = "(SELECT json_extract(qe.payload, '$.required_approvals') FROM events qe WHERE qe.seq = p.seq) AS q_required, \
+        (SELECT COUNT(*) FROM votes qv WHERE qv.proposal_id = p.proposal_id) + (d.decision IS 'approved') AS q_approvals";
 
     /// Newest first, optionally only one state.
     pub fn list(
@@ -922,9 +1141,10 @@ impl Ledger {
     ) -> Result<Vec<ProposalSummary>, LedgerError> {
         let now = Timestamp::now().ms;
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {cols}, {STATE_SQL} AS state, p.expires_at FROM {FROM_PROPOSALS} \
+            "SELECT {cols}, {STATE_SQL} AS state, p.expires_at, {quorum} FROM {FROM_PROPOSALS} \
              WHERE (?2 IS NULL OR ({STATE_SQL}) = ?2) ORDER BY p.created_ms DESC, p.seq DESC LIMIT ?3",
-            cols = Self::SUMMARY_COLUMNS
+            cols = Self::SUMMARY_COLUMNS,
+            quorum = Self::QUORUM_COLUMNS
         ))?;
         let rows = stmt.query_map(params![now, status.map(|s| s.as_str()), limit], |r| {
             Self::summary_from_row(r).map(|(s, _)| s)
@@ -940,9 +1160,10 @@ impl Ledger {
     ) -> Result<Vec<ProposalSummary>, LedgerError> {
         let now = Timestamp::now().ms;
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {cols}, {STATE_SQL} AS state, p.expires_at FROM {FROM_PROPOSALS} \
+            "SELECT {cols}, {STATE_SQL} AS state, p.expires_at, {quorum} FROM {FROM_PROPOSALS} \
              WHERE p.evidence_id = ?2 ORDER BY p.created_ms, p.seq LIMIT ?3",
-            cols = Self::SUMMARY_COLUMNS
+            cols = Self::SUMMARY_COLUMNS,
+            quorum = Self::QUORUM_COLUMNS
         ))?;
         let rows = stmt.query_map(params![now, evidence_id, limit], |r| {
             Self::summary_from_row(r).map(|(s, _)| s)
@@ -986,9 +1207,10 @@ impl Ledger {
         let row = conn
             .query_row(
                 &format!(
-                    "SELECT {cols}, {STATE_SQL} AS state, p.expires_at, p.proposal_hash, p.change_set, p.principal, p.proposer_uid, p.proposer_user, p.evidence_id \
+                    "SELECT {cols}, {STATE_SQL} AS state, p.expires_at, p.proposal_hash, p.change_set, p.principal, p.proposer_uid, p.proposer_user, p.evidence_id, {quorum} \
                      FROM {FROM_PROPOSALS} WHERE p.proposal_id = ?2",
-                    cols = Self::SUMMARY_COLUMNS
+                    cols = Self::SUMMARY_COLUMNS,
+                    quorum = Self::QUORUM_COLUMNS
                 ),
                 params![now, proposal_id],
                 |r| {
@@ -1006,8 +1228,10 @@ impl Ledger {
             Some(id) => Self::evidence_in(conn, &id)?,
             None => None,
         };
+        // Counted quorum approvals (`pending_approval`), then the decision.
         let mut stmt = conn.prepare_cached(
-            "SELECT decision, uid, user, at, note FROM decisions WHERE proposal_id = ?1",
+            "SELECT 'pending_approval', uid, user, at, note, seq FROM votes WHERE proposal_id = ?1 \
+             UNION ALL SELECT decision, uid, user, at, note, seq FROM decisions WHERE proposal_id = ?1 ORDER BY 6",
         )?;
         let decisions = stmt
             .query_map([proposal_id], |r| {
@@ -1021,9 +1245,11 @@ impl Ledger {
                     },
                     at: r.get(3)?,
                     note: r.get(4)?,
+                    quorum: None,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
+        let dependencies = Self::dependencies_in(conn, proposal_id)?;
         Ok(Some(ProposalDetail {
             summary,
             proposal_hash,
@@ -1032,6 +1258,7 @@ impl Ledger {
             proposed_by: Actor { uid, user },
             evidence,
             decisions,
+            dependencies,
         }))
     }
 
@@ -1664,6 +1891,11 @@ impl Ledger {
                 "decisions",
                 "SELECT seq FROM decisions WHERE proposal_id = ?1",
             ),
+            ("votes", "SELECT seq FROM votes WHERE proposal_id = ?1"),
+            (
+                "stale_approvals",
+                "SELECT seq FROM stale_approvals WHERE proposal_id = ?1",
+            ),
             ("jobs", "SELECT seq FROM jobs WHERE proposal_id = ?1"),
             (
                 "receipts",
@@ -1716,6 +1948,15 @@ impl Ledger {
             recorded,
             live: live.to_owned(),
         })
+    }
+
+    /// Whether a decision on the proposal could be recorded as far as its
+    /// record goes: its segment verifies and it was recorded under `live`
+    /// (checked before an approval re-reads the source, so a changed
+    /// config answers `config_changed`, not a source error).
+    pub fn check_decidable(&self, proposal_id: &str, live: &str) -> Result<(), LedgerError> {
+        Self::verify_segment(&self.conn, proposal_id)?;
+        Self::check_digest(&self.conn, proposal_id, live)
     }
 
     /// `proposal`, after verifying the proposal's segment of the chain
@@ -2386,6 +2627,22 @@ fn expected_row(ev: &StoredEvent, payload: &Value, full: bool) -> Result<Value, 
                 "uid": uid, "user": user, "at_ms": ms_of(&at)?, "at": at, "note": p("note"),
             }))
         }
+        "approval_counted" => {
+            same("proposal_id", &ev.proposal_id, text(&p("proposal_id")))?;
+            same("evidence_id", &ev.evidence_id, None)?;
+            Ok(json!({
+                "proposal_id": p("proposal_id"), "seq": ev.seq, "uid": uid, "user": user,
+                "at": at, "note": p("note"),
+            }))
+        }
+        "freshness_conflict" => {
+            same("proposal_id", &ev.proposal_id, text(&p("proposal_id")))?;
+            same("evidence_id", &ev.evidence_id, None)?;
+            Ok(json!({
+                "proposal_id": p("proposal_id"), "seq": ev.seq, "uid": uid, "user": user,
+                "at": at, "detail": p("detail"),
+            }))
+        }
         "writeback_started" => {
             same("proposal_id", &ev.proposal_id, text(&p("proposal_id")))?;
             Ok(json!({
@@ -2468,6 +2725,18 @@ const RECORD_TABLES: &[RecordTable] = &[
         table: "decisions",
         what: "decision",
         row_sql: "SELECT json_object('proposal_id', proposal_id, 'seq', seq, 'decision', decision, 'uid', uid, 'user', user, 'at', at, 'at_ms', at_ms, 'note', note) FROM decisions WHERE seq = ?1",
+    },
+    RecordTable {
+        kinds: &["approval_counted"],
+        table: "votes",
+        what: "quorum approval",
+        row_sql: "SELECT json_object('proposal_id', proposal_id, 'seq', seq, 'uid', uid, 'user', user, 'at', at, 'note', note) FROM votes WHERE seq = ?1",
+    },
+    RecordTable {
+        kinds: &["freshness_conflict"],
+        table: "stale_approvals",
+        what: "freshness conflict",
+        row_sql: "SELECT json_object('proposal_id', proposal_id, 'seq', seq, 'uid', uid, 'user', user, 'at', at, 'detail', detail) FROM stale_approvals WHERE seq = ?1",
     },
     RecordTable {
         kinds: &["writeback_started"],
@@ -2658,6 +2927,99 @@ mod tests {
         })
         .unwrap();
         (l, dir, applied, pending)
+    }
+
+    #[test]
+    fn a_quorum_counts_each_uid_once_and_its_votes_verify() {
+        let dir =
+            std::env::temp_dir().join(format!("airlock-ledger-{}-quorum", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut l = Ledger::open(&dir.join("l.db")).unwrap();
+        let propose = |l: &mut Ledger| {
+            l.record_bound_proposal(
+                NewProposal {
+                    change_set: &change_set(),
+                    capability_digest: "sha256:cap",
+                    evidence_id: None,
+                    required_role: None,
+                    ttl_ms: 60_000,
+                    actor: &actor(),
+                },
+                2,
+                &[],
+            )
+            .unwrap()
+            .proposal_id
+        };
+        let id = propose(&mut l);
+        let ann = actor();
+        let bob = ActorIdentity {
+            uid: 1001,
+            user: Some("bob".into()),
+        };
+        let first = l
+            .record_decision(&id, true, &ann, None, "sha256:cap")
+            .unwrap();
+        assert_eq!(first.state, ProposalState::PendingApproval);
+        let q = first.quorum.unwrap();
+        assert_eq!((q.approvals, q.required), (1, 2));
+        let shown = l.proposal(&id).unwrap().unwrap();
+        assert_eq!(shown.summary.state, ProposalState::PendingApproval);
+        let q = shown.summary.quorum.unwrap();
+        assert_eq!((q.approvals, q.required), (1, 2));
+        assert!(matches!(
+            l.record_decision(&id, true, &ann, None, "sha256:cap"),
+            Err(LedgerError::AlreadyVoted {
+                approvals: 1,
+                required: 2,
+                ..
+            })
+        ));
+        let second = l
+            .record_decision(&id, true, &bob, None, "sha256:cap")
+            .unwrap();
+        assert_eq!(second.state, ProposalState::Approved);
+        let q = l.proposal(&id).unwrap().unwrap().summary.quorum.unwrap();
+        assert_eq!((q.approvals, q.required), (2, 2));
+        // A stale record only lands on a pending proposal.
+        assert!(matches!(
+            l.record_stale(&id, &bob, "changed", "sha256:cap"),
+            Err(LedgerError::InvalidState { .. })
+        ));
+        let other = propose(&mut l);
+        l.record_stale(
+            &other,
+            &bob,
+            "changed since the proposal: version",
+            "sha256:cap",
+        )
+        .unwrap();
+        assert_eq!(
+            l.proposal(&other).unwrap().unwrap().summary.state,
+            ProposalState::Conflict
+        );
+        assert!(matches!(
+            l.record_decision(&other, true, &ann, None, "sha256:cap"),
+            Err(LedgerError::InvalidState { .. })
+        ));
+        let report = l.verify().unwrap();
+        assert!(report.ok, "{report:?}");
+        Ledger::verify_segment(&l.conn, &id).unwrap();
+        // A vote row copied onto another proposal breaks its segment.
+        let third = propose(&mut l);
+        l.conn
+            .execute(
+                "INSERT INTO votes (proposal_id, seq, uid, user, at, note) SELECT ?1, 1, 1002, 'eve', at, NULL FROM votes LIMIT 1",
+                [&third],
+            )
+            .unwrap();
+        assert!(matches!(
+            Ledger::verify_segment(&l.conn, &third),
+            Err(LedgerError::Tampered { .. })
+        ));
+        assert!(!l.verify().unwrap().ok);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

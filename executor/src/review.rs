@@ -7,8 +7,8 @@ use airlock_ipc::ErrorBody;
 use airlock_ipc::error::ErrorCode;
 use airlock_ipc::limits::{MAX_LIST_ITEMS, MAX_NOTE_CHARS};
 use airlock_ipc::message::{
-    Approve, Decision, Events, EventsSince, EvidenceRecord, EvidenceRef, ListProposals,
-    ProposalDetail, ProposalRef, Proposals, Reject, ReplayStory, StatsReport,
+    Approve, Decision, Events, EventsSince, EvidenceRecord, EvidenceRef, Freshness, ListProposals,
+    ProposalDetail, ProposalRef, ProposalState, Proposals, Reject, ReplayStory, StatsReport,
 };
 
 use crate::authority::{Authority, Peer};
@@ -107,6 +107,25 @@ async fn decide(
     }
     let digest = live_capability_digest(auth, &detail)?;
     let actor = peer.identity();
+    if approve {
+        // One approver counts once: refused before the rows are re-read
+        // (the ledger refuses it again when recording).
+        if let Some(q) = detail.summary.quorum
+            && detail
+                .decisions
+                .iter()
+                .any(|d| d.by.uid == peer.creds.uid && d.state == ProposalState::PendingApproval)
+        {
+            return Err(crate::authority::ledger_error(
+                crate::ledger::LedgerError::AlreadyVoted {
+                    id: id.clone(),
+                    approvals: q.approvals,
+                    required: q.required,
+                },
+            ));
+        }
+        approval_freshness(auth, &detail, &actor, &digest).await?;
+    }
     let decision = auth
         .ledger(Durability::Now, move |l| {
             l.record_decision(&id, approve, &actor, note.as_deref(), &digest)
@@ -115,6 +134,66 @@ async fn decide(
     auth.notifier.wake();
     tracing::info!(proposal_id = %decision.proposal_id, state = decision.state.as_str(), uid = peer.creds.uid, "proposal decided");
     Ok(decision)
+}
+
+/// Freshness-bound approval: before an approval is recorded, the
+/// proposal's target row and its reviewed dependency rows are re-read. A
+/// changed (or gone) row makes the proposal a terminal `conflict` (an
+/// event in the ledger; nothing is written to the source) and the approval
+/// is refused with `stale`; a source that cannot be read refuses the
+/// approval with `source_unavailable` and the proposal stays pending.
+async fn approval_freshness(
+    auth: &Authority,
+    detail: &ProposalDetail,
+    actor: &crate::ledger::ActorIdentity,
+    digest: &str,
+) -> Result<(), ErrorBody> {
+    if detail.summary.state != ProposalState::PendingApproval
+        || !crate::writeback::apply::approval_rereads(auth, detail)
+    {
+        // Not pending: the ledger answers with the state. Not re-readable:
+        // an application handler's source without a write connection.
+        return Ok(());
+    }
+    let id = detail.summary.proposal_id.clone();
+    let (pid, dg) = (id.clone(), digest.to_owned());
+    auth.ledger(Durability::Deferred, move |l| l.check_decidable(&pid, &dg))
+        .await?;
+    let report = crate::writeback::apply::freshness(auth, detail).await?;
+    match report.freshness {
+        Freshness::Current => Ok(()),
+        Freshness::Unavailable => {
+            tracing::warn!(proposal_id = %id, "approval refused: the proposal's rows could not be re-read");
+            Err(ErrorBody::new(
+                ErrorCode::SourceUnavailable,
+                format!(
+                    "proposal {id} was not approved: its rows could not be re-read to check they are still what was reviewed ({}). It is still pending; retry when the source is reachable",
+                    report.detail.as_deref().unwrap_or("source unavailable")
+                ),
+            ))
+        }
+        Freshness::Changed | Freshness::Gone => {
+            let what = if report.freshness == Freshness::Gone {
+                "the target row is gone".to_owned()
+            } else {
+                format!("changed since the proposal: {}", report.changed.join(", "))
+            };
+            let (pid, actor, d, dg) = (id.clone(), actor.clone(), what.clone(), digest.to_owned());
+            auth.ledger(Durability::Now, move |l| {
+                l.record_stale(&pid, &actor, &d, &dg)
+            })
+            .await?;
+            auth.notifier.wake();
+            tracing::warn!(proposal_id = %id, what = %what, "approval refused: the proposal is stale; recorded as conflict");
+            Err(ErrorBody::new(
+                ErrorCode::Stale,
+                format!(
+                    "proposal {id} was not approved: {what}. It is now a terminal conflict and nothing was written; ask for a new proposal from a fresh read"
+                ),
+            )
+            .with_details(serde_json::json!({"changed": report.changed, "state": "conflict"})))
+        }
+    }
 }
 
 /// The digest of the proposal's capability as the executor's config defines

@@ -84,6 +84,7 @@ fn job_for(proposal_id: &str, tenant: &str, attempt: u32) -> WritebackJob {
         engine: Engine::Postgres,
         evidence_id: Some("ev_456".to_owned()),
         change_set: cs,
+        dependencies: Vec::new(),
     }
 }
 

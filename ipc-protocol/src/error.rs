@@ -65,6 +65,16 @@ pub enum ErrorCode {
     ShuttingDown,
     /// Something failed inside the executor; details are in its log only.
     Internal,
+    /// This OS user has already approved this proposal; a quorum counts
+    /// distinct approvers, so the vote was not counted again.
+    AlreadyVoted,
+    /// The proposal's target or a reviewed dependency row changed since
+    /// the proposal was made: the approval was not recorded and the
+    /// proposal is now a terminal `conflict`.
+    Stale,
+    /// The source could not be re-read to check the proposal's rows: the
+    /// approval was not recorded and the proposal is still pending.
+    SourceUnavailable,
 }
 
 impl ErrorCode {
@@ -95,6 +105,9 @@ impl ErrorCode {
         ErrorCode::TooLarge,
         ErrorCode::ShuttingDown,
         ErrorCode::Internal,
+        ErrorCode::AlreadyVoted,
+        ErrorCode::Stale,
+        ErrorCode::SourceUnavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -124,6 +137,9 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too_large",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Internal => "internal",
+            ErrorCode::AlreadyVoted => "already_voted",
+            ErrorCode::Stale => "stale",
+            ErrorCode::SourceUnavailable => "source_unavailable",
         }
     }
 }
@@ -199,11 +215,14 @@ mod tests {
         (ErrorCode::TooLarge, "too_large"),
         (ErrorCode::ShuttingDown, "shutting_down"),
         (ErrorCode::Internal, "internal"),
+        (ErrorCode::AlreadyVoted, "already_voted"),
+        (ErrorCode::Stale, "stale"),
+        (ErrorCode::SourceUnavailable, "source_unavailable"),
     ];
 
     #[test]
     fn every_code_has_its_literal_wire_name_in_as_str_display_and_serde() {
-        assert_eq!(WIRE_NAMES.len(), 25);
+        assert_eq!(WIRE_NAMES.len(), 28);
         let listed: Vec<ErrorCode> = WIRE_NAMES.iter().map(|(c, _)| *c).collect();
         assert_eq!(listed, ErrorCode::ALL, "ALL is every code, in this order");
         for (code, name) in WIRE_NAMES {

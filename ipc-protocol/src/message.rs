@@ -303,6 +303,18 @@ pub struct ProposalSummary {
     pub required_role: Option<String>,
     pub created_at: String,
     pub expires_at: String,
+    /// Approvals so far of the distinct approvals the capability requires
+    /// (`approval.required_approvals`); absent when it requires one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<Quorum>,
+}
+
+/// Quorum progress: `approvals` distinct approvers of `required`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quorum {
+    pub approvals: u32,
+    pub required: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -324,11 +336,15 @@ pub struct Proposals {
 #[serde(deny_unknown_fields)]
 pub struct Decision {
     pub proposal_id: String,
-    /// `approved` or `rejected`.
+    /// `approved` or `rejected`; `pending_approval` for an approval that
+    /// was counted towards a quorum not yet reached.
     pub state: ProposalState,
     pub by: Actor,
     pub at: String,
     pub note: Option<String>,
+    /// The quorum after this decision (absent when one approval suffices).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<Quorum>,
 }
 
 /// Evidence as recorded by the executor.
@@ -384,6 +400,39 @@ pub struct FreshnessReport {
     pub detail: Option<String>,
     /// When the row was re-read (RFC 3339, UTC).
     pub checked_at: String,
+    /// Each reviewed dependency row (`proposal_freshness`), re-read too;
+    /// absent when the proposal has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<DependencyFreshness>,
+}
+
+/// One dependency row re-read by `check_freshness`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DependencyFreshness {
+    pub id: String,
+    /// `current`, `changed` (another version), `gone` or `unavailable`.
+    pub freshness: Freshness,
+}
+
+/// A reviewed dependency row of a proposal, as the executor found it when
+/// it recorded the proposal (`proposal_freshness`): where it is, and its
+/// version then.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DependencyVersion {
+    pub id: String,
+    /// The read capability the row is found through.
+    pub capability: String,
+    pub schema: String,
+    pub table: String,
+    pub primary_key: String,
+    pub tenant_key: Option<String>,
+    /// The row's key (the proposal argument's value).
+    pub key: Value,
+    pub version_column: String,
+    /// The version as text (`None`: SQL NULL).
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -396,6 +445,9 @@ pub struct ProposalDetail {
     pub proposed_by: Actor,
     pub evidence: Option<EvidenceInfo>,
     pub decisions: Vec<Decision>,
+    /// The reviewed dependency rows and their versions at proposal time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<DependencyVersion>,
 }
 
 /// One ledger event.

@@ -48,12 +48,32 @@ pub fn capability_definition(config: &Config, cap: &Capability) -> Value {
         let e = config.executor_for(p);
         json!({"name": e.name, "spec": e.spec})
     });
-    json!({
+    let mut definition = json!({
         "digest": DIGEST_VERSION,
         "capability": capability,
         "source": source,
         "executor": executor,
-    })
+    });
+    // Only when configured, so existing digests do not change: the rows a
+    // proposal's approval and apply depend on, with the read capabilities'
+    // targets they are found through.
+    if let Some(f) = config.proposal_freshness.get(&cap.name) {
+        let dependencies: Vec<Value> = f
+            .dependencies
+            .iter()
+            .map(|d| {
+                json!({
+                    "id": d.id,
+                    "capability": d.capability,
+                    "identity_from_arg": d.identity_from_arg,
+                    "version_column": d.version_column,
+                    "target": config.defined_capability(&d.capability).map(|c| &c.target),
+                })
+            })
+            .collect();
+        definition["freshness"] = json!({"dependencies": dependencies});
+    }
+    definition
 }
 
 /// sha256 (`sha256:<hex>`) of the canonical JSON of [`capability_definition`].

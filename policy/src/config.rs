@@ -41,6 +41,9 @@ pub struct Config {
     /// Where the executor sends notifications of proposal events.
     pub notifications: crate::notify::Notifications,
     pub airlock: AirlockSection,
+    /// `proposal_freshness`: proposal capability name → its dependencies.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub proposal_freshness: BTreeMap<String, ProposalFreshness>,
 }
 
 impl Config {
@@ -447,11 +450,55 @@ pub enum ConflictGuard {
     None,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Approval {
     /// `None`: any configured approver may approve.
     pub required_role: Option<String>,
+    /// How many distinct approvers (OS uids) must approve (1..=10, Synapsor
+    /// Runner's `approval.required_approvals`). Serialized only when not 1,
+    /// so the capability digest of a config without it does not change.
+    #[serde(skip_serializing_if = "is_one")]
+    pub required_approvals: u32,
 }
+
+impl Default for Approval {
+    fn default() -> Self {
+        Approval {
+            required_role: None,
+            required_approvals: 1,
+        }
+    }
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
+/// Most distinct approvals a capability may require.
+pub const MAX_REQUIRED_APPROVALS: u32 = 10;
+
+/// `proposal_freshness.<capability>`: the proposal's target row, and the
+/// reviewed dependency rows listed here, are re-read before every approval
+/// and locked and re-checked at apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProposalFreshness {
+    /// In config order; at most [`MAX_FRESHNESS_DEPENDENCIES`].
+    pub dependencies: Vec<FreshnessDependency>,
+}
+
+/// One reviewed dependency row: the row the read capability `capability`
+/// finds with the value of the proposal argument `identity_from_arg`, whose
+/// `version_column` must not change between the proposal and the apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FreshnessDependency {
+    pub id: String,
+    pub capability: String,
+    pub identity_from_arg: String,
+    pub version_column: String,
+}
+
+/// Most dependencies one proposal capability may declare.
+pub const MAX_FRESHNESS_DEPENDENCIES: usize = 16;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ProposalSpec {

@@ -23,7 +23,9 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::config::{MAX_ROWS_LIMIT, SQL_UPDATE};
+use crate::config::{
+    MAX_FRESHNESS_DEPENDENCIES, MAX_REQUIRED_APPROVALS, MAX_ROWS_LIMIT, SQL_UPDATE,
+};
 use crate::identifier::MAX_IDENTIFIER_LEN;
 use crate::load::{
     MAX_ARG_LENGTH, MAX_ARGS, MAX_CAPABILITIES, MAX_DESCRIPTION_CHARS, MAX_TIMEOUT_MS,
@@ -115,7 +117,12 @@ fn root() -> Value {
                 "description": "Accepted for compatibility and ignored (with a warning)."
             },
             "notifications": {"$ref": "#/$defs/notifications"},
-            "airlock": {"$ref": "#/$defs/airlock"}
+            "airlock": {"$ref": "#/$defs/airlock"},
+            "proposal_freshness": {
+                "description": "Proposal capability name → reviewed dependency rows re-checked before every approval and locked at apply (docs/writeback.md).",
+                "type": "object",
+                "additionalProperties": {"$ref": "#/$defs/proposal_freshness"}
+            }
         },
         "if": {
             "required": ["mode"],
@@ -1056,6 +1063,61 @@ fn defs() -> Map<String, Value> {
                         "description": "The role an approver must hold (default: any approver).",
                         "type": "string",
                         "pattern": "^[A-Za-z0-9_.-]{1,64}$"
+                    },
+                    "required_approvals": {
+                        "description": "How many distinct approvers (OS users), each holding the required role, must approve.",
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_REQUIRED_APPROVALS,
+                        "default": 1
+                    }
+                }
+            }),
+        ),
+        (
+            "proposal_freshness",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["approval"],
+                "properties": {
+                    "approval": {
+                        "description": "Every approval re-reads the target and dependency rows.",
+                        "const": "required"
+                    },
+                    "dependencies": {
+                        "type": "array",
+                        "maxItems": MAX_FRESHNESS_DEPENDENCIES,
+                        "items": {"$ref": "#/$defs/freshness_dependency"}
+                    }
+                }
+            }),
+        ),
+        (
+            "freshness_dependency",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["id", "capability", "identity_from_arg", "version_column"],
+                "properties": {
+                    "id": {
+                        "description": "A stable label for the dependency.",
+                        "type": "string",
+                        "pattern": "^[A-Za-z0-9_.-]{1,64}$"
+                    },
+                    "capability": {
+                        "description": "A read capability on the proposal's source and context that finds the row.",
+                        "type": "string",
+                        "minLength": 1
+                    },
+                    "identity_from_arg": {
+                        "description": "The proposal argument whose value is the row's key.",
+                        "type": "string",
+                        "minLength": 1
+                    },
+                    "version_column": {
+                        "description": "The row's version or updated-at column.",
+                        "$ref": "#/$defs/identifier"
                     }
                 }
             }),

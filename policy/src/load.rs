@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
+mod freshness;
 mod notifications;
 mod operation;
 pub use notifications::MAX_SINKS as MAX_NOTIFICATION_SINKS;
@@ -618,6 +619,7 @@ const TOP_KEYS: &[&str] = &[
     "cloud",
     "notifications",
     "airlock",
+    "proposal_freshness",
 ];
 
 fn parse_config(r: &mut Report, value: &Value) -> Option<Config> {
@@ -728,6 +730,7 @@ fn parse_config(r: &mut Report, value: &Value) -> Option<Config> {
     let capabilities = parse_capabilities(r, &o, mode, &sources, &contexts, &executors);
     let capability_names = capabilities.iter().map(|c| c.name.clone()).collect();
     let notifications = notifications::parse(r, &o, &capability_names);
+    let proposal_freshness = freshness::parse(r, &o, &capabilities, &executors);
 
     Some(Config {
         version: version?,
@@ -742,6 +745,7 @@ fn parse_config(r: &mut Report, value: &Value) -> Option<Config> {
         disabled: Vec::new(),
         notifications,
         airlock,
+        proposal_freshness,
     })
 }
 
@@ -2799,7 +2803,12 @@ fn parse_approval(r: &mut Report, c: &Obj) -> Option<Approval> {
     let Some(v) = c.get("approval") else {
         return Some(Approval::default());
     };
-    let a = Obj::open(r, &c.at("approval"), v, &["mode", "required_role"])?;
+    let a = Obj::open(
+        r,
+        &c.at("approval"),
+        v,
+        &["mode", "required_role", "required_approvals"],
+    )?;
     match a.string(r, "mode").as_deref() {
         None | Some("human") => {}
         Some(other) => {
@@ -2825,8 +2834,18 @@ fn parse_approval(r: &mut Report, c: &Obj) -> Option<Approval> {
         );
         return None;
     }
+    let required_approvals = match a.get("required_approvals") {
+        None => 1,
+        Some(_) => a.integer(
+            r,
+            "required_approvals",
+            1,
+            u64::from(crate::config::MAX_REQUIRED_APPROVALS),
+        )? as u32,
+    };
     Some(Approval {
         required_role: role,
+        required_approvals,
     })
 }
 

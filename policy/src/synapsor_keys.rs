@@ -4,7 +4,7 @@
 //! carry keys for features Airlock does not have; each is refused by name
 //! and feature, not as an "unknown field", so that an operator moving a
 //! config over learns which protection or behaviour would be missing. None
-//! is ignored: a key that narrows what the model may do (a quorum, a row
+//! is ignored: a key that narrows what the model may do (a row
 //! scope, rate limits) would be dropped silently if it were.
 
 /// Where a key sits, as a path shape: array indexes become `[]`, the names
@@ -14,7 +14,6 @@ const UNSUPPORTED: &[(&str, &str, &str)] = &[
     ("$", "contracts", "portable capability contracts"),
     ("$", "policies", "policy auto-approval and limits"),
     ("$", "approvals", "the auto-approval switch"),
-    ("$", "proposal_freshness", "proposal freshness re-checks"),
     ("$", "operator_identity", "verified operator identity"),
     ("$", "session_auth", "JWT session authentication"),
     ("$", "http_security", "HTTP transport security settings"),
@@ -95,11 +94,6 @@ const UNSUPPORTED: &[(&str, &str, &str)] = &[
         "$.capabilities[].args.*",
         "fields",
         "object-array arguments",
-    ),
-    (
-        "$.capabilities[].approval",
-        "required_approvals",
-        "multi-party approval",
     ),
     ("$.capabilities[].approval", "policy", "policy approval"),
     (
@@ -205,9 +199,15 @@ mod tests {
             Some("receipt-table placement")
         );
         assert_eq!(
-            unsupported("$.capabilities[0].approval", "required_approvals"),
-            Some("multi-party approval")
+            unsupported("$.capabilities[0].approval", "policy"),
+            Some("policy approval")
         );
+        // Supported now: quorum and freshness load.
+        assert_eq!(
+            unsupported("$.capabilities[0].approval", "required_approvals"),
+            None
+        );
+        assert_eq!(unsupported("$", "proposal_freshness"), None);
         assert_eq!(
             unsupported("$.capabilities[0].target", "principal_scope_key"),
             None,

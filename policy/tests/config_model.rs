@@ -155,6 +155,7 @@ fn config() -> Config {
     });
     Config {
         notifications: Default::default(),
+        proposal_freshness: Default::default(),
         version: 1,
         mode: Mode::Review,
         result_format: ResultFormat::V1,

@@ -53,6 +53,11 @@ fn loader_errors(doc: &Value) -> Vec<String> {
 
 /// `$.capabilities[1].args.ticket_id` → `/capabilities/1/args/ticket_id`.
 fn pointer(path: &str) -> String {
+    // `["a.b"]` names an entry whose name has dots.
+    if let Some((head, rest)) = path.split_once("[\"") {
+        let (name, tail) = rest.split_once("\"]").unwrap();
+        return format!("{}/{name}{}", pointer(head), pointer(&format!("${tail}")));
+    }
     let mut out = String::new();
     for segment in path.trim_start_matches('$').split('.').skip(1) {
         let (name, index) = match segment.split_once('[') {
@@ -169,6 +174,18 @@ fn complete() -> Value {
                  "timeout_ms": 2000, "max_attempts": 3},
                 {"id": "audit", "type": "jsonl", "path": "notifications.jsonl"}
             ]
+        }),
+    );
+    o.insert(
+        "proposal_freshness".into(),
+        json!({
+            "support.propose_plan_credit": {
+                "approval": "required",
+                "dependencies": [
+                    {"id": "account", "capability": "support.inspect_customer_account",
+                     "identity_from_arg": "customer_id", "version_column": "updated_at"}
+                ]
+            }
         }),
     );
     v
@@ -295,6 +312,14 @@ const OBJECTS: &[(&str, &str)] = &[
     ),
     ("notifications", "$.notifications"),
     ("notification_sink", "$.notifications.sinks[0]"),
+    (
+        "proposal_freshness",
+        "$.proposal_freshness[\"support.propose_plan_credit\"]",
+    ),
+    (
+        "freshness_dependency",
+        "$.proposal_freshness[\"support.propose_plan_credit\"].dependencies[0]",
+    ),
 ];
 
 #[test]
@@ -456,6 +481,9 @@ fn the_schema_and_the_loader_agree_on_each_variation() {
         ),
         without("$.capabilities[1].approval", true),
         vary("$.capabilities[1].approval", json!({"required_role": "support.lead-2"}), true),
+        vary("$.capabilities[1].approval", json!({"required_approvals": 10}), true),
+        vary("$.capabilities[1].approval", json!({"required_approvals": 11}), false),
+        vary("$.capabilities[1].approval", json!({"required_approvals": 0}), false),
         vary("$.notifications.sinks[0].format", json!("slack"), true),
         vary("$.notifications.sinks[1]", json!({"id": "dev", "type": "jsonl", "destination": "stdout"}), true),
         vary("$.notifications.sinks[0].budgets", json!({"per_minute": 10}), true),
@@ -581,7 +609,8 @@ fn the_schema_and_the_loader_agree_on_each_variation() {
                 "args": {"ticket_id": {"type": "string", "required": true}},
                 "lookup": {"id_from_arg": "ticket_id"},
                 "visible_columns": ["id"]
-            }])),
+            }]))
+            .and("$.proposal_freshness", json!({})),
         vary("$.capabilities[0].target.table", json!("support tickets"), false),
         without("$.capabilities[0].lookup", false),
         vary("$.capabilities[0].lookup", json!({}), false),
@@ -857,7 +886,7 @@ const SCHEMA_REFUSES: &[&str] = &[
     "76-duplicate-key.json",
     "80-synapsor-top-level-key.json",
     "81-synapsor-capability-operation.json",
-    "82-synapsor-required-approvals.json",
+    "82-synapsor-approval-policy.json",
     "83-synapsor-source-receipts.json",
 ];
 

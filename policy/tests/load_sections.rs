@@ -284,7 +284,7 @@ fn unknown_keys_say_why_and_list_the_known_fields() {
     );
     assert_eq!(
         fix(&l),
-        "remove it or use one of: $schema, airlock, capabilities, cloud, contexts, executors, mode, notifications, result_format, sources, storage, strict, trusted_context, version"
+        "remove it or use one of: $schema, airlock, capabilities, cloud, contexts, executors, mode, notifications, proposal_freshness, result_format, sources, storage, strict, trusted_context, version"
     );
     // Raw SQL and inline connection keys are recognized whatever their case.
     refused(

@@ -437,10 +437,11 @@ fn every_proposal_event_notifies_through_a_real_loop() {
     assert_ne!(code, Some(0));
     execute(&db, "DROP TRIGGER refuse_writes");
 
+    // Both approved while the row is as proposed (an approval re-reads it),
+    // then the row changes under the second by the first's apply.
     assert_eq!(run(&["proposals", "approve", &applied, "--yes"]), Some(0));
-    assert_eq!(run(&["apply", &applied]), Some(0));
-    // The row changed under the last one.
     assert_eq!(run(&["proposals", "approve", &conflict, "--yes"]), Some(0));
+    assert_eq!(run(&["apply", &applied]), Some(0));
     assert_eq!(run(&["apply", &conflict]), Some(4));
 
     let other = propose(
@@ -457,8 +458,8 @@ fn every_proposal_event_notifies_through_a_real_loop() {
         (&failed, "proposal.approved"),
         (&failed, "proposal.failed"),
         (&applied, "proposal.approved"),
-        (&applied, "proposal.applied"),
         (&conflict, "proposal.approved"),
+        (&applied, "proposal.applied"),
         (&conflict, "proposal.conflict"),
         (&other, "proposal.created"),
     ];
@@ -482,7 +483,7 @@ fn every_proposal_event_notifies_through_a_real_loop() {
         .map(|l| l["data"]["state"].as_str().unwrap())
         .collect();
     assert_eq!(states[6], "failed");
-    assert_eq!(states[8], "applied");
+    assert_eq!(states[9], "applied");
     assert_eq!(states[10], "conflict");
 
     // The filtered sink: only creations of waivers.

@@ -1008,15 +1008,20 @@ fn freshness(db: Database) {
     assert_eq!(code, Some(4), "{v}");
     assert_eq!(v["freshness"]["freshness"], "gone", "{v}");
 
-    // Freshness is advice: approving and applying still decide under the
-    // lock, and agree.
-    l.approve(&id);
-    let (code, out) = l.apply(&id);
-    assert_eq!(code, Some(4), "{out}");
+    // Approving re-reads the row too (freshness-bound approval): the gone
+    // row refuses the approval and the proposal is a terminal conflict,
+    // which apply agrees with.
+    let out = l.cli(&["proposals", "approve", &id, "--yes", "--json"]);
     assert_eq!(
-        out["writeback"]["receipt"]["safe_error_code"],
-        "ROW_NOT_FOUND"
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
+    assert_eq!(json_out(&out)["error"]["code"], "stale");
+    let (code, out) = l.apply(&id);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(out["error"]["code"], "invalid_state");
     // A finished proposal's row is not re-read.
     let shown = json_out(&l.cli(&["proposals", "show", &id, "--json"]));
     assert_eq!(shown["freshness"], Value::Null, "{shown}");

@@ -436,10 +436,10 @@ enum ProposalsCommand {
         #[command(flatten)]
         conn: ConnArgs,
     },
-    /// Re-read a proposal's row now and check its guards (exit 0 still current, 4 changed or gone, 1 could not re-read).
+    /// Re-read a proposal's row and its reviewed dependency rows now and check them (exit 0 still current, 4 changed or gone, 1 could not re-read).
     #[command(
         name = "check-freshness",
-        after_help = "Examples:\n  airlock proposals check-freshness latest\n  airlock proposals check-freshness wrp_3f9c1a7e5b2d4c8019e6 --json"
+        after_help = "Exit codes:\n  0  current: every guard holds and every dependency row is at its recorded version\n  4  changed or gone: approving now makes the proposal a conflict\n  1  a row could not be re-read (no write URL, source down); an approval would be refused\n\nExamples:\n  airlock proposals check-freshness latest\n  airlock proposals check-freshness wrp_3f9c1a7e5b2d4c8019e6 --json"
     )]
     CheckFreshness {
         id: String,

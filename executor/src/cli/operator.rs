@@ -93,7 +93,9 @@ pub fn client_failure(json: bool, e: ClientError) -> Exit {
                 | ErrorCode::Forbidden
                 | ErrorCode::TenantNotAllowed
                 | ErrorCode::PolicyViolation
-                | ErrorCode::SecretMaterial => Exit::Refused,
+                | ErrorCode::SecretMaterial
+                | ErrorCode::AlreadyVoted => Exit::Refused,
+                ErrorCode::Stale => Exit::Conflict,
                 _ => Exit::Failure,
             };
             if json {
@@ -179,10 +181,15 @@ pub fn list(conn: &ConnArgs, status: Option<&str>, json: bool) -> Exit {
                 "CREATED"
             );
             for p in &items {
+                // Quorum progress beside the state: `pending_approval 1/2`.
+                let state = match &p.quorum {
+                    Some(q) => format!("{} {}/{}", p.state.as_str(), q.approvals, q.required),
+                    None => p.state.as_str().to_owned(),
+                };
                 say!(
                     "{:<24} {:<17} {:<36} {:<10} {:<12} {}",
                     escape(&p.proposal_id),
-                    p.state.as_str(),
+                    state,
                     escape(&p.capability),
                     escape(&p.tenant_id),
                     escape(&p.object_id),
@@ -394,6 +401,25 @@ pub fn print_detail(d: &ProposalDetail) {
         "  needs role: {}",
         s.required_role.as_deref().unwrap_or("any approver")
     );
+    if let Some(q) = &s.quorum {
+        say!(
+            "  approvals:  {}/{} distinct approvers",
+            q.approvals,
+            q.required
+        );
+    }
+    for dep in &d.dependencies {
+        say!(
+            "  depends on: {} — {}.{} {} = {} at {} {}",
+            escape(&dep.id),
+            escape(&dep.schema),
+            escape(&dep.table),
+            escape(&dep.primary_key),
+            text(&dep.key),
+            escape(&dep.version_column),
+            escape(dep.version.as_deref().unwrap_or("NULL"))
+        );
+    }
     say!("\n  Change (column: before → after):");
     let width = cs.patch.keys().map(String::len).max().unwrap_or(0);
     for (col, after) in &cs.patch {
@@ -464,6 +490,7 @@ fn print_decision(d: &Decision, json: bool) {
             "{} {} as {} (uid {}) at {}.",
             match d.state {
                 ProposalState::Approved => "Approved",
+                ProposalState::PendingApproval => "Counted your approval of",
                 _ => "Rejected",
             },
             escape(&d.proposal_id),
@@ -471,6 +498,18 @@ fn print_decision(d: &Decision, json: bool) {
             d.by.uid,
             escape(&d.at)
         );
+        if let Some(q) = &d.quorum {
+            say!(
+                "Approvals: {}/{} distinct approvers{}.",
+                q.approvals,
+                q.required,
+                if d.state == ProposalState::PendingApproval {
+                    "; it stays pending until the rest approve"
+                } else {
+                    ""
+                }
+            );
+        }
     }
 }
 
@@ -602,7 +641,8 @@ pub fn approve(conn: &ConnArgs, id: &str, opts: ApproveOptions, json: bool) -> E
             Ok(other) => return unexpected(json, &other),
             Err(e) => return e,
         };
-        if !apply {
+        // A counted quorum vote is not an approval: nothing to apply yet.
+        if !apply || decision.state != ProposalState::Approved {
             print_decision(&decision, json);
             return Exit::Ok;
         }

@@ -329,6 +329,7 @@ fn v1_job(story: &ReplayStory, record: &Value, engine: Engine, source_id: &str) 
         engine,
         evidence_id: d.evidence.as_ref().map(|e| e.evidence_id.clone()),
         change_set: d.change_set.clone(),
+        dependencies: Vec::new(),
     };
     crate::writeback::receipt::job_json(&job, &text("started_at"))
 }

@@ -14,10 +14,11 @@ use std::sync::Mutex;
 use airlock_ipc::ErrorBody;
 use airlock_ipc::error::ErrorCode;
 use airlock_ipc::message::{
-    Freshness, FreshnessReport, ProposalDetail, ProposalState, WritebackResult,
+    DependencyFreshness, Freshness, FreshnessReport, ProposalDetail, ProposalState, WritebackResult,
 };
 use airlock_policy::change_set::scalar_text;
 use airlock_policy::config::{ExecutorSpec, Kind};
+use airlock_policy::freshness::DependencyState;
 use airlock_policy::statement::RowFreshness;
 
 use super::credentials::read_secret;
@@ -134,19 +135,98 @@ pub async fn freshness(
         Some(_) => Err("the capability now targets another table, key or tenant column".to_owned()),
         None => Err(format!("source `{}` is not configured", cap.source)),
     };
-    let (freshness, changed, detail_text) = match result {
+    let (mut freshness, mut changed, mut detail_text) = match result {
         Ok(RowFreshness::Current) => (Freshness::Current, Vec::new(), None),
         Ok(RowFreshness::Changed(labels)) => (Freshness::Changed, labels, None),
         Ok(RowFreshness::Gone) => (Freshness::Gone, Vec::new(), None),
         Err(why) => (Freshness::Unavailable, Vec::new(), Some(why)),
     };
+    // The reviewed dependency rows, re-read the same way.
+    let mut dependencies = Vec::new();
+    if !detail.dependencies.is_empty() {
+        let checked = match auth.config.source_for(cap) {
+            Some(source) => {
+                super::dependencies::check(
+                    &auth.writeback.pools,
+                    &auth.config,
+                    &cap.source,
+                    source,
+                    &detail.dependencies,
+                    &detail.change_set.tenant_id,
+                )
+                .await
+            }
+            None => Err(format!("source `{}` is not configured", cap.source)),
+        };
+        match checked {
+            Ok(states) => {
+                for (id, state) in states {
+                    let f = match state {
+                        DependencyState::Current => Freshness::Current,
+                        DependencyState::Changed => Freshness::Changed,
+                        DependencyState::Gone => Freshness::Gone,
+                    };
+                    if f != Freshness::Current {
+                        changed.push(format!("dependency:{id}"));
+                        if freshness == Freshness::Current {
+                            freshness = Freshness::Changed;
+                        }
+                    }
+                    dependencies.push(DependencyFreshness { id, freshness: f });
+                }
+            }
+            Err(why) => {
+                for d in &detail.dependencies {
+                    dependencies.push(DependencyFreshness {
+                        id: d.id.clone(),
+                        freshness: Freshness::Unavailable,
+                    });
+                }
+                if freshness == Freshness::Current {
+                    freshness = Freshness::Unavailable;
+                    detail_text = Some(why);
+                }
+            }
+        }
+    }
     Ok(FreshnessReport {
         proposal_id: detail.summary.proposal_id.clone(),
         freshness,
         changed,
         detail: detail_text,
         checked_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        dependencies,
     })
+}
+
+/// Whether approvals of this proposal are bound to a live re-read of its
+/// rows: every proposal whose source the executor holds a write
+/// credential for, and every proposal with reviewed dependency rows. A
+/// source without `write_url_env` (an application handler's), or whose
+/// write credential the executor was not given, cannot be re-read, and
+/// its proposals are approved as before.
+pub fn approval_rereads(auth: &Authority, detail: &ProposalDetail) -> bool {
+    // The executor holds a write connection when the source names a write
+    // URL variable and the executor has its value; without one it could
+    // not apply a direct-SQL proposal either.
+    let holds_writer = auth
+        .config
+        .capability(&detail.summary.capability)
+        .and_then(|cap| auth.config.source_for(cap))
+        .and_then(|s| s.write_url_env.as_deref())
+        .is_some_and(|env| read_secret(env).is_ok());
+    holds_writer || !detail.dependencies.is_empty()
+}
+
+/// The reviewed dependency rows a new proposal of `cap` depends on, read
+/// now (`proposal_freshness`); none when the capability lists none.
+pub async fn capture_dependencies(
+    auth: &Authority,
+    cap: &airlock_policy::config::Capability,
+    args: &serde_json::Map<String, serde_json::Value>,
+    tenant: &str,
+) -> Result<Vec<airlock_ipc::message::DependencyVersion>, String> {
+    super::dependencies::capture(&auth.writeback.pools, &auth.config, cap, args, tenant).await
 }
 
 fn state_after(status: ReceiptStatus) -> ProposalState {
@@ -232,6 +312,23 @@ pub async fn apply(
     };
 
     let wb = &auth.writeback;
+    // The dependency rows' locking statements, built before the job starts:
+    // a source that cannot be read starts nothing.
+    let locked = super::dependencies::prepare(
+        &wb.pools,
+        &auth.config,
+        &cap.source,
+        source,
+        &detail.dependencies,
+        &detail.change_set.tenant_id,
+    )
+    .await
+    .map_err(|why| {
+        ErrorBody::new(
+            ErrorCode::SourceUnavailable,
+            format!("the proposal's dependency rows cannot be prepared for locking ({why}); nothing was done. Retry when the source is reachable"),
+        )
+    })?;
     {
         let mut set = wb
             .in_flight
@@ -305,6 +402,7 @@ pub async fn apply(
         engine: source.engine,
         evidence_id: detail.evidence.as_ref().map(|e| e.evidence_id.clone()),
         change_set: detail.change_set.clone(),
+        dependencies: locked,
     };
     tracing::info!(proposal_id, job_id = %job.job_id, attempt, executor = executor.name, "applying");
 

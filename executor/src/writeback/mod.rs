@@ -15,6 +15,7 @@ use serde_json::Value;
 pub mod apply;
 pub mod command_handler;
 pub mod credentials;
+pub mod dependencies;
 pub mod fault;
 pub mod http_handler;
 pub mod payload;
@@ -41,6 +42,10 @@ pub struct WritebackJob {
     pub evidence_id: Option<String>,
     /// The executor's own verified change set, as stored in the ledger.
     pub change_set: ChangeSet,
+    /// The reviewed dependency rows `sql_update` locks and re-checks in
+    /// its transaction (`proposal_freshness`); never sent to handlers.
+    #[serde(skip)]
+    pub dependencies: Vec<dependencies::LockedDependency>,
 }
 
 /// The terminal statuses of a writeback.

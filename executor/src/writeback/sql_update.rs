@@ -92,7 +92,7 @@ pub(crate) fn misconfiguration(engine: Engine, e: &sqlx::Error) -> Option<Miscon
 }
 
 impl WritePools {
-    async fn pool(
+    pub(crate) async fn pool(
         &self,
         source_id: &str,
         source: &Source,
@@ -200,7 +200,7 @@ impl WritePools {
             .map_err(|e| scrub(&e))
     }
 
-    async fn column_types(
+    pub(crate) async fn column_types(
         &self,
         conn: &mut AnyConnection,
         source_id: &str,
@@ -707,6 +707,17 @@ async fn run_transaction(
             ),
             previous_version,
         ));
+    }
+    if let Some(stale) = super::dependencies::lock_and_check(
+        &mut tx,
+        engine,
+        &job.dependencies,
+        previous_version.clone(),
+    )
+    .await?
+    {
+        tx.rollback().await?;
+        return Ok(stale);
     }
     if let Some(row) = sqlx::query(sqlx::AssertSqlSafe(lookup))
         .bind(job.idempotency_key.clone())

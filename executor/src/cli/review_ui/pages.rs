@@ -256,6 +256,9 @@ pub fn notice(done: Option<&str>) -> &'static str {
         Some("rejected") => {
             "<p id=\"notice\" class=\"good\">Rejected. The reason is in the ledger.</p>"
         }
+        Some("counted") => {
+            "<p id=\"notice\" class=\"good\">Your approval is counted. The proposal waits for approvals from other approvers.</p>"
+        }
         _ => "",
     }
 }
@@ -621,6 +624,7 @@ mod tests {
             required_role: None,
             created_at: "2026-01-01T00:00:00Z".into(),
             expires_at: "2026-01-02T00:00:00Z".into(),
+            quorum: None,
         };
         let f = |c: &str, t: &str| ListFilter {
             state: None,

@@ -518,6 +518,10 @@ async fn reject(
 /// Send a decision; on success, back to the proposal's page saying `done`.
 async fn decided(st: &Arc<AppState>, req: Request, id: &str, done: &str) -> Response {
     match call(st, req).await {
+        // A quorum vote that is not the last one is counted, not approved.
+        Ok(IpcResponse::Decision(d)) if d.state == ProposalState::PendingApproval => {
+            see_other(&format!("/p/{id}?done=counted"))
+        }
         Ok(IpcResponse::Decision(_)) => see_other(&format!("/p/{id}?done={done}")),
         Ok(other) => unexpected(&other),
         Err(r) => r,
