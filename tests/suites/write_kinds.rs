@@ -417,13 +417,15 @@ fn write_kinds(db: Database) {
         3,
         "only D-1 went"
     );
-    // A stale version is a conflict and nothing is removed.
+    // A version changed after approval is a conflict at apply and nothing
+    // is removed (before approval, the approval itself is refused: the
+    // quorum_freshness suite).
     let id = w.propose("billing.propose_draft_removal", json!({"draft_id": "D-2"}));
+    w.approve(&id);
     execute(
         &w.db,
         "UPDATE invoice_drafts SET version = 2 WHERE id = 'D-2'",
     );
-    w.approve(&id);
     let (code, out) = w.apply(&id);
     assert_eq!(out["writeback"]["status"], "conflict", "{code:?} {out}");
     assert_eq!(
