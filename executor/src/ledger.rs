@@ -865,29 +865,7 @@ impl Ledger {
         }
         let at = Timestamp::now();
         let tx = self.conn.savepoint()?;
-        Self::verify_segment(&tx, proposal_id)?;
-        let state: Option<String> = tx
-            .query_row(
-                &format!("SELECT {STATE_SQL} FROM {FROM_PROPOSALS} WHERE p.proposal_id = ?2"),
-                params![at.ms, proposal_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let state = state.ok_or_else(|| LedgerError::NotFound(proposal_id.to_owned()))?;
-        match ProposalState::parse(&state) {
-            Some(ProposalState::PendingApproval) => {}
-            Some(ProposalState::Expired) => {
-                return Err(LedgerError::Expired(proposal_id.to_owned()));
-            }
-            Some(other) => {
-                return Err(LedgerError::InvalidState {
-                    id: proposal_id.to_owned(),
-                    state: other.as_str(),
-                });
-            }
-            None => return Err(LedgerError::Corrupt(format!("unknown state {state}"))),
-        }
-        Self::check_digest(&tx, proposal_id, capability_digest)?;
+        Self::check_still_pending(&tx, &at, proposal_id, capability_digest)?;
         let (required, prior) = Self::quorum_in(&tx, proposal_id)?;
         let quorum = |approvals: u32| {
             (required > 1).then_some(airlock_ipc::message::Quorum {
@@ -1017,29 +995,7 @@ impl Ledger {
     ) -> Result<Event, LedgerError> {
         let at = Timestamp::now();
         let tx = self.conn.savepoint()?;
-        Self::verify_segment(&tx, proposal_id)?;
-        let state: Option<String> = tx
-            .query_row(
-                &format!("SELECT {STATE_SQL} FROM {FROM_PROPOSALS} WHERE p.proposal_id = ?2"),
-                params![at.ms, proposal_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let state = state.ok_or_else(|| LedgerError::NotFound(proposal_id.to_owned()))?;
-        match ProposalState::parse(&state) {
-            Some(ProposalState::PendingApproval) => {}
-            Some(ProposalState::Expired) => {
-                return Err(LedgerError::Expired(proposal_id.to_owned()));
-            }
-            Some(other) => {
-                return Err(LedgerError::InvalidState {
-                    id: proposal_id.to_owned(),
-                    state: other.as_str(),
-                });
-            }
-            None => return Err(LedgerError::Corrupt(format!("unknown state {state}"))),
-        }
-        Self::check_digest(&tx, proposal_id, capability_digest)?;
+        Self::check_still_pending(&tx, &at, proposal_id, capability_digest)?;
         let record = json!({"proposal_id": proposal_id, "detail": detail});
         let (seq, hash) = Self::append_event(
             &tx,
@@ -1934,6 +1890,40 @@ impl Ledger {
 
     /// The proposal must have been recorded under `live`, the digest of the
     /// capability as configured now.
+    /// Inside a decision's transaction: the proposal's segment of the chain
+    /// verifies, it is still pending (not expired, decided or applied) at
+    /// `at`, and the live capability is the one it was recorded under.
+    fn check_still_pending(
+        tx: &Connection,
+        at: &Timestamp,
+        proposal_id: &str,
+        capability_digest: &str,
+    ) -> Result<(), LedgerError> {
+        Self::verify_segment(tx, proposal_id)?;
+        let state: Option<String> = tx
+            .query_row(
+                &format!("SELECT {STATE_SQL} FROM {FROM_PROPOSALS} WHERE p.proposal_id = ?2"),
+                params![at.ms, proposal_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let state = state.ok_or_else(|| LedgerError::NotFound(proposal_id.to_owned()))?;
+        match ProposalState::parse(&state) {
+            Some(ProposalState::PendingApproval) => {}
+            Some(ProposalState::Expired) => {
+                return Err(LedgerError::Expired(proposal_id.to_owned()));
+            }
+            Some(other) => {
+                return Err(LedgerError::InvalidState {
+                    id: proposal_id.to_owned(),
+                    state: other.as_str(),
+                });
+            }
+            None => return Err(LedgerError::Corrupt(format!("unknown state {state}"))),
+        }
+        Self::check_digest(tx, proposal_id, capability_digest)
+    }
+
     fn check_digest(conn: &Connection, proposal_id: &str, live: &str) -> Result<(), LedgerError> {
         let recorded: Option<String> = conn
             .prepare_cached("SELECT capability_digest FROM proposals WHERE proposal_id = ?1")?

@@ -19,7 +19,6 @@ use serde_json::Value;
 use sqlx::any::AnyArguments;
 use sqlx::{AnyConnection, Arguments, Row};
 
-use super::credentials::read_secret;
 use super::sql_update::WritePools;
 use super::{Outcome, ReceiptStatus};
 
@@ -56,37 +55,6 @@ fn bind(engine: Engine, stmt: &BoundStatement) -> Result<AnyArguments, sqlx::Err
         r.map_err(sqlx::Error::Encode)?;
     }
     Ok(args)
-}
-
-/// A source connection for reading dependency rows, and the texts to keep
-/// out of errors.
-async fn connect(
-    pools: &WritePools,
-    source_id: &str,
-    source: &Source,
-) -> Result<(sqlx::pool::PoolConnection<sqlx::Any>, Vec<String>), String> {
-    let Some(write_env) = &source.write_url_env else {
-        return Err(format!(
-            "source `{source_id}` has no write_url_env, so the executor holds no connection to read it"
-        ));
-    };
-    let url = read_secret(write_env).map_err(|e| e.to_string())?;
-    let secrets = airlock_policy::secrets::url_secrets(&url);
-    let scrub = |what: &str, e: &dyn std::fmt::Display| {
-        redact(&format!("{what}: {e}"), &secrets)
-            .chars()
-            .take(500)
-            .collect::<String>()
-    };
-    let pool = pools
-        .pool(source_id, source, &url)
-        .await
-        .map_err(|e| scrub("the write URL is not usable", &e))?;
-    let conn = pool
-        .acquire()
-        .await
-        .map_err(|e| scrub("cannot connect with the write credential", &e))?;
-    Ok((conn, secrets))
 }
 
 /// The SELECT for one stored dependency, with the key column's type.
@@ -174,7 +142,7 @@ pub async fn capture(
     let source = config
         .source_for(cap)
         .ok_or_else(|| format!("source `{}` is not configured", cap.source))?;
-    let (mut conn, secrets) = connect(pools, &cap.source, source).await?;
+    let (mut conn, secrets) = super::sql_update::connect_reader(pools, &cap.source, source).await?;
     let mut out = Vec::new();
     for dep in &f.dependencies {
         let read = config.defined_capability(&dep.capability).ok_or_else(|| {
@@ -246,7 +214,7 @@ pub async fn check(
     if deps.is_empty() {
         return Ok(Vec::new());
     }
-    let (mut conn, secrets) = connect(pools, source_id, source).await?;
+    let (mut conn, secrets) = super::sql_update::connect_reader(pools, source_id, source).await?;
     let mut out = Vec::new();
     for d in deps {
         let stmt = statement(pools, &mut conn, source_id, source.engine, config, d, false)
@@ -278,7 +246,7 @@ pub async fn prepare(
     if deps.is_empty() {
         return Ok(Vec::new());
     }
-    let (mut conn, _) = connect(pools, source_id, source).await?;
+    let (mut conn, _) = super::sql_update::connect_reader(pools, source_id, source).await?;
     let mut sorted: Vec<&DependencyVersion> = deps.iter().collect();
     lock_order(&mut sorted, |d| {
         (

@@ -439,28 +439,9 @@ pub async fn freshness(
         // No row existed to read; the identity is checked when it is added.
         return Ok(RowFreshness::Current);
     }
-    let Some(write_env) = &source.write_url_env else {
-        return Err(format!(
-            "source `{source_id}` has no write_url_env, so the executor holds no connection to re-read it"
-        ));
-    };
-    let url = read_secret(write_env).map_err(|e| e.to_string())?;
-    let secrets = airlock_policy::secrets::url_secrets(&url);
-    let scrub = |what: &str, e: &dyn std::fmt::Display| {
-        redact(&format!("{what}: {e}"), &secrets)
-            .chars()
-            .take(500)
-            .collect::<String>()
-    };
+    let (mut conn, secrets) = connect_reader(pools, source_id, source).await?;
+    let scrub = |what: &str, e: &dyn std::fmt::Display| scrubbed(what, e, &secrets);
     let engine = source.engine;
-    let pool = pools
-        .pool(source_id, source, &url)
-        .await
-        .map_err(|e| scrub("the write URL is not usable", &e))?;
-    let mut conn = pool
-        .acquire()
-        .await
-        .map_err(|e| scrub("cannot connect with the write credential", &e))?;
     let types = pools
         .column_types(&mut conn, source_id, engine, cap)
         .await
@@ -480,6 +461,40 @@ pub async fn freshness(
         .map_err(|e| scrub("cannot re-read the row", &e))?;
     let flags: Option<Vec<i64>> = row.map(|r| (0..checks.len()).map(|i| int_at(&r, i)).collect());
     Ok(judge_freshness(&checks, flags.as_deref()))
+}
+
+/// `what: e`, with the write URL's secrets withheld, at most 500 characters.
+fn scrubbed(what: &str, e: &dyn std::fmt::Display, secrets: &[String]) -> String {
+    redact(&format!("{what}: {e}"), secrets)
+        .chars()
+        .take(500)
+        .collect()
+}
+
+/// A connection with the source's write credential for reading rows
+/// outside an apply (freshness re-reads, dependency versions), and the
+/// texts to keep out of errors.
+pub(crate) async fn connect_reader(
+    pools: &WritePools,
+    source_id: &str,
+    source: &Source,
+) -> Result<(sqlx::pool::PoolConnection<sqlx::Any>, Vec<String>), String> {
+    let Some(write_env) = &source.write_url_env else {
+        return Err(format!(
+            "source `{source_id}` has no write_url_env, so the executor holds no connection to re-read it"
+        ));
+    };
+    let url = read_secret(write_env).map_err(|e| e.to_string())?;
+    let secrets = airlock_policy::secrets::url_secrets(&url);
+    let pool = pools
+        .pool(source_id, source, &url)
+        .await
+        .map_err(|e| scrubbed("the write URL is not usable", &e, &secrets))?;
+    let conn = pool
+        .acquire()
+        .await
+        .map_err(|e| scrubbed("cannot connect with the write credential", &e, &secrets))?;
+    Ok((conn, secrets))
 }
 
 /// Apply one job with `sql_update`.
