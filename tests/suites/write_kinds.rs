@@ -497,6 +497,9 @@ fn sqlite_insert_delete_and_step_updates() {
 
 type Tamper = fn(&mut ChangeSet);
 
+/// (what the attempt is, the refusal code expected, the alteration).
+type Attempts = Vec<(&'static str, &'static str, Tamper)>;
+
 /// The evidence a proposer records for `capability` with `rows` (what the
 /// real proposer sends: the capability's statement fingerprint and params).
 fn read(
@@ -552,7 +555,7 @@ fn a_rogue_proposer_cannot_widen_an_insert_a_delete_or_a_step() {
     );
     let topup_args = json!({"wallet_id": "W-1", "amount_cents": 300});
 
-    let inserts: Vec<(&str, &str, Tamper)> = vec![
+    let inserts: Attempts = vec![
         (
             "insert: a forged tenant in the identity",
             "policy_violation",
@@ -650,7 +653,7 @@ fn a_rogue_proposer_cannot_widen_an_insert_a_delete_or_a_step() {
             },
         ),
     ];
-    let deletes: Vec<(&str, &str, Tamper)> = vec![
+    let deletes: Attempts = vec![
         ("delete: without a version", "policy_violation", |cs| {
             cs.guards.expected_version = None;
         }),
@@ -684,7 +687,7 @@ fn a_rogue_proposer_cannot_widen_an_insert_a_delete_or_a_step() {
             cs.patch.insert("status".into(), json!("kept"));
         }),
     ];
-    let steps: Vec<(&str, &str, Tamper)> = vec![
+    let steps: Attempts = vec![
         (
             "step: a result larger than before plus the argument",
             "policy_violation",
@@ -723,7 +726,7 @@ fn a_rogue_proposer_cannot_widen_an_insert_a_delete_or_a_step() {
     let outcomes = rt().block_on(async {
         let mut p = w.exec.client(Role::Proposer).await;
         let mut outcomes = Vec::new();
-        let groups: [(&str, Value, Map<String, Value>, &Vec<(&str, &str, Tamper)>); 3] = [
+        let groups: [(&str, Value, Map<String, Value>, &Attempts); 3] = [
             (
                 "billing.propose_credit_note",
                 note_args.clone(),
