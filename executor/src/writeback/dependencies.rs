@@ -16,8 +16,7 @@ use airlock_policy::freshness::{
 use airlock_policy::secrets::redact;
 use airlock_policy::statement::{BoundStatement, WriteDialect};
 use serde_json::Value;
-use sqlx::any::AnyArguments;
-use sqlx::{AnyConnection, Arguments, Row};
+use sqlx::{AnyConnection, Row};
 
 use super::sql_update::WritePools;
 use super::{Outcome, ReceiptStatus};
@@ -40,21 +39,6 @@ fn target_of(d: &DependencyVersion) -> Target {
         // The loader refuses a principal-scoped dependency read.
         principal_scope_key: None,
     }
-}
-
-fn bind(engine: Engine, stmt: &BoundStatement) -> Result<AnyArguments, sqlx::Error> {
-    let mut args = AnyArguments::default();
-    for b in &stmt.binds {
-        let r = match (&b.value, engine) {
-            (Value::Number(n), Engine::Sqlite) if n.is_i64() => args.add(n.as_i64()),
-            (Value::Number(n), Engine::Sqlite) => args.add(n.as_f64()),
-            (Value::String(s), _) => args.add(Some(s.clone())),
-            (Value::Null, _) => args.add(None::<String>),
-            (other, _) => args.add(Some(other.to_string())),
-        };
-        r.map_err(sqlx::Error::Encode)?;
-    }
-    Ok(args)
 }
 
 /// The SELECT for one stored dependency, with the key column's type.
@@ -116,9 +100,12 @@ async fn version_of(
     engine: Engine,
     stmt: &BoundStatement,
 ) -> Result<Option<Option<String>>, sqlx::Error> {
-    let row = sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.clone()), bind(engine, stmt)?)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query_with(
+        sqlx::AssertSqlSafe(stmt.sql.clone()),
+        super::sql_update::arguments(engine, stmt, &Default::default())?,
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
     row.map(|r| r.try_get::<Option<String>, _>(0)).transpose()
 }
 

@@ -42,7 +42,7 @@ use crate::writeback::fault;
 pub const RUNNER_ID: &str = "airlock-executor";
 
 /// Column name → type, as the catalog reports it.
-type ColumnTypes = HashMap<String, String>;
+pub(crate) type ColumnTypes = HashMap<String, String>;
 
 /// Lazily opened write pools, one per source, and cached column types.
 #[derive(Default)]
@@ -372,7 +372,7 @@ fn as_text(engine: Engine, column_type: Option<&str>, v: &Value) -> Option<Strin
 
 /// Bind values: text everywhere but SQLite, which compares by storage class
 /// and so gets each value in its own JSON type.
-fn arguments(
+pub(crate) fn arguments(
     engine: Engine,
     stmt: &BoundStatement,
     types: &ColumnTypes,
