@@ -330,5 +330,9 @@ async fn handle(
             crate::notify::test(auth, r.sink.as_deref()).await,
             Response::NotificationTest,
         ),
+        Request::Revert(r) => reply(
+            crate::revert::revert(auth, peer, r).await,
+            Response::ProposalRecorded,
+        ),
     }
 }

@@ -1215,6 +1215,7 @@ impl Ledger {
             evidence,
             decisions,
             dependencies,
+            compensated_by: Vec::new(),
         }))
     }
 
@@ -1957,6 +1958,70 @@ impl Ledger {
     ) -> Result<Option<ProposalDetail>, LedgerError> {
         Self::verify_segment(&self.conn, proposal_id)?;
         self.proposal(proposal_id)
+    }
+
+    /// For `airlock revert`: the proposal, after verifying its segment of
+    /// the chain (its receipts included), and its newest applied receipt.
+    pub fn revert_source(
+        &self,
+        proposal_id: &str,
+    ) -> Result<Option<(ProposalDetail, Option<Value>)>, LedgerError> {
+        let Some(detail) = self.verified_proposal(proposal_id)? else {
+            return Ok(None);
+        };
+        let text: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT receipt FROM receipts WHERE proposal_id = ?1 AND status IN ('applied', 'already_applied') ORDER BY seq DESC LIMIT 1",
+                [proposal_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let receipt = text
+            .map(|t| serde_json::from_str::<Value>(&t))
+            .transpose()
+            .map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+        Ok(Some((detail, receipt)))
+    }
+
+    /// The compensations recorded for a proposal (`airlock revert`), oldest
+    /// first: the proposals whose change set names it in
+    /// `compensation.reverts_proposal_id`.
+    pub fn compensations_of(&self, proposal_id: &str) -> Result<Vec<String>, LedgerError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT proposal_id FROM proposals WHERE json_extract(change_set, '$.compensation.reverts_proposal_id') = ?1 ORDER BY seq",
+        )?;
+        let ids = stmt
+            .query_map([proposal_id], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ids)
+    }
+
+    /// Record a compensation of `reverts` — unless one is already pending,
+    /// approved, applied or failed (retryable), which is returned instead:
+    /// one change has at most one live or completed compensation. Checked
+    /// and recorded in one call, so two racing reverts cannot both pass.
+    pub fn record_compensation(
+        &mut self,
+        p: NewProposal<'_>,
+        required_approvals: u32,
+        reverts: &str,
+    ) -> Result<Result<RecordedProposal, (String, ProposalState)>, LedgerError> {
+        for child in self.compensations_of(reverts)? {
+            if let Some(d) = self.proposal(&child)?
+                && matches!(
+                    d.summary.state,
+                    ProposalState::PendingApproval
+                        | ProposalState::Approved
+                        | ProposalState::Applied
+                        | ProposalState::Failed
+                )
+            {
+                return Ok(Err((child, d.summary.state)));
+            }
+        }
+        self.record_bound_proposal(p, required_approvals, &[])
+            .map(Ok)
     }
 }
 

@@ -26,6 +26,7 @@ pub mod lifecycle;
 pub mod notify;
 pub mod peer_auth;
 pub mod refusal_log;
+pub mod revert;
 pub mod review;
 pub mod secure_path;
 pub mod writeback;

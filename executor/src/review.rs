@@ -45,9 +45,15 @@ pub async fn freshness(
 
 pub async fn show(auth: &Authority, req: ProposalRef) -> Result<ProposalDetail, ErrorBody> {
     let id = resolve(auth, &req.proposal_id).await?;
-    auth.ledger(Durability::Deferred, move |l| l.proposal(&id))
-        .await?
-        .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "no such proposal"))
+    auth.ledger(Durability::Deferred, move |l| {
+        let Some(mut d) = l.proposal(&id)? else {
+            return Ok(None);
+        };
+        d.compensated_by = l.compensations_of(&id)?;
+        Ok(Some(d))
+    })
+    .await?
+    .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "no such proposal"))
 }
 
 fn check_note(note: Option<&str>) -> Result<(), ErrorBody> {
@@ -255,7 +261,13 @@ pub async fn stats(auth: &Authority, connections: u64) -> Result<StatsReport, Er
 pub async fn replay(auth: &Authority, req: ProposalRef) -> Result<ReplayStory, ErrorBody> {
     let id = resolve(auth, &req.proposal_id).await?;
     let record = auth
-        .ledger(Durability::Deferred, move |l| l.replay(&id))
+        .ledger(Durability::Deferred, move |l| {
+            let Some(mut r) = l.replay(&id)? else {
+                return Ok(None);
+            };
+            r.proposal.compensated_by = l.compensations_of(&id)?;
+            Ok(Some(r))
+        })
         .await?
         .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "no such proposal"))?;
     Ok(ReplayStory {

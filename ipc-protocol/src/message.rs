@@ -169,6 +169,20 @@ pub struct Reject {
     pub reason: String,
 }
 
+/// Operator: propose the reviewed compensation of an applied change of a
+/// reversible capability (`airlock revert`). The executor records a new
+/// pending proposal whose change set is the inverse it captured when it
+/// applied `proposal_id`; it writes nothing to the source and approves
+/// nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revert {
+    /// The applied proposal to undo (its `wrp_…` id; never `latest`).
+    pub proposal_id: String,
+    /// Why: shown to the approvers and kept in the change set.
+    pub reason: String,
+}
+
 /// Operator: ledger events after a cursor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -448,6 +462,12 @@ pub struct ProposalDetail {
     /// The reviewed dependency rows and their versions at proposal time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dependencies: Vec<DependencyVersion>,
+    /// The compensations (`airlock revert`) recorded for this proposal,
+    /// oldest first (the other direction of the link is the change set's
+    /// `compensation.reverts_proposal_id`). Filled by `show_proposal` and
+    /// `replay`; absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compensated_by: Vec<String>,
 }
 
 /// One ledger event.
@@ -667,6 +687,7 @@ message_set! {
         PruneLedger(PruneLedger) = "prune_ledger",
         NotificationStatus(Empty) = "notification_status",
         TestNotification(TestNotification) = "test_notification",
+        Revert(Revert) = "revert",
     }
 }
 
@@ -714,7 +735,8 @@ impl Request {
             | Request::CheckFreshness(_)
             | Request::PruneLedger(_)
             | Request::NotificationStatus(_)
-            | Request::TestNotification(_) => role == Role::Operator,
+            | Request::TestNotification(_)
+            | Request::Revert(_) => role == Role::Operator,
         }
     }
 }
@@ -850,6 +872,7 @@ mod tests {
         ("prune_ledger", false, true),
         ("notification_status", false, true),
         ("test_notification", false, true),
+        ("revert", false, true),
     ];
 
     /// The golden request of `kind` from `fixtures/`.

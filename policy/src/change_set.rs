@@ -104,6 +104,34 @@ pub struct ChangeSet {
     /// values are not known before; `before` holds what they were).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub apply_time: Vec<String>,
+    /// Present only on a reviewed compensation (`airlock revert`): the
+    /// executor authored this change set from the inverse it captured when
+    /// it applied `reverts_proposal_id`. A proposer can never submit one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compensation: Option<Compensation>,
+}
+
+/// What makes a change set a reviewed compensation, and its lineage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Compensation {
+    /// The applied proposal whose change this one undoes.
+    pub reverts_proposal_id: String,
+    /// The forward change the chain of reverts started from.
+    pub root_proposal_id: String,
+    /// 1 for a revert of a forward change, one more for each revert of a
+    /// revert (at most [`crate::compensation::MAX_DEPTH`]).
+    pub depth: u32,
+    /// What the reverted change did: `update` (this one restores the prior
+    /// values) or `insert` (this one deletes the row it created).
+    pub forward_operation: OperationKind,
+    /// `receipt_hash` of the reverted change's applied receipt, which holds
+    /// the captured inverse (absent inside that receipt itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_receipt_hash: Option<String>,
+    /// Why the operator asked for the revert (empty in the captured inverse).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
 }
 
 impl ChangeSet {
@@ -139,6 +167,9 @@ pub enum ViolationCode {
     /// The row is not the trusted principal's, or the principal guard is
     /// not the principal scope key with the claimed principal.
     PrincipalMismatch,
+    /// The change set carries a field only the executor writes (a
+    /// `compensation`).
+    ExecutorAuthored,
 }
 
 /// One reason a change set is refused.
@@ -396,6 +427,7 @@ pub fn build(
         },
         operation: kind,
         apply_time,
+        compensation: None,
     })
 }
 
@@ -560,6 +592,13 @@ pub fn verify(
     may_claim: &dyn Fn(&str) -> bool,
 ) -> Result<ChangeSet, Vec<Violation>> {
     use ViolationCode as V;
+    if submitted.compensation.is_some() {
+        return Err(vec![violation(
+            V::ExecutorAuthored,
+            "compensation",
+            "a compensation is authored by the executor from the inverse it captured when it applied a change (`airlock revert`); a proposer cannot submit one",
+        )]);
+    }
     let Some(cap) = config.capability(&submitted.capability) else {
         return Err(vec![violation(
             V::UnknownCapability,

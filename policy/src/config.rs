@@ -514,6 +514,21 @@ pub struct ProposalSpec {
     /// (and the approvals bound to them) do not change.
     #[serde(skip_serializing_if = "Operation::is_default")]
     pub operation: Operation,
+    /// `reversibility: {"mode": "reviewed_inverse"}` (Synapsor Runner's
+    /// opt-in): the executor captures the change's inverse with its
+    /// receipt, so an operator may propose a reviewed compensation
+    /// (`airlock revert`). Absent — and left out of the capability digest,
+    /// so existing approvals stay bound — when not set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reversibility: Option<Reversibility>,
+}
+
+/// How a reversible capability's changes are undone (`reversibility.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reversibility {
+    /// A new proposal with the inverse change, approved like any other.
+    ReviewedInverse,
 }
 
 impl ProposalSpec {

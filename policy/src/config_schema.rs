@@ -776,6 +776,13 @@ fn defs() -> Map<String, Value> {
                     "conflict_guard": {"$ref": "#/$defs/conflict_guard"},
                     "approval": {"$ref": "#/$defs/approval"},
                     "operation": {"$ref": "#/$defs/operation"},
+                    "reversibility": {
+                        "description": "Opt-in reviewed compensation: the executor captures each applied change's inverse, and `airlock revert` proposes it for its own approval. sql_update updates with a version column, and inserts, only. Proposals only.",
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["mode"],
+                        "properties": {"mode": {"const": "reviewed_inverse"}}
+                    },
                     "single_tenant_dev_ack": {
                         "description": "Acknowledges `target.single_tenant_dev`: every row of the table is in scope.",
                         "type": "boolean"
@@ -793,7 +800,8 @@ fn defs() -> Map<String, Value> {
                                 "transition_guards": false,
                                 "conflict_guard": false,
                                 "approval": false,
-                                "operation": false
+                                "operation": false,
+                                "reversibility": false
                             }
                         }
                     },

@@ -21,6 +21,7 @@ pub mod catalog;
 pub mod catalog_sql;
 pub mod change_set;
 pub mod column_type;
+pub mod compensation;
 pub mod config;
 pub mod config_schema;
 pub mod context;

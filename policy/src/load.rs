@@ -1535,6 +1535,7 @@ const CAPABILITY_KEYS: &[&str] = &[
     "conflict_guard",
     "approval",
     "operation",
+    "reversibility",
     "single_tenant_dev_ack",
 ];
 
@@ -1547,6 +1548,7 @@ const PROPOSAL_ONLY_KEYS: &[&str] = &[
     "conflict_guard",
     "approval",
     "operation",
+    "reversibility",
 ];
 
 fn parse_capabilities(
@@ -2287,6 +2289,7 @@ fn parse_proposal(
     let numeric_bounds = parse_numeric_bounds(r, c, allowed.as_deref(), patch.as_deref(), args);
     let transition_guards = parse_transition_guards(r, c, patch.as_deref(), version_col);
     let approval = parse_approval(r, c);
+    let reversibility = parse_reversibility(r, c);
 
     let executor = c.string(r, "executor");
     let uses_sql_update = match executor.as_deref() {
@@ -2343,6 +2346,12 @@ fn parse_proposal(
         );
         return None;
     }
+    let reversibility = reversibility?;
+    if reversibility.is_some()
+        && !reversible_shape(r, c, uses_sql_update, operation.kind, &conflict_guard)
+    {
+        return None;
+    }
     Some(ProposalSpec {
         executor,
         patch,
@@ -2352,7 +2361,73 @@ fn parse_proposal(
         conflict_guard,
         approval: approval?,
         operation,
+        reversibility,
     })
+}
+
+/// `reversibility`: absent → `Some(None)`; `{"mode": "reviewed_inverse"}`
+/// → `Some(Some(..))`; anything else is an error (`None`).
+fn parse_reversibility(r: &mut Report, c: &Obj) -> Option<Option<Reversibility>> {
+    let Some(v) = c.get("reversibility") else {
+        return Some(None);
+    };
+    let o = Obj::open(r, &c.at("reversibility"), v, &["mode"])?;
+    let mode = o.req_string(
+        r,
+        "mode",
+        "add \"mode\": \"reviewed_inverse\", or remove `reversibility`",
+    )?;
+    if mode != "reviewed_inverse" {
+        r.error(
+            o.at("mode"),
+            format!("unknown reversibility mode `{}`", mode.escape_debug()),
+            "write \"mode\": \"reviewed_inverse\" (the only mode: a revert is a new proposal that needs its own approval)",
+        );
+        return None;
+    }
+    Some(Some(Reversibility::ReviewedInverse))
+}
+
+/// Whether a capability marked reversible has an inverse Airlock can
+/// capture exactly (docs/writeback.md, "Reviewed compensation"): the
+/// built-in sql_update executor, and an UPDATE guarded by an exact version
+/// column or an INSERT (whose identity always has a `proposal_id`
+/// component, so the created row is found exactly). Reports why not.
+fn reversible_shape(
+    r: &mut Report,
+    c: &Obj,
+    uses_sql_update: bool,
+    kind: OperationKind,
+    guard: &ConflictGuard,
+) -> bool {
+    let at = c.at("reversibility");
+    if !uses_sql_update {
+        r.error(
+            at,
+            "unavailable: an app-owned handler's effects cannot be inverted by Airlock",
+            "remove `reversibility`; expose a separate reviewed compensation capability that the application applies",
+        );
+        return false;
+    }
+    match (kind, guard) {
+        (OperationKind::Delete, _) => {
+            r.error(
+                at,
+                "unavailable: a hard DELETE cannot be restored (generated values, unread columns, cascades and trigger effects cannot be rebuilt)",
+                "use a soft-delete UPDATE (a reviewed status or deleted_at patch) and make that reversible, or remove `reversibility`",
+            );
+            false
+        }
+        (OperationKind::Update, ConflictGuard::Column { .. }) | (OperationKind::Insert, _) => true,
+        (OperationKind::Update, _) => {
+            r.error(
+                at,
+                "a reversible update needs an exact version column: its inverse is guarded by the version the forward write left",
+                "write \"conflict_guard\": {\"column\": \"version\"} (a version or timestamp column), or remove `reversibility`",
+            );
+            false
+        }
+    }
 }
 
 fn parse_conflict_guard(r: &mut Report, c: &Obj) -> Option<ConflictGuard> {

@@ -263,13 +263,35 @@ impl WriteDialect<'_> {
         binds: &mut Vec<Bind>,
     ) -> String {
         let pk = &cap.target.primary_key;
-        binds.push(Bind::to(pk, &cs.target.primary_key.value));
-        let mut sql = format!(
-            "{} = {}",
-            quote(self.engine, pk),
-            self.param(pk, binds.len())
-        );
-        if self.engine == Engine::Mysql && self.is_mysql_text(pk) {
+        let mut sql = String::new();
+        if crate::compensation::locates_by_identity(cs) {
+            // The row a reviewed insert created: its full identity (a
+            // unique constraint), the forward proposal's id filled in.
+            // Without one, it matches no row.
+            let mut parts = Vec::new();
+            for d in &cs.guards.deduplication {
+                binds.push(Bind::to(
+                    &d.column,
+                    d.value.as_ref().unwrap_or(&serde_json::Value::Null),
+                ));
+                parts.push(self.null_safe_eq(&d.column, binds.len()));
+            }
+            if parts.is_empty() {
+                parts.push("1 = 0".to_owned());
+            }
+            sql.push_str(&parts.join(" AND "));
+        } else {
+            binds.push(Bind::to(pk, &cs.target.primary_key.value));
+            sql.push_str(&format!(
+                "{} = {}",
+                quote(self.engine, pk),
+                self.param(pk, binds.len())
+            ));
+        }
+        if self.engine == Engine::Mysql
+            && self.is_mysql_text(pk)
+            && !crate::compensation::locates_by_identity(cs)
+        {
             binds.push(Bind::to(pk, &cs.target.primary_key.value));
             sql.push_str(&format!(
                 " AND CAST({} AS BINARY) = CAST(? AS BINARY)",
@@ -354,6 +376,13 @@ pub fn writeback_checks(
     for col in cs.patch.keys() {
         if let Some(before) = cs.before.get(col) {
             add(format!("before:{col}"), col, before);
+        }
+    }
+    // Deleting the row a reviewed insert created: every value it wrote
+    // must still be there.
+    if crate::compensation::locates_by_identity(cs) {
+        for (col, v) in &cs.before {
+            add(format!("before:{col}"), col, v);
         }
     }
     let guards = cap.proposal.as_ref().map(|p| &p.transition_guards);
@@ -565,6 +594,15 @@ pub fn writeback_delete(
         binds.push(Bind::to(&v.column, &v.value));
         pred.push_str(" AND ");
         pred.push_str(&d.null_safe_eq(&v.column, binds.len()));
+    }
+    // An inserted row has no version: the values it was created with guard
+    // its deletion in the statement itself.
+    if crate::compensation::locates_by_identity(cs) {
+        for (col, v) in &cs.before {
+            binds.push(Bind::to(col, v));
+            pred.push_str(" AND ");
+            pred.push_str(&d.null_safe_eq(col, binds.len()));
+        }
     }
     BoundStatement {
         sql: format!("DELETE FROM {} WHERE {pred}", table_name(d.engine, cap)),

@@ -72,11 +72,6 @@ const UNSUPPORTED: &[(&str, &str, &str)] = &[
     ),
     (
         "$.capabilities[]",
-        "reversibility",
-        "reviewed reversible changes",
-    ),
-    (
-        "$.capabilities[]",
         "writeback",
         "per-capability writeback mode",
     ),

@@ -123,6 +123,7 @@ fn proposal(executor: Option<&str>, guard: ConflictGuard) -> ProposalSpec {
         conflict_guard: guard,
         approval: Approval::default(),
         operation: airlock_policy::config::Operation::default(),
+        reversibility: None,
     }
 }
 

@@ -53,6 +53,7 @@ fn proposal(conflict_guard: ConflictGuard) -> ProposalSpec {
         conflict_guard,
         approval: Approval::default(),
         operation: Operation::default(),
+        reversibility: None,
     }
 }
 
@@ -144,6 +145,7 @@ fn waiver_cs() -> ChangeSet {
         },
         operation: OperationKind::Update,
         apply_time: Vec::new(),
+        compensation: None,
     }
 }
 

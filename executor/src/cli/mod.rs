@@ -92,6 +92,21 @@ enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// Propose the reviewed compensation of an applied change (a new proposal that needs its own approval).
+    #[command(
+        after_help = "Examples:\n  airlock revert wrp_3f9c1a7e5b2d4c8019e6 --reason \"waived on the wrong invoice\"\n  airlock proposals approve latest && airlock apply latest\n\nOnly for changes of capabilities with `reversibility: {\"mode\": \"reviewed_inverse\"}`: the executor captured the change's inverse when it applied it. The revert writes nothing: approve and apply it like any proposal (its capability's role and quorum). Exit 0 when recorded, 3 when refused (not reversible, hard DELETE, handler, role), 1 otherwise (not applied, already reverted, bad reason)."
+    )]
+    Revert {
+        /// The applied proposal's id, or `latest`.
+        id: String,
+        /// Why (shown to the approvers and kept in the ledger).
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
     /// A local web review UI: pending proposals, diffs and freshness, approve/reject/apply, replay, ledger status.
     #[command(
         after_help = "Examples:\n  airlock review\n  airlock review --listen 127.0.0.1:8767 --no-open --config airlock.json\n  ssh -L 8767:127.0.0.1:8767 ops-host airlock review --no-open   # then open the printed link locally\n\nLoopback only. It prints a one-time sign-in link; the browser acts as you on the operator socket, so the executor's approver list and each capability's required_role still decide."
@@ -870,6 +885,12 @@ pub fn main() -> ExitCode {
         Command::Notifications(NotificationsCommand::Test { sink, json, conn }) => {
             notifications_cmd::test(&conn, sink, json)
         }
+        Command::Revert {
+            id,
+            reason,
+            json,
+            conn,
+        } => operator::revert(&conn, &id, reason, json),
         Command::Apply {
             id: Some(id),
             json,

@@ -10,7 +10,7 @@ use airlock_ipc::client::{Client, ClientError, ExpectedServer};
 use airlock_ipc::error::ErrorCode;
 use airlock_ipc::message::{
     Approve, Decision, Empty, EventsSince, Freshness, FreshnessReport, ListProposals,
-    ProposalDetail, ProposalRef, ProposalState, Reject, Request, Response,
+    ProposalDetail, ProposalRef, ProposalState, Reject, Request, Response, Revert,
 };
 use airlock_ipc::transport::{OPERATOR_SOCKET, resolve_socket_dir};
 use airlock_policy::change_set::scalar_text;
@@ -408,6 +408,32 @@ pub fn print_detail(d: &ProposalDetail) {
             q.required
         );
     }
+    if let Some(c) = &cs.compensation {
+        say!(
+            "  reverts:    {} (revert {} of the chain from {}), asked because: {}",
+            escape(&c.reverts_proposal_id),
+            c.depth,
+            escape(&c.root_proposal_id),
+            escape(&c.reason)
+        );
+        if airlock_policy::compensation::locates_by_identity(cs) {
+            say!("  deletes:    the row that proposal inserted, found by:");
+            for d in &cs.guards.deduplication {
+                say!(
+                    "    {} = {}",
+                    escape(&d.column),
+                    d.value.as_ref().map_or("?".to_owned(), text)
+                );
+            }
+            say!("  and only while it still holds the values it was inserted with:");
+            for (col, v) in &cs.before {
+                say!("    {} = {}", escape(col), text(v));
+            }
+        }
+    }
+    if !d.compensated_by.is_empty() {
+        say!("  reverted by: {}", escape(&d.compensated_by.join(", ")));
+    }
     for dep in &d.dependencies {
         say!(
             "  depends on: {} — {}.{} {} = {} at {} {}",
@@ -685,6 +711,56 @@ pub fn reject(conn: &ConnArgs, id: &str, reason: String, json: bool) -> Exit {
         {
             Ok(Response::Decision(d)) => {
                 print_decision(&d, json);
+                Exit::Ok
+            }
+            Ok(other) => unexpected(json, &other),
+            Err(e) => e,
+        }
+    })
+}
+
+/// `airlock revert ID --reason T`: record the compensation of an applied
+/// change as a new pending proposal.
+pub fn revert(conn: &ConnArgs, id: &str, reason: String, json: bool) -> Exit {
+    run(json, async {
+        let mut client = match connect(conn, json).await {
+            Ok(c) => c,
+            Err(e) => return e,
+        };
+        // Resolve `latest` to the id the person is reverting.
+        let proposal_id = match fetch(&mut client, json, id).await {
+            Ok(d) => d.summary.proposal_id,
+            Err(e) => return e,
+        };
+        match call(
+            &mut client,
+            json,
+            Request::Revert(Revert {
+                proposal_id: proposal_id.clone(),
+                reason,
+            }),
+        )
+        .await
+        {
+            Ok(Response::ProposalRecorded(p)) => {
+                if json {
+                    print_json(&json!({"ok": true, "proposal": p, "reverts": proposal_id}));
+                } else {
+                    say!(
+                        "Revert {} recorded, pending approval: it undoes {} (nothing was written yet).",
+                        escape(&p.proposal_id),
+                        escape(&proposal_id)
+                    );
+                    say!(
+                        "  review:  airlock proposals show {}",
+                        escape(&p.proposal_id)
+                    );
+                    say!(
+                        "  approve: airlock proposals approve {}",
+                        escape(&p.proposal_id)
+                    );
+                    say!("  apply:   airlock apply {}", escape(&p.proposal_id));
+                }
                 Exit::Ok
             }
             Ok(other) => unexpected(json, &other),

@@ -17,6 +17,7 @@ use airlock_ipc::message::{
     DependencyFreshness, Freshness, FreshnessReport, ProposalDetail, ProposalState, WritebackResult,
 };
 use airlock_policy::change_set::scalar_text;
+use airlock_policy::compensation;
 use airlock_policy::config::{ExecutorSpec, Kind};
 use airlock_policy::freshness::DependencyState;
 use airlock_policy::statement::RowFreshness;
@@ -310,6 +311,19 @@ pub async fn apply(
             "the capability's source is not configured",
         ));
     };
+    // A compensation (`airlock revert`) was authored by the executor, not
+    // verified from a proposer's submission: it is re-checked against the
+    // live capability here, before anything starts.
+    if detail.change_set.compensation.is_some() {
+        let sql = matches!(auth.config.executor_for(spec).spec, ExecutorSpec::SqlUpdate);
+        if let Err(why) = compensation::check_applicable(cap, sql, &detail.change_set) {
+            tracing::warn!(proposal_id, why = %why, "apply refused: the compensation no longer fits its capability");
+            return Err(ErrorBody::new(
+                ErrorCode::ConfigChanged,
+                format!("revert {proposal_id} cannot be applied: {why}; nothing was done"),
+            ));
+        }
+    }
 
     let wb = &auth.writeback;
     // The dependency rows' locking statements, built before the job starts:
@@ -423,9 +437,10 @@ pub async fn apply(
     let executed = started.elapsed();
     fault::point("before_ledger_receipt");
 
+    let inverse = capture_inverse(cap, executor.spec, &job, &outcome);
     let outcome = withhold_secrets(outcome);
     let executed_at = Timestamp::now().text;
-    let receipt = receipt_json(&job, &outcome, &executed_at);
+    let receipt = receipt_json(&job, &outcome, &executed_at, inverse.as_ref());
     let (pid, jid, status, r, d) = (
         proposal_id.to_owned(),
         job.job_id.clone(),
@@ -469,9 +484,55 @@ pub async fn apply(
     })
 }
 
+/// The inverse of an applied change of a reversible capability, as the
+/// receipt records it (`inverse`): the compensation change set
+/// `airlock revert` will propose, or why there is none. `None` for other
+/// capabilities and for outcomes that changed nothing.
+fn capture_inverse(
+    cap: &airlock_policy::config::Capability,
+    spec: &ExecutorSpec,
+    job: &WritebackJob,
+    outcome: &Outcome,
+) -> Option<serde_json::Value> {
+    cap.proposal.as_ref()?.reversibility?;
+    if !matches!(
+        outcome.status,
+        ReceiptStatus::Applied | ReceiptStatus::AlreadyApplied
+    ) {
+        return None;
+    }
+    let sql = matches!(spec, ExecutorSpec::SqlUpdate);
+    let unavailable = |code: &str, detail: String| serde_json::json!({"schema_version": INVERSE_SCHEMA, "availability": "unavailable", "reason_code": code, "detail": detail});
+    Some(
+        match compensation::inverse(
+            cap,
+            sql,
+            &job.proposal_id,
+            &job.change_set,
+            outcome.new_version.as_ref(),
+        ) {
+            Ok(cs) => match serde_json::to_value(&cs) {
+                // The ledger refuses secret-looking material in a receipt,
+                // which must be recorded: such an inverse is not kept.
+                Ok(v) if airlock_policy::secrets::find_secrets(&v).is_empty() => {
+                    serde_json::json!({"schema_version": INVERSE_SCHEMA, "availability": "available", "change_set": v})
+                }
+                _ => unavailable(
+                    "SECRET_MATERIAL",
+                    "unavailable: the inverse held secret-looking material and was not kept".into(),
+                ),
+            },
+            Err(u) => unavailable(u.code(), u.describe()),
+        },
+    )
+}
+
+/// `schema_version` of a receipt's `inverse`.
+pub const INVERSE_SCHEMA: &str = "airlock.inverse.v1";
+
 /// Whether the live capability writes the row the stored change set names:
 /// same schema, table, key column, tenant column and principal scope column.
-fn targets_the_stored_row(
+pub(crate) fn targets_the_stored_row(
     cap: &airlock_policy::config::Capability,
     cs: &airlock_policy::change_set::ChangeSet,
 ) -> bool {

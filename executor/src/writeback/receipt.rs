@@ -43,7 +43,14 @@ pub fn job_json(job: &WritebackJob, lease_expires_at: &str) -> Value {
 
 /// The `synapsor.execution-receipt.v1` object for an outcome, with its
 /// `receipt_hash` (sha256 of the canonical receipt without the hash).
-pub fn receipt_json(job: &WritebackJob, outcome: &Outcome, executed_at: &str) -> Value {
+/// `inverse`: for a reversible capability's change, the inverse captured
+/// with it (docs/writeback.md, "Reviewed compensation"); covered by the hash.
+pub fn receipt_json(
+    job: &WritebackJob,
+    outcome: &Outcome,
+    executed_at: &str,
+    inverse: Option<&Value>,
+) -> Value {
     let mut r = json!({
         "schema_version": "synapsor.execution-receipt.v1",
         "writeback_job_id": job.job_id,
@@ -59,6 +66,9 @@ pub fn receipt_json(job: &WritebackJob, outcome: &Outcome, executed_at: &str) ->
     });
     if let (Some(code), Some(obj)) = (&outcome.safe_error_code, r.as_object_mut()) {
         obj.insert("safe_error_code".into(), Value::String(code.clone()));
+    }
+    if let (Some(inverse), Some(obj)) = (inverse, r.as_object_mut()) {
+        obj.insert("inverse".into(), inverse.clone());
     }
     let hash = hash_value(&r);
     if let Some(obj) = r.as_object_mut() {
