@@ -18,7 +18,9 @@
 use serde_json::{Map, Value};
 
 use crate::change_set::{ChangeSet, ColumnValue, Compensation, Guards};
-use crate::config::{Capability, ConflictGuard, DedupSource, OperationKind, Reversibility};
+use crate::config::{
+    Capability, ConflictGuard, DedupSource, OperationKind, PatchValue, Reversibility,
+};
 
 /// The longest chain of reverts of reverts (Synapsor Runner's cap).
 pub const MAX_DEPTH: u32 = 16;
@@ -133,11 +135,18 @@ pub fn inverse(
             };
             let mut before = Map::new();
             let mut patch = Map::new();
+            let mut apply_time = Vec::new();
             for col in forward.patch.keys().chain(&forward.apply_time) {
-                let Some(prior) = forward.before.get(col) else {
-                    return Err(Unavailable::MissingBefore(col.clone()));
-                };
-                patch.insert(col.clone(), prior.clone());
+                match forward.before.get(col) {
+                    Some(prior) => {
+                        patch.insert(col.clone(), prior.clone());
+                    }
+                    // A revert stamped no time it could restore: the time
+                    // its own revert sets is the apply time again, as the
+                    // capability's patch does.
+                    None if is_apply_time(p, col) => apply_time.push(col.clone()),
+                    None => return Err(Unavailable::MissingBefore(col.clone())),
+                }
                 // What the forward wrote; an apply-time value is not known,
                 // and the version guards it.
                 if let Some(written) = forward.patch.get(col) {
@@ -160,7 +169,7 @@ pub fn inverse(
                 after,
                 guards: guards(Some(version), Vec::new()),
                 operation: OperationKind::Update,
-                apply_time: Vec::new(),
+                apply_time,
                 compensation,
             })
         }
@@ -202,6 +211,13 @@ pub fn inverse(
             })
         }
     }
+}
+
+/// Whether the capability's patch sets `col` to the apply time.
+fn is_apply_time(p: &crate::config::ProposalSpec, col: &str) -> bool {
+    p.patch
+        .iter()
+        .any(|(c, b)| c == col && *b == PatchValue::ApplyTime)
 }
 
 /// Whether `cs` deletes the row a reviewed insert created: it is located
@@ -277,7 +293,10 @@ pub fn check_applicable(cap: &Capability, sql_update: bool, cs: &ChangeSet) -> R
         (OperationKind::Update, OperationKind::Update, OperationKind::Update) => {
             let patchable =
                 |c: &String| p.patch.iter().any(|(pc, _)| pc == c) && p.allowed_columns.contains(c);
-            if cs.patch.is_empty() || !cs.patch.keys().all(patchable) {
+            if (cs.patch.is_empty() && cs.apply_time.is_empty())
+                || !cs.patch.keys().all(patchable)
+                || !cs.apply_time.iter().all(|c| is_apply_time(p, c))
+            {
                 return Err("the revert restores a column the capability does not patch".to_owned());
             }
             let version_ok = matches!(

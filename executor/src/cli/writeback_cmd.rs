@@ -294,7 +294,7 @@ pub fn replay_json(story: &ReplayStory, engine: Engine, source_id: &str) -> Valu
             created_at: &d.summary.created_at,
         },
     );
-    json!({
+    let mut out = json!({
         "schema_version": "airlock.replay.v1",
         "proposal_id": d.summary.proposal_id,
         "state": d.summary.state,
@@ -307,7 +307,17 @@ pub fn replay_json(story: &ReplayStory, engine: Engine, source_id: &str) -> Valu
         "execution_receipts": story.receipts,
         "source_database_changed": mutated,
         "events": story.events,
-    })
+    });
+    // The revert link, both ways, only where there is one.
+    if let Some(obj) = out.as_object_mut() {
+        if let Some(c) = &d.change_set.compensation {
+            obj.insert("compensation".into(), json!(c));
+        }
+        if !d.compensated_by.is_empty() {
+            obj.insert("compensated_by".into(), json!(d.compensated_by));
+        }
+    }
+    out
 }
 
 /// A recorded attempt as a `synapsor.writeback-job.v1` object.
@@ -384,6 +394,33 @@ pub fn replay_text(story: &ReplayStory, details: bool) -> String {
             cs.before.get(col).map_or("?".into(), text),
             text(after)
         ));
+    }
+    if let Some(c) = &cs.compensation {
+        line(format!(
+            "     a revert of {} (depth {}, chain from {}), asked because: {}",
+            c.reverts_proposal_id, c.depth, c.root_proposal_id, c.reason
+        ));
+        if airlock_policy::compensation::locates_by_identity(cs) {
+            let identity: Vec<String> = cs
+                .guards
+                .deduplication
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{} = {}",
+                        d.column,
+                        d.value.as_ref().map_or("?".into(), text)
+                    )
+                })
+                .collect();
+            line(format!(
+                "     deletes the row it inserted ({}), only while it holds the values inserted",
+                identity.join(", ")
+            ));
+        }
+    }
+    if !d.compensated_by.is_empty() {
+        line(format!("     reverted by {}", d.compensated_by.join(", ")));
     }
     if let Some(p) = &cs.guards.principal {
         line(format!(
