@@ -503,7 +503,7 @@ fn reverts_that_cannot_be_made_are_refused_with_a_reason() {
 
     let long = "x".repeat(2001);
     let unknown = "wrp_00000000000000000000".to_owned();
-    let cases: Vec<(&str, &String, &str, Option<i32>, &str, &str)> = vec![
+    let cases: Vec<RefusalCase> = vec![
         (
             "empty reason",
             &fwd,
@@ -538,7 +538,7 @@ fn reverts_that_cannot_be_made_are_refused_with_a_reason() {
         ),
     ];
     for (what, id, reason, code, err, says) in cases {
-        let (got, out) = w.revert(&id, reason);
+        let (got, out) = w.revert(id, reason);
         assert_eq!(got, code, "{what}: {out}");
         assert_eq!(out["error"]["code"], err, "{what}: {out}");
         assert!(
@@ -623,7 +623,7 @@ fn a_config_cannot_declare_an_inverse_airlock_cannot_capture() {
     let dir = tempfile::tempdir().unwrap();
     let db = sqlite_reference(dir.path(), "revert_config");
     let base = config(&db);
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
+    let cases: Vec<(&str, ConfigEdit, &str)> = vec![
         (
             "delete",
             Box::new(|v: &mut Value| {
@@ -679,6 +679,12 @@ fn a_config_cannot_declare_an_inverse_airlock_cannot_capture() {
     let out = airlock_tests::airlock(&["config", "validate", "--config", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+/// (what, proposal id, reason, exit code, error code, message fragment).
+type RefusalCase<'a> = (&'a str, &'a String, &'a str, Option<i32>, &'a str, &'a str);
+
+/// An edit of the suite's config.
+type ConfigEdit = Box<dyn Fn(&mut Value)>;
 
 fn cap<'a>(v: &'a mut Value, name: &str) -> &'a mut Value {
     v["capabilities"]
