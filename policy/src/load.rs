@@ -1711,8 +1711,20 @@ fn parse_capability(r: &mut Report, path: &str, v: &Value, env: &CapEnv) -> Opti
 
     let target = parse_target(r, &c);
     let args = parse_args(r, &c);
-    // An INSERT has no existing row to look up.
-    let lookup_arg = if declared_kind(&c) == Some(OperationKind::Insert) && !c.has("lookup") {
+    // An INSERT has no existing row to look up; a bounded set's rows are
+    // chosen by its reviewed selection.
+    let lookup_arg = if declares_set(&c) {
+        if c.has("lookup") {
+            r.error(
+                c.at("lookup"),
+                "a bounded set's rows are chosen by its reviewed `operation.selection`, not looked up by an argument",
+                "remove `lookup`",
+            );
+            None
+        } else {
+            Some(String::new())
+        }
+    } else if declared_kind(&c) == Some(OperationKind::Insert) && !c.has("lookup") {
         Some(String::new())
     } else {
         parse_lookup(r, &c, args.as_deref())
@@ -1802,6 +1814,13 @@ fn parse_capability(r: &mut Report, path: &str, v: &Value, env: &CapEnv) -> Opti
     let kind = kind?;
     if kind == Kind::Proposal && proposal.is_none() {
         return None;
+    }
+    if let (Some(set), Some(visible), Some(p)) = (
+        proposal.as_ref().and_then(|p| p.set()),
+        &visible_columns,
+        &proposal,
+    ) {
+        check_set_columns_visible(r, &c, set, visible, p.version_column())?;
     }
     Some(Capability {
         name: name?,
@@ -2169,6 +2188,48 @@ fn parse_lookup(r: &mut Report, c: &Obj, args: Option<&[ArgSpec]>) -> Option<Str
 /// The operation kind a capability declares, read ahead of `operation`'s
 /// full validation (which other sections depend on): `None` when absent
 /// or unreadable.
+/// Whether a capability declares `operation.cardinality: "set"`.
+fn declares_set(c: &Obj) -> bool {
+    c.get("operation")
+        .and_then(|o| o.get("cardinality"))
+        .is_some_and(|v| v == "set")
+}
+
+/// A reviewer approves a set by what its members hold: every selection
+/// column, aggregate column and the version column must be visible.
+fn check_set_columns_visible(
+    r: &mut Report,
+    c: &Obj,
+    set: &SetSpec,
+    visible: &[String],
+    version_column: Option<&str>,
+) -> Option<()> {
+    let mut ok = true;
+    let needed = set
+        .selection
+        .iter()
+        .map(|t| (t.column.as_str(), "selection"))
+        .chain(
+            set.aggregate_bounds
+                .iter()
+                .map(|b| (b.column.as_str(), "aggregate bound")),
+        )
+        .chain(version_column.map(|v| (v, "conflict guard")));
+    let mut seen: Vec<&str> = Vec::new();
+    for (col, what) in needed {
+        if !visible.iter().any(|v| v == col) && !seen.contains(&col) {
+            seen.push(col);
+            r.error(
+                c.at("visible_columns"),
+                format!("the {what} column `{col}` is not visible, so a reviewer could not see what the set's members hold"),
+                format!("add \"{col}\" to `visible_columns`"),
+            );
+            ok = false;
+        }
+    }
+    ok.then_some(())
+}
+
 fn declared_kind(c: &Obj) -> Option<OperationKind> {
     match c.get("operation")?.get("kind")?.as_str()? {
         "update" => Some(OperationKind::Update),
@@ -2332,14 +2393,19 @@ fn parse_proposal(
     if !check_step_results(r, c, &patch, &numeric_bounds) {
         return None;
     }
-    if operation.kind != OperationKind::Update && !uses_sql_update {
+    if operation.set.is_some()
+        && !uses_sql_update
+        && source.is_some_and(|s| s.write_url_env.is_none())
+    {
+        // The executor freezes a set's members by running its selection
+        // itself; a handler source must give it a connection to do so.
         r.error(
-            c.at("executor"),
+            c.at("source"),
             format!(
-                "a handler executor receives updates only; this capability is an {}",
-                operation.kind.as_str()
+                "a bounded set is checked by the executor against the source, but source `{}` has no `write_url_env`",
+                c.get("source").and_then(Value::as_str).unwrap_or("?")
             ),
-            "omit `executor` so the built-in sql_update applies it",
+            "add `write_url_env` to the source (a credential only the executor sees; SELECT is enough when a handler applies the change)",
         );
         return None;
     }
