@@ -667,7 +667,7 @@ fn a_rogue_proposer_cannot_widen_swap_or_rewrite_a_set() {
         ("set: the cap raised", "policy_violation", |cs| {
             cs.set.as_mut().unwrap().max_rows = 100;
         }),
-        ("set: 101 members", "policy_violation", |cs| {
+        ("set: 101 members", "too_large", |cs| {
             let set = cs.set.as_mut().unwrap();
             let first = set.members[0].clone();
             for i in 0..101 {
@@ -762,7 +762,23 @@ fn a_rogue_proposer_cannot_widen_swap_or_rewrite_a_set() {
                 let mut cs = honest.clone();
                 tamper(&mut cs);
                 assert_ne!(cs, honest, "{name}: the tamper changes something");
-                let got = refusal(submit(&mut p, cs, Some(ev.clone())).await);
+                // A compromised proposer also records a read that agrees
+                // with its lie, where the executor lets it record one.
+                let lying_rows: Vec<Map<String, Value>> = cs
+                    .set
+                    .iter()
+                    .flat_map(|s| &s.members)
+                    .map(|m| {
+                        let mut r = m.before.clone();
+                        r.insert("id".into(), m.primary_key.clone());
+                        r
+                    })
+                    .collect();
+                let ev = match record(&mut p, read(&cfg, capability, &args, lying_rows)).await {
+                    Ok(lie) => lie.evidence_id,
+                    Err(_) => ev.clone(),
+                };
+                let got = refusal(submit(&mut p, cs, Some(ev)).await);
                 outcomes.push((name.to_string(), expected.to_string(), got));
             }
             // Evidence of another read does not vouch for the set.
