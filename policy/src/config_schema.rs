@@ -1199,7 +1199,13 @@ fn defs() -> Map<String, Value> {
                         "if": {"required": ["cardinality"], "properties": {"cardinality": {"const": "set"}}},
                         "then": {
                             "required": ["selection", "max_rows", "aggregate_bounds"],
-                            "properties": {"kind": {"enum": ["update", "delete"]}}
+                            "properties": {"kind": {"enum": ["update", "delete"]}},
+                            "if": {"properties": {"kind": {"const": "update"}}},
+                            "then": {
+                                "description": "A set UPDATE advances an integer version by one.",
+                                "required": ["version_advance"],
+                                "properties": {"version_advance": {"properties": {"strategy": {"const": "integer_increment"}}}}
+                            }
                         },
                         "else": {"properties": {"selection": false, "max_rows": false, "aggregate_bounds": false}}
                     },

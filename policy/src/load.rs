@@ -2204,7 +2204,6 @@ fn check_set_columns_visible(
     visible: &[String],
     version_column: Option<&str>,
 ) -> Option<()> {
-    let mut ok = true;
     let needed = set
         .selection
         .iter()
@@ -2215,19 +2214,26 @@ fn check_set_columns_visible(
                 .map(|b| (b.column.as_str(), "aggregate bound")),
         )
         .chain(version_column.map(|v| (v, "conflict guard")));
-    let mut seen: Vec<&str> = Vec::new();
+    let mut hidden: Vec<(&str, &str)> = Vec::new();
     for (col, what) in needed {
-        if !visible.iter().any(|v| v == col) && !seen.contains(&col) {
-            seen.push(col);
-            r.error(
-                c.at("visible_columns"),
-                format!("the {what} column `{col}` is not visible, so a reviewer could not see what the set's members hold"),
-                format!("add \"{col}\" to `visible_columns`"),
-            );
-            ok = false;
+        if !visible.iter().any(|v| v == col) && !hidden.iter().any(|(c, _)| *c == col) {
+            hidden.push((col, what));
         }
     }
-    ok.then_some(())
+    if hidden.is_empty() {
+        return Some(());
+    }
+    let named: Vec<String> = hidden.iter().map(|(c, w)| format!("`{c}` ({w})")).collect();
+    let quoted: Vec<String> = hidden.iter().map(|(c, _)| format!("\"{c}\"")).collect();
+    r.error(
+        c.at("visible_columns"),
+        format!(
+            "{} not visible, so a reviewer could not see what the set's members hold",
+            named.join(", ") + if hidden.len() == 1 { " is" } else { " are" }
+        ),
+        format!("add {} to `visible_columns`", quoted.join(", ")),
+    );
+    None
 }
 
 fn declared_kind(c: &Obj) -> Option<OperationKind> {

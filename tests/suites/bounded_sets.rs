@@ -437,6 +437,8 @@ fn sqlite_bounded_sets() {
 
 type Tamper = fn(&mut ChangeSet);
 type Attempts = Vec<(&'static str, &'static str, Tamper)>;
+/// A capability, its arguments, the rows its selection matches, the attempts.
+type Group<'a> = (&'a str, Value, Vec<Map<String, Value>>, &'a Attempts);
 
 fn read(
     cfg: &airlock_policy::Config,
@@ -740,7 +742,7 @@ fn a_rogue_proposer_cannot_widen_swap_or_rewrite_a_set() {
     let outcomes = rt().block_on(async {
         let mut p = w.exec.client(Role::Proposer).await;
         let mut outcomes = Vec::new();
-        let groups: [(&str, Value, Vec<Map<String, Value>>, &Attempts); 2] = [
+        let groups: [Group; 2] = [
             (
                 CLOSE,
                 json!({"reason": "quarter close"}),
