@@ -8,7 +8,7 @@ use airlock_ipc::transport::PeerCredentials;
 use std::collections::{BTreeMap, HashMap};
 
 use airlock_policy::Config;
-use airlock_policy::statement::select_row;
+use airlock_policy::statement::read_statement;
 use serde_json::json;
 
 use crate::group_commit::{CallError, LedgerThread};
@@ -83,10 +83,7 @@ impl Authority {
             .iter()
             .filter_map(|cap| {
                 let engine = config.source_for(cap)?.engine;
-                Some((
-                    cap.name.clone(),
-                    select_row(engine, cap, false).fingerprint(),
-                ))
+                Some((cap.name.clone(), read_statement(engine, cap).fingerprint()))
             })
             .collect();
         let capability_digests = config
@@ -187,6 +184,14 @@ impl Authority {
         let Some(p) = &cap.proposal else {
             return Ok(());
         };
+        // A handler makes the change itself and owns its idempotency and
+        // effects (docs/writeback.md); the catalog checks are sql_update's.
+        if !matches!(
+            self.config.executor_for(p).spec,
+            airlock_policy::config::ExecutorSpec::SqlUpdate
+        ) {
+            return Ok(());
+        }
         let Some(source) = self.config.source_for(cap) else {
             return Err(format!("source `{}` is not configured", cap.source));
         };

@@ -228,10 +228,13 @@ pub async fn record_read(
             "the query fingerprint is not the reviewed statement of this capability",
         ));
     }
-    if req.rows.len() > MAX_ROWS_PER_READ.min(cap.max_rows as usize)
+    if req.rows.len() > MAX_ROWS_PER_READ.min(cap.read_row_cap() as usize)
         || req.parameters.len() > MAX_PARAMS_PER_READ
     {
-        return invalid(format!("at most {} rows for this capability", cap.max_rows));
+        return invalid(format!(
+            "at most {} rows for this capability",
+            cap.read_row_cap()
+        ));
     }
     let allowed = cap.read_columns();
     for row in &req.rows {
@@ -369,7 +372,41 @@ pub async fn submit_proposal(
             let evidence = auth
                 .ledger(Durability::Deferred, move |l| l.evidence(&id))
                 .await?;
-            if verified.operation == OperationKind::Insert {
+            if let Some(set) = &verified.set {
+                // A set's evidence is this peer's read of the selection:
+                // exactly the members' keys.
+                let keys = |rows: &[serde_json::Map<String, serde_json::Value>]| {
+                    let mut k: Vec<String> = rows
+                        .iter()
+                        .map(|r| {
+                            r.get(&cap.target.primary_key)
+                                .map(scalar_text)
+                                .unwrap_or_default()
+                        })
+                        .collect();
+                    k.sort();
+                    k
+                };
+                let mut members: Vec<String> = set
+                    .members
+                    .iter()
+                    .map(|m| scalar_text(&m.primary_key))
+                    .collect();
+                members.sort();
+                let ours = evidence.as_ref().is_some_and(|ev| {
+                    ev.capability == cap.name
+                        && ev.tenant_id == verified.tenant_id
+                        && ev.principal == verified.principal
+                        && ev.recorded_by.uid == uid
+                        && keys(&ev.rows) == members
+                });
+                if !ours {
+                    return Err(ErrorBody::new(
+                        ErrorCode::EvidenceRequired,
+                        "the evidence id is unknown, or is not this connection's read of exactly these members",
+                    ));
+                }
+            } else if verified.operation == OperationKind::Insert {
                 // An insert reads no row: its evidence is this peer's
                 // record of the request, with no rows.
                 let ours = evidence.as_ref().is_some_and(|ev| {
@@ -425,6 +462,29 @@ pub async fn submit_proposal(
                         ),
                     ));
                 }
+            }
+        }
+    }
+
+    // A set: the executor runs the reviewed selection itself and checks
+    // the members are exactly what it matches, each as frozen.
+    if verified.set.is_some() {
+        match crate::writeback::apply::check_set(auth, cap, &verified).await {
+            Ok(crate::writeback::sql_update::SetCheck::Exact) => {}
+            Ok(crate::writeback::sql_update::SetCheck::Refused(why)) => {
+                if crate::refusal_log::admit("set_mismatch") {
+                    tracing::warn!(uid, capability = %cap.name, "set proposal refused: members differ from the source");
+                }
+                return Err(ErrorBody::new(
+                    ErrorCode::PolicyViolation,
+                    format!("the set breaks the reviewed policy: {why}"),
+                ));
+            }
+            Err(why) => {
+                return Err(ErrorBody::new(
+                    ErrorCode::SourceUnavailable,
+                    format!("the set's rows could not be checked ({why}); nothing was recorded"),
+                ));
             }
         }
     }

@@ -797,7 +797,7 @@ impl Ledger {
         let hash = p.change_set.hash();
         let at = Timestamp::now();
         let expires = Timestamp::from_ms(at.ms.saturating_add(p.ttl_ms));
-        let object_id = scalar_text(&p.change_set.target.primary_key.value);
+        let object_id = p.change_set.object_id();
         let salt = self.id_salt.clone();
         let tx = self.conn.savepoint()?;
         let next = Self::next_seq(&tx)?;
@@ -2658,10 +2658,16 @@ fn expected_row(ev: &StoredEvent, payload: &Value, full: bool) -> Result<Value, 
                 }
             }
             let cs = &payload["change_set"];
+            let object_id = match cs.get("set") {
+                Some(_) => serde_json::from_value::<ChangeSet>(cs.clone())
+                    .map_err(|e| format!("stored change set is invalid: {e}"))?
+                    .object_id(),
+                None => scalar_text(&cs["target"]["primary_key"]["value"]),
+            };
             let expires_at = text(&p("expires_at")).unwrap_or_default();
             Ok(json!({
                 "proposal_id": p("proposal_id"), "seq": ev.seq, "capability": cs["capability"],
-                "tenant_id": cs["tenant_id"], "object_id": scalar_text(&cs["target"]["primary_key"]["value"]),
+                "tenant_id": cs["tenant_id"], "object_id": object_id,
                 "principal": cs["principal"], "change_set": p("change_set"),
                 "proposal_hash": p("proposal_hash"), "evidence_id": p("evidence_id"),
                 "required_role": p("required_role"), "proposer_uid": uid, "proposer_user": user,

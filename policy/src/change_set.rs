@@ -104,6 +104,10 @@ pub struct ChangeSet {
     /// values are not known before; `before` holds what they were).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub apply_time: Vec<String>,
+    /// A bounded set: its frozen members (keys, versions, values before
+    /// and after), aggregates and digest. Absent for one row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<crate::bounded_set::FrozenSet>,
     /// Present only on a reviewed compensation (`airlock revert`): the
     /// executor authored this change set from the inverse it captured when
     /// it applied `reverts_proposal_id`. A proposer can never submit one.
@@ -139,6 +143,24 @@ impl ChangeSet {
     pub fn hash(&self) -> String {
         hash_serializable(self)
     }
+
+    /// What the change is about, as text (the ledger's `object_id` and the
+    /// idempotency key's suffix): the row's key, or `set_` and the first
+    /// 12 hex digits of a set's digest. An insert has no key yet: `null`,
+    /// as it always was (its identity holds the proposal id).
+    pub fn object_id(&self) -> String {
+        match &self.set {
+            Some(set) => format!(
+                "set_{}",
+                set.set_digest
+                    .trim_start_matches("sha256:")
+                    .chars()
+                    .take(12)
+                    .collect::<String>()
+            ),
+            None => scalar_text(&self.target.primary_key.value),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,6 +186,11 @@ pub enum ViolationCode {
     InvalidValue,
     /// Every patched column already holds its proposed value.
     NoChange,
+    /// A bounded set is empty, over its cap, or not what the reviewed
+    /// selection matches (a widened, narrowed or swapped member).
+    SetMismatch,
+    /// A set's total is over a reviewed aggregate bound.
+    AggregateBound,
     /// The row is not the trusted principal's, or the principal guard is
     /// not the principal scope key with the claimed principal.
     PrincipalMismatch,
@@ -188,7 +215,7 @@ impl std::fmt::Display for Violation {
     }
 }
 
-fn violation(
+pub(crate) fn violation(
     code: ViolationCode,
     path: impl Into<String>,
     message: impl Into<String>,
@@ -253,12 +280,34 @@ pub fn build(
             format!("`{}` is not a proposal capability", cap.name),
         )]);
     };
-    let mut errors = Vec::new();
-    let kind = p.kind();
-    let object_id = match kind {
+    if p.set().is_some() {
+        return Err(vec![violation(
+            ViolationCode::SetMismatch,
+            "set",
+            format!(
+                "`{}` changes a bounded set: it is built from the rows its selection matched",
+                cap.name
+            ),
+        )]);
+    }
+    let object_id = match p.kind() {
         OperationKind::Insert => Value::Null,
         _ => args.get(&cap.lookup_arg).cloned().unwrap_or(Value::Null),
     };
+    build_row(cap, p, args, ctx, row, object_id)
+}
+
+/// The change of one row keyed `object_id` (for a bounded set: one member).
+pub(crate) fn build_row(
+    cap: &Capability,
+    p: &ProposalSpec,
+    args: &ValidArgs,
+    ctx: &TrustedContext,
+    row: &Map<String, Value>,
+    object_id: Value,
+) -> Result<ChangeSet, Vec<Violation>> {
+    let mut errors = Vec::new();
+    let kind = p.kind();
 
     let tenant = match &cap.target.tenant_key {
         Some(col) => {
@@ -427,6 +476,7 @@ pub fn build(
         },
         operation: kind,
         apply_time,
+        set: None,
         compensation: None,
     })
 }
@@ -576,7 +626,7 @@ pub fn row_hash(cap: &Capability, row: &Map<String, Value>) -> String {
     hash_value(&Value::Object(cols))
 }
 
-fn is_tagged_sha256(s: &str) -> bool {
+pub(crate) fn is_tagged_sha256(s: &str) -> bool {
     s.strip_prefix("sha256:")
         .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
@@ -623,32 +673,11 @@ pub fn verify(
             "not a proposal capability",
         )]);
     };
-    let mut errors = Vec::new();
-
-    let args = match validate_args(cap, Some(&Value::Object(submitted.args.clone()))) {
-        Ok(a) => Some(a),
-        Err(errs) => {
-            errors.extend(errs.into_iter().map(|e| {
-                violation(
-                    V::InvalidArgument,
-                    format!("args.{}", e.argument),
-                    e.message,
-                )
-            }));
-            None
-        }
-    };
-    if !is_valid_context_value(&submitted.tenant_id)
-        || !is_valid_context_value(&submitted.principal)
-    {
-        errors.push(violation(V::InvalidContext, "tenant_id", "tenant and principal must be non-empty, at most 128 characters, without control characters"));
-    } else if !may_claim(&submitted.tenant_id) {
-        errors.push(violation(
-            V::TenantNotClaimable,
-            "tenant_id",
-            "this proposer connection may not act for that tenant",
-        ));
+    if p.set().is_some() || submitted.set.is_some() {
+        return crate::bounded_set::verify(config, cap, p, submitted, may_claim);
     }
+    let mut errors = Vec::new();
+    let args = check_args_and_context(cap, submitted, may_claim, &mut errors);
 
     // The before-image may hold only the patched columns and the version
     // column (a delete: the columns it read; an insert: nothing).
@@ -862,7 +891,43 @@ pub fn verify(
     }
 }
 
-fn maps_equal(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
+/// The submitted arguments against the capability, and the claimed
+/// tenant and principal against the context rules and this peer.
+pub(crate) fn check_args_and_context(
+    cap: &Capability,
+    submitted: &ChangeSet,
+    may_claim: &dyn Fn(&str) -> bool,
+    errors: &mut Vec<Violation>,
+) -> Option<ValidArgs> {
+    use ViolationCode as V;
+    let args = match validate_args(cap, Some(&Value::Object(submitted.args.clone()))) {
+        Ok(a) => Some(a),
+        Err(errs) => {
+            errors.extend(errs.into_iter().map(|e| {
+                violation(
+                    V::InvalidArgument,
+                    format!("args.{}", e.argument),
+                    e.message,
+                )
+            }));
+            None
+        }
+    };
+    if !is_valid_context_value(&submitted.tenant_id)
+        || !is_valid_context_value(&submitted.principal)
+    {
+        errors.push(violation(V::InvalidContext, "tenant_id", "tenant and principal must be non-empty, at most 128 characters, without control characters"));
+    } else if !may_claim(&submitted.tenant_id) {
+        errors.push(violation(
+            V::TenantNotClaimable,
+            "tenant_id",
+            "this proposer connection may not act for that tenant",
+        ));
+    }
+    args
+}
+
+pub(crate) fn maps_equal(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
     a.len() == b.len()
         && a.iter()
             .all(|(k, v)| b.get(k).is_some_and(|w| scalar_eq(v, w)))
@@ -916,7 +981,7 @@ pub fn export_v1(cs: &ChangeSet, meta: &ExportMeta) -> Value {
         "scope": {
             "tenant_id": cs.tenant_id,
             "business_object": business_object,
-            "object_id": scalar_text(&cs.target.primary_key.value),
+            "object_id": cs.object_id(),
         },
         "source": {
             "kind": source_kind,

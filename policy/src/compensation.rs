@@ -45,6 +45,8 @@ pub enum Unavailable {
     InverseOfInsert,
     /// The chain of reverts is already [`MAX_DEPTH`] long.
     DepthLimit,
+    /// A bounded set's change (not supported by this version).
+    BoundedSet,
 }
 
 impl Unavailable {
@@ -58,6 +60,7 @@ impl Unavailable {
             Unavailable::MissingBefore(_) => "MISSING_BEFORE_VALUE",
             Unavailable::InverseOfInsert => "INVERSE_OF_INSERT",
             Unavailable::DepthLimit => "LINEAGE_DEPTH_LIMIT",
+            Unavailable::BoundedSet => "BOUNDED_SET",
         }
     }
 
@@ -71,6 +74,7 @@ impl Unavailable {
             Unavailable::MissingBefore(col) => format!("unavailable: the forward change set has no before-value for `{col}`"),
             Unavailable::InverseOfInsert => "unavailable: this change deleted the row a reviewed insert created; re-inserting it is not a reviewed operation (propose the insert again)".to_owned(),
             Unavailable::DepthLimit => format!("unavailable: the chain of reverts is already {MAX_DEPTH} long"),
+            Unavailable::BoundedSet => "unavailable: this version of Airlock does not revert a bounded set's change; propose the reverse change as a new set".to_owned(),
         }
     }
 }
@@ -95,6 +99,9 @@ pub fn inverse(
     };
     if !sql_update {
         return Err(Unavailable::AppHandler);
+    }
+    if forward.set.is_some() || p.set().is_some() {
+        return Err(Unavailable::BoundedSet);
     }
     let (root, depth) = match &forward.compensation {
         Some(c) => (c.root_proposal_id.clone(), c.depth.saturating_add(1)),
@@ -170,6 +177,7 @@ pub fn inverse(
                 guards: guards(Some(version), Vec::new()),
                 operation: OperationKind::Update,
                 apply_time,
+                set: None,
                 compensation,
             })
         }
@@ -207,6 +215,7 @@ pub fn inverse(
                 guards: guards(None, identity),
                 operation: OperationKind::Delete,
                 apply_time: Vec::new(),
+                set: None,
                 compensation,
             })
         }
@@ -275,6 +284,9 @@ pub fn check_applicable(cap: &Capability, sql_update: bool, cs: &ChangeSet) -> R
     }
     if !sql_update {
         return Err(Unavailable::AppHandler.describe());
+    }
+    if cs.set.is_some() || p.set().is_some() {
+        return Err(Unavailable::BoundedSet.describe());
     }
     if comp.depth == 0 || comp.depth > MAX_DEPTH {
         return Err(format!(

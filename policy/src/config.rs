@@ -416,6 +416,69 @@ pub struct Operation {
     /// from this one, acknowledged by `schema.table`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub acknowledged_cascades: Vec<String>,
+    /// `cardinality: "set"`: the reviewed selection, row cap and aggregate
+    /// bounds of a bounded-set UPDATE or DELETE. `None`: one row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub set: Option<SetSpec>,
+}
+
+/// Most terms in a set's fixed selection (Runner's limit).
+pub const MAX_SELECTION_TERMS: usize = 8;
+/// Most rows a bounded set may hold (Runner's limit).
+pub const MAX_SET_ROWS: u32 = 100;
+/// Most aggregate bounds on one set (Runner's limit).
+pub const MAX_AGGREGATE_BOUNDS: usize = 8;
+
+/// A bounded set: which rows (chosen by the reviewer, never by the model),
+/// how many at most, and how much they may add up to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SetSpec {
+    /// `selection.all`: every term must hold (`column = value`, exactly).
+    pub selection: Vec<SelectionTerm>,
+    /// `selection.keys` (Airlock's): a reviewed list of primary-key values.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<Value>,
+    /// A rejection threshold, never a LIMIT: a selection matching more
+    /// rows is refused before anything is recorded.
+    pub max_rows: u32,
+    pub aggregate_bounds: Vec<AggregateBound>,
+}
+
+/// `column = value`, a reviewed literal (string or number).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SelectionTerm {
+    pub column: String,
+    pub value: Value,
+}
+
+/// What an aggregate bound adds up over the set's members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Measure {
+    /// The column's values as read.
+    Before,
+    /// The column's values once the change is applied.
+    After,
+    /// `|after - before|`, member by member.
+    AbsoluteDelta,
+}
+
+impl Measure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Measure::Before => "before",
+            Measure::After => "after",
+            Measure::AbsoluteDelta => "absolute_delta",
+        }
+    }
+}
+
+/// The total of `measure` over `column` may not exceed `maximum`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AggregateBound {
+    pub column: String,
+    pub measure: Measure,
+    pub maximum: f64,
 }
 
 impl Operation {
@@ -536,6 +599,11 @@ impl ProposalSpec {
         self.operation.kind
     }
 
+    /// The bounded set this capability writes, if it writes one.
+    pub fn set(&self) -> Option<&SetSpec> {
+        self.operation.set.as_ref()
+    }
+
     /// The version column, if the conflict guard is a column.
     pub fn version_column(&self) -> Option<&str> {
         match &self.conflict_guard {
@@ -567,6 +635,15 @@ pub struct Capability {
 impl Capability {
     pub fn arg(&self, name: &str) -> Option<&ArgSpec> {
         self.args.iter().find(|a| a.name == name)
+    }
+
+    /// The most rows one read of this capability returns: its `max_rows`,
+    /// or a bounded set's cap.
+    pub fn read_row_cap(&self) -> u32 {
+        self.proposal
+            .as_ref()
+            .and_then(|p| p.set())
+            .map_or(self.max_rows, |s| s.max_rows.max(self.max_rows))
     }
 
     /// Columns a row read must fetch: visible columns, plus, for proposals,

@@ -806,9 +806,17 @@ fn defs() -> Map<String, Value> {
                         }
                     },
                     {
-                        "description": "Every capability but an insert looks its row up by key.",
-                        "if": {"required": ["operation"], "properties": {"operation": {"required": ["kind"], "properties": {"kind": {"const": "insert"}}}}},
+                        "description": "Every capability but an insert or a bounded set looks its row up by key.",
+                        "if": {"required": ["operation"], "properties": {"operation": {"anyOf": [
+                            {"required": ["kind"], "properties": {"kind": {"const": "insert"}}},
+                            {"required": ["cardinality"], "properties": {"cardinality": {"const": "set"}}}
+                        ]}}},
                         "else": {"required": ["lookup"]}
+                    },
+                    {
+                        "description": "A bounded set is chosen by its selection, never looked up.",
+                        "if": {"required": ["operation"], "properties": {"operation": {"required": ["cardinality"], "properties": {"cardinality": {"const": "set"}}}}},
+                        "then": {"properties": {"lookup": false}}
                     },
                     {
                         "if": {"required": ["kind"], "properties": {"kind": {"const": "proposal"}}},
@@ -1140,18 +1148,75 @@ fn defs() -> Map<String, Value> {
                 "properties": {
                     "kind": {"enum": ["update", "insert", "delete"]},
                     "cardinality": {
-                        "description": "`single` (bounded sets are not supported yet).",
-                        "const": "single"
+                        "description": "`single` (one row) or `set` (a bounded set UPDATE or DELETE).",
+                        "enum": ["single", "set"]
                     },
                     "deduplication": {"$ref": "#/$defs/deduplication"},
                     "version_advance": {"$ref": "#/$defs/version_advance"},
                     "acknowledge_effects": {"$ref": "#/$defs/acknowledge_effects"},
-                    "selection": false,
-                    "max_rows": false,
-                    "aggregate_bounds": false,
+                    "selection": {
+                        "description": "A set's reviewed rows: `all` fixed equality terms and/or `keys`.",
+                        "type": "object",
+                        "additionalProperties": false,
+                        "minProperties": 1,
+                        "properties": {
+                            "all": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": 8,
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": false,
+                                    "required": ["column", "operator", "value"],
+                                    "properties": {
+                                        "column": {"$ref": "#/$defs/identifier"},
+                                        "operator": {"const": "eq"},
+                                        "value": {"type": ["string", "number"]}
+                                    }
+                                }
+                            },
+                            "keys": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": 100,
+                                "uniqueItems": true,
+                                "items": {"type": ["string", "number"]}
+                            }
+                        }
+                    },
+                    "max_rows": {"type": "integer", "minimum": 1, "maximum": 100},
+                    "aggregate_bounds": {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": 8,
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": false,
+                            "required": ["column", "measure", "maximum"],
+                            "properties": {
+                                "column": {"$ref": "#/$defs/identifier"},
+                                "measure": {"enum": ["before", "after", "absolute_delta"]},
+                                "maximum": {"type": "number", "minimum": 0}
+                            }
+                        }
+                    },
                     "batch": false
                 },
                 "allOf": [
+                    {
+                        "if": {"required": ["cardinality"], "properties": {"cardinality": {"const": "set"}}},
+                        "then": {
+                            "required": ["selection", "max_rows", "aggregate_bounds"],
+                            "properties": {"kind": {"enum": ["update", "delete"]}},
+                            "if": {"properties": {"kind": {"const": "update"}}},
+                            "then": {
+                                "description": "A set UPDATE advances an integer version by one.",
+                                "required": ["version_advance"],
+                                "properties": {"version_advance": {"properties": {"strategy": {"const": "integer_increment"}}}}
+                            }
+                        },
+                        "else": {"properties": {"selection": false, "max_rows": false, "aggregate_bounds": false}}
+                    },
                     {
                         "if": {"properties": {"kind": {"const": "insert"}}},
                         "then": {"required": ["deduplication"], "properties": {"version_advance": false, "acknowledge_effects": false}}

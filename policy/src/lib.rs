@@ -15,6 +15,7 @@
 
 pub mod args;
 pub mod binding;
+pub mod bounded_set;
 pub mod candidates;
 pub mod canonical;
 pub mod catalog;

@@ -1713,8 +1713,20 @@ fn parse_capability(r: &mut Report, path: &str, v: &Value, env: &CapEnv) -> Opti
 
     let target = parse_target(r, &c);
     let args = parse_args(r, &c);
-    // An INSERT has no existing row to look up.
-    let lookup_arg = if declared_kind(&c) == Some(OperationKind::Insert) && !c.has("lookup") {
+    // An INSERT has no existing row to look up; a bounded set's rows are
+    // chosen by its reviewed selection.
+    let lookup_arg = if declares_set(&c) {
+        if c.has("lookup") {
+            r.error(
+                c.at("lookup"),
+                "a bounded set's rows are chosen by its reviewed `operation.selection`, not looked up by an argument",
+                "remove `lookup`",
+            );
+            None
+        } else {
+            Some(String::new())
+        }
+    } else if declared_kind(&c) == Some(OperationKind::Insert) && !c.has("lookup") {
         Some(String::new())
     } else {
         parse_lookup(r, &c, args.as_deref())
@@ -1804,6 +1816,13 @@ fn parse_capability(r: &mut Report, path: &str, v: &Value, env: &CapEnv) -> Opti
     let kind = kind?;
     if kind == Kind::Proposal && proposal.is_none() {
         return None;
+    }
+    if let (Some(set), Some(visible), Some(p)) = (
+        proposal.as_ref().and_then(|p| p.set()),
+        &visible_columns,
+        &proposal,
+    ) {
+        check_set_columns_visible(r, &c, set, visible, p.version_column())?;
     }
     Some(Capability {
         name: name?,
@@ -2171,6 +2190,54 @@ fn parse_lookup(r: &mut Report, c: &Obj, args: Option<&[ArgSpec]>) -> Option<Str
 /// The operation kind a capability declares, read ahead of `operation`'s
 /// full validation (which other sections depend on): `None` when absent
 /// or unreadable.
+/// Whether a capability declares `operation.cardinality: "set"`.
+fn declares_set(c: &Obj) -> bool {
+    c.get("operation")
+        .and_then(|o| o.get("cardinality"))
+        .is_some_and(|v| v == "set")
+}
+
+/// A reviewer approves a set by what its members hold: every selection
+/// column, aggregate column and the version column must be visible.
+fn check_set_columns_visible(
+    r: &mut Report,
+    c: &Obj,
+    set: &SetSpec,
+    visible: &[String],
+    version_column: Option<&str>,
+) -> Option<()> {
+    let needed = set
+        .selection
+        .iter()
+        .map(|t| (t.column.as_str(), "selection"))
+        .chain(
+            set.aggregate_bounds
+                .iter()
+                .map(|b| (b.column.as_str(), "aggregate bound")),
+        )
+        .chain(version_column.map(|v| (v, "conflict guard")));
+    let mut hidden: Vec<(&str, &str)> = Vec::new();
+    for (col, what) in needed {
+        if !visible.iter().any(|v| v == col) && !hidden.iter().any(|(c, _)| *c == col) {
+            hidden.push((col, what));
+        }
+    }
+    if hidden.is_empty() {
+        return Some(());
+    }
+    let named: Vec<String> = hidden.iter().map(|(c, w)| format!("`{c}` ({w})")).collect();
+    let quoted: Vec<String> = hidden.iter().map(|(c, _)| format!("\"{c}\"")).collect();
+    r.error(
+        c.at("visible_columns"),
+        format!(
+            "{} not visible, so a reviewer could not see what the set's members hold",
+            named.join(", ") + if hidden.len() == 1 { " is" } else { " are" }
+        ),
+        format!("add {} to `visible_columns`", quoted.join(", ")),
+    );
+    None
+}
+
 fn declared_kind(c: &Obj) -> Option<OperationKind> {
     match c.get("operation")?.get("kind")?.as_str()? {
         "update" => Some(OperationKind::Update),
@@ -2335,20 +2402,25 @@ fn parse_proposal(
     if !check_step_results(r, c, &patch, &numeric_bounds) {
         return None;
     }
-    if operation.kind != OperationKind::Update && !uses_sql_update {
+    if operation.set.is_some()
+        && !uses_sql_update
+        && source.is_some_and(|s| s.write_url_env.is_none())
+    {
+        // The executor freezes a set's members by running its selection
+        // itself; a handler source must give it a connection to do so.
         r.error(
-            c.at("executor"),
+            c.at("source"),
             format!(
-                "a handler executor receives updates only; this capability is an {}",
-                operation.kind.as_str()
+                "a bounded set is checked by the executor against the source, but source `{}` has no `write_url_env`",
+                c.get("source").and_then(Value::as_str).unwrap_or("?")
             ),
-            "omit `executor` so the built-in sql_update applies it",
+            "add `write_url_env` to the source (a credential only the executor sees; SELECT is enough when a handler applies the change)",
         );
         return None;
     }
     let reversibility = reversibility?;
     if reversibility.is_some()
-        && !reversible_shape(r, c, uses_sql_update, operation.kind, &conflict_guard)
+        && !reversible_shape(r, c, uses_sql_update, &operation, &conflict_guard)
     {
         return None;
     }
@@ -2397,15 +2469,24 @@ fn reversible_shape(
     r: &mut Report,
     c: &Obj,
     uses_sql_update: bool,
-    kind: OperationKind,
+    operation: &Operation,
     guard: &ConflictGuard,
 ) -> bool {
     let at = c.at("reversibility");
+    let kind = operation.kind;
     if !uses_sql_update {
         r.error(
             at,
             "unavailable: an app-owned handler's effects cannot be inverted by Airlock",
             "remove `reversibility`; expose a separate reviewed compensation capability that the application applies",
+        );
+        return false;
+    }
+    if operation.set.is_some() {
+        r.error(
+            at,
+            "unavailable: this version of Airlock does not revert a bounded set's change",
+            "remove `reversibility` from the set capability, or make a single-row capability reversible",
         );
         return false;
     }

@@ -21,6 +21,10 @@ pub enum LookupParam {
     /// The trusted principal (as text), for a capability with
     /// `target.principal_scope_key`.
     Principal,
+    /// A bounded set's reviewed `selection.all[i].value` (from the config).
+    Selection(u8),
+    /// A bounded set's reviewed `selection.keys[i]` (from the config).
+    SetKey(u8),
 }
 
 /// A statement and the order of its parameters.
@@ -38,7 +42,7 @@ impl Statement {
     }
 }
 
-fn placeholder(engine: Engine, n: usize) -> String {
+pub(crate) fn placeholder(engine: Engine, n: usize) -> String {
     match engine {
         Engine::Postgres => format!("${n}"),
         Engine::Mysql | Engine::Sqlite => "?".to_owned(),
@@ -99,6 +103,70 @@ pub fn select_row(engine: Engine, cap: &Capability, for_update: bool) -> Stateme
         sql.push_str(" FOR UPDATE");
     }
     Statement { sql, params }
+}
+
+/// The statement a capability's reads run: its row by key, or, for a
+/// bounded set, the rows its reviewed selection matches.
+pub fn read_statement(engine: Engine, cap: &Capability) -> Statement {
+    match cap.proposal.as_ref().and_then(|p| p.set()) {
+        Some(set) => select_set(engine, cap, set),
+        None => select_row(engine, cap, false),
+    }
+}
+
+/// The rows a bounded set's reviewed selection matches, within the
+/// trusted tenant (and principal), in primary-key order, at most
+/// `max_rows + 1` (finding one more than the cap refuses the set; it is
+/// never truncated). Every value bound is the reviewer's or the trusted
+/// context's. MySQL compares text loosely here: the proposer keeps only
+/// rows that match exactly ([`crate::bounded_set::selection_matches`]).
+pub fn select_set(engine: Engine, cap: &Capability, set: &crate::config::SetSpec) -> Statement {
+    let cols: Vec<String> = cap
+        .read_columns()
+        .into_iter()
+        .map(|c| quote(engine, c))
+        .collect();
+    let mut params = Vec::new();
+    let mut terms = Vec::new();
+    for (i, t) in set.selection.iter().enumerate() {
+        params.push(LookupParam::Selection(i as u8));
+        terms.push(format!(
+            "{} = {}",
+            quote(engine, &t.column),
+            placeholder(engine, params.len())
+        ));
+    }
+    if !set.keys.is_empty() {
+        let mut phs = Vec::new();
+        for i in 0..set.keys.len() {
+            params.push(LookupParam::SetKey(i as u8));
+            phs.push(placeholder(engine, params.len()));
+        }
+        terms.push(format!(
+            "{} IN ({})",
+            quote(engine, &cap.target.primary_key),
+            phs.join(", ")
+        ));
+    }
+    if let Some(tk) = &cap.target.tenant_key {
+        params.push(LookupParam::Tenant);
+        terms.push(tenant_predicate(engine, tk, params.len()));
+    }
+    if let Some(pk) = &cap.target.principal_scope_key {
+        params.push(LookupParam::Principal);
+        terms.push(tenant_predicate(engine, pk, params.len()));
+    }
+    Statement {
+        sql: format!(
+            "SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {}",
+            cols.join(", "),
+            table_name(engine, cap),
+            terms.join(" AND "),
+            quote(engine, &cap.target.primary_key),
+            set.max_rows + 1
+        ),
+        params,
+    }
 }
 
 #[cfg(test)]
@@ -252,6 +320,21 @@ impl WriteDialect<'_> {
             }
             Engine::Mysql => format!("{col} <=> {p}"),
             Engine::Sqlite => format!("{col} IS {p}"),
+        }
+    }
+
+    /// `column` equals a non-null literal exactly (byte-exact for MySQL
+    /// text, whose collations ignore case), keeping the column's index
+    /// usable; binds appended.
+    fn literal_eq(&self, column: &str, value: &serde_json::Value, binds: &mut Vec<Bind>) -> String {
+        let col = quote(self.engine, column);
+        binds.push(Bind::to(column, value));
+        let eq = format!("{col} = {}", self.param(column, binds.len()));
+        if self.engine == Engine::Mysql && self.is_mysql_text(column) {
+            binds.push(Bind::to(column, value));
+            format!("({eq} AND CAST({col} AS BINARY) = CAST(? AS BINARY))")
+        } else {
+            eq
         }
     }
 
@@ -632,6 +715,63 @@ pub fn writeback_new_version(
         ),
         binds,
     })
+}
+
+/// The executor's own run of a bounded set's reviewed selection, with the
+/// write credential, when it takes a set proposal in: the primary keys (as
+/// text) of the rows it matches now, exactly (NULL-safe, byte-exact on
+/// MySQL text), in key order, at most `max_rows + 1`. Apply never runs it:
+/// apply locks the frozen members by key.
+pub fn set_members_query(
+    d: &WriteDialect<'_>,
+    cap: &Capability,
+    set: &crate::config::SetSpec,
+    tenant_id: &str,
+    principal: &str,
+) -> BoundStatement {
+    let pk = &cap.target.primary_key;
+    let key_text = match d.engine {
+        Engine::Postgres => format!("pg_catalog.to_json({}) #>> '{{}}'", quote(d.engine, pk)),
+        Engine::Mysql => format!("CAST({} AS CHAR)", quote(d.engine, pk)),
+        Engine::Sqlite => format!("CAST({} AS TEXT)", quote(d.engine, pk)),
+    };
+    let mut binds = Vec::new();
+    let mut terms = Vec::new();
+    for t in &set.selection {
+        terms.push(d.literal_eq(&t.column, &t.value, &mut binds));
+    }
+    if !set.keys.is_empty() {
+        let any: Vec<String> = set
+            .keys
+            .iter()
+            .map(|k| d.literal_eq(pk, k, &mut binds))
+            .collect();
+        terms.push(format!("({})", any.join(" OR ")));
+    }
+    if let Some(tk) = &cap.target.tenant_key {
+        binds.push(Bind {
+            column: None,
+            value: serde_json::Value::String(tenant_id.to_owned()),
+        });
+        terms.push(writer_tenant_predicate(d.engine, tk, binds.len()));
+    }
+    if let Some(col) = &cap.target.principal_scope_key {
+        binds.push(Bind {
+            column: None,
+            value: serde_json::Value::String(principal.to_owned()),
+        });
+        terms.push(writer_tenant_predicate(d.engine, col, binds.len()));
+    }
+    BoundStatement {
+        sql: format!(
+            "SELECT {key_text} FROM {} WHERE {} ORDER BY {} LIMIT {}",
+            table_name(d.engine, cap),
+            terms.join(" AND "),
+            quote(d.engine, pk),
+            set.max_rows + 1
+        ),
+        binds,
+    }
 }
 
 /// Name of the idempotency-receipt table: Synapsor Runner's.

@@ -227,6 +227,38 @@ fn the_loader_refuses_an_inverse_it_could_not_capture() {
             "compensation capability",
         )],
     );
+    // A bounded set (this version does not revert sets).
+    refused(
+        |v| {
+            v["capabilities"].as_array_mut().unwrap().push(json!({
+                "name": "billing.propose_ticket_closure",
+                "kind": "proposal",
+                "source": "app_postgres",
+                "context": "local_operator",
+                "target": {"schema": "public", "table": "tickets", "primary_key": "id", "tenant_key": "tenant_id"},
+                "args": {"reason": {"type": "string", "required": true, "max_length": 200}},
+                "visible_columns": ["id", "tenant_id", "status", "cost_cents", "version"],
+                "patch": {"status": {"fixed": "closed"}, "close_reason": {"from_arg": "reason"}},
+                "allowed_columns": ["status", "close_reason"],
+                "conflict_guard": {"column": "version"},
+                "operation": {
+                    "kind": "update",
+                    "cardinality": "set",
+                    "selection": {"all": [{"column": "status", "operator": "eq", "value": "overdue"}]},
+                    "max_rows": 3,
+                    "aggregate_bounds": [{"column": "cost_cents", "measure": "before", "maximum": 10000}],
+                    "version_advance": {"column": "version", "strategy": "integer_increment"}
+                },
+                "approval": {"mode": "human", "required_role": "billing_lead"},
+                "reversibility": {"mode": "reviewed_inverse"}
+            }));
+        },
+        &[(
+            "$.capabilities[10].reversibility",
+            "does not revert a bounded set's change",
+            "single-row capability",
+        )],
+    );
     // A read capability cannot declare it.
     refused(
         |v| v["capabilities"][4]["reversibility"] = reversible(),
@@ -391,6 +423,25 @@ fn no_inverse_where_none_can_be_captured() {
         inverse(waiver, true, FWD, &deleted, Some(&v)),
         Err(Unavailable::HardDelete)
     );
+    // A bounded set's change (its frozen members are not reverted).
+    let mut set = fwd.clone();
+    set.set = Some(
+        serde_json::from_value(json!({
+            "max_rows": 1, "row_count": 0, "aggregate_bounds": [], "members": [], "set_digest": "sha256:00"
+        }))
+        .unwrap(),
+    );
+    assert_eq!(
+        inverse(waiver, true, FWD, &set, Some(&v)),
+        Err(Unavailable::BoundedSet)
+    );
+    let mut applicable = update_inverse(&cfg);
+    applicable.set = set.set.clone();
+    assert!(
+        check_applicable(waiver, true, &applicable)
+            .unwrap_err()
+            .contains("bounded set")
+    );
     // The chain is capped.
     let mut deep = update_inverse(&cfg);
     deep.compensation.as_mut().unwrap().depth = MAX_DEPTH - 1;
@@ -439,6 +490,11 @@ fn every_unavailable_reason_has_a_code_and_says_what_to_do() {
             Unavailable::DepthLimit,
             "LINEAGE_DEPTH_LIMIT",
             "already 16 long",
+        ),
+        (
+            Unavailable::BoundedSet,
+            "BOUNDED_SET",
+            "does not revert a bounded set's change",
         ),
     ];
     for (u, code, says) in all {

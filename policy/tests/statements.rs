@@ -145,6 +145,7 @@ fn waiver_cs() -> ChangeSet {
         },
         operation: OperationKind::Update,
         apply_time: Vec::new(),
+        set: None,
         compensation: None,
     }
 }

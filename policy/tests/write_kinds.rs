@@ -11,19 +11,21 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use airlock_policy::args::validate_args;
+use airlock_policy::bounded_set::{self, AggregateActual, SetMember};
+use airlock_policy::canonical::hash_value;
 use airlock_policy::catalog::{AliasMode, Catalog};
 use airlock_policy::change_set::{
-    ChangeSet, DedupValue, Violation, ViolationCode, build, patch_value, verify,
+    ChangeSet, ColumnValue, DedupValue, Violation, ViolationCode, build, patch_value, verify,
 };
 use airlock_policy::config::{
-    Capability, ConflictGuard, ContextProvider, DedupComponent, DedupSource, Engine, Operation,
-    OperationKind, PatchValue, VersionStrategy,
+    AggregateBound, Capability, ConflictGuard, ContextProvider, DedupComponent, DedupSource,
+    Engine, Measure, Operation, OperationKind, PatchValue, SelectionTerm, SetSpec, VersionStrategy,
 };
 use airlock_policy::context::TrustedContext;
 use airlock_policy::load::Loaded;
 use airlock_policy::statement::{
-    Bind, BoundStatement, NextVersion, WriteDialect, writeback_delete, writeback_insert,
-    writeback_update,
+    Bind, BoundStatement, LookupParam, NextVersion, WriteDialect, read_statement, select_row,
+    select_set, set_members_query, writeback_delete, writeback_insert, writeback_update,
 };
 use airlock_policy::{Config, load_config};
 use serde_json::{Map, Value, json};
@@ -228,6 +230,7 @@ fn an_insert_loads_with_its_identity_and_no_lookup() {
             ],
             acknowledged_triggers: vec![],
             acknowledged_cascades: vec![],
+            set: None,
         }
     );
     assert_eq!(
@@ -324,6 +327,7 @@ fn a_delete_loads_with_its_acknowledged_effects() {
             deduplication: vec![],
             acknowledged_triggers: vec!["audit_del".into()],
             acknowledged_cascades: vec!["public.invoice_lines".into()],
+            set: None,
         }
     );
     // An empty `patch` is the same as none.
@@ -514,15 +518,6 @@ fn operation_kind_and_cardinality_are_checked() {
                 "$.capabilities[5].operation.kind",
                 "missing required field `kind`",
                 "add \"kind\"",
-            )],
-        },
-        Refused {
-            what: "a set",
-            edit: |v| cap(v, WAIVER)["operation"] = json!({"kind": "update", "cardinality": "set"}),
-            errors: &[(
-                "$.capabilities[5].operation.cardinality",
-                "bounded set writes are not supported",
-                "propose one row per proposal",
             )],
         },
         Refused {
@@ -1157,32 +1152,6 @@ fn insert_and_delete_shapes_are_checked() {
                     "remove `transition_guards`",
                 ),
             ],
-        },
-        Refused {
-            what: "an insert through a handler",
-            edit: |v| {
-                with_insert(v);
-                v["executors"] = json!({"hook": {"type": "http_handler", "url_env": "HOOK_URL"}});
-                cap(v, ADDED)["executor"] = json!("hook");
-            },
-            errors: &[(
-                "$.capabilities[8].executor",
-                "a handler executor receives updates only; this capability is an insert",
-                "omit `executor`",
-            )],
-        },
-        Refused {
-            what: "a delete through a handler",
-            edit: |v| {
-                with_delete(v);
-                v["executors"] = json!({"hook": {"type": "http_handler", "url_env": "HOOK_URL"}});
-                cap(v, ADDED)["executor"] = json!("hook");
-            },
-            errors: &[(
-                "$.capabilities[8].executor",
-                "this capability is an delete",
-                "omit `executor`",
-            )],
         },
     ]);
 }
@@ -2099,5 +2068,1220 @@ fn catalog_describes_each_write_kind() {
     assert_eq!(
         description(&config_from(stamped), "billing.propose_late_fee_waiver"),
         "Propose a change to one invoices record, found by `invoice_id`. Would set: late_fee_cents = 0, waiver_reason from `reason`, waived_at = the apply time. This does NOT change the database: it records a proposal that a person must approve (role billing_lead) before a separate process applies it."
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Bounded sets (`cardinality: "set"`): the loader, the frozen change set,
+// its verification, the executor's membership and member checks, and SQL.
+
+const SET: &str = "tickets.close_overdue";
+
+fn set_cap() -> Value {
+    json!({
+        "name": SET,
+        "kind": "proposal",
+        "source": "app_postgres",
+        "context": "local_operator",
+        "target": {"schema": "public", "table": "tickets", "primary_key": "id", "tenant_key": "tenant_id"},
+        "args": {
+            "reason": {"type": "string", "required": true, "max_length": 200},
+            "bonus": {"type": "integer", "required": false, "minimum": 1, "maximum": 50}
+        },
+        "visible_columns": ["id", "tenant_id", "status", "cost_cents", "version"],
+        "evidence": "required",
+        "max_rows": 1,
+        "patch": {"status": {"fixed": "closed"}, "close_reason": {"from_arg": "reason"}},
+        "allowed_columns": ["status", "close_reason"],
+        "conflict_guard": {"column": "version"},
+        "operation": {
+            "kind": "update",
+            "cardinality": "set",
+            "selection": {"all": [{"column": "status", "operator": "eq", "value": "overdue"}]},
+            "max_rows": 3,
+            "aggregate_bounds": [{"column": "cost_cents", "measure": "before", "maximum": 10000}],
+            "version_advance": {"column": "version", "strategy": "integer_increment"}
+        },
+        "approval": {"mode": "human", "required_role": "billing_lead"}
+    })
+}
+
+fn with_set(v: &mut Value) {
+    v["capabilities"].as_array_mut().unwrap().push(set_cap());
+}
+
+fn set_delete(v: &mut Value) {
+    with_set(v);
+    let c = cap(v, ADDED);
+    remove(c, "patch");
+    remove(c, "allowed_columns");
+    c["operation"] = json!({
+        "kind": "delete",
+        "cardinality": "set",
+        "selection": {"keys": ["T-1", 7]},
+        "max_rows": 2,
+        "aggregate_bounds": [{"column": "cost_cents", "measure": "before", "maximum": 0}]
+    });
+}
+
+#[test]
+fn a_set_update_loads_exactly() {
+    let (cfg, loaded) = accepted(with_set);
+    assert_eq!(loaded.report.warnings().count(), 0, "{:#?}", loaded.report);
+    let c = spec_of(&cfg, SET);
+    assert_eq!(c.lookup_arg, "");
+    assert_eq!(c.read_row_cap(), 3);
+    let p = c.proposal.as_ref().unwrap();
+    assert_eq!(
+        p.set(),
+        Some(&SetSpec {
+            selection: vec![SelectionTerm {
+                column: "status".into(),
+                value: json!("overdue")
+            }],
+            keys: vec![],
+            max_rows: 3,
+            aggregate_bounds: vec![AggregateBound {
+                column: "cost_cents".into(),
+                measure: Measure::Before,
+                maximum: 10000.0
+            }],
+        })
+    );
+    // A single-row capability reads its own max_rows.
+    assert_eq!(
+        spec_of(&cfg, "billing.propose_late_fee_waiver").read_row_cap(),
+        1
+    );
+    assert_eq!(
+        spec_of(&cfg, "billing.propose_late_fee_waiver")
+            .proposal
+            .as_ref()
+            .unwrap()
+            .set(),
+        None
+    );
+}
+
+#[test]
+fn a_set_delete_by_reviewed_keys_loads_exactly() {
+    let (cfg, _) = accepted(set_delete);
+    let p = spec_of(&cfg, SET).proposal.as_ref().unwrap();
+    assert_eq!(p.kind(), OperationKind::Delete);
+    let set = p.set().unwrap();
+    assert_eq!(set.keys, vec![json!("T-1"), json!(7)]);
+    assert!(set.selection.is_empty());
+    assert_eq!(set.aggregate_bounds[0].maximum, 0.0);
+    for (m, name) in [
+        (Measure::Before, "before"),
+        (Measure::After, "after"),
+        (Measure::AbsoluteDelta, "absolute_delta"),
+    ] {
+        assert_eq!(m.as_str(), name);
+    }
+}
+
+#[test]
+fn handlers_receive_inserts_deletes_and_sets() {
+    for add in [with_insert as fn(&mut Value), with_delete, with_set] {
+        let (cfg, _) = accepted(|v| {
+            add(v);
+            v["executors"] = json!({"hook": {"type": "http_handler", "url_env": "HOOK_URL"}});
+            cap(v, ADDED)["executor"] = json!("hook");
+        });
+        let c = &cfg.capabilities[ADDED];
+        assert_eq!(
+            c.proposal.as_ref().unwrap().executor.as_deref(),
+            Some("hook")
+        );
+    }
+}
+
+#[test]
+fn set_shapes_are_checked() {
+    check_refused(&[
+        Refused {
+            what: "a batch insert",
+            edit: |v| {
+                with_insert(v);
+                op(v)["cardinality"] = json!("set");
+            },
+            errors: &[(
+                "$.capabilities[8].operation.cardinality",
+                "batch inserts",
+                "single-row insert",
+            )],
+        },
+        Refused {
+            what: "batch items",
+            edit: |v| {
+                with_set(v);
+                op(v)["batch"] = json!({"items_from_arg": "items"});
+            },
+            errors: &[(
+                "$.capabilities[8].operation.batch",
+                "`batch` belongs to batch inserts",
+                "remove `batch`",
+            )],
+        },
+        Refused {
+            what: "set keys on one row",
+            edit: |v| {
+                with_set(v);
+                op(v)["cardinality"] = json!("single");
+                cap(v, ADDED)["lookup"] = json!({"id_from_arg": "reason"});
+            },
+            errors: &[
+                (
+                    "$.capabilities[8].operation.selection",
+                    "applies only to a bounded set",
+                    "remove `selection`",
+                ),
+                (
+                    "$.capabilities[8].operation.max_rows",
+                    "applies only to a bounded set",
+                    "remove `max_rows`",
+                ),
+                (
+                    "$.capabilities[8].operation.aggregate_bounds",
+                    "applies only to a bounded set",
+                    "remove `aggregate_bounds`",
+                ),
+            ],
+        },
+        Refused {
+            what: "no max_rows",
+            edit: |v| {
+                with_set(v);
+                remove(op(v), "max_rows");
+            },
+            errors: &[(
+                "$.capabilities[8].operation.max_rows",
+                "missing required field `max_rows`",
+                "1 to 100",
+            )],
+        },
+        Refused {
+            what: "max_rows over 100",
+            edit: |v| {
+                with_set(v);
+                op(v)["max_rows"] = json!(101);
+            },
+            errors: &[(
+                "$.capabilities[8].operation.max_rows",
+                "from 1 to 100, found 101",
+                "between 1 and 100",
+            )],
+        },
+        Refused {
+            what: "max_rows 0",
+            edit: |v| {
+                with_set(v);
+                op(v)["max_rows"] = json!(0);
+            },
+            errors: &[(
+                "$.capabilities[8].operation.max_rows",
+                "from 1 to 100, found 0",
+                "between 1 and 100",
+            )],
+        },
+        Refused {
+            what: "no selection",
+            edit: |v| {
+                with_set(v);
+                remove(op(v), "selection");
+            },
+            errors: &[(
+                "$.capabilities[8].operation.selection",
+                "missing required field `selection`",
+                "\"all\"",
+            )],
+        },
+        Refused {
+            what: "an empty selection",
+            edit: |v| {
+                with_set(v);
+                op(v)["selection"] = json!({});
+            },
+            errors: &[(
+                "$.capabilities[8].operation.selection",
+                "needs `all`",
+                "add \"all\"",
+            )],
+        },
+        Refused {
+            what: "no terms",
+            edit: |v| {
+                with_set(v);
+                op(v)["selection"] = json!({"all": []});
+            },
+            errors: &[(
+                "$.capabilities[8].operation.selection.all",
+                "1 to 8 terms",
+                "fixed `column = value` terms",
+            )],
+        },
+        Refused {
+            what: "nine terms",
+            edit: |v| {
+                with_set(v);
+                let terms: Vec<Value> = (0..9)
+                    .map(|i| json!({"column": format!("c{i}"), "operator": "eq", "value": i}))
+                    .collect();
+                op(v)["selection"] = json!({"all": terms});
+            },
+            errors: &[(
+                "$.capabilities[8].operation.selection.all",
+                "1 to 8 terms",
+                "fixed `column = value` terms",
+            )],
+        },
+        Refused {
+            what: "a range",
+            edit: |v| {
+                with_set(v);
+                op(v)["selection"]["all"][0]["operator"] = json!("gt");
+            },
+            errors: &[(
+                "$.capabilities[8].operation.selection.all[0].operator",
+                "unknown selection operator `gt`",
+                "exact equality only",
+            )],
+        },
+        Refused {
+            what: "a boolean literal",
+            edit: |v| {
+                with_set(v);
+                op(v)["selection"]["all"][0]["value"] = json!(true);
+            },
+            errors: &[(
+                "$.capabilities[8].operation.selection.all[0].value",
+                "a string or a number, found a boolean",
+                "booleans and null are not supported",
+            )],
+        },
+        Refused {
+            what: "no literal",
+            edit: |v| {
+                with_set(v);
+                remove(&mut op(v)["selection"]["all"][0], "value");
+            },
+            errors: &[(
+                "$.capabilities[8].operation.selection.all[0].value",
+                "missing required field `value`",
+                "the reviewed literal",
+            )],
+        },
+        Refused {
+            what: "no operator",
+            edit: |v| {
+                with_set(v);
+                remove(&mut op(v)["selection"]["all"][0], "operator");
+            },
+            errors: &[(
+                "$.capabilities[8].operation.selection.all[0].operator",
+                "missing required field `operator`",
+                "\"eq\"",
+            )],
+        },
+        Refused {
+            what: "a column twice",
+            edit: |v| {
+                with_set(v);
+                op(v)["selection"]["all"] = json!([
+                    {"column": "status", "operator": "eq", "value": "overdue"},
+                    {"column": "status", "operator": "eq", "value": "late"}
+                ]);
+            },
+            errors: &[(
+                "$.capabilities[8].operation.selection.all[1].column",
+                "`status` appears twice",
+                "one term",
+            )],
+        },
+        Refused {
+            what: "empty keys",
+            edit: |v| {
+                with_set(v);
+                op(v)["selection"]["keys"] = json!([]);
+            },
+            errors: &[(
+                "$.capabilities[8].operation.selection.keys",
+                "`keys` is empty",
+                "primary-key values",
+            )],
+        },
+        Refused {
+            what: "a key twice and a key that is no scalar",
+            edit: |v| {
+                with_set(v);
+                op(v)["selection"]["keys"] = json!(["T-1", "T-1", {"id": 1}]);
+            },
+            errors: &[
+                (
+                    "$.capabilities[8].operation.selection.keys[1]",
+                    "listed twice",
+                    "once",
+                ),
+                (
+                    "$.capabilities[8].operation.selection.keys[2]",
+                    "a string or a number, found an object",
+                    "primary-key value",
+                ),
+            ],
+        },
+        Refused {
+            what: "more keys than rows",
+            edit: |v| {
+                with_set(v);
+                op(v)["selection"]["keys"] = json!(["a", "b", "c", "d"]);
+            },
+            errors: &[(
+                "$.capabilities[8].operation.selection.keys",
+                "4 keys but `max_rows` is 3 (1 too many)",
+                "raise `max_rows`",
+            )],
+        },
+        Refused {
+            what: "no aggregate bounds",
+            edit: |v| {
+                with_set(v);
+                remove(op(v), "aggregate_bounds");
+            },
+            errors: &[(
+                "$.capabilities[8].operation.aggregate_bounds",
+                "missing required field `aggregate_bounds`",
+                "at least one cap",
+            )],
+        },
+        Refused {
+            what: "no bound in the list",
+            edit: |v| {
+                with_set(v);
+                op(v)["aggregate_bounds"] = json!([]);
+            },
+            errors: &[(
+                "$.capabilities[8].operation.aggregate_bounds",
+                "1 to 8 aggregate bounds",
+                "cap the total",
+            )],
+        },
+        Refused {
+            what: "a bad measure, a negative maximum and none",
+            edit: |v| {
+                with_set(v);
+                op(v)["aggregate_bounds"] = json!([
+                    {"column": "cost_cents", "measure": "median", "maximum": 1},
+                    {"column": "cost_cents", "measure": "after", "maximum": -1},
+                    {"column": "cost_cents", "measure": "absolute_delta"}
+                ]);
+            },
+            errors: &[
+                (
+                    "$.capabilities[8].operation.aggregate_bounds[0].measure",
+                    "unknown measure `median`",
+                    "\"absolute_delta\"",
+                ),
+                (
+                    "$.capabilities[8].operation.aggregate_bounds[1].maximum",
+                    "at least 0",
+                    "largest total",
+                ),
+                (
+                    "$.capabilities[8].operation.aggregate_bounds[2].maximum",
+                    "missing required field `maximum`",
+                    "largest total",
+                ),
+            ],
+        },
+        Refused {
+            what: "a delete bounding its total after",
+            edit: |v| {
+                set_delete(v);
+                op(v)["aggregate_bounds"][0]["measure"] = json!("after");
+            },
+            errors: &[(
+                "$.capabilities[8].operation.aggregate_bounds[0].measure",
+                "can only bound `before`",
+                "\"before\"",
+            )],
+        },
+        Refused {
+            what: "a row-hash guard",
+            edit: |v| {
+                with_set(v);
+                cap(v, ADDED)["conflict_guard"] = json!({"weak_guard_ack": true});
+                remove(op(v), "version_advance");
+            },
+            errors: &[
+                (
+                    "$.capabilities[8].operation.cardinality",
+                    "needs an exact version column",
+                    "\"conflict_guard\"",
+                ),
+                (
+                    "$.capabilities[8].operation.version_advance",
+                    "advance an integer version by one",
+                    "integer_increment",
+                ),
+            ],
+        },
+        Refused {
+            what: "a timestamp version",
+            edit: |v| {
+                with_set(v);
+                op(v)["version_advance"]["strategy"] = json!("timestamp");
+            },
+            errors: &[(
+                "$.capabilities[8].operation.version_advance",
+                "advance an integer version by one",
+                "integer_increment",
+            )],
+        },
+        Refused {
+            what: "a lookup",
+            edit: |v| {
+                with_set(v);
+                cap(v, ADDED)["lookup"] = json!({"id_from_arg": "reason"});
+            },
+            errors: &[(
+                "$.capabilities[8].lookup",
+                "chosen by its reviewed `operation.selection`",
+                "remove `lookup`",
+            )],
+        },
+        Refused {
+            what: "hidden selection, aggregate and version columns",
+            edit: |v| {
+                with_set(v);
+                cap(v, ADDED)["visible_columns"] = json!(["id", "tenant_id"]);
+            },
+            errors: &[(
+                "$.capabilities[8].visible_columns",
+                "`status` (selection), `cost_cents` (aggregate bound), `version` (conflict guard) are not visible",
+                "add \"status\", \"cost_cents\", \"version\" to `visible_columns`",
+            )],
+        },
+        Refused {
+            what: "a set through a handler without an executor connection",
+            edit: |v| {
+                with_set(v);
+                v["sources"]["handled"] =
+                    json!({"engine": "postgres", "read_url_env": "HANDLED_READ_URL"});
+                cap(v, ADDED)["source"] = json!("handled");
+                v["executors"] = json!({"hook": {"type": "http_handler", "url_env": "HOOK_URL"}});
+                cap(v, ADDED)["executor"] = json!("hook");
+            },
+            errors: &[(
+                "$.capabilities[8].source",
+                "has no `write_url_env`",
+                "SELECT is enough",
+            )],
+        },
+    ]);
+}
+
+fn set_config() -> Config {
+    accepted(with_set).0
+}
+
+fn ticket(id: &str, cost: i64, version: i64) -> Map<String, Value> {
+    obj(
+        json!({"id": id, "tenant_id": "acme", "status": "overdue", "cost_cents": cost, "close_reason": null, "version": version}),
+    )
+}
+
+fn tickets() -> Vec<Map<String, Value>> {
+    vec![
+        ticket("T-1", 1000, 1),
+        ticket("T-2", 2500, 4),
+        ticket("T-3", 500, 2),
+    ]
+}
+
+fn set_cs(cfg: &Config, rows: &[Map<String, Value>]) -> Result<ChangeSet, Vec<Violation>> {
+    let cap = cfg.capability(SET).unwrap();
+    let args = validate_args(cap, Some(&json!({"reason": "quarter close"}))).unwrap();
+    bounded_set::build(cap, &args, &ctx("acme"), rows)
+}
+
+#[test]
+fn a_set_is_frozen_member_by_member() {
+    let cfg = set_config();
+    let cs = set_cs(&cfg, &tickets()).unwrap();
+    let set = cs.set.as_ref().unwrap();
+    assert_eq!(set.max_rows, 3);
+    assert_eq!(set.row_count, 3);
+    let keys: Vec<&Value> = set.members.iter().map(|m| &m.primary_key).collect();
+    assert_eq!(keys, [&json!("T-1"), &json!("T-2"), &json!("T-3")]);
+    assert_eq!(
+        set.members[1],
+        SetMember {
+            primary_key: json!("T-2"),
+            before: obj(
+                json!({"tenant_id": "acme", "status": "overdue", "cost_cents": 2500, "close_reason": null, "version": 4})
+            ),
+            after: obj(
+                json!({"tenant_id": "acme", "status": "closed", "cost_cents": 2500, "version": 4, "close_reason": "quarter close"})
+            ),
+        }
+    );
+    assert_eq!(
+        set.aggregate_bounds,
+        vec![AggregateActual {
+            column: "cost_cents".into(),
+            measure: Measure::Before,
+            maximum: 10000.0,
+            actual: json!(4000),
+        }]
+    );
+    assert_eq!(set.set_digest, hash_value(&json!(set.members)));
+    assert_eq!(cs.object_id(), format!("set_{}", &set.set_digest[7..19]));
+    // What every member gets alike; the set itself has no one key or image.
+    assert_eq!(
+        cs.patch,
+        obj(json!({"status": "closed", "close_reason": "quarter close"}))
+    );
+    assert_eq!(
+        cs.target.primary_key,
+        ColumnValue {
+            column: "id".into(),
+            value: Value::Null
+        }
+    );
+    assert!(cs.before.is_empty() && cs.after.is_empty());
+    assert_eq!(cs.guards.expected_version, None);
+    assert_eq!(
+        cs.guards.tenant,
+        Some(ColumnValue {
+            column: "tenant_id".into(),
+            value: json!("acme")
+        })
+    );
+    assert_eq!(cs.operation, OperationKind::Update);
+    // The frozen set is in the proposal hash.
+    let mut other = cs.clone();
+    other.set.as_mut().unwrap().members[0]
+        .before
+        .insert("version".into(), json!(2));
+    assert_ne!(other.hash(), cs.hash());
+    // A single-row change set carries no set, and its key is its object id.
+    let one = build_with(
+        &cfg,
+        "billing.propose_late_fee_waiver",
+        json!({"invoice_id": "INV-3001", "reason": "r"}),
+        &invoice_row(),
+    )
+    .unwrap();
+    assert!(one.set.is_none());
+    assert_eq!(one.object_id(), "INV-3001");
+    assert!(!serde_json::to_string(&one).unwrap().contains("\"set\""));
+}
+
+#[test]
+fn a_set_is_refused_when_it_is_not_exactly_what_was_reviewed() {
+    let cfg = set_config();
+    let codes = |rows: Vec<Map<String, Value>>| -> Vec<(ViolationCode, String)> {
+        set_cs(&cfg, &rows)
+            .unwrap_err()
+            .into_iter()
+            .map(|v| (v.code, v.path))
+            .collect()
+    };
+    let msg = |rows: Vec<Map<String, Value>>| -> String {
+        set_cs(&cfg, &rows).unwrap_err()[0].message.clone()
+    };
+    assert!(msg(vec![]).contains("matches no row"));
+    let mut four = tickets();
+    four.push(ticket("T-4", 1, 1));
+    assert!(msg(four).contains("more than 3 rows"));
+    let mut loud = tickets();
+    loud[1].insert("status".into(), json!("OVERDUE"));
+    assert_eq!(
+        codes(loud),
+        [(
+            ViolationCode::SetMismatch,
+            "set.members[1].before".to_owned()
+        )]
+    );
+    let mut theirs = tickets();
+    theirs[2].insert("tenant_id".into(), json!("globex"));
+    assert_eq!(
+        codes(theirs),
+        [(
+            ViolationCode::TenantMismatch,
+            "set.members[2].guards.tenant".to_owned()
+        )]
+    );
+    let mut twice = tickets();
+    twice[2] = ticket("T-1", 1, 1);
+    assert_eq!(
+        codes(twice),
+        [(
+            ViolationCode::SetMismatch,
+            "set.members[2].primary_key".to_owned()
+        )]
+    );
+    let mut keyless = tickets();
+    keyless[0].insert("id".into(), Value::Null);
+    assert_eq!(
+        codes(keyless),
+        [(
+            ViolationCode::SetMismatch,
+            "set.members[0].primary_key".to_owned()
+        )]
+    );
+    let mut short = tickets();
+    short[0].remove("cost_cents");
+    assert_eq!(
+        codes(short),
+        [(
+            ViolationCode::MissingColumn,
+            "set.members[0].before.cost_cents".to_owned()
+        )]
+    );
+    let mut extra = tickets();
+    extra[0].insert("secret".into(), json!(1));
+    assert_eq!(
+        codes(extra),
+        [(
+            ViolationCode::UnexpectedColumn,
+            "set.members[0].before.secret".to_owned()
+        )]
+    );
+    let mut nested = tickets();
+    nested[0].insert("status".into(), json!(["overdue"]));
+    assert_eq!(codes(nested)[0].0, ViolationCode::UnexpectedColumn);
+    let mut text_cost = tickets();
+    text_cost[1].insert("cost_cents".into(), json!("lots"));
+    assert_eq!(
+        codes(text_cost.clone()),
+        [(
+            ViolationCode::InvalidValue,
+            "set.aggregate_bounds[0]".to_owned()
+        )]
+    );
+    assert!(msg(text_cost).contains("T-2"));
+    let dear = vec![ticket("T-1", 6000, 1), ticket("T-2", 4001, 1)];
+    assert_eq!(
+        codes(dear.clone()),
+        [(
+            ViolationCode::AggregateBound,
+            "set.aggregate_bounds[0]".to_owned()
+        )]
+    );
+    assert!(msg(dear).contains(
+        "the set's total before of `cost_cents` is 10001; the reviewed maximum is 10000"
+    ));
+    // Exactly at the bound passes; decimals arriving as text count.
+    let at = vec![ticket("T-1", 6000, 1), ticket("T-2", 4000, 1)];
+    assert_eq!(
+        set_cs(&cfg, &at).unwrap().set.unwrap().aggregate_bounds[0].actual,
+        json!(10000)
+    );
+    let mut decimal = at.clone();
+    decimal[0].insert("cost_cents".into(), json!("5999.5"));
+    assert_eq!(
+        set_cs(&cfg, &decimal)
+            .unwrap()
+            .set
+            .unwrap()
+            .aggregate_bounds[0]
+            .actual,
+        json!(9999.5)
+    );
+    // A null version cannot guard a member.
+    let mut unversioned = tickets();
+    unversioned[0].insert("version".into(), Value::Null);
+    assert_eq!(codes(unversioned)[0].0, ViolationCode::MissingVersion);
+    // A member already closed would change nothing.
+    let mut closed = tickets();
+    closed[0].insert("status".into(), json!("closed"));
+    assert_eq!(
+        codes(closed)[0],
+        (
+            ViolationCode::SetMismatch,
+            "set.members[0].before".to_owned()
+        )
+    );
+    // `build` refuses a set capability; the set builder a single-row one.
+    let err = build_with(&cfg, SET, json!({"reason": "r"}), &tickets()[0]).unwrap_err();
+    assert_eq!(err[0].code, ViolationCode::SetMismatch);
+    let waiver = cfg.capability("billing.propose_late_fee_waiver").unwrap();
+    let args = validate_args(
+        waiver,
+        Some(&json!({"invoice_id": "INV-3001", "reason": "r"})),
+    )
+    .unwrap();
+    assert_eq!(
+        bounded_set::build(waiver, &args, &ctx("acme"), &[invoice_row()]).unwrap_err()[0].code,
+        ViolationCode::SetMismatch
+    );
+}
+
+fn stepped_set() -> Config {
+    accepted(|v| {
+        with_set(v);
+        let c = cap(v, ADDED);
+        c["patch"] = json!({"cost_cents": {"decrement_from_arg": "bonus"}});
+        c["allowed_columns"] = json!(["cost_cents"]);
+        c["numeric_bounds"] = json!({"cost_cents": {"minimum": 0, "maximum": 100000}});
+        c["args"]["bonus"]["required"] = json!(true);
+        op(v)["aggregate_bounds"] = json!([
+            {"column": "cost_cents", "measure": "after", "maximum": 3960},
+            {"column": "cost_cents", "measure": "absolute_delta", "maximum": 40}
+        ]);
+    })
+    .0
+}
+
+#[test]
+fn after_and_delta_bounds_add_up_each_members_step() {
+    let cfg = stepped_set();
+    let cap = cfg.capability(SET).unwrap();
+    let args = validate_args(cap, Some(&json!({"reason": "r", "bonus": 10}))).unwrap();
+    let rows: Vec<Map<String, Value>> = tickets()
+        .into_iter()
+        .map(|mut r| {
+            r.remove("close_reason");
+            r
+        })
+        .collect();
+    let cs = bounded_set::build(cap, &args, &ctx("acme"), &rows[..2]).unwrap();
+    let set = cs.set.as_ref().unwrap();
+    assert_eq!(set.members[0].after["cost_cents"], json!(990));
+    assert_eq!(set.members[1].after["cost_cents"], json!(2490));
+    let actual: Vec<&Value> = set.aggregate_bounds.iter().map(|b| &b.actual).collect();
+    assert_eq!(actual, [&json!(3480), &json!(20)]);
+    // A step's result differs per member: it is not in the shared patch.
+    assert!(cs.patch.is_empty());
+    let member = bounded_set::member_change(cap, &cs, 1).unwrap();
+    assert_eq!(member.patch, obj(json!({"cost_cents": 2490})));
+    // Five members' worth of delta (50) is over 40.
+    let args = validate_args(cap, Some(&json!({"reason": "r", "bonus": 25}))).unwrap();
+    let err = bounded_set::build(cap, &args, &ctx("acme"), &rows[..2]).unwrap_err();
+    assert_eq!(
+        err.iter().map(|v| v.path.as_str()).collect::<Vec<_>>(),
+        ["set.aggregate_bounds[1]"]
+    );
+    assert!(
+        err[0]
+            .message
+            .contains("absolute_delta of `cost_cents` is 50")
+    );
+    // And the total after is bounded: 990 + 2490 + 490 = 3970 > 3960.
+    let args = validate_args(cap, Some(&json!({"reason": "r", "bonus": 10}))).unwrap();
+    let err = bounded_set::build(cap, &args, &ctx("acme"), &rows).unwrap_err();
+    assert_eq!(err[0].path, "set.aggregate_bounds[0]");
+    assert!(
+        err[0].message.contains("after of `cost_cents` is 3970"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_submitted_set_passes_only_as_the_executor_rebuilds_it() {
+    let cfg = set_config();
+    let honest = set_cs(&cfg, &tickets()).unwrap();
+    assert_eq!(verify(&cfg, &honest, &anyone).unwrap(), honest);
+    type Edit = fn(&mut ChangeSet);
+    let cases: [(&str, Edit, ViolationCode, &str); 12] = [
+        (
+            "after",
+            |cs| {
+                cs.set.as_mut().unwrap().members[0]
+                    .after
+                    .insert("status".into(), json!("paid"));
+            },
+            ViolationCode::AfterMismatch,
+            "set.members[0].after",
+        ),
+        (
+            "total",
+            |cs| cs.set.as_mut().unwrap().aggregate_bounds[0].actual = json!(1),
+            ViolationCode::GuardMismatch,
+            "set.aggregate_bounds",
+        ),
+        (
+            "digest",
+            |cs| cs.set.as_mut().unwrap().set_digest = "sha256:00".into(),
+            ViolationCode::SetMismatch,
+            "set.set_digest",
+        ),
+        (
+            "count",
+            |cs| cs.set.as_mut().unwrap().row_count = 2,
+            ViolationCode::SetMismatch,
+            "set.set_digest",
+        ),
+        (
+            "cap",
+            |cs| cs.set.as_mut().unwrap().max_rows = 2,
+            ViolationCode::SetMismatch,
+            "set.set_digest",
+        ),
+        (
+            "target",
+            |cs| cs.target.table = "invoices".into(),
+            ViolationCode::GuardMismatch,
+            "target",
+        ),
+        (
+            "patch",
+            |cs| {
+                cs.patch.insert("status".into(), json!("paid"));
+            },
+            ViolationCode::GuardMismatch,
+            "patch",
+        ),
+        (
+            "before",
+            |cs| {
+                cs.before.insert("status".into(), json!("x"));
+            },
+            ViolationCode::GuardMismatch,
+            "before",
+        ),
+        (
+            "after top",
+            |cs| {
+                cs.after.insert("status".into(), json!("x"));
+            },
+            ViolationCode::GuardMismatch,
+            "after",
+        ),
+        (
+            "guards",
+            |cs| cs.guards.allowed_columns.clear(),
+            ViolationCode::GuardMismatch,
+            "guards",
+        ),
+        (
+            "operation",
+            |cs| cs.operation = OperationKind::Delete,
+            ViolationCode::GuardMismatch,
+            "operation",
+        ),
+        (
+            "apply time",
+            |cs| cs.apply_time.push("status".into()),
+            ViolationCode::GuardMismatch,
+            "apply_time",
+        ),
+    ];
+    for (what, edit, code, path) in cases {
+        let mut cs = honest.clone();
+        edit(&mut cs);
+        let err = verify(&cfg, &cs, &anyone).unwrap_err();
+        assert!(
+            err.iter().any(|v| v.code == code && v.path == path),
+            "{what}: {err:#?}"
+        );
+    }
+    // Too many members, another tenant, bad arguments: refused first.
+    let mut many = honest.clone();
+    let m = many.set.as_ref().unwrap().members[0].clone();
+    many.set.as_mut().unwrap().members.push(m);
+    assert_eq!(
+        verify(&cfg, &many, &anyone).unwrap_err()[0],
+        viol(
+            ViolationCode::SetMismatch,
+            "set.members",
+            "a set holds at most 3 members"
+        )
+    );
+    assert_eq!(
+        verify(&cfg, &honest, &|_| false).unwrap_err()[0].code,
+        ViolationCode::TenantNotClaimable
+    );
+    let mut bad_args = honest.clone();
+    bad_args.args.insert("reason".into(), json!(7));
+    assert_eq!(
+        verify(&cfg, &bad_args, &anyone).unwrap_err()[0].code,
+        ViolationCode::InvalidArgument
+    );
+    // A set capability without its set, and a set on a single-row one.
+    let mut bare = honest.clone();
+    bare.set = None;
+    let err = verify(&cfg, &bare, &anyone).unwrap_err();
+    assert_eq!(
+        (err[0].code, err[0].path.as_str()),
+        (ViolationCode::SetMismatch, "set")
+    );
+    assert!(err[0].message.contains("must carry its frozen members"));
+    let mut waiver = build_with(
+        &cfg,
+        "billing.propose_late_fee_waiver",
+        json!({"invoice_id": "INV-3001", "reason": "r"}),
+        &invoice_row(),
+    )
+    .unwrap();
+    waiver.set = honest.set.clone();
+    let err = verify(&cfg, &waiver, &anyone).unwrap_err();
+    assert!(
+        err[0].message.contains("changes one row, not a set"),
+        "{err:?}"
+    );
+    // A re-sealed lie is consistent on its face: only the source catches it.
+    let mut rows = tickets();
+    rows[0].insert("cost_cents".into(), json!(1));
+    let resealed = set_cs(&cfg, &rows).unwrap();
+    assert!(verify(&cfg, &resealed, &anyone).is_ok());
+}
+
+#[test]
+fn membership_is_exactly_the_frozen_keys_in_order() {
+    let cfg = set_config();
+    let cs = set_cs(&cfg, &tickets()).unwrap();
+    let k = |ks: &[&str]| ks.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        bounded_set::judge_membership(&cs, &k(&["T-1", "T-2", "T-3"])),
+        Ok(())
+    );
+    let msg = |ks: &[&str]| {
+        bounded_set::judge_membership(&cs, &k(ks))
+            .unwrap_err()
+            .message
+    };
+    assert!(msg(&["T-1", "T-3", "T-2"]).starts_with("the members are not in primary-key order"));
+    assert!(
+        msg(&["T-1", "T-2"])
+            .starts_with("members `T-3` are not rows the reviewed selection matches")
+    );
+    let two = set_cs(&cfg, &tickets()[..2]).unwrap();
+    assert!(
+        bounded_set::judge_membership(&two, &k(&["T-1", "T-2", "T-9"]))
+            .unwrap_err()
+            .message
+            .starts_with("rows `T-9` match the reviewed selection but are not members")
+    );
+    assert!(msg(&["T-1", "T-2", "T-9"]).starts_with(
+        "members `T-3` are not rows the reviewed selection matches, and rows `T-9` are missing"
+    ));
+    assert!(msg(&["a", "b", "c", "d"]).contains("now matches more than 3 rows"));
+    let err = bounded_set::judge_membership(&cs, &k(&["T-1"])).unwrap_err();
+    assert_eq!(
+        (err.code, err.path.as_str()),
+        (ViolationCode::SetMismatch, "set.members")
+    );
+    let one = build_with(
+        &cfg,
+        "billing.propose_late_fee_waiver",
+        json!({"invoice_id": "INV-3001", "reason": "r"}),
+        &invoice_row(),
+    )
+    .unwrap();
+    assert!(bounded_set::judge_membership(&one, &[]).is_err());
+}
+
+#[test]
+fn each_member_is_checked_and_written_as_one_row() {
+    let cfg = set_config();
+    let cap = cfg.capability(SET).unwrap();
+    let cs = set_cs(&cfg, &tickets()).unwrap();
+    let m = bounded_set::member_change(cap, &cs, 1).unwrap();
+    assert_eq!(
+        m.target.primary_key,
+        ColumnValue {
+            column: "id".into(),
+            value: json!("T-2")
+        }
+    );
+    assert_eq!(
+        m.guards.expected_version,
+        Some(ColumnValue {
+            column: "version".into(),
+            value: json!(4)
+        })
+    );
+    assert_eq!(
+        m.patch,
+        obj(json!({"status": "closed", "close_reason": "quarter close"}))
+    );
+    assert_eq!(m.before, cs.set.as_ref().unwrap().members[1].before);
+    assert!(m.set.is_none());
+    assert_eq!(m.guards.tenant, cs.guards.tenant);
+    assert!(bounded_set::member_change(cap, &cs, 3).is_none());
+    let checks: Vec<(String, String, Value)> = bounded_set::member_checks(&m)
+        .into_iter()
+        .map(|c| (c.label, c.column, c.expected))
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            ("version".to_owned(), "version".to_owned(), json!(4)),
+            (
+                "before:tenant_id".to_owned(),
+                "tenant_id".to_owned(),
+                json!("acme")
+            ),
+            (
+                "before:status".to_owned(),
+                "status".to_owned(),
+                json!("overdue")
+            ),
+            (
+                "before:cost_cents".to_owned(),
+                "cost_cents".to_owned(),
+                json!(2500)
+            ),
+            (
+                "before:close_reason".to_owned(),
+                "close_reason".to_owned(),
+                Value::Null
+            ),
+        ]
+    );
+    // The write of a member is the single-row UPDATE guarded by its version.
+    let stmt = writeback_update(&dialect(Engine::Postgres), cap, &m, NextVersion::Increment);
+    assert_eq!(
+        stmt.sql,
+        "UPDATE \"public\".\"tickets\" SET \"status\" = $1, \"close_reason\" = $2, \"version\" = \"version\" + 1 WHERE \"id\" = CAST($3 AS text) AND \"tenant_id\"::pg_catalog.text = $4 AND \"version\" IS NOT DISTINCT FROM $5"
+    );
+}
+
+#[test]
+fn the_selection_matches_exactly() {
+    let cfg = set_config();
+    let cap = cfg.capability(SET).unwrap();
+    assert!(bounded_set::selection_matches(cap, &ticket("T-1", 1, 1)));
+    let mut loud = ticket("T-1", 1, 1);
+    loud.insert("status".into(), json!("Overdue"));
+    assert!(!bounded_set::selection_matches(cap, &loud));
+    let mut gone = ticket("T-1", 1, 1);
+    gone.remove("status");
+    assert!(!bounded_set::selection_matches(cap, &gone));
+    let (keyed, _) = accepted(set_delete);
+    let keyed = keyed.capability(SET).unwrap();
+    assert!(bounded_set::selection_matches(
+        keyed,
+        &obj(json!({"id": "T-1"}))
+    ));
+    assert!(bounded_set::selection_matches(
+        keyed,
+        &obj(json!({"id": 7}))
+    ));
+    assert!(bounded_set::selection_matches(
+        keyed,
+        &obj(json!({"id": "7"}))
+    ));
+    assert!(!bounded_set::selection_matches(
+        keyed,
+        &obj(json!({"id": "T-2"}))
+    ));
+    // A number term is no string, and a string term no number.
+    let (num, _) = accepted(|v| {
+        with_set(v);
+        op(v)["selection"]["all"][0] =
+            json!({"column": "cost_cents", "operator": "eq", "value": 5});
+    });
+    let num = num.capability(SET).unwrap();
+    assert!(bounded_set::selection_matches(
+        num,
+        &obj(json!({"cost_cents": 5}))
+    ));
+    assert!(bounded_set::selection_matches(
+        num,
+        &obj(json!({"cost_cents": 5.0}))
+    ));
+    assert!(!bounded_set::selection_matches(
+        num,
+        &obj(json!({"cost_cents": "5"}))
+    ));
+    let waiver = cfg.capability("billing.propose_late_fee_waiver").unwrap();
+    assert!(!bounded_set::selection_matches(waiver, &invoice_row()));
+}
+
+#[test]
+fn set_sql_is_exact() {
+    let cfg = set_config();
+    let sc = cfg.capability(SET).unwrap();
+    let set = sc.proposal.as_ref().unwrap().set().unwrap();
+    let pg = read_statement(Engine::Postgres, sc);
+    assert_eq!(
+        pg.sql,
+        "SELECT \"id\", \"tenant_id\", \"status\", \"cost_cents\", \"version\", \"close_reason\" FROM \"public\".\"tickets\" WHERE \"status\" = $1 AND \"tenant_id\"::text = $2 ORDER BY \"id\" LIMIT 4"
+    );
+    assert_eq!(pg.params, [LookupParam::Selection(0), LookupParam::Tenant]);
+    assert_eq!(pg, select_set(Engine::Postgres, sc, set));
+    let (keyed, _) = accepted(|v| {
+        with_set(v);
+        op(v)["selection"]["keys"] = json!(["T-1", "T-2"]);
+        cap(v, ADDED)["target"]["principal_scope_key"] = json!("owner");
+    });
+    let kc = keyed.capability(SET).unwrap();
+    let my = read_statement(Engine::Mysql, kc);
+    assert!(
+        my.sql.ends_with("WHERE `status` = ? AND `id` IN (?, ?) AND CAST(CAST(`tenant_id` AS CHAR) AS BINARY) = CAST(? AS BINARY) AND CAST(CAST(`owner` AS CHAR) AS BINARY) = CAST(? AS BINARY) ORDER BY `id` LIMIT 4"),
+        "{}",
+        my.sql
+    );
+    assert_eq!(
+        my.params,
+        [
+            LookupParam::Selection(0),
+            LookupParam::SetKey(0),
+            LookupParam::SetKey(1),
+            LookupParam::Tenant,
+            LookupParam::Principal
+        ]
+    );
+    // A single-row capability reads its row by key.
+    let waiver = cfg.capability("billing.propose_late_fee_waiver").unwrap();
+    assert_eq!(
+        read_statement(Engine::Sqlite, waiver),
+        select_row(Engine::Sqlite, waiver, false)
+    );
+
+    // The executor's run of the selection: exact, NULL-free literals.
+    let q = set_members_query(
+        &dialect(Engine::Postgres),
+        kc,
+        kc.proposal.as_ref().unwrap().set().unwrap(),
+        "acme",
+        "agent_17",
+    );
+    assert_eq!(
+        q.sql,
+        "SELECT pg_catalog.to_json(\"id\") #>> '{}' FROM \"public\".\"tickets\" WHERE \"status\" = $1 AND (\"id\" = CAST($2 AS text) OR \"id\" = CAST($3 AS text)) AND \"tenant_id\"::pg_catalog.text = $4 AND \"owner\"::pg_catalog.text = $5 ORDER BY \"id\" LIMIT 4"
+    );
+    assert_eq!(
+        q.binds,
+        [
+            b("status", json!("overdue")),
+            b("id", json!("T-1")),
+            b("id", json!("T-2")),
+            Bind {
+                column: None,
+                value: json!("acme")
+            },
+            Bind {
+                column: None,
+                value: json!("agent_17")
+            },
+        ]
+    );
+    let my = set_members_query(&dialect(Engine::Mysql), sc, set, "acme", "p");
+    assert_eq!(
+        my.sql,
+        "SELECT CAST(`id` AS CHAR) FROM `public`.`tickets` WHERE `status` = ? AND CAST(CAST(`tenant_id` AS CHAR) AS BINARY) = CAST(? AS BINARY) ORDER BY `id` LIMIT 4"
+    );
+    let text_types = |c: &str| (c == "status").then(|| "varchar(32)".to_owned());
+    let mysql_text = WriteDialect {
+        engine: Engine::Mysql,
+        column_type: &text_types,
+    };
+    let my = set_members_query(&mysql_text, sc, set, "acme", "p");
+    assert!(
+        my.sql
+            .contains("WHERE (`status` = ? AND CAST(`status` AS BINARY) = CAST(? AS BINARY)) AND"),
+        "{}",
+        my.sql
+    );
+    assert_eq!(my.binds.len(), 3);
+    let lite = set_members_query(&dialect(Engine::Sqlite), sc, set, "acme", "p");
+    assert_eq!(
+        lite.sql,
+        "SELECT CAST(\"id\" AS TEXT) FROM \"public\".\"tickets\" WHERE \"status\" = ? AND CAST(\"tenant_id\" AS TEXT) = ? ORDER BY \"id\" LIMIT 4"
     );
 }

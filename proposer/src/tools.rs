@@ -18,7 +18,7 @@ use airlock_policy::config::{
 use airlock_policy::context::{ContextError, TrustedContext, resolve_context};
 use airlock_policy::db_error::{SOURCE_MISCONFIGURED, SOURCE_MISCONFIGURED_MESSAGE};
 use airlock_policy::drift;
-use airlock_policy::statement::{LookupParam, Statement, select_row};
+use airlock_policy::statement::{LookupParam, Statement, read_statement};
 use serde_json::{Map, Value, json};
 
 use crate::credentials::{CredentialError, check_no_write_authority, read_urls};
@@ -209,7 +209,7 @@ impl Proposer {
                 cap.name.clone(),
                 Prepared {
                     context,
-                    statement: select_row(engine, cap, false),
+                    statement: read_statement(engine, cap),
                 },
             );
         }
@@ -366,28 +366,7 @@ impl Proposer {
                 cap.max_rows as usize,
             )
             .await
-            .map_err(|e| match e {
-                SourceError::Misconfigured { .. } => {
-                    // The cause (which table or column, which grant) is for the
-                    // operator's log; the model only learns it cannot be retried.
-                    tracing::warn!(capability = %cap.name, error = %e, "read misconfigured");
-                    ToolError::new(SOURCE_MISCONFIGURED, SOURCE_MISCONFIGURED_MESSAGE)
-                }
-                SourceError::Timeout { .. } => ToolError::new(
-                    "source_timeout",
-                    format!(
-                        "the database did not answer within {} ms; try again",
-                        self.timeout_ms(cap)
-                    ),
-                ),
-                other => {
-                    tracing::warn!(capability = %cap.name, error = %other, "read failed");
-                    ToolError::new(
-                        "source_unavailable",
-                        "the database could not be read right now; try again shortly",
-                    )
-                }
-            })?;
+            .map_err(|e| self.source_failure(cap, e))?;
         // Defence in depth, and exactness: MySQL compares loosely ("7abc" = 7)
         // and case-insensitively, so keep only the row whose key is exactly
         // the one asked for, of exactly the trusted tenant.
@@ -406,6 +385,33 @@ impl Proposer {
             })
             .filter(|row| principal_in_scope(cap, row, &prep.context.principal))
             .collect())
+    }
+
+    /// A failed source read as a tool error: the cause of a misconfiguration
+    /// goes to the operator's log, the model learns only what to do.
+    fn source_failure(&self, cap: &Capability, e: SourceError) -> ToolError {
+        match e {
+            SourceError::Misconfigured { .. } => {
+                // The cause (which table or column, which grant) is for the
+                // operator's log; the model only learns it cannot be retried.
+                tracing::warn!(capability = %cap.name, error = %e, "read misconfigured");
+                ToolError::new(SOURCE_MISCONFIGURED, SOURCE_MISCONFIGURED_MESSAGE)
+            }
+            SourceError::Timeout { .. } => ToolError::new(
+                "source_timeout",
+                format!(
+                    "the database did not answer within {} ms; try again",
+                    self.timeout_ms(cap)
+                ),
+            ),
+            other => {
+                tracing::warn!(capability = %cap.name, error = %other, "read failed");
+                ToolError::new(
+                    "source_unavailable",
+                    "the database could not be read right now; try again shortly",
+                )
+            }
+        }
     }
 
     fn timeout_ms(&self, cap: &Capability) -> u64 {
@@ -428,6 +434,23 @@ impl Proposer {
                     ),
                     LookupParam::Tenant => ("trusted_context:tenant_id".to_owned(), "string"),
                     LookupParam::Principal => ("trusted_context:principal".to_owned(), "string"),
+                    LookupParam::Selection(i) => {
+                        let value = cap
+                            .proposal
+                            .as_ref()
+                            .and_then(|p| p.set())
+                            .and_then(|s| s.selection.get(usize::from(*i)))
+                            .map(|t| &t.value);
+                        (format!("reviewed:selection.all[{i}]"), json_type(value))
+                    }
+                    LookupParam::SetKey(i) => {
+                        let value = cap
+                            .proposal
+                            .as_ref()
+                            .and_then(|p| p.set())
+                            .and_then(|s| s.keys.get(usize::from(*i)));
+                        (format!("reviewed:selection.keys[{i}]"), json_type(value))
+                    }
                 };
                 ParamMeta {
                     position: i as u32 + 1,
@@ -568,6 +591,14 @@ impl Proposer {
     ) -> Outcome {
         let ctx = prep.call_context();
         let fail = |e: ToolError| Outcome::failed(&cap.name, Some(Kind::Proposal), Some(&ctx), e);
+        if let Some(set) = cap.proposal.as_ref().and_then(|p| p.set()) {
+            return match self.propose_set(cap, prep, set, &args).await {
+                Ok((change_set, evidence_id)) => {
+                    self.submit(cap, prep, change_set, evidence_id).await
+                }
+                Err(e) => fail(e),
+            };
+        }
         let inserts = cap
             .proposal
             .as_ref()
@@ -587,20 +618,7 @@ impl Proposer {
         };
         let change_set = match build(cap, &args, &prep.context, &row) {
             Ok(cs) => cs,
-            Err(violations) => {
-                let msg = violations
-                    .iter()
-                    .map(|v| v.message.clone())
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                return fail(
-                    ToolError::new(
-                        "policy_refused",
-                        format!("this change cannot be proposed: {msg}"),
-                    )
-                    .with_details(json!(violations)),
-                );
-            }
+            Err(violations) => return fail(policy_refused(violations)),
         };
         let read: Vec<Map<String, Value>> = if inserts { Vec::new() } else { vec![row] };
         let evidence_id = match self.record(cap, prep, &args, read).await {
@@ -608,6 +626,73 @@ impl Proposer {
             Ok(None) => return fail(executor_down(self)),
             Err(e) => return fail(e),
         };
+        self.submit(cap, prep, change_set, evidence_id).await
+    }
+
+    /// A bounded set: read the rows the reviewed selection matches (one
+    /// more than the cap at most), keep exact matches, freeze them into a
+    /// change set and record the read as evidence.
+    async fn propose_set(
+        &self,
+        cap: &Capability,
+        prep: &Prepared,
+        set: &airlock_policy::config::SetSpec,
+        args: &Map<String, Value>,
+    ) -> Result<(airlock_policy::change_set::ChangeSet, String), ToolError> {
+        let Some(pool) = self.sources.get(&cap.source) else {
+            return Err(ToolError::new("internal", "the source is not configured"));
+        };
+        let scoped = |p: LookupParam| prep.statement.params.contains(&p);
+        let rows = pool
+            .fetch_set_rows(
+                &prep.statement,
+                set,
+                scoped(LookupParam::Tenant).then_some(prep.context.tenant_id.as_str()),
+                scoped(LookupParam::Principal).then_some(prep.context.principal.as_str()),
+                set.max_rows as usize + 1,
+            )
+            .await
+            .map_err(|e| self.source_failure(cap, e))?;
+        if rows.len() > set.max_rows as usize {
+            return Err(ToolError::new(
+                "policy_refused",
+                format!(
+                    "this change cannot be proposed: the reviewed selection matches more than {} rows of your tenant (the reviewed cap); a set is never cut short, so nothing was proposed",
+                    set.max_rows
+                ),
+            ));
+        }
+        let rows: Vec<Map<String, Value>> = rows
+            .into_iter()
+            .filter(|row| {
+                cap.target.tenant_key.as_ref().is_none_or(|tk| {
+                    row.get(tk)
+                        .is_some_and(|v| tenant_matches(v, &prep.context.tenant_id))
+                })
+            })
+            .filter(|row| principal_in_scope(cap, row, &prep.context.principal))
+            .filter(|row| airlock_policy::bounded_set::selection_matches(cap, row))
+            .collect();
+        let change_set = airlock_policy::bounded_set::build(cap, args, &prep.context, &rows)
+            .map_err(policy_refused)?;
+        let recorded = rows.iter().map(|r| Self::evidence_row(cap, r)).collect();
+        match self.record(cap, prep, args, recorded).await? {
+            Some(id) => Ok((change_set, id)),
+            None => Err(executor_down(self)),
+        }
+    }
+
+    /// Send a built change set to the executor and describe the proposal.
+    async fn submit(
+        &self,
+        cap: &Capability,
+        prep: &Prepared,
+        change_set: airlock_policy::change_set::ChangeSet,
+        evidence_id: String,
+    ) -> Outcome {
+        let ctx = prep.call_context();
+        let fail = |e: ToolError| Outcome::failed(&cap.name, Some(Kind::Proposal), Some(&ctx), e);
+        let inserts = change_set.operation == OperationKind::Insert;
         let req = Request::SubmitProposal(SubmitProposal {
             change_set,
             evidence_id: Some(evidence_id.clone()),
@@ -644,10 +729,10 @@ impl Proposer {
                 WritebackMode::DirectUpdate,
             ),
         };
-        let object_id = if inserts {
-            "(new row)".to_owned()
-        } else {
-            scalar_text(&recorded.change_set.target.primary_key.value)
+        let object_id = match &recorded.change_set.set {
+            Some(set) => format!("set of {} rows", set.row_count),
+            None if inserts => "(new row)".to_owned(),
+            None => scalar_text(&recorded.change_set.target.primary_key.value),
         };
         Outcome {
             capability: cap.name.clone(),
@@ -678,6 +763,20 @@ impl Proposer {
             warnings: Vec::new(),
         }
     }
+}
+
+/// The policy refused to build a change: every reason, in one message.
+fn policy_refused(violations: Vec<airlock_policy::change_set::Violation>) -> ToolError {
+    let msg = violations
+        .iter()
+        .map(|v| v.message.clone())
+        .collect::<Vec<_>>()
+        .join("; ");
+    ToolError::new(
+        "policy_refused",
+        format!("this change cannot be proposed: {msg}"),
+    )
+    .with_details(json!(violations))
 }
 
 /// The executor refused a request: a tool error the model can act on. Rate
@@ -768,6 +867,26 @@ fn proposal_view(
 /// column it read going to null; a column set to the apply time shows the
 /// text `(apply time)`.
 fn proposal_diff(cs: &airlock_policy::change_set::ChangeSet) -> Vec<(String, Value, Value)> {
+    if let Some(set) = &cs.set {
+        // Member by member: `<key>.<column>`.
+        return set
+            .members
+            .iter()
+            .flat_map(|m| {
+                let key = scalar_text(&m.primary_key);
+                m.before.iter().filter_map(move |(col, b)| {
+                    let after = if cs.operation == OperationKind::Delete {
+                        Some(Value::Null)
+                    } else if cs.apply_time.contains(col) {
+                        Some(Value::from("(apply time)"))
+                    } else {
+                        m.after.get(col).filter(|a| *a != b).cloned()
+                    };
+                    after.map(|a| (format!("{key}.{col}"), b.clone(), a))
+                })
+            })
+            .collect();
+    }
     let before = |col: &str| cs.before.get(col).cloned().unwrap_or(Value::Null);
     if cs.operation == OperationKind::Delete {
         return cs

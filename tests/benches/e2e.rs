@@ -789,8 +789,8 @@ async fn raw_select(stack: &Stack, n: usize) -> (Stats, Option<Stats>) {
         .map(|p| match p {
             LookupParam::PrimaryKey => INVOICE,
             LookupParam::Tenant => TENANT,
-            // The benchmarked capability has no principal scope.
-            LookupParam::Principal => "unused",
+            // The benchmarked capability has no principal scope and is no set.
+            LookupParam::Principal | LookupParam::Selection(_) | LookupParam::SetKey(_) => "unused",
         })
         .collect();
     let warm = 200.min(n);

@@ -521,6 +521,8 @@ fn read(
                 LookupParam::PrimaryKey => format!("arg:{}", cap.lookup_arg),
                 LookupParam::Tenant => "trusted_context:tenant_id".into(),
                 LookupParam::Principal => "trusted_context:principal".into(),
+                LookupParam::Selection(i) => format!("reviewed:selection.all[{i}]"),
+                LookupParam::SetKey(i) => format!("reviewed:selection.keys[{i}]"),
             },
             json_type: match p {
                 LookupParam::PrimaryKey if cap.lookup_arg.is_empty() => "null".into(),

@@ -230,6 +230,19 @@ pub async fn capture_dependencies(
     super::dependencies::capture(&auth.writeback.pools, &auth.config, cap, args, tenant).await
 }
 
+/// Check a proposed set against the source with the executor's own
+/// connection (see [`super::sql_update::check_set_now`]).
+pub async fn check_set(
+    auth: &Authority,
+    cap: &airlock_policy::config::Capability,
+    cs: &airlock_policy::change_set::ChangeSet,
+) -> Result<super::sql_update::SetCheck, String> {
+    let Some(source) = auth.config.sources.get(&cap.source) else {
+        return Err(format!("source `{}` is not configured", cap.source));
+    };
+    super::sql_update::check_set_now(&auth.writeback.pools, &cap.source, source, cap, cs).await
+}
+
 fn state_after(status: ReceiptStatus) -> ProposalState {
     match status {
         ReceiptStatus::Applied | ReceiptStatus::AlreadyApplied => ProposalState::Applied,
@@ -361,10 +374,7 @@ pub async fn apply(
     };
 
     let executor = auth.config.executor_for(spec);
-    let idempotency_key = format!(
-        "{proposal_id}:{}",
-        scalar_text(&detail.change_set.target.primary_key.value)
-    );
+    let idempotency_key = format!("{proposal_id}:{}", detail.change_set.object_id());
     let (id, key, name, actor) = (
         proposal_id.to_owned(),
         idempotency_key.clone(),

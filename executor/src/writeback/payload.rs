@@ -38,7 +38,6 @@
 //! `failed` changed nothing (codes default to `HANDLER_CONFLICT` /
 //! `HANDLER_FAILED`).
 
-use airlock_policy::change_set::scalar_text;
 use airlock_policy::secrets::{classify, contains_known, find_known, find_secrets, redact};
 use serde_json::{Map, Value, json};
 
@@ -77,7 +76,23 @@ pub fn handler_payload(job: &WritebackJob, dry_run: bool) -> Value {
     if let Some(p) = &cs.guards.principal {
         guards["principal"] = json!(p);
     }
-    json!({
+    if !cs.guards.deduplication.is_empty() {
+        // The identity as the row must hold it: the proposal id filled in.
+        let identity: Vec<Value> = cs
+            .guards
+            .deduplication
+            .iter()
+            .map(|d| {
+                json!({
+                    "column": d.column,
+                    "source": d.source,
+                    "value": d.value.clone().unwrap_or_else(|| json!(job.proposal_id)),
+                })
+            })
+            .collect();
+        guards["deduplication"] = json!(identity);
+    }
+    let mut payload = json!({
         "schema_version": HANDLER_SCHEMA_VERSION,
         "writeback_job_id": job.job_id,
         "proposal_id": job.proposal_id,
@@ -91,7 +106,7 @@ pub fn handler_payload(job: &WritebackJob, dry_run: bool) -> Value {
             "scope": {
                 "tenant_id": cs.tenant_id,
                 "business_object": business_object,
-                "object_id": scalar_text(&cs.target.primary_key.value),
+                "object_id": cs.object_id(),
             },
             "principal": { "id": cs.principal },
             "target": cs.target,
@@ -101,7 +116,21 @@ pub fn handler_payload(job: &WritebackJob, dry_run: bool) -> Value {
             "guards": guards,
             "evidence": { "bundle_id": job.evidence_id },
         },
-    })
+        // What the handler must do: `update`, `insert` or `delete`, of one
+        // row or of the frozen set below.
+        "operation": {
+            "kind": cs.operation.as_str(),
+            "cardinality": if cs.set.is_some() { "set" } else { "single" },
+        },
+    });
+    let c = &mut payload["change_set"];
+    if !cs.apply_time.is_empty() {
+        c["apply_time"] = json!(cs.apply_time);
+    }
+    if let Some(set) = &cs.set {
+        c["set"] = json!(set);
+    }
+    payload
 }
 
 /// A handler's receipt, checked.

@@ -17,14 +17,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use airlock_policy::bounded_set::{judge_membership, member_change, member_checks};
+use airlock_policy::change_set::scalar_text;
 use airlock_policy::config::OperationKind;
 use airlock_policy::config::{Capability, Engine, Source};
 use airlock_policy::db_error::{Misconfiguration, classify};
 use airlock_policy::secrets::redact;
 use airlock_policy::statement::{
     BoundStatement, NextVersion, RECEIPTS_TABLE, RowFreshness, WriteDialect, freshness_probe,
-    judge_freshness, receipt_insert, receipt_lookup, receipts_ddl, writeback_checks,
-    writeback_delete, writeback_insert, writeback_lock, writeback_new_version, writeback_update,
+    judge_freshness, receipt_insert, receipt_lookup, receipts_ddl, set_members_query,
+    writeback_checks, writeback_delete, writeback_insert, writeback_lock, writeback_new_version,
+    writeback_update,
 };
 use airlock_policy::write_effects::{CatalogQuery, delete_effects_query, judge_delete_effects};
 use serde_json::{Map, Value};
@@ -451,6 +454,11 @@ pub async fn freshness(
         engine,
         column_type: &column_type,
     };
+    if cs.set.is_some() {
+        return set_freshness(&mut conn, &dialect, cap, cs, &types)
+            .await
+            .map_err(|e| scrub("cannot re-read the set's members", &e));
+    }
     let checks = writeback_checks(cap, cs, read_row);
     let probe = freshness_probe(&dialect, cap, cs, &checks);
     let args =
@@ -461,6 +469,116 @@ pub async fn freshness(
         .map_err(|e| scrub("cannot re-read the row", &e))?;
     let flags: Option<Vec<i64>> = row.map(|r| (0..checks.len()).map(|i| int_at(&r, i)).collect());
     Ok(judge_freshness(&checks, flags.as_deref()))
+}
+
+/// Every frozen member of a set, re-read without a lock: `Gone` if one no
+/// longer exists for the tenant, `Changed` (labels prefixed with the
+/// member's key) if one changed, else `Current`.
+async fn set_freshness(
+    conn: &mut AnyConnection,
+    dialect: &WriteDialect<'_>,
+    cap: &Capability,
+    cs: &airlock_policy::change_set::ChangeSet,
+    types: &ColumnTypes,
+) -> Result<RowFreshness, sqlx::Error> {
+    let count = cs.set.as_ref().map_or(0, |s| s.members.len());
+    for i in 0..count {
+        let Some(member) = member_change(cap, cs, i) else {
+            return Ok(RowFreshness::Gone);
+        };
+        let checks = member_checks(&member);
+        let probe = freshness_probe(dialect, cap, &member, &checks);
+        let row = sqlx::query_with(
+            sqlx::AssertSqlSafe(probe.sql.clone()),
+            arguments(dialect.engine, &probe, types)?,
+        )
+        .fetch_optional(&mut *conn)
+        .await?;
+        let flags: Option<Vec<i64>> =
+            row.map(|r| (0..checks.len()).map(|i| int_at(&r, i)).collect());
+        match judge_freshness(&checks, flags.as_deref()) {
+            RowFreshness::Current => {}
+            RowFreshness::Gone => return Ok(RowFreshness::Gone),
+            RowFreshness::Changed(labels) => {
+                let key = scalar_text(&member.target.primary_key.value);
+                let key: String = key.chars().take(64).collect();
+                return Ok(RowFreshness::Changed(
+                    labels
+                        .into_iter()
+                        .map(|l| format!("member {key}: {l}"))
+                        .collect(),
+                ));
+            }
+        }
+    }
+    Ok(RowFreshness::Current)
+}
+
+/// What the executor found when it checked a proposed set against the
+/// source itself.
+pub enum SetCheck {
+    /// The members are exactly what the selection matches, as frozen.
+    Exact,
+    /// Not so: why, for the proposer (no credentials).
+    Refused(String),
+}
+
+/// Run a set proposal's reviewed selection with the write credential and
+/// check its members are exactly the rows it matches now, each still
+/// holding every frozen value. `Err`: the source could not be read.
+pub async fn check_set_now(
+    pools: &WritePools,
+    source_id: &str,
+    source: &Source,
+    cap: &Capability,
+    cs: &airlock_policy::change_set::ChangeSet,
+) -> Result<SetCheck, String> {
+    let Some(set) = cap.proposal.as_ref().and_then(|p| p.set()) else {
+        return Ok(SetCheck::Refused("not a set capability".into()));
+    };
+    let (mut conn, secrets) = connect_reader(pools, source_id, source).await?;
+    let scrub = |what: &str, e: &dyn std::fmt::Display| scrubbed(what, e, &secrets);
+    let engine = source.engine;
+    let types = pools
+        .column_types(&mut conn, source_id, engine, cap)
+        .await
+        .map_err(|e| scrub("cannot read the table's column types", &e))?;
+    let column_type = |c: &str| types.get(c).cloned();
+    let dialect = WriteDialect {
+        engine,
+        column_type: &column_type,
+    };
+    let query = set_members_query(&dialect, cap, set, &cs.tenant_id, &cs.principal);
+    let keys: Vec<String> = sqlx::query_with(
+        sqlx::AssertSqlSafe(query.sql.clone()),
+        arguments(engine, &query, &types).map_err(|e| scrub("cannot bind the selection", &e))?,
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| scrub("cannot run the set's selection", &e))?
+    .iter()
+    .map(|r| {
+        r.try_get::<Option<String>, _>(0)
+            .map(Option::unwrap_or_default)
+    })
+    .collect::<Result<_, _>>()
+    .map_err(|e| scrub("cannot read the set's keys", &e))?;
+    if let Err(v) = judge_membership(cs, &keys) {
+        return Ok(SetCheck::Refused(v.message));
+    }
+    match set_freshness(&mut conn, &dialect, cap, cs, &types)
+        .await
+        .map_err(|e| scrub("cannot re-read the set's members", &e))?
+    {
+        RowFreshness::Current => Ok(SetCheck::Exact),
+        RowFreshness::Gone => Ok(SetCheck::Refused(
+            "a member no longer exists for this tenant".into(),
+        )),
+        RowFreshness::Changed(labels) => Ok(SetCheck::Refused(format!(
+            "the members' values are not what the source holds ({}); a set must be frozen from the rows as they are",
+            labels.join(", ")
+        ))),
+    }
 }
 
 /// `what: e`, with the write URL's secrets withheld, at most 500 characters.
@@ -678,6 +796,10 @@ async fn run_transaction(
         }
     }
 
+    if cs.set.is_some() {
+        return apply_set(tx, &dialect, cap, job, types, &lookup, kind).await;
+    }
+
     // Lock the row and check every guard against it. A delete only reads
     // the checks (locking would need the UPDATE privilege on Postgres): its
     // own WHERE compares the exact version, so a row changed in between
@@ -782,7 +904,126 @@ async fn run_transaction(
         }
         None => None,
     };
-    commit_applied(tx, engine, schema, job, previous_version, new_version).await
+    commit_applied(tx, engine, schema, job, previous_version, new_version, 1).await
+}
+
+/// A bounded set: lock every frozen member by key, in key order (a delete
+/// reads its checks, as for one row), check each still holds every frozen
+/// value, then change each with the single-row statement guarded by its
+/// version; one missing or stale member rolls back the whole set. One
+/// receipt for the set.
+async fn apply_set(
+    mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    dialect: &WriteDialect<'_>,
+    cap: &Capability,
+    job: &WritebackJob,
+    types: &ColumnTypes,
+    lookup: &str,
+    kind: NextVersion,
+) -> Result<Outcome, sqlx::Error> {
+    let engine = dialect.engine;
+    let cs = &job.change_set;
+    let count = cs.set.as_ref().map_or(0, |s| s.members.len());
+    let mut members = Vec::with_capacity(count);
+    for i in 0..count {
+        let Some(member) = member_change(cap, cs, i) else {
+            tx.rollback().await?;
+            return Ok(Outcome::failed(
+                "SET_INVALID",
+                "a member of the set could not be read from the proposal; nothing was written",
+            ));
+        };
+        let key: String = scalar_text(&member.target.primary_key.value)
+            .chars()
+            .take(64)
+            .collect();
+        let checks = member_checks(&member);
+        let lock = match cs.operation {
+            OperationKind::Delete => freshness_probe(dialect, cap, &member, &checks),
+            _ => writeback_lock(dialect, cap, &member, &checks),
+        };
+        let row = sqlx::query_with(
+            sqlx::AssertSqlSafe(lock.sql.clone()),
+            arguments(engine, &lock, types)?,
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(conflict(
+                "SET_MEMBER_MISSING",
+                &format!("member `{key}` no longer exists for this tenant; no member was changed"),
+                None,
+            ));
+        };
+        let stale: Vec<&str> = checks
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| int_at(&row, *i) != 1)
+            .map(|(_, c)| c.label.as_str())
+            .collect();
+        if !stale.is_empty() {
+            tx.rollback().await?;
+            return Ok(conflict(
+                "SET_DRIFT_CONFLICT",
+                &format!(
+                    "member `{key}` changed since the proposal ({}); no member was changed",
+                    stale.join(", ")
+                ),
+                None,
+            ));
+        }
+        members.push((key, member));
+    }
+    fault::point("set_locked");
+    if let Some(stale) =
+        super::dependencies::lock_and_check(&mut tx, engine, &job.dependencies, None).await?
+    {
+        tx.rollback().await?;
+        return Ok(stale);
+    }
+    if let Some(row) = sqlx::query(sqlx::AssertSqlSafe(lookup.to_owned()))
+        .bind(job.idempotency_key.clone())
+        .fetch_optional(&mut *tx)
+        .await?
+    {
+        let outcome = existing_receipt(&mut tx, dialect, cap, job, &row, kind, types).await?;
+        tx.rollback().await?;
+        return Ok(outcome);
+    }
+    for (key, member) in &members {
+        let write = match cs.operation {
+            OperationKind::Delete => writeback_delete(dialect, cap, member),
+            _ => writeback_update(dialect, cap, member, NextVersion::Increment),
+        };
+        let result = sqlx::query_with(
+            sqlx::AssertSqlSafe(write.sql.clone()),
+            arguments(engine, &write, types)?,
+        )
+        .execute(&mut *tx)
+        .await?;
+        if result.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(conflict(
+                "SET_DRIFT_CONFLICT",
+                &format!(
+                    "the guarded write of member `{key}` matched {} rows; no member was changed",
+                    result.rows_affected()
+                ),
+                None,
+            ));
+        }
+    }
+    commit_applied(
+        tx,
+        engine,
+        &cap.target.schema,
+        job,
+        None,
+        None,
+        count as u64,
+    )
+    .await
 }
 
 /// Record the source receipt in the change's transaction and commit it.
@@ -797,6 +1038,7 @@ async fn commit_applied(
     job: &WritebackJob,
     previous_version: Option<Value>,
     new_version: Option<Value>,
+    rows_affected: u64,
 ) -> Result<Outcome, sqlx::Error> {
     sqlx::query(sqlx::AssertSqlSafe(receipt_insert(engine, schema)))
         .bind(job.idempotency_key.clone())
@@ -810,7 +1052,7 @@ async fn commit_applied(
     fault::point("after_commit_before_receipt");
     Ok(Outcome {
         status: ReceiptStatus::Applied,
-        rows_affected: 1,
+        rows_affected,
         previous_version,
         new_version,
         source_database_mutated: true,
@@ -862,7 +1104,7 @@ async fn insert_row(
             None,
         ));
     }
-    commit_applied(tx, engine, &cap.target.schema, job, None, None).await
+    commit_applied(tx, engine, &cap.target.schema, job, None, None, 1).await
 }
 
 /// What a receipt row already in the table means for this apply, by its

@@ -4,9 +4,13 @@
 //! `acknowledge_effects` (DELETE). Absent, it is a single-row UPDATE, as
 //! it always was.
 
-use super::{Obj, check_identifier, join_index};
+use serde_json::Value;
+
+use super::{Obj, check_identifier, join_index, join_key, type_name};
 use crate::config::{
-    ConflictGuard, DedupComponent, DedupSource, Operation, OperationKind, Target, VersionStrategy,
+    AggregateBound, ConflictGuard, DedupComponent, DedupSource, MAX_AGGREGATE_BOUNDS,
+    MAX_SELECTION_TERMS, MAX_SET_ROWS, Measure, Operation, OperationKind, SelectionTerm, SetSpec,
+    Target, VersionStrategy,
 };
 use crate::diagnostics::Report;
 
@@ -16,7 +20,7 @@ const OPERATION_KEYS: &[&str] = &[
     "deduplication",
     "version_advance",
     "acknowledge_effects",
-    // Runner's bounded-set keys: known, refused below until sets land.
+    // Bounded sets (`cardinality: "set"`); `batch` is known and refused.
     "selection",
     "max_rows",
     "aggregate_bounds",
@@ -60,6 +64,7 @@ pub(super) fn parse_operation(
         }
     };
     let mut ok = true;
+    let mut set = None;
     match o.string(r, "cardinality").as_deref() {
         None | Some("single") => {
             for key in ["selection", "max_rows", "aggregate_bounds", "batch"] {
@@ -74,18 +79,14 @@ pub(super) fn parse_operation(
             }
         }
         Some("set") => {
-            r.error(
-                o.at("cardinality"),
-                "bounded set writes are not supported by this version of Airlock",
-                "propose one row per proposal, or apply the set through an http_handler or command_handler executor",
-            );
-            ok = false;
+            set = parse_set(r, &o, kind, conflict_guard);
+            ok &= set.is_some();
         }
         Some(other) => {
             r.error(
                 o.at("cardinality"),
                 format!("unknown cardinality `{}`", other.escape_debug()),
-                "use \"single\"",
+                "use \"single\" or \"set\"",
             );
             ok = false;
         }
@@ -163,7 +164,302 @@ pub(super) fn parse_operation(
         deduplication,
         acknowledged_triggers: triggers,
         acknowledged_cascades: cascades,
+        set,
     })
+}
+
+/// `cardinality: "set"`: a bounded-set UPDATE or DELETE, in Runner's
+/// shape (`selection.all`, `max_rows`, `aggregate_bounds`) plus Airlock's
+/// `selection.keys`.
+fn parse_set(
+    r: &mut Report,
+    o: &Obj,
+    kind: OperationKind,
+    conflict_guard: Option<&ConflictGuard>,
+) -> Option<SetSpec> {
+    let mut ok = true;
+    if kind == OperationKind::Insert {
+        r.error(
+            o.at("cardinality"),
+            "batch inserts (`cardinality: \"set\"` with `kind: \"insert\"`) are not supported by this version of Airlock",
+            "propose one row per proposal with a single-row insert, or apply the batch through an http_handler or command_handler executor",
+        );
+        return None;
+    }
+    if o.has("batch") {
+        r.error(
+            o.at("batch"),
+            "`batch` belongs to batch inserts, which this version of Airlock does not support",
+            "remove `batch`; a set UPDATE or DELETE is chosen by `selection`",
+        );
+        ok = false;
+    }
+    let max_rows = match o.get("max_rows") {
+        Some(_) => o
+            .integer(r, "max_rows", 1, u64::from(MAX_SET_ROWS))
+            .map(|n| n as u32),
+        None => {
+            o.missing(
+                r,
+                "max_rows",
+                &format!("add \"max_rows\": the most rows one proposal may change (1 to {MAX_SET_ROWS}); a selection matching more is refused"),
+            );
+            None
+        }
+    };
+    let (selection, keys) = parse_selection(r, o).unzip();
+    let bounds = parse_aggregate_bounds(r, o, kind);
+    match (kind, conflict_guard) {
+        (_, Some(ConflictGuard::Column { .. })) => {}
+        (_, None) => ok = false,
+        (_, Some(_)) => {
+            r.error(
+                o.at("cardinality"),
+                "a bounded set needs an exact version column, so one stale member can abort the whole set",
+                "write \"conflict_guard\": {\"column\": \"version\"}",
+            );
+            ok = false;
+        }
+    }
+    if kind == OperationKind::Update
+        && !o
+            .get("version_advance")
+            .and_then(|v| v.get("strategy"))
+            .is_some_and(|s| s == "integer_increment")
+    {
+        r.error(
+            o.at("version_advance"),
+            "a set UPDATE must advance an integer version by one, so every member's change is detectable",
+            "add \"version_advance\": {\"column\": \"version\", \"strategy\": \"integer_increment\"}",
+        );
+        ok = false;
+    }
+    let (selection, keys, max_rows, aggregate_bounds) = (selection?, keys?, max_rows?, bounds?);
+    if let Some(n) = keys.len().checked_sub(max_rows as usize).filter(|n| *n > 0) {
+        r.error(
+            join_key(&o.at("selection"), "keys"),
+            format!(
+                "{} keys but `max_rows` is {max_rows} ({n} too many)",
+                keys.len()
+            ),
+            "list at most `max_rows` keys, or raise `max_rows`",
+        );
+        return None;
+    }
+    ok.then_some(SetSpec {
+        selection,
+        keys,
+        max_rows,
+        aggregate_bounds,
+    })
+}
+
+fn parse_selection(r: &mut Report, o: &Obj) -> Option<(Vec<SelectionTerm>, Vec<Value>)> {
+    let Some(v) = o.get("selection") else {
+        o.missing(r, "selection", "add \"selection\": {\"all\": [{\"column\": \"status\", \"operator\": \"eq\", \"value\": \"overdue\"}]}: the reviewed rows the set is chosen from");
+        return None;
+    };
+    let s = Obj::open(r, &o.at("selection"), v, &["all", "keys"])?;
+    if !s.has("all") && !s.has("keys") {
+        r.error(
+            o.at("selection"),
+            "a selection needs `all` (fixed equality terms) or `keys` (reviewed primary-key values)",
+            "add \"all\": [{\"column\": \"status\", \"operator\": \"eq\", \"value\": \"overdue\"}]",
+        );
+        return None;
+    }
+    let mut ok = true;
+    let mut terms: Vec<SelectionTerm> = Vec::new();
+    if let Some(items) = s.array(r, "all") {
+        if !(1..=MAX_SELECTION_TERMS).contains(&items.len()) {
+            r.error(
+                s.at("all"),
+                format!("a selection has 1 to {MAX_SELECTION_TERMS} terms"),
+                "list the fixed `column = value` terms every member must match",
+            );
+            ok = false;
+        }
+        for (i, item) in items.iter().enumerate() {
+            let path = join_index(&s.at("all"), i);
+            let Some(t) = Obj::open(r, &path, item, &["column", "operator", "value"]) else {
+                ok = false;
+                continue;
+            };
+            let column = t.req_identifier(r, "column", "add \"column\": a reviewed column");
+            match t
+                .req_string(r, "operator", "add \"operator\": \"eq\"")
+                .as_deref()
+            {
+                Some("eq") => {}
+                Some(other) => {
+                    r.error(
+                        t.at("operator"),
+                        format!("unknown selection operator `{}`", other.escape_debug()),
+                        "use \"eq\": a set is chosen by exact equality only (ranges and patterns belong to an app-owned executor)",
+                    );
+                    ok = false;
+                }
+                None => ok = false,
+            }
+            let value = match t.get("value") {
+                Some(v @ (Value::String(_) | Value::Number(_))) => Some(v.clone()),
+                Some(v) => {
+                    r.error(
+                        t.at("value"),
+                        format!("a selection value must be a string or a number, found {}", type_name(v)),
+                        "write the reviewed literal as a string or a number (booleans and null are not supported)",
+                    );
+                    None
+                }
+                None => {
+                    t.missing(r, "value", "add \"value\": the reviewed literal");
+                    None
+                }
+            };
+            match (column, value) {
+                (Some(column), Some(value)) => {
+                    if terms.iter().any(|x| x.column == column) {
+                        r.error(
+                            t.at("column"),
+                            format!("`{column}` appears twice in the selection"),
+                            "give each column one term",
+                        );
+                        ok = false;
+                    }
+                    terms.push(SelectionTerm { column, value });
+                }
+                _ => ok = false,
+            }
+        }
+    }
+    let mut keys: Vec<Value> = Vec::new();
+    if let Some(items) = s.array(r, "keys") {
+        if items.is_empty() {
+            r.error(
+                s.at("keys"),
+                "`keys` is empty",
+                "list the reviewed primary-key values, or remove `keys`",
+            );
+            ok = false;
+        }
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                Value::String(_) | Value::Number(_) if !keys.contains(item) => {
+                    keys.push(item.clone())
+                }
+                Value::String(_) | Value::Number(_) => {
+                    r.error(
+                        join_index(&s.at("keys"), i),
+                        "this key is listed twice",
+                        "list each key once",
+                    );
+                    ok = false;
+                }
+                other => {
+                    r.error(
+                        join_index(&s.at("keys"), i),
+                        format!(
+                            "a key must be a string or a number, found {}",
+                            type_name(other)
+                        ),
+                        "write the primary-key value",
+                    );
+                    ok = false;
+                }
+            }
+        }
+    }
+    ok.then_some((terms, keys))
+}
+
+fn parse_aggregate_bounds(
+    r: &mut Report,
+    o: &Obj,
+    kind: OperationKind,
+) -> Option<Vec<AggregateBound>> {
+    let Some(items) = o.array(r, "aggregate_bounds") else {
+        if !o.has("aggregate_bounds") {
+            o.missing(r, "aggregate_bounds", "add \"aggregate_bounds\": [{\"column\": \"balance_cents\", \"measure\": \"before\", \"maximum\": 50000}]: a set needs at least one cap on what it adds up to");
+        }
+        return None;
+    };
+    if !(1..=MAX_AGGREGATE_BOUNDS).contains(&items.len()) {
+        r.error(
+            o.at("aggregate_bounds"),
+            format!("a set has 1 to {MAX_AGGREGATE_BOUNDS} aggregate bounds"),
+            "cap the total of at least one numeric column, e.g. {\"column\": \"balance_cents\", \"measure\": \"before\", \"maximum\": 50000}",
+        );
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let path = join_index(&o.at("aggregate_bounds"), i);
+        let Some(b) = Obj::open(r, &path, item, &["column", "measure", "maximum"]) else {
+            ok = false;
+            continue;
+        };
+        let column = b.req_identifier(r, "column", "add \"column\": a numeric column");
+        let measure = match b
+            .req_string(
+                r,
+                "measure",
+                "add \"measure\": \"before\", \"after\" or \"absolute_delta\"",
+            )
+            .as_deref()
+        {
+            Some("before") => Some(Measure::Before),
+            Some("after" | "absolute_delta") if kind == OperationKind::Delete => {
+                r.error(
+                    b.at("measure"),
+                    "a deleted row has no value after, so a set DELETE can only bound `before`",
+                    "write \"measure\": \"before\"",
+                );
+                None
+            }
+            Some("after") => Some(Measure::After),
+            Some("absolute_delta") => Some(Measure::AbsoluteDelta),
+            Some(other) => {
+                r.error(
+                    b.at("measure"),
+                    format!("unknown measure `{}`", other.escape_debug()),
+                    "use \"before\", \"after\" or \"absolute_delta\"",
+                );
+                None
+            }
+            None => None,
+        };
+        let maximum = match b.get("maximum") {
+            Some(_) => b.number(r, "maximum").filter(|m| {
+                let fine = m.is_finite() && *m >= 0.0;
+                if !fine {
+                    r.error(
+                        b.at("maximum"),
+                        "the maximum must be a number of at least 0",
+                        "write the largest total the reviewer accepts",
+                    );
+                }
+                fine
+            }),
+            None => {
+                b.missing(
+                    r,
+                    "maximum",
+                    "add \"maximum\": the largest total the reviewer accepts",
+                );
+                None
+            }
+        };
+        match (column, measure, maximum) {
+            (Some(column), Some(measure), Some(maximum)) => out.push(AggregateBound {
+                column,
+                measure,
+                maximum,
+            }),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(out)
 }
 
 fn parse_version_advance(

@@ -458,10 +458,34 @@ impl SourcePool {
         principal: Option<&str>,
         max_rows: usize,
     ) -> Result<Vec<Map<String, Value>>, SourceError> {
-        let binds = scoped_lookup_binds(statement, primary_key, tenant, principal)?;
+        let binds = scoped_lookup_binds(statement, primary_key, tenant, principal, None)?;
+        self.fetch_bound(statement, &binds, max_rows).await
+    }
+
+    /// The rows a bounded set's reviewed selection matches: `statement` is
+    /// [`airlock_policy::statement::select_set`], bound with the set's
+    /// reviewed values and the trusted tenant and principal.
+    pub async fn fetch_set_rows(
+        &self,
+        statement: &Statement,
+        set: &airlock_policy::config::SetSpec,
+        tenant: Option<&str>,
+        principal: Option<&str>,
+        max_rows: usize,
+    ) -> Result<Vec<Map<String, Value>>, SourceError> {
+        let binds = scoped_lookup_binds(statement, &Value::Null, tenant, principal, Some(set))?;
+        self.fetch_bound(statement, &binds, max_rows).await
+    }
+
+    async fn fetch_bound(
+        &self,
+        statement: &Statement,
+        binds: &[Bind],
+        max_rows: usize,
+    ) -> Result<Vec<Map<String, Value>>, SourceError> {
         let lookup = Lookup {
             sql: &statement.sql,
-            binds: &binds,
+            binds,
         };
         let mut rows = match &self.inner.pool {
             EnginePool::Postgres(pool) => match self.run(pool, &lookup).await? {
@@ -974,7 +998,7 @@ fn lookup_binds(
     primary_key: &Value,
     tenant: Option<&str>,
 ) -> Result<Vec<Bind>, SourceError> {
-    scoped_lookup_binds(statement, primary_key, tenant, None)
+    scoped_lookup_binds(statement, primary_key, tenant, None, None)
 }
 
 /// The values to bind, in statement order, with the trusted principal for
@@ -984,7 +1008,16 @@ fn scoped_lookup_binds(
     primary_key: &Value,
     tenant: Option<&str>,
     principal: Option<&str>,
+    set: Option<&airlock_policy::config::SetSpec>,
 ) -> Result<Vec<Bind>, SourceError> {
+    let reviewed = |v: Option<&Value>| {
+        v.and_then(Bind::from_key)
+            .ok_or_else(|| SourceError::InvalidArgument {
+                detail:
+                    "a bounded set's reviewed selection value is missing or not a string or number"
+                        .to_owned(),
+            })
+    };
     statement
         .params
         .iter()
@@ -1007,6 +1040,11 @@ fn scoped_lookup_binds(
                     }
                 })
             }
+            LookupParam::Selection(i) => reviewed(
+                set.and_then(|s| s.selection.get(usize::from(*i)))
+                    .map(|t| &t.value),
+            ),
+            LookupParam::SetKey(i) => reviewed(set.and_then(|s| s.keys.get(usize::from(*i)))),
         })
         .collect()
 }
