@@ -354,6 +354,19 @@ fn round_trip(db: Database) {
         text(&human)
     );
 
+    // Recorded like any proposal: its `proposal_recorded` event (what
+    // notifications announce as `proposal.created`), by the operator.
+    let events = w.cli(&["events", "tail", "--json"]);
+    let recorded = String::from_utf8_lossy(&events.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .any(|e| e["kind"] == "proposal_recorded" && e["proposal_id"] == rev.as_str());
+    assert!(recorded, "{}", text(&events));
+    assert_eq!(
+        shown["proposed_by"]["uid"], 0,
+        "the operator's uid: {shown}"
+    );
+
     // One live compensation per change.
     let (code, dup) = w.revert(&fwd, "again");
     assert_eq!(code, Some(1), "{dup}");
