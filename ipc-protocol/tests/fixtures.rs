@@ -386,7 +386,10 @@ fn the_set_fixture_is_what_the_policy_freezes_and_verifies() {
     assert_eq!(fixture, frame, "regenerate with AIRLOCK_WRITE_FIXTURES=1");
     let submitted: ChangeSet =
         serde_json::from_value(fixture["body"]["change_set"].clone()).expect("change set");
-    assert_eq!(verify(&config, &submitted, &|t| t == "acme").expect("verifies"), submitted);
+    assert_eq!(
+        verify(&config, &submitted, &|t| t == "acme").expect("verifies"),
+        submitted
+    );
 }
 
 #[test]
