@@ -2069,6 +2069,14 @@ fn catalog_describes_each_write_kind() {
         description(&config_from(stamped), "billing.propose_late_fee_waiver"),
         "Propose a change to one invoices record, found by `invoice_id`. Would set: late_fee_cents = 0, waiver_reason from `reason`, waived_at = the apply time. This does NOT change the database: it records a proposal that a person must approve (role billing_lead) before a separate process applies it."
     );
+    assert_eq!(
+        description(&config_from(with_set), SET),
+        "Propose changing every tickets record a reviewed rule selects (at most 3, chosen by the rule, not by you). Would set: status = \"closed\", close_reason from `reason`. This does NOT change the database: it records a proposal that a person must approve (role billing_lead) before a separate process applies it."
+    );
+    assert_eq!(
+        description(&config_from(set_delete), SET),
+        "Propose removing every tickets record a reviewed rule selects (at most 2, chosen by the rule, not by you). This does NOT change the database: it records a proposal that a person must approve (role billing_lead) before a separate process applies it."
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -2636,7 +2644,7 @@ fn a_set_is_frozen_member_by_member() {
         }]
     );
     assert_eq!(set.set_digest, hash_value(&json!(set.members)));
-    assert_eq!(cs.object_id(), format!("set_{}", &set.set_digest[7..19]));
+    assert_eq!(cs.object_id(), format!("set_{}", &set.set_digest[7..15]));
     // What every member gets alike; the set itself has no one key or image.
     assert_eq!(
         cs.patch,
