@@ -1,7 +1,9 @@
 //! http_handler and command_handler executors against real handlers: an
 //! in-process axum server on loopback and small scripts in a temp dir.
-//! Also the handler templates (`airlock handler template`), including a real
-//! run of the command template against a SQLite store.
+//! Also the handler templates (`airlock handler template`), including real
+//! runs of the command template (and the FastAPI template's `apply`) against
+//! a SQLite store on every kind of change: update, insert, delete, and
+//! bounded sets.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -1255,7 +1257,7 @@ fn count(db: &Path, sql: &str) -> i64 {
         .unwrap()
 }
 
-/// INSERT through the command template: one row with the patch, the
+/// INSERT through a Python template: one row with the patch, the
 /// trusted tenant, the identity (the proposal id filled in) and the apply
 /// time; a retry is `already_applied`; the same identity under another key
 /// (a lost processed-key record) meets the table's unique constraint.
@@ -1404,7 +1406,7 @@ async fn insert_one_row_per_identity(kind: &str) {
     );
 }
 
-/// DELETE of one row through the command template: by key, tenant and the
+/// DELETE of one row through a Python template: by key, tenant and the
 /// exact version; another tenant's key is not found; a moved version is a
 /// conflict; a retry is `already_applied`.
 async fn delete_one_row_at_its_version(kind: &str) {
@@ -1529,7 +1531,7 @@ fn ticket_rows(db: &Path) -> Vec<(String, String, Option<String>, i64)> {
     .collect()
 }
 
-/// A set UPDATE through the command template: every member checked first
+/// A set UPDATE through a Python template: every member checked first
 /// (one that moved, in its version or any value it was frozen with, aborts
 /// the whole set with nothing changed), then each member updated with its
 /// `after` values and its version advanced by one; one idempotency record.
@@ -1641,7 +1643,7 @@ async fn update_a_set_all_or_nothing(kind: &str) {
     assert_eq!(ticket_rows(&db), after);
 }
 
-/// A set DELETE through the command template: a member gone since the
+/// A set DELETE through a Python template: a member gone since the
 /// proposal aborts it with nothing removed; otherwise every member goes at
 /// its exact version, and nothing else.
 async fn delete_a_set(kind: &str) {
