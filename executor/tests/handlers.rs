@@ -126,6 +126,7 @@ fn payload_has_the_documented_shape() {
             },
             "evidence": {"bundle_id": "ev_456"},
         },
+        "operation": {"kind": "update", "cardinality": "single"},
     });
     assert_eq!(p, expected);
     assert!(job.proposal_hash.starts_with("sha256:"));
