@@ -991,9 +991,7 @@ fn kinds_config() -> airlock_policy::Config {
     let mut v: Value = serde_json::from_str(CONFIG).unwrap();
     v["executors"] = json!({"billing_command": {
         "type": "command_handler", "command_env": "BILLING_HANDLER_COMMAND"}});
-    let target = |table: &str| {
-        json!({"schema": "public", "table": table, "primary_key": "id", "tenant_key": "tenant_id"})
-    };
+    let target = |table: &str| json!({"schema": "public", "table": table, "primary_key": "id", "tenant_key": "tenant_id"});
     let approval = json!({"mode": "human", "required_role": "billing_lead"});
     let caps = v["capabilities"].as_array_mut().unwrap();
     caps.push(json!({
@@ -1317,7 +1315,12 @@ async fn insert_one_row_per_identity(kind: &str) {
             &row["amount_cents"],
             &row["request_id"]
         ),
-        (&json!("acme"), &json!("CUS-1"), &json!(1200), &json!("wrp_ins1"))
+        (
+            &json!("acme"),
+            &json!("CUS-1"),
+            &json!(1200),
+            &json!("wrp_ins1")
+        )
     );
     let created = row["created_at"].as_str().unwrap();
     assert!(
@@ -1326,7 +1329,12 @@ async fn insert_one_row_per_identity(kind: &str) {
     );
 
     // The retry (same key, next attempt): already applied, still one row.
-    let o = run_cmd(&command, 10_000, &handler_job(note("CUS-1", 1200), "wrp_ins1", 2)).await;
+    let o = run_cmd(
+        &command,
+        10_000,
+        &handler_job(note("CUS-1", 1200), "wrp_ins1", 2),
+    )
+    .await;
     assert_eq!(o.status, ReceiptStatus::AlreadyApplied, "{o:?}");
     assert!(!o.source_database_mutated);
     assert_eq!(count(&db, "SELECT count(*) FROM credit_notes"), 1);
@@ -1342,7 +1350,12 @@ async fn insert_one_row_per_identity(kind: &str) {
     );
     // Likewise when the handler's record of the key is lost.
     exec(&db, "DELETE FROM airlock_processed_keys");
-    let o = run_cmd(&command, 10_000, &handler_job(note("CUS-1", 1200), "wrp_ins1", 4)).await;
+    let o = run_cmd(
+        &command,
+        10_000,
+        &handler_job(note("CUS-1", 1200), "wrp_ins1", 4),
+    )
+    .await;
     assert_eq!(
         (o.status, code(&o)),
         (ReceiptStatus::Conflict, "DEDUP_CONFLICT"),
@@ -1351,7 +1364,12 @@ async fn insert_one_row_per_identity(kind: &str) {
     assert_eq!(count(&db, "SELECT count(*) FROM credit_notes"), 1);
 
     // Another approved proposal is another identity: a second row.
-    let o = run_cmd(&command, 10_000, &handler_job(note("CUS-2", 300), "wrp_ins2", 1)).await;
+    let o = run_cmd(
+        &command,
+        10_000,
+        &handler_job(note("CUS-2", 300), "wrp_ins2", 1),
+    )
+    .await;
     assert_eq!(o.status, ReceiptStatus::Applied, "{o:?}");
     assert_eq!(
         count(
@@ -1371,7 +1389,12 @@ async fn insert_one_row_per_identity(kind: &str) {
            created_at TEXT NOT NULL);
          INSERT INTO credit_notes SELECT * FROM loose; DELETE FROM airlock_processed_keys;",
     );
-    let o = run_cmd(&command, 10_000, &handler_job(note("CUS-1", 1200), "wrp_ins1", 5)).await;
+    let o = run_cmd(
+        &command,
+        10_000,
+        &handler_job(note("CUS-1", 1200), "wrp_ins1", 5),
+    )
+    .await;
     assert_eq!(o.status, ReceiptStatus::Applied, "{o:?}");
     assert_eq!(
         count(
@@ -1431,7 +1454,12 @@ async fn delete_one_row_at_its_version(kind: &str) {
             row,
         )
     };
-    let exists = |id: &str| count(&db, &format!("SELECT count(*) FROM sessions WHERE id = '{id}'"));
+    let exists = |id: &str| {
+        count(
+            &db,
+            &format!("SELECT count(*) FROM sessions WHERE id = '{id}'"),
+        )
+    };
 
     let s1 = session("S-1");
     let job = handler_job(remove(&s1, &acme()), "wrp_del1", 1);
@@ -1560,15 +1588,27 @@ async fn update_a_set_all_or_nothing(kind: &str) {
     let job = handler_job(close(&rows), "wrp_set1", 1);
 
     let p = handler_payload(&job, false);
-    assert_eq!(p["operation"], json!({"kind": "update", "cardinality": "set"}));
+    assert_eq!(
+        p["operation"],
+        json!({"kind": "update", "cardinality": "set"})
+    );
     let set = &p["change_set"]["set"];
-    assert_eq!((set["row_count"].as_u64(), set["max_rows"].as_u64()), (Some(4), Some(10)));
+    assert_eq!(
+        (set["row_count"].as_u64(), set["max_rows"].as_u64()),
+        (Some(4), Some(10))
+    );
     assert_eq!(set["members"][0]["primary_key"], "T-01");
     assert_eq!(set["members"][0]["before"]["version"], 1);
     assert_eq!(set["members"][0]["after"]["status"], "closed");
-    assert_eq!(p["change_set"]["target"]["primary_key"]["value"], Value::Null);
+    assert_eq!(
+        p["change_set"]["target"]["primary_key"]["value"],
+        Value::Null
+    );
     let object_id = p["change_set"]["scope"]["object_id"].as_str().unwrap();
-    assert!(object_id.starts_with("set_") && object_id.len() == 16, "{object_id}");
+    assert!(
+        object_id.starts_with("set_") && object_id.len() == 16,
+        "{object_id}"
+    );
     assert_eq!(job.idempotency_key, format!("wrp_set1:{object_id}"));
 
     let untouched = ticket_rows(&db);
@@ -1600,7 +1640,10 @@ async fn update_a_set_all_or_nothing(kind: &str) {
         "{o:?}"
     );
     assert_eq!(ticket_rows(&db), untouched, "nothing changed");
-    exec(&db, "UPDATE tickets SET cost_cents = 5000 WHERE id = 'T-04'");
+    exec(
+        &db,
+        "UPDATE tickets SET cost_cents = 5000 WHERE id = 'T-04'",
+    );
 
     // Applied: every member once, version + 1; nothing else.
     let o = run_cmd(&command, 10_000, &handler_job(close(&rows), "wrp_set3", 1)).await;
@@ -1621,7 +1664,10 @@ async fn update_a_set_all_or_nothing(kind: &str) {
     assert_eq!(after[5], untouched[5], "another tenant's row");
     // One record for the whole set.
     assert_eq!(
-        count(&db, "SELECT count(*) FROM airlock_processed_keys WHERE idempotency_key LIKE 'wrp_set3:set_%'"),
+        count(
+            &db,
+            "SELECT count(*) FROM airlock_processed_keys WHERE idempotency_key LIKE 'wrp_set3:set_%'"
+        ),
         1
     );
 
@@ -1665,7 +1711,10 @@ async fn delete_a_set(kind: &str) {
             .collect::<Vec<_>>()
     };
     let p = handler_payload(&handler_job(purge(), "wrp_purge1", 1), false);
-    assert_eq!(p["operation"], json!({"kind": "delete", "cardinality": "set"}));
+    assert_eq!(
+        p["operation"],
+        json!({"kind": "delete", "cardinality": "set"})
+    );
     assert_eq!(p["change_set"]["set"]["members"][1]["after"], json!({}));
 
     // S-2 was removed since: the set is refused whole.
@@ -1678,7 +1727,10 @@ async fn delete_a_set(kind: &str) {
     );
     assert_eq!(ids(), ["S-1", "S-3", "S-4", "S-9"]);
 
-    exec(&db, "INSERT INTO sessions VALUES ('S-2', 'acme', 'stale', 20, 1)");
+    exec(
+        &db,
+        "INSERT INTO sessions VALUES ('S-2', 'acme', 'stale', 20, 1)",
+    );
     let o = run_cmd(&command, 10_000, &handler_job(purge(), "wrp_purge2", 1)).await;
     assert_eq!(o.status, ReceiptStatus::Applied, "{o:?}");
     assert_eq!(o.rows_affected, 3);
@@ -1718,4 +1770,198 @@ async fn templates_delete_a_set() {
         eprintln!("template: {kind}");
         delete_a_set(kind).await;
     }
+}
+
+/// Loads the Fastify template with a stand-in for the framework (the
+/// template's own code runs unchanged, in memory as it ships), seeds its
+/// store, runs its `apply` on each payload in turn, and prints the receipts
+/// and the rows left.
+const FASTIFY_SHIM: &str = r#"
+const fs = require('node:fs');
+const vm = require('node:vm');
+const input = JSON.parse(fs.readFileSync(0, 'utf8'));
+const framework = { addContentTypeParser() {}, route() {}, listen: () => Promise.resolve(), log: { error() {} } };
+const ctx = vm.createContext({
+  require: (name) => (name === 'fastify' ? () => framework : require(name)),
+  process: { env: { HANDLER_SIGNING_SECRET: 'not-used-here' }, exit() { throw new Error('exit'); } },
+  console, Buffer,
+});
+vm.runInContext(fs.readFileSync(process.argv[2], 'utf8'), ctx);
+const seed = vm.runInContext('(key, row) => rows.set(key, row)', ctx);
+for (const [key, row] of input.seed) seed(key, row);
+const apply = vm.runInContext('apply', ctx);
+const receipts = input.payloads.map((p) => apply(p));
+const left = Object.fromEntries(vm.runInContext('[...rows.entries()]', ctx));
+console.log(JSON.stringify({ receipts, rows: left }));
+"#;
+
+/// The Fastify template's `apply` (its in-memory store as it ships) on
+/// every kind, with payloads from real change sets: an insert once, its
+/// retry, the same identity under another key; a set update with a stale
+/// member (nothing changed), then applied and retried; a set delete; a
+/// one-row delete and its retry.
+#[test]
+fn fastify_template_applies_every_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let handler = dir.path().join("handler.js");
+    assert_eq!(
+        handler_cmd::template("node-fastify", &handler, true),
+        Exit::Ok
+    );
+    let config = kinds_config();
+    let ticket = |id: &str, version: i64| {
+        json!({"id": id, "tenant_id": "acme", "status": "overdue", "cost_cents": 1000,
+               "close_reason": null, "version": version})
+        .as_object()
+        .unwrap()
+        .clone()
+    };
+    let session = |id: &str| {
+        json!({"id": id, "tenant_id": "acme", "state": "stale", "size": 10, "version": 1})
+            .as_object()
+            .unwrap()
+            .clone()
+    };
+    let tickets: Vec<_> = ["T-01", "T-02", "T-03"]
+        .iter()
+        .map(|id| ticket(id, 1))
+        .collect();
+    let sessions: Vec<_> = ["S-1", "S-2"].iter().map(|id| session(id)).collect();
+    let mut seed: Vec<Value> = Vec::new();
+    for r in tickets.iter().chain(&sessions).chain([&session("S-7")]) {
+        let table = if r.contains_key("status") {
+            "tickets"
+        } else {
+            "sessions"
+        };
+        seed.push(json!([
+            format!("{table}/acme/{}", r["id"].as_str().unwrap()),
+            r
+        ]));
+    }
+    let note = row_change(
+        &config,
+        "billing.propose_credit_note",
+        json!({"customer_id": "CUS-1", "amount_cents": 700}),
+        &acme(),
+        &Map::new(),
+    );
+    let close = |rows: &[Map<String, Value>]| {
+        set_change(
+            &config,
+            "tickets.close_overdue",
+            json!({"reason": "old"}),
+            rows,
+        )
+    };
+    let mut stale = tickets.clone();
+    stale[2] = ticket("T-03", 0); // read before T-03 moved on
+    let purge = set_change(&config, "sessions.purge_stale", json!({}), &sessions);
+    let remove = row_change(
+        &config,
+        "sessions.remove_session",
+        json!({"session_id": "S-7"}),
+        &acme(),
+        &session("S-7"),
+    );
+    let mut other_key = handler_job(note.clone(), "wrp_n1", 2);
+    other_key.idempotency_key = "wrp_n1:resent".to_owned();
+    let jobs = [
+        handler_job(note.clone(), "wrp_n1", 1),
+        handler_job(note.clone(), "wrp_n1", 2),
+        other_key,
+        handler_job(close(&stale), "wrp_s1", 1),
+        handler_job(close(&tickets), "wrp_s2", 1),
+        handler_job(close(&tickets), "wrp_s2", 2),
+        handler_job(purge, "wrp_p1", 1),
+        handler_job(remove.clone(), "wrp_d1", 1),
+        handler_job(remove, "wrp_d1", 2),
+    ];
+    let payloads: Vec<Value> = jobs.iter().map(|j| handler_payload(j, false)).collect();
+    let shim = dir.path().join("shim.js");
+    std::fs::write(&shim, FASTIFY_SHIM).unwrap();
+    let mut child = std::process::Command::new("node")
+        .arg(&shim)
+        .arg(&handler)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node is needed to run the Fastify template");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(
+                json!({"seed": seed, "payloads": payloads})
+                    .to_string()
+                    .as_bytes(),
+            )
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let answers: Vec<(String, String, u64)> = result["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["status"].as_str().unwrap().to_owned(),
+                r["safe_error_code"].as_str().unwrap_or("").to_owned(),
+                r["rows_affected"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, u64)> = [
+        ("applied", "", 1),
+        ("already_applied", "", 0),
+        ("conflict", "DEDUP_CONFLICT", 0),
+        ("conflict", "SET_DRIFT_CONFLICT", 0),
+        ("applied", "", 3),
+        ("already_applied", "", 0),
+        ("applied", "", 2),
+        ("applied", "", 1),
+        ("already_applied", "", 0),
+    ]
+    .iter()
+    .map(|(s, c, n)| (s.to_string(), c.to_string(), *n))
+    .collect();
+    assert_eq!(answers, expected, "{result}");
+    // Every receipt is one the executor accepts.
+    for r in result["receipts"].as_array().unwrap() {
+        parse_receipt(r.to_string().as_bytes()).unwrap();
+    }
+    let rows = result["rows"].as_object().unwrap();
+    let keys: Vec<&str> = rows.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "invoices/acme/INV-3001",
+            "tickets/acme/T-01",
+            "tickets/acme/T-02",
+            "tickets/acme/T-03",
+            "credit_notes/acme/1"
+        ],
+        "{result}"
+    );
+    for id in ["T-01", "T-02", "T-03"] {
+        let t = &rows[&format!("tickets/acme/{id}")];
+        assert_eq!(
+            (&t["status"], &t["close_reason"], &t["version"]),
+            (&json!("closed"), &json!("old"), &json!(2)),
+            "{id}"
+        );
+    }
+    let n = &rows["credit_notes/acme/1"];
+    assert_eq!(
+        (&n["tenant_id"], &n["request_id"], &n["amount_cents"]),
+        (&json!("acme"), &json!("wrp_n1"), &json!(700))
+    );
+    assert!(n["created_at"].as_str().unwrap().ends_with('Z'), "{n}");
 }
