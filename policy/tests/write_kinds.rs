@@ -2566,8 +2566,7 @@ fn set_shapes_are_checked() {
             what: "a set through a handler without an executor connection",
             edit: |v| {
                 with_set(v);
-                v["sources"]["handled"] =
-                    json!({"engine": "postgres", "read_url_env": "HANDLED_READ_URL"});
+                v["sources"]["handled"] = json!({"engine": "postgres", "read_url_env": "HANDLED_READ_URL"});
                 cap(v, ADDED)["source"] = json!("handled");
                 v["executors"] = json!({"hook": {"type": "http_handler", "url_env": "HOOK_URL"}});
                 cap(v, ADDED)["executor"] = json!("hook");
