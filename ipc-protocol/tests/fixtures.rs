@@ -58,9 +58,13 @@ fn fixture_value(stem: &str) -> Value {
 }
 
 /// `request` or `response`, and the message type, from a file stem.
+/// A stem may carry a variant after the type
+/// (`request.submit_proposal.bounded_set`).
 fn split_stem(stem: &str) -> (&str, &str) {
-    stem.split_once('.')
-        .unwrap_or_else(|| panic!("fixture `{stem}` is not named <request|response>.<type>.json"))
+    let (direction, rest) = stem.split_once('.').unwrap_or_else(|| {
+        panic!("fixture `{stem}` is not named <request|response>.<type>[.<variant>].json")
+    });
+    (direction, rest.split('.').next().unwrap_or(rest))
 }
 
 // ---------------------------------------------------------------------------
@@ -309,6 +313,83 @@ fn the_submitted_change_set_is_what_the_executor_would_rebuild() {
     assert_eq!(recorded["body"]["proposal_hash"], json!(rebuilt.hash()));
     let detail = fixture_value("response.proposal");
     assert_eq!(detail["body"]["proposal_hash"], json!(rebuilt.hash()));
+}
+
+/// The reference config plus the bounded-set capability of the set fixture.
+fn set_config() -> airlock_policy::Config {
+    let mut v: Value = serde_json::from_str(REFERENCE_CONFIG).expect("JSON");
+    v["capabilities"].as_array_mut().expect("capabilities").push(json!({
+        "name": "billing.close_overdue_invoices",
+        "kind": "proposal",
+        "source": "app_postgres",
+        "context": "local_operator",
+        "target": {"schema": "public", "table": "invoices", "primary_key": "id", "tenant_key": "tenant_id"},
+        "args": {"reason": {"type": "string", "required": true, "max_length": 200}},
+        "visible_columns": ["id", "tenant_id", "status", "balance_cents", "version"],
+        "evidence": "required",
+        "max_rows": 1,
+        "patch": {"status": {"fixed": "closed"}},
+        "allowed_columns": ["status"],
+        "conflict_guard": {"column": "version"},
+        "operation": {
+            "kind": "update",
+            "cardinality": "set",
+            "selection": {"all": [{"column": "status", "operator": "eq", "value": "overdue"}]},
+            "max_rows": 10,
+            "aggregate_bounds": [{"column": "balance_cents", "measure": "before", "maximum": 20000}],
+            "version_advance": {"column": "version", "strategy": "integer_increment"}
+        },
+        "approval": {"mode": "human", "required_role": "billing_lead"}
+    }));
+    airlock_policy::load_config(&v)
+        .config
+        .expect("the set config loads")
+}
+
+#[test]
+fn the_set_fixture_is_what_the_policy_freezes_and_verifies() {
+    let config = set_config();
+    let cap = config
+        .capability("billing.close_overdue_invoices")
+        .expect("capability");
+    let args = airlock_policy::args::validate_args(cap, Some(&json!({"reason": "quarter close"})))
+        .expect("args");
+    let row = |id: &str, balance: i64, version: i64| {
+        json!({"id": id, "tenant_id": "acme", "status": "overdue", "balance_cents": balance, "version": version})
+            .as_object()
+            .cloned()
+            .expect("object")
+    };
+    let ctx = airlock_policy::context::TrustedContext {
+        tenant_id: "acme".into(),
+        principal: "support_agent_17".into(),
+        source: airlock_policy::config::ContextProvider::Environment,
+    };
+    let built = airlock_policy::bounded_set::build(
+        cap,
+        &args,
+        &ctx,
+        &[row("INV-1", 5000, 1), row("INV-2", 10000, 2)],
+    )
+    .expect("the set builds");
+    let frame = json!({
+        "id": 12,
+        "type": "submit_proposal",
+        "body": {"change_set": built, "evidence_id": "ev_0f3a9c2b7d1e4f60a8b5"}
+    });
+    let stem = "request.submit_proposal.bounded_set";
+    if std::env::var_os("AIRLOCK_WRITE_FIXTURES").is_some() {
+        let text = format!("{}\n", serde_json::to_string_pretty(&frame).expect("JSON"));
+        std::fs::write(fixtures_dir().join(format!("{stem}.json")), text).expect("write");
+    }
+    let fixture = fixture_value(stem);
+    assert_eq!(fixture, frame, "regenerate with AIRLOCK_WRITE_FIXTURES=1");
+    let submitted: ChangeSet =
+        serde_json::from_value(fixture["body"]["change_set"].clone()).expect("change set");
+    assert_eq!(
+        verify(&config, &submitted, &|t| t == "acme").expect("verifies"),
+        submitted
+    );
 }
 
 #[test]

@@ -117,8 +117,8 @@ impl ChangeSet {
     }
 
     /// What the change is about, as text (the ledger's `object_id` and the
-    /// idempotency key's suffix): the row's key, or `set_` and the first
-    /// 12 hex digits of a set's digest. An insert has no key yet: `null`,
+    /// idempotency key's suffix): the row's key, or `set_` and the first 8
+    /// hex digits of a set's digest (Synapsor Runner's form). An insert has no key yet: `null`,
     /// as it always was (its identity holds the proposal id).
     pub fn object_id(&self) -> String {
         match &self.set {
@@ -127,7 +127,7 @@ impl ChangeSet {
                 set.set_digest
                     .trim_start_matches("sha256:")
                     .chars()
-                    .take(12)
+                    .take(8)
                     .collect::<String>()
             ),
             None => scalar_text(&self.target.primary_key.value),

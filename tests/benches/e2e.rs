@@ -86,6 +86,8 @@ struct Settings {
     applies: usize,
     apply_clients: usize,
     cli_applies: usize,
+    insert_applies: usize,
+    set_applies: usize,
     growth: bool,
     growth_evidence: usize,
     growth_proposals: usize,
@@ -136,6 +138,8 @@ impl Settings {
             applies: env_usize("AIRLOCK_BENCH_APPLIES", 1000).max(1),
             apply_clients: env_usize("AIRLOCK_BENCH_APPLY_CLIENTS", 4).max(1),
             cli_applies: env_usize("AIRLOCK_BENCH_CLI_APPLIES", 50).max(1),
+            insert_applies: env_usize("AIRLOCK_BENCH_INSERT_APPLIES", 500).max(1),
+            set_applies: env_usize("AIRLOCK_BENCH_SET_APPLIES", 10).max(1),
             growth: std::env::var_os("AIRLOCK_BENCH_SKIP_GROWTH").is_none(),
             growth_evidence: env_usize("AIRLOCK_BENCH_GROWTH_EVIDENCE", 100_000),
             growth_proposals: env_usize("AIRLOCK_BENCH_GROWTH_PROPOSALS", 10_000),
@@ -462,6 +466,7 @@ impl Stack {
         let mut value = reference_config_for(&db);
         // Measures capacity: far above a proposer's default intake limits.
         airlock_tests::proposals::capacity_limits(&mut value);
+        add_write_kinds(&db, &mut value);
         let config = load(&value);
         let exec = ExecutorProcess::start(&value, &executor_env(&db));
         let env = vec![
@@ -1537,6 +1542,7 @@ fn run_engine(settings: &Settings, report: &mut Report, engine: Engine) {
 
     // Apply: approved proposals → guarded writeback → receipts.
     apply_phase(settings, report, &stack);
+    write_kinds_phase(settings, report, &stack);
 }
 
 /// Insert `n` overdue invoices of the trusted tenant (ids `<prefix>000001`…)
@@ -1743,6 +1749,190 @@ fn apply_phase(settings: &Settings, report: &mut Report, stack: &Stack) {
         changed[0][0].as_deref(),
         Some((1 + n + cli_n).to_string().as_str()),
         "every applied invoice is waived"
+    );
+}
+
+const INSERT_TOOL_NAME: &str = "billing__propose_credit_note";
+const SET_TOOL_NAME: &str = "billing__close_overdue_tickets";
+/// Members of each benchmarked set.
+const SET_ROWS: usize = 100;
+
+/// The INSERT and bounded-set capabilities of the write-kinds phase, and
+/// their tables.
+fn add_write_kinds(db: &Database, value: &mut Value) {
+    let (schema, stmts): (&str, Vec<&str>) = match db.engine {
+        Engine::Postgres => (
+            "public",
+            vec![
+                "CREATE TABLE public.bench_credit_notes (id bigserial PRIMARY KEY, tenant_id text NOT NULL, amount_cents integer NOT NULL, memo text NOT NULL, request_id text NOT NULL, UNIQUE (tenant_id, request_id))",
+                "CREATE TABLE public.bench_tickets (id text PRIMARY KEY, tenant_id text NOT NULL, status text NOT NULL, cost_cents integer NOT NULL, version integer NOT NULL)",
+                "CREATE INDEX ON public.bench_tickets (tenant_id, status)",
+                "GRANT SELECT ON public.bench_credit_notes, public.bench_tickets TO synapsor_reader",
+                "GRANT SELECT, INSERT ON public.bench_credit_notes TO synapsor_writer",
+                "GRANT USAGE ON SEQUENCE public.bench_credit_notes_id_seq TO synapsor_writer",
+                "GRANT SELECT, UPDATE ON public.bench_tickets TO synapsor_writer",
+            ],
+        ),
+        _ => (
+            "main",
+            vec![
+                "CREATE TABLE bench_credit_notes (id INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL, amount_cents INTEGER NOT NULL, memo TEXT NOT NULL, request_id TEXT NOT NULL, UNIQUE (tenant_id, request_id))",
+                "CREATE TABLE bench_tickets (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, status TEXT NOT NULL, cost_cents INTEGER NOT NULL, version INTEGER NOT NULL)",
+                "CREATE INDEX bench_tickets_status ON bench_tickets (tenant_id, status)",
+            ],
+        ),
+    };
+    for sql in stmts {
+        execute(db, sql);
+    }
+    let target = |table: &str| json!({"schema": schema, "table": table, "primary_key": "id", "tenant_key": "tenant_id"});
+    let caps = value["capabilities"].as_array_mut().unwrap();
+    caps.push(json!({
+        "name": "billing.propose_credit_note",
+        "kind": "proposal",
+        "source": "app",
+        "context": "local_operator",
+        "target": target("bench_credit_notes"),
+        "args": {
+            "amount_cents": {"type": "integer", "required": true, "minimum": 1, "maximum": 5000},
+            "memo": {"type": "string", "required": true, "max_length": 200}
+        },
+        "visible_columns": ["id", "tenant_id", "amount_cents", "memo", "request_id"],
+        "evidence": "required",
+        "max_rows": 1,
+        "patch": {"amount_cents": {"from_arg": "amount_cents"}, "memo": {"from_arg": "memo"}},
+        "allowed_columns": ["amount_cents", "memo"],
+        "operation": {"kind": "insert", "deduplication": {"components": [
+            {"column": "tenant_id", "source": "trusted_tenant"},
+            {"column": "request_id", "source": "proposal_id"}
+        ]}},
+        "approval": {"mode": "human", "required_role": "billing_lead"}
+    }));
+    caps.push(json!({
+        "name": "billing.close_overdue_tickets",
+        "kind": "proposal",
+        "source": "app",
+        "context": "local_operator",
+        "target": target("bench_tickets"),
+        "args": {"reason": {"type": "string", "required": true, "max_length": 200}},
+        "visible_columns": ["id", "tenant_id", "status", "cost_cents", "version"],
+        "evidence": "required",
+        "max_rows": 1,
+        "patch": {"status": {"fixed": "closed"}},
+        "allowed_columns": ["status"],
+        "conflict_guard": {"column": "version"},
+        "operation": {
+            "kind": "update",
+            "cardinality": "set",
+            "selection": {"all": [{"column": "status", "operator": "eq", "value": "overdue"}]},
+            "max_rows": SET_ROWS,
+            "aggregate_bounds": [{"column": "cost_cents", "measure": "before", "maximum": 1_000_000}],
+            "version_advance": {"column": "version", "strategy": "integer_increment"}
+        },
+        "approval": {"mode": "human", "required_role": "billing_lead"}
+    }));
+}
+
+/// Applies/s of guarded INSERTs (each one new row and its receipt), and
+/// the apply of a 100-row bounded set (lock 100 members in key order,
+/// check each, 100 guarded UPDATEs, one receipt), one set at a time.
+fn write_kinds_phase(settings: &Settings, report: &mut Report, stack: &Stack) {
+    let e = stack.label;
+    let rt = multi_thread();
+    let n = settings.insert_applies;
+    let ids = rt.block_on(async {
+        let (client, _) = stack.stdio().await;
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            let args = json!({"amount_cents": 100 + (i % 4000), "memo": format!("goodwill {i}")});
+            let env = call_ok(
+                &client,
+                INSERT_TOOL_NAME,
+                args.as_object().cloned().unwrap(),
+            )
+            .await;
+            ids.push(env["proposal"]["id"].as_str().unwrap().to_owned());
+        }
+        let _ = client.cancel().await;
+        approve_ipc(stack, &ids).await;
+        ids
+    });
+    let clients = settings.apply_clients;
+    let (rate, lat, outcomes) = rt.block_on(apply_batch(stack, &ids, clients));
+    assert_eq!(outcomes.get("applied").copied(), Some(n), "{outcomes:?}");
+    report.add(
+        e,
+        &format!("INSERT applies/s, {clients} operator connection(s)"),
+        rate,
+        "apply/s",
+        format!(
+            "{n} applies, each one guarded INSERT + receipt; per-apply p50 {:.3} p99 {:.3} ms",
+            ms(lat.p50),
+            ms(lat.p99)
+        ),
+        None,
+    );
+    let rows = query_strings(
+        &stack.db,
+        "SELECT CAST(COUNT(*) AS TEXT) FROM bench_credit_notes",
+    );
+    assert_eq!(
+        rows[0][0].as_deref(),
+        Some(n.to_string().as_str()),
+        "one row per insert"
+    );
+
+    // Sets: one at a time, since each closes every overdue row it finds.
+    let rounds = settings.set_applies;
+    let mut samples = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let sql = match stack.engine {
+            Engine::Postgres => format!(
+                "INSERT INTO bench_tickets (id, tenant_id, status, cost_cents, version) SELECT 'S{round:03}-' || lpad(g::text, 4, '0'), 'acme', 'overdue', 100, 1 FROM generate_series(1, {SET_ROWS}) g"
+            ),
+            _ => format!(
+                "WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < {SET_ROWS}) INSERT INTO bench_tickets (id, tenant_id, status, cost_cents, version) SELECT 'S{round:03}-' || printf('%04d', x), 'acme', 'overdue', 100, 1 FROM g"
+            ),
+        };
+        execute(&stack.db, &sql);
+        let elapsed = rt.block_on(async {
+            let (client, _) = stack.stdio().await;
+            let args = json!({"reason": format!("round {round}")});
+            let env = call_ok(&client, SET_TOOL_NAME, args.as_object().cloned().unwrap()).await;
+            let _ = client.cancel().await;
+            let id = env["proposal"]["id"].as_str().unwrap().to_owned();
+            approve_ipc(stack, std::slice::from_ref(&id)).await;
+            let t = Instant::now();
+            let (_, _, outcomes) = apply_batch(stack, std::slice::from_ref(&id), 1).await;
+            let elapsed = t.elapsed();
+            assert_eq!(outcomes.get("applied"), Some(&1), "{outcomes:?}");
+            elapsed
+        });
+        samples.push(elapsed);
+    }
+    let closed = query_strings(
+        &stack.db,
+        "SELECT CAST(COUNT(*) AS TEXT) FROM bench_tickets WHERE status = 'closed' AND version = 2",
+    );
+    assert_eq!(
+        closed[0][0].as_deref(),
+        Some((rounds * SET_ROWS).to_string().as_str()),
+        "every member closed exactly once"
+    );
+    let st = stats(&samples);
+    let mean = samples.iter().map(Duration::as_secs_f64).sum::<f64>() / rounds.max(1) as f64;
+    report.add(
+        e,
+        &format!("{SET_ROWS}-row set applies/s, one at a time"),
+        1.0 / mean,
+        "apply/s",
+        format!(
+            "{rounds} sets of {SET_ROWS} members; per-set apply p50 {:.3} p99 {:.3} ms ({:.0} rows/s)",
+            ms(st.p50),
+            ms(st.p99),
+            SET_ROWS as f64 / mean
+        ),
+        None,
     );
 }
 

@@ -25,7 +25,10 @@ pub fn job_json(job: &WritebackJob, lease_expires_at: &str) -> Value {
         "proposal_hash": job.proposal_hash,
         "runner_scope": {"project_id": job.capability.split('.').next().unwrap_or("airlock"), "source_id": job.source_id},
         "engine": job.engine.as_str(),
-        "operation": format!("single_row_{}", cs.operation.as_str()),
+        "operation": match cs.set {
+            Some(_) => format!("set_{}", cs.operation.as_str()),
+            None => format!("single_row_{}", cs.operation.as_str()),
+        },
         "target": {"schema": cs.target.schema, "table": cs.target.table, "primary_key": cs.target.primary_key},
         "tenant_guard": cs.guards.tenant,
         "allowed_columns": cs.guards.allowed_columns,
@@ -37,6 +40,10 @@ pub fn job_json(job: &WritebackJob, lease_expires_at: &str) -> Value {
     // The principal scope the job holds, only for principal-scoped changes.
     if let (Some(p), Some(obj)) = (&cs.guards.principal, job_v1.as_object_mut()) {
         obj.insert("principal_scope_guard".into(), json!(p));
+    }
+    // A bounded set's frozen members, as Runner's `frozen_set`.
+    if let (Some(set), Some(obj)) = (&cs.set, job_v1.as_object_mut()) {
+        obj.insert("frozen_set".into(), json!(set));
     }
     job_v1
 }
