@@ -1606,7 +1606,7 @@ async fn update_a_set_all_or_nothing(kind: &str) {
     );
     let object_id = p["change_set"]["scope"]["object_id"].as_str().unwrap();
     assert!(
-        object_id.starts_with("set_") && object_id.len() == 16,
+        object_id.starts_with("set_") && object_id.len() == 12,
         "{object_id}"
     );
     assert_eq!(job.idempotency_key, format!("wrp_set1:{object_id}"));
