@@ -179,9 +179,20 @@ fn describe(cap: &Capability, required_role: Option<&str>) -> String {
         Some(d) => d.clone(),
         None => match cap.kind {
             Kind::Read => format!("Look up one {object} record by `{}`.", cap.lookup_arg),
-            Kind::Proposal => match cap.proposal.as_ref().map(|p| p.kind()) {
-                Some(OperationKind::Insert) => format!("Propose adding one new {object} record."),
-                Some(OperationKind::Delete) => format!(
+            Kind::Proposal => match cap.proposal.as_ref().map(|p| (p.kind(), p.set())) {
+                Some((kind, Some(set))) => format!(
+                    "Propose {} every {object} record a reviewed rule selects (at most {}, chosen by the rule, not by you).",
+                    if kind == OperationKind::Delete {
+                        "removing"
+                    } else {
+                        "changing"
+                    },
+                    set.max_rows
+                ),
+                Some((OperationKind::Insert, _)) => {
+                    format!("Propose adding one new {object} record.")
+                }
+                Some((OperationKind::Delete, _)) => format!(
                     "Propose removing one {object} record, found by `{}`.",
                     cap.lookup_arg
                 ),

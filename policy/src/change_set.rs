@@ -116,6 +116,51 @@ impl ChangeSet {
         hash_serializable(self)
     }
 
+    /// Column, before, after: what the proposal changes, for a person. A
+    /// delete shows each column it read going to null; a column set to the
+    /// apply time shows the text `(apply time)`; a set shows each member's
+    /// changed columns as `<key>.<column>`.
+    pub fn diff(&self) -> Vec<(String, Value, Value)> {
+        let cs = self;
+        if let Some(set) = &cs.set {
+            // Member by member: `<key>.<column>`.
+            return set
+                .members
+                .iter()
+                .flat_map(|m| {
+                    let key = scalar_text(&m.primary_key);
+                    m.before.iter().filter_map(move |(col, b)| {
+                        let after = if cs.operation == OperationKind::Delete {
+                            Some(Value::Null)
+                        } else if cs.apply_time.contains(col) {
+                            Some(Value::from("(apply time)"))
+                        } else {
+                            m.after.get(col).filter(|a| *a != b).cloned()
+                        };
+                        after.map(|a| (format!("{key}.{col}"), b.clone(), a))
+                    })
+                })
+                .collect();
+        }
+        let before = |col: &str| cs.before.get(col).cloned().unwrap_or(Value::Null);
+        if cs.operation == OperationKind::Delete {
+            return cs
+                .before
+                .iter()
+                .map(|(col, v)| (col.clone(), v.clone(), Value::Null))
+                .collect();
+        }
+        cs.patch
+            .iter()
+            .map(|(col, after)| (col.clone(), before(col), after.clone()))
+            .chain(
+                cs.apply_time
+                    .iter()
+                    .map(|col| (col.clone(), before(col), Value::from("(apply time)"))),
+            )
+            .collect()
+    }
+
     /// What the change is about, as text (the ledger's `object_id` and the
     /// idempotency key's suffix): the row's key, or `set_` and the first 8
     /// hex digits of a set's digest (Synapsor Runner's form). An insert has no key yet: `null`,

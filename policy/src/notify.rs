@@ -113,18 +113,22 @@ pub fn event_type(kind: &str, receipt_status: Option<&str>) -> Option<EventType>
             Some(EventType::ProposalApplied)
         }
         ("writeback_finished", Some("conflict")) => Some(EventType::ProposalConflict),
+        // An approval refused on a changed picture ends the proposal in
+        // conflict too, before any apply.
+        ("freshness_conflict", _) => Some(EventType::ProposalConflict),
         ("writeback_finished", Some("failed")) => Some(EventType::ProposalFailed),
         _ => None,
     }
 }
 
 /// The ledger event kinds that can make a notification.
-pub const NOTIFYING_KINDS: [&str; 5] = [
+pub const NOTIFYING_KINDS: [&str; 6] = [
     "proposal_recorded",
     "approved",
     "rejected",
     "expired",
     "writeback_finished",
+    "freshness_conflict",
 ];
 
 // ---------------------------------------------------------------------------
@@ -263,7 +267,7 @@ impl Notice {
             EventType::ProposalExpired => "expired without being applied".into(),
             EventType::ProposalApplied => "was applied".into(),
             EventType::ProposalConflict => {
-                "was not applied: the row changed since the proposal (conflict)".into()
+                "was not applied: its rows changed since the proposal (conflict)".into()
             }
             EventType::ProposalFailed => "failed to apply; it may be retried".into(),
             EventType::Test => String::new(),
@@ -559,6 +563,7 @@ mod tests {
                 Some(ProposalConflict),
             ),
             ("writeback_finished", Some("failed"), Some(ProposalFailed)),
+            ("freshness_conflict", None, Some(ProposalConflict)),
             ("writeback_finished", Some("other"), None),
             ("writeback_finished", None, None),
             ("read_recorded", None, None),
@@ -888,7 +893,7 @@ mod tests {
             (ProposalApplied, "was applied", "applied"),
             (
                 ProposalConflict,
-                "was not applied: the row changed since the proposal (conflict)",
+                "was not applied: its rows changed since the proposal (conflict)",
                 "conflict",
             ),
             (

@@ -2069,6 +2069,14 @@ fn catalog_describes_each_write_kind() {
         description(&config_from(stamped), "billing.propose_late_fee_waiver"),
         "Propose a change to one invoices record, found by `invoice_id`. Would set: late_fee_cents = 0, waiver_reason from `reason`, waived_at = the apply time. This does NOT change the database: it records a proposal that a person must approve (role billing_lead) before a separate process applies it."
     );
+    assert_eq!(
+        description(&config_from(with_set), SET),
+        "Propose changing every tickets record a reviewed rule selects (at most 3, chosen by the rule, not by you). Would set: status = \"closed\", close_reason from `reason`. This does NOT change the database: it records a proposal that a person must approve (role billing_lead) before a separate process applies it."
+    );
+    assert_eq!(
+        description(&config_from(set_delete), SET),
+        "Propose removing every tickets record a reviewed rule selects (at most 2, chosen by the rule, not by you). This does NOT change the database: it records a proposal that a person must approve (role billing_lead) before a separate process applies it."
+    );
 }
 
 // ---------------------------------------------------------------------------

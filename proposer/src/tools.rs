@@ -852,7 +852,7 @@ fn proposal_view(
         table: table.to_owned(),
         object_id,
         tenant_id: cs.tenant_id.clone(),
-        diff: proposal_diff(cs),
+        diff: cs.diff(),
         writeback,
         executor,
         required_role,
@@ -861,47 +861,4 @@ fn proposal_view(
         created_at: r.created_at.clone(),
         expires_at: r.expires_at.clone(),
     }
-}
-
-/// Column, before, after: what the proposal changes. A delete shows each
-/// column it read going to null; a column set to the apply time shows the
-/// text `(apply time)`.
-fn proposal_diff(cs: &airlock_policy::change_set::ChangeSet) -> Vec<(String, Value, Value)> {
-    if let Some(set) = &cs.set {
-        // Member by member: `<key>.<column>`.
-        return set
-            .members
-            .iter()
-            .flat_map(|m| {
-                let key = scalar_text(&m.primary_key);
-                m.before.iter().filter_map(move |(col, b)| {
-                    let after = if cs.operation == OperationKind::Delete {
-                        Some(Value::Null)
-                    } else if cs.apply_time.contains(col) {
-                        Some(Value::from("(apply time)"))
-                    } else {
-                        m.after.get(col).filter(|a| *a != b).cloned()
-                    };
-                    after.map(|a| (format!("{key}.{col}"), b.clone(), a))
-                })
-            })
-            .collect();
-    }
-    let before = |col: &str| cs.before.get(col).cloned().unwrap_or(Value::Null);
-    if cs.operation == OperationKind::Delete {
-        return cs
-            .before
-            .iter()
-            .map(|(col, v)| (col.clone(), v.clone(), Value::Null))
-            .collect();
-    }
-    cs.patch
-        .iter()
-        .map(|(col, after)| (col.clone(), before(col), after.clone()))
-        .chain(
-            cs.apply_time
-                .iter()
-                .map(|col| (col.clone(), before(col), Value::from("(apply time)"))),
-        )
-        .collect()
 }

@@ -303,6 +303,18 @@ fn bounded_sets(db: Database) {
     assert_eq!(set["aggregate_bounds"][0]["actual"], 30000, "{shown}");
     assert!(set["set_digest"].as_str().unwrap().starts_with("sha256:"));
     assert_eq!(w.tickets(), initial, "proposing changes nothing");
+    // What a reviewer reads: each member's change and the totals.
+    let text = w.cli(&["proposals", "show", &id]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("Bounded set: 4 rows of at most 10"), "{text}");
+    assert!(
+        text.contains("total before of cost_cents: 30000 (at most 50000)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("T-02.status") && text.contains("\"overdue\" → \"closed\""),
+        "{text}"
+    );
 
     // A member changed before approval: the approval is refused and the
     // proposal ends in conflict (freshness-bound approval, per member).

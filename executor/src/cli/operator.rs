@@ -420,11 +420,34 @@ pub fn print_detail(d: &ProposalDetail) {
             escape(dep.version.as_deref().unwrap_or("NULL"))
         );
     }
+    if let Some(set) = &cs.set {
+        say!(
+            "\n  Bounded set: {} {} of at most {}, frozen (digest {})",
+            set.row_count,
+            if set.row_count == 1 { "row" } else { "rows" },
+            set.max_rows,
+            escape(&set.set_digest)
+        );
+        for b in &set.aggregate_bounds {
+            say!(
+                "    total {} of {}: {} (at most {})",
+                b.measure.as_str(),
+                escape(&b.column),
+                text(&b.actual),
+                b.maximum
+            );
+        }
+    }
     say!("\n  Change (column: before → after):");
-    let width = cs.patch.keys().map(String::len).max().unwrap_or(0);
-    for (col, after) in &cs.patch {
-        let before = cs.before.get(col).map_or("(unknown)".to_owned(), text);
-        say!("    {:<width$}  {before} → {}", escape(col), text(after));
+    let diff = cs.diff();
+    let width = diff.iter().map(|(c, _, _)| c.len()).max().unwrap_or(0);
+    for (col, before, after) in &diff {
+        say!(
+            "    {:<width$}  {} → {}",
+            escape(col),
+            text(before),
+            text(after)
+        );
     }
     say!("\n  Guards (checked again at apply time):");
     if let Some(t) = &cs.guards.tenant {

@@ -426,6 +426,27 @@ mod tests {
     }
 
     #[test]
+    fn an_approval_refused_on_a_changed_picture_notifies_a_conflict() {
+        let (mut l, dir, _, pending) = story("notify-stale");
+        let now = Timestamp::now();
+        l.start_notifications(&["ops".into()], &now).unwrap();
+        l.record_stale(
+            &pending,
+            &actor(),
+            "changed since the proposal: version",
+            "sha256:cap",
+        )
+        .unwrap();
+        l.enqueue_notifications(&sink("ops", None), &now, 100)
+            .unwrap();
+        assert_eq!(events_of(&l, "ops"), ["proposal.conflict"]);
+        let due = l.due_notifications("ops", i64::MAX, 10).unwrap();
+        let body: serde_json::Value = serde_json::from_str(&due[0].body).unwrap();
+        assert_eq!(body["data"]["proposal_id"], pending.as_str());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn attempts_move_a_delivery_to_delivered_retry_or_dead_and_a_start_resumes() {
         let (mut l, dir, _, pending) = story("notify-attempts");
         let now = Timestamp::now();

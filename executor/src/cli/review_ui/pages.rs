@@ -10,7 +10,6 @@ use airlock_ipc::message::{
     Freshness, FreshnessReport, ProposalDetail, ProposalState, ProposalSummary, ReplayStory,
     WritebackResult,
 };
-use airlock_policy::change_set::scalar_text;
 use serde_json::Value;
 
 use super::super::output::{escape, escape_lines};
@@ -286,14 +285,14 @@ pub fn detail_page(
         b,
         "<dl class=\"facts\"><dt>Capability</dt><dd>{}</dd><dt>Tenant</dt><dd>{}</dd>\
 <dt>Object</dt><dd>{}.{} where {} = {}</dd><dt>Proposed</dt><dd>by principal {} (OS user {} uid {}) at {} ({})</dd>\
-<dt>Expires</dt><dd>{} ({})</dd><dt>Required role</dt><dd id=\"role\">{}</dd>\
+<dt>Expires</dt><dd>{} ({})</dd><dt>Required role</dt><dd id=\"role\">{}</dd>{}\
 <dt>Proposal hash</dt><dd><code id=\"hash\">{}</code></dd></dl>",
         h(&s.capability),
         h(&s.tenant_id),
         h(&cs.target.schema),
         h(&cs.target.table),
         h(&cs.target.primary_key.column),
-        h(&scalar_text(&cs.target.primary_key.value)),
+        h(&cs.object_id()),
         h(&d.principal),
         h(d.proposed_by.user.as_deref().unwrap_or("?")),
         d.proposed_by.uid,
@@ -302,22 +301,43 @@ pub fn detail_page(
         h(&s.expires_at),
         expiry(&s.expires_at),
         h(s.required_role.as_deref().unwrap_or("any approver")),
+        s.quorum.as_ref().map_or(String::new(), |q| format!(
+            "<dt>Approvals</dt><dd id=\"quorum\">{}/{} distinct approvers</dd>",
+            q.approvals, q.required
+        )),
         h(&d.proposal_hash),
     );
     b.push_str("<h2>Change</h2><table id=\"diff\"><thead><tr><th scope=\"col\">Column</th><th scope=\"col\">Before</th><th scope=\"col\">Proposed</th></tr></thead><tbody>");
-    for (col, after) in &cs.patch {
-        let before = cs
-            .before
-            .get(col)
-            .map_or("(unknown)".to_owned(), value_text);
+    for (col, before, after) in &cs.diff() {
         let _ = write!(
             b,
-            "<tr><th scope=\"row\">{}</th><td class=\"before\">{before}</td><td class=\"after\">{}</td></tr>",
+            "<tr><th scope=\"row\">{}</th><td class=\"before\">{}</td><td class=\"after\">{}</td></tr>",
             h(col),
+            value_text(before),
             value_text(after)
         );
     }
     b.push_str("</tbody></table>");
+    if let Some(set) = &cs.set {
+        let _ = write!(
+            b,
+            "<p id=\"set\">Bounded set: {} of at most {} rows, frozen (digest <code>{}</code>).",
+            set.row_count,
+            set.max_rows,
+            h(&set.set_digest)
+        );
+        for bound in &set.aggregate_bounds {
+            let _ = write!(
+                b,
+                " Total {} of {}: {} (at most {}).",
+                bound.measure.as_str(),
+                h(&bound.column),
+                value_text(&bound.actual),
+                bound.maximum
+            );
+        }
+        b.push_str("</p>");
+    }
     b.push_str("<h2>Guards <small>(checked again at apply time)</small></h2><ul id=\"guards\">");
     if let Some(t) = &cs.guards.tenant {
         let _ = write!(
@@ -611,6 +631,40 @@ mod tests {
         assert!(!approved.contains("id=\"approve\""));
         let applied = detail_page(&detail("applied"), None, "tok", Some("<x>"), None);
         assert!(!applied.contains("<form") && !applied.contains("<x>"));
+    }
+
+    #[test]
+    fn a_set_shows_each_member_its_totals_and_the_quorum() {
+        let mut d = detail("pending_approval");
+        d.summary.quorum = Some(
+            serde_json::from_value(serde_json::json!({"approvals": 1, "required": 2})).unwrap(),
+        );
+        d.change_set.set = Some(
+            serde_json::from_value(serde_json::json!({
+                "max_rows": 10, "row_count": 2,
+                "aggregate_bounds": [{"column": "cost_cents", "measure": "before", "maximum": 50000.0, "actual": 23000}],
+                "members": [
+                    {"primary_key": "T-01", "before": {"status": "overdue", "cost_cents": 8000}, "after": {"status": "closed", "cost_cents": 8000}},
+                    {"primary_key": "T-02", "before": {"status": "overdue", "cost_cents": 15000}, "after": {"status": "closed", "cost_cents": 15000}}
+                ],
+                "set_digest": "sha256:125f9d6d6feca7f26371ce9bb29933d6904828bc6c98ec5a231efbe07af0212f"
+            }))
+            .unwrap(),
+        );
+        let page = detail_page(&d, None, "tok", None, None);
+        assert!(page.contains("<th scope=\"row\">T-01.status</th><td class=\"before\">&quot;overdue&quot;</td><td class=\"after\">&quot;closed&quot;</td>"), "{page}");
+        assert!(page.contains("T-02.status"));
+        assert!(
+            !page.contains("T-01.cost_cents"),
+            "unchanged columns are not listed"
+        );
+        assert!(page.contains("Bounded set: 2 of at most 10 rows"));
+        assert!(page.contains("Total before of cost_cents: 23000 (at most 50000)"));
+        assert!(page.contains("<dd id=\"quorum\">1/2 distinct approvers</dd>"));
+        assert!(page.contains("where id = set_125f9d6d"));
+        let single = detail_page(&detail("pending_approval"), None, "tok", None, None);
+        assert!(!single.contains("id=\"quorum\"") && !single.contains("id=\"set\""));
+        assert!(single.contains("where id = O-1002"));
     }
 
     #[test]
