@@ -1,7 +1,9 @@
 //! `airlock handler template node-fastify|python-fastapi|command --output F`:
-//! write a starter handler that verifies the request, re-checks tenant and
-//! expected version against its own data, enforces idempotency by key, and
-//! answers with terminal receipts.
+//! write a starter handler that verifies the request, applies updates,
+//! inserts, deletes and bounded sets (dispatching on the payload's
+//! `operation`) within its own allow-list, re-checks tenant and expected
+//! version against its own data, enforces idempotency by key, and answers
+//! with terminal receipts.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -123,7 +125,7 @@ pub fn template(kind: &str, output: &Path, json: bool) -> Exit {
         say!("Wrote {} ({}) to {shown}.", t.kind, t.describe);
         say!("Next: {}.", t.next);
         say!(
-            "It re-checks tenant and expected version, records idempotency keys, and answers applied / already_applied / conflict / failed; adapt TABLES and the data store to your application."
+            "It handles updates, inserts, deletes and bounded sets (the payload's `operation`), re-checks tenant and expected version (every member's, for a set) in one transaction with the record of the idempotency key, and answers applied / already_applied / conflict / failed; adapt TABLES (its allow-list of tables, columns and operations) and the data store to your application."
         );
     }
     Exit::Ok

@@ -300,7 +300,7 @@ enum RecipesCommand {
 
 #[derive(Debug, Subcommand)]
 enum HandlerCommand {
-    /// Write a starter handler (re-checks tenant/version, idempotent, terminal receipts).
+    /// Write a starter handler (update, insert, delete and bounded sets; re-checks tenant/version, idempotent, terminal receipts).
     Template {
         /// node-fastify | python-fastapi | command
         kind: String,
