@@ -569,10 +569,12 @@ pub fn judge_membership(cs: &ChangeSet, keys_now: &[String]) -> Result<(), Viola
 pub fn member_change(cap: &Capability, cs: &ChangeSet, i: usize) -> Option<ChangeSet> {
     let m = cs.set.as_ref()?.members.get(i)?;
     let p = cap.proposal.as_ref()?;
+    // Every patched column but those set to the apply time (a revert
+    // restores those too: it lists none).
     let patch: Map<String, Value> = p
         .patch
         .iter()
-        .filter(|(_, b)| !matches!(b, PatchValue::ApplyTime))
+        .filter(|(c, _)| !cs.apply_time.contains(c))
         .filter_map(|(c, _)| m.after.get(c).map(|v| (c.clone(), v.clone())))
         .collect();
     let expected_version = p.version_column().and_then(|col| {

@@ -17,6 +17,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::bounded_set::{FrozenSet, SetMember};
 use crate::change_set::{ChangeSet, ColumnValue, Compensation, Guards};
 use crate::config::{
     Capability, ConflictGuard, DedupSource, OperationKind, PatchValue, Reversibility,
@@ -45,8 +46,9 @@ pub enum Unavailable {
     InverseOfInsert,
     /// The chain of reverts is already [`MAX_DEPTH`] long.
     DepthLimit,
-    /// A bounded set's change (not supported by this version).
-    BoundedSet,
+    /// The change is a set and the capability changes one row, or the
+    /// other way round.
+    CardinalityChanged,
 }
 
 impl Unavailable {
@@ -60,7 +62,7 @@ impl Unavailable {
             Unavailable::MissingBefore(_) => "MISSING_BEFORE_VALUE",
             Unavailable::InverseOfInsert => "INVERSE_OF_INSERT",
             Unavailable::DepthLimit => "LINEAGE_DEPTH_LIMIT",
-            Unavailable::BoundedSet => "BOUNDED_SET",
+            Unavailable::CardinalityChanged => "CARDINALITY_CHANGED",
         }
     }
 
@@ -74,7 +76,7 @@ impl Unavailable {
             Unavailable::MissingBefore(col) => format!("unavailable: the forward change set has no before-value for `{col}`"),
             Unavailable::InverseOfInsert => "unavailable: this change deleted the row a reviewed insert created; re-inserting it is not a reviewed operation (propose the insert again)".to_owned(),
             Unavailable::DepthLimit => format!("unavailable: the chain of reverts is already {MAX_DEPTH} long"),
-            Unavailable::BoundedSet => "unavailable: this version of Airlock does not revert a bounded set's change; propose the reverse change as a new set".to_owned(),
+            Unavailable::CardinalityChanged => "unavailable: the change is a bounded set and the capability changes one row, or the other way round".to_owned(),
         }
     }
 }
@@ -100,9 +102,6 @@ pub fn inverse(
     if !sql_update {
         return Err(Unavailable::AppHandler);
     }
-    if forward.set.is_some() || p.set().is_some() {
-        return Err(Unavailable::BoundedSet);
-    }
     let (root, depth) = match &forward.compensation {
         Some(c) => (c.root_proposal_id.clone(), c.depth.saturating_add(1)),
         None => (forward_id.to_owned(), 1),
@@ -127,6 +126,12 @@ pub fn inverse(
         deduplication,
         principal: forward.guards.principal.clone(),
     };
+    if forward.set.is_some() != p.set().is_some() {
+        return Err(Unavailable::CardinalityChanged);
+    }
+    if let Some(set) = &forward.set {
+        return set_inverse(p, forward, set, guards(None, Vec::new()), compensation);
+    }
     match forward.operation {
         OperationKind::Delete if forward.compensation.is_some() => {
             Err(Unavailable::InverseOfInsert)
@@ -222,6 +227,81 @@ pub fn inverse(
     }
 }
 
+/// A set UPDATE's inverse: the same members, each restoring its patched
+/// (and apply-time) columns to its frozen before-value, guarded by the
+/// version the forward write left (one more: sets advance by one) and by
+/// the values it wrote. One stale member aborts the whole revert.
+fn set_inverse(
+    p: &crate::config::ProposalSpec,
+    forward: &ChangeSet,
+    set: &FrozenSet,
+    guards: Guards,
+    compensation: Option<Compensation>,
+) -> Result<ChangeSet, Unavailable> {
+    if forward.operation != OperationKind::Update {
+        return Err(Unavailable::HardDelete);
+    }
+    let Some(version) = p.version_column() else {
+        return Err(Unavailable::NoNewVersion);
+    };
+    let restored: Vec<&String> = p.patch.iter().map(|(c, _)| c).collect();
+    let mut members = Vec::with_capacity(set.members.len());
+    for m in &set.members {
+        // The row as the forward write left it: what it wrote, its
+        // version one more; an apply-time value is not known (the version
+        // guards it), so it is left out.
+        let mut before = m.after.clone();
+        for col in &forward.apply_time {
+            before.remove(col);
+        }
+        let next = m
+            .before
+            .get(version)
+            .and_then(Value::as_i64)
+            .and_then(|v| v.checked_add(1))
+            .ok_or(Unavailable::NoNewVersion)?;
+        before.insert(version.to_owned(), Value::from(next));
+        let mut after = before.clone();
+        for col in &restored {
+            match m.before.get(*col) {
+                Some(prior) => {
+                    after.insert((*col).clone(), prior.clone());
+                }
+                None => return Err(Unavailable::MissingBefore((*col).clone())),
+            }
+        }
+        members.push(SetMember {
+            primary_key: m.primary_key.clone(),
+            before,
+            after,
+        });
+    }
+    let set_digest = crate::canonical::hash_value(&serde_json::json!(members));
+    Ok(ChangeSet {
+        capability: forward.capability.clone(),
+        args: forward.args.clone(),
+        tenant_id: forward.tenant_id.clone(),
+        principal: forward.principal.clone(),
+        target: forward.target.clone(),
+        before: Map::new(),
+        patch: Map::new(),
+        after: Map::new(),
+        guards,
+        operation: OperationKind::Update,
+        apply_time: Vec::new(),
+        set: Some(FrozenSet {
+            max_rows: set.max_rows,
+            row_count: members.len() as u32,
+            // The bounds reviewed the forward change; the revert restores
+            // exactly the values that were reviewed then.
+            aggregate_bounds: Vec::new(),
+            members,
+            set_digest,
+        }),
+        compensation,
+    })
+}
+
 /// Whether the capability's patch sets `col` to the apply time.
 fn is_apply_time(p: &crate::config::ProposalSpec, col: &str) -> bool {
     p.patch
@@ -285,8 +365,30 @@ pub fn check_applicable(cap: &Capability, sql_update: bool, cs: &ChangeSet) -> R
     if !sql_update {
         return Err(Unavailable::AppHandler.describe());
     }
-    if cs.set.is_some() || p.set().is_some() {
-        return Err(Unavailable::BoundedSet.describe());
+    if cs.set.is_some() != p.set().is_some() {
+        return Err("the revert's set does not match the capability's cardinality".to_owned());
+    }
+    if let Some(set) = &cs.set {
+        let version = p.version_column();
+        let patchable =
+            |c: &String| p.patch.iter().any(|(pc, _)| pc == c) && p.allowed_columns.contains(c);
+        let fits = comp.forward_operation == OperationKind::Update
+            && cs.operation == OperationKind::Update
+            && cs.patch.is_empty()
+            && cs.apply_time.is_empty()
+            && !set.members.is_empty()
+            && set.members.len() <= set.max_rows as usize
+            && set.members.iter().all(|m| {
+                version.is_some_and(|v| m.before.get(v).is_some_and(Value::is_i64))
+                    && m.after
+                        .iter()
+                        .all(|(c, v)| m.before.get(c) == Some(v) || patchable(c))
+            });
+        if !fits {
+            return Err(
+                "the revert of a set must restore only the capability's patched columns of its members, each guarded by its version".to_owned(),
+            );
+        }
     }
     if comp.depth == 0 || comp.depth > MAX_DEPTH {
         return Err(format!(
@@ -302,6 +404,11 @@ pub fn check_applicable(cap: &Capability, sql_update: bool, cs: &ChangeSet) -> R
         return Err("the revert's target is not the capability's table and key".to_owned());
     }
     match (p.kind(), comp.forward_operation, cs.operation) {
+        (OperationKind::Update, OperationKind::Update, OperationKind::Update)
+            if cs.set.is_some() =>
+        {
+            Ok(())
+        }
         (OperationKind::Update, OperationKind::Update, OperationKind::Update) => {
             let patchable =
                 |c: &String| p.patch.iter().any(|(pc, _)| pc == c) && p.allowed_columns.contains(c);

@@ -2462,8 +2462,8 @@ fn parse_reversibility(r: &mut Report, c: &Obj) -> Option<Option<Reversibility>>
 
 /// Whether a capability marked reversible has an inverse Airlock can
 /// capture exactly (docs/writeback.md, "Reviewed compensation"): the
-/// built-in sql_update executor, and an UPDATE guarded by an exact version
-/// column or an INSERT (whose identity always has a `proposal_id`
+/// built-in sql_update executor, and an UPDATE (one row or a bounded set)
+/// guarded by an exact version column or an INSERT (whose identity always has a `proposal_id`
 /// component, so the created row is found exactly). Reports why not.
 fn reversible_shape(
     r: &mut Report,
@@ -2479,14 +2479,6 @@ fn reversible_shape(
             at,
             "unavailable: an app-owned handler's effects cannot be inverted by Airlock",
             "remove `reversibility`; expose a separate reviewed compensation capability that the application applies",
-        );
-        return false;
-    }
-    if operation.set.is_some() {
-        r.error(
-            at,
-            "unavailable: this version of Airlock does not revert a bounded set's change",
-            "remove `reversibility` from the set capability, or make a single-row capability reversible",
         );
         return false;
     }

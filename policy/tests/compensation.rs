@@ -227,36 +227,27 @@ fn the_loader_refuses_an_inverse_it_could_not_capture() {
             "compensation capability",
         )],
     );
-    // A bounded set (this version does not revert sets).
+    // A bounded set UPDATE is reversible; a set DELETE is a hard delete.
+    let loaded = edited(|v| {
+        v["capabilities"].as_array_mut().unwrap().push(set_cap());
+    });
+    assert!(!loaded.report.has_errors(), "{:#?}", loaded.report);
     refused(
         |v| {
-            v["capabilities"].as_array_mut().unwrap().push(json!({
-                "name": "billing.propose_ticket_closure",
-                "kind": "proposal",
-                "source": "app_postgres",
-                "context": "local_operator",
-                "target": {"schema": "public", "table": "tickets", "primary_key": "id", "tenant_key": "tenant_id"},
-                "args": {"reason": {"type": "string", "required": true, "max_length": 200}},
-                "visible_columns": ["id", "tenant_id", "status", "cost_cents", "version"],
-                "patch": {"status": {"fixed": "closed"}, "close_reason": {"from_arg": "reason"}},
-                "allowed_columns": ["status", "close_reason"],
-                "conflict_guard": {"column": "version"},
-                "operation": {
-                    "kind": "update",
-                    "cardinality": "set",
-                    "selection": {"all": [{"column": "status", "operator": "eq", "value": "overdue"}]},
-                    "max_rows": 3,
-                    "aggregate_bounds": [{"column": "cost_cents", "measure": "before", "maximum": 10000}],
-                    "version_advance": {"column": "version", "strategy": "integer_increment"}
-                },
-                "approval": {"mode": "human", "required_role": "billing_lead"},
-                "reversibility": {"mode": "reviewed_inverse"}
-            }));
+            let mut c = set_cap();
+            c["operation"]["kind"] = json!("delete");
+            c.as_object_mut().unwrap().remove("patch");
+            c.as_object_mut().unwrap().remove("allowed_columns");
+            c["operation"]
+                .as_object_mut()
+                .unwrap()
+                .remove("version_advance");
+            v["capabilities"].as_array_mut().unwrap().push(c);
         },
         &[(
             "$.capabilities[10].reversibility",
-            "does not revert a bounded set's change",
-            "single-row capability",
+            "a hard DELETE cannot be restored",
+            "soft-delete UPDATE",
         )],
     );
     // A read capability cannot declare it.
@@ -423,7 +414,7 @@ fn no_inverse_where_none_can_be_captured() {
         inverse(waiver, true, FWD, &deleted, Some(&v)),
         Err(Unavailable::HardDelete)
     );
-    // A bounded set's change (its frozen members are not reverted).
+    // A set's change under a single-row capability.
     let mut set = fwd.clone();
     set.set = Some(
         serde_json::from_value(json!({
@@ -433,14 +424,14 @@ fn no_inverse_where_none_can_be_captured() {
     );
     assert_eq!(
         inverse(waiver, true, FWD, &set, Some(&v)),
-        Err(Unavailable::BoundedSet)
+        Err(Unavailable::CardinalityChanged)
     );
     let mut applicable = update_inverse(&cfg);
     applicable.set = set.set.clone();
     assert!(
         check_applicable(waiver, true, &applicable)
             .unwrap_err()
-            .contains("bounded set")
+            .contains("cardinality")
     );
     // The chain is capped.
     let mut deep = update_inverse(&cfg);
@@ -492,9 +483,9 @@ fn every_unavailable_reason_has_a_code_and_says_what_to_do() {
             "already 16 long",
         ),
         (
-            Unavailable::BoundedSet,
-            "BOUNDED_SET",
-            "does not revert a bounded set's change",
+            Unavailable::CardinalityChanged,
+            "CARDINALITY_CHANGED",
+            "a bounded set and the capability changes one row",
         ),
     ];
     for (u, code, says) in all {
@@ -738,4 +729,132 @@ fn an_update_inverse_is_a_guarded_update_of_its_columns() {
         up.sql
     );
     assert!(up.sql.ends_with("AND \"updated_at\" IS ?"), "{}", up.sql);
+}
+
+/// A reversible bounded-set UPDATE of `tickets`.
+fn set_cap() -> Value {
+    json!({
+        "name": "billing.propose_ticket_closure",
+        "kind": "proposal",
+        "source": "app_postgres",
+        "context": "local_operator",
+        "target": {"schema": "public", "table": "tickets", "primary_key": "id", "tenant_key": "tenant_id"},
+        "args": {"reason": {"type": "string", "required": true, "max_length": 200}},
+        "visible_columns": ["id", "tenant_id", "status", "cost_cents", "version"],
+        "patch": {"status": {"fixed": "closed"}, "close_reason": {"from_arg": "reason"}},
+        "allowed_columns": ["status", "close_reason"],
+        "conflict_guard": {"column": "version"},
+        "operation": {
+            "kind": "update",
+            "cardinality": "set",
+            "selection": {"all": [{"column": "status", "operator": "eq", "value": "overdue"}]},
+            "max_rows": 3,
+            "aggregate_bounds": [{"column": "cost_cents", "measure": "before", "maximum": 10000}],
+            "version_advance": {"column": "version", "strategy": "integer_increment"}
+        },
+        "approval": {"mode": "human", "required_role": "billing_lead"},
+        "reversibility": {"mode": "reviewed_inverse"}
+    })
+}
+
+#[test]
+fn a_set_update_is_reverted_member_by_member() {
+    let loaded = edited(|v| {
+        v["capabilities"].as_array_mut().unwrap().push(set_cap());
+    });
+    let cfg = loaded.config.unwrap();
+    let cap = cfg.capability("billing.propose_ticket_closure").unwrap();
+    let args = airlock_policy::args::validate_args(cap, Some(&json!({"reason": "close"}))).unwrap();
+    let row = |id: &str, version: i64| {
+        json!({"id": id, "tenant_id": "acme", "status": "overdue", "cost_cents": 100, "close_reason": null, "version": version})
+            .as_object()
+            .cloned()
+            .unwrap()
+    };
+    let ctx = airlock_policy::context::TrustedContext {
+        tenant_id: "acme".into(),
+        principal: "agent_17".into(),
+        source: airlock_policy::config::ContextProvider::Environment,
+    };
+    let forward =
+        airlock_policy::bounded_set::build(cap, &args, &ctx, &[row("T-1", 1), row("T-2", 5)])
+            .unwrap();
+    let back = inverse(cap, true, FWD, &forward, None).unwrap();
+    let set = back.set.as_ref().unwrap();
+    assert_eq!(set.row_count, 2);
+    assert!(set.aggregate_bounds.is_empty());
+    assert_eq!(
+        set.set_digest,
+        airlock_policy::canonical::hash_value(&json!(set.members))
+    );
+    let m = &set.members[1];
+    assert_eq!(m.primary_key, json!("T-2"));
+    assert_eq!(m.before["status"], json!("closed"));
+    assert_eq!(m.before["close_reason"], json!("close"));
+    assert_eq!(
+        m.before["version"],
+        json!(6),
+        "the version the forward write left"
+    );
+    assert_eq!(m.after["status"], json!("overdue"));
+    assert_eq!(m.after["close_reason"], Value::Null);
+    assert_eq!(back.operation, OperationKind::Update);
+    assert!(back.patch.is_empty() && back.apply_time.is_empty());
+    let comp = back.compensation.as_ref().unwrap();
+    assert_eq!(
+        (comp.depth, comp.forward_operation),
+        (1, OperationKind::Update)
+    );
+    assert_eq!(check_applicable(cap, true, &back), Ok(()));
+    // Each member is written as the single-row restore, guarded by its version.
+    let member = airlock_policy::bounded_set::member_change(cap, &back, 0).unwrap();
+    assert_eq!(
+        member.patch,
+        json!({"status": "overdue", "close_reason": null})
+            .as_object()
+            .cloned()
+            .unwrap()
+    );
+    assert_eq!(member.guards.expected_version.unwrap().value, json!(2));
+    // A revert that would also write an unpatched column is refused.
+    let mut wider = back.clone();
+    wider.set.as_mut().unwrap().members[0]
+        .after
+        .insert("cost_cents".into(), json!(0));
+    assert!(
+        check_applicable(cap, true, &wider)
+            .unwrap_err()
+            .contains("patched columns")
+    );
+    let mut unversioned = back.clone();
+    unversioned.set.as_mut().unwrap().members[0]
+        .before
+        .remove("version");
+    assert!(check_applicable(cap, true, &unversioned).is_err());
+    let mut empty = back.clone();
+    empty.set.as_mut().unwrap().members.clear();
+    assert!(check_applicable(cap, true, &empty).is_err());
+    let mut as_delete = back.clone();
+    as_delete.operation = OperationKind::Delete;
+    assert!(check_applicable(cap, true, &as_delete).is_err());
+    // A revert of the revert restores the forward values, two versions on.
+    let again = inverse(cap, true, "wrp_back", &back, None).unwrap();
+    let m = &again.set.as_ref().unwrap().members[1];
+    assert_eq!(
+        (m.before["version"].clone(), m.after["status"].clone()),
+        (json!(7), json!("closed"))
+    );
+    assert_eq!(again.compensation.as_ref().unwrap().depth, 2);
+    // A set DELETE has no inverse; a set never fits a single-row capability.
+    let mut deleted = forward.clone();
+    deleted.operation = OperationKind::Delete;
+    assert_eq!(
+        inverse(cap, true, FWD, &deleted, None),
+        Err(Unavailable::HardDelete)
+    );
+    let waiver = cfg.capability(WAIVER_NAME).unwrap();
+    assert_eq!(
+        inverse(waiver, true, FWD, &forward, None),
+        Err(Unavailable::CardinalityChanged)
+    );
 }

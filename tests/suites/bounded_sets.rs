@@ -109,7 +109,9 @@ fn config(db: &Database) -> Value {
     let s = schema_of(db);
     let overdue = json!({"all": [{"column": "status", "operator": "eq", "value": "overdue"}]});
     let caps = v["capabilities"].as_array_mut().unwrap();
-    caps.push(close_cap(&s, CLOSE, overdue.clone(), 10, 50000));
+    let mut close = close_cap(&s, CLOSE, overdue.clone(), 10, 50000);
+    close["reversibility"] = json!({"mode": "reviewed_inverse"});
+    caps.push(close);
     caps.push(close_cap(&s, TIGHT, overdue.clone(), 3, 50000));
     caps.push(close_cap(&s, CHEAP, overdue, 10, 10000));
     let mut reopen = close_cap(
@@ -395,6 +397,39 @@ fn bounded_sets(db: Database) {
     );
     assert_eq!(receipts.len(), 1, "one receipt for the set");
 
+    // Reviewed compensation: the whole set back, as its own proposal.
+    let out = w.cli(&["revert", &id, "--reason", "closed by mistake", "--json"]);
+    let out: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(out["proposal"]["state"], "pending_approval", "{out}");
+    let back = out["proposal"]["proposal_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        w.tickets()[0],
+        ticket("T-01", "closed", 2),
+        "a revert writes nothing"
+    );
+    assert_eq!(w.approve(&back).status.code(), Some(0));
+    let (code, out) = w.apply(&back);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out["writeback"]["receipt"]["rows_affected"], 4, "{out}");
+    let t = w.tickets();
+    assert_eq!(t[0], ticket("T-01", "overdue", 3));
+    assert_eq!(t[1], ticket("T-02", "overdue", 9));
+    assert_eq!(t[3], ticket("T-04", "overdue", 3));
+    assert!(
+        query_strings(&w.db, "SELECT close_reason FROM tickets WHERE id = 'T-01'")[0][0].is_none(),
+        "the prior close_reason (NULL) is restored"
+    );
+    // And the forward set again, so the rest of the story starts closed.
+    let again = w.cli(&["revert", &back, "--reason", "it was right", "--json"]);
+    let again: Value = serde_json::from_slice(&again.stdout).unwrap_or(Value::Null);
+    let again = again["proposal"]["proposal_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(w.approve(&again).status.code(), Some(0));
+    assert_eq!(w.apply(&again).1["writeback"]["status"], "applied");
+    assert_eq!(w.tickets()[0], ticket("T-01", "closed", 4));
+
     // A reviewed list of keys (T-77 does not exist) with a fixed term.
     let id = w.propose(REOPEN, json!({"reason": "customer called"}));
     let shown = w.show(&id);
@@ -405,9 +440,9 @@ fn bounded_sets(db: Database) {
     assert_eq!(w.approve(&id).status.code(), Some(0));
     assert_eq!(w.apply(&id).1["writeback"]["status"], "applied");
     let t = w.tickets();
-    assert_eq!(t[0], ticket("T-01", "reopened", 3));
-    assert_eq!(t[1], ticket("T-02", "closed", 8));
-    assert_eq!(t[2], ticket("T-03", "reopened", 3));
+    assert_eq!(t[0], ticket("T-01", "reopened", 5));
+    assert_eq!(t[1], ticket("T-02", "closed", 10));
+    assert_eq!(t[2], ticket("T-03", "reopened", 5));
 
     // A set DELETE: the three stale acme sessions, nothing else.
     let id = w.propose(PURGE, json!({}));
