@@ -2172,6 +2172,35 @@ fn a_set_update_loads_exactly() {
 }
 
 #[test]
+fn a_set_delete_freezes_each_row_with_nothing_after() {
+    let (cfg, _) = accepted(|v| {
+        set_delete(v);
+        op(v)["aggregate_bounds"][0]["maximum"] = json!(100000);
+    });
+    let cap = cfg.capability(SET).unwrap();
+    let args = validate_args(cap, Some(&json!({"reason": "r"}))).unwrap();
+    let mut rows = tickets();
+    for r in &mut rows {
+        r.remove("close_reason");
+    }
+    rows[1].insert("id".into(), json!(7));
+    let cs = bounded_set::build(cap, &args, &ctx("acme"), &rows[..2]).unwrap();
+    let set = cs.set.as_ref().unwrap();
+    assert_eq!(cs.operation, OperationKind::Delete);
+    assert!(set.members.iter().all(|m| m.after.is_empty()), "{set:?}");
+    assert_eq!(set.members[0].before["cost_cents"], json!(1000));
+    assert!(cs.patch.is_empty());
+    // Each member is the single-row DELETE guarded by its version.
+    let m = bounded_set::member_change(cap, &cs, 1).unwrap();
+    assert_eq!(m.target.primary_key.value, json!(7));
+    assert!(m.patch.is_empty());
+    assert_eq!(
+        writeback_delete(&dialect(Engine::Sqlite), cap, &m).sql,
+        "DELETE FROM \"public\".\"tickets\" WHERE \"id\" = ? AND CAST(\"tenant_id\" AS TEXT) = ? AND \"version\" IS ?"
+    );
+}
+
+#[test]
 fn a_set_delete_by_reviewed_keys_loads_exactly() {
     let (cfg, _) = accepted(set_delete);
     let p = spec_of(&cfg, SET).proposal.as_ref().unwrap();
@@ -2877,6 +2906,20 @@ fn after_and_delta_bounds_add_up_each_members_step() {
             .message
             .contains("absolute_delta of `cost_cents` is 50")
     );
+    // Decimals (floats) step and add up the same way.
+    let mut floats = rows.clone();
+    floats[0].insert("cost_cents".into(), json!(1000.5));
+    let args10 = validate_args(cap, Some(&json!({"reason": "r", "bonus": 10}))).unwrap();
+    let cs = bounded_set::build(cap, &args10, &ctx("acme"), &floats[..2]).unwrap();
+    let actual: Vec<&Value> = cs
+        .set
+        .as_ref()
+        .unwrap()
+        .aggregate_bounds
+        .iter()
+        .map(|b| &b.actual)
+        .collect();
+    assert_eq!(actual, [&json!(3480.5), &json!(20.0)]);
     // And the total after is bounded: 990 + 2490 + 490 = 3970 > 3960.
     let args = validate_args(cap, Some(&json!({"reason": "r", "bonus": 10}))).unwrap();
     let err = bounded_set::build(cap, &args, &ctx("acme"), &rows).unwrap_err();
