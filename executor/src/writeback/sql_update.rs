@@ -760,12 +760,8 @@ async fn run_transaction(
         Engine::Sqlite => sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?,
         _ => sqlx::Connection::begin(&mut *conn).await?,
     };
-    if let Some(row) = sqlx::query(sqlx::AssertSqlSafe(lookup.clone()))
-        .bind(job.idempotency_key.clone())
-        .fetch_optional(&mut *tx)
-        .await?
+    if let Some(outcome) = receipt_answer(&mut tx, &lookup, &dialect, cap, job, kind, types).await?
     {
-        let outcome = existing_receipt(&mut tx, &dialect, cap, job, &row, kind, types).await?;
         tx.rollback().await?;
         return Ok(outcome);
     }
@@ -805,17 +801,8 @@ async fn run_transaction(
     // own WHERE compares the exact version, so a row changed in between
     // matches nothing and is a conflict all the same.
     let checks = writeback_checks(cap, cs, read_row);
-    let lock = match cs.operation {
-        OperationKind::Delete => freshness_probe(&dialect, cap, cs, &checks),
-        _ => writeback_lock(&dialect, cap, cs, &checks),
-    };
-    let row = sqlx::query_with(
-        sqlx::AssertSqlSafe(lock.sql.clone()),
-        arguments(engine, &lock, types)?,
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(row) = row else {
+    let Some(failed_checks) = lock_and_check(&mut tx, &dialect, cap, cs, &checks, types).await?
+    else {
         tx.rollback().await?;
         return Ok(conflict(
             "ROW_NOT_FOUND",
@@ -823,15 +810,9 @@ async fn run_transaction(
             previous_version,
         ));
     };
-    let failed_checks: Vec<&str> = checks
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| int_at(&row, *i) != 1)
-        .map(|(_, c)| c.label.as_str())
-        .collect();
     if !failed_checks.is_empty() {
         tx.rollback().await?;
-        let code = if failed_checks.contains(&"version") {
+        let code = if failed_checks.iter().any(|c| c == "version") {
             "VERSION_CONFLICT"
         } else {
             "BEFORE_MISMATCH"
@@ -856,36 +837,24 @@ async fn run_transaction(
         tx.rollback().await?;
         return Ok(stale);
     }
-    if let Some(row) = sqlx::query(sqlx::AssertSqlSafe(lookup))
-        .bind(job.idempotency_key.clone())
-        .fetch_optional(&mut *tx)
-        .await?
+    if let Some(outcome) = receipt_answer(&mut tx, &lookup, &dialect, cap, job, kind, types).await?
     {
-        let outcome = existing_receipt(&mut tx, &dialect, cap, job, &row, kind, types).await?;
         tx.rollback().await?;
         return Ok(outcome);
     }
 
     // The one guarded UPDATE or DELETE.
     let next = kind;
-    let (write, what) = match cs.operation {
-        OperationKind::Delete => (writeback_delete(&dialect, cap, cs), "delete"),
-        _ => (writeback_update(&dialect, cap, cs, next), "update"),
+    let what = match cs.operation {
+        OperationKind::Delete => "delete",
+        _ => "update",
     };
-    let result = sqlx::query_with(
-        sqlx::AssertSqlSafe(write.sql.clone()),
-        arguments(engine, &write, types)?,
-    )
-    .execute(&mut *tx)
-    .await?;
-    if result.rows_affected() != 1 {
+    let affected = guarded_write(&mut tx, &dialect, cap, cs, next, types).await?;
+    if affected != 1 {
         tx.rollback().await?;
         return Ok(conflict(
             "VERSION_CONFLICT",
-            &format!(
-                "the guarded {what} matched {} rows; rolled back",
-                result.rows_affected()
-            ),
+            &format!("the guarded {what} matched {affected} rows; rolled back"),
             previous_version,
         ));
     }
@@ -938,17 +907,8 @@ async fn apply_set(
             .take(64)
             .collect();
         let checks = member_checks(&member);
-        let lock = match cs.operation {
-            OperationKind::Delete => freshness_probe(dialect, cap, &member, &checks),
-            _ => writeback_lock(dialect, cap, &member, &checks),
-        };
-        let row = sqlx::query_with(
-            sqlx::AssertSqlSafe(lock.sql.clone()),
-            arguments(engine, &lock, types)?,
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
+        let Some(stale) = lock_and_check(&mut tx, dialect, cap, &member, &checks, types).await?
+        else {
             tx.rollback().await?;
             return Ok(conflict(
                 "SET_MEMBER_MISSING",
@@ -956,12 +916,6 @@ async fn apply_set(
                 None,
             ));
         };
-        let stale: Vec<&str> = checks
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| int_at(&row, *i) != 1)
-            .map(|(_, c)| c.label.as_str())
-            .collect();
         if !stale.is_empty() {
             tx.rollback().await?;
             return Ok(conflict(
@@ -982,33 +936,19 @@ async fn apply_set(
         tx.rollback().await?;
         return Ok(stale);
     }
-    if let Some(row) = sqlx::query(sqlx::AssertSqlSafe(lookup.to_owned()))
-        .bind(job.idempotency_key.clone())
-        .fetch_optional(&mut *tx)
-        .await?
-    {
-        let outcome = existing_receipt(&mut tx, dialect, cap, job, &row, kind, types).await?;
+    if let Some(outcome) = receipt_answer(&mut tx, lookup, dialect, cap, job, kind, types).await? {
         tx.rollback().await?;
         return Ok(outcome);
     }
     for (key, member) in &members {
-        let write = match cs.operation {
-            OperationKind::Delete => writeback_delete(dialect, cap, member),
-            _ => writeback_update(dialect, cap, member, NextVersion::Increment),
-        };
-        let result = sqlx::query_with(
-            sqlx::AssertSqlSafe(write.sql.clone()),
-            arguments(engine, &write, types)?,
-        )
-        .execute(&mut *tx)
-        .await?;
-        if result.rows_affected() != 1 {
+        let affected =
+            guarded_write(&mut tx, dialect, cap, member, NextVersion::Increment, types).await?;
+        if affected != 1 {
             tx.rollback().await?;
             return Ok(conflict(
                 "SET_DRIFT_CONFLICT",
                 &format!(
-                    "the guarded write of member `{key}` matched {} rows; no member was changed",
-                    result.rows_affected()
+                    "the guarded write of member `{key}` matched {affected} rows; no member was changed"
                 ),
                 None,
             ));
@@ -1024,6 +964,83 @@ async fn apply_set(
         count as u64,
     )
     .await
+}
+
+/// The answer a receipt already in the source table gives for this job's
+/// idempotency key, if there is one.
+async fn receipt_answer(
+    tx: &mut AnyConnection,
+    lookup: &str,
+    dialect: &WriteDialect<'_>,
+    cap: &Capability,
+    job: &WritebackJob,
+    kind: NextVersion,
+    types: &ColumnTypes,
+) -> Result<Option<Outcome>, sqlx::Error> {
+    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(lookup.to_owned()))
+        .bind(job.idempotency_key.clone())
+        .fetch_optional(&mut *tx)
+        .await?
+    else {
+        return Ok(None);
+    };
+    existing_receipt(tx, dialect, cap, job, &row, kind, types)
+        .await
+        .map(Some)
+}
+
+/// Lock one row (a delete only reads it: locking would need the UPDATE
+/// privilege on Postgres; its own WHERE compares the exact version) and
+/// run `checks` on it: `None` when the row is gone, else the labels of
+/// the checks that no longer hold.
+async fn lock_and_check(
+    tx: &mut AnyConnection,
+    dialect: &WriteDialect<'_>,
+    cap: &Capability,
+    cs: &airlock_policy::change_set::ChangeSet,
+    checks: &[airlock_policy::statement::RowCheck],
+    types: &ColumnTypes,
+) -> Result<Option<Vec<String>>, sqlx::Error> {
+    let lock = match cs.operation {
+        OperationKind::Delete => freshness_probe(dialect, cap, cs, checks),
+        _ => writeback_lock(dialect, cap, cs, checks),
+    };
+    let row = sqlx::query_with(
+        sqlx::AssertSqlSafe(lock.sql.clone()),
+        arguments(dialect.engine, &lock, types)?,
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(row.map(|row| {
+        checks
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| int_at(&row, *i) != 1)
+            .map(|(_, c)| c.label.clone())
+            .collect()
+    }))
+}
+
+/// The guarded UPDATE or DELETE of one row; how many rows it touched.
+async fn guarded_write(
+    tx: &mut AnyConnection,
+    dialect: &WriteDialect<'_>,
+    cap: &Capability,
+    cs: &airlock_policy::change_set::ChangeSet,
+    next: NextVersion,
+    types: &ColumnTypes,
+) -> Result<u64, sqlx::Error> {
+    let write = match cs.operation {
+        OperationKind::Delete => writeback_delete(dialect, cap, cs),
+        _ => writeback_update(dialect, cap, cs, next),
+    };
+    Ok(sqlx::query_with(
+        sqlx::AssertSqlSafe(write.sql.clone()),
+        arguments(dialect.engine, &write, types)?,
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected())
 }
 
 /// Record the source receipt in the change's transaction and commit it.
