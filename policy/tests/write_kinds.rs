@@ -3336,3 +3336,82 @@ fn set_sql_is_exact() {
         "SELECT CAST(\"id\" AS TEXT) FROM \"public\".\"tickets\" WHERE \"status\" = ? AND CAST(\"tenant_id\" AS TEXT) = ? ORDER BY \"id\" LIMIT 4"
     );
 }
+
+#[test]
+fn the_diff_a_person_reads_shows_what_each_kind_changes() {
+    let d = |rows: &[(&str, Value, Value)]| -> Vec<(String, Value, Value)> {
+        rows.iter()
+            .map(|(c, b, a)| ((*c).to_owned(), b.clone(), a.clone()))
+            .collect()
+    };
+    // An update: each patched column before → after, apply time named.
+    let cfg = config_from(stamped);
+    let waiver = build_with(
+        &cfg,
+        "billing.propose_late_fee_waiver",
+        json!({"invoice_id": "INV-3001", "reason": "r"}),
+        &invoice_row(),
+    )
+    .unwrap();
+    assert_eq!(
+        waiver.diff(),
+        d(&[
+            ("late_fee_cents", json!(5500), json!(0)),
+            ("waiver_reason", Value::Null, json!("r")),
+            ("waived_at", Value::Null, json!("(apply time)")),
+        ])
+    );
+    // A delete: every column read goes to null.
+    let kinds = kinds_config();
+    let gone = delete_cs(&kinds).diff();
+    assert!(!gone.is_empty() && gone.iter().all(|(_, _, a)| a.is_null()));
+    assert!(gone.contains(&("status".to_owned(), json!("overdue"), Value::Null)));
+    // An insert: the new values, nothing before.
+    let added = insert_cs(&kinds).diff();
+    assert!(added.contains(&("amount_cents".to_owned(), Value::Null, json!(250))));
+    assert!(added.contains(&("created_at".to_owned(), Value::Null, json!("(apply time)"))));
+    // A set: each member's changed columns only, by key.
+    let set = set_cs(&set_config(), &tickets()[..2]).unwrap();
+    assert_eq!(
+        set.diff(),
+        d(&[
+            ("T-1.status", json!("overdue"), json!("closed")),
+            ("T-1.close_reason", Value::Null, json!("quarter close")),
+            ("T-2.status", json!("overdue"), json!("closed")),
+            ("T-2.close_reason", Value::Null, json!("quarter close")),
+        ])
+    );
+    // A set delete: every member column to null.
+    let (del_cfg, _) = accepted(|v| {
+        set_delete(v);
+        op(v)["aggregate_bounds"][0]["maximum"] = json!(100000);
+    });
+    let dc = del_cfg.capability(SET).unwrap();
+    let args = validate_args(dc, Some(&json!({"reason": "r"}))).unwrap();
+    let mut rows = tickets();
+    rows[0].remove("close_reason");
+    let removed = bounded_set::build(dc, &args, &ctx("acme"), &rows[..1])
+        .unwrap()
+        .diff();
+    assert!(removed.contains(&("T-1.status".to_owned(), json!("overdue"), Value::Null)));
+    assert!(
+        removed
+            .iter()
+            .all(|(c, _, a)| c.starts_with("T-1.") && a.is_null())
+    );
+    // A set stamping the apply time shows it per member.
+    let (stamped_set, _) = accepted(|v| {
+        with_set(v);
+        cap(v, ADDED)["patch"]["close_reason"] = json!({"apply_time": true});
+    });
+    let sc = stamped_set.capability(SET).unwrap();
+    let args = validate_args(sc, Some(&json!({"reason": "r"}))).unwrap();
+    let stamped = bounded_set::build(sc, &args, &ctx("acme"), &tickets()[..1])
+        .unwrap()
+        .diff();
+    assert!(stamped.contains(&(
+        "T-1.close_reason".to_owned(),
+        Value::Null,
+        json!("(apply time)")
+    )));
+}
