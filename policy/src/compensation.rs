@@ -368,10 +368,11 @@ pub fn check_applicable(cap: &Capability, sql_update: bool, cs: &ChangeSet) -> R
     if cs.set.is_some() != p.set().is_some() {
         return Err("the revert's set does not match the capability's cardinality".to_owned());
     }
+    // A column the capability patches (and allows): all a revert may write.
+    let patchable =
+        |c: &String| p.patch.iter().any(|(pc, _)| pc == c) && p.allowed_columns.contains(c);
     if let Some(set) = &cs.set {
         let version = p.version_column();
-        let patchable =
-            |c: &String| p.patch.iter().any(|(pc, _)| pc == c) && p.allowed_columns.contains(c);
         let fits = comp.forward_operation == OperationKind::Update
             && cs.operation == OperationKind::Update
             && cs.patch.is_empty()
@@ -410,8 +411,6 @@ pub fn check_applicable(cap: &Capability, sql_update: bool, cs: &ChangeSet) -> R
             Ok(())
         }
         (OperationKind::Update, OperationKind::Update, OperationKind::Update) => {
-            let patchable =
-                |c: &String| p.patch.iter().any(|(pc, _)| pc == c) && p.allowed_columns.contains(c);
             if (cs.patch.is_empty() && cs.apply_time.is_empty())
                 || !cs.patch.keys().all(patchable)
                 || !cs.apply_time.iter().all(|c| is_apply_time(p, c))

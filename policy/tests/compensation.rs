@@ -553,6 +553,27 @@ fn a_compensation_is_rechecked_against_the_live_capability() {
         cs.compensation.as_mut().unwrap().depth = depth;
         assert!(err(waiver, true, &cs).contains("lineage depth"));
     }
+    let mut deepest = upd.clone();
+    deepest.compensation.as_mut().unwrap().depth = MAX_DEPTH;
+    assert_eq!(check_applicable(waiver, true, &deepest), Ok(()));
+    // A column the capability allows but does not patch is no revert's to write.
+    let (widened, _) = {
+        let loaded = edited(|v| {
+            v["capabilities"][WAIVER]["allowed_columns"] = json!([
+                "late_fee_cents",
+                "waiver_reason",
+                "waived_at",
+                "balance_cents"
+            ]);
+        });
+        assert!(!loaded.report.has_errors(), "{:#?}", loaded.report);
+        (loaded.config.unwrap(), ())
+    };
+    let wide = widened.capability(WAIVER_NAME).unwrap();
+    assert_eq!(check_applicable(wide, true, &upd), Ok(()));
+    let mut cs = upd.clone();
+    cs.patch.insert("balance_cents".into(), json!(0));
+    assert!(err(wide, true, &cs).contains("does not patch"));
     let mut cs = upd.clone();
     cs.target.table = "customers".into();
     assert!(err(waiver, true, &cs).contains("target"));
@@ -816,6 +837,23 @@ fn a_set_update_is_reverted_member_by_member() {
             .unwrap()
     );
     assert_eq!(member.guards.expected_version.unwrap().value, json!(2));
+    // A column allowed but not patched is refused too.
+    let allowed_more = edited(|v| {
+        let mut c = set_cap();
+        c["allowed_columns"] = json!(["status", "close_reason", "cost_cents"]);
+        v["capabilities"].as_array_mut().unwrap().push(c);
+    })
+    .config
+    .unwrap();
+    let more = allowed_more
+        .capability("billing.propose_ticket_closure")
+        .unwrap();
+    assert_eq!(check_applicable(more, true, &back), Ok(()));
+    let mut sneaky = back.clone();
+    sneaky.set.as_mut().unwrap().members[0]
+        .after
+        .insert("cost_cents".into(), json!(0));
+    assert!(check_applicable(more, true, &sneaky).is_err());
     // A revert that would also write an unpatched column is refused.
     let mut wider = back.clone();
     wider.set.as_mut().unwrap().members[0]
