@@ -23,6 +23,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use airlock_policy::config::MAX_SET_ROWS;
+
 use crate::authority::{Authority, Peer};
 use crate::ledger::{Durability, NewEvidence, NewProposal};
 
@@ -30,7 +32,11 @@ use crate::ledger::{Durability, NewEvidence, NewProposal};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Intake {
     Evidence,
-    Proposal,
+    /// A change set of `rows` rows: one, or a bounded set's members (at
+    /// most 100), each allowed `max_change_set_bytes`.
+    Proposal {
+        rows: u64,
+    },
 }
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -83,9 +89,11 @@ impl IntakeMeter {
                 limits.evidence_per_window,
                 "evidence_per_window",
             ),
-            Intake::Proposal => (
+            Intake::Proposal { rows } => (
                 "change set",
-                limits.max_change_set_bytes,
+                limits
+                    .max_change_set_bytes
+                    .saturating_mul(rows.clamp(1, u64::from(MAX_SET_ROWS))),
                 "max_change_set_bytes",
                 limits.proposals_per_window,
                 "proposals_per_window",
@@ -95,7 +103,7 @@ impl IntakeMeter {
             return Err(ErrorBody::new(
                 ErrorCode::TooLarge,
                 format!(
-                    "the {noun} is {payload} bytes as JSON; at most {max_bytes} are accepted (`airlock.limits.{max_key}`). Nothing was stored: send fewer rows or shorter values, or ask the operator to raise the limit"
+                    "the {noun} is {payload} bytes as JSON; at most {max_bytes} are accepted (`airlock.limits.{max_key}`, per row of a bounded set). Nothing was stored: send fewer rows or shorter values, or ask the operator to raise the limit"
                 ),
             )
             .with_details(json!({"limit": max_key, "max_bytes": max_bytes, "bytes": payload})));
@@ -117,7 +125,7 @@ impl IntakeMeter {
         }
         let count = match what {
             Intake::Evidence => m.evidence,
-            Intake::Proposal => m.proposals,
+            Intake::Proposal { .. } => m.proposals,
         };
         let cost = IntakeLimits::ledger_cost(payload);
         let refused = if count >= per_window {
@@ -128,7 +136,7 @@ impl IntakeMeter {
                     "this peer (uid {uid}) already sent {count} {}s in this {} s window, the most `airlock.limits.{count_key}` allows",
                     match what {
                         Intake::Evidence => "evidence record",
-                        Intake::Proposal => "proposal",
+                        Intake::Proposal { .. } => "proposal",
                     },
                     limits.rate_window_seconds
                 ),
@@ -164,7 +172,7 @@ impl IntakeMeter {
         }
         match what {
             Intake::Evidence => m.evidence += 1,
-            Intake::Proposal => m.proposals += 1,
+            Intake::Proposal { .. } => m.proposals += 1,
         }
         m.day_bytes = m.day_bytes.saturating_add(cost);
         Ok(())
@@ -306,10 +314,17 @@ pub async fn submit_proposal(
         ));
     }
     let uid = peer.creds.uid;
+    // A set's allowance grows with its members (at most 100, checked
+    // against the capability's `max_rows` by `verify` next).
+    let rows = req
+        .change_set
+        .set
+        .as_ref()
+        .map_or(1, |s| s.members.len() as u64);
     auth.intake_meter.admit(
         &auth.config.airlock.limits,
         uid,
-        Intake::Proposal,
+        Intake::Proposal { rows },
         json_len(&req.change_set),
     )?;
     let verified = match verify(&auth.config, &req.change_set, &|t| {
@@ -606,7 +621,8 @@ mod tests {
         assert_eq!(e.code, ErrorCode::RateLimited);
         assert_eq!(e.details.unwrap()["retry_after_ms"], 10_000);
         // Proposals and other uids have their own counts.
-        m.admit_at(&l, 7, Intake::Proposal, 10, t0).unwrap();
+        m.admit_at(&l, 7, Intake::Proposal { rows: 1 }, 10, t0)
+            .unwrap();
         m.admit_at(&l, 8, Intake::Evidence, 10, t0).unwrap();
         let later = t0 + Duration::from_secs(10);
         m.admit_at(&l, 7, Intake::Evidence, 10, later).unwrap();
@@ -616,10 +632,26 @@ mod tests {
     fn too_large_is_refused_without_counting() {
         let (m, l, t0) = (IntakeMeter::default(), small(), Instant::now());
         for _ in 0..5 {
-            let e = m.admit_at(&l, 7, Intake::Proposal, 501, t0).unwrap_err();
+            let e = m
+                .admit_at(&l, 7, Intake::Proposal { rows: 1 }, 501, t0)
+                .unwrap_err();
             assert_eq!(e.code, ErrorCode::TooLarge);
         }
-        m.admit_at(&l, 7, Intake::Proposal, 500, t0).unwrap();
+        m.admit_at(&l, 7, Intake::Proposal { rows: 1 }, 500, t0)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_set_may_be_as_large_as_its_members_allow_up_to_a_hundred() {
+        let (m, mut l, t0) = (IntakeMeter::default(), small(), Instant::now());
+        l.ledger_bytes_per_day = u64::MAX;
+        let admit = |rows, bytes| m.admit_at(&l, 7, Intake::Proposal { rows }, bytes, t0);
+        admit(3, 1500).unwrap();
+        assert_eq!(admit(3, 1501).unwrap_err().code, ErrorCode::TooLarge);
+        // No member counts as one; more than 100 as 100.
+        assert_eq!(admit(0, 501).unwrap_err().code, ErrorCode::TooLarge);
+        admit(1000, 50_000).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(admit(1000, 50_001).unwrap_err().code, ErrorCode::TooLarge);
     }
 
     #[test]
