@@ -29,6 +29,7 @@ const PURGE: &str = "sessions.purge_stale";
 const REOPEN: &str = "tickets.reopen_listed";
 const TIGHT: &str = "tickets.close_overdue_tight";
 const CHEAP: &str = "tickets.close_overdue_cheap";
+const HUNDRED: &str = "tickets.send_queued";
 
 fn add_tables(db: &Database) {
     let stmts: Vec<String> = match db.engine {
@@ -124,6 +125,15 @@ fn config(db: &Database) -> Value {
     reopen["patch"] =
         json!({"status": {"fixed": "reopened"}, "close_reason": {"from_arg": "reason"}});
     caps.push(reopen);
+    let mut hundred = close_cap(
+        &s,
+        HUNDRED,
+        json!({"all": [{"column": "status", "operator": "eq", "value": "queued"}]}),
+        100,
+        1_000_000,
+    );
+    hundred["patch"] = json!({"status": {"fixed": "sent"}, "close_reason": {"from_arg": "reason"}});
+    caps.push(hundred);
     caps.push(json!({
         "name": PURGE,
         "kind": "proposal",
@@ -474,6 +484,47 @@ fn mariadb_bounded_sets() {
 fn sqlite_bounded_sets() {
     let dir = tempfile::tempdir().unwrap();
     bounded_sets(sqlite_reference(dir.path(), "bounded_sets"));
+}
+
+/// The largest set a config may allow: 100 members, each with a reason of
+/// 200 characters, is proposed (the intake allows a set its members'
+/// worth of bytes), applied once, and exactly those rows change.
+#[test]
+fn a_hundred_row_set_is_proposed_and_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = World::start(sqlite_reference(dir.path(), "bounded_sets_hundred"), None);
+    execute(
+        &w.db,
+        "WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < 100) INSERT INTO tickets (id, tenant_id, status, cost_cents, close_reason, version) SELECT 'Q-' || printf('%03d', x), 'acme', 'queued', 10, NULL, 1 FROM g",
+    );
+    let reason = "r".repeat(200);
+    let id = w.propose(HUNDRED, json!({"reason": reason}));
+    let shown = w.show(&id);
+    let bytes = shown["proposal"]["change_set"].to_string().len();
+    assert!(bytes > 16 * 1024, "over one row's allowance: {bytes}");
+    assert_eq!(shown["proposal"]["change_set"]["set"]["row_count"], 100);
+    assert_eq!(w.approve(&id).status.code(), Some(0));
+    let (code, out) = w.apply(&id);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out["writeback"]["receipt"]["rows_affected"], 100, "{out}");
+    let sent = query_strings(
+        &w.db,
+        "SELECT CAST(COUNT(*) AS TEXT) FROM tickets WHERE status = 'sent' AND version = 2",
+    );
+    assert_eq!(sent[0][0].as_deref(), Some("100"));
+    // A 101st queued row makes the next set refused, never cut short.
+    execute(
+        &w.db,
+        "INSERT INTO tickets (id, tenant_id, status, cost_cents, close_reason, version) SELECT 'Q-1' || printf('%02d', x), 'acme', 'queued', 10, NULL, 1 FROM (WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < 101) SELECT x FROM g)",
+    );
+    let over = w.call(HUNDRED, json!({"reason": "again"}));
+    assert_eq!(over["error"]["airlock_code"], "policy_refused", "{over}");
+    assert!(
+        over["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("more than 100 rows")
+    );
 }
 
 // ---------------------------------------------------------------------------
