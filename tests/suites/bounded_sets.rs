@@ -767,7 +767,7 @@ fn a_rogue_proposer_cannot_widen_swap_or_rewrite_a_set() {
         ("set: the cap raised", "policy_violation", |cs| {
             cs.set.as_mut().unwrap().max_rows = 100;
         }),
-        ("set: 101 members", "too_large", |cs| {
+        ("set: 101 members", "policy_violation", |cs| {
             let set = cs.set.as_mut().unwrap();
             let first = set.members[0].clone();
             for i in 0..101 {
