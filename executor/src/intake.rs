@@ -387,21 +387,16 @@ pub async fn submit_proposal(
             let evidence = auth
                 .ledger(Durability::Deferred, move |l| l.evidence(&id))
                 .await?;
+            // This peer's record for this capability, tenant and principal.
+            let own_record = |ev: &airlock_ipc::message::EvidenceInfo| {
+                ev.capability == cap.name
+                    && ev.tenant_id == verified.tenant_id
+                    && ev.principal == verified.principal
+                    && ev.recorded_by.uid == uid
+            };
             if let Some(set) = &verified.set {
                 // A set's evidence is this peer's read of the selection:
                 // exactly the members' keys.
-                let keys = |rows: &[serde_json::Map<String, serde_json::Value>]| {
-                    let mut k: Vec<String> = rows
-                        .iter()
-                        .map(|r| {
-                            r.get(&cap.target.primary_key)
-                                .map(scalar_text)
-                                .unwrap_or_default()
-                        })
-                        .collect();
-                    k.sort();
-                    k
-                };
                 let mut members: Vec<String> = set
                     .members
                     .iter()
@@ -409,11 +404,17 @@ pub async fn submit_proposal(
                     .collect();
                 members.sort();
                 let ours = evidence.as_ref().is_some_and(|ev| {
-                    ev.capability == cap.name
-                        && ev.tenant_id == verified.tenant_id
-                        && ev.principal == verified.principal
-                        && ev.recorded_by.uid == uid
-                        && keys(&ev.rows) == members
+                    let mut read: Vec<String> = ev
+                        .rows
+                        .iter()
+                        .map(|r| {
+                            r.get(&cap.target.primary_key)
+                                .map(scalar_text)
+                                .unwrap_or_default()
+                        })
+                        .collect();
+                    read.sort();
+                    own_record(ev) && read == members
                 });
                 if !ours {
                     return Err(ErrorBody::new(
@@ -424,13 +425,9 @@ pub async fn submit_proposal(
             } else if verified.operation == OperationKind::Insert {
                 // An insert reads no row: its evidence is this peer's
                 // record of the request, with no rows.
-                let ours = evidence.as_ref().is_some_and(|ev| {
-                    ev.capability == cap.name
-                        && ev.tenant_id == verified.tenant_id
-                        && ev.principal == verified.principal
-                        && ev.recorded_by.uid == uid
-                        && ev.rows.is_empty()
-                });
+                let ours = evidence
+                    .as_ref()
+                    .is_some_and(|ev| own_record(ev) && ev.rows.is_empty());
                 if !ours {
                     return Err(ErrorBody::new(
                         ErrorCode::EvidenceRequired,

@@ -377,14 +377,17 @@ impl Proposer {
                 row.get(&cap.target.primary_key)
                     .is_some_and(|v| scalar_text(v) == wanted)
             })
-            .filter(|row| {
-                cap.target.tenant_key.as_ref().is_none_or(|tk| {
-                    row.get(tk)
-                        .is_some_and(|v| tenant_matches(v, &prep.context.tenant_id))
-                })
-            })
-            .filter(|row| principal_in_scope(cap, row, &prep.context.principal))
+            .filter(|row| Self::in_trusted_scope(cap, prep, row))
             .collect())
+    }
+
+    /// Whether a row read is the trusted tenant's (and, under a principal
+    /// scope, the trusted principal's), whatever the database returned.
+    fn in_trusted_scope(cap: &Capability, prep: &Prepared, row: &Map<String, Value>) -> bool {
+        cap.target.tenant_key.as_ref().is_none_or(|tk| {
+            row.get(tk)
+                .is_some_and(|v| tenant_matches(v, &prep.context.tenant_id))
+        }) && principal_in_scope(cap, row, &prep.context.principal)
     }
 
     /// A failed source read as a tool error: the cause of a misconfiguration
@@ -664,13 +667,7 @@ impl Proposer {
         }
         let rows: Vec<Map<String, Value>> = rows
             .into_iter()
-            .filter(|row| {
-                cap.target.tenant_key.as_ref().is_none_or(|tk| {
-                    row.get(tk)
-                        .is_some_and(|v| tenant_matches(v, &prep.context.tenant_id))
-                })
-            })
-            .filter(|row| principal_in_scope(cap, row, &prep.context.principal))
+            .filter(|row| Self::in_trusted_scope(cap, prep, row))
             .filter(|row| airlock_policy::bounded_set::selection_matches(cap, row))
             .collect();
         let change_set = airlock_policy::bounded_set::build(cap, args, &prep.context, &rows)

@@ -442,16 +442,11 @@ pub async fn freshness(
         // No row existed to read; the identity is checked when it is added.
         return Ok(RowFreshness::Current);
     }
-    let (mut conn, secrets) = connect_reader(pools, source_id, source).await?;
+    let (mut conn, secrets, types) = reader_for(pools, source_id, source, cap).await?;
     let scrub = |what: &str, e: &dyn std::fmt::Display| scrubbed(what, e, &secrets);
-    let engine = source.engine;
-    let types = pools
-        .column_types(&mut conn, source_id, engine, cap)
-        .await
-        .map_err(|e| scrub("cannot read the table's column types", &e))?;
     let column_type = |c: &str| types.get(c).cloned();
     let dialect = WriteDialect {
-        engine,
+        engine: source.engine,
         column_type: &column_type,
     };
     if cs.set.is_some() {
@@ -460,15 +455,32 @@ pub async fn freshness(
             .map_err(|e| scrub("cannot re-read the set's members", &e));
     }
     let checks = writeback_checks(cap, cs, read_row);
-    let probe = freshness_probe(&dialect, cap, cs, &checks);
-    let args =
-        arguments(engine, &probe, &types).map_err(|e| scrub("cannot bind the row's key", &e))?;
-    let row = sqlx::query_with(sqlx::AssertSqlSafe(probe.sql.clone()), args)
-        .fetch_optional(&mut *conn)
+    probe(&mut conn, &dialect, cap, cs, &checks, &types)
         .await
-        .map_err(|e| scrub("cannot re-read the row", &e))?;
-    let flags: Option<Vec<i64>> = row.map(|r| (0..checks.len()).map(|i| int_at(&r, i)).collect());
-    Ok(judge_freshness(&checks, flags.as_deref()))
+        .map_err(|e| scrub("cannot re-read the row", &e))
+}
+
+/// A connection with the write credential for re-reading `cap`'s table,
+/// the texts to keep out of errors, and the table's column types.
+async fn reader_for(
+    pools: &WritePools,
+    source_id: &str,
+    source: &Source,
+    cap: &Capability,
+) -> Result<
+    (
+        sqlx::pool::PoolConnection<sqlx::Any>,
+        Vec<String>,
+        Arc<ColumnTypes>,
+    ),
+    String,
+> {
+    let (mut conn, secrets) = connect_reader(pools, source_id, source).await?;
+    let types = pools
+        .column_types(&mut conn, source_id, source.engine, cap)
+        .await
+        .map_err(|e| scrubbed("cannot read the table's column types", &e, &secrets))?;
+    Ok((conn, secrets, types))
 }
 
 /// Every frozen member of a set, re-read without a lock: `Gone` if one no
@@ -487,16 +499,7 @@ async fn set_freshness(
             return Ok(RowFreshness::Gone);
         };
         let checks = member_checks(&member);
-        let probe = freshness_probe(dialect, cap, &member, &checks);
-        let row = sqlx::query_with(
-            sqlx::AssertSqlSafe(probe.sql.clone()),
-            arguments(dialect.engine, &probe, types)?,
-        )
-        .fetch_optional(&mut *conn)
-        .await?;
-        let flags: Option<Vec<i64>> =
-            row.map(|r| (0..checks.len()).map(|i| int_at(&r, i)).collect());
-        match judge_freshness(&checks, flags.as_deref()) {
+        match probe(conn, dialect, cap, &member, &checks, types).await? {
             RowFreshness::Current => {}
             RowFreshness::Gone => return Ok(RowFreshness::Gone),
             RowFreshness::Changed(labels) => {
@@ -536,13 +539,9 @@ pub async fn check_set_now(
     let Some(set) = cap.proposal.as_ref().and_then(|p| p.set()) else {
         return Ok(SetCheck::Refused("not a set capability".into()));
     };
-    let (mut conn, secrets) = connect_reader(pools, source_id, source).await?;
+    let (mut conn, secrets, types) = reader_for(pools, source_id, source, cap).await?;
     let scrub = |what: &str, e: &dyn std::fmt::Display| scrubbed(what, e, &secrets);
     let engine = source.engine;
-    let types = pools
-        .column_types(&mut conn, source_id, engine, cap)
-        .await
-        .map_err(|e| scrub("cannot read the table's column types", &e))?;
     let column_type = |c: &str| types.get(c).cloned();
     let dialect = WriteDialect {
         engine,
@@ -1005,20 +1004,48 @@ async fn lock_and_check(
         OperationKind::Delete => freshness_probe(dialect, cap, cs, checks),
         _ => writeback_lock(dialect, cap, cs, checks),
     };
-    let row = sqlx::query_with(
-        sqlx::AssertSqlSafe(lock.sql.clone()),
-        arguments(dialect.engine, &lock, types)?,
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    Ok(row.map(|row| {
+    let flags = check_flags(tx, dialect, &lock, checks.len(), types).await?;
+    Ok(flags.map(|flags| {
         checks
             .iter()
-            .enumerate()
-            .filter(|(i, _)| int_at(&row, *i) != 1)
-            .map(|(_, c)| c.label.clone())
+            .zip(flags)
+            .filter(|(_, f)| *f != 1)
+            .map(|(c, _)| c.label.clone())
             .collect()
     }))
+}
+
+/// Re-read one row without a lock and judge `checks` against it: gone,
+/// changed (the failed labels) or current.
+async fn probe(
+    conn: &mut AnyConnection,
+    dialect: &WriteDialect<'_>,
+    cap: &Capability,
+    cs: &airlock_policy::change_set::ChangeSet,
+    checks: &[airlock_policy::statement::RowCheck],
+    types: &ColumnTypes,
+) -> Result<RowFreshness, sqlx::Error> {
+    let stmt = freshness_probe(dialect, cap, cs, checks);
+    let flags = check_flags(conn, dialect, &stmt, checks.len(), types).await?;
+    Ok(judge_freshness(checks, flags.as_deref()))
+}
+
+/// Run a statement that answers one `1`/`0` per check for one row (`None`:
+/// no row).
+async fn check_flags(
+    conn: &mut AnyConnection,
+    dialect: &WriteDialect<'_>,
+    stmt: &airlock_policy::statement::BoundStatement,
+    count: usize,
+    types: &ColumnTypes,
+) -> Result<Option<Vec<i64>>, sqlx::Error> {
+    let row = sqlx::query_with(
+        sqlx::AssertSqlSafe(stmt.sql.clone()),
+        arguments(dialect.engine, stmt, types)?,
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|r| (0..count).map(|i| int_at(&r, i)).collect()))
 }
 
 /// The guarded UPDATE or DELETE of one row; how many rows it touched.
