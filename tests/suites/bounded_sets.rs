@@ -7,8 +7,6 @@
 //! re-sealed so its digest and totals are consistent), and kill -9 at every
 //! step of a set's apply.
 
-use std::process::Output;
-
 use airlock_ipc::Role;
 use airlock_ipc::message::{ParamMeta, ProposalState, RecordRead};
 use airlock_policy::change_set::ChangeSet;
@@ -18,10 +16,9 @@ use airlock_tests::databases::{
     Database, execute, mysql_reference, postgres_reference, query_strings, reference_config_for,
     sqlite_reference,
 };
-use airlock_tests::executor::ExecutorProcess;
-use airlock_tests::mcp::{agent_env, call, propose_over_mcp, stdio_client};
 use airlock_tests::proposals::{context, load, record, refusal, submit};
 use airlock_tests::runtime as rt;
+use airlock_tests::write_world::{WriteWorld, schema_of};
 use serde_json::{Map, Value, json};
 
 const CLOSE: &str = "tickets.close_overdue";
@@ -66,14 +63,6 @@ fn add_tables(db: &Database) {
     ];
     for sql in stmts.iter().map(String::as_str).chain(rows) {
         execute(db, sql);
-    }
-}
-
-fn schema_of(db: &Database) -> String {
-    match db.engine {
-        Engine::Postgres => "public".to_owned(),
-        Engine::Mysql => db.name.clone(),
-        Engine::Sqlite => "main".to_owned(),
     }
 }
 
@@ -157,95 +146,32 @@ fn config(db: &Database) -> Value {
     v
 }
 
-struct World {
-    exec: ExecutorProcess,
-    db: Database,
-    env: Vec<(&'static str, String)>,
+/// The shared world, with this suite's tables and config.
+struct World(WriteWorld);
+
+impl std::ops::Deref for World {
+    type Target = WriteWorld;
+    fn deref(&self) -> &WriteWorld {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for World {
+    fn deref_mut(&mut self) -> &mut WriteWorld {
+        &mut self.0
+    }
 }
 
 impl World {
     fn start(db: Database, fault: Option<&str>) -> World {
         add_tables(&db);
-        let mut env = vec![
-            ("APP_TENANT_ID", "acme".to_owned()),
-            ("APP_WRITE_URL", db.write_url.clone()),
-        ];
-        if let Some(f) = fault {
-            env.push(("AIRLOCK_FAULT", f.to_owned()));
-        }
-        let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let exec = ExecutorProcess::start(&config(&db), &e);
-        World { exec, db, env }
-    }
-
-    fn restart_after_crash(&mut self, keep_fault: bool) {
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        assert!(
-            !self.exec.is_alive(),
-            "the executor died at its fault point"
-        );
-        self.exec.reap();
-        if !keep_fault {
-            self.env.retain(|(k, _)| *k != "AIRLOCK_FAULT");
-        }
-        let e: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        self.exec.restart(&e);
-    }
-
-    fn propose(&self, capability: &str, args: Value) -> String {
-        rt().block_on(propose_over_mcp(
-            &self.exec.config_path,
-            &self.exec.socket_dir,
-            &self.db.read_url,
-            capability,
-            args,
-        ))
-    }
-
-    fn call(&self, capability: &str, args: Value) -> Value {
-        rt().block_on(async {
-            let client = stdio_client(
-                &self.exec.config_path,
-                &self.exec.socket_dir,
-                &agent_env(&self.db.read_url),
-                &[],
-            )
-            .await;
-            let tool = airlock_policy::catalog::openai_alias(capability);
-            let (_, envelope) = call(&client, &tool, args).await;
-            client.cancel().await.unwrap();
-            envelope
-        })
-    }
-
-    fn cli(&self, args: &[&str]) -> Output {
-        self.exec.cli(args)
-    }
-
-    fn approve(&self, id: &str) -> Output {
-        self.cli(&["proposals", "approve", id, "--yes", "--json"])
-    }
-
-    fn apply(&self, id: &str) -> (Option<i32>, Value) {
-        let out = self.cli(&["apply", id, "--json"]);
-        (
-            out.status.code(),
-            serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
-        )
-    }
-
-    fn show(&self, id: &str) -> Value {
-        let out = self.cli(&["proposals", "show", id, "--json"]);
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+        let cfg = config(&db);
+        World(WriteWorld::start(db, &cfg, fault))
     }
 
     /// `id, status, version` of every ticket, in key order.
     fn tickets(&self) -> Vec<(String, String, String)> {
-        let t = if self.db.engine == Engine::Mysql {
-            "CHAR"
-        } else {
-            "TEXT"
-        };
+        let t = self.text();
         query_strings(
             &self.db,
             &format!("SELECT id, status, CAST(version AS {t}) FROM tickets ORDER BY id"),
@@ -263,21 +189,6 @@ impl World {
             .into_iter()
             .map(|r| r[0].clone().unwrap_or_default())
             .collect()
-    }
-
-    fn verify_ledger(&self) {
-        let out = airlock_tests::airlock(&[
-            "ledger",
-            "verify",
-            "--store",
-            self.exec.store.to_str().unwrap(),
-        ]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
     }
 }
 

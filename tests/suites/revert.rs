@@ -19,24 +19,15 @@ use airlock_tests::databases::{
     Database, execute, mysql_reference, postgres_reference, query_strings, reference_config_for,
     sqlite_reference,
 };
-use airlock_tests::executor::ExecutorProcess;
-use airlock_tests::mcp::propose_over_mcp;
 use airlock_tests::proposals::{honest_proposal, load, refusal, submit, waiver};
 use airlock_tests::runtime as rt;
+use airlock_tests::write_world::{WriteWorld, schema_of};
 use serde_json::{Value, json};
 
 const ACCOUNT: &str = "billing.propose_account_credit";
 const NOTE: &str = "billing.propose_credit_note";
 const DRAFT: &str = "billing.propose_draft_removal";
 const WAIVER: &str = "billing.propose_late_fee_waiver";
-
-fn schema_of(db: &Database) -> String {
-    match db.engine {
-        Engine::Postgres => "public".to_owned(),
-        Engine::Mysql => db.name.clone(),
-        Engine::Sqlite => "main".to_owned(),
-    }
-}
 
 /// The tables of this suite, their rows and the writer's grants.
 fn add_tables(db: &Database) {
@@ -176,49 +167,26 @@ fn json_out(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(out)))
 }
 
-struct World {
-    exec: ExecutorProcess,
-    db: Database,
+/// The shared world, with this suite's tables and config.
+struct World(WriteWorld);
+
+impl std::ops::Deref for World {
+    type Target = WriteWorld;
+    fn deref(&self) -> &WriteWorld {
+        &self.0
+    }
 }
 
 impl World {
     fn start(db: Database) -> World {
         add_tables(&db);
-        let exec = ExecutorProcess::start(
-            &config(&db),
-            &[
-                ("APP_TENANT_ID", "acme"),
-                ("APP_WRITE_URL", db.write_url.as_str()),
-            ],
-        );
-        World { exec, db }
-    }
-
-    fn propose(&self, capability: &str, args: Value) -> String {
-        rt().block_on(propose_over_mcp(
-            &self.exec.config_path,
-            &self.exec.socket_dir,
-            &self.db.read_url,
-            capability,
-            args,
-        ))
-    }
-
-    fn cli(&self, args: &[&str]) -> Output {
-        self.exec.cli(args)
+        let cfg = config(&db);
+        World(WriteWorld::start(db, &cfg, None))
     }
 
     fn approve(&self, id: &str) {
-        let out = self.cli(&["proposals", "approve", id, "--yes", "--json"]);
+        let out = self.0.approve(id);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    }
-
-    fn apply(&self, id: &str) -> (Option<i32>, Value) {
-        let out = self.cli(&["apply", id, "--json"]);
-        (
-            out.status.code(),
-            serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
-        )
     }
 
     /// Propose, approve and apply; the proposal id.
@@ -252,17 +220,9 @@ impl World {
         json_out(&self.cli(&["proposals", "show", id, "--json"]))["proposal"].clone()
     }
 
-    fn cast(&self) -> &'static str {
-        if self.db.engine == Engine::Mysql {
-            "CHAR"
-        } else {
-            "TEXT"
-        }
-    }
-
     /// credit, note, touched_at is set, version of an account.
     fn account(&self, id: &str) -> (String, Option<String>, bool, String) {
-        let t = self.cast();
+        let t = self.text();
         let rows = query_strings(
             &self.db,
             &format!(
@@ -286,16 +246,6 @@ impl World {
         .into_iter()
         .map(|r| r[0].clone().unwrap())
         .collect()
-    }
-
-    fn verify_ledger(&self) {
-        let out = airlock_tests::airlock(&[
-            "ledger",
-            "verify",
-            "--store",
-            self.exec.store.to_str().unwrap(),
-        ]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     }
 }
 

@@ -7,21 +7,17 @@
 //! integer version. Each is proposed over MCP by the real proposer, approved
 //! and applied with the real `airlock` CLI, and checked in the database.
 
-use std::process::Output;
-
 use airlock_ipc::Role;
 use airlock_ipc::message::{ParamMeta, ProposalState, RecordRead};
 use airlock_policy::change_set::ChangeSet;
 use airlock_policy::config::{Engine, OperationKind};
 use airlock_policy::statement::{LookupParam, select_row};
 use airlock_tests::databases::{
-    Database, execute, mysql_reference, postgres_reference, query_strings, reference_config_for,
-    sqlite_reference,
+    Database, execute, mysql_reference, postgres_reference, reference_config_for, sqlite_reference,
 };
-use airlock_tests::executor::ExecutorProcess;
-use airlock_tests::mcp::{agent_env, call, propose_over_mcp, stdio_client};
 use airlock_tests::proposals::{change_set, context, load, record, refusal, submit};
 use airlock_tests::runtime as rt;
+use airlock_tests::write_world::{WriteWorld, schema_of};
 use serde_json::{Map, Value, json};
 
 /// The extra tables, rows and grants on `db` (as its administrator).
@@ -93,14 +89,6 @@ fn add_delete_trigger(db: &Database) {
     };
     for sql in stmts {
         execute(db, sql);
-    }
-}
-
-fn schema_of(db: &Database) -> String {
-    match db.engine {
-        Engine::Postgres => "public".to_owned(),
-        Engine::Mysql => db.name.clone(),
-        Engine::Sqlite => "main".to_owned(),
     }
 }
 
@@ -183,10 +171,21 @@ fn config(db: &Database) -> Value {
     v
 }
 
-struct World {
-    exec: ExecutorProcess,
-    db: Database,
-    env: Vec<(&'static str, String)>,
+/// The shared world, with this suite's tables and config and an approve
+/// that must succeed.
+struct World(WriteWorld);
+
+impl std::ops::Deref for World {
+    type Target = WriteWorld;
+    fn deref(&self) -> &WriteWorld {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for World {
+    fn deref_mut(&mut self) -> &mut WriteWorld {
+        &mut self.0
+    }
 }
 
 impl World {
@@ -198,99 +197,18 @@ impl World {
     /// would) when an apply reaches that point.
     fn start_with_fault(db: Database, fault: Option<&str>) -> World {
         add_tables(&db);
-        let mut env = vec![
-            ("APP_TENANT_ID", "acme".to_owned()),
-            ("APP_WRITE_URL", db.write_url.clone()),
-        ];
-        if let Some(f) = fault {
-            env.push(("AIRLOCK_FAULT", f.to_owned()));
-        }
-        let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let exec = ExecutorProcess::start(&config(&db), &e);
-        World { exec, db, env }
-    }
-
-    /// Collect an executor that died at its fault point and start it again
-    /// (the same ledger), without the fault when `keep_fault` is false.
-    fn restart_after_crash(&mut self, keep_fault: bool) {
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        assert!(
-            !self.exec.is_alive(),
-            "the executor died at its fault point"
-        );
-        self.exec.reap();
-        if !keep_fault {
-            self.env.retain(|(k, _)| *k != "AIRLOCK_FAULT");
-        }
-        let e: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        self.exec.restart(&e);
-    }
-
-    fn restart(&mut self) {
-        self.exec.stop();
-        let e: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        self.exec.restart(&e);
-    }
-
-    fn propose(&self, capability: &str, args: Value) -> String {
-        rt().block_on(propose_over_mcp(
-            &self.exec.config_path,
-            &self.exec.socket_dir,
-            &self.db.read_url,
-            capability,
-            args,
-        ))
-    }
-
-    /// The tool's whole answer, for refusals.
-    fn call(&self, capability: &str, args: Value) -> Value {
-        rt().block_on(async {
-            let client = stdio_client(
-                &self.exec.config_path,
-                &self.exec.socket_dir,
-                &agent_env(&self.db.read_url),
-                &[],
-            )
-            .await;
-            let tool = airlock_policy::catalog::openai_alias(capability);
-            let (_, envelope) = call(&client, &tool, args).await;
-            client.cancel().await.unwrap();
-            envelope
-        })
-    }
-
-    fn cli(&self, args: &[&str]) -> Output {
-        self.exec.cli(args)
+        let cfg = config(&db);
+        World(WriteWorld::start(db, &cfg, fault))
     }
 
     fn approve(&self, id: &str) {
-        let out = self.cli(&["proposals", "approve", id, "--yes", "--json"]);
+        let out = self.0.approve(id);
         assert_eq!(
             out.status.code(),
             Some(0),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-    }
-
-    fn apply(&self, id: &str) -> (Option<i32>, Value) {
-        let out = self.cli(&["apply", id, "--json"]);
-        (
-            out.status.code(),
-            serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
-        )
-    }
-
-    fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
-        query_strings(&self.db, sql)
-    }
-
-    fn text(&self) -> &'static str {
-        if self.db.engine == Engine::Mysql {
-            "CHAR"
-        } else {
-            "TEXT"
-        }
     }
 }
 

@@ -16,6 +16,7 @@ pub mod proposals;
 pub mod receiver;
 pub mod schema;
 pub mod webdriver;
+pub mod write_world;
 
 /// The workspace root (the directory holding the top-level Cargo.toml).
 pub fn workspace_root() -> PathBuf {
