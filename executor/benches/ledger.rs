@@ -4,7 +4,8 @@
 //! (with the evidence of its read, as the proposer submits it).
 //!
 //! `cargo bench -p airlock-executor --bench ledger`
-//! (set TMPDIR to measure another disk)
+//! (set TMPDIR to measure another disk). The PostgreSQL group writes to the
+//! server at AIRLOCK_TEST_POSTGRES_URL (default: the loopback one).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -148,16 +149,18 @@ fn benches(c: &mut Criterion) {
             status: "applied",
             receipt: &receipt,
             detail: None,
+            fence: None,
         })
         .unwrap();
         id
     };
-    let mut g = c.benchmark_group("ledger (WAL, synchronous=FULL)");
-    g.sample_size(50);
-    g.bench_function("record_evidence (one read)", |b| {
-        b.iter(|| {
-            ledger
-                .record_evidence(NewEvidence {
+    // The three writes, on a ledger of either engine.
+    let mut writes = |group: &str, samples: usize, l: &mut Ledger| {
+        let mut g = c.benchmark_group(group);
+        g.sample_size(samples);
+        g.bench_function("record_evidence (one read)", |b| {
+            b.iter(|| {
+                l.record_evidence(NewEvidence {
                     capability: READ,
                     tenant_id: "acme",
                     principal: "agent_17",
@@ -167,17 +170,41 @@ fn benches(c: &mut Criterion) {
                     actor: &actor,
                 })
                 .unwrap()
-        })
+            })
+        });
+        g.bench_function("record_evidence + record_proposal (one proposal)", |b| {
+            b.iter(|| propose(l, black_box(&cs)))
+        });
+        // One apply's ledger work on a proposal: approve, start the job,
+        // record its receipt (each re-verifies the proposal's chain segment).
+        g.bench_function("approve + begin_apply + record_receipt (one apply)", |b| {
+            b.iter(|| whole_story(l))
+        });
+        g.finish();
+    };
+    writes("ledger (WAL, synchronous=FULL)", 50, &mut ledger);
+    // The same writes on a PostgreSQL ledger (a fleet's; the server at
+    // AIRLOCK_TEST_POSTGRES_URL, in a schema of its own, dropped after):
+    // each call its own transaction — the chain lock, a durable commit.
+    let url = std::env::var("AIRLOCK_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let schema = format!("bench_ledger_{}", std::process::id());
+    Ledger::migrate_postgres(&url, &schema).unwrap();
+    let mut pg = Ledger::open_postgres(&url, &schema, 10_000).unwrap();
+    writes("ledger on PostgreSQL (synchronous_commit=on)", 30, &mut pg);
+    drop(pg);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&mut c)
+            .await
+            .unwrap();
     });
-    g.bench_function("record_evidence + record_proposal (one proposal)", |b| {
-        b.iter(|| propose(&mut ledger, black_box(&cs)))
-    });
-    // One apply's ledger work on a proposal: approve, start the job,
-    // record its receipt (each re-verifies the proposal's chain segment).
-    g.bench_function("approve + begin_apply + record_receipt (one apply)", |b| {
-        b.iter(|| whole_story(&mut ledger))
-    });
-    g.finish();
     // Reads on a ledger of a fixed size (STORIES whole stories: evidence,
     // proposal, approval, job start, receipt — 5 events each), so runs and
     // builds compare: the whole-ledger verify, and one proposal's lookup

@@ -6,6 +6,7 @@ use airlock_ipc::ErrorBody;
 use airlock_ipc::error::ErrorCode;
 use airlock_ipc::transport::PeerCredentials;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use airlock_policy::Config;
 use airlock_policy::statement::read_statement;
@@ -42,6 +43,9 @@ pub struct Authority {
     /// Proposal capabilities the schema lock disabled at start, with why
     /// ([`Authority::check_schema_lock`]); set once, before serving.
     schema_lock_disabled: std::sync::OnceLock<BTreeMap<String, String>>,
+    /// The issuer's token verifier (`session_auth`): every request that
+    /// carries a tenant is checked against its own token again here.
+    pub identity: Option<Arc<airlock_identity::Verifier>>,
     ledger: LedgerThread,
 }
 
@@ -109,8 +113,66 @@ impl Authority {
             expiry_wake: tokio::sync::Notify::new(),
             notifier,
             schema_lock_disabled: std::sync::OnceLock::new(),
+            identity: None,
             ledger: LedgerThread::spawn(ledger)?,
         })
+    }
+
+    /// Verify tokens with `verifier` (`session_auth`).
+    pub fn with_identity(mut self, verifier: Option<Arc<airlock_identity::Verifier>>) -> Authority {
+        self.identity = verifier;
+        self
+    }
+
+    /// Under `http_claims`, the tenant and principal a proposer sends must
+    /// be exactly those of the signed token it forwards, checked here with
+    /// the executor's own copy of the issuer's keys: a proposer holds no
+    /// signing key, so it cannot name a tenant no issuer vouched for.
+    /// Without `session_auth` there is no token to check (and one sent is
+    /// refused: the configs disagree).
+    pub async fn check_identity(
+        &self,
+        tenant: &str,
+        principal: &str,
+        token: Option<&str>,
+    ) -> Result<(), ErrorBody> {
+        let refuse = |why: &str, code: &str| {
+            if crate::refusal_log::admit("identity_not_verified") {
+                tracing::warn!(
+                    reason = code,
+                    "refused: the request's identity does not verify"
+                );
+            }
+            Err(ErrorBody::new(ErrorCode::TenantNotAllowed, why.to_owned())
+                .with_details(serde_json::json!({"identity": code})))
+        };
+        let Some(verifier) = &self.identity else {
+            return match token {
+                None => Ok(()),
+                Some(_) => refuse(
+                    "this executor's config has no session_auth, so it cannot verify the token sent; the proposer's config differs",
+                    "not_configured",
+                ),
+            };
+        };
+        let Some(token) = token else {
+            return refuse(
+                "this executor takes tenants only from verified tokens (session_auth), and the request carried none",
+                "no_token",
+            );
+        };
+        match verifier.verify(token).await {
+            Ok(claims) if claims.tenant_id == tenant && claims.principal == principal => Ok(()),
+            Ok(_) => refuse(
+                "the tenant or principal sent is not the one the signed token names",
+                "claims_mismatch",
+            ),
+            Err(airlock_identity::VerifyError::Refused(r)) => refuse(r.message(), r.code()),
+            Err(airlock_identity::VerifyError::KeysUnavailable) => refuse(
+                "the identity provider's keys cannot be fetched right now, so no token verifies; try again shortly",
+                "keys_unavailable",
+            ),
+        }
     }
 
     /// Compare each locked proposal capability's table with the config's
@@ -254,7 +316,14 @@ impl Authority {
         T: Send + 'static,
         F: FnOnce(&mut Ledger) -> Result<T, LedgerError> + Send + 'static,
     {
-        answer(self.ledger.call(durability, f).await)
+        use tracing::Instrument as _;
+        let span = tracing::debug_span!(
+            target: airlock_proposer::telemetry::TARGET,
+            "ledger",
+            db.system = if self.config.storage.shared_postgres.is_some() { "postgresql" } else { "sqlite" },
+            otel.kind = "client"
+        );
+        answer(self.ledger.call(durability, f).instrument(span).await)
     }
 
     /// Run `f` alone on the ledger's thread, outside any batch (see
@@ -326,7 +395,7 @@ pub fn ledger_error(e: LedgerError) -> ErrorBody {
             recorded,
             live,
         } => {
-            tracing::warn!(proposal_id = %proposal_id, recorded = ?recorded, live = %live, "refused: the capability changed since the proposal was recorded");
+            tracing::warn!(proposal_id = %proposal_id, recorded = %crate::log_fields::or_dash(recorded.as_deref()), live = %live, "refused: the capability changed since the proposal was recorded");
             let why = match recorded {
                 Some(_) => {
                     "the capability's definition in the executor's config (its target, source or executor) changed since the proposal was recorded"
@@ -357,6 +426,25 @@ pub fn ledger_error(e: LedgerError) -> ErrorBody {
             ),
         )
         .with_details(json!({"approvals": approvals, "required": required})),
+        LedgerError::Leased {
+            proposal_id,
+            holder,
+            until,
+        } => ErrorBody::new(
+            ErrorCode::Busy,
+            format!(
+                "proposal {proposal_id} is being applied by executor {holder}; nothing was started here. If that executor stopped, another executor takes the apply over after its lease ends ({until})"
+            ),
+        ),
+        LedgerError::Fenced { proposal_id } => {
+            tracing::error!(proposal_id = %proposal_id, "this executor's apply lease was taken over; its receipt was not recorded");
+            ErrorBody::new(
+                ErrorCode::Busy,
+                format!(
+                    "this executor's lease on proposal {proposal_id} ran out and another executor took the apply over; its receipt stands. See `airlock proposals show {proposal_id}`"
+                ),
+            )
+        }
         LedgerError::Expired(id) => ErrorBody::new(
             ErrorCode::Expired,
             format!(

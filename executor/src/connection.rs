@@ -128,6 +128,7 @@ pub async fn serve_connection(
         Ok(RequestFrame {
             id,
             request: Request::Hello(h),
+            ..
         }) => {
             if h.protocol != PROTOCOL {
                 refuse(&mut stream, id, ErrorCode::UnsupportedVersion, format!("this executor speaks {PROTOCOL}; upgrade the client or the executor so they match")).await;
@@ -209,8 +210,8 @@ pub async fn serve_connection(
                 return;
             }
         };
-        let (id, request) = match RequestFrame::decode(&body) {
-            Ok(f) => (f.id, f.request),
+        let (id, request, traceparent) = match RequestFrame::decode(&body) {
+            Ok(f) => (f.id, f.request, f.traceparent),
             Err((id, e)) => {
                 tracing::debug!(peer = %who, code = %e.code(), "undecodable request");
                 let answered = refuse(&mut stream, id.unwrap_or(0), e.code(), e.to_string()).await;
@@ -220,7 +221,35 @@ pub async fn serve_connection(
                 continue;
             }
         };
-        let (response, next) = handle(&auth, &counter, &peer, role, request).await;
+        let message = request.type_name();
+        let started = std::time::Instant::now();
+        // This request's span joins the caller's trace when it sent one
+        // (exported only with --otel-traces-endpoint).
+        let span = tracing::debug_span!(
+            target: airlock_proposer::telemetry::TARGET,
+            "airlock.ipc",
+            otel.name = message,
+            ipc.message = message,
+            otel.kind = "server"
+        );
+        if let Some(parent) = &traceparent {
+            airlock_proposer::telemetry::continue_trace(&span, parent);
+        }
+        let (response, next) = {
+            use tracing::Instrument as _;
+            handle(&auth, &counter, &peer, role, request)
+                .instrument(span)
+                .await
+        };
+        let outcome = match &response {
+            Response::Error(body) => body.code.as_str(),
+            Response::Writeback(w) => {
+                crate::metrics_endpoint::record_apply(&w.status);
+                "ok"
+            }
+            _ => "ok",
+        };
+        crate::metrics_endpoint::record_request(message, outcome, started.elapsed());
         if !send(&mut stream, ResponseFrame { id, response }).await {
             return;
         }
@@ -333,6 +362,22 @@ async fn handle(
         Request::Revert(r) => reply(
             crate::revert::revert(auth, peer, r).await,
             Response::ProposalRecorded,
+        ),
+        Request::ExploreReserve(r) => reply(
+            crate::explore::explore_reserve(auth, peer, r).await,
+            Response::ExploreReserved,
+        ),
+        Request::ExploreCommit(r) => reply(
+            crate::explore::explore_commit(auth, peer, r).await,
+            Response::ExploreCommitted,
+        ),
+        Request::ExploreRelease(r) => reply(
+            crate::explore::explore_release(auth, peer, r).await,
+            Response::ExploreReleased,
+        ),
+        Request::ExploreAudit(r) => reply(
+            crate::explore::explore_audit(auth, r).await,
+            Response::ExploreAudit,
         ),
     }
 }

@@ -32,6 +32,7 @@ use crate::config_file::relative_to_config;
 use crate::connection::serve_connection;
 use crate::hardening;
 use crate::ledger::Ledger;
+use crate::ledger_location::SharedLedger;
 use crate::peer_auth::PeerPolicy;
 
 /// How long in-flight requests may take to finish after SIGTERM.
@@ -42,6 +43,14 @@ pub struct ServeOptions {
     pub config: PathBuf,
     pub store: Option<PathBuf>,
     pub socket_dir: Option<PathBuf>,
+}
+
+/// The apply lease of a fleet executor (`storage.shared_postgres`).
+fn shared_lease_ms(config: &airlock_policy::Config) -> u64 {
+    config.storage.shared_postgres.as_ref().map_or(
+        airlock_policy::config::SharedPostgres::DEFAULT_APPLY_LEASE_MS,
+        |s| s.apply_lease_ms,
+    )
 }
 
 /// The ledger path: `--store`, else `storage.sqlite_path` (relative to the
@@ -167,15 +176,44 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     for w in &peers.warnings {
         tracing::warn!("{w}");
     }
-    // SQLite opens by path: the file and its companions must not be links.
-    // Only root or the executor could swap one in after this check (the
-    // directory is the executor's, mode 0700, under safe ancestors).
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let path = PathBuf::from(format!("{}{suffix}", store.display()));
-        crate::secure_path::refuse_link(&path, "ledger file")?;
-    }
-    let ledger = Ledger::open(&store)
-        .with_context(|| format!("cannot open the ledger {}", store.display()))?;
+    // As every credential: the environment, or a systemd credential.
+    let secret = |k: &str| crate::writeback::credentials::read_secret(k).ok();
+    let shared = SharedLedger::from_config(&config, secret)?;
+    let ledger = match &shared {
+        Some(shared) => {
+            let unreachable = shared.check_distinct_from_sources(&config, secret).await?;
+            for source in unreachable {
+                tracing::warn!(
+                    "source {source} was not reachable at start, so only its address was compared with the ledger's"
+                );
+            }
+            let shared = shared.clone();
+            // Its own connection and runtime: opened off the async threads.
+            let mut ledger = tokio::task::spawn_blocking(move || shared.open())
+                .await
+                .map_err(|e| anyhow!("the ledger could not be opened: {e}"))??;
+            let lease = crate::fleet::lease_for(ledger.instance_id(), shared_lease_ms(&config));
+            tracing::info!(holder = %lease.holder, lease_ms = lease.ms, "fleet executor: applies are leased");
+            ledger.set_apply_lease(Some(lease));
+            ledger
+        }
+        None => {
+            // SQLite opens by path: the file and its companions must not be
+            // links. Only root or the executor could swap one in after this
+            // check (the directory is the executor's, mode 0700, under safe
+            // ancestors).
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let path = PathBuf::from(format!("{}{suffix}", store.display()));
+                crate::secure_path::refuse_link(&path, "ledger file")?;
+            }
+            Ledger::open(&store)
+                .with_context(|| format!("cannot open the ledger {}", store.display()))?
+        }
+    };
+    tracing::info!(
+        "ledger: {}",
+        crate::ledger_location::describe(&store, shared.as_ref())
+    );
     let notifier =
         crate::notify::Notifier::from_config(&config, &opts.config).map_err(|e| anyhow!(e))?;
 
@@ -214,6 +252,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let proposer_listener = bind(&proposer_path, mode(Role::Proposer), group)?;
     let operator_listener = bind(&operator_path, mode(Role::Operator), group)?;
 
+    let identity = identity_verifier(&config).await?;
     let auth = Arc::new(
         Authority::new(
             config,
@@ -223,7 +262,8 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             ledger,
             notifier,
         )
-        .context("cannot start the ledger thread")?,
+        .context("cannot start the ledger thread")?
+        .with_identity(identity),
     );
     // The schema lock is checked once, before any proposal or apply is
     // served: a drifted capability stays disabled until a restart.
@@ -248,6 +288,40 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         Arc::clone(&auth),
         shutdown_rx.clone(),
     ));
+    if let (true, Some(listen)) = (
+        auth.config.metrics.enabled,
+        auth.config.metrics.executor_listen,
+    ) {
+        let token = match &auth.config.metrics.token_env {
+            Some(var) => Some(
+                crate::writeback::credentials::read_secret(var)
+                    .ok()
+                    .filter(|t| t.len() >= 16)
+                    .ok_or_else(|| {
+                        anyhow!("metrics.token_env names {var}, which is not set or shorter than 16 characters")
+                    })?,
+            ),
+            None => None,
+        };
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on metrics.executor_listen {listen}"))?;
+        let handle = crate::metrics_endpoint::install()?;
+        let (auth, rx) = (Arc::clone(&auth), shutdown_rx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::metrics_endpoint::serve(auth, handle, listener, token, rx).await
+            {
+                tracing::error!(error = %format!("{e:#}"), "the metrics endpoint stopped");
+            }
+        });
+    }
+    if shared.is_some() {
+        tokio::spawn(crate::fleet::take_over_expired_forever(
+            Arc::clone(&auth),
+            crate::fleet::look_every(shared_lease_ms(&auth.config)),
+            shutdown_rx.clone(),
+        ));
+    }
 
     loop {
         let (accepted, role) = tokio::select! {
@@ -403,4 +477,25 @@ pub fn describe_peer(creds: &PeerCredentials) -> String {
         creds.gid,
         creds.pid.map_or("?".into(), |p| p.to_string())
     )
+}
+
+/// The executor's own verifier of the tokens proposers forward
+/// (`session_auth`), its keys fetched now so that a wrong URL stops the
+/// start instead of every request. The URL is read like a credential (an
+/// environment variable or a systemd credential of that name).
+async fn identity_verifier(
+    config: &airlock_policy::Config,
+) -> anyhow::Result<Option<Arc<airlock_identity::Verifier>>> {
+    let Some(auth) = &config.session_auth else {
+        return Ok(None);
+    };
+    let url = crate::writeback::credentials::read_secret(&auth.jwks_url_env)
+        .map_err(|e| anyhow!("session_auth.jwks_url_env: {e}"))?;
+    let verifier = airlock_identity::Verifier::new(auth.clone(), url.trim().to_owned())
+        .map_err(|e| anyhow!("session_auth.jwks_url_env ({}): {e}", auth.jwks_url_env))?;
+    verifier
+        .prefetch()
+        .await
+        .map_err(|e| anyhow!("cannot fetch the issuer's keys (session_auth.jwks_url_env): {e}"))?;
+    Ok(Some(Arc::new(verifier)))
 }

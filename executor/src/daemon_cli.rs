@@ -38,6 +38,11 @@ enum Command {
         /// Log format on stderr.
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         log_format: String,
+        /// Export OpenTelemetry traces (OTLP over HTTP, JSON) to this
+        /// collector URL, e.g. http://127.0.0.1:4318/v1/traces; a proposer's
+        /// request joins the proposer's trace. Off by default.
+        #[arg(long, value_name = "URL")]
+        otel_traces_endpoint: Option<String>,
     },
 }
 
@@ -55,8 +60,27 @@ pub fn main() -> ExitCode {
         store,
         socket_dir,
         log_format,
+        otel_traces_endpoint,
     } = cli.command;
-    init_logging(&log_format);
+    let mut telemetry =
+        match airlock_proposer::telemetry::init(&airlock_proposer::telemetry::TelemetryOptions {
+            service: "airlock-executor",
+            log_format: &log_format,
+            default_filter: "info",
+            // Colour only on a terminal: journald and log files get plain text.
+            ansi: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            otel_traces_endpoint: otel_traces_endpoint.as_deref(),
+        }) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("airlock-executor: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    if let Err(e) = telemetry.start_traces() {
+        eprintln!("airlock-executor: {e}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -78,21 +102,5 @@ pub fn main() -> ExitCode {
             eprintln!("airlock-executor: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour only on a terminal: journald and log files get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }

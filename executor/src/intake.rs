@@ -180,7 +180,7 @@ impl IntakeMeter {
 }
 
 /// Size of `value` as JSON, without keeping the text.
-fn json_len<T: serde::Serialize>(value: &T) -> u64 {
+pub(crate) fn json_len<T: serde::Serialize>(value: &T) -> u64 {
     struct Count(u64);
     impl std::io::Write for Count {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -223,29 +223,58 @@ pub async fn record_read(
     if !auth.peers.may_claim(peer.creds.uid, &ctx.tenant_id) {
         return Err(tenant_refused(peer));
     }
-    if let Err(errs) = validate_args(cap, Some(&serde_json::Value::Object(req.args.clone()))) {
-        return Err(ErrorBody::new(
-            ErrorCode::InvalidRequest,
-            "the read's arguments do not match the capability",
-        )
-        .with_details(json!(errs)));
-    }
-    if auth.query_fingerprints.get(&cap.name) != Some(&req.query_fingerprint) {
-        return Err(ErrorBody::new(
-            ErrorCode::PolicyViolation,
-            "the query fingerprint is not the reviewed statement of this capability",
-        ));
-    }
-    if req.rows.len() > MAX_ROWS_PER_READ.min(cap.read_row_cap() as usize)
-        || req.parameters.len() > MAX_PARAMS_PER_READ
-    {
-        return invalid(format!(
-            "at most {} rows for this capability",
-            cap.read_row_cap()
-        ));
+    auth.check_identity(
+        &ctx.tenant_id,
+        &ctx.principal,
+        req.identity_token.as_deref(),
+    )
+    .await?;
+    if let Some(spec) = &cap.list {
+        // A list read's page: the expected statement, parameters, row
+        // count and filters follow from its recorded arguments.
+        check_list_page(auth, cap, spec, &req)?;
+    } else {
+        if let Err(errs) = validate_args(cap, Some(&serde_json::Value::Object(req.args.clone()))) {
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                "the read's arguments do not match the capability",
+            )
+            .with_details(json!(errs)));
+        }
+        if auth.query_fingerprints.get(&cap.name) != Some(&req.query_fingerprint) {
+            return Err(ErrorBody::new(
+                ErrorCode::PolicyViolation,
+                "the query fingerprint is not the reviewed statement of this capability",
+            ));
+        }
+        // An aggregate read records its released result, never member
+        // rows: exactly its group columns and values (or the suppression
+        // marker). No row carries a tenant column; the tenant was checked
+        // with `may_claim` above and is bound into the reviewed statement.
+        if let Some(spec) = &cap.aggregate
+            && let Err(why) = airlock_policy::aggregate_read::check_evidence_rows(spec, &req.rows)
+        {
+            return Err(ErrorBody::new(
+                ErrorCode::PolicyViolation,
+                format!("the evidence is not this aggregate's released result: {why}"),
+            ));
+        }
+        if req.rows.len() > MAX_ROWS_PER_READ.min(cap.read_row_cap() as usize)
+            || req.parameters.len() > MAX_PARAMS_PER_READ
+        {
+            return invalid(format!(
+                "at most {} rows for this capability",
+                cap.read_row_cap()
+            ));
+        }
     }
     let allowed = cap.read_columns();
-    for row in &req.rows {
+    let member_rows = if cap.aggregate.is_some() {
+        &[][..]
+    } else {
+        &req.rows[..]
+    };
+    for row in member_rows {
         if let Some(col) = row.keys().find(|k| !allowed.contains(&k.as_str())) {
             return Err(ErrorBody::new(
                 ErrorCode::PolicyViolation,
@@ -292,9 +321,46 @@ pub async fn record_read(
     })
 }
 
-fn tenant_refused(peer: &Peer) -> ErrorBody {
+/// The executor's own check of one page of a list read
+/// (`airlock_policy::list_read::check_evidence`), on its own config.
+fn check_list_page(
+    auth: &Authority,
+    cap: &airlock_policy::config::Capability,
+    spec: &airlock_policy::list_read::ListSpec,
+    req: &RecordRead,
+) -> Result<(), ErrorBody> {
+    use airlock_policy::list_read::{RecordedPage, RefusalKind, check_evidence};
+    let Some(engine) = auth.config.source_for(cap).map(|s| s.engine) else {
+        return Err(ErrorBody::new(
+            ErrorCode::InvalidRequest,
+            "the capability's source is not configured",
+        ));
+    };
+    let parameters: Vec<(u32, &str, &str)> = req
+        .parameters
+        .iter()
+        .map(|p| (p.position, p.bound_from.as_str(), p.json_type.as_str()))
+        .collect();
+    let page = RecordedPage {
+        args: &req.args,
+        fingerprint: &req.query_fingerprint,
+        parameters: &parameters,
+        rows: &req.rows,
+    };
+    check_evidence(engine, cap, spec, &req.context, page)
+        .map(drop)
+        .map_err(|r| {
+            let code = match r.kind {
+                RefusalKind::InvalidRequest => ErrorCode::InvalidRequest,
+                RefusalKind::PolicyViolation => ErrorCode::PolicyViolation,
+            };
+            ErrorBody::new(code, r.message)
+        })
+}
+
+pub(crate) fn tenant_refused(peer: &Peer) -> ErrorBody {
     if crate::refusal_log::admit("tenant_not_allowed") {
-        tracing::warn!(uid = peer.creds.uid, pid = ?peer.creds.pid, "refused: tenant not claimable by this peer");
+        tracing::warn!(uid = peer.creds.uid, pid = %crate::log_fields::or_dash(peer.creds.pid), "refused: tenant not claimable by this peer");
     }
     ErrorBody::new(
         ErrorCode::TenantNotAllowed,
@@ -339,7 +405,7 @@ pub async fn submit_proposal(
                 return Err(tenant_refused(peer));
             }
             if crate::refusal_log::admit("policy_violation") {
-                tracing::warn!(uid, count = violations.len(), first = ?violations.first().map(|v| v.code), "proposal refused by policy");
+                tracing::warn!(uid, count = violations.len(), first = %crate::log_fields::or_dash(violations.first().and_then(|v| serde_json::to_value(v.code).ok()).and_then(|c| c.as_str().map(str::to_owned))), "proposal refused by policy");
             }
             let summary: Vec<String> = violations.iter().take(3).map(ToString::to_string).collect();
             return Err(ErrorBody::new(
@@ -352,6 +418,12 @@ pub async fn submit_proposal(
             .with_details(json!({"violations": violations})));
         }
     };
+    auth.check_identity(
+        &verified.tenant_id,
+        &verified.principal,
+        req.identity_token.as_deref(),
+    )
+    .await?;
     let Some(cap) = auth
         .config
         .capability(&verified.capability)

@@ -15,9 +15,12 @@
 //! Secret-looking material is refused before anything is written
 //! (invariant 7).
 //!
-//! One exception, which is not a record: notification delivery state
+//! Two exceptions, which are not records: notification delivery state
 //! (`notifications`) is updated in place beside the chain; it can only
-//! cause or suppress a notification, which authorizes nothing.
+//! cause or suppress a notification, which authorizes nothing. And Scoped
+//! Explore's pending reservations (`explore`) live beside the chain until
+//! they end; every query they stand for is then audited as a chained
+//! `explore_query` record, which is what the budgets are counted from.
 
 use std::path::Path;
 
@@ -30,10 +33,24 @@ use airlock_policy::change_set::{ChangeSet, scalar_text};
 use airlock_policy::prune::{PruneEvent, PrunePlan, plan as prune_plan};
 use airlock_policy::quorum::Vote;
 use airlock_policy::secrets::{SecretFinding, find_secrets};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::args;
+use db::{Db, DbError, DbRow as Row, Dialect, OptionalExt};
+
+/// A result of the ledger's database.
+type DbResult<T> = Result<T, DbError>;
 use serde_json::{Map, Value, json};
 
+pub mod db;
+mod explore;
+mod leases;
 mod notifications;
+mod pg_schema;
+#[cfg(test)]
+mod pg_tests;
+pub use explore::{ExploreCommitted, ExploreReserved, ExploreScope};
+pub use leases::ApplyLease;
 pub use notifications::{Delivery, DeliveryOutcome, SinkCounts, body_for};
 
 /// The schema version this build writes: one per migration.
@@ -230,6 +247,60 @@ CREATE TRIGGER votes_append_only_d BEFORE DELETE ON votes BEGIN SELECT RAISE(ABO
 CREATE TRIGGER stale_approvals_append_only_u BEFORE UPDATE ON stale_approvals BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER stale_approvals_append_only_d BEFORE DELETE ON stale_approvals BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 "#,
+    // Scoped Explore (`ledger/explore.rs`): each audited query
+    // (`explore_query` events, the records the budgets are counted from),
+    // and the reservations not yet committed or released — transient state
+    // beside the chain, like notification deliveries: a reservation is not
+    // evidence, and its query is audited when it ends.
+    r#"
+CREATE TABLE explore_queries (
+    query_id             TEXT PRIMARY KEY,
+    seq                  INTEGER NOT NULL UNIQUE REFERENCES events(seq),
+    reservation_id       TEXT,
+    tenant_id            TEXT NOT NULL,
+    principal            TEXT NOT NULL,
+    resource             TEXT,
+    variant              TEXT,
+    cohort               TEXT,
+    plan                 TEXT,
+    outcome              TEXT NOT NULL CHECK (outcome IN ('released', 'suppressed', 'refused', 'failed')),
+    reason               TEXT,
+    cells                INTEGER NOT NULL,
+    suppressed_groups    INTEGER NOT NULL,
+    charged_query        INTEGER NOT NULL,
+    charged_variant      INTEGER NOT NULL,
+    complete_release     INTEGER NOT NULL,
+    suppression_release  INTEGER NOT NULL,
+    charged_ms           INTEGER NOT NULL,
+    uid                  INTEGER NOT NULL,
+    user                 TEXT,
+    at                   TEXT NOT NULL,
+    at_ms                INTEGER NOT NULL
+);
+-- The budgets read one tenant and principal's last 24 hours.
+CREATE INDEX explore_queries_window ON explore_queries(tenant_id, principal, charged_ms);
+CREATE INDEX explore_queries_tenant ON explore_queries(tenant_id, seq);
+CREATE TRIGGER explore_queries_append_only_u BEFORE UPDATE ON explore_queries BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER explore_queries_append_only_d BEFORE DELETE ON explore_queries BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TABLE explore_reservations (
+    reservation_id    TEXT PRIMARY KEY,
+    tenant_id         TEXT NOT NULL,
+    principal         TEXT NOT NULL,
+    uid               INTEGER NOT NULL,
+    user              TEXT,
+    resource          TEXT NOT NULL,
+    variant           TEXT NOT NULL,
+    cohort            TEXT NOT NULL,
+    aggregate         INTEGER NOT NULL,
+    cohort_protected  INTEGER NOT NULL,
+    total             INTEGER NOT NULL,
+    max_cells         INTEGER NOT NULL,
+    plan              TEXT NOT NULL,
+    reserved_ms       INTEGER NOT NULL
+);
+CREATE INDEX explore_reservations_scope ON explore_reservations(tenant_id, principal);
+CREATE INDEX explore_reservations_reserved ON explore_reservations(reserved_ms);
+"#,
 ];
 
 /// What makes a ledger file a prune archive: a copy of the `ledger_pruned`
@@ -260,6 +331,7 @@ const PRUNED_TABLES: &[&str] = &[
     "expirations",
     "proposals",
     "evidence",
+    "explore_queries",
     "prunes",
     "events",
 ];
@@ -267,7 +339,7 @@ const PRUNED_TABLES: &[&str] = &[
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error("ledger database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Db(#[from] DbError),
     #[error(
         "the ledger at {path} was written by a newer Airlock (schema {found}, this build knows {SCHEMA_VERSION}); upgrade airlock"
     )]
@@ -302,6 +374,29 @@ pub enum LedgerError {
         recorded: Option<String>,
         live: String,
     },
+    /// The PostgreSQL ledger's schema is not at this build's version.
+    #[error(
+        "the ledger schema {schema} is at version {found}, not {SCHEMA_VERSION}; run `airlock ledger migrate` (with the schema owner's credentials)"
+    )]
+    NeedsMigration { schema: String, found: i64 },
+    /// Another executor of the fleet holds the proposal's apply lease.
+    #[error(
+        "proposal {proposal_id} is being applied by executor {holder} (its lease runs until {until})"
+    )]
+    Leased {
+        proposal_id: String,
+        holder: String,
+        until: String,
+    },
+    /// This executor's lease on the apply was taken over: its receipt is
+    /// not recorded (the executor that took over records its own).
+    #[error(
+        "the apply lease of proposal {proposal_id} was taken over by another executor; this executor's receipt was not recorded"
+    )]
+    Fenced { proposal_id: String },
+    /// The operation works on an SQLite ledger file only.
+    #[error("this works on an SQLite ledger file; the ledger is on PostgreSQL")]
+    NotSqlite,
     /// The file is a prune archive, not a ledger an executor may serve.
     #[error("{0} is a prune archive, not a ledger; serve the ledger it was pruned from")]
     IsArchive(String),
@@ -317,11 +412,18 @@ pub enum LedgerError {
     },
 }
 
+impl From<rusqlite::Error> for LedgerError {
+    fn from(e: rusqlite::Error) -> Self {
+        LedgerError::Db(DbError::Sqlite(e))
+    }
+}
+
 impl LedgerError {
     /// The disk fault behind this error, if that is what it is.
     pub fn storage_fault(&self) -> Option<StorageFault> {
         match self {
-            LedgerError::Sqlite(e) => StorageFault::of(e),
+            LedgerError::Db(DbError::Sqlite(e)) => StorageFault::of(e),
+            LedgerError::Db(e) => StorageFault::of_sqlstate(e.sqlstate().as_deref()),
             LedgerError::CommitFailed { fault, .. } => *fault,
             _ => None,
         }
@@ -343,6 +445,17 @@ impl StorageFault {
             rusqlite::ErrorCode::DiskFull => Some(StorageFault::Full),
             rusqlite::ErrorCode::ReadOnly => Some(StorageFault::ReadOnly),
             rusqlite::ErrorCode::SystemIoFailure => Some(StorageFault::Io),
+            _ => None,
+        }
+    }
+
+    /// PostgreSQL's classes: 53100 disk full, 25006 read-only
+    /// transaction, 58030 I/O error.
+    pub fn of_sqlstate(code: Option<&str>) -> Option<StorageFault> {
+        match code? {
+            "53100" => Some(StorageFault::Full),
+            "25006" => Some(StorageFault::ReadOnly),
+            "58030" => Some(StorageFault::Io),
             _ => None,
         }
     }
@@ -432,6 +545,9 @@ pub enum ApplyStart {
         attempt: u32,
         resumed: bool,
         detail: Box<ProposalDetail>,
+        /// The fencing token of this executor's apply lease (a fleet's
+        /// PostgreSQL ledger); its receipt must carry it.
+        fence: Option<i64>,
     },
     /// The proposal was applied already: its receipt.
     Done { receipt: Value },
@@ -447,6 +563,8 @@ pub struct NewReceipt<'a> {
     pub receipt: &'a Value,
     /// A short, redacted note for the operator.
     pub detail: Option<&'a str>,
+    /// The fencing token the job started with (`ApplyStart::Run`).
+    pub fence: Option<i64>,
 }
 
 /// Everything the ledger knows about one proposal, in order.
@@ -483,11 +601,15 @@ pub struct VerifyReport {
 }
 
 pub struct Ledger {
-    conn: Connection,
+    conn: Db,
     /// Process-unique salt for ids.
     id_salt: String,
+    /// Ids minted for rows that are not events (reservations).
+    minted: u64,
     /// The connection's current `PRAGMA synchronous` is FULL.
     sync_full: bool,
+    /// A fleet executor's apply lease (PostgreSQL ledgers).
+    lease: Option<ApplyLease>,
 }
 
 /// How durable a batch of ledger work must be when its callers are answered.
@@ -551,16 +673,109 @@ impl Ledger {
         // 8 MiB of page cache (SQLite's default is 2): the indexes a write
         // touches stay in memory as the ledger grows.
         conn.pragma_update(None, "cache_size", -8192)?;
+        let conn = Db::sqlite(conn);
         if is_archive(&conn)? {
             return Err(LedgerError::IsArchive(path.display().to_string()));
         }
         let mut ledger = Ledger {
             conn,
             id_salt: format!("{}:{}", std::process::id(), Timestamp::now().ms),
+            minted: 0,
             sync_full: true,
+            lease: None,
         };
         ledger.migrate(path)?;
         Ok(ledger)
+    }
+
+    /// Open the ledger in PostgreSQL schema `schema` at `url` (a fleet's
+    /// shared ledger). The schema must be at this build's version
+    /// (`airlock ledger migrate` creates and upgrades it; an executor never
+    /// changes the schema).
+    pub fn open_postgres(
+        url: &str,
+        schema: &str,
+        lock_timeout_ms: u64,
+    ) -> Result<Ledger, LedgerError> {
+        let conn = Db::postgres(db::Pg::connect(url, schema, lock_timeout_ms)?);
+        let version = pg_schema::version(&conn)?;
+        if version != SCHEMA_VERSION {
+            return Err(LedgerError::NeedsMigration {
+                schema: schema.to_owned(),
+                found: version,
+            });
+        }
+        Ok(Ledger {
+            conn,
+            id_salt: fleet_salt(),
+            minted: 0,
+            sync_full: true,
+            lease: None,
+        })
+    }
+
+    /// Grant `role` (an executor's) what it needs on the ledger schema, and
+    /// nothing more (`pg_schema::grants_sql`).
+    pub fn grant_postgres(url: &str, schema: &str, role: &str) -> Result<String, LedgerError> {
+        if !is_pg_role_name(role) {
+            return Err(LedgerError::Corrupt(format!(
+                "`{}` is not a role name (letters, digits and underscores)",
+                role.escape_debug()
+            )));
+        }
+        let sql = pg_schema::grants_sql(schema, role);
+        let conn = Db::postgres(db::Pg::connect(url, schema, 60_000)?);
+        conn.execute_batch(&sql)?;
+        Ok(sql)
+    }
+
+    /// Create or upgrade the ledger in PostgreSQL schema `schema` (creating
+    /// the schema if missing), one transaction per migration under the
+    /// chain lock; returns (version before, version after).
+    pub fn migrate_postgres(url: &str, schema: &str) -> Result<(i64, i64), LedgerError> {
+        let conn = Db::postgres(db::Pg::connect(url, schema, 60_000)?);
+        conn.execute_batch(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))?;
+        let before = pg_schema::version(&conn)?;
+        if before > SCHEMA_VERSION {
+            return Err(LedgerError::TooNew {
+                path: format!("schema {schema}"),
+                found: before,
+            });
+        }
+        for sql in pg_schema::migrations(before) {
+            conn.begin()?;
+            if let Err(e) = conn.execute_batch(&sql) {
+                let _ = conn.rollback();
+                return Err(e.into());
+            }
+            conn.commit()?;
+        }
+        Ok((before, pg_schema::version(&conn)?))
+    }
+
+    /// The bytes the ledger takes: its SQLite file (pages × page size, WAL
+    /// not included), or its tables and indexes in PostgreSQL.
+    pub fn storage_bytes(&self) -> Result<u64, LedgerError> {
+        if let Some(c) = self.conn.as_sqlite() {
+            let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            let size: i64 = c.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            return Ok(pages.saturating_mul(size).max(0) as u64);
+        }
+        Ok(self.conn.one::<Option<i64>>(
+            "SELECT SUM(pg_total_relation_size(c.oid))::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind = 'r'",
+            args![],
+        )?.unwrap_or(0).max(0) as u64)
+    }
+
+    /// Take a lease on each apply this ledger starts (a fleet's executor
+    /// on a PostgreSQL ledger).
+    pub fn set_apply_lease(&mut self, lease: Option<ApplyLease>) {
+        self.lease = lease;
+    }
+
+    /// This process's id in the fleet (unique across hosts).
+    pub fn instance_id(&self) -> &str {
+        &self.id_salt
     }
 
     /// Open an existing ledger read-only (for `ledger verify`).
@@ -570,16 +785,17 @@ impl Ledger {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         Ok(Ledger {
-            conn,
+            conn: Db::sqlite(conn),
             id_salt: String::new(),
+            minted: 0,
             sync_full: false,
+            lease: None,
         })
     }
 
     fn migrate(&mut self, path: &Path) -> Result<(), LedgerError> {
-        let version: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let conn = self.conn.as_sqlite_mut().ok_or(LedgerError::NotSqlite)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
             return Err(LedgerError::TooNew {
                 path: path.display().to_string(),
@@ -587,7 +803,7 @@ impl Ledger {
             });
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction()?;
+            let tx = conn.transaction()?;
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
@@ -601,16 +817,18 @@ impl Ledger {
     /// others still commit.
     pub fn begin_batch(&mut self, durability: Durability) -> Result<(), LedgerError> {
         let full = durability == Durability::Now;
-        if full != self.sync_full {
+        if let Some(conn) = self.conn.as_sqlite()
+            && full != self.sync_full
+        {
             // Only between transactions. The WAL keeps every frame in order,
             // so a FULL commit's fsync also covers the NORMAL ones before it.
-            self.conn
-                .pragma_update(None, "synchronous", if full { "FULL" } else { "NORMAL" })?;
+            conn.pragma_update(None, "synchronous", if full { "FULL" } else { "NORMAL" })?;
             self.sync_full = full;
         }
-        // Deferred: this connection is the ledger's only writer (the store
-        // lock), so a batch of queries need not take the write lock at all.
-        self.conn.execute_batch("BEGIN")?;
+        // SQLite: deferred, since this connection is the ledger's only
+        // writer (the store lock), so a batch of queries need not take the
+        // write lock at all. PostgreSQL: the fleet's chain lock first.
+        self.conn.begin_with(!full)?;
         Ok(())
     }
 
@@ -645,15 +863,17 @@ impl Ledger {
     /// If the commit fails (e.g. the disk is full) nothing of the batch is
     /// stored.
     pub fn commit_batch(&mut self) -> Result<(), LedgerError> {
-        match self.conn.execute_batch("COMMIT") {
+        let open = !self.conn.is_autocommit();
+        match self.conn.commit() {
             Ok(()) => Ok(()),
             Err(e) => {
-                if !self.conn.is_autocommit() {
-                    let _ = self.conn.execute_batch("ROLLBACK");
+                if open && self.conn.as_sqlite().is_some_and(|c| !c.is_autocommit()) {
+                    let _ = self.conn.rollback();
                 }
+                let detail = e.to_string();
                 Err(LedgerError::CommitFailed {
-                    fault: StorageFault::of(&e),
-                    detail: e.to_string(),
+                    fault: LedgerError::Db(e).storage_fault(),
+                    detail,
                 })
             }
         }
@@ -663,24 +883,25 @@ impl Ledger {
     /// return the current page count.
     #[cfg(test)]
     pub(crate) fn limit_pages_for_test(&mut self, pages: Option<i64>) -> Result<i64, LedgerError> {
+        let conn = self.conn.as_sqlite().ok_or(LedgerError::NotSqlite)?;
         if let Some(p) = pages {
-            self.conn
-                .query_row(&format!("PRAGMA max_page_count = {p}"), [], |_| Ok(()))?;
+            conn.query_row(&format!("PRAGMA max_page_count = {p}"), [], |_| Ok(()))?;
         }
-        Ok(self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?)
+        Ok(conn.query_row("PRAGMA page_count", [], |r| r.get(0))?)
     }
 
     /// Flush the WAL into the main file (on clean shutdown).
     pub fn checkpoint(&self) -> Result<(), LedgerError> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        if let Some(conn) = self.conn.as_sqlite() {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
         Ok(())
     }
 
-    fn next_seq(conn: &Connection) -> Result<i64, LedgerError> {
+    fn next_seq(conn: &Db) -> Result<i64, LedgerError> {
         Ok(conn
             .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM events")?
-            .query_row([], |r| r.get(0))?)
+            .query_row(args![], |r| r.get(0))?)
     }
 
     fn new_id(salt: &str, prefix: &str, seq: i64) -> String {
@@ -699,7 +920,7 @@ impl Ledger {
 
     /// Append one event to the chain inside `tx`; returns (seq, hash).
     fn append_event(
-        tx: &Connection,
+        tx: &Db,
         at: &Timestamp,
         kind: &str,
         proposal_id: Option<&str>,
@@ -709,7 +930,7 @@ impl Ledger {
     ) -> Result<(i64, String), LedgerError> {
         let (prev_seq, prev_hash): (i64, String) = tx
             .prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(args![], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
             .unwrap_or((0, GENESIS_HASH.to_owned()));
         let seq = prev_seq + 1;
@@ -729,7 +950,7 @@ impl Ledger {
         tx.prepare_cached(
             "INSERT INTO events (seq, at, kind, proposal_id, evidence_id, actor_uid, actor_user, payload, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?
-        .execute(params![seq, at.text, kind, proposal_id, evidence_id, actor.map(|a| a.uid), actor.and_then(|a| a.user.clone()), payload_text, prev_hash, hash],
+        .execute(args![seq, at.text, kind, proposal_id, evidence_id, actor.map(|a| a.uid), actor.and_then(|a| a.user.clone()), payload_text, prev_hash, hash],
         )?;
         Ok((seq, hash))
     }
@@ -770,7 +991,7 @@ impl Ledger {
         tx.prepare_cached(
             "INSERT INTO evidence (evidence_id, seq, capability, tenant_id, principal, query_fingerprint, parameters, rows_json, recorded_uid, recorded_user, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?
-        .execute(params![id, seq, ev.capability, ev.tenant_id, ev.principal, ev.query_fingerprint, canonical_json(&parameters), canonical_json(&rows), ev.actor.uid, ev.actor.user, at.text],
+        .execute(args![id, seq, ev.capability, ev.tenant_id, ev.principal, ev.query_fingerprint, canonical_json(&parameters), canonical_json(&rows), ev.actor.uid, ev.actor.user, at.text],
         )?;
         tx.commit()?;
         Ok((id, at.text))
@@ -832,7 +1053,7 @@ impl Ledger {
         tx.prepare_cached(
             "INSERT INTO proposals (proposal_id, seq, capability, tenant_id, object_id, principal, change_set, proposal_hash, evidence_id, required_role, proposer_uid, proposer_user, created_at, created_ms, expires_at, expires_ms, capability_digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         )?
-        .execute(params![
+        .execute(args![
                 id, seq, p.change_set.capability, p.change_set.tenant_id, object_id, p.change_set.principal,
                 canonical_json(&cs_value), hash, p.evidence_id, p.required_role, p.actor.uid, p.actor.user,
                 at.text, at.ms, expires.text, expires.ms, p.capability_digest
@@ -895,8 +1116,8 @@ impl Ledger {
                         &record,
                     )?;
                     tx.execute(
-                        "INSERT INTO votes (proposal_id, seq, uid, user, at, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![proposal_id, seq, actor.uid, actor.user, at.text, note],
+                        "INSERT INTO votes (proposal_id, seq, uid, \"user\", at, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        args![proposal_id, seq, actor.uid, actor.user, at.text, note],
                     )?;
                     tx.commit()?;
                     return Ok(Decision {
@@ -929,8 +1150,8 @@ impl Ledger {
             &record,
         )?;
         tx.execute(
-            "INSERT INTO decisions (proposal_id, seq, decision, uid, user, at, at_ms, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![proposal_id, seq, decision.as_str(), actor.uid, actor.user, at.text, at.ms, note],
+            "INSERT INTO decisions (proposal_id, seq, decision, uid, \"user\", at, at_ms, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            args![proposal_id, seq, decision.as_str(), actor.uid, actor.user, at.text, at.ms, note],
         )?;
         tx.commit()?;
         Ok(Decision {
@@ -945,18 +1166,19 @@ impl Ledger {
 
     /// The distinct approvals a proposal needs (from its hashed record;
     /// 1 when it names none) and the uids whose approvals are counted.
-    fn quorum_in(conn: &Connection, proposal_id: &str) -> Result<(u32, Vec<u32>), LedgerError> {
+    fn quorum_in(conn: &Db, proposal_id: &str) -> Result<(u32, Vec<u32>), LedgerError> {
         let required: Option<i64> = conn
-            .prepare_cached(
-                "SELECT json_extract(e.payload, '$.required_approvals') FROM proposals p JOIN events e ON e.seq = p.seq WHERE p.proposal_id = ?1",
-            )?
-            .query_row([proposal_id], |r| r.get(0))
+            .prepare_cached(&format!(
+                "SELECT {} FROM proposals p JOIN events e ON e.seq = p.seq WHERE p.proposal_id = ?1",
+                json_int(conn.dialect(), "e.payload", "required_approvals")
+            ))?
+            .query_row(args![proposal_id], |r| r.get(0))
             .optional()?
             .flatten();
         let required = required.map_or(1, |n| u32::try_from(n).unwrap_or(u32::MAX));
         let prior = conn
             .prepare_cached("SELECT uid FROM votes WHERE proposal_id = ?1 ORDER BY seq")?
-            .query_map([proposal_id], |r| r.get::<_, u32>(0))?
+            .query_map(args![proposal_id], |r| r.get::<_, u32>(0))?
             .collect::<Result<Vec<_>, _>>()?;
         Ok((required, prior))
     }
@@ -964,14 +1186,15 @@ impl Ledger {
     /// The reviewed dependency rows recorded with a proposal (none for a
     /// proposal without `proposal_freshness`).
     fn dependencies_in(
-        conn: &Connection,
+        conn: &Db,
         proposal_id: &str,
     ) -> Result<Vec<DependencyVersion>, LedgerError> {
         let deps: Option<String> = conn
-            .prepare_cached(
-                "SELECT json_extract(e.payload, '$.dependencies') FROM proposals p JOIN events e ON e.seq = p.seq WHERE p.proposal_id = ?1",
-            )?
-            .query_row([proposal_id], |r| r.get(0))
+            .prepare_cached(match conn.dialect() {
+                Dialect::Sqlite => "SELECT json_extract(e.payload, '$.dependencies') FROM proposals p JOIN events e ON e.seq = p.seq WHERE p.proposal_id = ?1",
+                Dialect::Postgres => "SELECT (e.payload::jsonb -> 'dependencies')::text FROM proposals p JOIN events e ON e.seq = p.seq WHERE p.proposal_id = ?1",
+            })?
+            .query_row(args![proposal_id], |r| r.get(0))
             .optional()?
             .flatten();
         match deps {
@@ -1007,8 +1230,8 @@ impl Ledger {
             &record,
         )?;
         tx.execute(
-            "INSERT INTO stale_approvals (proposal_id, seq, uid, user, at, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![proposal_id, seq, actor.uid, actor.user, at.text, detail],
+            "INSERT INTO stale_approvals (proposal_id, seq, uid, \"user\", at, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            args![proposal_id, seq, actor.uid, actor.user, at.text, detail],
         )?;
         tx.commit()?;
         Ok(Event {
@@ -1026,14 +1249,11 @@ impl Ledger {
         Self::evidence_in(&self.conn, evidence_id)
     }
 
-    fn evidence_in(
-        conn: &Connection,
-        evidence_id: &str,
-    ) -> Result<Option<EvidenceInfo>, LedgerError> {
+    fn evidence_in(conn: &Db, evidence_id: &str) -> Result<Option<EvidenceInfo>, LedgerError> {
         conn
             .query_row(
                 "SELECT evidence_id, capability, tenant_id, principal, query_fingerprint, parameters, rows_json, recorded_uid, recorded_user, recorded_at FROM evidence WHERE evidence_id = ?1",
-                [evidence_id],
+                args![evidence_id],
                 |r| {
                     Ok((
                         r.get::<_, String>(0)?,
@@ -1058,7 +1278,7 @@ impl Ledger {
             .transpose()
     }
 
-    fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<(ProposalSummary, String)> {
+    fn summary_from_row(r: &Row<'_>) -> DbResult<(ProposalSummary, String)> {
         let state: String = r.get(6)?;
         Ok((
             ProposalSummary {
@@ -1086,8 +1306,13 @@ impl Ledger {
         "p.proposal_id, p.capability, p.tenant_id, p.object_id, p.required_role, p.created_at";
 
     /// Quorum progress, after every other column (read by name).
-    const QUORUM_COLUMNS: &'static str = "(SELECT json_extract(qe.payload, '$.required_approvals') FROM events qe WHERE qe.seq = p.seq) AS q_required, \
-        (SELECT COUNT(*) FROM votes qv WHERE qv.proposal_id = p.proposal_id) + (d.decision IS 'approved') AS q_approvals";
+    fn quorum_columns(d: Dialect) -> String {
+        format!(
+            "(SELECT {} FROM events qe WHERE qe.seq = p.seq) AS q_required, \
+             (SELECT COUNT(*) FROM votes qv WHERE qv.proposal_id = p.proposal_id) + (CASE WHEN d.decision = 'approved' THEN 1 ELSE 0 END) AS q_approvals",
+            json_int(d, "qe.payload", "required_approvals")
+        )
+    }
 
     /// Newest first, optionally only one state.
     pub fn list(
@@ -1100,9 +1325,9 @@ impl Ledger {
             "SELECT {cols}, {STATE_SQL} AS state, p.expires_at, {quorum} FROM {FROM_PROPOSALS} \
              WHERE (?2 IS NULL OR ({STATE_SQL}) = ?2) ORDER BY p.created_ms DESC, p.seq DESC LIMIT ?3",
             cols = Self::SUMMARY_COLUMNS,
-            quorum = Self::QUORUM_COLUMNS
+            quorum = Self::quorum_columns(self.conn.dialect())
         ))?;
-        let rows = stmt.query_map(params![now, status.map(|s| s.as_str()), limit], |r| {
+        let rows = stmt.query_map(args![now, status.map(|s| s.as_str()), limit], |r| {
             Self::summary_from_row(r).map(|(s, _)| s)
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -1119,9 +1344,9 @@ impl Ledger {
             "SELECT {cols}, {STATE_SQL} AS state, p.expires_at, {quorum} FROM {FROM_PROPOSALS} \
              WHERE p.evidence_id = ?2 ORDER BY p.created_ms, p.seq LIMIT ?3",
             cols = Self::SUMMARY_COLUMNS,
-            quorum = Self::QUORUM_COLUMNS
+            quorum = Self::quorum_columns(self.conn.dialect())
         ))?;
-        let rows = stmt.query_map(params![now, evidence_id, limit], |r| {
+        let rows = stmt.query_map(args![now, evidence_id, limit], |r| {
             Self::summary_from_row(r).map(|(s, _)| s)
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -1134,7 +1359,7 @@ impl Ledger {
                 .conn
                 .query_row(
                     "SELECT proposal_id FROM proposals ORDER BY created_ms DESC, seq DESC LIMIT 1",
-                    [],
+                    args![],
                     |r| r.get(0),
                 )
                 .optional()?);
@@ -1143,7 +1368,7 @@ impl Ledger {
             .conn
             .query_row(
                 "SELECT proposal_id FROM proposals WHERE proposal_id = ?1",
-                [id_or_latest],
+                args![id_or_latest],
                 |r| r.get(0),
             )
             .optional()?)
@@ -1156,7 +1381,7 @@ impl Ledger {
 
     /// `proposal`, on any connection (e.g. inside a transaction).
     fn proposal_in(
-        conn: &Connection,
+        conn: &Db,
         proposal_id: &str,
         now: i64,
     ) -> Result<Option<ProposalDetail>, LedgerError> {
@@ -1166,9 +1391,9 @@ impl Ledger {
                     "SELECT {cols}, {STATE_SQL} AS state, p.expires_at, p.proposal_hash, p.change_set, p.principal, p.proposer_uid, p.proposer_user, p.evidence_id, {quorum} \
                      FROM {FROM_PROPOSALS} WHERE p.proposal_id = ?2",
                     cols = Self::SUMMARY_COLUMNS,
-                    quorum = Self::QUORUM_COLUMNS
+                    quorum = Self::quorum_columns(conn.dialect())
                 ),
-                params![now, proposal_id],
+                args![now, proposal_id],
                 |r| {
                     let (summary, _) = Self::summary_from_row(r)?;
                     Ok((summary, r.get::<_, String>(8)?, r.get::<_, String>(9)?, r.get::<_, String>(10)?, r.get::<_, u32>(11)?, r.get::<_, Option<String>>(12)?, r.get::<_, Option<String>>(13)?))
@@ -1186,11 +1411,11 @@ impl Ledger {
         };
         // Counted quorum approvals (`pending_approval`), then the decision.
         let mut stmt = conn.prepare_cached(
-            "SELECT 'pending_approval', uid, user, at, note, seq FROM votes WHERE proposal_id = ?1 \
-             UNION ALL SELECT decision, uid, user, at, note, seq FROM decisions WHERE proposal_id = ?1 ORDER BY 6",
+            "SELECT 'pending_approval', uid, \"user\", at, note, seq FROM votes WHERE proposal_id = ?1 \
+             UNION ALL SELECT decision, uid, \"user\", at, note, seq FROM decisions WHERE proposal_id = ?1 ORDER BY 6",
         )?;
         let decisions = stmt
-            .query_map([proposal_id], |r| {
+            .query_map(args![proposal_id], |r| {
                 let d: String = r.get(0)?;
                 Ok(Decision {
                     proposal_id: proposal_id.to_owned(),
@@ -1219,7 +1444,7 @@ impl Ledger {
         }))
     }
 
-    fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
+    fn event_from_row(r: &Row<'_>) -> DbResult<Event> {
         let uid: Option<u32> = r.get(5)?;
         let user: Option<String> = r.get(6)?;
         Ok(Event {
@@ -1238,7 +1463,7 @@ impl Ledger {
         let mut stmt = self.conn.prepare_cached(
             "SELECT seq, at, kind, proposal_id, evidence_id, actor_uid, actor_user, hash FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![since as i64, limit], Self::event_from_row)?;
+        let rows = stmt.query_map(args![since as i64, limit], Self::event_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -1249,16 +1474,16 @@ impl Ledger {
             "SELECT {STATE_SQL} AS state, COUNT(*) FROM {FROM_PROPOSALS} GROUP BY state"
         ))?;
         let per_state = stmt
-            .query_map([now], |r| {
+            .query_map(args![now], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         let evidence: i64 = self
             .conn
-            .query_row("SELECT COUNT(*) FROM evidence", [], |r| r.get(0))?;
+            .query_row("SELECT COUNT(*) FROM evidence", args![], |r| r.get(0))?;
         let events: i64 = self
             .conn
-            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
+            .query_row("SELECT COUNT(*) FROM events", args![], |r| r.get(0))?;
         Ok(LedgerCounts {
             per_state,
             evidence: evidence as u64,
@@ -1282,12 +1507,13 @@ impl Ledger {
     ) -> Result<ApplyStart, LedgerError> {
         let salt = self.id_salt.clone();
         let at = Timestamp::now();
+        let lease = self.lease.as_ref();
         let tx = self.conn.savepoint()?;
         Self::verify_segment(&tx, proposal_id)?;
         let state: Option<String> = tx
             .query_row(
                 &format!("SELECT {STATE_SQL} FROM {FROM_PROPOSALS} WHERE p.proposal_id = ?2"),
-                params![at.ms, proposal_id],
+                args![at.ms, proposal_id],
                 |r| r.get(0),
             )
             .optional()?;
@@ -1295,11 +1521,11 @@ impl Ledger {
         let last_job: Option<(String, u32, Option<String>)> = tx
             .query_row(
                 "SELECT j.job_id, j.attempt, r.status FROM jobs j LEFT JOIN receipts r ON r.job_id = j.job_id WHERE j.proposal_id = ?1 ORDER BY j.attempt DESC LIMIT 1",
-                [proposal_id],
+                args![proposal_id],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
-        let detail = |tx: &Connection| -> Result<Box<ProposalDetail>, LedgerError> {
+        let detail = |tx: &Db| -> Result<Box<ProposalDetail>, LedgerError> {
             Self::proposal_in(tx, proposal_id, at.ms)?
                 .map(Box::new)
                 .ok_or_else(|| LedgerError::NotFound(proposal_id.to_owned()))
@@ -1308,12 +1534,16 @@ impl Ledger {
         if let Some((job_id, attempt, None)) = &last_job {
             Self::check_digest(&tx, proposal_id, capability_digest)?;
             let d = detail(&tx)?;
+            let fence = lease
+                .map(|l| Self::claim_lease(&tx, proposal_id, l, at.ms))
+                .transpose()?;
             tx.commit()?;
             return Ok(ApplyStart::Run {
                 job_id: job_id.clone(),
                 attempt: *attempt,
                 resumed: true,
                 detail: d,
+                fence,
             });
         }
         match ProposalState::parse(&state) {
@@ -1321,7 +1551,7 @@ impl Ledger {
             Some(ProposalState::Applied) => {
                 let receipt: String = tx.query_row(
                     "SELECT receipt FROM receipts WHERE proposal_id = ?1 AND status IN ('applied', 'already_applied') ORDER BY seq DESC LIMIT 1",
-                    [proposal_id],
+                    args![proposal_id],
                     |r| r.get(0),
                 )?;
                 return Ok(ApplyStart::Done {
@@ -1355,16 +1585,20 @@ impl Ledger {
             &record,
         )?;
         tx.execute(
-            "INSERT INTO jobs (job_id, proposal_id, seq, attempt, executor, idempotency_key, uid, user, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![job_id, proposal_id, seq, attempt, executor, idempotency_key, actor.uid, actor.user, at.text],
+            "INSERT INTO jobs (job_id, proposal_id, seq, attempt, executor, idempotency_key, uid, \"user\", started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            args![job_id, proposal_id, seq, attempt, executor, idempotency_key, actor.uid, actor.user, at.text],
         )?;
         let d = detail(&tx)?;
+        let fence = lease
+            .map(|l| Self::claim_lease(&tx, proposal_id, l, at.ms))
+            .transpose()?;
         tx.commit()?;
         Ok(ApplyStart::Run {
             job_id,
             attempt,
             resumed: false,
             detail: d,
+            fence,
         })
     }
 
@@ -1373,6 +1607,9 @@ impl Ledger {
         Self::refuse_secrets(&json!({"receipt": r.receipt, "detail": r.detail}))?;
         let at = Timestamp::now();
         let tx = self.conn.savepoint()?;
+        if let (Some(lease), Some(fence)) = (&self.lease, r.fence) {
+            Self::end_lease(&tx, r.proposal_id, &lease.holder, fence)?;
+        }
         let record = json!({"job_id": r.job_id, "proposal_id": r.proposal_id, "status": r.status, "receipt": r.receipt, "detail": r.detail});
         let (seq, _) = Self::append_event(
             &tx,
@@ -1391,7 +1628,7 @@ impl Ledger {
             .to_owned();
         tx.execute(
             "INSERT INTO receipts (job_id, proposal_id, seq, status, receipt, receipt_hash, detail, executed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![r.job_id, r.proposal_id, seq, r.status, canonical_json(r.receipt), hash, r.detail, at.text],
+            args![r.job_id, r.proposal_id, seq, r.status, canonical_json(r.receipt), hash, r.detail, at.text],
         )?;
         tx.commit()?;
         Ok(())
@@ -1407,11 +1644,11 @@ impl Ledger {
             "SELECT seq, at, kind, proposal_id, evidence_id, actor_uid, actor_user, hash FROM events WHERE proposal_id = ?1 OR (?2 IS NOT NULL AND evidence_id = ?2 AND proposal_id IS NULL) ORDER BY seq",
         )?;
         let events = stmt
-            .query_map(params![proposal_id, evidence_id], Self::event_from_row)?
+            .query_map(args![proposal_id, evidence_id], Self::event_from_row)?
             .collect::<Result<Vec<_>, _>>()?;
-        let mut stmt = self.conn.prepare("SELECT job_id, attempt, executor, idempotency_key, uid, user, started_at FROM jobs WHERE proposal_id = ?1 ORDER BY attempt")?;
+        let mut stmt = self.conn.prepare("SELECT job_id, attempt, executor, idempotency_key, uid, \"user\", started_at FROM jobs WHERE proposal_id = ?1 ORDER BY attempt")?;
         let jobs = stmt
-            .query_map([proposal_id], |r| {
+            .query_map(args![proposal_id], |r| {
                 Ok(json!({
                     "job_id": r.get::<_, String>(0)?, "attempt": r.get::<_, u32>(1)?, "executor": r.get::<_, String>(2)?,
                     "idempotency_key": r.get::<_, String>(3)?, "started_by": {"uid": r.get::<_, u32>(4)?, "user": r.get::<_, Option<String>>(5)?},
@@ -1423,7 +1660,7 @@ impl Ledger {
             .conn
             .prepare("SELECT receipt, detail FROM receipts WHERE proposal_id = ?1 ORDER BY seq")?;
         let receipts = stmt
-            .query_map([proposal_id], |r| {
+            .query_map(args![proposal_id], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
             })?
             .map(|row| {
@@ -1453,9 +1690,10 @@ impl Ledger {
     /// must end at the anchor's last hash and hold only finished proposals.
     /// Reports the first break.
     pub fn verify(&self) -> Result<VerifyReport, LedgerError> {
-        let integrity: String = self
-            .conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        let integrity: String = match self.conn.as_sqlite() {
+            Some(c) => c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?,
+            None => "ok".into(),
+        };
         let broken = |events: u64, head: String, seq: u64, why: String| VerifyReport {
             ok: false,
             events,
@@ -1476,10 +1714,7 @@ impl Ledger {
             return Ok(broken(0, String::new(), 0, why));
         }
         // A file not yet migrated by an executor of this build (schema < 3).
-        let legacy = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))?
-            < 3;
+        let legacy = self.schema_version()? < 3;
         let archive = match archive_anchor(&self.conn)? {
             None => None,
             Some(Ok(a)) => Some(a),
@@ -1492,65 +1727,72 @@ impl Ledger {
                 Err(why) => return Ok(broken(0, String::new(), 0, why)),
             },
         };
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {} FROM events ORDER BY seq",
-            StoredEvent::COLUMNS
-        ))?;
-        let mut rows = stmt.query([])?;
         let mut prev = start_hash;
         let mut expected_seq = start_seq + 1;
         let mut count = 0u64;
         let mut per_table = [0u64; RECORD_TABLES.len()];
-        while let Some(r) = rows.next()? {
-            let seq: i64 = r.get(0)?;
-            let fail = |why: String| Ok(broken(count, prev.clone(), seq as u64, why));
-            let ev = match StoredEvent::from_row(r)? {
-                Ok(ev) => ev,
-                Err(why) => return fail(why),
-            };
-            if seq != expected_seq {
-                return fail(format!(
-                    "expected event {expected_seq}, found {seq} (an event was removed)"
-                ));
+        let mut after = i64::MIN;
+        // In pages: the whole chain is never held in memory at once.
+        loop {
+            let page = self.conn.query_map(
+                &format!(
+                    "SELECT {} FROM events WHERE seq > ?1 ORDER BY seq LIMIT 4096",
+                    StoredEvent::COLUMNS
+                ),
+                args![after],
+                |r| Ok((r.get::<_, i64>(0)?, StoredEvent::from_row(r)?)),
+            )?;
+            if page.is_empty() {
+                break;
             }
-            if ev.prev_hash != prev {
-                return fail("prev_hash does not match the previous event's hash".into());
+            for (seq, ev) in page {
+                after = seq;
+                let fail = |why: String| Ok(broken(count, prev.clone(), seq as u64, why));
+                let ev = match ev {
+                    Ok(ev) => ev,
+                    Err(why) => return fail(why),
+                };
+                if seq != expected_seq {
+                    return fail(format!(
+                        "expected event {expected_seq}, found {seq} (an event was removed)"
+                    ));
+                }
+                if ev.prev_hash != prev {
+                    return fail("prev_hash does not match the previous event's hash".into());
+                }
+                if ev.computed_hash() != ev.hash {
+                    return fail(
+                        "event contents do not match its hash (the event was altered)".into(),
+                    );
+                }
+                let Some(t) = RECORD_TABLES
+                    .iter()
+                    .position(|t| t.kinds.contains(&ev.kind.as_str()))
+                else {
+                    return fail(format!("unknown event kind `{}`", ev.kind));
+                };
+                if let Err(why) =
+                    Self::check_record(&self.conn, &RECORD_TABLES[t], &ev, true, legacy)
+                {
+                    return fail(why);
+                }
+                per_table[t] += 1;
+                prev = ev.hash;
+                expected_seq += 1;
+                count += 1;
             }
-            if ev.computed_hash() != ev.hash {
-                return fail("event contents do not match its hash (the event was altered)".into());
-            }
-            let Some(t) = RECORD_TABLES
-                .iter()
-                .position(|t| t.kinds.contains(&ev.kind.as_str()))
-            else {
-                return fail(format!("unknown event kind `{}`", ev.kind));
-            };
-            if let Err(why) = Self::check_record(&self.conn, &RECORD_TABLES[t], &ev, true, legacy) {
-                return fail(why);
-            }
-            per_table[t] += 1;
-            prev = ev.hash;
-            expected_seq += 1;
-            count += 1;
         }
-        drop(rows);
-        drop(stmt);
         // One row per record event (checked above), and no other rows.
         for (t, events) in RECORD_TABLES.iter().zip(per_table) {
             // An older schema lacks the newer tables (check_schema allowed it).
-            let exists: bool = self.conn.query_row(
-                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
-                [t.table],
-                |r| r.get(0),
-            )?;
-            if !exists {
+            if !table_exists(&self.conn, t.table)? {
                 continue;
             }
-            let rows: i64 =
-                self.conn
-                    .query_row(&format!("SELECT COUNT(*) FROM {}", t.table), [], |r| {
-                        r.get(0)
-                    })?;
+            let rows: i64 = self.conn.query_row(
+                &format!("SELECT COUNT(*) FROM {}", t.table),
+                args![],
+                |r| r.get(0),
+            )?;
             if rows as u64 != events {
                 let stray: Option<i64> = self
                     .conn
@@ -1560,7 +1802,7 @@ impl Ledger {
                             t.table,
                             t.kinds.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", ")
                         ),
-                        [],
+                        args![],
                         |r| r.get(0),
                     )
                     .optional()?;
@@ -1609,16 +1851,26 @@ impl Ledger {
         })
     }
 
+    /// The schema version the ledger was migrated to.
+    fn schema_version(&self) -> Result<i64, LedgerError> {
+        match self.conn.as_sqlite() {
+            Some(c) => Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?),
+            None => Ok(pg_schema::version(&self.conn)?),
+        }
+    }
+
     /// A proposal of this file that is not finished (for archives, which
     /// must hold none): judged by its rows alone, not by the clock.
     fn unfinished_proposal(&self) -> Result<Option<String>, LedgerError> {
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT p.proposal_id, {STATE_SQL}, EXISTS (SELECT 1 FROM jobs j WHERE j.proposal_id = p.proposal_id \
-             AND NOT EXISTS (SELECT 1 FROM receipts x WHERE x.job_id = j.job_id)) FROM {FROM_PROPOSALS} ORDER BY p.seq"
-        ))?;
-        let mut rows = stmt.query([i64::MIN])?;
-        while let Some(r) = rows.next()? {
-            let (id, state, in_doubt): (String, String, bool) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        let rows = self.conn.query_map(
+            &format!(
+                "SELECT p.proposal_id, {STATE_SQL}, EXISTS (SELECT 1 FROM jobs j WHERE j.proposal_id = p.proposal_id \
+                 AND NOT EXISTS (SELECT 1 FROM receipts x WHERE x.job_id = j.job_id)) FROM {FROM_PROPOSALS} ORDER BY p.seq"
+            ),
+            args![i64::MIN],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?)),
+        )?;
+        for (id, state, in_doubt) in rows {
             if !airlock_policy::prune::is_finished(&state, in_doubt) {
                 return Ok(Some(id));
             }
@@ -1632,7 +1884,7 @@ impl Ledger {
             .conn
             .query_row(
                 "SELECT hash FROM events WHERE seq = ?1",
-                [seq as i64],
+                args![seq as i64],
                 |r| r.get(0),
             )
             .optional()?)
@@ -1643,9 +1895,10 @@ impl Ledger {
     /// trigger, with the same SQL, and nothing else. `Ok(Err(why))` when
     /// it is not.
     fn check_schema(&self) -> Result<Result<(), String>, LedgerError> {
-        let version: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let Some(conn) = self.conn.as_sqlite() else {
+            return pg_schema::check(&self.conn);
+        };
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if !(0..=SCHEMA_VERSION).contains(&version) {
             return Ok(Err(format!(
                 "the ledger's schema version {version} is not one this build knows"
@@ -1664,7 +1917,7 @@ impl Ledger {
             reference.execute_batch(ARCHIVE_SQL)?;
         }
         let want = schema_of(&reference)?;
-        let have = schema_of(&self.conn)?;
+        let have = schema_of(conn)?;
         for (key, sql) in &want {
             match have.get(key) {
                 None => {
@@ -1697,7 +1950,7 @@ impl Ledger {
     /// set (both are inside the hashed payload, so the per-proposal checks
     /// of approve and apply skip it).
     fn check_record(
-        conn: &Connection,
+        conn: &Db,
         table: &RecordTable,
         ev: &StoredEvent,
         full: bool,
@@ -1706,13 +1959,13 @@ impl Ledger {
         let payload: Value =
             serde_json::from_str(&ev.payload).map_err(|e| format!("payload is not JSON: {e}"))?;
         let expected = expected_row(ev, &payload, full)?;
+        let sql = if legacy && table.table == "proposals" {
+            LEGACY_PROPOSAL_ROW_SQL.to_owned()
+        } else {
+            table.row_sql(conn.dialect())
+        };
         let row: Option<String> = conn
-            .prepare_cached(if legacy && table.table == "proposals" {
-                LEGACY_PROPOSAL_ROW_SQL
-            } else {
-                table.row_sql
-            })
-            .and_then(|mut s| s.query_row([ev.seq], |r| r.get::<_, String>(0)).optional())
+            .query_opt(&sql, args![ev.seq], |r| r.get::<_, String>(0))
             .map_err(|e| {
                 format!(
                     "the {} row of event {} cannot be read: {e}",
@@ -1752,7 +2005,7 @@ impl Ledger {
     /// and every decision, job and receipt row of the proposal must be one
     /// of those. `Ok` when the proposal does not exist at all (the caller
     /// answers `not_found`).
-    fn verify_segment(conn: &Connection, proposal_id: &str) -> Result<(), LedgerError> {
+    fn verify_segment(conn: &Db, proposal_id: &str) -> Result<(), LedgerError> {
         let tampered = |why: String| LedgerError::Tampered {
             proposal_id: proposal_id.to_owned(),
             why,
@@ -1762,12 +2015,12 @@ impl Ledger {
                 "SELECT {} FROM events WHERE proposal_id = ?1 ORDER BY seq",
                 StoredEvent::COLUMNS
             ))?
-            .query_map([proposal_id], StoredEvent::from_row)?
+            .query_map(args![proposal_id], StoredEvent::from_row)?
             .collect::<Result<Result<Vec<_>, String>, _>>()?
             .map_err(tampered)?;
         let row: Option<(i64, Option<String>)> = conn
             .prepare_cached("SELECT seq, evidence_id FROM proposals WHERE proposal_id = ?1")?
-            .query_row([proposal_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(args![proposal_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let Some((row_seq, evidence_id)) = row else {
             if events.is_empty() {
@@ -1791,7 +2044,7 @@ impl Ledger {
                     "SELECT {} FROM events WHERE evidence_id = ?1 AND kind = 'read_recorded'",
                     StoredEvent::COLUMNS
                 ))?
-                .query_map([&ev_id], StoredEvent::from_row)?
+                .query_map(args![&ev_id], StoredEvent::from_row)?
                 .collect::<Result<Result<Vec<_>, String>, _>>()?
                 .map_err(tampered)?;
             if found.len() != 1 {
@@ -1814,7 +2067,9 @@ impl Ledger {
             let mut prev: Option<String> = if ev.seq == 1 {
                 Some(GENESIS_HASH.to_owned())
             } else {
-                prev_of.query_row([ev.seq - 1], |r| r.get(0)).optional()?
+                prev_of
+                    .query_row(args![ev.seq - 1], |r| r.get(0))
+                    .optional()?
             };
             // The first event after a prune links to the archive's last one.
             if prev.is_none() {
@@ -1869,7 +2124,7 @@ impl Ledger {
                 .collect();
             let seqs = conn
                 .prepare_cached(sql)?
-                .query_map([proposal_id], |r| r.get::<_, i64>(0))?
+                .query_map(args![proposal_id], |r| r.get::<_, i64>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
             if let Some(stray) = seqs.iter().find(|s| !own.contains(s)) {
                 return Err(tampered(format!(
@@ -1895,7 +2150,7 @@ impl Ledger {
     /// verifies, it is still pending (not expired, decided or applied) at
     /// `at`, and the live capability is the one it was recorded under.
     fn check_still_pending(
-        tx: &Connection,
+        tx: &Db,
         at: &Timestamp,
         proposal_id: &str,
         capability_digest: &str,
@@ -1904,7 +2159,7 @@ impl Ledger {
         let state: Option<String> = tx
             .query_row(
                 &format!("SELECT {STATE_SQL} FROM {FROM_PROPOSALS} WHERE p.proposal_id = ?2"),
-                params![at.ms, proposal_id],
+                args![at.ms, proposal_id],
                 |r| r.get(0),
             )
             .optional()?;
@@ -1925,10 +2180,10 @@ impl Ledger {
         Self::check_digest(tx, proposal_id, capability_digest)
     }
 
-    fn check_digest(conn: &Connection, proposal_id: &str, live: &str) -> Result<(), LedgerError> {
+    fn check_digest(conn: &Db, proposal_id: &str, live: &str) -> Result<(), LedgerError> {
         let recorded: Option<String> = conn
             .prepare_cached("SELECT capability_digest FROM proposals WHERE proposal_id = ?1")?
-            .query_row([proposal_id], |r| r.get(0))
+            .query_row(args![proposal_id], |r| r.get(0))
             .optional()?
             .flatten();
         if recorded.as_deref() == Some(live) {
@@ -1973,7 +2228,7 @@ impl Ledger {
             .conn
             .query_row(
                 "SELECT receipt FROM receipts WHERE proposal_id = ?1 AND status IN ('applied', 'already_applied') ORDER BY seq DESC LIMIT 1",
-                [proposal_id],
+                args![proposal_id],
                 |r| r.get(0),
             )
             .optional()?;
@@ -1988,11 +2243,15 @@ impl Ledger {
     /// first: the proposals whose change set names it in
     /// `compensation.reverts_proposal_id`.
     pub fn compensations_of(&self, proposal_id: &str) -> Result<Vec<String>, LedgerError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT proposal_id FROM proposals WHERE json_extract(change_set, '$.compensation.reverts_proposal_id') = ?1 ORDER BY seq",
-        )?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT proposal_id FROM proposals WHERE {} = ?1 ORDER BY seq",
+            match self.conn.dialect() {
+                Dialect::Sqlite => "json_extract(change_set, '$.compensation.reverts_proposal_id')",
+                Dialect::Postgres => "(change_set::jsonb #>> '{compensation,reverts_proposal_id}')",
+            }
+        ))?;
         let ids = stmt
-            .query_map([proposal_id], |r| r.get::<_, String>(0))?
+            .query_map(args![proposal_id], |r| r.get::<_, String>(0))?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ids)
     }
@@ -2090,7 +2349,7 @@ impl Ledger {
                  AND NOT EXISTS (SELECT 1 FROM expirations e WHERE e.proposal_id = p.proposal_id) \
                  AND ({STATE_SQL}) = 'expired' ORDER BY p.expires_ms, p.seq LIMIT ?3"
             ))?
-            .query_map(params![at.ms, after_ms.unwrap_or(i64::MIN), limit], |r| {
+            .query_map(args![at.ms, after_ms.unwrap_or(i64::MIN), limit], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })?
             .collect::<Result<_, _>>()?;
@@ -2100,7 +2359,7 @@ impl Ledger {
             tx.prepare_cached(
                 "INSERT INTO expirations (proposal_id, seq, expires_at, at) VALUES (?1, ?2, ?3, ?4)",
             )?
-            .execute(params![id, seq, expires_at, at.text])?;
+            .execute(args![id, seq, expires_at, at.text])?;
         }
         tx.commit()?;
         Ok(due.into_iter().map(|(id, _)| id).collect())
@@ -2111,7 +2370,7 @@ impl Ledger {
     pub fn next_expiry(&self, now_ms: i64) -> Result<Option<i64>, LedgerError> {
         Ok(self.conn.query_row(
             "SELECT MIN(expires_ms) FROM proposals WHERE expires_ms > ?1",
-            [now_ms],
+            args![now_ms],
             |r| r.get(0),
         )?)
     }
@@ -2126,7 +2385,7 @@ impl Ledger {
                     "SELECT p.proposal_id, p.created_at, p.created_ms FROM {FROM_PROPOSALS} \
                      WHERE ({STATE_SQL}) = 'pending_approval' ORDER BY p.created_ms, p.seq LIMIT 1"
                 ),
-                [now.ms],
+                args![now.ms],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
@@ -2139,7 +2398,7 @@ impl Ledger {
         let mut stmt = self.conn.prepare(
             "SELECT substr(at, 1, 10) AS day, COUNT(*) FROM events WHERE at >= ?1 GROUP BY day",
         )?;
-        let rows = stmt.query_map([&days[0]], |r| {
+        let rows = stmt.query_map(args![days[0]], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
         })?;
         for row in rows {
@@ -2150,7 +2409,9 @@ impl Ledger {
         }
         let head_seq: i64 =
             self.conn
-                .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
+                .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", args![], |r| {
+                    r.get(0)
+                })?;
         let start_seq = chain_start(&self.conn)?.map_or(0, |(seq, _)| seq);
         Ok(LifecycleStats {
             counts,
@@ -2169,7 +2430,8 @@ impl Ledger {
             path: to.display().to_string(),
             why: "the path is not UTF-8".into(),
         })?;
-        self.conn.execute("VACUUM INTO ?1", [target])?;
+        let conn = self.conn.as_sqlite().ok_or(LedgerError::NotSqlite)?;
+        conn.execute("VACUUM INTO ?1", [target])?;
         Ok(())
     }
 
@@ -2184,15 +2446,23 @@ impl Ledger {
     pub fn prune(&mut self, req: PruneRequest<'_>) -> Result<PruneOutcome, LedgerError> {
         let archive_text = req.archive.display().to_string();
         Self::refuse_secrets(&json!({"archive": archive_text}))?;
+        // A PostgreSQL ledger keeps its history (back it up with pg_dump).
+        let conn = self.conn.as_sqlite().ok_or(LedgerError::NotSqlite)?;
         if !self.sync_full {
-            self.conn.pragma_update(None, "synchronous", "FULL")?;
+            conn.pragma_update(None, "synchronous", "FULL")?;
             self.sync_full = true;
         }
         while self.sweep_expired(None, 1000)?.len() == 1000 {}
         let now = Timestamp::now();
         let events = self.prune_events()?;
         let finished = self.finished_proposals(now.ms)?;
-        let plan = prune_plan(&events, req.before.ms, |p| finished.contains(p));
+        // Explore's budgets are counted from the records of the last 24
+        // hours: those stay whatever the cut-off.
+        let before_ms = airlock_policy::explore::budget::prune_before(
+            req.before.ms,
+            self.first_explore_charge_in_window(now.ms)?,
+        );
+        let plan = prune_plan(&events, before_ms, |p| finished.contains(p));
         if plan.through_seq == 0 {
             return Ok(PruneOutcome {
                 plan,
@@ -2205,14 +2475,14 @@ impl Ledger {
         let hash_of = |seq: i64| -> Result<String, LedgerError> {
             Ok(self
                 .conn
-                .query_row("SELECT hash FROM events WHERE seq = ?1", [seq], |r| {
+                .query_row("SELECT hash FROM events WHERE seq = ?1", args![seq], |r| {
                     r.get(0)
                 })?)
         };
         let through_hash = hash_of(plan.through_seq)?;
         let head_seq: i64 = self
             .conn
-            .query_row("SELECT MAX(seq) FROM events", [], |r| r.get(0))?;
+            .query_row("SELECT MAX(seq) FROM events", args![], |r| r.get(0))?;
         let head_hash = hash_of(head_seq)?;
         let payload = json!({
             "cut_off": req.before.text,
@@ -2259,7 +2529,7 @@ impl Ledger {
         let mut stmt = self
             .conn
             .prepare("SELECT seq, at, proposal_id, evidence_id FROM events ORDER BY seq")?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map(args![], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
@@ -2289,7 +2559,7 @@ impl Ledger {
             "SELECT p.proposal_id, {STATE_SQL}, EXISTS (SELECT 1 FROM jobs j WHERE j.proposal_id = p.proposal_id \
              AND NOT EXISTS (SELECT 1 FROM receipts x WHERE x.job_id = j.job_id)) FROM {FROM_PROPOSALS}"
         ))?;
-        let rows = stmt.query_map([now_ms], |r| {
+        let rows = stmt.query_map(args![now_ms], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -2370,10 +2640,10 @@ impl Ledger {
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             tx.commit()?;
         }
-        self.conn
-            .execute("ATTACH DATABASE ?1 AS archive", [&tmp_text])?;
+        let conn = self.conn.as_sqlite_mut().ok_or(LedgerError::NotSqlite)?;
+        conn.execute("ATTACH DATABASE ?1 AS archive", [&tmp_text])?;
         let copied = (|| -> Result<(), LedgerError> {
-            let tx = self.conn.transaction()?;
+            let tx = conn.transaction()?;
             for table in PRUNED_TABLES.iter().rev() {
                 tx.execute(
                     &format!(
@@ -2384,12 +2654,12 @@ impl Ledger {
             }
             tx.execute(
                 "INSERT INTO archive.archive_anchor (prune_seq, at, actor_uid, actor_user, payload, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![anchor.seq, anchor.at, anchor.actor_uid, anchor.actor_user, anchor.payload, anchor.prev_hash, prune_hash],
+                rusqlite::params![anchor.seq, anchor.at, anchor.actor_uid, anchor.actor_user, anchor.payload, anchor.prev_hash, prune_hash],
             )?;
             tx.commit()?;
             Ok(())
         })();
-        let detached = self.conn.execute("DETACH DATABASE archive", []);
+        let detached = conn.execute("DETACH DATABASE archive", []);
         copied?;
         detached?;
         std::fs::File::open(&tmp)
@@ -2432,55 +2702,70 @@ impl Ledger {
         actor: &ActorIdentity,
         prune_hash: &str,
     ) -> Result<Event, LedgerError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        // First the event, linked to the head (which may be pruned too).
-        let (seq, hash) =
-            Self::append_event(&tx, at, "ledger_pruned", None, None, Some(actor), payload)?;
-        if hash != prune_hash {
-            return Err(LedgerError::Corrupt(
-                "the prune event is not the one its archive names".into(),
-            ));
+        let tx = &self.conn;
+        if tx.as_sqlite().is_none() {
+            return Err(LedgerError::NotSqlite);
         }
-        tx.execute(
-            "INSERT INTO prunes (seq, cut_off, first_seq, start_hash, through_seq, through_hash, events, proposals, evidence, archive, uid, user, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            params![
-                seq, payload["cut_off"].as_str(), payload["first_seq"].as_i64(), payload["start_hash"].as_str(),
-                payload["through_seq"].as_i64(), payload["through_hash"].as_str(), payload["events"].as_i64(),
-                payload["proposals"].as_i64(), payload["evidence"].as_i64(), payload["archive"].as_str(),
-                actor.uid, actor.user, at.text
-            ],
-        )?;
-        let triggers: Vec<(String, String)> = tx
-            .prepare(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%\\_append\\_only\\_d' ESCAPE '\\' ORDER BY name",
-            )?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        for (name, _) in &triggers {
-            if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                return Err(LedgerError::Corrupt(format!("unexpected trigger {name}")));
+        tx.execute_batch("BEGIN IMMEDIATE")?;
+        let work = || -> Result<(i64, String), LedgerError> {
+            // First the event, linked to the head (which may be pruned too).
+            let (seq, hash) =
+                Self::append_event(tx, at, "ledger_pruned", None, None, Some(actor), payload)?;
+            if hash != prune_hash {
+                return Err(LedgerError::Corrupt(
+                    "the prune event is not the one its archive names".into(),
+                ));
             }
-            tx.execute_batch(&format!("DROP TRIGGER {name}"))?;
-        }
-        for table in PRUNED_TABLES {
-            tx.execute(&format!("DELETE FROM {table} WHERE seq <= ?1"), [through])?;
-        }
-        // Finished deliveries of the moved events go with them (a pending
-        // one stays: its body is self-contained and it is still owed).
-        tx.execute(
-            "DELETE FROM notification_deliveries WHERE event_seq <= ?1 AND state <> 'pending'",
-            [through],
-        )?;
-        for (_, sql) in &triggers {
-            tx.execute_batch(sql)?;
-        }
-        if crate::writeback::fault::fails("prune_fail_before_commit") {
-            return Err(LedgerError::Corrupt(
-                "fault injection: prune_fail_before_commit".into(),
-            ));
-        }
+            tx.execute(
+                "INSERT INTO prunes (seq, cut_off, first_seq, start_hash, through_seq, through_hash, events, proposals, evidence, archive, uid, \"user\", at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                args![
+                    seq, payload["cut_off"].as_str(), payload["first_seq"].as_i64(), payload["start_hash"].as_str(),
+                    payload["through_seq"].as_i64(), payload["through_hash"].as_str(), payload["events"].as_i64(),
+                    payload["proposals"].as_i64(), payload["evidence"].as_i64(), payload["archive"].as_str(),
+                    actor.uid, actor.user, at.text
+                ],
+            )?;
+            let triggers: Vec<(String, String)> = tx
+                .prepare(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%\\_append\\_only\\_d' ESCAPE '\\' ORDER BY name",
+                )?
+                .query_map(args![], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for (name, _) in &triggers {
+                if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                    return Err(LedgerError::Corrupt(format!("unexpected trigger {name}")));
+                }
+                tx.execute_batch(&format!("DROP TRIGGER {name}"))?;
+            }
+            for table in PRUNED_TABLES {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE seq <= ?1"),
+                    args![through],
+                )?;
+            }
+            // Finished deliveries of the moved events go with them (a pending
+            // one stays: its body is self-contained and it is still owed).
+            tx.execute(
+                "DELETE FROM notification_deliveries WHERE event_seq <= ?1 AND state <> 'pending'",
+                args![through],
+            )?;
+            for (_, sql) in &triggers {
+                tx.execute_batch(sql)?;
+            }
+            if crate::writeback::fault::fails("prune_fail_before_commit") {
+                return Err(LedgerError::Corrupt(
+                    "fault injection: prune_fail_before_commit".into(),
+                ));
+            }
+            Ok((seq, hash))
+        };
+        let (seq, hash) = match work() {
+            Ok(done) => done,
+            Err(e) => {
+                let _ = tx.rollback();
+                return Err(e);
+            }
+        };
         tx.commit()?;
         Ok(Event {
             seq: seq as u64,
@@ -2494,24 +2779,51 @@ impl Ledger {
     }
 }
 
-/// Whether the file is a prune archive (it has an anchor table).
-fn is_archive(conn: &Connection) -> Result<bool, LedgerError> {
-    Ok(conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'archive_anchor')",
-        [],
-        |r| r.get(0),
-    )?)
+/// The salt of the ids an executor mints: unique across a fleet (several
+/// hosts may share a pid and a start time), from the OS's randomness.
+fn fleet_salt() -> String {
+    crate::secret_token::random_hex(16)
+        .unwrap_or_else(|_| format!("{}:{}", std::process::id(), Timestamp::now().ms))
+}
+
+pub use pg_schema::is_role_name as is_pg_role_name;
+
+/// SQL for the integer at top-level `key` of the JSON text in `expr`.
+fn json_int(d: Dialect, expr: &str, key: &str) -> String {
+    match d {
+        Dialect::Sqlite => format!("json_extract({expr}, '$.{key}')"),
+        Dialect::Postgres => format!("(({expr})::jsonb ->> '{key}')::bigint"),
+    }
+}
+
+/// Whether the file is a prune archive (it has an anchor table; archives
+/// are SQLite files only).
+fn is_archive(conn: &Db) -> Result<bool, LedgerError> {
+    Ok(conn.dialect() == Dialect::Sqlite && table_exists(conn, "archive_anchor")?)
+}
+
+/// Whether the ledger has table `name` (an older schema lacks newer ones).
+fn table_exists(conn: &Db, name: &str) -> Result<bool, LedgerError> {
+    let sql = match conn.dialect() {
+        Dialect::Sqlite => {
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)"
+        }
+        Dialect::Postgres => {
+            "SELECT EXISTS (SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?1)"
+        }
+    };
+    Ok(conn.one(sql, args![name])?)
 }
 
 /// Where a ledger's chain starts: (the seq before its first event, the
 /// hash that event links to) — the genesis, or what the latest prune
 /// recorded. `Ok(Err(why))` when the prune event is unreadable.
-fn chain_start(conn: &Connection) -> Result<Result<(i64, String), String>, LedgerError> {
+fn chain_start(conn: &Db) -> Result<Result<(i64, String), String>, LedgerError> {
     let latest: Option<(i64, String)> = conn
         .prepare_cached(
             "SELECT seq, payload FROM events WHERE kind = 'ledger_pruned' ORDER BY seq DESC LIMIT 1",
         )?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(args![], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let Some((seq, payload)) = latest else {
         return Ok(Ok((0, GENESIS_HASH.to_owned())));
@@ -2539,7 +2851,7 @@ struct ArchiveAnchor {
 
 /// The anchor of an archive (`None` for a ledger). `Some(Err(why))` when
 /// it is not exactly one intact copy of a prune event.
-fn archive_anchor(conn: &Connection) -> Result<Option<Result<ArchiveAnchor, String>>, LedgerError> {
+fn archive_anchor(conn: &Db) -> Result<Option<Result<ArchiveAnchor, String>>, LedgerError> {
     if !is_archive(conn)? {
         return Ok(None);
     }
@@ -2547,7 +2859,7 @@ fn archive_anchor(conn: &Connection) -> Result<Option<Result<ArchiveAnchor, Stri
         "SELECT prune_seq, at, actor_uid, actor_user, payload, prev_hash, hash FROM archive_anchor",
     )?;
     let rows = stmt
-        .query_map([], |r| {
+        .query_map(args![], |r| {
             Ok(StoredEvent {
                 seq: r.get(0)?,
                 at: r.get(1)?,
@@ -2739,6 +3051,25 @@ fn expected_row(ev: &StoredEvent, payload: &Value, full: bool) -> Result<Value, 
                 "proposal_id": p("proposal_id"), "seq": ev.seq, "expires_at": expires_at, "at": at,
             }))
         }
+        "explore_query" => {
+            same("proposal_id", &ev.proposal_id, None)?;
+            same("evidence_id", &ev.evidence_id, None)?;
+            // Flags are JSON booleans in the payload, 0 or 1 in the row.
+            let flag = |k: &str| match p(k) {
+                Value::Bool(b) => json!(i64::from(b)),
+                other => other,
+            };
+            Ok(json!({
+                "query_id": p("query_id"), "seq": ev.seq, "reservation_id": p("reservation_id"),
+                "tenant_id": p("tenant_id"), "principal": p("principal"), "resource": p("resource"),
+                "variant": p("variant"), "cohort": p("cohort"), "plan": p("plan"),
+                "outcome": p("outcome"), "reason": p("reason"), "cells": p("cells"),
+                "suppressed_groups": p("suppressed_groups"), "charged_query": flag("charged_query"),
+                "charged_variant": flag("charged_variant"), "complete_release": flag("complete_release"),
+                "suppression_release": flag("suppression_release"), "charged_ms": p("charged_ms"),
+                "uid": uid, "user": user, "at_ms": ms_of(&at)?, "at": at,
+            }))
+        }
         "ledger_pruned" => {
             same("proposal_id", &ev.proposal_id, None)?;
             same("evidence_id", &ev.evidence_id, None)?;
@@ -2764,8 +3095,8 @@ struct RecordTable {
     kinds: &'static [&'static str],
     table: &'static str,
     what: &'static str,
-    /// Every column of the row with `seq = ?1`, as one JSON object.
-    row_sql: &'static str,
+    /// Every column of the row, as (JSON key, column, holds JSON text).
+    columns: &'static [(&'static str, &'static str, bool)],
 }
 
 const RECORD_TABLES: &[RecordTable] = &[
@@ -2773,55 +3104,175 @@ const RECORD_TABLES: &[RecordTable] = &[
         kinds: &["read_recorded"],
         table: "evidence",
         what: "evidence",
-        row_sql: "SELECT json_object('evidence_id', evidence_id, 'seq', seq, 'capability', capability, 'tenant_id', tenant_id, 'principal', principal, 'query_fingerprint', query_fingerprint, 'parameters', json(parameters), 'rows', json(rows_json), 'recorded_uid', recorded_uid, 'recorded_user', recorded_user, 'recorded_at', recorded_at) FROM evidence WHERE seq = ?1",
+        columns: &[
+            ("evidence_id", "evidence_id", false),
+            ("seq", "seq", false),
+            ("capability", "capability", false),
+            ("tenant_id", "tenant_id", false),
+            ("principal", "principal", false),
+            ("query_fingerprint", "query_fingerprint", false),
+            ("parameters", "parameters", true),
+            ("rows", "rows_json", true),
+            ("recorded_uid", "recorded_uid", false),
+            ("recorded_user", "recorded_user", false),
+            ("recorded_at", "recorded_at", false),
+        ],
     },
     RecordTable {
         kinds: &["proposal_recorded"],
         table: "proposals",
         what: "proposal",
-        row_sql: "SELECT json_object('proposal_id', proposal_id, 'seq', seq, 'capability', capability, 'tenant_id', tenant_id, 'object_id', object_id, 'principal', principal, 'change_set', json(change_set), 'proposal_hash', proposal_hash, 'evidence_id', evidence_id, 'required_role', required_role, 'proposer_uid', proposer_uid, 'proposer_user', proposer_user, 'created_at', created_at, 'created_ms', created_ms, 'expires_at', expires_at, 'expires_ms', expires_ms, 'capability_digest', capability_digest) FROM proposals WHERE seq = ?1",
+        columns: &[
+            ("proposal_id", "proposal_id", false),
+            ("seq", "seq", false),
+            ("capability", "capability", false),
+            ("tenant_id", "tenant_id", false),
+            ("object_id", "object_id", false),
+            ("principal", "principal", false),
+            ("change_set", "change_set", true),
+            ("proposal_hash", "proposal_hash", false),
+            ("evidence_id", "evidence_id", false),
+            ("required_role", "required_role", false),
+            ("proposer_uid", "proposer_uid", false),
+            ("proposer_user", "proposer_user", false),
+            ("created_at", "created_at", false),
+            ("created_ms", "created_ms", false),
+            ("expires_at", "expires_at", false),
+            ("expires_ms", "expires_ms", false),
+            ("capability_digest", "capability_digest", false),
+        ],
     },
     RecordTable {
         kinds: &["approved", "rejected"],
         table: "decisions",
         what: "decision",
-        row_sql: "SELECT json_object('proposal_id', proposal_id, 'seq', seq, 'decision', decision, 'uid', uid, 'user', user, 'at', at, 'at_ms', at_ms, 'note', note) FROM decisions WHERE seq = ?1",
+        columns: &[
+            ("proposal_id", "proposal_id", false),
+            ("seq", "seq", false),
+            ("decision", "decision", false),
+            ("uid", "uid", false),
+            ("user", "user", false),
+            ("at", "at", false),
+            ("at_ms", "at_ms", false),
+            ("note", "note", false),
+        ],
     },
     RecordTable {
         kinds: &["approval_counted"],
         table: "votes",
         what: "quorum approval",
-        row_sql: "SELECT json_object('proposal_id', proposal_id, 'seq', seq, 'uid', uid, 'user', user, 'at', at, 'note', note) FROM votes WHERE seq = ?1",
+        columns: &[
+            ("proposal_id", "proposal_id", false),
+            ("seq", "seq", false),
+            ("uid", "uid", false),
+            ("user", "user", false),
+            ("at", "at", false),
+            ("note", "note", false),
+        ],
     },
     RecordTable {
         kinds: &["freshness_conflict"],
         table: "stale_approvals",
         what: "freshness conflict",
-        row_sql: "SELECT json_object('proposal_id', proposal_id, 'seq', seq, 'uid', uid, 'user', user, 'at', at, 'detail', detail) FROM stale_approvals WHERE seq = ?1",
+        columns: &[
+            ("proposal_id", "proposal_id", false),
+            ("seq", "seq", false),
+            ("uid", "uid", false),
+            ("user", "user", false),
+            ("at", "at", false),
+            ("detail", "detail", false),
+        ],
     },
     RecordTable {
         kinds: &["writeback_started"],
         table: "jobs",
         what: "writeback job",
-        row_sql: "SELECT json_object('job_id', job_id, 'proposal_id', proposal_id, 'seq', seq, 'attempt', attempt, 'executor', executor, 'idempotency_key', idempotency_key, 'uid', uid, 'user', user, 'started_at', started_at) FROM jobs WHERE seq = ?1",
+        columns: &[
+            ("job_id", "job_id", false),
+            ("proposal_id", "proposal_id", false),
+            ("seq", "seq", false),
+            ("attempt", "attempt", false),
+            ("executor", "executor", false),
+            ("idempotency_key", "idempotency_key", false),
+            ("uid", "uid", false),
+            ("user", "user", false),
+            ("started_at", "started_at", false),
+        ],
     },
     RecordTable {
         kinds: &["writeback_finished"],
         table: "receipts",
         what: "receipt",
-        row_sql: "SELECT json_object('job_id', job_id, 'proposal_id', proposal_id, 'seq', seq, 'status', status, 'receipt', json(receipt), 'receipt_hash', receipt_hash, 'detail', detail, 'executed_at', executed_at) FROM receipts WHERE seq = ?1",
+        columns: &[
+            ("job_id", "job_id", false),
+            ("proposal_id", "proposal_id", false),
+            ("seq", "seq", false),
+            ("status", "status", false),
+            ("receipt", "receipt", true),
+            ("receipt_hash", "receipt_hash", false),
+            ("detail", "detail", false),
+            ("executed_at", "executed_at", false),
+        ],
     },
     RecordTable {
         kinds: &["expired"],
         table: "expirations",
         what: "expiry",
-        row_sql: "SELECT json_object('proposal_id', proposal_id, 'seq', seq, 'expires_at', expires_at, 'at', at) FROM expirations WHERE seq = ?1",
+        columns: &[
+            ("proposal_id", "proposal_id", false),
+            ("seq", "seq", false),
+            ("expires_at", "expires_at", false),
+            ("at", "at", false),
+        ],
+    },
+    RecordTable {
+        kinds: &["explore_query"],
+        table: "explore_queries",
+        what: "explore query",
+        columns: &[
+            ("query_id", "query_id", false),
+            ("seq", "seq", false),
+            ("reservation_id", "reservation_id", false),
+            ("tenant_id", "tenant_id", false),
+            ("principal", "principal", false),
+            ("resource", "resource", false),
+            ("variant", "variant", false),
+            ("cohort", "cohort", false),
+            ("plan", "plan", true),
+            ("outcome", "outcome", false),
+            ("reason", "reason", false),
+            ("cells", "cells", false),
+            ("suppressed_groups", "suppressed_groups", false),
+            ("charged_query", "charged_query", false),
+            ("charged_variant", "charged_variant", false),
+            ("complete_release", "complete_release", false),
+            ("suppression_release", "suppression_release", false),
+            ("charged_ms", "charged_ms", false),
+            ("uid", "uid", false),
+            ("user", "user", false),
+            ("at", "at", false),
+            ("at_ms", "at_ms", false),
+        ],
     },
     RecordTable {
         kinds: &["ledger_pruned"],
         table: "prunes",
         what: "prune",
-        row_sql: "SELECT json_object('seq', seq, 'cut_off', cut_off, 'first_seq', first_seq, 'start_hash', start_hash, 'through_seq', through_seq, 'through_hash', through_hash, 'events', events, 'proposals', proposals, 'evidence', evidence, 'archive', archive, 'uid', uid, 'user', user, 'at', at) FROM prunes WHERE seq = ?1",
+        columns: &[
+            ("seq", "seq", false),
+            ("cut_off", "cut_off", false),
+            ("first_seq", "first_seq", false),
+            ("start_hash", "start_hash", false),
+            ("through_seq", "through_seq", false),
+            ("through_hash", "through_hash", false),
+            ("events", "events", false),
+            ("proposals", "proposals", false),
+            ("evidence", "evidence", false),
+            ("archive", "archive", false),
+            ("uid", "uid", false),
+            ("user", "user", false),
+            ("at", "at", false),
+        ],
     },
 ];
 
@@ -2839,12 +3290,39 @@ struct StoredEvent {
     hash: String,
 }
 
+impl RecordTable {
+    /// The row with `seq = ?1` as one JSON object, in the ledger's dialect.
+    fn row_sql(&self, dialect: Dialect) -> String {
+        let fields = self
+            .columns
+            .iter()
+            .map(|(key, column, json)| match (dialect, json) {
+                (Dialect::Sqlite, false) => format!("'{key}', \"{column}\""),
+                (Dialect::Sqlite, true) => format!("'{key}', json(\"{column}\")"),
+                (Dialect::Postgres, false) => format!("'{key}', \"{column}\""),
+                (Dialect::Postgres, true) => format!("'{key}', \"{column}\"::json"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        match dialect {
+            Dialect::Sqlite => format!(
+                "SELECT json_object({fields}) FROM {} WHERE seq = ?1",
+                self.table
+            ),
+            Dialect::Postgres => format!(
+                "SELECT json_build_object({fields})::text FROM {} WHERE seq = ?1",
+                self.table
+            ),
+        }
+    }
+}
+
 impl StoredEvent {
     const COLUMNS: &'static str =
         "seq, at, kind, proposal_id, evidence_id, actor_uid, actor_user, payload, prev_hash, hash";
 
     /// `Ok(Err(why))` for a row no executor writes (an actor uid out of range).
-    fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<StoredEvent, String>> {
+    fn from_row(r: &Row<'_>) -> DbResult<Result<StoredEvent, String>> {
         let seq: i64 = r.get(0)?;
         let actor_uid = match r.get::<_, Option<i64>>(5)?.map(u32::try_from).transpose() {
             Ok(uid) => uid,
@@ -2937,7 +3415,12 @@ mod tests {
             std::env::temp_dir().join(format!("airlock-ledger-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut l = Ledger::open(&dir.join("l.db")).unwrap();
+        let (l, applied, pending) = story_on(Ledger::open(&dir.join("l.db")).unwrap());
+        (l, dir, applied, pending)
+    }
+
+    /// [`story`] on any ledger: (ledger, applied id, pending id).
+    pub(super) fn story_on(mut l: Ledger) -> (Ledger, String, String) {
         let rows = vec![
             json!({"id": "INV-1", "tenant_id": "acme", "late_fee_cents": 5500})
                 .as_object()
@@ -2985,9 +3468,10 @@ mod tests {
             status: "applied",
             receipt: &receipt,
             detail: None,
+            fence: None,
         })
         .unwrap();
-        (l, dir, applied, pending)
+        (l, applied, pending)
     }
 
     #[test]
@@ -3071,8 +3555,8 @@ mod tests {
         let third = propose(&mut l);
         l.conn
             .execute(
-                "INSERT INTO votes (proposal_id, seq, uid, user, at, note) SELECT ?1, 1, 1002, 'eve', at, NULL FROM votes LIMIT 1",
-                [&third],
+                "INSERT INTO votes (proposal_id, seq, uid, \"user\", at, note) SELECT ?1, 1, 1002, 'eve', at, NULL FROM votes LIMIT 1",
+                args![&third],
             )
             .unwrap();
         assert!(matches!(
@@ -3095,8 +3579,8 @@ mod tests {
         // unrelated event makes it `approved`.
         l.conn
             .execute(
-                "INSERT INTO decisions (proposal_id, seq, decision, uid, user, at, at_ms, note) VALUES (?1, 1, 'approved', 1000, 'ann', '2026-01-01T00:00:00.000Z', 0, NULL)",
-                [&pending],
+                "INSERT INTO decisions (proposal_id, seq, decision, uid, \"user\", at, at_ms, note) VALUES (?1, 1, 'approved', 1000, 'ann', '2026-01-01T00:00:00.000Z', 0, NULL)",
+                args![&pending],
             )
             .unwrap();
         assert_eq!(
@@ -3249,7 +3733,7 @@ mod tests {
         .unwrap();
         tx.execute(
             "INSERT INTO proposals (proposal_id, seq, capability, tenant_id, object_id, principal, change_set, proposal_hash, evidence_id, required_role, proposer_uid, proposer_user, created_at, created_ms, expires_at, expires_ms) VALUES ('wrp_old', ?1, ?2, 'acme', 'INV-1', 'p', ?3, ?4, NULL, NULL, 1000, 'ann', ?5, ?6, ?7, ?8)",
-            params![seq, cs.capability, canonical_json(&serde_json::to_value(&cs).unwrap()), cs.hash(), at.text, at.ms, expires.text, expires.ms],
+            args![seq, cs.capability, canonical_json(&serde_json::to_value(&cs).unwrap()), cs.hash(), at.text, at.ms, expires.text, expires.ms],
         )
         .unwrap();
         tx.commit().unwrap();
@@ -3328,6 +3812,7 @@ mod tests {
             status: "applied",
             receipt: &receipt,
             detail: None,
+            fence: None,
         })
         .unwrap();
     }
@@ -3349,7 +3834,7 @@ mod tests {
             .conn
             .query_row(
                 &format!("SELECT {STATE_SQL} FROM {FROM_PROPOSALS} WHERE p.proposal_id = ?2"),
-                params![i64::MIN, due],
+                args![i64::MIN, due],
                 |r| r.get(0),
             )
             .unwrap();
@@ -3462,6 +3947,64 @@ mod tests {
             report.ok && report.start_seq == 11 && report.events == 1,
             "{report:?}"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_prune_keeps_every_explore_charge_of_the_last_24_hours() {
+        use airlock_policy::explore::{Charge, ExploreLimits};
+        let (mut l, dir) = temp_ledger("prune-explore");
+        let a = propose(&mut l, 60_000);
+        apply(&mut l, &a);
+        // The cut-off becomes the charge's millisecond, and only records
+        // strictly before it move: keep the charge a few ms later.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let limits = ExploreLimits {
+            max_queries_per_rolling_24_hours: 1,
+            ..ExploreLimits::default()
+        };
+        let charge = Charge {
+            resource: "tickets".into(),
+            variant: "sha256:v".into(),
+            cohort: "sha256:c".into(),
+            aggregate: false,
+            cohort_protected: false,
+            total: false,
+            max_cells: 5,
+        };
+        let scope = ExploreScope {
+            tenant_id: "acme",
+            principal: "p",
+            actor: &actor(),
+        };
+        let reserved = l
+            .explore_reserve(scope, &charge, &json!({"kind": "rows"}), &limits)
+            .unwrap();
+        let ExploreReserved::Admitted { reservation_id, .. } = reserved else {
+            panic!("admitted")
+        };
+        l.explore_release(&actor(), &reservation_id, "source_timeout")
+            .unwrap();
+        // A cut-off in the future would move the audited query (the only
+        // record of its charge) into the archive: it stays.
+        let out = l
+            .prune(PruneRequest {
+                before: &far_future(),
+                archive: &dir.join("archive.db"),
+                actor: &actor(),
+            })
+            .unwrap();
+        assert_eq!((out.plan.through_seq, out.plan.proposals), (5, 1));
+        assert_eq!(
+            out.plan.held_by,
+            airlock_policy::prune::Hold::Recent { seq: 6 }
+        );
+        assert!(l.verify().unwrap().ok);
+        assert!(matches!(
+            l.explore_reserve(scope, &charge, &json!({"kind": "rows"}), &limits)
+                .unwrap(),
+            ExploreReserved::Refused(_)
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -57,10 +57,14 @@ impl PeerPolicy {
                 let tenant = match &cfg.trusted_context.tenant {
                     ValueSource::Env(name) => env(name).filter(|v| !v.is_empty()),
                     ValueSource::Static(v) => Some(v.clone()),
-                    ValueSource::Unset => None,
+                    ValueSource::Unset | ValueSource::Claim(_) => None,
                 };
+                let verified = matches!(cfg.trusted_context.tenant, ValueSource::Claim(_));
                 let tenants = match tenant {
                     Some(t) => NameSet::Only(vec![t]),
+                    // Every tenant is checked against its signed token
+                    // (`Authority::check_identity`).
+                    None if verified => NameSet::Any,
                     None => {
                         warnings.push(
                             "no `airlock.proposers` and no trusted tenant in the executor's environment: \

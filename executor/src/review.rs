@@ -102,7 +102,7 @@ async fn decide(
         .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "no such proposal"))?;
     let role = detail.summary.required_role.as_deref();
     if !auth.peers.may_approve(peer.creds.uid, role) {
-        tracing::warn!(uid = peer.creds.uid, proposal_id = %id, role = ?role, "decision refused: peer lacks the required role");
+        tracing::warn!(uid = peer.creds.uid, proposal_id = %id, role = %crate::log_fields::or_dash(role), "decision refused: peer lacks the required role");
         let msg = match role {
             Some(r) => format!(
                 "approving or rejecting this proposal needs the `{r}` role, which your OS user does not hold (see `airlock.approvers`)"

@@ -263,9 +263,24 @@ impl Client {
     /// Send one request and wait for its response. An `error` response
     /// becomes [`ClientError::Refused`].
     pub async fn call(&mut self, request: Request) -> Result<Response, ClientError> {
+        self.call_traced(request, None).await
+    }
+
+    /// [`Client::call`], with the caller's W3C `traceparent` so that the
+    /// executor's spans join the caller's trace.
+    pub async fn call_traced(
+        &mut self,
+        request: Request,
+        traceparent: Option<String>,
+    ) -> Result<Response, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
-        let frame = RequestFrame { id, request }.encode();
+        let frame = RequestFrame {
+            id,
+            request,
+            traceparent,
+        }
+        .encode();
         let exchange = async {
             // A peer the executor refuses is answered and closed before it
             // reads our request; the refusal is still waiting to be read.

@@ -75,6 +75,16 @@ pub enum ErrorCode {
     /// The source could not be re-read to check the proposal's rows: the
     /// approval was not recorded and the proposal is still pending.
     SourceUnavailable,
+    /// The Explore plan is not one the boundary allows; `details` has the
+    /// plan error's code and path. No query ran.
+    PlanRefused,
+    /// A Scoped Explore budget of this tenant and principal is used up
+    /// (`details.budget`, `details.retry_after_ms`). No query ran.
+    BudgetExhausted,
+    /// Releasing this Explore result would expose a suppressed group by
+    /// subtraction from another result already released over the same
+    /// cohort; nothing was released.
+    ComplementaryRelease,
 }
 
 impl ErrorCode {
@@ -108,6 +118,9 @@ impl ErrorCode {
         ErrorCode::AlreadyVoted,
         ErrorCode::Stale,
         ErrorCode::SourceUnavailable,
+        ErrorCode::PlanRefused,
+        ErrorCode::BudgetExhausted,
+        ErrorCode::ComplementaryRelease,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -140,6 +153,9 @@ impl ErrorCode {
             ErrorCode::AlreadyVoted => "already_voted",
             ErrorCode::Stale => "stale",
             ErrorCode::SourceUnavailable => "source_unavailable",
+            ErrorCode::PlanRefused => "plan_refused",
+            ErrorCode::BudgetExhausted => "budget_exhausted",
+            ErrorCode::ComplementaryRelease => "complementary_release",
         }
     }
 }
@@ -218,11 +234,14 @@ mod tests {
         (ErrorCode::AlreadyVoted, "already_voted"),
         (ErrorCode::Stale, "stale"),
         (ErrorCode::SourceUnavailable, "source_unavailable"),
+        (ErrorCode::PlanRefused, "plan_refused"),
+        (ErrorCode::BudgetExhausted, "budget_exhausted"),
+        (ErrorCode::ComplementaryRelease, "complementary_release"),
     ];
 
     #[test]
     fn every_code_has_its_literal_wire_name_in_as_str_display_and_serde() {
-        assert_eq!(WIRE_NAMES.len(), 28);
+        assert_eq!(WIRE_NAMES.len(), 31);
         let listed: Vec<ErrorCode> = WIRE_NAMES.iter().map(|(c, _)| *c).collect();
         assert_eq!(listed, ErrorCode::ALL, "ALL is every code, in this order");
         for (code, name) in WIRE_NAMES {

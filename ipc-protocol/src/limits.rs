@@ -7,10 +7,13 @@ use std::time::Duration;
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 /// Deepest JSON nesting accepted in a frame.
 pub const MAX_JSON_DEPTH: usize = 32;
-/// Most rows one `record_read` may carry.
-pub const MAX_ROWS_PER_READ: usize = 100;
-/// Most parameter descriptions one `record_read` may carry.
-pub const MAX_PARAMS_PER_READ: usize = 8;
+/// Most rows one `record_read` may carry: the released groups of the
+/// largest grouped aggregate read (`max_groups` ≤ 500); every capability
+/// bounds its own reads further.
+pub const MAX_ROWS_PER_READ: usize = 500;
+/// Most parameter descriptions one `record_read` may carry: 8 reviewed
+/// selection terms, the tenant and the principal fit.
+pub const MAX_PARAMS_PER_READ: usize = 16;
 /// Most items a list request returns.
 pub const MAX_LIST_ITEMS: u32 = 1_000;
 /// Longest free-text note or reason, in characters.
@@ -43,8 +46,8 @@ mod tests {
     fn limits_have_their_documented_values() {
         assert_eq!(MAX_FRAME_BYTES, 1_048_576);
         assert_eq!(MAX_JSON_DEPTH, 32);
-        assert_eq!(MAX_ROWS_PER_READ, 100);
-        assert_eq!(MAX_PARAMS_PER_READ, 8);
+        assert_eq!(MAX_ROWS_PER_READ, 500);
+        assert_eq!(MAX_PARAMS_PER_READ, 16);
         assert_eq!(MAX_LIST_ITEMS, 1_000);
         assert_eq!(MAX_NOTE_CHARS, 2_000);
         assert_eq!(MAX_PROPOSER_CONNECTIONS, 192);

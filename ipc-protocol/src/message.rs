@@ -117,6 +117,11 @@ pub struct RecordRead {
     pub parameters: Vec<ParamMeta>,
     /// The visible columns of the rows returned (at most `MAX_ROWS_PER_READ`).
     pub rows: Vec<Map<String, Value>>,
+    /// The signed token the request's tenant and principal come from
+    /// (`http_claims` only); the executor verifies it again. Never logged
+    /// or recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_token: Option<String>,
 }
 
 /// Proposer: submit a change set for approval.
@@ -126,6 +131,11 @@ pub struct SubmitProposal {
     pub change_set: ChangeSet,
     /// The evidence of the read the change set was built from.
     pub evidence_id: Option<String>,
+    /// The signed token the request's tenant and principal come from
+    /// (`http_claims` only); the executor verifies it again. Never logged
+    /// or recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_token: Option<String>,
 }
 
 /// Proposer or operator: one proposal by id (operators may also say `latest`).
@@ -238,6 +248,61 @@ impl PruneLedger {
     }
 }
 
+/// Proposer: reserve the budgets one Scoped Explore plan needs, before
+/// its query runs. The executor validates the plan against its own
+/// boundary, charges a query and (for a new cohort-protected variant) a
+/// differencing variant, and holds the plan's most cells until commit or
+/// release.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExploreReserve {
+    pub context: TrustedContext,
+    /// The plan as the model sent it (at most
+    /// `airlock_policy::explore::MAX_PLAN_BYTES` as JSON).
+    pub plan: Value,
+    /// The signed token the request's tenant and principal come from
+    /// (`http_claims` only); the executor verifies it again. Never logged
+    /// or recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_token: Option<String>,
+}
+
+/// Proposer: the reserved plan's query ran; this is what its release
+/// would contain. The executor refuses a release that, with what this
+/// tenant and principal were already shown, would expose a suppressed
+/// group by subtraction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExploreCommit {
+    pub reservation_id: String,
+    /// Cells the release holds (at most what was reserved).
+    pub cells: u64,
+    /// Groups suppressed for being below the minimum cohort.
+    pub suppressed_groups: u64,
+    /// Every group of the cohort is in the release.
+    pub complete: bool,
+}
+
+/// Proposer: the reserved plan's query did not run or failed; nothing of
+/// the reservation is charged but the query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExploreRelease {
+    pub reservation_id: String,
+    /// Why (`source_unavailable`, `source_timeout`, `too_many_groups`, …).
+    pub reason: String,
+}
+
+/// Operator: the most recent Explore query audit entries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExploreAuditQuery {
+    /// 1 to 1000.
+    pub limit: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+}
+
 /// A request with no fields.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -276,6 +341,63 @@ pub struct Welcome {
     /// hashes differently knows its proposals may be refused.
     pub config_hash: String,
     pub limits: LimitsInfo,
+}
+
+/// What is left of a tenant and principal's Explore budgets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExploreBudgets {
+    pub queries: u64,
+    pub cells: u64,
+    /// Differencing variants left for the plan's resource.
+    pub variants: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExploreReserved {
+    pub reservation_id: String,
+    /// The plan is an exact replay of a variant already charged.
+    pub replay: bool,
+    pub remaining: ExploreBudgets,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExploreCommitted {
+    pub remaining: ExploreBudgets,
+}
+
+/// One Explore query as the ledger audits it: the normalized plan and the
+/// outcome, never a row value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExploreAuditEntry {
+    pub at: String,
+    pub tenant_id: String,
+    pub principal: String,
+    pub resource: Option<String>,
+    /// `sha256:` of the normalized plan (`None` for a plan refused as invalid).
+    pub variant: Option<String>,
+    /// The normalized plan (`None` for a plan refused as invalid).
+    pub plan: Option<Value>,
+    /// `released`, `suppressed` (released with groups withheld, or all
+    /// withheld), `refused` or `failed`.
+    pub outcome: String,
+    /// Why it was refused or failed (a stable code).
+    pub reason: Option<String>,
+    pub cells: u64,
+    pub suppressed_groups: u64,
+    /// A source query ran for it: the plan was reserved and not given back
+    /// before its query (true also for an expired reservation, whose query
+    /// may have run). False for every plan refused at reservation.
+    pub query_ran: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExploreAudit {
+    pub entries: Vec<ExploreAuditEntry>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -688,6 +810,10 @@ message_set! {
         NotificationStatus(Empty) = "notification_status",
         TestNotification(TestNotification) = "test_notification",
         Revert(Revert) = "revert",
+        ExploreReserve(ExploreReserve) = "explore_reserve",
+        ExploreCommit(ExploreCommit) = "explore_commit",
+        ExploreRelease(ExploreRelease) = "explore_release",
+        ExploreAudit(ExploreAuditQuery) = "explore_audit",
     }
 }
 
@@ -710,6 +836,10 @@ message_set! {
         Pruned(PruneReport) = "pruned",
         NotificationStatus(NotificationStatus) = "notification_status",
         NotificationTest(NotificationTestReport) = "notification_test",
+        ExploreReserved(ExploreReserved) = "explore_reserved",
+        ExploreCommitted(ExploreCommitted) = "explore_committed",
+        ExploreReleased(Empty) = "explore_released",
+        ExploreAudit(ExploreAudit) = "explore_audit",
         Error(ErrorBody) = "error",
     }
 }
@@ -720,9 +850,12 @@ impl Request {
     pub fn allowed_for(&self, role: Role) -> bool {
         match self {
             Request::Hello(_) => true,
-            Request::RecordRead(_) | Request::SubmitProposal(_) | Request::ProposalStatus(_) => {
-                role == Role::Proposer
-            }
+            Request::RecordRead(_)
+            | Request::SubmitProposal(_)
+            | Request::ProposalStatus(_)
+            | Request::ExploreReserve(_)
+            | Request::ExploreCommit(_)
+            | Request::ExploreRelease(_) => role == Role::Proposer,
             Request::ListProposals(_)
             | Request::ShowProposal(_)
             | Request::Approve(_)
@@ -736,7 +869,8 @@ impl Request {
             | Request::PruneLedger(_)
             | Request::NotificationStatus(_)
             | Request::TestNotification(_)
-            | Request::Revert(_) => role == Role::Operator,
+            | Request::Revert(_)
+            | Request::ExploreAudit(_) => role == Role::Operator,
         }
     }
 }
@@ -769,13 +903,38 @@ impl From<FrameError> for DecodeError {
     }
 }
 
-/// Split a frame body into (id, type, body), strictly.
-fn envelope(bytes: &[u8]) -> Result<(u64, String, Value), (Option<u64>, DecodeError)> {
+/// Whether `s` is a W3C trace-context `traceparent` (version 00):
+/// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, lower case,
+/// neither id all zeros.
+pub fn is_traceparent(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    let hex = |p: &str, n: usize| {
+        p.len() == n
+            && p.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    parts.len() == 4
+        && parts[0] == "00"
+        && hex(parts[1], 32)
+        && hex(parts[2], 16)
+        && hex(parts[3], 2)
+        && parts[1].bytes().any(|b| b != b'0')
+        && parts[2].bytes().any(|b| b != b'0')
+}
+
+/// Split a frame body into (id, type, body, traceparent), strictly. Only
+/// requests may carry a `traceparent` (`with_trace`).
+#[allow(clippy::type_complexity)]
+fn envelope(
+    bytes: &[u8],
+    with_trace: bool,
+) -> Result<(u64, String, Value, Option<String>), (Option<u64>, DecodeError)> {
     let mut map = parse_object(bytes).map_err(|e| (None, e.into()))?;
     let id = map.get("id").and_then(Value::as_u64);
     let fail = |msg: &str| (id, DecodeError::Frame(msg.to_owned()));
     for key in map.keys() {
-        if !matches!(key.as_str(), "id" | "type" | "body") {
+        if !(matches!(key.as_str(), "id" | "type" | "body") || (with_trace && key == "traceparent"))
+        {
             return Err(fail(&format!(
                 "unknown envelope field `{}`",
                 key.chars().take(64).collect::<String>()
@@ -791,7 +950,16 @@ fn envelope(bytes: &[u8]) -> Result<(u64, String, Value), (Option<u64>, DecodeEr
     if !body.is_object() {
         return Err(fail("`body` must be an object"));
     }
-    Ok((id, kind, body))
+    let traceparent = match map.remove("traceparent") {
+        None => None,
+        Some(Value::String(t)) if is_traceparent(&t) => Some(t),
+        Some(_) => {
+            return Err(fail(
+                "`traceparent` must be a W3C trace-context traceparent (00-<32 hex>-<16 hex>-<2 hex>)",
+            ));
+        }
+    };
+    Ok((id, kind, body, traceparent))
 }
 
 /// A request with its id.
@@ -799,18 +967,29 @@ fn envelope(bytes: &[u8]) -> Result<(u64, String, Value), (Option<u64>, DecodeEr
 pub struct RequestFrame {
     pub id: u64,
     pub request: Request,
+    /// The W3C `traceparent` of the caller's span, when it exports traces:
+    /// the executor's spans join the same trace. Carries no authority.
+    pub traceparent: Option<String>,
 }
 
 impl RequestFrame {
     /// Decode strictly; on failure, the id (if it could be read) and why.
     pub fn decode(bytes: &[u8]) -> Result<RequestFrame, (Option<u64>, DecodeError)> {
-        let (id, kind, body) = envelope(bytes)?;
+        let (id, kind, body, traceparent) = envelope(bytes, true)?;
         let request = Request::from_parts(&kind, body).map_err(|e| (Some(id), e))?;
-        Ok(RequestFrame { id, request })
+        Ok(RequestFrame {
+            id,
+            request,
+            traceparent,
+        })
     }
 
     pub fn to_json(&self) -> Value {
-        serde_json::json!({"id": self.id, "type": self.request.type_name(), "body": self.request.body()})
+        let mut v = serde_json::json!({"id": self.id, "type": self.request.type_name(), "body": self.request.body()});
+        if let Some(t) = &self.traceparent {
+            v["traceparent"] = Value::String(t.clone());
+        }
+        v
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -827,7 +1006,7 @@ pub struct ResponseFrame {
 
 impl ResponseFrame {
     pub fn decode(bytes: &[u8]) -> Result<ResponseFrame, (Option<u64>, DecodeError)> {
-        let (id, kind, body) = envelope(bytes)?;
+        let (id, kind, body, _) = envelope(bytes, false)?;
         let response = Response::from_parts(&kind, body).map_err(|e| (Some(id), e))?;
         Ok(ResponseFrame { id, response })
     }
@@ -873,6 +1052,10 @@ mod tests {
         ("notification_status", false, true),
         ("test_notification", false, true),
         ("revert", false, true),
+        ("explore_reserve", true, false),
+        ("explore_commit", true, false),
+        ("explore_release", true, false),
+        ("explore_audit", false, true),
     ];
 
     /// The golden request of `kind` from `fixtures/`.
@@ -973,6 +1156,7 @@ mod tests {
         let frame = RequestFrame {
             id: 6,
             request: Request::Stats(Empty {}),
+            traceparent: None,
         };
         assert_eq!(
             String::from_utf8(frame.encode()).unwrap(),
@@ -985,10 +1169,70 @@ mod tests {
                 proposal_id: "wrp_1".into(),
                 note: None,
             }),
+            traceparent: None,
         };
         assert_eq!(
             String::from_utf8(approve.encode()).unwrap(),
             r#"{"id":1,"type":"approve","body":{"proposal_id":"wrp_1","note":null}}"#
+        );
+    }
+
+    #[test]
+    fn traceparents_are_exactly_w3c_version_00() {
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert!(is_traceparent(good));
+        assert!(is_traceparent(
+            "00-00000000000000000000000000000001-0000000000000001-00"
+        ));
+        for bad in [
+            "",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e47366-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b77-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-011",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-00",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba9/2b7-01",
+        ] {
+            assert!(!is_traceparent(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_request_may_carry_a_traceparent_and_a_response_may_not() {
+        let t = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let frame = RequestFrame {
+            id: 6,
+            request: Request::Stats(Empty {}),
+            traceparent: Some(t.into()),
+        };
+        assert_eq!(
+            String::from_utf8(frame.encode()).unwrap(),
+            format!(r#"{{"id":6,"type":"stats","body":{{}},"traceparent":"{t}"}}"#)
+        );
+        assert_eq!(RequestFrame::decode(&frame.encode()).unwrap(), frame);
+        let bad = br#"{"id":6,"type":"stats","body":{},"traceparent":"00-x"}"#;
+        let (id, err) = RequestFrame::decode(bad).unwrap_err();
+        assert_eq!(id, Some(6));
+        assert!(
+            matches!(err, DecodeError::Frame(ref m) if m.starts_with("`traceparent` must be")),
+            "{err:?}"
+        );
+        let not_string = br#"{"id":6,"type":"stats","body":{},"traceparent":1}"#;
+        assert!(RequestFrame::decode(not_string).is_err());
+        let response = format!(r#"{{"id":6,"type":"stats","body":{{}},"traceparent":"{t}"}}"#);
+        let (_, err) = ResponseFrame::decode(response.as_bytes()).unwrap_err();
+        assert_eq!(
+            err,
+            DecodeError::Frame("unknown envelope field `traceparent`".into())
         );
     }
 
@@ -1000,6 +1244,7 @@ mod tests {
                 before: "2026-01-01T00:00:00Z".into(),
                 archive: "/var/lib/airlock/archive-2025.db".into(),
             }),
+            traceparent: None,
         };
         assert_eq!(
             String::from_utf8(frame.encode()).unwrap(),

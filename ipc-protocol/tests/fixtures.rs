@@ -229,7 +229,12 @@ fn the_document_names_every_limit() {
 
 /// Keys whose values are data (column names, argument names, states), not
 /// protocol fields.
-const DATA_MAPS: &[&str] = &["args", "rows", "before", "patch", "after", "details"];
+const DATA_MAPS: &[&str] = &[
+    "args", "rows", "before", "patch", "after", "details",
+    // An Explore plan: the model's question, in the plan grammar of
+    // `airlock_policy::explore::plan`, not protocol fields.
+    "plan",
+];
 
 fn collect_field_names(v: &Value, parent: Option<&str>, out: &mut BTreeSet<String>) {
     match v {
@@ -639,4 +644,87 @@ fn nesting_is_limited_as_documented() {
     assert!(airlock_ipc::frame::parse_object(nested(MAX_JSON_DEPTH).as_bytes()).is_ok());
     assert!(airlock_ipc::frame::parse_object(nested(MAX_JSON_DEPTH + 1).as_bytes()).is_err());
     assert!(DOC.contains("the envelope counting as level 1"));
+}
+
+// ---------------------------------------------------------------------------
+// Scoped Explore: the plan is one the executor's validation accepts, and
+// the audit and budgets are what the budget decisions give for it.
+
+/// The reference config with a Scoped Explore boundary over its invoices.
+fn explore_boundary() -> airlock_policy::explore::Boundary {
+    let mut v: Value = serde_json::from_str(REFERENCE_CONFIG).expect("JSON");
+    v["airlock"] = json!({"explore": {
+        "source": "app_postgres",
+        "resources": {"invoices": {
+            "schema": "public", "table": "invoices", "primary_key": "id", "tenant_key": "tenant_id",
+            "fields": {
+                "status": {"type": "text", "uses": ["dimension", "filter"]},
+                "balance_cents": {"type": "number", "uses": ["measure"], "measures": ["sum", "avg"]},
+                "updated_at": {"type": "time", "uses": ["time"], "buckets": ["month"]}
+            }
+        }}
+    }});
+    airlock_policy::load_config_str(&v.to_string())
+        .config
+        .expect("the reference config with a boundary loads")
+        .airlock
+        .explore
+        .expect("the boundary")
+}
+
+#[test]
+fn the_explore_fixtures_are_what_validation_and_the_budgets_give() {
+    use airlock_policy::explore::budget::{self, Audited, Outcome, Window};
+    use airlock_policy::explore::validate_plan;
+    let boundary = explore_boundary();
+    let reserve = fixture_value("request.explore_reserve");
+    let valid = validate_plan(&boundary, &reserve["body"]["plan"]).expect("the plan validates");
+    let charge = valid.charge(&boundary);
+    let limits = &boundary.limits;
+    let now = 1_781_965_870_027; // 2026-06-20T14:31:10.027Z
+    let admitted = budget::reserve(limits, &Window::default(), &charge, now).expect("admitted");
+    let reserved = fixture_value("response.explore_reserved");
+    assert_eq!(reserved["body"]["replay"], json!(admitted.replay));
+    assert_eq!(reserved["body"]["remaining"], json!(admitted.remaining));
+
+    let commit = fixture_value("request.explore_commit");
+    let outcome = Outcome {
+        cells: commit["body"]["cells"].as_u64().expect("cells"),
+        suppressed_groups: commit["body"]["suppressed_groups"]
+            .as_u64()
+            .expect("suppressed_groups"),
+        complete: commit["body"]["complete"].as_bool().expect("complete"),
+    };
+    let charges = budget::commit(&Window::default(), &charge, &outcome, now).expect("released");
+    let after = Window {
+        audited: vec![Audited {
+            charged_ms: now,
+            resource: Some(charge.resource.clone()),
+            variant: Some(charge.variant.clone()),
+            cohort: Some(charge.cohort.clone()),
+            charges,
+        }],
+        pending: Vec::new(),
+    };
+    let committed = fixture_value("response.explore_committed");
+    assert_eq!(
+        committed["body"]["remaining"],
+        json!(after.remaining(limits, &charge.resource, now))
+    );
+
+    // The audit's released entry is that query: its normalized plan and
+    // variant, its outcome and what it released.
+    let audit = fixture_value("response.explore_audit");
+    let entries = audit["body"]["entries"].as_array().expect("entries");
+    let released = entries
+        .iter()
+        .find(|e| e["outcome"] == "suppressed")
+        .expect("a suppressed entry");
+    assert_eq!(released["plan"], valid.normalized());
+    assert_eq!(released["variant"], json!(charge.variant));
+    assert_eq!(released["cells"], json!(outcome.cells));
+    assert_eq!(
+        released["suppressed_groups"],
+        json!(outcome.suppressed_groups)
+    );
 }

@@ -93,5 +93,66 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(policy, benches);
+/// Scoped Explore: what every `app.explore_data` call does in policy, in
+/// the proposer (validate, compile) and again in the executor (validate,
+/// charge), and the release of a 3-group result.
+fn explore(c: &mut Criterion) {
+    use airlock_policy::config::Engine;
+    use airlock_policy::explore::{compile::compile, release::release, validate_plan};
+    let mut v: Value = serde_json::from_str(REFERENCE).unwrap();
+    v["airlock"] = json!({"explore": {
+        "source": "app_postgres",
+        "resources": {
+            "tickets": {"schema": "public", "table": "tickets", "primary_key": "id", "tenant_key": "tenant_id",
+                "fields": {
+                    "status": {"type": "text", "uses": ["dimension", "filter"], "values": ["open", "pending", "closed"]},
+                    "amount_cents": {"type": "number", "uses": ["measure", "filter"]},
+                    "opened_at": {"type": "time", "uses": ["time", "filter"]},
+                    "customer_id": {"type": "text", "uses": ["count_distinct"]}
+                },
+                "relationships": {"customer": {"column": "customer_id", "resource": "customers"}}},
+            "customers": {"schema": "public", "table": "customers", "primary_key": "id", "tenant_key": "tenant_id",
+                "fields": {"segment": {"type": "text", "uses": ["dimension"]}}}
+        }
+    }});
+    let config = airlock_policy::load_config(&v)
+        .config
+        .expect("the boundary loads");
+    let boundary = config.airlock.explore.clone().expect("a boundary");
+    let plan = json!({"kind": "aggregate", "resource": "tickets",
+        "measures": [{"function": "count"}, {"function": "sum", "field": "amount_cents"}],
+        "dimensions": ["status", {"field": "segment", "relationship": "customer"}],
+        "time_window": {"field": "opened_at", "start": "2026-01-01", "end": "2026-04-01"},
+        "where": [{"field": "amount_cents", "op": "gte", "value": 100}],
+        "order_by": {"kind": "measure", "index": 0, "direction": "desc"}, "top_n": 10});
+    c.bench_function("explore/validate_plan + compile (grouped, joined)", |b| {
+        b.iter(|| {
+            let p = validate_plan(&boundary, black_box(&plan)).unwrap();
+            compile(Engine::Postgres, &boundary, &p).unwrap()
+        })
+    });
+    c.bench_function("explore/validate_plan + charge (executor)", |b| {
+        b.iter(|| {
+            validate_plan(&boundary, black_box(&plan))
+                .unwrap()
+                .charge(&boundary)
+        })
+    });
+    let valid = validate_plan(&boundary, &plan).unwrap();
+    let rows: Vec<serde_json::Map<String, Value>> = ["closed", "open", "pending"]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            json!({"d0": s, "d1": "smb", "n": 4 + i * 3, "m0": 4 + i * 3, "m1": "12345", "c1": 4 + i * 3})
+                .as_object()
+                .cloned()
+                .unwrap()
+        })
+        .collect();
+    c.bench_function("explore/release (3 groups, one suppressed)", |b| {
+        b.iter(|| release(&boundary, &valid, black_box(&rows)).unwrap())
+    });
+}
+
+criterion_group!(policy, benches, explore);
 criterion_main!(policy);

@@ -22,6 +22,12 @@ pub enum ArgErrorCode {
     BelowMinimum,
     AboveMaximum,
     InvalidCharacters,
+    /// A string argument with a `format` that the value does not have.
+    InvalidFormat,
+    /// An array argument with no values, or more than `max_items`.
+    ItemCount,
+    /// An array argument listing a value twice.
+    DuplicateItem,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -134,8 +140,12 @@ fn check_value(spec: &ArgSpec, v: &Value) -> Result<Value, ArgError> {
                     ),
                 ));
             }
+            if let Some(format) = spec.format {
+                crate::list_read::check_format(spec, format, s)?;
+            }
             v.clone()
         }
+        ArgType::Array => crate::list_read::check_array(spec, v)?,
         ArgType::Boolean => {
             if !v.is_boolean() {
                 return Err(err(

@@ -73,6 +73,7 @@ pub struct ToolDef {
 #[derive(Debug, Clone)]
 pub struct Catalog {
     tools: Vec<ToolDef>,
+    mode: AliasMode,
 }
 
 impl Catalog {
@@ -89,7 +90,10 @@ impl Catalog {
                 title: title(&cap.name),
                 kind: cap.kind,
                 description: describe(cap, required_role),
-                input_schema: input_schema(&cap.args),
+                input_schema: match &cap.list {
+                    Some(spec) => crate::list_read::input_schema(cap, spec),
+                    None => input_schema(&cap.args),
+                },
             };
             match mode {
                 AliasMode::Canonical => tools.push(base),
@@ -107,11 +111,21 @@ impl Catalog {
                 }
             }
         }
-        Catalog { tools }
+        Catalog { tools, mode }
     }
 
     pub fn tools(&self) -> &[ToolDef] {
         &self.tools
+    }
+
+    /// The names a fixed tool (such as Scoped Explore's) is served under
+    /// in this catalog's alias mode.
+    pub fn names_for(&self, canonical: &str) -> Vec<String> {
+        match self.mode {
+            AliasMode::Canonical => vec![canonical.to_owned()],
+            AliasMode::Openai => vec![openai_alias(canonical)],
+            AliasMode::Both => vec![canonical.to_owned(), openai_alias(canonical)],
+        }
     }
 
     /// The canonical capability name for a tool name the model called.
@@ -151,6 +165,18 @@ pub fn input_schema(args: &[ArgSpec]) -> Value {
         if let Some(e) = &a.enum_values {
             p.insert("enum".into(), Value::Array(e.clone()));
         }
+        if let Some(f) = a.format {
+            p.insert("format".into(), json!(f.as_str()));
+        }
+        if let Some(items) = &a.items {
+            p.insert(
+                "items".into(),
+                json!({"type": items.ty.as_str(), "enum": items.enum_values}),
+            );
+            p.insert("minItems".into(), json!(1));
+            p.insert("maxItems".into(), json!(items.max_items));
+            p.insert("uniqueItems".into(), json!(true));
+        }
         properties.insert(a.name.clone(), Value::Object(p));
         if a.required {
             required.push(json!(a.name));
@@ -178,7 +204,14 @@ fn describe(cap: &Capability, required_role: Option<&str>) -> String {
     let mut text = match &cap.description {
         Some(d) => d.clone(),
         None => match cap.kind {
-            Kind::Read => format!("Look up one {object} record by `{}`.", cap.lookup_arg),
+            Kind::Read => match &cap.list {
+                Some(spec) => crate::list_read::describe(cap, spec),
+                None => format!("Look up one {object} record by `{}`.", cap.lookup_arg),
+            },
+            Kind::AggregateRead => match &cap.aggregate {
+                Some(a) => format!("Return {}.", crate::aggregate_read::what(cap, a)),
+                None => format!("Return one reviewed aggregate over {object} records."),
+            },
             Kind::Proposal => match cap.proposal.as_ref().map(|p| (p.kind(), p.set())) {
                 Some((kind, Some(set))) => format!(
                     "Propose {} every {object} record a reviewed rule selects (at most {}, chosen by the rule, not by you).",
@@ -204,6 +237,11 @@ fn describe(cap: &Capability, required_role: Option<&str>) -> String {
         },
     };
     match cap.kind {
+        Kind::AggregateRead => {
+            if let Some(a) = &cap.aggregate {
+                text.push_str(&crate::aggregate_read::describe_suffix(cap, a));
+            }
+        }
         Kind::Read => {
             let scope = if cap.target.principal_scope_key.is_some() {
                 "your tenant and to records assigned to you"
@@ -504,6 +542,8 @@ mod tests {
             maximum: None,
             enum_values: None,
             description: None,
+            format: None,
+            items: None,
         }
     }
 

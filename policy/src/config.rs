@@ -41,6 +41,16 @@ pub struct Config {
     /// Where the executor sends notifications of proposal events.
     pub notifications: crate::notify::Notifications,
     pub airlock: AirlockSection,
+    /// `metrics`: Prometheus metrics of the HTTP proposer and the executor.
+    pub metrics: MetricsSection,
+    /// `session_auth`: how the HTTP proposer and the executor verify the
+    /// signed tokens that name the tenant and principal
+    /// (`trusted_context.provider: "http_claims"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_auth: Option<crate::session_auth::SessionAuth>,
+    /// `http_security`: the HTTP proposer's protected-resource metadata and
+    /// per-principal request limit.
+    pub http_security: crate::session_auth::HttpSecurity,
     /// `proposal_freshness`: proposal capability name → its dependencies.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub proposal_freshness: BTreeMap<String, ProposalFreshness>,
@@ -68,6 +78,16 @@ impl Config {
     /// top-level `trusted_context`).
     pub fn context_for(&self, cap: &Capability) -> &ContextSpec {
         cap.context
+            .as_ref()
+            .and_then(|name| self.contexts.get(name))
+            .unwrap_or(&self.trusted_context)
+    }
+
+    /// The trusted-context spec Scoped Explore uses (its named context, or
+    /// the top-level `trusted_context`).
+    pub fn explore_context(&self, boundary: &crate::explore::Boundary) -> &ContextSpec {
+        boundary
+            .context
             .as_ref()
             .and_then(|name| self.contexts.get(name))
             .unwrap_or(&self.trusted_context)
@@ -175,6 +195,45 @@ pub struct Storage {
     /// The executor's ledger path, relative to the config file's directory
     /// unless absolute.
     pub sqlite_path: Option<String>,
+    /// The ledger on PostgreSQL, shared by a fleet of executors
+    /// (`shared_postgres` with `mode: "runtime_store"`); `None`: SQLite.
+    pub shared_postgres: Option<SharedPostgres>,
+}
+
+/// `metrics` (Synapsor Runner's shape, plus `executor_listen`): a
+/// Prometheus endpoint at `/metrics` of the HTTP proposer, and the
+/// executor's own on `executor_listen`. Off unless `enabled`; behind the
+/// bearer token in `token_env` (required off loopback).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MetricsSection {
+    pub enabled: bool,
+    pub token_env: Option<String>,
+    /// Where the executor serves its metrics (`host:port`); none: the
+    /// executor serves none.
+    pub executor_listen: Option<std::net::SocketAddr>,
+}
+
+/// `storage.shared_postgres` (Synapsor Runner's shape): where a fleet's
+/// shared ledger lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SharedPostgres {
+    /// The environment variable holding the ledger database's URL (never
+    /// the URL itself).
+    pub url_env: String,
+    /// The PostgreSQL schema holding the ledger's tables.
+    pub schema: String,
+    /// How long a ledger write waits for the fleet's chain lock.
+    pub lock_timeout_ms: u64,
+    /// How long a lease on an apply lasts: another executor takes over an
+    /// apply whose holder has not finished it within this time (killed or
+    /// cut off), and the holder's late receipt is then refused (fenced).
+    pub apply_lease_ms: u64,
+}
+
+impl SharedPostgres {
+    pub const DEFAULT_SCHEMA: &'static str = "airlock_ledger";
+    pub const DEFAULT_LOCK_TIMEOUT_MS: u64 = 10_000;
+    pub const DEFAULT_APPLY_LEASE_MS: u64 = 30_000;
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -193,6 +252,9 @@ pub enum ContextProvider {
     Environment,
     /// Values are written in the config (development only; warns).
     StaticDev,
+    /// Values are the claims of the signed token each HTTP request carries
+    /// (`session_auth`), verified by the proposer and again by the executor.
+    HttpClaims,
 }
 
 /// Where one trusted-context value comes from.
@@ -201,6 +263,8 @@ pub enum ContextProvider {
 pub enum ValueSource {
     Env(String),
     Static(String),
+    /// A claim of the request's verified token (`http_claims`).
+    Claim(String),
     Unset,
 }
 
@@ -260,6 +324,9 @@ pub struct CommandHandlerSpec {
 pub enum Kind {
     Read,
     Proposal,
+    /// One reviewed aggregate over the tenant's rows, never the rows
+    /// (`crate::aggregate_read`).
+    AggregateRead,
 }
 
 impl Kind {
@@ -267,6 +334,7 @@ impl Kind {
         match self {
             Kind::Read => "read",
             Kind::Proposal => "proposal",
+            Kind::AggregateRead => "aggregate_read",
         }
     }
 }
@@ -294,6 +362,8 @@ pub enum ArgType {
     Number,
     Integer,
     Boolean,
+    /// A list of reviewed enum values (`items`), for a list read's `in` filter.
+    Array,
 }
 
 impl ArgType {
@@ -303,6 +373,7 @@ impl ArgType {
             ArgType::Number => "number",
             ArgType::Integer => "integer",
             ArgType::Boolean => "boolean",
+            ArgType::Array => "array",
         }
     }
 }
@@ -317,6 +388,42 @@ pub struct ArgSpec {
     pub maximum: Option<f64>,
     pub enum_values: Option<Vec<Value>>,
     pub description: Option<String>,
+    /// `format` of a string argument: a date or an RFC 3339 date-time.
+    /// Left out of the serialized form when unset (capability digests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<StringFormat>,
+    /// An array argument's `items` and `max_items`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items: Option<ArrayItems>,
+}
+
+/// The `format` of a string argument, checked at call time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum StringFormat {
+    /// `YYYY-MM-DD`, a real calendar date.
+    #[serde(rename = "date")]
+    Date,
+    /// RFC 3339 with an offset: `2026-06-20T14:31:08Z`, `…+02:00`.
+    #[serde(rename = "date-time")]
+    DateTime,
+}
+
+impl StringFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StringFormat::Date => "date",
+            StringFormat::DateTime => "date-time",
+        }
+    }
+}
+
+/// What an array argument holds: 1 to `max_items` distinct values of a
+/// reviewed `enum` (strings or integers).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ArrayItems {
+    pub ty: ArgType,
+    pub enum_values: Vec<Value>,
+    pub max_items: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -630,6 +737,16 @@ pub struct Capability {
     pub max_rows: u32,
     /// Present exactly when `kind` is `Proposal`.
     pub proposal: Option<ProposalSpec>,
+    /// A list read (`list`): rows found by reviewed filters, a page at a
+    /// time, instead of one row by `lookup`. Left out of the serialized
+    /// form when unset, so existing capability digests do not change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub list: Option<crate::list_read::ListSpec>,
+    /// Present exactly when `kind` is `AggregateRead` (then `args` and
+    /// `visible_columns` are empty and `lookup_arg` is `""`). Left out of
+    /// the serialized form otherwise, so existing digests do not change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<crate::aggregate_read::AggregateSpec>,
 }
 
 impl Capability {
@@ -640,6 +757,9 @@ impl Capability {
     /// The most rows one read of this capability returns: its `max_rows`,
     /// or a bounded set's cap.
     pub fn read_row_cap(&self) -> u32 {
+        if let Some(a) = &self.aggregate {
+            return a.max_evidence_rows();
+        }
         self.proposal
             .as_ref()
             .and_then(|p| p.set())
@@ -648,7 +768,8 @@ impl Capability {
 
     /// Columns a row read must fetch: visible columns, plus, for proposals,
     /// the patched and version columns (so the before-image is exact), the
-    /// primary key, tenant key and principal scope key. Deduplicated, in a
+    /// primary key, tenant key and principal scope key (and, for an
+    /// aggregate read, the columns its statement names). Deduplicated, in a
     /// stable order.
     pub fn read_columns(&self) -> Vec<&str> {
         let mut cols: Vec<&str> = Vec::new();
@@ -660,6 +781,9 @@ impl Capability {
         let mut extra: Vec<&str> = vec![&self.target.primary_key];
         extra.extend(self.target.tenant_key.as_deref());
         extra.extend(self.target.principal_scope_key.as_deref());
+        if let Some(a) = &self.aggregate {
+            extra.extend(a.columns());
+        }
         if let Some(p) = &self.proposal {
             extra.extend(p.patch.iter().map(|(c, _)| c.as_str()));
             extra.extend(p.version_column());
@@ -698,6 +822,10 @@ pub struct AirlockSection {
     /// Capabilities left out of service until a person reviews them
     /// (`airlock.disabled_capabilities`): name → why.
     pub disabled_capabilities: BTreeMap<String, String>,
+    /// The reviewed boundary of Scoped Explore (`airlock.explore`); `None`:
+    /// the two Explore tools are not served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explore: Option<crate::explore::Boundary>,
 }
 
 /// The reviewed shape of one capability's table (`airlock.schema_lock.<name>`):

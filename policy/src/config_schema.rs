@@ -23,10 +23,15 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::aggregate_read::{
+    DEFAULT_MAX_GROUPS, MAX_GROUP_BY, MAX_GROUPS_LIMIT, MAX_MINIMUM_GROUP_SIZE, RESERVED_NAMES,
+};
 use crate::config::{
-    MAX_FRESHNESS_DEPENDENCIES, MAX_REQUIRED_APPROVALS, MAX_ROWS_LIMIT, SQL_UPDATE,
+    MAX_FRESHNESS_DEPENDENCIES, MAX_REQUIRED_APPROVALS, MAX_ROWS_LIMIT, MAX_SELECTION_TERMS,
+    SQL_UPDATE,
 };
 use crate::identifier::MAX_IDENTIFIER_LEN;
+use crate::list_read::{MAX_FILTERS, MAX_IN_ITEMS, MAX_LIMIT, MAX_ORDER_BY};
 use crate::load::{
     MAX_ARG_LENGTH, MAX_ARGS, MAX_CAPABILITIES, MAX_DESCRIPTION_CHARS, MAX_TIMEOUT_MS,
 };
@@ -83,6 +88,68 @@ fn root() -> Value {
                 "type": "boolean"
             },
             "storage": {"$ref": "#/$defs/storage"},
+            "metrics": {
+                "description": "Prometheus metrics of the HTTP proposer (/metrics) and, on executor_listen, of the executor (Synapsor Runner's shape).",
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "enabled": {"description": "Serve metrics (default false).", "type": "boolean"},
+                    "token_env": {"description": "The variable holding the bearer token scrapers send (required off loopback).", "$ref": "#/$defs/env_name"},
+                    "executor_listen": {"description": "host:port where the executor serves its metrics.", "type": "string", "minLength": 1}
+                }
+            },
+            "session_auth": {
+                "description": "How the HTTP proposer and the executor verify the signed tokens whose claims name the tenant and principal (trusted_context.provider \"http_claims\"; Synapsor Runner's shape, asymmetric only).",
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["provider", "algorithms", "jwks_url_env", "issuer", "audience"],
+                "properties": {
+                    "provider": {"description": "Always \"jwt_asymmetric\": Airlock never holds a signing secret.", "const": "jwt_asymmetric"},
+                    "algorithms": {
+                        "description": "The signature algorithms accepted (asymmetric only).",
+                        "type": "array",
+                        "minItems": 1,
+                        "uniqueItems": true,
+                        "items": {"enum": ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]}
+                    },
+                    "jwks_url_env": {"description": "The variable holding the issuer's JWKS URL (https, or http on loopback).", "$ref": "#/$defs/env_name"},
+                    "issuer": {"description": "The exact `iss` of valid tokens.", "$ref": "#/$defs/non_empty_string"},
+                    "audience": {"description": "The `aud` valid tokens carry: this MCP endpoint's URL.", "$ref": "#/$defs/non_empty_string"},
+                    "tenant_claim": {"description": "The claim holding the tenant id (default tenant_id).", "type": "string", "minLength": 1, "maxLength": 64},
+                    "principal_claim": {"description": "The claim holding the principal (default sub).", "type": "string", "minLength": 1, "maxLength": 64},
+                    "clock_skew_seconds": {"description": "Tolerance on exp and nbf (default 30).", "type": "integer", "minimum": 0, "maximum": 300},
+                    "jwks_cache_seconds": {"description": "How long fetched keys are used (default 600).", "type": "integer", "minimum": 10, "maximum": 86400},
+                    "jwks_cooldown_seconds": {"description": "Least time between fetches for an unknown key id (default 30).", "type": "integer", "minimum": 1, "maximum": 3600},
+                    "fetch_timeout_ms": {"description": "Time limit of one JWKS fetch (default 3000).", "type": "integer", "minimum": 100, "maximum": 30000},
+                    "max_response_bytes": {"description": "Largest JWKS response read (default 1 MiB).", "type": "integer", "minimum": 1024, "maximum": 16777216}
+                }
+            },
+            "http_security": {
+                "description": "The HTTP proposer's protected-resource metadata (RFC 9728) and per-principal request limit.",
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "oauth_resource": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["resource", "authorization_servers"],
+                        "properties": {
+                            "resource": {"description": "The MCP endpoint's exact URL; equal to session_auth.audience.", "type": "string", "pattern": "^[hH][tT][tT][pP][sS]?://\\S+$"},
+                            "authorization_servers": {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": "^\\S+$"}},
+                            "scopes_supported": {"type": "array", "items": {"type": "string", "pattern": "^\\S+$"}},
+                            "required_scopes": {"description": "Scopes every token must grant.", "type": "array", "items": {"type": "string", "pattern": "^\\S+$"}},
+                            "resource_name": {"$ref": "#/$defs/non_empty_string"}
+                        }
+                    },
+                    "limits": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "properties": {
+                            "principal_requests_per_minute": {"description": "Requests per minute one tenant and principal may send (default 600).", "type": "integer", "minimum": 1, "maximum": 1000000}
+                        }
+                    }
+                }
+            },
             "sources": {
                 "description": "The databases, by name.",
                 "type": "object",
@@ -205,6 +272,45 @@ fn defs() -> Map<String, Value> {
                     "sqlite_path": {
                         "description": "Path of the ledger (an SQLite file), relative to the config file's directory unless absolute.",
                         "$ref": "#/$defs/non_empty_string"
+                    },
+                    "shared_postgres": {
+                        "description": "The ledger on PostgreSQL, shared by a fleet of executors (Synapsor Runner's shape; `mirror` is refused).",
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["mode", "url_env"],
+                        "properties": {
+                            "mode": {
+                                "description": "`runtime_store`: the ledger lives in PostgreSQL; `disabled`: SQLite.",
+                                "enum": ["runtime_store", "disabled"]
+                            },
+                            "url_env": {
+                                "description": "The variable holding the ledger database's URL.",
+                                "$ref": "#/$defs/env_name"
+                            },
+                            "schema": {
+                                "description": "The schema holding the ledger (default airlock_ledger).",
+                                "type": "string",
+                                "pattern": "^[a-z_][a-z0-9_]{0,62}$"
+                            },
+                            "lock_timeout_ms": {
+                                "description": "How long a ledger write waits for the fleet's chain lock (default 10000).",
+                                "type": "integer",
+                                "minimum": 100,
+                                "maximum": 600000
+                            },
+                            "apply_lease_ms": {
+                                "description": "How long an executor's lease on an apply lasts before another executor takes it over (default 30000).",
+                                "type": "integer",
+                                "minimum": 1000,
+                                "maximum": 600000
+                            },
+                            "max_entries": {
+                                "description": "Accepted from Synapsor Runner configs; no effect in Airlock (a warning says so).",
+                                "type": "integer",
+                                "minimum": 100,
+                                "maximum": 100000
+                            }
+                        }
                     }
                 }
             }),
@@ -252,8 +358,8 @@ fn defs() -> Map<String, Value> {
                 "required": ["provider"],
                 "properties": {
                     "provider": {
-                        "description": "`environment`: values from the proposer's environment variables. `static_dev`: values written here, for local development only.",
-                        "enum": ["environment", "static_dev"]
+                        "description": "`environment`: values from the proposer's environment variables. `http_claims`: the claims of each HTTP request's verified token (needs `session_auth`). `static_dev`: values written here, for local development only.",
+                        "enum": ["environment", "static_dev", "http_claims"]
                     },
                     "values": {"$ref": "#/$defs/context_values"}
                 },
@@ -318,6 +424,14 @@ fn defs() -> Map<String, Value> {
                     },
                     "principal": {
                         "description": "The principal itself (static_dev provider only).",
+                        "$ref": "#/$defs/non_empty_string"
+                    },
+                    "tenant_id_key": {
+                        "description": "The token claim holding the tenant (http_claims only; must equal session_auth.tenant_claim).",
+                        "$ref": "#/$defs/non_empty_string"
+                    },
+                    "principal_key": {
+                        "description": "The token claim holding the principal (http_claims only; must equal session_auth.principal_claim).",
                         "$ref": "#/$defs/non_empty_string"
                     }
                 }
@@ -535,71 +649,172 @@ fn defs() -> Map<String, Value> {
         (
             "airlock",
             json!({
-                "description": "Airlock's own settings (other runners ignore this section).",
+                            "description": "Airlock's own settings (other runners ignore this section).",
+                            "type": "object",
+                            "additionalProperties": false,
+                            "properties": {
+                                "socket_dir": {
+                                    "description": "The executor's socket directory.",
+                                    "$ref": "#/$defs/non_empty_string"
+                                },
+                                "socket_group": {
+                                    "description": "The group that owns the socket directory and sockets.",
+                                    "$ref": "#/$defs/non_empty_string"
+                                },
+                                "proposers": {
+                                    "description": "The OS users allowed to connect as proposers, and their tenants (default: only the executor's own user).",
+                                    "type": "array",
+                                    "items": {"$ref": "#/$defs/proposer"}
+                                },
+                                "approvers": {
+                                    "description": "The OS users allowed to approve, and their roles (default: only the executor's own user, holding every role).",
+                                    "type": "array",
+                                    "items": {"$ref": "#/$defs/approver"}
+                                },
+                                "proposal_ttl_seconds": {
+                                    "description": "How long a proposal may wait for approval and apply.",
+                                    "type": "integer",
+                                    "minimum": 1,
+                                    "maximum": 366 * 24 * 3600,
+                                    "default": crate::config::DEFAULT_PROPOSAL_TTL_SECONDS
+                                },
+                                "limits": {"$ref": "#/$defs/limits"},
+                                "schema_lock": {
+                                    "description": "Per capability, its table's columns and types as reviewed (`airlock config lock` writes it); a capability whose table drifted from it is disabled at start.",
+                                    "type": "object",
+                                    "additionalProperties": {
+                                        "description": "One capability's locked table (written by `airlock config lock`; do not edit by hand: the loader recomputes the fingerprint).",
+                                        "type": "object",
+                                        "additionalProperties": false,
+                                        "required": ["schema", "table", "columns", "fingerprint"],
+                                        "properties": {
+                                            "schema": {"$ref": "#/$defs/non_empty_string"},
+                                            "table": {"$ref": "#/$defs/non_empty_string"},
+                                            "columns": {
+                                                "description": "Every column of the table and its type, as the catalog spells it.",
+                                                "type": "object",
+                                                "minProperties": 1,
+                                                "additionalProperties": {"type": "string"}
+                                            },
+                                            "fingerprint": {
+                                                "description": "`sha256:` and the hex digest of the entry's canonical JSON.",
+                                                "type": "string",
+                                                "pattern": "^sha256:"
+                                            }
+                                        }
+                                    }
+                                },
+                                "disabled_capabilities": {
+                                    "description": "Capabilities validated but not served until a person reviews them (`airlock init` drafts ambiguous ones here): capability name → why. Remove an entry to serve the capability.",
+                                    "type": "object",
+                                    "additionalProperties": {
+                                        "type": "string",
+                                        "minLength": 1,
+                                        "maxLength": 500,
+                                        "pattern": "^[^\\u0000-\\u001f\\u007f]*$"
+                                    }
+                                }
+            ,
+                                "explore": {"$ref": "#/$defs/explore"}
+                            }
+                        }),
+        ),
+        (
+            "explore",
+            json!({
+                "description": "Scoped Explore's reviewed boundary: the resources the model may ask typed questions about (app.describe_data, app.explore_data), what each field may be used for, and the privacy limits. See docs/explore.md.",
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["source", "resources"],
+                "properties": {
+                    "source": {"description": "The entry of `sources` the resources are read from (with its read credential).", "$ref": "#/$defs/non_empty_string"},
+                    "context": {"description": "The entry of `contexts` giving the trusted tenant and principal (default: `trusted_context`).", "$ref": "#/$defs/non_empty_string"},
+                    "minimum_cohort_size": {"description": "Groups with fewer records release no value.", "type": "integer", "minimum": 1, "maximum": 1000, "default": 5},
+                    "limits": {"$ref": "#/$defs/explore_limits"},
+                    "resources": {
+                        "description": "Resource id → one reviewed table or view.",
+                        "type": "object",
+                        "minProperties": 1,
+                        "maxProperties": 32,
+                        "additionalProperties": {"$ref": "#/$defs/explore_resource"}
+                    }
+                }
+            }),
+        ),
+        (
+            "explore_limits",
+            json!({
+                "description": "Budgets (kept by the executor per tenant and principal over a rolling 24 hours) and bounds.",
                 "type": "object",
                 "additionalProperties": false,
                 "properties": {
-                    "socket_dir": {
-                        "description": "The executor's socket directory.",
-                        "$ref": "#/$defs/non_empty_string"
+                    "max_queries_per_rolling_24_hours": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000_u64, "default": 500},
+                    "max_extracted_cells_per_rolling_24_hours": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000_u64, "default": 20_000},
+                    "max_differencing_variants_per_rolling_24_hours": {"description": "Distinct cohort-protected plans per resource; an exact replay reuses its variant.", "type": "integer", "minimum": 1, "maximum": 10_000, "default": 16},
+                    "max_rows": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                    "max_groups": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                    "max_top_n": {"type": "integer", "minimum": 1, "maximum": 100, "default": 25},
+                    "max_ranked_groups": {"type": "integer", "minimum": 1, "maximum": 5000, "default": 500},
+                    "max_measures": {"type": "integer", "minimum": 1, "maximum": 8, "default": 4},
+                    "max_dimensions": {"type": "integer", "minimum": 1, "maximum": 4, "default": 3},
+                    "max_filters": {"type": "integer", "minimum": 1, "maximum": 16, "default": 8}
+                }
+            }),
+        ),
+        (
+            "explore_resource",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["schema", "table", "primary_key", "tenant_key", "fields"],
+                "properties": {
+                    "schema": {"$ref": "#/$defs/identifier"},
+                    "table": {"$ref": "#/$defs/identifier"},
+                    "primary_key": {"$ref": "#/$defs/identifier"},
+                    "tenant_key": {"$ref": "#/$defs/identifier"},
+                    "principal_scope_key": {"$ref": "#/$defs/identifier"},
+                    "label": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "description": {"type": "string", "minLength": 1, "maxLength": 280},
+                    "minimum_cohort_size": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    "fields": {
+                        "description": "Column → what the model may do with it. Columns not listed (and the scope columns) cannot be used.",
+                        "type": "object",
+                        "minProperties": 1,
+                        "maxProperties": 128,
+                        "additionalProperties": {"$ref": "#/$defs/explore_field"}
                     },
-                    "socket_group": {
-                        "description": "The group that owns the socket directory and sockets.",
-                        "$ref": "#/$defs/non_empty_string"
-                    },
-                    "proposers": {
-                        "description": "The OS users allowed to connect as proposers, and their tenants (default: only the executor's own user).",
-                        "type": "array",
-                        "items": {"$ref": "#/$defs/proposer"}
-                    },
-                    "approvers": {
-                        "description": "The OS users allowed to approve, and their roles (default: only the executor's own user, holding every role).",
-                        "type": "array",
-                        "items": {"$ref": "#/$defs/approver"}
-                    },
-                    "proposal_ttl_seconds": {
-                        "description": "How long a proposal may wait for approval and apply.",
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": 366 * 24 * 3600,
-                        "default": crate::config::DEFAULT_PROPOSAL_TTL_SECONDS
-                    },
-                    "limits": {"$ref": "#/$defs/limits"},
-                    "schema_lock": {
-                        "description": "Per capability, its table's columns and types as reviewed (`airlock config lock` writes it); a capability whose table drifted from it is disabled at start.",
+                    "kept_out": {"description": "Columns the model may never use or learn of.", "type": "array", "items": {"$ref": "#/$defs/identifier"}},
+                    "relationships": {
+                        "description": "Name → a many-to-one path: `column` holds the primary key of `resource`.",
                         "type": "object",
                         "additionalProperties": {
-                            "description": "One capability's locked table (written by `airlock config lock`; do not edit by hand: the loader recomputes the fingerprint).",
                             "type": "object",
                             "additionalProperties": false,
-                            "required": ["schema", "table", "columns", "fingerprint"],
+                            "required": ["column", "resource"],
                             "properties": {
-                                "schema": {"$ref": "#/$defs/non_empty_string"},
-                                "table": {"$ref": "#/$defs/non_empty_string"},
-                                "columns": {
-                                    "description": "Every column of the table and its type, as the catalog spells it.",
-                                    "type": "object",
-                                    "minProperties": 1,
-                                    "additionalProperties": {"type": "string"}
-                                },
-                                "fingerprint": {
-                                    "description": "`sha256:` and the hex digest of the entry's canonical JSON.",
-                                    "type": "string",
-                                    "pattern": "^sha256:"
-                                }
+                                "column": {"$ref": "#/$defs/identifier"},
+                                "resource": {"$ref": "#/$defs/non_empty_string"}
                             }
                         }
-                    },
-                    "disabled_capabilities": {
-                        "description": "Capabilities validated but not served until a person reviews them (`airlock init` drafts ambiguous ones here): capability name → why. Remove an entry to serve the capability.",
-                        "type": "object",
-                        "additionalProperties": {
-                            "type": "string",
-                            "minLength": 1,
-                            "maxLength": 500,
-                            "pattern": "^[^\\u0000-\\u001f\\u007f]*$"
-                        }
                     }
+                }
+            }),
+        ),
+        (
+            "explore_field",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["type", "uses"],
+                "properties": {
+                    "type": {"enum": ["text", "number", "time"]},
+                    "uses": {"type": "array", "items": {"enum": ["rows", "dimension", "filter", "measure", "count_distinct", "time"]}},
+                    "measures": {"type": "array", "minItems": 1, "items": {"enum": ["sum", "avg", "min", "max"]}},
+                    "buckets": {"type": "array", "minItems": 1, "items": {"enum": ["day", "week", "month", "quarter", "year"]}},
+                    "withheld": {"description": "Values reach the model only as response-local tokens.", "type": "boolean"},
+                    "values": {"description": "The reviewed value domain.", "type": "array", "minItems": 1, "maxItems": 200},
+                    "label": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "description": {"type": "string", "minLength": 1, "maxLength": 280}
                 }
             }),
         ),
@@ -704,8 +919,8 @@ fn defs() -> Map<String, Value> {
                         "maxLength": 64
                     },
                     "kind": {
-                        "description": "`read` looks one row up; `proposal` proposes a change a person approves.",
-                        "enum": ["read", "proposal"]
+                        "description": "`read` looks one row up (or, with `list`, lists rows by reviewed filters); `aggregate_read` returns one reviewed aggregate (or one per reviewed group), never rows; `proposal` proposes a change a person approves.",
+                        "enum": ["read", "aggregate_read", "proposal"]
                     },
                     "description": {
                         "description": "What the model is told the tool does.",
@@ -728,17 +943,18 @@ fn defs() -> Map<String, Value> {
                     },
                     "target": {"$ref": "#/$defs/target"},
                     "args": {
-                        "description": "The arguments the model gives, by name; never tenant, identity, role, table, column or SQL.",
+                        "description": "The arguments the model gives, by name; never tenant, identity, role, table, column or SQL. At least one, except on a list read; `{}` for an aggregate read.",
                         "type": "object",
-                        "minProperties": 1,
                         "maxProperties": MAX_ARGS,
                         "propertyNames": {"$ref": "#/$defs/identifier"},
                         "additionalProperties": {"$ref": "#/$defs/arg"}
                     },
                     "lookup": {"$ref": "#/$defs/lookup"},
                     "visible_columns": {
-                        "description": "The only columns the model sees.",
-                        "$ref": "#/$defs/column_list"
+                        "description": "The only columns the model sees; `[]` for an aggregate read.",
+                        "type": "array",
+                        "uniqueItems": true,
+                        "items": {"$ref": "#/$defs/identifier"}
                     },
                     "evidence": {
                         "description": "Whether a proposal must cite the read it is based on.",
@@ -786,7 +1002,9 @@ fn defs() -> Map<String, Value> {
                     "single_tenant_dev_ack": {
                         "description": "Acknowledges `target.single_tenant_dev`: every row of the table is in scope.",
                         "type": "boolean"
-                    }
+                    },
+                    "list": {"$ref": "#/$defs/list"},
+                    "aggregate": {"$ref": "#/$defs/aggregate"}
                 },
                 "allOf": [
                     {
@@ -806,12 +1024,65 @@ fn defs() -> Map<String, Value> {
                         }
                     },
                     {
-                        "description": "Every capability but an insert or a bounded set looks its row up by key.",
-                        "if": {"required": ["operation"], "properties": {"operation": {"anyOf": [
-                            {"required": ["kind"], "properties": {"kind": {"const": "insert"}}},
-                            {"required": ["cardinality"], "properties": {"cardinality": {"const": "set"}}}
-                        ]}}},
+                        "description": "Every capability but an aggregate read, an insert, a bounded set or a list read looks its row up by key.",
+                        "if": {"anyOf": [
+                            {"required": ["list"]},
+                            {"required": ["kind"], "properties": {"kind": {"const": "aggregate_read"}}},
+                            {"required": ["operation"], "properties": {"operation": {"anyOf": [
+                                {"required": ["kind"], "properties": {"kind": {"const": "insert"}}},
+                                {"required": ["cardinality"], "properties": {"cardinality": {"const": "set"}}}
+                            ]}}}
+                        ]},
                         "else": {"required": ["lookup"]}
+                    },
+                    {
+                        "description": "A list read is a read that finds its rows by its filters, a page at a time; only it takes array arguments, and it may take none.",
+                        "if": {"required": ["list"]},
+                        "then": {
+                            "properties": {
+                                "kind": {"const": "read"},
+                                "lookup": false,
+                                "max_rows": false
+                            }
+                        },
+                        "else": {
+                            "properties": {
+                                "args": {
+                                    "additionalProperties": {"properties": {"type": {"not": {"const": "array"}}}}
+                                }
+                            },
+                            "description": "Only an aggregate read (and a list read) may take no argument.",
+                            "if": {"required": ["kind"], "properties": {"kind": {"const": "aggregate_read"}}},
+                            "else": {"properties": {"args": {"minProperties": 1}}}
+                        }
+                    },
+                    {
+                        "description": "An aggregate read takes no arguments, shows no column, looks up no record and changes nothing; `aggregate` belongs to it alone.",
+                        "if": {"required": ["kind"], "properties": {"kind": {"const": "aggregate_read"}}},
+                        "then": {
+                            "required": ["aggregate"],
+                            "properties": {
+                                "args": {"maxProperties": 0},
+                                "visible_columns": {"maxItems": 0},
+                                "lookup": false,
+                                "max_rows": false,
+                                "executor": false,
+                                "patch": false,
+                                "allowed_columns": false,
+                                "numeric_bounds": false,
+                                "transition_guards": false,
+                                "conflict_guard": false,
+                                "approval": false,
+                                "operation": false,
+                                "reversibility": false
+                            }
+                        },
+                        "else": {
+                            "properties": {
+                                "aggregate": false,
+                                "visible_columns": {"minItems": 1}
+                            }
+                        }
                     },
                     {
                         "description": "A bounded set is chosen by its selection, never looked up.",
@@ -865,6 +1136,91 @@ fn defs() -> Map<String, Value> {
             }),
         ),
         (
+            "aggregate",
+            json!({
+                "description": "An aggregate read's reviewed aggregate: Synapsor Runner's `function` (count, sum, avg), `count_mode`, `column`, `selection` and `minimum_group_size`, plus Airlock's `min`/`max`, `group_by` and `max_groups`. A result over fewer than `minimum_group_size` records is withheld.",
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["function", "minimum_group_size"],
+                "properties": {
+                    "function": {
+                        "description": "`count`, `sum`, `avg` (Synapsor Runner's), `min` or `max` (Airlock's: they release one record's own value).",
+                        "enum": ["count", "sum", "avg", "min", "max"]
+                    },
+                    "count_mode": {
+                        "description": "Count only: `rows` (every matching record) or `non_null` (the records where `column` is set).",
+                        "enum": ["rows", "non_null"]
+                    },
+                    "column": {
+                        "description": "The aggregated column (none for a count of rows).",
+                        "$ref": "#/$defs/identifier"
+                    },
+                    "selection": {
+                        "description": "The records aggregated: `all` fixed equality terms, within the trusted tenant.",
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["all"],
+                        "properties": {
+                            "all": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": MAX_SELECTION_TERMS,
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": false,
+                                    "required": ["column", "operator", "value"],
+                                    "properties": {
+                                        "column": {"$ref": "#/$defs/identifier"},
+                                        "operator": {"const": "eq"},
+                                        "value": {"type": ["string", "number"]}
+                                    }
+                                }
+                            }
+                        }
+                    },
+                    "minimum_group_size": {
+                        "description": "A result (or group) over fewer records is withheld: no value, no count. 1 withholds nothing (validation warns).",
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_MINIMUM_GROUP_SIZE
+                    },
+                    "group_by": {
+                        "description": "Airlock's: up to 3 reviewed columns to group by (never the tenant, principal scope or primary key).",
+                        "type": "array",
+                        "maxItems": MAX_GROUP_BY,
+                        "uniqueItems": true,
+                        "items": {
+                            "$ref": "#/$defs/identifier",
+                            "not": {"enum": RESERVED_NAMES}
+                        }
+                    },
+                    "max_groups": {
+                        "description": "Airlock's: the most groups one read may have; more is refused, never cut short. Grouped aggregates only.",
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_GROUPS_LIMIT,
+                        "default": DEFAULT_MAX_GROUPS
+                    }
+                },
+                "allOf": [
+                    {
+                        "if": {"required": ["function"], "properties": {"function": {"const": "count"}}},
+                        "then": {
+                            "required": ["count_mode"],
+                            "if": {"required": ["count_mode"], "properties": {"count_mode": {"const": "rows"}}},
+                            "then": {"properties": {"column": false}},
+                            "else": {"required": ["column"]}
+                        },
+                        "else": {"required": ["column"], "properties": {"count_mode": false}}
+                    },
+                    {
+                        "if": {"required": ["group_by"], "properties": {"group_by": {"minItems": 1}}},
+                        "else": {"properties": {"max_groups": false}}
+                    }
+                ]
+            }),
+        ),
+        (
             "target",
             json!({
                 "description": "The one table a capability reads or changes.",
@@ -901,7 +1257,7 @@ fn defs() -> Map<String, Value> {
                 "additionalProperties": false,
                 "required": ["type"],
                 "properties": {
-                    "type": {"enum": ["string", "number", "integer", "boolean"]},
+                    "type": {"enum": ["string", "number", "integer", "boolean", "array"]},
                     "description": {"$ref": "#/$defs/non_empty_string"},
                     "required": {"type": "boolean", "default": false},
                     "max_length": {
@@ -917,6 +1273,17 @@ fn defs() -> Map<String, Value> {
                         "type": "array",
                         "minItems": 1,
                         "maxItems": 256
+                    },
+                    "format": {
+                        "description": "Strings only: `date` (YYYY-MM-DD) or `date-time` (RFC 3339 with an offset), checked at call time; what a list read's range filter on a time column needs.",
+                        "enum": ["date", "date-time"]
+                    },
+                    "items": {"$ref": "#/$defs/arg_items"},
+                    "max_items": {
+                        "description": "Arrays only: the most values one call may give.",
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_IN_ITEMS
                     }
                 },
                 "allOf": [
@@ -926,7 +1293,9 @@ fn defs() -> Map<String, Value> {
                             "properties": {
                                 "minimum": false,
                                 "maximum": false,
-                                "enum": {"items": {"type": "string"}}
+                                "enum": {"items": {"type": "string"}},
+                                "items": false,
+                                "max_items": false
                             }
                         }
                     },
@@ -935,7 +1304,10 @@ fn defs() -> Map<String, Value> {
                         "then": {
                             "properties": {
                                 "max_length": false,
-                                "enum": {"items": {"type": "number"}}
+                                "enum": {"items": {"type": "number"}},
+                                "format": false,
+                                "items": false,
+                                "max_items": false
                             }
                         }
                     },
@@ -944,7 +1316,10 @@ fn defs() -> Map<String, Value> {
                         "then": {
                             "properties": {
                                 "max_length": false,
-                                "enum": {"items": {"type": "integer"}}
+                                "enum": {"items": {"type": "integer"}},
+                                "format": false,
+                                "items": false,
+                                "max_items": false
                             }
                         }
                     },
@@ -955,7 +1330,24 @@ fn defs() -> Map<String, Value> {
                                 "max_length": false,
                                 "minimum": false,
                                 "maximum": false,
-                                "enum": {"items": {"type": "boolean"}}
+                                "enum": {"items": {"type": "boolean"}},
+                                "format": false,
+                                "items": false,
+                                "max_items": false
+                            }
+                        }
+                    },
+                    {
+                        "description": "An array argument (a list read's `in` filter) picks 1 to `max_items` values of its reviewed `items.enum`.",
+                        "if": {"required": ["type"], "properties": {"type": {"const": "array"}}},
+                        "then": {
+                            "required": ["items", "max_items"],
+                            "properties": {
+                                "max_length": false,
+                                "minimum": false,
+                                "maximum": false,
+                                "enum": false,
+                                "format": false
                             }
                         }
                     }
@@ -1299,6 +1691,94 @@ fn defs() -> Map<String, Value> {
         ),
     ];
     defs.into_iter()
+        .chain(list_read_defs())
         .map(|(name, def)| (name.to_owned(), def))
         .collect()
+}
+
+/// The definitions of a list read's `list` and of array arguments' `items`.
+fn list_read_defs() -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "arg_items",
+            json!({
+                "description": "The reviewed values an array argument may hold.",
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["type", "enum"],
+                "properties": {
+                    "type": {"enum": ["string", "integer"]},
+                    "enum": {"type": "array", "minItems": 1, "maxItems": 256, "uniqueItems": true}
+                },
+                "allOf": [
+                    {
+                        "if": {"required": ["type"], "properties": {"type": {"const": "string"}}},
+                        "then": {"properties": {"enum": {"items": {"type": "string"}}}},
+                        "else": {"properties": {"enum": {"items": {"type": "integer"}}}}
+                    }
+                ]
+            }),
+        ),
+        (
+            "list",
+            json!({
+                "description": "A list read (Airlock's own key): the tenant's rows that match the reviewed filters, a page at a time, in a reviewed order. Replaces `lookup` and `max_rows`.",
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["max_limit"],
+                "properties": {
+                    "filters": {
+                        "description": "Each applies when the call gives its argument; never on the tenant or principal scope column; columns must be visible.",
+                        "type": "array",
+                        "maxItems": MAX_FILTERS,
+                        "items": {"$ref": "#/$defs/list_filter"}
+                    },
+                    "order_by": {
+                        "description": "Visible columns; the primary key is always added last, ascending.",
+                        "type": "array",
+                        "maxItems": MAX_ORDER_BY,
+                        "items": {"$ref": "#/$defs/list_order"}
+                    },
+                    "max_limit": {
+                        "description": "The most rows one page may hold.",
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_LIMIT
+                    },
+                    "default_limit": {
+                        "description": "Rows per page when the call gives no `limit` (at most `max_limit`; default 20 or `max_limit` if smaller).",
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_LIMIT
+                    }
+                }
+            }),
+        ),
+        (
+            "list_filter",
+            json!({
+                "description": "`column <op> <value of arg>`: `eq` any scalar; `gt`/`gte`/`lt`/`lte` numbers or strings with a `format`; `in` an array argument.",
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["column", "op", "arg"],
+                "properties": {
+                    "column": {"$ref": "#/$defs/identifier"},
+                    "op": {"enum": ["eq", "gt", "gte", "lt", "lte", "in"]},
+                    "arg": {"$ref": "#/$defs/non_empty_string"}
+                }
+            }),
+        ),
+        (
+            "list_order",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["column"],
+                "properties": {
+                    "column": {"$ref": "#/$defs/identifier"},
+                    "direction": {"enum": ["asc", "desc"], "default": "asc"}
+                }
+            }),
+        ),
+    ]
 }

@@ -31,6 +31,10 @@ pub enum ContextError {
     InvalidValue(String),
     #[error("the trusted context has no tenant source; set `values.tenant_id_env` in the config")]
     NoTenant,
+    #[error(
+        "the trusted context comes from each request's verified token (`http_claims`); serve it over HTTP (`--transport http`), where every request carries one"
+    )]
+    PerRequest,
 }
 
 /// Resolve `spec`, reading environment variables through `lookup`.
@@ -41,6 +45,7 @@ pub fn resolve_context(
     let get = |source: &ValueSource| -> Result<Option<String>, ContextError> {
         let (label, value) = match source {
             ValueSource::Unset => return Ok(None),
+            ValueSource::Claim(_) => return Err(ContextError::PerRequest),
             ValueSource::Static(v) => ("the static context value", v.clone()),
             ValueSource::Env(name) => (
                 name.as_str(),

@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod aggregate_read;
 pub mod args;
 pub mod binding;
 pub mod bounded_set;
@@ -30,8 +31,10 @@ pub mod db_error;
 pub mod diagnostics;
 pub mod draft;
 pub mod drift;
+pub mod explore;
 pub mod freshness;
 pub mod identifier;
+pub mod list_read;
 pub mod load;
 pub mod notify;
 pub mod prune;
@@ -40,6 +43,7 @@ pub mod recipes;
 pub mod schema_info;
 pub mod secrets;
 pub mod sensitive;
+pub mod session_auth;
 pub mod statement;
 pub mod strict_json;
 pub mod synapsor_keys;

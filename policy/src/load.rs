@@ -9,9 +9,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
+mod aggregate_read;
+mod explore;
 mod freshness;
+mod list_read;
 mod notifications;
 mod operation;
+mod session_auth;
 pub use notifications::MAX_SINKS as MAX_NOTIFICATION_SINKS;
 
 use crate::config::*;
@@ -620,6 +624,9 @@ const TOP_KEYS: &[&str] = &[
     "notifications",
     "airlock",
     "proposal_freshness",
+    "metrics",
+    "session_auth",
+    "http_security",
 ];
 
 fn parse_config(r: &mut Report, value: &Value) -> Option<Config> {
@@ -696,11 +703,28 @@ fn parse_config(r: &mut Report, value: &Value) -> Option<Config> {
     }
 
     let storage = parse_storage(r, &o);
+    let metrics = parse_metrics(r, &o);
     let sources = parse_sources(r, &o);
 
+    let http_security = session_auth::parse_http_security(r, &o);
+    let required_scopes = http_security
+        .oauth_resource
+        .as_ref()
+        .map(|res| res.required_scopes.clone())
+        .unwrap_or_default();
+    let session = session_auth::parse_session_auth(r, &o, &required_scopes);
+    let session_errors = o.has("session_auth") && session.is_none();
+
     let trusted_context = if o.has("trusted_context") {
-        o.get("trusted_context")
-            .and_then(|v| parse_context(r, &o.at("trusted_context"), v))
+        o.get("trusted_context").and_then(|v| {
+            parse_context(
+                r,
+                &o.at("trusted_context"),
+                v,
+                session.as_ref(),
+                session_errors,
+            )
+        })
     } else {
         o.missing(
             r,
@@ -716,7 +740,7 @@ fn parse_config(r: &mut Report, value: &Value) -> Option<Config> {
             let p = join_key(&o.at("contexts"), name);
             let errors_before = r.errors().count();
             if check_entry_name(r, &p, name)
-                && let Some(ctx) = parse_context(r, &p, v)
+                && let Some(ctx) = parse_context(r, &p, v, session.as_ref(), session_errors)
                 && r.errors().count() == errors_before
             {
                 contexts.insert(name.clone(), ctx);
@@ -724,8 +748,17 @@ fn parse_config(r: &mut Report, value: &Value) -> Option<Config> {
         }
     }
 
+    check_identity_wiring(
+        r,
+        &o,
+        trusted_context.as_ref(),
+        &contexts,
+        session.as_ref(),
+        &http_security,
+    );
+
     let executors = parse_executors(r, &o);
-    let airlock = parse_airlock(r, &o);
+    let airlock = parse_airlock(r, &o, &sources, &contexts);
 
     let capabilities = parse_capabilities(r, &o, mode, &sources, &contexts, &executors);
     let capability_names = capabilities.iter().map(|c| c.name.clone()).collect();
@@ -737,6 +770,7 @@ fn parse_config(r: &mut Report, value: &Value) -> Option<Config> {
         mode: mode?,
         result_format,
         storage,
+        metrics,
         sources,
         trusted_context: trusted_context?,
         contexts,
@@ -746,19 +780,222 @@ fn parse_config(r: &mut Report, value: &Value) -> Option<Config> {
         notifications,
         airlock,
         proposal_freshness,
+        session_auth: session,
+        http_security,
     })
+}
+
+/// `http_claims` contexts and `session_auth` come together: tokens are
+/// verified only to name the tenant and principal, and every context of
+/// the file takes them from the token or none does (a mix would let an
+/// environment-fixed tenant stand beside verified ones). The protected
+/// resource is the audience tokens are issued for.
+fn check_identity_wiring(
+    r: &mut Report,
+    o: &Obj,
+    trusted: Option<&ContextSpec>,
+    contexts: &BTreeMap<String, ContextSpec>,
+    session: Option<&crate::session_auth::SessionAuth>,
+    http: &crate::session_auth::HttpSecurity,
+) {
+    let claims = |c: &ContextSpec| c.provider == ContextProvider::HttpClaims;
+    if let Some(top) = trusted {
+        for (name, c) in contexts {
+            if claims(c) != claims(top) {
+                r.error(
+                    join_key(&join_key(&o.at("contexts"), name), "provider"),
+                    "every trusted context takes the tenant from the verified token, or none does",
+                    "use the same provider as `trusted_context` (\"http_claims\" everywhere, or no \"http_claims\" at all)",
+                );
+            }
+        }
+        if session.is_some() && !claims(top) {
+            r.error(
+                o.at("session_auth"),
+                "`session_auth` verifies tokens whose claims name the tenant, but `trusted_context` does not take them",
+                "set `trusted_context.provider` to \"http_claims\", or remove `session_auth`",
+            );
+        }
+    }
+    if let (Some(res), Some(auth)) = (&http.oauth_resource, session)
+        && res.resource != auth.audience
+    {
+        r.error(
+            o.at("http_security") + ".oauth_resource.resource",
+            "the protected resource must be exactly `session_auth.audience`",
+            "write the same URL in both: the MCP endpoint tokens are issued for",
+        );
+    }
+    if http.oauth_resource.is_some() && session.is_none() && !o.has("session_auth") {
+        r.error(
+            o.at("http_security") + ".oauth_resource",
+            "protected-resource metadata tells clients where to get tokens, but no `session_auth` verifies them",
+            "add `session_auth`, or remove `oauth_resource`",
+        );
+    }
+}
+
+/// `metrics`: `enabled` (default false), `token_env`, and the executor's
+/// listener `executor_listen` (an address; off loopback only with a token).
+fn parse_metrics(r: &mut Report, o: &Obj) -> MetricsSection {
+    let Some(v) = o.get("metrics") else {
+        return MetricsSection::default();
+    };
+    let Some(m) = Obj::open(
+        r,
+        &o.at("metrics"),
+        v,
+        &["enabled", "token_env", "executor_listen"],
+    ) else {
+        return MetricsSection::default();
+    };
+    let enabled = m.boolean(r, "enabled").unwrap_or(false);
+    let token_env = m.env_name(r, "token_env");
+    let executor_listen = m.string(r, "executor_listen").and_then(|text| match text
+        .parse::<std::net::SocketAddr>(
+    ) {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            r.error(
+                m.at("executor_listen"),
+                format!("`{}` is not an address and port", text.escape_debug()),
+                "write host:port, e.g. \"127.0.0.1:9465\"",
+            );
+            None
+        }
+    });
+    if let Some(addr) = executor_listen
+        && !addr.ip().is_loopback()
+        && token_env.is_none()
+    {
+        r.error(
+            m.at("executor_listen"),
+            format!("the executor's metrics would be served on {addr}, off loopback, without a token"),
+            "add \"token_env\": the variable holding the bearer token scrapers send, or listen on 127.0.0.1",
+        );
+    }
+    MetricsSection {
+        enabled,
+        token_env,
+        executor_listen,
+    }
 }
 
 fn parse_storage(r: &mut Report, o: &Obj) -> Storage {
     let Some(v) = o.get("storage") else {
         return Storage::default();
     };
-    let Some(s) = Obj::open(r, &o.at("storage"), v, &["sqlite_path"]) else {
+    let Some(s) = Obj::open(r, &o.at("storage"), v, &["sqlite_path", "shared_postgres"]) else {
         return Storage::default();
     };
-    Storage {
-        sqlite_path: s.string(r, "sqlite_path"),
+    let shared_postgres = parse_shared_postgres(r, &s);
+    let sqlite_path = s.string(r, "sqlite_path");
+    if sqlite_path.is_some() && shared_postgres.is_some() {
+        r.warning(
+            s.at("sqlite_path"),
+            "`sqlite_path` is not used: the ledger is on PostgreSQL (`shared_postgres.mode` is \"runtime_store\")",
+            "remove `sqlite_path`, or set `shared_postgres.mode` to \"disabled\" to keep the ledger in SQLite",
+        );
     }
+    Storage {
+        sqlite_path,
+        shared_postgres,
+    }
+}
+
+/// `storage.shared_postgres`, in Synapsor Runner's shape. Only
+/// `runtime_store` (the ledger lives in PostgreSQL) is a ledger Airlock
+/// serves; `disabled` keeps SQLite; Runner's `mirror` (an SQLite copy
+/// synced back) has no Airlock equivalent and is refused by name.
+fn parse_shared_postgres(r: &mut Report, o: &Obj) -> Option<SharedPostgres> {
+    let v = o.get("shared_postgres")?;
+    let s = Obj::open(
+        r,
+        &o.at("shared_postgres"),
+        v,
+        &[
+            "mode",
+            "url_env",
+            "schema",
+            "lock_timeout_ms",
+            "apply_lease_ms",
+            "max_entries",
+        ],
+    )?;
+    let mode = s.req_string(
+        r,
+        "mode",
+        "add \"mode\": \"runtime_store\" (the ledger lives in PostgreSQL) or \"disabled\"",
+    );
+    let url_env = s.req_env_name(
+        r,
+        "url_env",
+        "add \"url_env\": the name of the variable holding the ledger database's URL, e.g. AIRLOCK_LEDGER_DATABASE_URL",
+    );
+    let schema = match s.string(r, "schema") {
+        None => Some(SharedPostgres::DEFAULT_SCHEMA.to_owned()),
+        Some(name) if is_ledger_schema_name(&name) => Some(name),
+        Some(name) => {
+            r.error(
+                s.at("schema"),
+                format!("`{}` is not a schema name Airlock uses", name.escape_debug()),
+                "use lower-case letters, digits and underscores, starting with a letter or underscore (at most 63 characters), e.g. airlock_ledger",
+            );
+            None
+        }
+    };
+    let lock_timeout_ms = if s.has("lock_timeout_ms") {
+        s.integer(r, "lock_timeout_ms", 100, 600_000)
+    } else {
+        Some(SharedPostgres::DEFAULT_LOCK_TIMEOUT_MS)
+    };
+    let apply_lease_ms = if s.has("apply_lease_ms") {
+        s.integer(r, "apply_lease_ms", 1_000, 600_000)
+    } else {
+        Some(SharedPostgres::DEFAULT_APPLY_LEASE_MS)
+    };
+    if s.has("max_entries") {
+        s.integer(r, "max_entries", 100, 100_000);
+        r.warning(
+            s.at("max_entries"),
+            "`max_entries` has no effect in Airlock: the ledger is not copied out and back per operation, so it has no such cap",
+            "remove `max_entries`",
+        );
+    }
+    match mode.as_deref() {
+        Some("runtime_store") => Some(SharedPostgres {
+            url_env: url_env?,
+            schema: schema?,
+            lock_timeout_ms: lock_timeout_ms?,
+            apply_lease_ms: apply_lease_ms?,
+        }),
+        Some("disabled") | None => None,
+        Some("mirror") => {
+            r.error(
+                s.at("mode"),
+                "`mirror` (an SQLite ledger copied to PostgreSQL and back) is not an Airlock mode",
+                "use \"runtime_store\": Airlock's executors write the PostgreSQL ledger directly, one chain lock at a time",
+            );
+            None
+        }
+        Some(other) => {
+            r.error(
+                s.at("mode"),
+                format!("unknown mode `{}`", other.escape_debug()),
+                "use \"runtime_store\" or \"disabled\"",
+            );
+            None
+        }
+    }
+}
+
+/// A ledger schema name: a lower-case SQL identifier (so it needs no
+/// quoting and reads the same in every catalog).
+pub fn is_ledger_schema_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_lowercase() || b == b'_')
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && name.len() <= 63
 }
 
 fn parse_sources(r: &mut Report, o: &Obj) -> BTreeMap<String, Source> {
@@ -860,7 +1097,16 @@ fn parse_sources(r: &mut Report, o: &Obj) -> BTreeMap<String, Source> {
     out
 }
 
-fn parse_context(r: &mut Report, path: &str, v: &Value) -> Option<ContextSpec> {
+/// One trusted context. `session` is the parsed `session_auth` (for
+/// `http_claims`); `session_errors` says it was present but wrong, so its
+/// absence is not reported twice.
+fn parse_context(
+    r: &mut Report,
+    path: &str,
+    v: &Value,
+    session: Option<&crate::session_auth::SessionAuth>,
+    session_errors: bool,
+) -> Option<ContextSpec> {
     let c = Obj::open(r, path, v, &["provider", "values"])?;
     let provider = match c
         .req_string(r, "provider", "add \"provider\": \"environment\"")
@@ -868,11 +1114,12 @@ fn parse_context(r: &mut Report, path: &str, v: &Value) -> Option<ContextSpec> {
     {
         Some("environment") => Some(ContextProvider::Environment),
         Some("static_dev") => Some(ContextProvider::StaticDev),
+        Some("http_claims") => Some(ContextProvider::HttpClaims),
         Some(other) => {
             r.error(
                 c.at("provider"),
                 format!("trusted-context provider `{other}` is not supported by Airlock"),
-                "use \"environment\" (values from the proposer's environment) or \"static_dev\" for local development",
+                "use \"environment\" (values from the proposer's environment), \"http_claims\" (verified tokens on HTTP) or \"static_dev\" for local development",
             );
             None
         }
@@ -885,9 +1132,64 @@ fn parse_context(r: &mut Report, path: &str, v: &Value) -> Option<ContextSpec> {
         r,
         &vpath,
         values,
-        &["tenant_id", "principal", "tenant_id_env", "principal_env"],
+        &[
+            "tenant_id",
+            "principal",
+            "tenant_id_env",
+            "principal_env",
+            "tenant_id_key",
+            "principal_key",
+        ],
     )?;
-    match provider? {
+    let provider = provider?;
+    if provider != ContextProvider::HttpClaims {
+        vals.refuse_keys(
+            r,
+            &["tenant_id_key", "principal_key"],
+            "this provider (they name claims of a verified token, for \"http_claims\")",
+        );
+    }
+    match provider {
+        ContextProvider::HttpClaims => {
+            vals.refuse_keys(
+                r,
+                &["tenant_id", "principal", "tenant_id_env", "principal_env"],
+                "the http_claims provider (the tenant and principal are the verified token's claims)",
+            );
+            let Some(auth) = session else {
+                if !session_errors {
+                    r.error(
+                        c.at("provider"),
+                        "`http_claims` takes the tenant and principal from verified tokens, but there is no `session_auth`",
+                        "add \"session_auth\": {\"provider\": \"jwt_asymmetric\", \"algorithms\": [\"RS256\"], \"jwks_url_env\": …, \"issuer\": …, \"audience\": …}",
+                    );
+                }
+                return None;
+            };
+            let mut ok = true;
+            for (key, claim, setting) in [
+                ("tenant_id_key", &auth.tenant_claim, "tenant_claim"),
+                ("principal_key", &auth.principal_claim, "principal_claim"),
+            ] {
+                if let Some(named) = vals.string(r, key)
+                    && named != *claim
+                {
+                    r.error(
+                        vals.at(key),
+                        format!("`{key}` names another claim than `session_auth.{setting}`"),
+                        format!(
+                            "remove `{key}` (session_auth.{setting} decides) or make them equal"
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+            ok.then(|| ContextSpec {
+                provider: ContextProvider::HttpClaims,
+                tenant: ValueSource::Claim(auth.tenant_claim.clone()),
+                principal: ValueSource::Claim(auth.principal_claim.clone()),
+            })
+        }
         ContextProvider::Environment => {
             for k in ["tenant_id", "principal"] {
                 if vals.has(k) {
@@ -1218,7 +1520,12 @@ fn parse_intake_limits(r: &mut Report, a: &Obj) -> IntakeLimits {
     out
 }
 
-fn parse_airlock(r: &mut Report, o: &Obj) -> AirlockSection {
+fn parse_airlock(
+    r: &mut Report,
+    o: &Obj,
+    sources: &BTreeMap<String, Source>,
+    contexts: &BTreeMap<String, ContextSpec>,
+) -> AirlockSection {
     let mut out = AirlockSection {
         proposal_ttl_seconds: DEFAULT_PROPOSAL_TTL_SECONDS,
         ..Default::default()
@@ -1239,10 +1546,28 @@ fn parse_airlock(r: &mut Report, o: &Obj) -> AirlockSection {
             "limits",
             "schema_lock",
             "disabled_capabilities",
+            "explore",
         ],
     ) else {
         return out;
     };
+    // A source or context written but invalid is reported once, where it is.
+    let written = |key: &str| -> BTreeSet<String> {
+        o.get(key)
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    out.explore = explore::parse(
+        r,
+        &a,
+        explore::Known {
+            sources,
+            contexts,
+            written_sources: &written("sources"),
+            written_contexts: &written("contexts"),
+        },
+    );
     out.limits = parse_intake_limits(r, &a);
     out.schema_lock = parse_schema_lock(r, &a);
     out.disabled_capabilities = parse_disabled(r, &a);
@@ -1537,6 +1862,9 @@ const CAPABILITY_KEYS: &[&str] = &[
     "operation",
     "reversibility",
     "single_tenant_dev_ack",
+    "list",
+    // Kind `aggregate_read` only (`load/aggregate_read.rs`).
+    "aggregate",
 ];
 
 const PROPOSAL_ONLY_KEYS: &[&str] = &[
@@ -1651,16 +1979,21 @@ fn parse_capability(r: &mut Report, path: &str, v: &Value, env: &CapEnv) -> Opti
         check_capability_name(r, &c.at("name"), n);
     }
     let kind = match c
-        .req_string(r, "kind", "add \"kind\": \"read\" or \"proposal\"")
+        .req_string(
+            r,
+            "kind",
+            "add \"kind\": \"read\", \"aggregate_read\" or \"proposal\"",
+        )
         .as_deref()
     {
         Some("read") => Some(Kind::Read),
         Some("proposal") => Some(Kind::Proposal),
+        Some("aggregate_read") => Some(Kind::AggregateRead),
         Some(other) => {
             r.error(
                 c.at("kind"),
                 format!("unknown capability kind `{other}`"),
-                "use \"read\" or \"proposal\"",
+                "use \"read\", \"aggregate_read\" or \"proposal\"",
             );
             None
         }
@@ -1712,10 +2045,32 @@ fn parse_capability(r: &mut Report, path: &str, v: &Value, env: &CapEnv) -> Opti
     }
 
     let target = parse_target(r, &c);
-    let args = parse_args(r, &c);
+    // An aggregate read takes no args, looks up no row and shows no
+    // column: `load/aggregate_read.rs` checks its shape.
+    let aggregate = aggregate_read::parse(r, &c, kind, target.as_ref().map(|(t, _)| t));
+    let is_aggregate = kind == Some(Kind::AggregateRead);
+    let args = if is_aggregate {
+        Some(Vec::new())
+    } else {
+        parse_args(r, &c)
+    };
     // An INSERT has no existing row to look up; a bounded set's rows are
     // chosen by its reviewed selection.
-    let lookup_arg = if declares_set(&c) {
+    let lookup_arg = if is_aggregate {
+        Some(String::new())
+    } else if c.has("list") && kind != Some(Kind::Proposal) {
+        // A list read finds its rows by its reviewed filters.
+        if c.has("lookup") {
+            r.error(
+                c.at("lookup"),
+                "a list read finds its rows by `list.filters`, not by one key",
+                "remove `lookup`, or remove `list` to look one row up by key",
+            );
+            None
+        } else {
+            Some(String::new())
+        }
+    } else if declares_set(&c) {
         if c.has("lookup") {
             r.error(
                 c.at("lookup"),
@@ -1731,7 +2086,9 @@ fn parse_capability(r: &mut Report, path: &str, v: &Value, env: &CapEnv) -> Opti
     } else {
         parse_lookup(r, &c, args.as_deref())
     };
-    let visible_columns = if c.has("visible_columns") {
+    let visible_columns = if is_aggregate {
+        Some(Vec::new())
+    } else if c.has("visible_columns") {
         c.identifier_list(r, "visible_columns")
     } else {
         c.missing(
@@ -1753,9 +2110,12 @@ fn parse_capability(r: &mut Report, path: &str, v: &Value, env: &CapEnv) -> Opti
             EvidenceMode::Required
         }
     };
-    let max_rows = c
-        .integer(r, "max_rows", 1, u64::from(MAX_ROWS_LIMIT))
-        .map_or(1, |n| n as u32);
+    let max_rows = if is_aggregate {
+        1
+    } else {
+        c.integer(r, "max_rows", 1, u64::from(MAX_ROWS_LIMIT))
+            .map_or(1, |n| n as u32)
+    };
     let single_tenant_ack = c.boolean(r, "single_tenant_dev_ack").unwrap_or(false);
 
     // Tenant scoping (invariant 3).
@@ -1810,11 +2170,22 @@ fn parse_capability(r: &mut Report, path: &str, v: &Value, env: &CapEnv) -> Opti
             }
             None
         }
-        None => None,
+        Some(Kind::AggregateRead) | None => None,
     };
 
+    let list = list_read_hook(
+        r,
+        &c,
+        kind,
+        args.as_deref(),
+        target.as_ref(),
+        visible_columns.as_deref(),
+    );
     let kind = kind?;
     if kind == Kind::Proposal && proposal.is_none() {
+        return None;
+    }
+    if kind == Kind::AggregateRead && aggregate.is_none() {
         return None;
     }
     if let (Some(set), Some(visible), Some(p)) = (
@@ -1838,7 +2209,56 @@ fn parse_capability(r: &mut Report, path: &str, v: &Value, env: &CapEnv) -> Opti
         evidence,
         max_rows,
         proposal,
+        list: list?,
+        aggregate,
     })
+}
+
+/// `list` on a read capability (and array arguments, which only a list
+/// read's `in` filter uses): `Some(None)` for a capability without `list`,
+/// `None` when something is wrong (reported).
+fn list_read_hook(
+    r: &mut Report,
+    c: &Obj,
+    kind: Option<Kind>,
+    args: Option<&[ArgSpec]>,
+    target: Option<&Target>,
+    visible: Option<&[String]>,
+) -> Option<Option<crate::list_read::ListSpec>> {
+    if !c.has("list") {
+        let arrays: Vec<&ArgSpec> = args
+            .unwrap_or_default()
+            .iter()
+            .filter(|a| a.ty == ArgType::Array)
+            .collect();
+        for a in &arrays {
+            r.error(
+                join_key(&join_key(&c.at("args"), &a.name), "type"),
+                "array arguments are only for a list read's `in` filters",
+                "use a scalar type, or add `list` to make this a list read",
+            );
+        }
+        return arrays.is_empty().then_some(None);
+    }
+    if kind != Some(Kind::Read) {
+        if kind.is_some() {
+            r.error(
+                c.at("list"),
+                "`list` applies only to read capabilities",
+                "remove it, or set \"kind\": \"read\"",
+            );
+        }
+        return None;
+    }
+    if c.has("max_rows") {
+        r.error(
+            c.at("max_rows"),
+            "a list read's page size is `list.max_limit`, not `max_rows`",
+            "remove `max_rows`",
+        );
+        return None;
+    }
+    list_read::parse_list(r, c, args, target, visible).map(Some)
 }
 
 fn check_capability_name(r: &mut Report, path: &str, name: &str) {
@@ -1970,7 +2390,8 @@ fn parse_args(r: &mut Report, c: &Obj) -> Option<Vec<ArgSpec>> {
     }
     let map = c.object(r, "args")?;
     let path = c.at("args");
-    if map.is_empty() {
+    // A list read may list every row of the tenant, with no filter.
+    if map.is_empty() && !c.has("list") {
         r.error(
             &path,
             "at least one argument is required (the lookup id)",
@@ -2027,6 +2448,9 @@ fn parse_arg(r: &mut Report, path: &str, name: &str, v: &Value) -> Option<ArgSpe
             "minimum",
             "maximum",
             "enum",
+            "format",
+            "items",
+            "max_items",
         ],
     )?;
     let ty = match a
@@ -2041,6 +2465,7 @@ fn parse_arg(r: &mut Report, path: &str, name: &str, v: &Value) -> Option<ArgSpe
         Some("number") => Some(ArgType::Number),
         Some("integer") => Some(ArgType::Integer),
         Some("boolean") => Some(ArgType::Boolean),
+        Some("array") => Some(ArgType::Array),
         Some(other) => {
             r.error(
                 a.at("type"),
@@ -2057,6 +2482,15 @@ fn parse_arg(r: &mut Report, path: &str, name: &str, v: &Value) -> Option<ArgSpe
     let minimum = a.number(r, "minimum");
     let maximum = a.number(r, "maximum");
     let ty = ty?;
+    // `max_items` belongs to array arguments (a list read's `in` filter);
+    // elsewhere it is Synapsor Runner's object-array key, refused by name.
+    if ty != ArgType::Array && a.has("max_items") {
+        unknown_key(r, path, "max_items", &[]);
+        ok = false;
+    }
+    let format = list_read::parse_format(r, &a, ty);
+    let items = list_read::parse_items(r, &a, ty);
+    ok &= format.is_ok() && items.is_ok();
     if max_length.is_some() && ty != ArgType::String {
         r.error(
             a.at("max_length"),
@@ -2105,6 +2539,8 @@ fn parse_arg(r: &mut Report, path: &str, name: &str, v: &Value) -> Option<ArgSpe
                     ArgType::Number => item.is_number(),
                     ArgType::Integer => item.is_i64() || item.is_u64(),
                     ArgType::Boolean => item.is_boolean(),
+                    // Reported by `parse_items` (an array's values go under `items`).
+                    ArgType::Array => true,
                 };
                 if !fits {
                     r.error(
@@ -2139,6 +2575,8 @@ fn parse_arg(r: &mut Report, path: &str, name: &str, v: &Value) -> Option<ArgSpe
         maximum,
         enum_values,
         description,
+        format: format.ok().flatten(),
+        items: items.ok().flatten(),
     })
 }
 

@@ -21,7 +21,8 @@ pub enum LookupParam {
     /// The trusted principal (as text), for a capability with
     /// `target.principal_scope_key`.
     Principal,
-    /// A bounded set's reviewed `selection.all[i].value` (from the config).
+    /// A bounded set's or an aggregate read's reviewed
+    /// `selection.all[i].value` (from the config).
     Selection(u8),
     /// A bounded set's reviewed `selection.keys[i]` (from the config).
     SetKey(u8),
@@ -106,8 +107,12 @@ pub fn select_row(engine: Engine, cap: &Capability, for_update: bool) -> Stateme
 }
 
 /// The statement a capability's reads run: its row by key, or, for a
-/// bounded set, the rows its reviewed selection matches.
+/// bounded set, the rows its reviewed selection matches, or an aggregate
+/// read's aggregate.
 pub fn read_statement(engine: Engine, cap: &Capability) -> Statement {
+    if let Some(a) = &cap.aggregate {
+        return crate::aggregate_read::statement(engine, cap, a);
+    }
     match cap.proposal.as_ref().and_then(|p| p.set()) {
         Some(set) => select_set(engine, cap, set),
         None => select_row(engine, cap, false),

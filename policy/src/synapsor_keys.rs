@@ -15,10 +15,7 @@ const UNSUPPORTED: &[(&str, &str, &str)] = &[
     ("$", "policies", "policy auto-approval and limits"),
     ("$", "approvals", "the auto-approval switch"),
     ("$", "operator_identity", "verified operator identity"),
-    ("$", "session_auth", "JWT session authentication"),
-    ("$", "http_security", "HTTP transport security settings"),
     ("$", "rate_limits", "per-capability rate limits"),
-    ("$", "metrics", "the metrics endpoint"),
     ("$", "graduated_trust", "graduated-trust recommendations"),
     ("$", "governance", "cloud-linked governance"),
     (
@@ -28,7 +25,6 @@ const UNSUPPORTED: &[(&str, &str, &str)] = &[
     ),
     ("$", "supervised_worker", "supervised automatic apply"),
     ("$", "production_explore", "scoped production Explore"),
-    ("$.storage", "shared_postgres", "a shared PostgreSQL ledger"),
     ("$.sources.*", "pool", "connection pool settings"),
     ("$.sources.*", "receipts", "receipt-table placement"),
     (
@@ -53,7 +49,6 @@ const UNSUPPORTED: &[(&str, &str, &str)] = &[
         "principal_binding",
         "principal binding rules",
     ),
-    ("$.capabilities[]", "aggregate", "aggregate reads"),
     (
         "$.capabilities[]",
         "protected_read",
@@ -203,6 +198,8 @@ mod tests {
             None
         );
         assert_eq!(unsupported("$", "proposal_freshness"), None);
+        // Supported now: aggregate reads.
+        assert_eq!(unsupported("$.capabilities[0]", "aggregate"), None);
         assert_eq!(
             unsupported("$.capabilities[0].target", "principal_scope_key"),
             None,

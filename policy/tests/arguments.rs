@@ -29,6 +29,8 @@ fn spec(name: &str, ty: ArgType) -> ArgSpec {
         maximum: None,
         enum_values: None,
         description: None,
+        format: None,
+        items: None,
     }
 }
 
@@ -53,6 +55,8 @@ fn cap_of(args: Vec<ArgSpec>) -> Capability {
         evidence: EvidenceMode::Required,
         max_rows: 1,
         proposal: None,
+        list: None,
+        aggregate: None,
     }
 }
 

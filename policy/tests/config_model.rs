@@ -51,6 +51,8 @@ fn arg(name: &str, ty: ArgType) -> ArgSpec {
         maximum: None,
         enum_values: None,
         description: None,
+        format: None,
+        items: None,
     }
 }
 
@@ -82,6 +84,8 @@ fn read_cap(name: &str, source: &str, context: Option<&str>) -> Capability {
         evidence: EvidenceMode::Required,
         max_rows: 1,
         proposal: None,
+        list: None,
+        aggregate: None,
     }
 }
 
@@ -157,6 +161,9 @@ fn config() -> Config {
     Config {
         notifications: Default::default(),
         proposal_freshness: Default::default(),
+        metrics: Default::default(),
+        session_auth: None,
+        http_security: Default::default(),
         version: 1,
         mode: Mode::Review,
         result_format: ResultFormat::V1,

@@ -21,6 +21,9 @@ use airlock_policy::load_config;
 use jsonschema::Validator;
 use serde_json::{Value, json};
 
+#[path = "support/json_edit.rs"]
+mod json_edit;
+
 /// The command that rewrites the checked-in copy.
 const REGENERATE: &str = "cargo run -q -p airlock-executor --bin airlock -- config schema --output docs/airlock.config.schema.json";
 
@@ -106,7 +109,26 @@ fn complete() -> Value {
             "proposers": [{"user": "agent", "tenants": ["acme"]}],
             "approvers": [{"uid": 1000, "roles": "*"}],
             "proposal_ttl_seconds": 3600,
-            "limits": {"rate_window_seconds": 30}
+            "limits": {"rate_window_seconds": 30},
+            "explore": {
+                "source": "app_postgres",
+                "context": "local_operator",
+                "minimum_cohort_size": 5,
+                "limits": {"max_top_n": 10},
+                "resources": {
+                    "tickets": {
+                        "schema": "public", "table": "support_tickets", "primary_key": "id", "tenant_key": "tenant_id",
+                        "label": "Tickets",
+                        "fields": {"status": {"type": "text", "uses": ["dimension", "filter"], "values": ["open", "closed"]}},
+                        "kept_out": ["subject"],
+                        "relationships": {"customer": {"column": "customer_id", "resource": "customers"}}
+                    },
+                    "customers": {
+                        "schema": "public", "table": "customers", "primary_key": "id", "tenant_key": "tenant_id",
+                        "fields": {"plan": {"type": "text", "uses": ["dimension"]}}
+                    }
+                }
+            }
         }),
     );
     o.get_mut("capabilities")
@@ -155,6 +177,49 @@ fn complete() -> Value {
                     "acknowledge_effects": {"triggers": ["audit_draft_delete"], "cascades": ["public.draft_lines"]}
                 }
             }),
+            json!({
+                "name": "support.list_tickets",
+                "kind": "read",
+                "source": "app_postgres",
+                "context": "local_operator",
+                "target": {"schema": "public", "table": "support_tickets", "primary_key": "id", "tenant_key": "tenant_id"},
+                "args": {
+                    "customer_id": {"type": "string", "max_length": 64},
+                    "min_priority": {"type": "integer", "minimum": 0, "maximum": 10},
+                    "opened_after": {"type": "string", "format": "date-time"},
+                    "statuses": {"type": "array", "items": {"type": "string", "enum": ["open", "pending", "closed"]}, "max_items": 3}
+                },
+                "list": {
+                    "filters": [
+                        {"column": "customer_id", "op": "eq", "arg": "customer_id"},
+                        {"column": "priority", "op": "gte", "arg": "min_priority"},
+                        {"column": "opened_at", "op": "gte", "arg": "opened_after"},
+                        {"column": "status", "op": "in", "arg": "statuses"}
+                    ],
+                    "order_by": [{"column": "opened_at", "direction": "desc"}],
+                    "max_limit": 50,
+                    "default_limit": 20
+                },
+                "visible_columns": ["id", "customer_id", "status", "priority", "opened_at"]
+            }),
+            json!({
+                "name": "billing.overdue_fees_by_customer",
+                "kind": "aggregate_read",
+                "source": "app_postgres",
+                "context": "local_operator",
+                "target": {"schema": "public", "table": "invoices", "primary_key": "id", "tenant_key": "tenant_id"},
+                "args": {},
+                "visible_columns": [],
+                "evidence": "required",
+                "aggregate": {
+                    "function": "sum",
+                    "column": "late_fee_cents",
+                    "selection": {"all": [{"column": "status", "operator": "eq", "value": "overdue"}]},
+                    "minimum_group_size": 5,
+                    "group_by": ["customer_id"],
+                    "max_groups": 100
+                }
+            }),
         ]);
     o.get_mut("capabilities")
         .and_then(|c| c.get_mut(3))
@@ -192,24 +257,11 @@ fn complete() -> Value {
 }
 
 fn set(v: &mut Value, path: &str, value: Value) {
-    let ptr = pointer(path);
-    let (parent, key) = ptr.rsplit_once('/').unwrap();
-    match v.pointer_mut(parent).unwrap_or_else(|| panic!("{path}")) {
-        Value::Object(m) => {
-            m.insert(key.to_owned(), value);
-        }
-        Value::Array(a) => a[key.parse::<usize>().unwrap()] = value,
-        _ => panic!("{path}"),
-    }
+    json_edit::set(v, &pointer(path), value);
 }
 
 fn remove(v: &mut Value, path: &str) {
-    let ptr = pointer(path);
-    let (parent, key) = ptr.rsplit_once('/').unwrap();
-    v.pointer_mut(parent)
-        .and_then(Value::as_object_mut)
-        .and_then(|m| m.remove(key))
-        .unwrap_or_else(|| panic!("{path}"));
+    json_edit::remove(v, &pointer(path));
 }
 
 #[test]
@@ -310,6 +362,18 @@ const OBJECTS: &[(&str, &str)] = &[
         "acknowledge_effects",
         "$.capabilities[9].operation.acknowledge_effects",
     ),
+    ("explore", "$.airlock.explore"),
+    ("explore_limits", "$.airlock.explore.limits"),
+    ("explore_resource", "$.airlock.explore.resources.tickets"),
+    (
+        "explore_field",
+        "$.airlock.explore.resources.tickets.fields.status",
+    ),
+    ("list", "$.capabilities[10].list"),
+    ("list_filter", "$.capabilities[10].list.filters[0]"),
+    ("list_order", "$.capabilities[10].list.order_by[0]"),
+    ("arg_items", "$.capabilities[10].args.statuses.items"),
+    ("aggregate", "$.capabilities[11].aggregate"),
     ("notifications", "$.notifications"),
     ("notification_sink", "$.notifications.sinks[0]"),
     (
@@ -494,6 +558,95 @@ fn the_schema_and_the_loader_agree_on_each_variation() {
         without("$.capabilities[3].operation.version_advance", true),
         without("$.capabilities[9].operation.acknowledge_effects", true),
         vary("$.capabilities[8].operation.cardinality", json!("single"), true),
+        // List reads: accepted shapes.
+        vary("$.capabilities[10].args", json!({}), true).and("$.capabilities[10].list.filters", json!([])),
+        without("$.capabilities[10].list.order_by", true),
+        without("$.capabilities[10].list.default_limit", true),
+        without("$.capabilities[10].list.order_by[0].direction", true),
+        vary("$.capabilities[10].list.max_limit", json!(100), true),
+        vary("$.capabilities[10].args.opened_after.format", json!("date"), true),
+        vary("$.capabilities[10].args.statuses.items", json!({"type": "integer", "enum": [1, 2, 3]}), true),
+        // List reads: refused, for a reason a schema can state.
+        without("$.capabilities[10].list.max_limit", false),
+        vary("$.capabilities[10].list.max_limit", json!(101), false),
+        vary("$.capabilities[10].list.default_limit", json!(0), false),
+        vary("$.capabilities[10].list.filters[0].op", json!("like"), false),
+        without("$.capabilities[10].list.filters[0].arg", false),
+        vary("$.capabilities[10].list.filters[0].column", json!("customer id"), false),
+        vary("$.capabilities[10].list.order_by[0].direction", json!("down"), false),
+        vary(
+            "$.capabilities[10].list.order_by",
+            json!([{"column": "id"}, {"column": "status"}, {"column": "priority"}, {"column": "opened_at"}]),
+            false,
+        ),
+        vary("$.capabilities[10].lookup", json!({"id_from_arg": "customer_id"}), false),
+        vary("$.capabilities[10].max_rows", json!(5), false),
+        vary("$.capabilities[10].kind", json!("proposal"), false),
+        vary("$.capabilities[10].args.opened_after.format", json!("time"), false),
+        vary("$.capabilities[10].args.min_priority.format", json!("date"), false),
+        without("$.capabilities[10].args.statuses.max_items", false),
+        without("$.capabilities[10].args.statuses.items", false),
+        vary("$.capabilities[10].args.statuses.max_items", json!(51), false),
+        vary("$.capabilities[10].args.statuses.items.type", json!("boolean"), false),
+        vary("$.capabilities[10].args.statuses.items.enum", json!(["open", 1]), false),
+        vary("$.capabilities[10].args.statuses.enum", json!(["open"]), false),
+        vary("$.capabilities[0].args.ticket_id.items", json!({"type": "string", "enum": ["a"]}), false),
+        vary("$.capabilities[0].args.ticket_id.type", json!("array"), false),
+        // Aggregate reads: Synapsor Runner's shapes and Airlock's additions.
+        vary("$.capabilities[11].aggregate", json!({"function": "count", "count_mode": "rows", "minimum_group_size": 5}), true),
+        vary("$.capabilities[11].aggregate", json!({"function": "count", "count_mode": "non_null", "column": "waiver_reason", "minimum_group_size": 1}), true),
+        vary("$.capabilities[11].aggregate.function", json!("avg"), true),
+        vary("$.capabilities[11].aggregate.function", json!("max"), true),
+        vary("$.capabilities[11].aggregate.group_by", json!([]), false)
+            .and("$.capabilities[11].aggregate.max_groups", json!(3)),
+        vary("$.capabilities[11].aggregate.group_by", json!([]), true)
+            .and("$.capabilities[11].aggregate", json!({"function": "avg", "column": "balance_cents", "minimum_group_size": 5, "group_by": []})),
+        without("$.capabilities[11].aggregate.max_groups", true),
+        without("$.capabilities[11].aggregate.selection", true),
+        without("$.capabilities[11].evidence", true),
+        vary("$.capabilities[11].aggregate.function", json!("median"), false),
+        vary("$.capabilities[11].aggregate.count_mode", json!("rows"), false),
+        without("$.capabilities[11].aggregate.column", false),
+        without("$.capabilities[11].aggregate.minimum_group_size", false),
+        vary("$.capabilities[11].aggregate.minimum_group_size", json!(0), false),
+        vary("$.capabilities[11].aggregate", json!({"function": "count", "minimum_group_size": 5}), false),
+        vary("$.capabilities[11].aggregate", json!({"function": "count", "count_mode": "rows", "column": "x", "minimum_group_size": 5}), false),
+        vary("$.capabilities[11].aggregate", json!({"function": "count", "count_mode": "non_null", "minimum_group_size": 5}), false),
+        vary("$.capabilities[11].aggregate.selection", json!({"all": []}), false),
+        vary("$.capabilities[11].aggregate.selection.all[0].operator", json!("ne"), false),
+        vary("$.capabilities[11].aggregate.selection.all[0].value", json!(null), false),
+        vary("$.capabilities[11].aggregate.group_by", json!(["a", "b", "c", "d"]), false),
+        vary("$.capabilities[11].aggregate.group_by", json!(["value"]), false),
+        vary("$.capabilities[11].aggregate.group_by", json!(["region", "region"]), false),
+        vary("$.capabilities[11].aggregate.max_groups", json!(501), false),
+        without("$.capabilities[11].aggregate", false),
+        vary("$.capabilities[11].args", json!({"customer_id": {"type": "string"}}), false),
+        vary("$.capabilities[11].visible_columns", json!(["id"]), false),
+        vary("$.capabilities[11].lookup", json!({"id_from_arg": "x"}), false),
+        vary("$.capabilities[11].max_rows", json!(1), false),
+        vary("$.capabilities[11].patch", json!({"status": {"fixed": "x"}}), false),
+        without("$.capabilities[11].args", false),
+        without("$.capabilities[11].target.tenant_key", false),
+        vary("$.capabilities[0].aggregate", json!({"function": "count", "count_mode": "rows", "minimum_group_size": 5}), false),
+        vary("$.mode", json!("read_only"), true)
+            .and("$.capabilities", json!([{
+                "name": "support.inspect_ticket",
+                "kind": "read",
+                "source": "app_postgres",
+                "target": {"schema": "public", "table": "t", "primary_key": "id", "tenant_key": "tenant_id"},
+                "args": {"ticket_id": {"type": "string", "required": true}},
+                "lookup": {"id_from_arg": "ticket_id"},
+                "visible_columns": ["id"]
+            }, {
+                "name": "billing.overdue_total",
+                "kind": "aggregate_read",
+                "source": "app_postgres",
+                "target": {"schema": "public", "table": "invoices", "primary_key": "id", "tenant_key": "tenant_id"},
+                "args": {},
+                "visible_columns": [],
+                "aggregate": {"function": "count", "count_mode": "rows", "minimum_group_size": 5}
+            }]))
+            .and("$.proposal_freshness", json!({})),
         // Refused, for a reason a schema can state.
         vary("$.capabilities[8].operation.cardinality", json!("set"), false),
         vary("$.capabilities[8].operation.kind", json!("upsert"), false),
@@ -888,6 +1041,8 @@ const SCHEMA_REFUSES: &[&str] = &[
     "81-synapsor-capability-operation.json",
     "82-synapsor-approval-policy.json",
     "83-synapsor-source-receipts.json",
+    "87-array-arg-outside-list-read.json",
+    "88-list-read-with-lookup.json",
 ];
 
 #[test]

@@ -12,6 +12,10 @@ use airlock_policy::load::{Loaded, MAX_CONFIG_BYTES};
 use airlock_policy::{Config, Severity, load_config, load_config_str};
 use serde_json::{Value, json};
 
+#[path = "support/json_edit.rs"]
+mod json_edit;
+use json_edit::{remove, set};
+
 /// A small valid config: one source, the environment context, one read.
 fn base() -> Value {
     json!({
@@ -56,24 +60,8 @@ fn with(at: &str, value: Value) -> Value {
 /// `base()` without the key at the JSON pointer `at`.
 fn without(at: &str) -> Value {
     let mut v = base();
-    let (parent, key) = at.rsplit_once('/').unwrap();
-    v.pointer_mut(parent)
-        .and_then(Value::as_object_mut)
-        .and_then(|m| m.remove(key))
-        .unwrap_or_else(|| panic!("{at}"));
+    remove(&mut v, at);
     v
-}
-
-fn set(v: &mut Value, at: &str, value: Value) {
-    let (parent, key) = at.rsplit_once('/').unwrap();
-    let parent = v.pointer_mut(parent).unwrap_or_else(|| panic!("{at}"));
-    match parent {
-        Value::Object(m) => {
-            m.insert(key.to_owned(), value);
-        }
-        Value::Array(a) => a[key.parse::<usize>().unwrap()] = value,
-        _ => panic!("{at}"),
-    }
 }
 
 fn ok(v: &Value) -> Config {
@@ -255,10 +243,15 @@ fn synapsor_runner_keys_are_refused_by_name_and_feature() {
         fix(&l),
         "Airlock cannot enforce per-capability rate limits yet, so it refuses the config rather than ignore the key; remove `rate_limits` only if this deployment may run without it"
     );
+    // Runner's `mirror` (an SQLite copy synced to PostgreSQL) has no
+    // Airlock equivalent: refused by name, with what to use instead.
     refused(
-        &with("/storage", json!({"shared_postgres": {"mode": "mirror"}})),
+        &with(
+            "/storage",
+            json!({"shared_postgres": {"mode": "mirror", "url_env": "LEDGER_URL"}}),
+        ),
         &[
-            "$.storage.shared_postgres | Synapsor Runner 1.x key $.storage.shared_postgres (a shared PostgreSQL ledger) is not supported by Airlock yet",
+            "$.storage.shared_postgres.mode | `mirror` (an SQLite ledger copied to PostgreSQL and back) is not an Airlock mode",
         ],
     );
     refused(
@@ -284,7 +277,7 @@ fn unknown_keys_say_why_and_list_the_known_fields() {
     );
     assert_eq!(
         fix(&l),
-        "remove it or use one of: $schema, airlock, capabilities, cloud, contexts, executors, mode, notifications, proposal_freshness, result_format, sources, storage, strict, trusted_context, version"
+        "remove it or use one of: $schema, airlock, capabilities, cloud, contexts, executors, http_security, metrics, mode, notifications, proposal_freshness, result_format, session_auth, sources, storage, strict, trusted_context, version"
     );
     // Raw SQL and inline connection keys are recognized whatever their case.
     refused(
@@ -375,6 +368,157 @@ fn storage() {
         &with("/storage", json!({"path": "x"})),
         &["$.storage.path | unknown field `path`"],
     );
+}
+
+fn shared(v: Value) -> Value {
+    with("/storage", json!({ "shared_postgres": v }))
+}
+
+#[test]
+fn a_shared_postgres_ledger_in_synapsor_runners_shape() {
+    use airlock_policy::config::SharedPostgres;
+    // Runner's minimal runtime store: the defaults fill the rest.
+    let c = ok(&shared(
+        json!({"mode": "runtime_store", "url_env": "AIRLOCK_LEDGER_DATABASE_URL"}),
+    ));
+    assert_eq!(
+        c.storage.shared_postgres,
+        Some(SharedPostgres {
+            url_env: "AIRLOCK_LEDGER_DATABASE_URL".into(),
+            schema: "airlock_ledger".into(),
+            lock_timeout_ms: 10_000,
+            apply_lease_ms: 30_000,
+        })
+    );
+    // Every key given; the bounds of the lock timeout are inclusive.
+    for ms in [100, 600_000] {
+        let c = ok(&shared(json!({
+            "mode": "runtime_store", "url_env": "LEDGER_URL",
+            "schema": "_fleet_2", "lock_timeout_ms": ms
+        })));
+        let p = c.storage.shared_postgres.unwrap();
+        assert_eq!((p.schema.as_str(), p.lock_timeout_ms), ("_fleet_2", ms));
+    }
+    for ms in [1_000, 600_000] {
+        let c = ok(&shared(
+            json!({"mode": "runtime_store", "url_env": "LEDGER_URL", "apply_lease_ms": ms}),
+        ));
+        assert_eq!(c.storage.shared_postgres.unwrap().apply_lease_ms, ms);
+    }
+    for ms in [999, 600_001] {
+        refused(
+            &shared(
+                json!({"mode": "runtime_store", "url_env": "LEDGER_URL", "apply_lease_ms": ms}),
+            ),
+            &[&format!(
+                "$.storage.shared_postgres.apply_lease_ms | expected a whole number from 1000 to 600000, found {ms}"
+            )],
+        );
+    }
+    for ms in [99, 600_001] {
+        refused(
+            &shared(
+                json!({"mode": "runtime_store", "url_env": "LEDGER_URL", "lock_timeout_ms": ms}),
+            ),
+            &[&format!(
+                "$.storage.shared_postgres.lock_timeout_ms | expected a whole number from 100 to 600000, found {ms}"
+            )],
+        );
+    }
+    // `disabled` keeps the SQLite ledger (its url_env is still checked).
+    let c = ok(&shared(
+        json!({"mode": "disabled", "url_env": "LEDGER_URL"}),
+    ));
+    assert_eq!(c.storage.shared_postgres, None);
+    refused(
+        &shared(json!({"mode": "disabled", "url_env": "ledger_url"})),
+        &[
+            "$.storage.shared_postgres.url_env | `ledger_url` is not a valid environment variable name",
+        ],
+    );
+    // Runner's max_entries loads, with a warning that it does nothing here.
+    let l = load_config(&shared(
+        json!({"mode": "runtime_store", "url_env": "LEDGER_URL", "max_entries": 5000}),
+    ));
+    assert!(l.config.is_some());
+    assert_eq!(
+        warnings(&l),
+        [
+            "$.storage.shared_postgres.max_entries | `max_entries` has no effect in Airlock: the ledger is not copied out and back per operation, so it has no such cap"
+        ]
+    );
+    refused(
+        &shared(json!({"mode": "runtime_store", "url_env": "LEDGER_URL", "max_entries": 99})),
+        &[
+            "$.storage.shared_postgres.max_entries | expected a whole number from 100 to 100000, found 99",
+        ],
+    );
+    // A path beside a PostgreSQL ledger is not used, and says so.
+    let l = load_config(&with(
+        "/storage",
+        json!({"sqlite_path": "./l.db", "shared_postgres": {"mode": "runtime_store", "url_env": "LEDGER_URL"}}),
+    ));
+    assert!(l.config.is_some());
+    assert_eq!(
+        warnings(&l),
+        [
+            "$.storage.sqlite_path | `sqlite_path` is not used: the ledger is on PostgreSQL (`shared_postgres.mode` is \"runtime_store\")"
+        ]
+    );
+    let l = load_config(&with(
+        "/storage",
+        json!({"sqlite_path": "./l.db", "shared_postgres": {"mode": "disabled", "url_env": "LEDGER_URL"}}),
+    ));
+    assert!(warnings(&l).is_empty(), "{:?}", warnings(&l));
+}
+
+#[test]
+fn shared_postgres_refusals() {
+    let l = refused(
+        &shared(json!({"url_env": "LEDGER_URL"})),
+        &["$.storage.shared_postgres.mode | missing required field `mode`"],
+    );
+    assert_eq!(
+        fix(&l),
+        "add \"mode\": \"runtime_store\" (the ledger lives in PostgreSQL) or \"disabled\""
+    );
+    refused(
+        &shared(json!({"mode": "runtime_store"})),
+        &["$.storage.shared_postgres.url_env | missing required field `url_env`"],
+    );
+    let l = refused(
+        &shared(json!({"mode": "replicated", "url_env": "LEDGER_URL"})),
+        &["$.storage.shared_postgres.mode | unknown mode `replicated`"],
+    );
+    assert_eq!(fix(&l), "use \"runtime_store\" or \"disabled\"");
+    refused(
+        &shared(json!({"mode": "runtime_store", "url_env": "LEDGER_URL", "lease": 1})),
+        &["$.storage.shared_postgres.lease | unknown field `lease`"],
+    );
+    // Schema names: lower-case identifiers of at most 63 bytes.
+    for name in ["a", "_", "ledger_1", &"x".repeat(63)] {
+        let c = ok(&shared(
+            json!({"mode": "runtime_store", "url_env": "LEDGER_URL", "schema": name}),
+        ));
+        assert_eq!(c.storage.shared_postgres.unwrap().schema, name);
+    }
+    for name in [
+        "Ledger",
+        "1ledger",
+        "led-ger",
+        "led ger",
+        "lédger",
+        &"x".repeat(64),
+    ] {
+        let l = refused(
+            &shared(json!({"mode": "runtime_store", "url_env": "LEDGER_URL", "schema": name})),
+            &[&format!(
+                "$.storage.shared_postgres.schema | `{}` is not a schema name Airlock uses",
+                name.escape_debug()
+            )],
+        );
+        assert!(fix(&l).starts_with("use lower-case letters, digits and underscores"));
+    }
 }
 
 #[test]
@@ -1463,5 +1607,64 @@ fn identifiers_are_read_as_written() {
     refused(
         &with("/capabilities/0/target/tenant_key", json!("tenant id")),
         &["$.capabilities[0].target.tenant_key | `tenant id` is not a safe SQL identifier"],
+    );
+}
+
+#[test]
+fn metrics_in_synapsor_runners_shape_with_the_executors_listener() {
+    use airlock_policy::config::MetricsSection;
+    assert_eq!(ok(&base()).metrics, MetricsSection::default());
+    let c = ok(&with(
+        "/metrics",
+        json!({"enabled": true, "token_env": "AIRLOCK_METRICS_TOKEN"}),
+    ));
+    assert_eq!(
+        c.metrics,
+        MetricsSection {
+            enabled: true,
+            token_env: Some("AIRLOCK_METRICS_TOKEN".into()),
+            executor_listen: None,
+        }
+    );
+    // On loopback the executor's listener needs no token; off it, it does.
+    let c = ok(&with(
+        "/metrics",
+        json!({"enabled": true, "executor_listen": "127.0.0.1:9465"}),
+    ));
+    assert_eq!(
+        c.metrics.executor_listen,
+        Some("127.0.0.1:9465".parse().unwrap())
+    );
+    assert!(c.metrics.enabled);
+    let l = refused(
+        &with(
+            "/metrics",
+            json!({"enabled": true, "executor_listen": "0.0.0.0:9465"}),
+        ),
+        &[
+            "$.metrics.executor_listen | the executor's metrics would be served on 0.0.0.0:9465, off loopback, without a token",
+        ],
+    );
+    assert!(fix(&l).starts_with("add \"token_env\""));
+    let c = ok(&with(
+        "/metrics",
+        json!({"enabled": true, "executor_listen": "0.0.0.0:9465", "token_env": "T"}),
+    ));
+    assert_eq!(
+        c.metrics.executor_listen,
+        Some("0.0.0.0:9465".parse().unwrap())
+    );
+    let l = refused(
+        &with("/metrics", json!({"executor_listen": "localhost"})),
+        &["$.metrics.executor_listen | `localhost` is not an address and port"],
+    );
+    assert_eq!(fix(&l), "write host:port, e.g. \"127.0.0.1:9465\"");
+    refused(
+        &with("/metrics", json!({"enabled": "yes"})),
+        &["$.metrics.enabled | expected true or false, found a string"],
+    );
+    refused(
+        &with("/metrics", json!({"path": "/m"})),
+        &["$.metrics.path | unknown field `path`"],
     );
 }

@@ -22,6 +22,10 @@ use airlock_policy::statement::{
 use airlock_policy::{Config, load_config};
 use serde_json::{Map, Value, json};
 
+#[path = "support/json_edit.rs"]
+mod json_edit;
+use json_edit::{remove, set};
+
 const READ: &str = "tasks.inspect_task";
 const PROPOSE: &str = "tasks.propose_status";
 
@@ -59,24 +63,6 @@ fn base() -> Value {
             }
         ]
     })
-}
-
-fn set(v: &mut Value, at: &str, value: Value) {
-    let (parent, key) = at.rsplit_once('/').unwrap();
-    match v.pointer_mut(parent).unwrap_or_else(|| panic!("{at}")) {
-        Value::Object(m) => {
-            m.insert(key.to_owned(), value);
-        }
-        _ => panic!("{at}"),
-    }
-}
-
-fn remove(v: &mut Value, at: &str) {
-    let (parent, key) = at.rsplit_once('/').unwrap();
-    v.pointer_mut(parent)
-        .and_then(Value::as_object_mut)
-        .and_then(|m| m.remove(key))
-        .unwrap_or_else(|| panic!("{at}"));
 }
 
 fn config() -> Config {

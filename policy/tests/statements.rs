@@ -81,6 +81,8 @@ fn waiver_cap() -> Capability {
         proposal: Some(proposal(ConflictGuard::Column {
             column: "updated_at".into(),
         })),
+        list: None,
+        aggregate: None,
     }
 }
 
@@ -100,6 +102,8 @@ fn untenanted_read_cap() -> Capability {
         evidence: EvidenceMode::Optional,
         max_rows: 5,
         proposal: None,
+        list: None,
+        aggregate: None,
     }
 }
 

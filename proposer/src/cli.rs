@@ -68,6 +68,10 @@ struct ServeArgs {
     /// Environment variable holding the bearer token for streamable-http.
     #[arg(long)]
     auth_token_env: Option<String>,
+    /// During a token rotation: the variable holding the previous bearer
+    /// token, still accepted beside the active one until you remove it.
+    #[arg(long, requires = "auth_token_env")]
+    previous_auth_token_env: Option<String>,
     /// Serve streamable-http without a token (loopback addresses only).
     #[arg(long)]
     insecure_no_auth: bool,
@@ -87,6 +91,14 @@ struct ServeArgs {
     /// sandbox (logged as an error); seccomp and the rest still apply.
     #[arg(long)]
     allow_weaker_sandbox: bool,
+    /// Log format on stderr (json: one object per line, the access log too).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// Export OpenTelemetry traces (OTLP over HTTP, JSON) to this collector
+    /// URL, e.g. http://127.0.0.1:4318/v1/traces: one trace per tool call,
+    /// joined by the executor's spans. Off by default.
+    #[arg(long, value_name = "URL")]
+    otel_traces_endpoint: Option<String>,
 }
 
 /// The whole `airlock-proposer` program: parse the arguments, serve, exit.
@@ -98,16 +110,25 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(false)
-        .init();
+    let (log_format, otel_traces_endpoint) = match &cli.command {
+        Command::Serve(args) => (args.log_format.clone(), args.otel_traces_endpoint.clone()),
+        _ => ("text".to_owned(), None),
+    };
+    let mut telemetry = match crate::telemetry::init(&crate::telemetry::TelemetryOptions {
+        service: "airlock-proposer",
+        log_format: &log_format,
+        default_filter: "info,rmcp=warn",
+        ansi: false,
+        otel_traces_endpoint: otel_traces_endpoint.as_deref(),
+    }) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("airlock-proposer: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
-        Command::Serve(args) => run(*args),
+        Command::Serve(args) => run(*args, &mut telemetry),
         Command::SandboxCheck => sandbox_check(),
     };
     match result {
@@ -121,7 +142,7 @@ pub fn main() -> ExitCode {
 
 fn sandbox_check() -> anyhow::Result<()> {
     crate::sandbox::make_non_dumpable()?;
-    restrict_files(&[], false)?;
+    restrict_files(&[], false, false)?;
     crate::sandbox::install().map_err(|e| anyhow!("cannot install the sandbox: {e}"))?;
     let mut all_refused = true;
     for r in crate::sandbox::self_check() {
@@ -140,7 +161,7 @@ fn sandbox_check() -> anyhow::Result<()> {
     }
 }
 
-fn run(args: ServeArgs) -> anyhow::Result<()> {
+fn run(args: ServeArgs, telemetry: &mut crate::telemetry::Telemetry) -> anyhow::Result<()> {
     // Before any secret is read: no core dumps, no same-user ptrace or
     // /proc/<pid>/mem of this process.
     if !args.no_sandbox {
@@ -182,21 +203,66 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
             socket_dir.display()
         )
     })?;
+    // Verified identities (`session_auth`): each request's signed token
+    // names the tenant, so the transport is HTTP and no static token or
+    // unauthenticated mode stands beside it.
+    let verifier = match &config.session_auth {
+        None => None,
+        Some(auth) => {
+            if args.transport != "streamable-http" {
+                bail!(
+                    "this config takes the tenant and principal from each request's verified token (trusted_context.provider \"http_claims\"): serve it with --transport streamable-http"
+                );
+            }
+            if args.auth_token_env.is_some() || args.insecure_no_auth {
+                bail!(
+                    "session_auth verifies every request's signed token: remove --auth-token-env / --insecure-no-auth (a static token names no tenant)"
+                );
+            }
+            let url = std::env::var(&auth.jwks_url_env)
+                .ok()
+                .filter(|u| !u.trim().is_empty())
+                .ok_or_else(|| {
+                    anyhow!(
+                        "session_auth.jwks_url_env names {}, which is not set: set it to your issuer's JWKS URL",
+                        auth.jwks_url_env
+                    )
+                })?;
+            Some(Arc::new(
+                airlock_identity::Verifier::new(auth.clone(), url.trim().to_owned()).map_err(
+                    |e| anyhow!("session_auth.jwks_url_env ({}): {e}", auth.jwks_url_env),
+                )?,
+            ))
+        }
+    };
+    let http_security = config.http_security.clone();
     let token = match (
         &args.transport[..],
         &args.auth_token_env,
         args.insecure_no_auth,
     ) {
-        ("streamable-http", Some(var), _) => Some(
-            std::env::var(var)
-                .ok()
-                .filter(|t| t.len() >= 16)
-                .ok_or_else(|| {
-                    anyhow!(
-                        "the bearer token variable {var} is not set or shorter than 16 characters"
-                    )
-                })?,
-        ),
+        _ if verifier.is_some() => None,
+        ("streamable-http", Some(var), _) => {
+            let read = |var: &str| {
+                std::env::var(var)
+                    .ok()
+                    .filter(|t| t.len() >= 16)
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "the bearer token variable {var} is not set or shorter than 16 characters"
+                        )
+                    })
+            };
+            let mut tokens = vec![read(var)?];
+            if let Some(previous) = &args.previous_auth_token_env {
+                tokens.push(read(previous)?);
+                tracing::warn!(
+                    variable = %previous,
+                    "token rotation: the previous bearer token is still accepted; remove --previous-auth-token-env once every client has the new one"
+                );
+            }
+            Some(tokens)
+        }
         ("streamable-http", None, true) if args.listen.ip().is_loopback() => {
             tracing::warn!(
                 address = %args.listen,
@@ -214,6 +280,26 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
         _ => None,
     };
 
+    // Metrics (config `metrics`): on the HTTP transport only, with the
+    // scrapers' own token; off loopback a token is required.
+    let metrics_token = match (&args.transport[..], config.metrics.enabled) {
+        ("streamable-http", true) => match &config.metrics.token_env {
+            Some(var) => Some(Some(
+                std::env::var(var)
+                    .ok()
+                    .filter(|t| t.len() >= 16)
+                    .ok_or_else(|| {
+                        anyhow!("metrics.token_env names {var}, which is not set or shorter than 16 characters")
+                    })?,
+            )),
+            None if args.listen.ip().is_loopback() => Some(None),
+            None => bail!(
+                "metrics are enabled on {}, off loopback, without a token: set metrics.token_env (METRICS_AUTH_REQUIRED)",
+                args.listen
+            ),
+        },
+        _ => None,
+    };
     let settings = Settings {
         alias_mode,
         result_format,
@@ -236,8 +322,15 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Landlock restricts the calling thread and the threads it starts: put it
     // on now, while this is the only thread, before the runtime starts any.
     if !args.no_sandbox {
-        restrict_files(&prepared.sqlite_files(), args.allow_weaker_sandbox)?;
+        restrict_files(
+            &prepared.sqlite_files(),
+            verifier.is_some() || telemetry.needs_tls_roots(),
+            args.allow_weaker_sandbox,
+        )?;
     }
+    // The exporter's thread starts after Landlock (so it inherits it) and
+    // before seccomp, which covers every thread.
+    telemetry.start_traces().map_err(|e| anyhow!(e))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
@@ -274,7 +367,23 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
         match http_listener {
             Some(listener) => {
                 tracing::info!(address = %args.listen, "serving MCP at http://{}/mcp", args.listen);
-                crate::http::serve(proposer, listener, token, shutdown_signal()).await.context("HTTP server failed")
+                let metrics = metrics_token
+                    .map(crate::observability::MetricsEndpoint::install)
+                    .transpose()
+                    .context("cannot start the metrics recorder")?;
+                let auth = match verifier {
+                    Some(verifier) => {
+                        // A wrong URL or an unreachable issuer is reported
+                        // now, not by the first request.
+                        verifier.prefetch().await.map_err(|e| anyhow!("cannot fetch the issuer's keys (session_auth.jwks_url_env): {e}"))?;
+                        crate::http::HttpAuth::Verified(Arc::new(crate::http_identity::IdentityGate::new(verifier, &http_security)))
+                    }
+                    None => match token {
+                        Some(tokens) => crate::http::HttpAuth::Static(tokens),
+                        None => crate::http::HttpAuth::None,
+                    },
+                };
+                crate::http::serve(proposer, listener, auth, metrics, shutdown_signal()).await.context("HTTP server failed")
             }
             None => {
                 // rmcp speaks through the front, which answers or drops the lines rmcp mishandles.
@@ -299,9 +408,16 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// The Landlock file sandbox, or the refusal to start without it.
-fn restrict_files(sqlite_files: &[PathBuf], allow_weaker: bool) -> anyhow::Result<()> {
+fn restrict_files(
+    sqlite_files: &[PathBuf],
+    tls_roots: bool,
+    allow_weaker: bool,
+) -> anyhow::Result<()> {
     use crate::sandbox;
-    let policy = sandbox::FilePolicy::for_proposer(sqlite_files)?;
+    let mut policy = sandbox::FilePolicy::for_proposer(sqlite_files)?;
+    if tls_roots {
+        policy = policy.with_tls_roots();
+    }
     let got = sandbox::restrict_files(&policy)?;
     if let Some(warning) = sandbox::judge_file_sandbox(&got, allow_weaker)? {
         tracing::error!("{warning}");

@@ -68,6 +68,23 @@ pub const SAFE_CODES: &[(&str, &str, bool)] = &[
     ("executor_untrusted", "EXECUTOR_UNTRUSTED", false),
     ("refused_by_executor", "REFUSED_BY_EXECUTOR", false),
     ("schema_drift", "SCHEMA_DRIFT", false),
+    // Scoped Explore: Synapsor Runner's codes.
+    ("plan_invalid", "EXPLORE_PLAN_INVALID", false),
+    ("resource_forbidden", "EXPLORE_RESOURCE_FORBIDDEN", false),
+    ("field_forbidden", "EXPLORE_FIELD_FORBIDDEN", false),
+    (
+        "relationship_forbidden",
+        "EXPLORE_RELATIONSHIP_FORBIDDEN",
+        false,
+    ),
+    ("scope_forbidden", "EXPLORE_SCOPE_FORBIDDEN", false),
+    ("budget_exhausted", "EXPLORE_PRIVACY_BUDGET_EXHAUSTED", true),
+    (
+        "complementary_release",
+        "EXPLORE_COMPLEMENTARY_RELEASE",
+        false,
+    ),
+    ("too_many_groups", "EXPLORE_RESPONSE_TOO_LARGE", false),
 ];
 
 /// What the model is shown for one error: the v2 code, whether to retry
@@ -480,6 +497,10 @@ pub fn output_schema(canonical: &str, kind: Kind, format: ResultFormat) -> Value
     let (data, proposal) = match kind {
         Kind::Read => (nullable(json!({"type": "object"})), json!({"type": "null"})),
         Kind::Proposal => (json!({"type": "null"}), nullable(proposal)),
+        Kind::AggregateRead => (
+            nullable(airlock_policy::aggregate_read::data_schema()),
+            json!({"type": "null"}),
+        ),
     };
     json!({
         "type": "object",
@@ -904,6 +925,16 @@ mod tests {
                 "writeback",
                 "next"
             ])
+        );
+        let agg = output_schema("a.total", Kind::AggregateRead, ResultFormat::V2);
+        assert_eq!(
+            agg["properties"]["kind"],
+            json!({"const": "aggregate_read"})
+        );
+        assert_eq!(agg["properties"]["proposal"], json!({"type": "null"}));
+        assert_eq!(
+            agg["properties"]["data"]["anyOf"][1],
+            airlock_policy::aggregate_read::data_schema()
         );
         let v1 = output_schema("a.read", Kind::Read, ResultFormat::V1);
         assert_eq!(v1["type"], "object");

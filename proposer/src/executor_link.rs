@@ -92,7 +92,10 @@ impl ExecutorLink {
             let Some(client) = slot.as_mut() else {
                 continue;
             };
-            match client.call(request.clone()).await {
+            match client
+                .call_traced(request.clone(), crate::telemetry::current_traceparent())
+                .await
+            {
                 Ok(resp) => return Ok(resp),
                 Err(ClientError::Refused(e)) => return Err(LinkError::Refused(e)),
                 Err(_) => {

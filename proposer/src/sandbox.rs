@@ -910,6 +910,15 @@ const NAME_RESOLUTION_FILES: &[&str] = &[
     "/etc/ld.so.cache",
 ];
 
+/// Where the system's trusted certificate authorities live: read when the
+/// proposer fetches an issuer's keys over https (`session_auth`).
+const TLS_ROOT_DIRS: &[&str] = &[
+    "/etc/ssl",
+    "/etc/pki",
+    "/usr/share/ca-certificates",
+    "/usr/local/share/ca-certificates",
+];
+
 /// Where the C library loads name-service modules (`libnss_*.so`) from.
 const LIBRARY_DIRS: &[&str] = &["/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib"];
 
@@ -996,6 +1005,22 @@ impl FilePolicy {
             }
         }
         Ok(policy)
+    }
+
+    /// Add the certificate-authority directories (for the JWKS fetch of
+    /// `session_auth`; without it the proposer makes no https request).
+    pub fn with_tls_roots(mut self) -> FilePolicy {
+        for dir in TLS_ROOT_DIRS {
+            if let Ok(real) = std::fs::canonicalize(dir) {
+                self.push(
+                    real,
+                    true,
+                    false,
+                    "certificate authorities (the issuer's JWKS over https)",
+                );
+            }
+        }
+        self
     }
 
     fn push(&mut self, path: PathBuf, beneath: bool, list: bool, why: &'static str) {

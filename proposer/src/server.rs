@@ -18,7 +18,9 @@ use crate::tools::Proposer;
 
 const INSTRUCTIONS: &str = "These are reviewed business tools over a live database. Read tools return one \
 record of your tenant. Proposal tools never change the database: they record a proposal that a person \
-approves or rejects outside your reach. There are no SQL, approval or commit tools.";
+approves or rejects outside your reach. Aggregate tools return one reviewed total and withhold results \
+over too few records. Where app.describe_data and app.explore_data are offered, they answer typed analytical \
+questions over reviewed fields, withholding small groups. There are no SQL, approval or commit tools.";
 
 /// One MCP session's handler (cheap to clone; the state is shared).
 #[derive(Clone)]
@@ -49,7 +51,11 @@ impl McpServer {
                     Value::Object(m) => m.clone(),
                     _ => serde_json::Map::new(),
                 };
-                let read_only = t.kind == airlock_policy::config::Kind::Read;
+                let read_only = matches!(
+                    t.kind,
+                    airlock_policy::config::Kind::Read
+                        | airlock_policy::config::Kind::AggregateRead
+                );
                 let mut tool = Tool::new(t.name.clone(), t.description.clone(), schema);
                 tool.title = Some(t.title.clone());
                 if let Value::Object(out) = output_schema(&t.canonical, t.kind, format) {
@@ -71,7 +77,11 @@ impl McpServer {
                 tool.meta = Some(meta);
                 tool
             })
-            .collect();
+            .collect::<Vec<Tool>>();
+        let mut tools = tools;
+        if proposer.explore_enabled() {
+            tools.extend(explore_tools(&proposer, format));
+        }
         McpServer {
             proposer,
             tools: Arc::new(tools),
@@ -136,12 +146,43 @@ impl ServerHandler for McpServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let outcome = self
-            .proposer
-            .call(&request.name, request.arguments.as_ref())
-            .await;
+        let started = std::time::Instant::now();
+        // On HTTP with verified identities, the request's identity (set by
+        // `http_identity::require_identity`) is the call's trusted context.
+        let identity = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<crate::tools::CallIdentity>());
+        // The root of this call's trace (exported only with
+        // --otel-traces-endpoint); the tool is named once it is known to
+        // be a served one, like the metrics' label.
+        let span = tracing::debug_span!(
+            target: crate::telemetry::TARGET,
+            "tools/call",
+            mcp.tool = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            otel.kind = "server"
+        );
+        let outcome = {
+            use tracing::Instrument as _;
+            self.proposer
+                .call_as(&request.name, request.arguments.as_ref(), identity)
+                .instrument(span.clone())
+                .await
+        };
+        // Labels from a closed set: a served tool's canonical name, and
+        // `ok` or the envelope's stable error code.
+        let tool = if self.tools.iter().any(|t| t.name == request.name) {
+            outcome.capability.as_str()
+        } else {
+            "unknown"
+        };
+        let code = outcome.error.as_ref().map_or("ok", |e| e.code);
+        span.record("mcp.tool", tool);
+        span.record("outcome", code);
+        crate::observability::record_call(tool, code, started.elapsed());
         let envelope = outcome.to_json(self.proposer.result_format());
         let text = serde_json::to_string(&envelope).unwrap_or_default();
         let mut result = if outcome.ok() {
@@ -153,6 +194,47 @@ impl ServerHandler for McpServer {
         result.meta = Some(canonical_meta(&outcome.capability));
         Ok(result.into())
     }
+}
+
+/// Scoped Explore's two tools, under the catalog's alias mode.
+fn explore_tools(proposer: &Proposer, format: airlock_policy::config::ResultFormat) -> Vec<Tool> {
+    use airlock_policy::explore::{DESCRIBE_TOOL, EXPLORE_TOOL};
+    let mut out = Vec::new();
+    for (canonical, description, schema) in [
+        (
+            DESCRIBE_TOOL,
+            crate::explore::DESCRIBE_DESCRIPTION,
+            crate::explore::describe_input_schema(),
+        ),
+        (
+            EXPLORE_TOOL,
+            crate::explore::EXPLORE_DESCRIPTION,
+            crate::explore::explore_input_schema(),
+        ),
+    ] {
+        for name in proposer.catalog().names_for(canonical) {
+            let Value::Object(input) = schema.clone() else {
+                continue;
+            };
+            let mut tool = Tool::new(name, description, input);
+            tool.title = Some(airlock_policy::catalog::title(canonical));
+            if let Value::Object(out) =
+                output_schema(canonical, airlock_policy::config::Kind::Read, format)
+            {
+                tool.output_schema = Some(Arc::new(out));
+            }
+            tool.annotations = Some(ToolAnnotations::from_raw(
+                None,
+                Some(true),
+                Some(false),
+                Some(false),
+                Some(false),
+            ));
+            tool.meta = Some(canonical_meta(canonical));
+            out.push(tool);
+        }
+    }
+    out
 }
 
 /// `_meta.canonical_capability`, present on every tool and every result.

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use airlock_ipc::message::{
     ParamMeta, ProposalRecorded, RecordRead, Request, Response, SubmitProposal,
@@ -25,6 +26,9 @@ use crate::credentials::{CredentialError, check_no_write_authority, read_urls};
 use crate::envelope::{CallContext, Evidence, Outcome, ProposalView, ToolError, WritebackMode};
 use crate::executor_link::{ExecutorLink, LinkError};
 use crate::source::{SourceError, SourceOptions, SourcePool};
+
+mod aggregate;
+mod list;
 
 /// The tool error code of a capability the schema lock disabled.
 pub const SCHEMA_DRIFT: &str = "schema_drift";
@@ -62,7 +66,37 @@ pub struct Settings {
 #[derive(Debug)]
 struct Prepared {
     context: TrustedContext,
-    statement: Statement,
+    /// Shared, so that a call acting for a verified identity borrows it
+    /// instead of copying it.
+    statement: Arc<Statement>,
+    /// The verified token `context` came from (`http_claims`), sent to the
+    /// executor with every request that records something.
+    identity_token: Option<Arc<str>>,
+}
+
+/// Who one HTTP call acts for, from its verified bearer token
+/// (`trusted_context.provider: "http_claims"`).
+#[derive(Debug, Clone)]
+pub struct CallIdentity {
+    pub context: TrustedContext,
+    pub token: Arc<str>,
+}
+
+/// The context a capability starts with: resolved now, or for
+/// `http_claims` an empty one that no call can use (every call brings its
+/// verified identity; see [`Proposer::call_as`]).
+fn start_context(
+    spec: &airlock_policy::config::ContextSpec,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<TrustedContext, ContextError> {
+    if spec.provider == ContextProvider::HttpClaims {
+        return Ok(TrustedContext {
+            tenant_id: String::new(),
+            principal: String::new(),
+            source: ContextProvider::HttpClaims,
+        });
+    }
+    resolve_context(spec, env)
 }
 
 impl Prepared {
@@ -74,6 +108,7 @@ impl Prepared {
             provenance: match self.context.source {
                 ContextProvider::Environment => "environment",
                 ContextProvider::StaticDev => "static_dev",
+                ContextProvider::HttpClaims => "http_claims",
             },
         }
     }
@@ -92,6 +127,8 @@ pub struct Proposer {
     /// Capabilities the schema lock disabled at start, with the operator's
     /// message ([`Proposer::check_schema_lock`]).
     disabled: HashMap<String, String>,
+    /// Scoped Explore, when the config has a boundary.
+    explore: Option<crate::explore::ExploreState>,
 }
 
 impl std::fmt::Debug for Proposer {
@@ -109,6 +146,7 @@ pub struct PreparedProposer {
     settings: Settings,
     prepared: HashMap<String, Prepared>,
     sources: HashMap<String, SourceOptions>,
+    explore: Option<crate::explore::ExploreState>,
 }
 
 impl std::fmt::Debug for PreparedProposer {
@@ -135,6 +173,7 @@ impl PreparedProposer {
             settings,
             prepared,
             sources,
+            explore,
         } = self;
         let mut pools = HashMap::new();
         for (name, options) in sources {
@@ -156,6 +195,7 @@ impl PreparedProposer {
             executor_socket_from: settings.executor_socket_from,
             config,
             disabled: HashMap::new(),
+            explore,
         })
     }
 }
@@ -194,7 +234,7 @@ impl Proposer {
         }
         let mut prepared = HashMap::new();
         for cap in &config.capabilities {
-            let context = resolve_context(config.context_for(cap), &env).map_err(|source| {
+            let context = start_context(config.context_for(cap), &env).map_err(|source| {
                 StartError::Context {
                     capability: cap.name.clone(),
                     source,
@@ -209,15 +249,33 @@ impl Proposer {
                 cap.name.clone(),
                 Prepared {
                     context,
-                    statement: read_statement(engine, cap),
+                    statement: Arc::new(read_statement(engine, cap)),
+                    identity_token: None,
                 },
             );
         }
+        let explore = match &config.airlock.explore {
+            None => None,
+            Some(boundary) => {
+                let context =
+                    start_context(config.explore_context(boundary), &env).map_err(|source| {
+                        StartError::Context {
+                            capability: airlock_policy::explore::EXPLORE_TOOL.to_owned(),
+                            source,
+                        }
+                    })?;
+                Some(crate::explore::ExploreState {
+                    boundary: boundary.clone(),
+                    context,
+                })
+            }
+        };
         Ok(PreparedProposer {
             config,
             settings,
             prepared,
             sources,
+            explore,
         })
     }
 
@@ -231,6 +289,46 @@ impl Proposer {
 
     pub fn executor_socket(&self) -> &std::path::Path {
         self.link.socket()
+    }
+
+    /// Readiness (`/readyz`): each source answers a query, and the executor
+    /// answers on its socket (a status question about no proposal: the
+    /// executor reads its ledger to say `not_found`). Each component with
+    /// whether it is ready, a stable code, and how long it took.
+    pub async fn readiness(&self) -> Vec<crate::observability::Component> {
+        use crate::observability::Component;
+        let mut out = Vec::new();
+        for (name, pool) in &self.sources {
+            let started = std::time::Instant::now();
+            let r = pool.warm_up().await;
+            out.push(Component::new(
+                format!("source:{name}"),
+                r.is_ok(),
+                if r.is_ok() {
+                    "ok"
+                } else {
+                    "SOURCE_UNAVAILABLE"
+                },
+                started,
+            ));
+        }
+        let started = std::time::Instant::now();
+        let probe =
+            airlock_ipc::message::Request::ProposalStatus(airlock_ipc::message::ProposalRef {
+                proposal_id: "wrp_readiness_probe".into(),
+            });
+        let (ok, code) = match self.link.call(probe, true).await {
+            Ok(_) => (true, "ok"),
+            Err(crate::executor_link::LinkError::Refused(body))
+                if body.code == airlock_ipc::error::ErrorCode::NotFound =>
+            {
+                (true, "ok")
+            }
+            Err(crate::executor_link::LinkError::Refused(_)) => (false, "EXECUTOR_ERROR"),
+            Err(_) => (false, "EXECUTOR_UNAVAILABLE"),
+        };
+        out.push(Component::new("executor".into(), ok, code, started));
+        out
     }
 
     /// Open one connection per source now (before the sandbox, and for checks).
@@ -275,8 +373,93 @@ impl Proposer {
         self.disabled.contains_key(capability)
     }
 
-    /// Serve one tool call.
+    /// Whether Scoped Explore's two tools are served.
+    pub fn explore_enabled(&self) -> bool {
+        self.explore.is_some()
+    }
+
+    pub(crate) fn link(&self) -> &ExecutorLink {
+        &self.link
+    }
+
+    pub(crate) fn source_engine(&self, source: &str) -> Option<airlock_policy::config::Engine> {
+        self.sources.get(source).map(SourcePool::engine)
+    }
+
+    /// Run a compiled Explore statement on `source`; a failure is shown as
+    /// a read failure is.
+    pub(crate) async fn run_explore_query(
+        &self,
+        source: &str,
+        sql: &str,
+        values: &[Value],
+        max_rows: usize,
+    ) -> Result<Vec<Map<String, Value>>, ToolError> {
+        let Some(pool) = self.sources.get(source) else {
+            return Err(ToolError::new("internal", "the source is not configured"));
+        };
+        let timeout = self
+            .config
+            .sources
+            .get(source)
+            .map_or(0, |s| s.statement_timeout_ms);
+        pool.fetch_values(sql, values, max_rows)
+            .await
+            .map_err(|e| match e {
+                SourceError::Timeout { .. } => ToolError::new(
+                    "source_timeout",
+                    format!("the database did not answer within {timeout} ms; try again"),
+                ),
+                SourceError::Misconfigured { .. } => {
+                    tracing::warn!(error = %e, "explore query misconfigured");
+                    ToolError::new(SOURCE_MISCONFIGURED, SOURCE_MISCONFIGURED_MESSAGE)
+                }
+                other => {
+                    tracing::warn!(error = %other, "explore query failed");
+                    ToolError::new(
+                        "source_unavailable",
+                        "the database could not be read right now; try again shortly",
+                    )
+                }
+            })
+    }
+
+    /// Whether every call must bring a verified identity
+    /// (`trusted_context.provider: "http_claims"`).
+    pub fn needs_verified_identity(&self) -> bool {
+        self.config.trusted_context.provider == ContextProvider::HttpClaims
+    }
+
+    /// Serve one tool call with the configured trusted context.
     pub async fn call(&self, tool: &str, arguments: Option<&Map<String, Value>>) -> Outcome {
+        self.call_as(tool, arguments, None).await
+    }
+
+    /// Serve one tool call; `identity` (from the HTTP request's verified
+    /// token) replaces the trusted context, and is required when the config
+    /// takes the context from tokens.
+    pub async fn call_as(
+        &self,
+        tool: &str,
+        arguments: Option<&Map<String, Value>>,
+        identity: Option<&CallIdentity>,
+    ) -> Outcome {
+        if self.needs_verified_identity() && identity.is_none() {
+            // Fail closed: the HTTP front verifies every request first, so
+            // this is reached only by a wiring mistake.
+            return Outcome::failed(
+                &tool.chars().take(64).collect::<String>(),
+                None,
+                None,
+                ToolError::new(
+                    "unauthenticated",
+                    "this server takes the tenant from a verified bearer token, and the call had none",
+                ),
+            );
+        }
+        if let (Some(t), Some(state)) = (crate::explore::tool_of(tool), &self.explore) {
+            return self.explore_call(state, t, arguments, identity).await;
+        }
         let Some(name) = self.catalog.resolve(tool) else {
             let shown: String = tool.chars().take(64).collect();
             return Outcome::failed(
@@ -298,6 +481,18 @@ impl Proposer {
                 ToolError::new("internal", "the tool is not ready"),
             );
         };
+        let acting_as;
+        let prep = match identity {
+            Some(who) => {
+                acting_as = Prepared {
+                    context: who.context.clone(),
+                    statement: Arc::clone(&prep.statement),
+                    identity_token: Some(Arc::clone(&who.token)),
+                };
+                &acting_as
+            }
+            None => prep,
+        };
         if let Some(message) = self.disabled.get(name) {
             return Outcome::failed(
                 name,
@@ -312,6 +507,9 @@ impl Proposer {
             );
         }
         let args_value = arguments.map(|m| Value::Object(m.clone()));
+        if let Some(spec) = &cap.list {
+            return self.list(cap, prep, spec, args_value.as_ref()).await;
+        }
         let args = match validate_args(cap, args_value.as_ref()) {
             Ok(a) => a,
             Err(errs) => {
@@ -331,6 +529,7 @@ impl Proposer {
         match cap.kind {
             Kind::Read => self.read(cap, prep, args).await,
             Kind::Proposal => self.propose(cap, prep, args).await,
+            Kind::AggregateRead => self.aggregate(cap, prep, args).await,
         }
     }
 
@@ -438,11 +637,8 @@ impl Proposer {
                     LookupParam::Tenant => ("trusted_context:tenant_id".to_owned(), "string"),
                     LookupParam::Principal => ("trusted_context:principal".to_owned(), "string"),
                     LookupParam::Selection(i) => {
-                        let value = cap
-                            .proposal
-                            .as_ref()
-                            .and_then(|p| p.set())
-                            .and_then(|s| s.selection.get(usize::from(*i)))
+                        let value = airlock_policy::aggregate_read::reviewed_selection(cap)
+                            .get(usize::from(*i))
                             .map(|t| &t.value);
                         (format!("reviewed:selection.all[{i}]"), json_type(value))
                     }
@@ -479,6 +675,7 @@ impl Proposer {
             query_fingerprint: prep.statement.fingerprint(),
             parameters: Self::params_meta(cap, prep, args),
             rows,
+            identity_token: prep.identity_token.as_deref().map(str::to_owned),
         });
         match self.link.call(req, true).await {
             Ok(Response::ReadRecorded(r)) => Ok(Some(r.evidence_id)),
@@ -693,6 +890,7 @@ impl Proposer {
         let req = Request::SubmitProposal(SubmitProposal {
             change_set,
             evidence_id: Some(evidence_id.clone()),
+            identity_token: prep.identity_token.as_deref().map(str::to_owned),
         });
         let recorded = match self.link.call(req, false).await {
             Ok(Response::ProposalRecorded(r)) => r,
@@ -779,7 +977,7 @@ fn policy_refused(violations: Vec<airlock_policy::change_set::Violation>) -> Too
 /// The executor refused a request: a tool error the model can act on. Rate
 /// and size limits get codes of their own (wait and retry; send less);
 /// every other refusal is `refused_by_executor` with the executor's code.
-fn refused(e: &airlock_ipc::ErrorBody, with_details: bool) -> ToolError {
+pub(crate) fn refused(e: &airlock_ipc::ErrorBody, with_details: bool) -> ToolError {
     use airlock_ipc::error::ErrorCode;
     match e.code {
         ErrorCode::RateLimited => {

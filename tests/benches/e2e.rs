@@ -889,6 +889,7 @@ async fn ipc_record_read(stack: &Stack, n: usize) -> Stats {
         query_fingerprint: st.fingerprint(),
         parameters: params_meta(),
         rows: vec![visible],
+        identity_token: None,
     };
     let mut client = Client::connect(
         &stack.exec.proposer_socket(),

@@ -480,6 +480,7 @@ fn read(
         query_fingerprint: st.fingerprint(),
         parameters,
         rows,
+        identity_token: None,
     }
 }
 

@@ -211,6 +211,9 @@ fn changed(column: &str, ty: &str) -> String {
             "CASE decision WHEN 'approved' THEN 'rejected' ELSE 'approved' END".into()
         }
         ("status", _) => "CASE status WHEN 'applied' THEN 'conflict' ELSE 'applied' END".into(),
+        ("outcome", _) => {
+            "CASE outcome WHEN 'released' THEN 'suppressed' ELSE 'released' END".into()
+        }
         (_, "INTEGER") => format!("{column} + 1000000"),
         _ => format!(
             "CASE WHEN {column} IS NULL THEN 'forged' \
@@ -227,13 +230,68 @@ const RECORD_TABLES: &[(&str, &str)] = &[
     ("decisions", "proposal_id"),
     ("jobs", "job_id"),
     ("receipts", "job_id"),
+    ("explore_queries", "query_id"),
 ];
 
+/// The reference config with a Scoped Explore boundary over its invoices.
+fn with_explore(db: &Database) -> Value {
+    let mut v = reference_config_for(db);
+    v["airlock"] = json!({"explore": {
+        "source": "app",
+        "resources": {"invoices": {
+            "schema": "main", "table": "invoices", "primary_key": "id", "tenant_key": "tenant_id",
+            "fields": {"status": {"type": "text", "uses": ["dimension", "filter"]}}
+        }}
+    }});
+    v
+}
+
+/// One Scoped Explore query, reserved and committed over the proposer
+/// socket: an `explore_query` record.
+fn explore_query(s: &Stack) {
+    use airlock_ipc::Role;
+    use airlock_ipc::message::{ExploreCommit, ExploreReserve, Request, Response};
+    use airlock_policy::config::ContextProvider;
+    use airlock_policy::context::TrustedContext;
+    block_on(async {
+        let mut c = s.exec.client(Role::Proposer).await;
+        let reserved = c
+            .call(Request::ExploreReserve(ExploreReserve {
+                context: TrustedContext {
+                    tenant_id: "acme".into(),
+                    principal: "support_agent_17".into(),
+                    source: ContextProvider::Environment,
+                },
+                plan: json!({"kind": "aggregate", "resource": "invoices", "measures": [{"function": "count"}], "dimensions": ["status"]}),
+                identity_token: None,
+            }))
+            .await
+            .unwrap();
+        let Response::ExploreReserved(r) = reserved else {
+            panic!("{reserved:?}")
+        };
+        let committed = c
+            .call(Request::ExploreCommit(ExploreCommit {
+                reservation_id: r.reservation_id,
+                cells: 4,
+                suppressed_groups: 1,
+                complete: false,
+            }))
+            .await
+            .unwrap();
+        assert!(
+            matches!(committed, Response::ExploreCommitted(_)),
+            "{committed:?}"
+        );
+    });
+}
+
 /// A ledger with every kind of record row: one proposal applied (evidence,
-/// proposal, decision, job, receipt), one rejected, one pending. Returns
-/// the stopped stack and the ids (applied, rejected, pending).
+/// proposal, decision, job, receipt), one rejected, one pending, one
+/// Scoped Explore query. Returns the stopped stack and the ids (applied,
+/// rejected, pending).
 fn full_ledger() -> (Stack, [String; 3]) {
-    let mut s = Stack::start(reference_config_for);
+    let mut s = Stack::start(with_explore);
     let applied = s.propose("INV-3001", "customer requested review");
     let (code, out) = s.approve(&applied);
     assert_eq!(code, Some(0), "{out}");
@@ -244,6 +302,7 @@ fn full_ledger() -> (Stack, [String; 3]) {
     let (code, out) = s.cli(&["proposals", "reject", &rejected, "--reason", "no"]);
     assert_eq!(code, Some(0), "{out}");
     let pending = s.propose("INV-3001", "still waiting");
+    explore_query(&s);
     s.exec.stop();
     (s, [applied, rejected, pending])
 }
@@ -331,7 +390,7 @@ fn verify_fails_on_every_edited_column_every_copied_row_and_a_missing_trigger() 
     }
     assert_eq!(
         edits,
-        11 + 17 + 8 + 9 + 8,
+        11 + 17 + 8 + 9 + 8 + 22,
         "every column of every record table"
     );
 

@@ -1171,3 +1171,51 @@ fn proposal_tools_announce_a_display_only_card() {
         client.cancel().await.unwrap();
     });
 }
+
+/// One rotation slot: with `--previous-auth-token-env` the previous token is
+/// accepted beside the active one; without it, only the active one is.
+#[test]
+fn a_rotation_accepts_the_previous_token_until_it_is_removed() {
+    const OLD: &str = "previous-bearer-token-0123456789";
+    let stack = Stack::new(postgres());
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let status = |http: &HttpProposer, token: &str| {
+        rt().block_on(async {
+            reqwest::Client::new()
+                .post(&http.url)
+                .header("Accept", "application/json, text/event-stream")
+                .header("Authorization", format!("Bearer {token}"))
+                .json(&init)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    let mut env = stack.env();
+    env.push(("MCP_TOKEN", TOKEN));
+    env.push(("OLD_MCP_TOKEN", OLD));
+    let rotating = HttpProposer::start(
+        &stack.exec.config_path,
+        &stack.exec.socket_dir,
+        &env,
+        &[
+            "--auth-token-env",
+            "MCP_TOKEN",
+            "--previous-auth-token-env",
+            "OLD_MCP_TOKEN",
+        ],
+    );
+    assert_eq!(status(&rotating, TOKEN), 200);
+    assert_eq!(status(&rotating, OLD), 200);
+    assert_eq!(status(&rotating, "some-other-token-0123456789"), 401);
+    drop(rotating);
+    let rotated = stack.http(&[]);
+    assert_eq!(status(&rotated, TOKEN), 200);
+    assert_eq!(
+        status(&rotated, OLD),
+        401,
+        "the old token ends with its flag"
+    );
+}

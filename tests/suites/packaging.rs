@@ -139,8 +139,8 @@ fn every_manifest_carries_real_metadata() {
     let members: Vec<&Value> = meta["packages"].as_array().into_iter().flatten().collect();
     assert_eq!(
         members.len(),
-        6,
-        "policy, ipc, proposer core, proposer, executor, tests"
+        7,
+        "policy, ipc, identity, proposer core, proposer, executor, tests"
     );
     for pkg in members {
         let name = pkg["name"].as_str().unwrap_or_default();

@@ -372,6 +372,7 @@ fn trials() -> Vec<Trial> {
                     RequestFrame {
                         id: 1,
                         request: approve,
+                        traceparent: None,
                     }
                     .encode(),
                 )
@@ -402,7 +403,7 @@ fn operator_message_trials() -> Vec<Trial> {
                     let pending = cx.honest_proposal("a proposal the rogue wants decided").await;
                     cx.mark_baseline().await;
                     let request = sample_request(&cx.cfg, kind, &pending.proposal_id).unwrap();
-                    Verdict::seen(cx.send_and_expect_close(RequestFrame { id: 9, request }.encode()).await)
+                    Verdict::seen(cx.send_and_expect_close(RequestFrame { id: 9, request, traceparent: None }.encode()).await)
                 },
             )),
             None => trials.push(Trial::test(
@@ -428,6 +429,10 @@ fn sample_request(cfg: &Config, kind: &str, proposal_id: &str) -> Option<Request
         json!({"evidence_id": "ev_placeholder"}),
         json!({"before": "2999-01-01T00:00:00Z", "archive": "/tmp/airlock-rogue-archive.db"}),
         json!({"protocol": airlock_ipc::PROTOCOL, "role": "proposer", "client_version": "rogue"}),
+        json!({"context": {"tenant_id": "acme", "principal": "p", "source": "environment"}, "plan": {"kind": "rows"}}),
+        json!({"reservation_id": "exr_placeholder", "cells": 0, "suppressed_groups": 0, "complete": false}),
+        json!({"reservation_id": "exr_placeholder", "reason": "source_timeout"}),
+        json!({"limit": 10}),
         serde_json::to_value(read_of(
             cfg,
             WAIVER,
@@ -439,6 +444,7 @@ fn sample_request(cfg: &Config, kind: &str, proposal_id: &str) -> Option<Request
         serde_json::to_value(SubmitProposal {
             change_set: waiver(cfg, "INV-3001", "acme", "r"),
             evidence_id: None,
+            identity_token: None,
         })
         .unwrap(),
     ];
@@ -852,7 +858,9 @@ async fn replay_submit(cx: Rc<Ctx>) -> Verdict {
         request: Request::SubmitProposal(SubmitProposal {
             change_set: cx.waiver("replayed"),
             evidence_id: Some(ev),
+            identity_token: None,
         }),
+        traceparent: None,
     }
     .encode();
     let mut ids = Vec::new();

@@ -455,6 +455,7 @@ fn read(
         query_fingerprint: st.fingerprint(),
         parameters,
         rows,
+        identity_token: None,
     }
 }
 

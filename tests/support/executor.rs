@@ -18,6 +18,8 @@ pub struct ExecutorProcess {
     pub store: PathBuf,
     log_path: PathBuf,
     child: Option<Child>,
+    /// More `serve` arguments, given at every (re)start.
+    extra_args: Vec<String>,
 }
 
 impl ExecutorProcess {
@@ -30,10 +32,25 @@ impl ExecutorProcess {
     /// Like [`ExecutorProcess::start`], but runs `setup` on the fresh
     /// directory before the executor first starts (e.g. to mount a small
     /// filesystem at `<dir>/ledger`, where the store lives).
+    /// Like [`ExecutorProcess::start`], with more `serve` arguments (kept
+    /// for restarts).
+    pub fn start_with_args(config: &Value, env: &[(&str, &str)], args: &[&str]) -> ExecutorProcess {
+        ExecutorProcess::start_inner(config, env, |_| {}, args)
+    }
+
     pub fn start_with_setup(
         config: &Value,
         env: &[(&str, &str)],
         setup: impl FnOnce(&Path),
+    ) -> ExecutorProcess {
+        ExecutorProcess::start_inner(config, env, setup, &[])
+    }
+
+    fn start_inner(
+        config: &Value,
+        env: &[(&str, &str)],
+        setup: impl FnOnce(&Path),
+        args: &[&str],
     ) -> ExecutorProcess {
         let dir = tempfile::Builder::new()
             .prefix("airlock-test-")
@@ -55,6 +72,7 @@ impl ExecutorProcess {
             config_path,
             dir,
             child: None,
+            extra_args: args.iter().map(|a| (*a).to_owned()).collect(),
         };
         p.spawn(env);
         p
@@ -74,6 +92,7 @@ impl ExecutorProcess {
             .arg(&self.socket_dir)
             .arg("--store")
             .arg(&self.store)
+            .args(&self.extra_args)
             .env_remove("AIRLOCK_SOCKET_DIR")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

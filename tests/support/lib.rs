@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 
 pub mod databases;
 pub mod executor;
+pub mod jwt;
 pub mod mcp;
 pub mod onboarding;
 pub mod proposals;

@@ -104,6 +104,7 @@ pub fn read_of(
             },
         ],
         rows: vec![visible],
+        identity_token: None,
     }
 }
 
@@ -143,6 +144,7 @@ pub async fn submit(
         .call(Request::SubmitProposal(SubmitProposal {
             change_set,
             evidence_id,
+            identity_token: None,
         }))
         .await?
     {

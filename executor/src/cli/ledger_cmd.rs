@@ -12,6 +12,7 @@ use super::ConnArgs;
 use super::output::{Exit, escape, fail, print_json, say};
 use crate::daemon::store_path;
 use crate::ledger::{Ledger, Timestamp, VerifyReport};
+use crate::ledger_location::SharedLedger;
 
 /// The ledger file `--store` names, else the one of `--config` (or of
 /// ./airlock.json); `None` when neither names one. (Also the review UI's
@@ -103,12 +104,126 @@ fn say_report(path: &Path, report: &VerifyReport) {
     );
 }
 
+/// The shared PostgreSQL ledger of `--config` (or ./airlock.json), when
+/// the config has one and no `--store` names a file.
+fn shared_ledger(
+    store: Option<&Path>,
+    config: Option<&Path>,
+    json: bool,
+) -> Result<Option<SharedLedger>, Exit> {
+    if store.is_some() {
+        return Ok(None);
+    }
+    let Ok(c) = crate::config_file::resolve_config(config) else {
+        return Ok(None);
+    };
+    let Some(loaded) = crate::config_file::read_config(&c)
+        .ok()
+        .and_then(|l| l.config)
+    else {
+        return Ok(None);
+    };
+    SharedLedger::from_config(&loaded, |k| {
+        crate::writeback::credentials::read_secret(k).ok()
+    })
+    .map_err(|e| fail(json, "usage", &e.to_string(), Exit::Usage))
+}
+
+/// `airlock ledger migrate`: create or upgrade the shared ledger's schema
+/// (as its owner), and grant an executor role what it needs.
+pub fn migrate(config: Option<&Path>, grant: Option<&str>, json: bool) -> Exit {
+    let shared = match shared_ledger(None, config, json) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return fail(
+                json,
+                "usage",
+                "the config has no shared ledger: set storage.shared_postgres (mode \"runtime_store\", url_env) — an SQLite ledger is migrated by the executor itself",
+                Exit::Usage,
+            );
+        }
+        Err(e) => return e,
+    };
+    if let Some(role) = grant
+        && !crate::ledger::is_pg_role_name(role)
+    {
+        return fail(
+            json,
+            "usage",
+            &format!(
+                "`{}` is not a role name: use letters, digits and underscores",
+                escape(role)
+            ),
+            Exit::Usage,
+        );
+    }
+    let (before, after) = match shared.migrate() {
+        Ok(v) => v,
+        Err(e) => return fail(json, "migration_failed", &format!("{e:#}"), Exit::Failure),
+    };
+    let granted = match grant {
+        None => None,
+        Some(role) => match shared.grant(role) {
+            Ok(sql) => Some((role, sql)),
+            Err(e) => return fail(json, "grant_failed", &format!("{e:#}"), Exit::Failure),
+        },
+    };
+    let schema = &shared.settings.schema;
+    if json {
+        print_json(&json!({
+            "ok": true,
+            "schema": schema,
+            "from_version": before,
+            "to_version": after,
+            "granted_to": granted.as_ref().map(|(r, _)| r),
+        }));
+    } else {
+        if before == after {
+            say!("The ledger schema {schema} is at version {after}; nothing to migrate.");
+        } else {
+            say!("Migrated the ledger schema {schema} from version {before} to {after}.");
+        }
+        match &granted {
+            Some((role, sql)) => say!("Granted role {role}:\n{sql}"),
+            None => say!(
+                "Executors connect with a role of their own: run again with --grant ROLE to give it exactly what it needs."
+            ),
+        }
+    }
+    Exit::Ok
+}
+
 pub fn verify(
     store: Option<&Path>,
     config: Option<&Path>,
     archive: Option<&Path>,
     json: bool,
 ) -> Exit {
+    match shared_ledger(store, config, json) {
+        Err(e) => return e,
+        Ok(Some(shared)) => {
+            let name = PathBuf::from(format!("postgres schema {}", shared.settings.schema));
+            if archive.is_some() {
+                return fail(
+                    json,
+                    "usage",
+                    "a PostgreSQL ledger has no prune archives (it is not pruned); drop --archive",
+                    Exit::Usage,
+                );
+            }
+            let report = match shared.open().and_then(|l| Ok(l.verify()?)) {
+                Ok(r) => r,
+                Err(e) => return unreadable(json, &name, format!("{e:#}")),
+            };
+            if json {
+                print_json(&report_json(&name, &report));
+            } else {
+                say_report(&name, &report);
+            }
+            return if report.ok { Exit::Ok } else { Exit::Failure };
+        }
+        Ok(None) => {}
+    }
     let path = match ledger_path(store, config, json) {
         Ok(p) => p,
         Err(e) => return e,
@@ -182,19 +297,35 @@ pub fn verify(
 }
 
 pub fn stats(store: Option<&Path>, config: Option<&Path>, json: bool) -> Exit {
-    let path = match ledger_path(store, config, json) {
-        Ok(p) => p,
-        Err(e) => return e,
-    };
     let now = Timestamp::now();
-    let stats = match Ledger::open_read_only(&path).and_then(|l| l.lifecycle_stats(&now)) {
-        Ok(s) => s,
-        Err(e) => return unreadable(json, &path, e),
+    let (path, stats, file_bytes, wal_bytes) = match shared_ledger(store, config, json) {
+        Err(e) => return e,
+        Ok(Some(shared)) => {
+            let name = PathBuf::from(format!("postgres schema {}", shared.settings.schema));
+            let read = shared
+                .open()
+                .and_then(|l| Ok((l.lifecycle_stats(&now)?, l.storage_bytes()?)));
+            match read {
+                Ok((stats, bytes)) => (name, stats, bytes, 0),
+                Err(e) => return unreadable(json, &name, format!("{e:#}")),
+            }
+        }
+        Ok(None) => {
+            let path = match ledger_path(store, config, json) {
+                Ok(p) => p,
+                Err(e) => return e,
+            };
+            let stats = match Ledger::open_read_only(&path).and_then(|l| l.lifecycle_stats(&now)) {
+                Ok(s) => s,
+                Err(e) => return unreadable(json, &path, e),
+            };
+            let size = |suffix: &str| {
+                std::fs::metadata(format!("{}{suffix}", path.display())).map_or(0, |m| m.len())
+            };
+            let (file_bytes, wal_bytes) = (size(""), size("-wal"));
+            (path, stats, file_bytes, wal_bytes)
+        }
     };
-    let size = |suffix: &str| {
-        std::fs::metadata(format!("{}{suffix}", path.display())).map_or(0, |m| m.len())
-    };
-    let (file_bytes, wal_bytes) = (size(""), size("-wal"));
     let mut per_state = serde_json::Map::new();
     for s in ProposalState::ALL {
         let n = stats
@@ -283,6 +414,21 @@ impl Drop for Cleanup {
 }
 
 pub fn backup(to: &Path, store: Option<&Path>, config: Option<&Path>, json: bool) -> Exit {
+    match shared_ledger(store, config, json) {
+        Err(e) => return e,
+        Ok(Some(shared)) => {
+            return fail(
+                json,
+                "usage",
+                &format!(
+                    "the ledger is in PostgreSQL: back it up with pg_dump, e.g. `pg_dump --schema={} --format=custom --file=ledger.dump \"$DATABASE_URL\"`, then check a restored copy with `airlock ledger verify` (docs/operations.md, \"A fleet on PostgreSQL\")",
+                    shared.settings.schema
+                ),
+                Exit::Usage,
+            );
+        }
+        Ok(None) => {}
+    }
     let path = match ledger_path(store, config, json) {
         Ok(p) => p,
         Err(e) => return e,

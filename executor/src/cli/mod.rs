@@ -13,6 +13,7 @@ mod config_cmd;
 mod demo;
 mod doctor;
 mod evidence_cmd;
+mod explore_cmd;
 mod handler_cmd;
 mod init_cmd;
 pub mod inspect;
@@ -130,6 +131,9 @@ enum Command {
     /// Inspect what a read recorded: the rows the model saw, and the proposals built on them.
     #[command(subcommand)]
     Evidence(EvidenceCommand),
+    /// Scoped Explore: the query audit (normalized plans and outcomes, never row values).
+    #[command(subcommand)]
+    Explore(ExploreCommand),
     /// Call one tool through a real proposer, as the model would.
     #[command(subcommand)]
     Smoke(SmokeCommand),
@@ -351,6 +355,26 @@ enum EvidenceCommand {
     Show {
         /// An `ev_…` id (from a tool result, `proposals show` or `events tail`).
         id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ExploreCommand {
+    /// The Scoped Explore queries the executor audited, newest first: when, tenant, principal, resource, outcome (released, suppressed, refused, failed), why, cells released, groups withheld, and the normalized plan.
+    #[command(
+        after_help = "Examples:\n  airlock explore audit\n  airlock explore audit --tenant acme --limit 50\n  airlock explore audit --json | jq '.entries[] | select(.outcome == \"refused\")'"
+    )]
+    Audit {
+        /// How many entries, newest first (1 to 1000).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// Only this tenant's queries.
+        #[arg(long)]
+        tenant: Option<String>,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -595,6 +619,17 @@ enum LedgerCommand {
         ledger: LedgerFileArgs,
         #[arg(long)]
         json: bool,
+    },
+    /// Create or upgrade the shared PostgreSQL ledger's schema (storage.shared_postgres), as the schema's owner; --grant gives an executor role exactly what it needs.
+    #[command(
+        after_help = "Examples:\n  AIRLOCK_LEDGER_DATABASE_URL=postgres://ledger_owner@db/airlock airlock ledger migrate --config airlock.json --grant airlock_executor\n  airlock ledger migrate --config airlock.json --json\n\nExecutors never change the schema: each refuses to start on a ledger schema of another version. Run this once per upgrade, before the executors restart."
+    )]
+    Migrate {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The role executors connect as: granted read and append on the records, nothing more.
+        #[arg(long, value_name = "ROLE")]
+        grant: Option<String>,
     },
     /// Move finished proposals whose last event is before DATE into a new archive file (done by the executor; exit 3 if you may not).
     #[command(
@@ -867,6 +902,9 @@ pub fn main() -> ExitCode {
             archive.as_deref(),
             json,
         ),
+        Command::Ledger(LedgerCommand::Migrate { config, grant }) => {
+            ledger_cmd::migrate(config.config.as_deref(), grant.as_deref(), config.json)
+        }
         Command::Ledger(LedgerCommand::Stats { ledger, json }) => {
             ledger_cmd::stats(ledger.store.as_deref(), ledger.config.as_deref(), json)
         }
@@ -928,6 +966,12 @@ pub fn main() -> ExitCode {
         Command::Evidence(EvidenceCommand::Show { id, json, conn }) => {
             evidence_cmd::show(&conn, &id, json)
         }
+        Command::Explore(ExploreCommand::Audit {
+            limit,
+            tenant,
+            json,
+            conn,
+        }) => explore_cmd::audit(&conn, limit, tenant, json),
         Command::Smoke(SmokeCommand::Call {
             tool,
             args,

@@ -47,6 +47,7 @@ pub fn preview(args: &ToolsPreviewArgs) -> Exit {
             "ok": true,
             "alias_mode": args.alias_mode,
             "tools": tools,
+            "explore": explore_json(&cfg, &catalog),
             "disabled": disabled_json(&cfg),
             "never_exposed": NEVER_EXPOSED,
         }));
@@ -63,7 +64,19 @@ pub fn preview(args: &ToolsPreviewArgs) -> Exit {
             continue;
         };
         let what = match cap.kind {
-            Kind::Read => "read: returns one tenant-scoped row".to_owned(),
+            Kind::Read => match &cap.list {
+                Some(spec) => format!(
+                    "list read: returns up to {} tenant-scoped rows a page",
+                    spec.max_limit
+                ),
+                None => "read: returns one tenant-scoped row".to_owned(),
+            },
+            Kind::AggregateRead => match cap.aggregate.as_ref().map(|a| a.minimum_group_size) {
+                Some(min) if min > 1 => format!(
+                    "aggregate read: returns one reviewed aggregate, never rows; fewer than {min} records are withheld"
+                ),
+                _ => "aggregate read: returns one reviewed aggregate, never rows; minimum group size 1 withholds nothing".to_owned(),
+            },
             Kind::Proposal => {
                 let role = cap
                     .proposal
@@ -99,9 +112,66 @@ pub fn preview(args: &ToolsPreviewArgs) -> Exit {
                         .join(", ")
                 ));
             }
+            if let Some(f) = a.format {
+                facts.push(format!("format {}", f.as_str()));
+            }
+            if let Some(items) = &a.items {
+                facts.push(format!(
+                    "1 to {} of {}",
+                    items.max_items,
+                    items
+                        .enum_values
+                        .iter()
+                        .map(Value::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
             say!("      {}: {}", a.name, facts.join(", "));
         }
-        say!("      returns: {}", cap.visible_columns.join(", "));
+        if let Some(spec) = &cap.list {
+            say!(
+                "      limit: integer, 1..={}, default {}",
+                spec.max_limit,
+                spec.default_limit
+            );
+            say!("      cursor: string, the next_cursor of the previous page");
+        }
+        match &cap.aggregate {
+            Some(a) => say!(
+                "      returns: {}",
+                airlock_policy::aggregate_read::what(cap, a)
+            ),
+            None => say!("      returns: {}", cap.visible_columns.join(", ")),
+        }
+    }
+    if let Some(b) = &cfg.airlock.explore {
+        say!(
+            "\nScoped Explore (airlock.explore): typed plans, never SQL, over {} reviewed resource{}:",
+            b.resources.len(),
+            if b.resources.len() == 1 { "" } else { "s" }
+        );
+        for canonical in [
+            airlock_policy::explore::DESCRIBE_TOOL,
+            airlock_policy::explore::EXPLORE_TOOL,
+        ] {
+            say!("  {}", catalog.names_for(canonical).join(" / "));
+        }
+        for (id, r) in &b.resources {
+            say!(
+                "      {id}: {} field{}, {} kept out, minimum cohort {}",
+                r.fields.len(),
+                if r.fields.len() == 1 { "" } else { "s" },
+                r.kept_out.len(),
+                r.minimum_cohort_size
+            );
+        }
+        say!(
+            "      budgets per tenant and principal, 24 h: {} queries, {} cells, {} differencing variants per resource (kept by the executor)",
+            b.limits.max_queries_per_rolling_24_hours,
+            b.limits.max_extracted_cells_per_rolling_24_hours,
+            b.limits.max_differencing_variants_per_rolling_24_hours
+        );
     }
     if !cfg.disabled.is_empty() {
         say!("\nDisabled until reviewed (in the config, not served):");
@@ -115,6 +185,30 @@ pub fn preview(args: &ToolsPreviewArgs) -> Exit {
         say!("  - {n}");
     }
     Exit::Ok
+}
+
+/// Scoped Explore's two tools and boundary, when the config has one.
+fn explore_json(cfg: &Config, catalog: &Catalog) -> Value {
+    let Some(b) = &cfg.airlock.explore else {
+        return Value::Null;
+    };
+    let names: Vec<String> = [
+        airlock_policy::explore::DESCRIBE_TOOL,
+        airlock_policy::explore::EXPLORE_TOOL,
+    ]
+    .iter()
+    .flat_map(|t| catalog.names_for(t))
+    .collect();
+    json!({
+        "tools": names,
+        "resources": b.resources.iter().map(|(id, r)| json!({
+            "id": id,
+            "fields": r.fields.keys().collect::<Vec<_>>(),
+            "kept_out": r.kept_out.len(),
+            "minimum_cohort_size": r.minimum_cohort_size,
+        })).collect::<Vec<_>>(),
+        "limits": b.limits,
+    })
 }
 
 /// The capabilities `airlock.disabled_capabilities` keeps out of service.
@@ -141,5 +235,6 @@ fn tool_json(cfg: &Config, t: &airlock_policy::catalog::ToolDef) -> Value {
         "inputSchema": t.input_schema,
         "approval_role": role,
         "visible_columns": visible,
+        "aggregate": cap.and_then(|c| c.aggregate.as_ref()),
     })
 }

@@ -11,10 +11,11 @@
 //! outside the hash chain, and changing one can only cause or suppress a
 //! notification, which authorizes nothing.
 
+use super::db::OptionalExt;
+use crate::args;
 use airlock_policy::notify::{
     self, NOTIFYING_KINDS, Notice, PayloadFormat, ProposalFacts, Sink, SinkKind,
 };
-use rusqlite::{OptionalExtension, params};
 
 use super::{Ledger, LedgerError, Timestamp};
 
@@ -93,27 +94,28 @@ impl Ledger {
         now: &Timestamp,
     ) -> Result<(), LedgerError> {
         let tx = self.conn.savepoint()?;
-        let head: i64 =
-            tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
+        let head: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", args![], |r| {
+            r.get(0)
+        })?;
         let kept: Vec<String> = tx
             .prepare("SELECT sink_id FROM notification_cursors")?
-            .query_map([], |r| r.get(0))?
+            .query_map(args![], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         for gone in kept.iter().filter(|k| !sink_ids.contains(k)) {
             tx.execute(
                 "DELETE FROM notification_cursors WHERE sink_id = ?1",
-                [gone],
+                args![gone],
             )?;
         }
         for id in sink_ids {
             tx.execute(
                 "INSERT OR IGNORE INTO notification_cursors (sink_id, through_seq) VALUES (?1, ?2)",
-                params![id, head],
+                args![id, head],
             )?;
         }
         tx.execute(
             "UPDATE notification_deliveries SET next_attempt_ms = ?1 WHERE state = 'pending' AND next_attempt_ms > ?1",
-            [now.ms],
+            args![now.ms],
         )?;
         tx.commit()?;
         Ok(())
@@ -132,7 +134,7 @@ impl Ledger {
         let Some(cursor): Option<i64> = tx
             .query_row(
                 "SELECT through_seq FROM notification_cursors WHERE sink_id = ?1",
-                [&sink.id],
+                args![&sink.id],
                 |r| r.get(0),
             )
             .optional()?
@@ -144,7 +146,7 @@ impl Ledger {
         // move past it), whether or not it makes a notification.
         let rows: Vec<(i64, Option<Notice>)> = tx
             .prepare_cached(&NOTIFYING_EVENTS_SQL)?
-            .query_map(params![cursor, limit], |r| {
+            .query_map(args![cursor, limit], |r| {
                 let seq: i64 = r.get(0)?;
                 let kind: String = r.get(2)?;
                 let status: Option<String> = r.get(9)?;
@@ -173,7 +175,7 @@ impl Ledger {
         let read = rows.len();
         let through = if read < limit as usize {
             // Every notifying event up to the end of the chain is read.
-            tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| {
+            tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", args![], |r| {
                 r.get::<_, i64>(0)
             })?
         } else {
@@ -190,13 +192,13 @@ impl Ledger {
             tx.execute(
                 "INSERT OR IGNORE INTO notification_deliveries (sink_id, event_seq, notification_id, event, body, state, attempts, next_attempt_ms, last_error, created_at, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, NULL, ?7, ?7)",
-                params![sink.id, seq, notice.id, notice.event.as_str(), body_for(sink, notice), now.ms, now.text],
+                args![sink.id, seq, notice.id, notice.event.as_str(), body_for(sink, notice), now.ms, now.text],
             )?;
         }
         if through > cursor {
             tx.execute(
                 "UPDATE notification_cursors SET through_seq = ?2 WHERE sink_id = ?1",
-                params![sink.id, through],
+                args![sink.id, through],
             )?;
         }
         tx.commit()?;
@@ -217,7 +219,7 @@ impl Ledger {
                 "SELECT sink_id, event_seq, notification_id, event, body, attempts FROM notification_deliveries \
                  WHERE sink_id = ?1 AND state = 'pending' AND next_attempt_ms <= ?2 ORDER BY event_seq LIMIT ?3",
             )?
-            .query_map(params![sink_id, now_ms, limit], |r| {
+            .query_map(args![sink_id, now_ms, limit], |r| {
                 Ok(Delivery {
                     sink_id: r.get(0)?,
                     event_seq: r.get(1)?,
@@ -238,7 +240,7 @@ impl Ledger {
             .prepare_cached(
                 "SELECT MIN(next_attempt_ms) FROM notification_deliveries WHERE sink_id = ?1 AND state = 'pending'",
             )?
-            .query_row([sink_id], |r| r.get(0))?)
+            .query_row(args![sink_id], |r| r.get(0))?)
     }
 
     /// Record one attempt of a delivery.
@@ -261,7 +263,7 @@ impl Ledger {
             "UPDATE notification_deliveries SET state = ?3, attempts = attempts + 1, next_attempt_ms = ?4, \
              last_error = COALESCE(?5, last_error), updated_at = ?6 \
              WHERE sink_id = ?1 AND event_seq = ?2 AND state = 'pending'",
-            params![sink_id, event_seq, state, next, error, now.text],
+            args![sink_id, event_seq, state, next, error, now.text],
         )?;
         Ok(())
     }
@@ -272,7 +274,7 @@ impl Ledger {
         let mut stmt = self.conn.prepare_cached(
             "SELECT state, COUNT(*) FROM notification_deliveries WHERE sink_id = ?1 GROUP BY state",
         )?;
-        for row in stmt.query_map([sink_id], |r| {
+        for row in stmt.query_map(args![sink_id], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
         })? {
             let (state, n) = row?;
@@ -287,7 +289,7 @@ impl Ledger {
             .conn
             .query_row(
                 "SELECT last_error FROM notification_deliveries WHERE sink_id = ?1 AND last_error IS NOT NULL ORDER BY updated_at DESC, event_seq DESC LIMIT 1",
-                [sink_id],
+                args![sink_id],
                 |r| r.get(0),
             )
             .optional()?;
@@ -295,21 +297,21 @@ impl Ledger {
             .conn
             .query_row(
                 "SELECT MAX(updated_at) FROM notification_deliveries WHERE sink_id = ?1 AND state = 'delivered'",
-                [sink_id],
+                args![sink_id],
                 |r| r.get(0),
             )?;
         counts.oldest_pending_at = self
             .conn
             .query_row(
                 "SELECT MIN(created_at) FROM notification_deliveries WHERE sink_id = ?1 AND state = 'pending'",
-                [sink_id],
+                args![sink_id],
                 |r| r.get(0),
             )?;
         counts.through_seq = self
             .conn
             .query_row(
                 "SELECT through_seq FROM notification_cursors WHERE sink_id = ?1",
-                [sink_id],
+                args![sink_id],
                 |r| r.get::<_, i64>(0),
             )
             .optional()?
@@ -387,7 +389,7 @@ mod tests {
         l.start_notifications(&["all".into(), "created".into()], &now)
             .unwrap();
         l.conn
-            .execute("UPDATE notification_cursors SET through_seq = 0", [])
+            .execute("UPDATE notification_cursors SET through_seq = 0", args![])
             .unwrap();
         // Two at a time: the cursor moves by what was read.
         let all = sink("all", None);
@@ -535,7 +537,7 @@ mod tests {
             .unwrap();
         l.start_notifications(&["ops".into()], &now).unwrap();
         l.conn
-            .execute("UPDATE notification_cursors SET through_seq = 0", [])
+            .execute("UPDATE notification_cursors SET through_seq = 0", args![])
             .unwrap();
         l.enqueue_notifications(&sink("ops", None), &now, 100)
             .unwrap();

@@ -30,7 +30,7 @@ use super::{
     Outcome, ReceiptStatus, WritebackJob, command_handler, fault, http_handler, sql_update,
 };
 use crate::authority::{Authority, Peer};
-use crate::ledger::{ApplyStart, Durability, NewReceipt, Timestamp};
+use crate::ledger::{ActorIdentity, ApplyStart, Durability, NewReceipt, Timestamp};
 
 /// The executor's writeback machinery.
 #[derive(Debug, Default)]
@@ -256,6 +256,29 @@ pub async fn apply(
     peer: &Peer,
     proposal_id: &str,
 ) -> Result<WritebackResult, ErrorBody> {
+    run(auth, Some(peer), peer.identity(), proposal_id).await
+}
+
+/// Take over an apply whose lease expired (a fleet executor was killed or
+/// cut off mid-apply): the job an authorized operator started is resumed
+/// with its idempotency key, recorded as this executor's act. Only applies
+/// that hold a lease — started by an authorized apply — are ever taken over.
+pub async fn take_over(auth: &Authority, proposal_id: &str) -> Result<WritebackResult, ErrorBody> {
+    let actor = ActorIdentity {
+        uid: nix::unistd::geteuid().as_raw(),
+        user: Some("airlock-executor (takeover)".into()),
+    };
+    run(auth, None, actor, proposal_id).await
+}
+
+/// `peer` is `None` for a takeover (no role check: the apply it resumes
+/// was authorized when it started).
+async fn run(
+    auth: &Authority,
+    peer: Option<&Peer>,
+    actor: ActorIdentity,
+    proposal_id: &str,
+) -> Result<WritebackResult, ErrorBody> {
     if proposal_id == "latest" {
         return Err(ErrorBody::new(
             ErrorCode::InvalidRequest,
@@ -272,7 +295,9 @@ pub async fn apply(
         .await?
         .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "no such proposal"))?;
     let role = detail.summary.required_role.as_deref();
-    if !auth.peers.may_approve(peer.creds.uid, role) {
+    if let Some(peer) = peer
+        && !auth.peers.may_approve(peer.creds.uid, role)
+    {
         tracing::warn!(
             uid = peer.creds.uid,
             proposal_id,
@@ -379,7 +404,7 @@ pub async fn apply(
         proposal_id.to_owned(),
         idempotency_key.clone(),
         executor.name.to_owned(),
-        peer.identity(),
+        actor,
     );
     let looked_up = started.elapsed();
     // The job start needs no fsync of its own: exactly-once rests on the
@@ -393,7 +418,7 @@ pub async fn apply(
         })
         .await?;
     let job_recorded = started.elapsed();
-    let (job_id, attempt, resumed, detail) = match start {
+    let (job_id, attempt, resumed, detail, fence) = match start {
         ApplyStart::Done { receipt } => {
             return Ok(WritebackResult {
                 proposal_id: proposal_id.to_owned(),
@@ -409,7 +434,8 @@ pub async fn apply(
             attempt,
             resumed,
             detail,
-        } => (job_id, attempt, resumed, detail),
+            fence,
+        } => (job_id, attempt, resumed, detail, fence),
     };
     if resumed {
         tracing::warn!(proposal_id, job_id = %job_id, "resuming an apply that was interrupted before its receipt");
@@ -465,6 +491,7 @@ pub async fn apply(
             status,
             receipt: &r,
             detail: d.as_deref(),
+            fence,
         })
     })
     .await?;
@@ -476,7 +503,7 @@ pub async fn apply(
     tracing::info!(
         proposal_id,
         status,
-        code = ?outcome.safe_error_code,
+        code = %crate::log_fields::or_dash(outcome.safe_error_code.as_deref()),
         looked_up_us = us(looked_up),
         job_recorded_us = us(job_recorded),
         executed_us = us(executed),

@@ -183,6 +183,14 @@ fn dependencies(
                     );
                     None
                 }
+                Some(c) if c.list.is_some() => {
+                    r.error(
+                        d.at("capability"),
+                        format!("`{name}` is a list read; a dependency is one row found by its key"),
+                        "name a read capability with `lookup.id_from_arg`",
+                    );
+                    None
+                }
                 Some(c) if c.source != proposal.source || c.context != proposal.context => {
                     r.error(
                         d.at("capability"),

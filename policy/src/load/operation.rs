@@ -281,55 +281,25 @@ fn parse_selection(r: &mut Report, o: &Obj) -> Option<(Vec<SelectionTerm>, Vec<V
         }
         for (i, item) in items.iter().enumerate() {
             let path = join_index(&s.at("all"), i);
-            let Some(t) = Obj::open(r, &path, item, &["column", "operator", "value"]) else {
+            let Some(term) = selection_term(
+                r,
+                &path,
+                item,
+                "use \"eq\": a set is chosen by exact equality only (ranges and patterns belong to an app-owned executor)",
+            ) else {
                 ok = false;
                 continue;
             };
-            let column = t.req_identifier(r, "column", "add \"column\": a reviewed column");
-            match t
-                .req_string(r, "operator", "add \"operator\": \"eq\"")
-                .as_deref()
-            {
-                Some("eq") => {}
-                Some(other) => {
-                    r.error(
-                        t.at("operator"),
-                        format!("unknown selection operator `{}`", other.escape_debug()),
-                        "use \"eq\": a set is chosen by exact equality only (ranges and patterns belong to an app-owned executor)",
-                    );
-                    ok = false;
-                }
-                None => ok = false,
+            ok &= term.operator_ok;
+            if terms.iter().any(|x| x.column == term.term.column) {
+                r.error(
+                    &term.column_path,
+                    format!("`{}` appears twice in the selection", term.term.column),
+                    "give each column one term",
+                );
+                ok = false;
             }
-            let value = match t.get("value") {
-                Some(v @ (Value::String(_) | Value::Number(_))) => Some(v.clone()),
-                Some(v) => {
-                    r.error(
-                        t.at("value"),
-                        format!("a selection value must be a string or a number, found {}", type_name(v)),
-                        "write the reviewed literal as a string or a number (booleans and null are not supported)",
-                    );
-                    None
-                }
-                None => {
-                    t.missing(r, "value", "add \"value\": the reviewed literal");
-                    None
-                }
-            };
-            match (column, value) {
-                (Some(column), Some(value)) => {
-                    if terms.iter().any(|x| x.column == column) {
-                        r.error(
-                            t.at("column"),
-                            format!("`{column}` appears twice in the selection"),
-                            "give each column one term",
-                        );
-                        ok = false;
-                    }
-                    terms.push(SelectionTerm { column, value });
-                }
-                _ => ok = false,
-            }
+            terms.push(term.term);
         }
     }
     let mut keys: Vec<Value> = Vec::new();
@@ -699,4 +669,68 @@ fn parse_acknowledged(r: &mut Report, o: &Obj) -> Option<(Vec<String>, Vec<Strin
         ok = false;
     }
     ok.then_some((triggers, cascades))
+}
+
+/// One term of a fixed selection, as parsed.
+pub(super) struct ParsedTerm {
+    pub term: SelectionTerm,
+    /// The path of its `column`, for errors about it.
+    pub column_path: String,
+    /// Its operator is `eq` (else an error was reported; the term is still
+    /// returned so later checks report what else is wrong with it).
+    pub operator_ok: bool,
+}
+
+/// One `{"column", "operator": "eq", "value"}` term of a fixed selection
+/// (a bounded set's or an aggregate read's); `None` once a missing column or
+/// value is reported. `eq_only` is the fix for another operator.
+pub(super) fn selection_term(
+    r: &mut Report,
+    path: &str,
+    item: &Value,
+    eq_only: &str,
+) -> Option<ParsedTerm> {
+    let t = Obj::open(r, path, item, &["column", "operator", "value"])?;
+    let column = t.req_identifier(r, "column", "add \"column\": a reviewed column");
+    let operator_ok = match t
+        .req_string(r, "operator", "add \"operator\": \"eq\"")
+        .as_deref()
+    {
+        Some("eq") => true,
+        Some(other) => {
+            r.error(
+                t.at("operator"),
+                format!("unknown selection operator `{}`", other.escape_debug()),
+                eq_only,
+            );
+            false
+        }
+        None => false,
+    };
+    let value = match t.get("value") {
+        Some(v @ (Value::String(_) | Value::Number(_))) => Some(v.clone()),
+        Some(v) => {
+            r.error(
+                t.at("value"),
+                format!(
+                    "a selection value must be a string or a number, found {}",
+                    type_name(v)
+                ),
+                "write the reviewed literal as a string or a number (booleans and null are not supported)",
+            );
+            None
+        }
+        None => {
+            t.missing(r, "value", "add \"value\": the reviewed literal");
+            None
+        }
+    };
+    Some(ParsedTerm {
+        term: SelectionTerm {
+            column: column?,
+            value: value?,
+        },
+        column_path: t.at("column"),
+        operator_ok,
+    })
 }

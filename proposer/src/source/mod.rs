@@ -13,7 +13,8 @@
 //! | SQLite   | opened read-only, `PRAGMA query_only`, never created | `busy_timeout`                                          |
 //!
 //! plus a client-side limit of the statement timeout + 500 ms on every query.
-//! MySQL/MariaDB sessions use `time_zone = '+00:00'`.
+//! MySQL/MariaDB sessions use `time_zone = '+00:00'`, Postgres sessions
+//! `TimeZone=UTC` (a startup option).
 //!
 //! ## Values as JSON
 //!
@@ -57,6 +58,14 @@
 //! a `uuid` or `bigint` key); a key that cannot be a value of that type
 //! (`"abc"` for a `bigint` key) matches no row and returns no rows without a
 //! query.
+//!
+//! A list read's page binds the values `airlock_policy::list_read::page_query`
+//! prepared (strings and numbers), in order ([`SourcePool::fetch_values`]).
+//! Its filters cast their values in the SQL where the type matters; its
+//! cursor values are compared with their own columns, so on Postgres a
+//! `date`, `timestamp`, `timestamptz` or `bool` parameter is converted from
+//! the text the decoder wrote (and one that cannot be, such as `infinity`,
+//! fails the read rather than match nothing).
 
 mod decode;
 
@@ -477,16 +486,84 @@ impl SourcePool {
         self.fetch_bound(statement, &binds, max_rows).await
     }
 
+    /// Run `sql` with `values` (JSON strings and numbers) bound in order;
+    /// at most `max_rows` rows. The statements are `policy`'s: a Scoped
+    /// Explore plan's (`explore::compile`) or a list read's page
+    /// (`list_read::page_query`).
+    pub async fn fetch_values(
+        &self,
+        sql: &str,
+        values: &[Value],
+        max_rows: usize,
+    ) -> Result<Vec<Map<String, Value>>, SourceError> {
+        let binds = values
+            .iter()
+            .map(|v| {
+                Bind::from_key(v).ok_or_else(|| SourceError::InvalidArgument {
+                    detail: "a bound value must be a JSON string or number".to_owned(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.fetch_sql(sql, &binds, max_rows).await
+    }
+
+    /// The rows of an aggregate read: `statement` is
+    /// [`airlock_policy::aggregate_read::statement`], bound with the
+    /// reviewed selection values and the trusted tenant and principal.
+    pub async fn fetch_aggregate_rows(
+        &self,
+        statement: &Statement,
+        selection: &[airlock_policy::config::SelectionTerm],
+        tenant: Option<&str>,
+        principal: Option<&str>,
+        max_rows: usize,
+    ) -> Result<Vec<Map<String, Value>>, SourceError> {
+        // Bound exactly like a bounded set's selection terms.
+        let terms = airlock_policy::config::SetSpec {
+            selection: selection.to_vec(),
+            keys: Vec::new(),
+            max_rows: 0,
+            aggregate_bounds: Vec::new(),
+        };
+        let binds = scoped_lookup_binds(statement, &Value::Null, tenant, principal, Some(&terms))?;
+        self.fetch_bound(statement, &binds, max_rows).await
+    }
+
     async fn fetch_bound(
         &self,
         statement: &Statement,
         binds: &[Bind],
         max_rows: usize,
     ) -> Result<Vec<Map<String, Value>>, SourceError> {
-        let lookup = Lookup {
-            sql: &statement.sql,
-            binds,
-        };
+        self.fetch_sql(&statement.sql, binds, max_rows).await
+    }
+
+    async fn fetch_sql(
+        &self,
+        sql: &str,
+        binds: &[Bind],
+        max_rows: usize,
+    ) -> Result<Vec<Map<String, Value>>, SourceError> {
+        use tracing::Instrument as _;
+        // One span per statement (engine only: never the SQL's values).
+        let span = tracing::debug_span!(
+            target: crate::telemetry::TARGET,
+            "db.query",
+            db.system = engine_label(self.inner.engine),
+            otel.kind = "client"
+        );
+        self.fetch_sql_inner(sql, binds, max_rows)
+            .instrument(span)
+            .await
+    }
+
+    async fn fetch_sql_inner(
+        &self,
+        sql: &str,
+        binds: &[Bind],
+        max_rows: usize,
+    ) -> Result<Vec<Map<String, Value>>, SourceError> {
+        let lookup = Lookup { sql, binds };
         let mut rows = match &self.inner.pool {
             EnginePool::Postgres(pool) => match self.run(pool, &lookup).await? {
                 Fetched::NoMatch => Vec::new(),
@@ -949,17 +1026,20 @@ fn pool_options<DB: Database>(acquire_timeout: Duration) -> PoolOptions<DB> {
         .test_before_acquire(true)
 }
 
-/// Postgres: read-only transactions by default and a statement timeout,
-/// both as startup options (appended after any in the URL, so they win).
+/// Postgres: read-only transactions by default, a statement timeout and
+/// UTC, as startup options (appended after any in the URL, so they win).
 fn pg_session(opts: PgConnectOptions, timeout_ms: u64) -> PgConnectOptions {
     let opts = if opts.get_application_name().is_none() {
         opts.application_name(APPLICATION_NAME)
     } else {
         opts
     };
+    // UTC, like MySQL's sessions: Scoped Explore's day windows and time
+    // buckets, and a list read's times, are UTC.
     opts.options([
         ("statement_timeout", timeout_ms.to_string()),
         ("default_transaction_read_only", "on".to_owned()),
+        ("TimeZone", "UTC".to_owned()),
     ])
 }
 
@@ -1059,6 +1139,10 @@ enum PgBind {
     Numeric(BigDecimal),
     Uuid(Uuid),
     Text(String),
+    Bool(bool),
+    Date(chrono::NaiveDate),
+    Timestamp(chrono::NaiveDateTime),
+    Timestamptz(chrono::DateTime<chrono::Utc>),
 }
 
 /// Convert `b` to the parameter type `ty`; `Ok(None)` when no value of
@@ -1092,12 +1176,42 @@ fn pg_bind(ty: &PgTypeInfo, b: &Bind, depth: u8) -> Result<Option<PgBind>, Strin
             _ => None,
         },
         "TEXT" | "VARCHAR" | "CHAR" | "NAME" | "UNKNOWN" => pg_text(b),
+        // A list read's cursor carries these as the decoder wrote them.
+        "BOOL" => match b.as_text().as_str() {
+            "true" | "t" | "1" => Some(PgBind::Bool(true)),
+            "false" | "f" | "0" => Some(PgBind::Bool(false)),
+            _ => None,
+        },
+        "DATE" | "TIMESTAMP" | "TIMESTAMPTZ" => return pg_time(ty.name(), &b.as_text()).map(Some),
         other if other.eq_ignore_ascii_case("citext") => pg_text(b),
         other => {
             return Err(format!(
                 "a lookup parameter has type {other}, which Airlock cannot bind"
             ));
         }
+    })
+}
+
+/// A date or timestamp as the decoder writes it (`2026-06-20`,
+/// `2026-06-20T14:31:08.5`, `2026-06-20T14:31:08Z`). Anything else is an
+/// error rather than "no match": a cursor's value must bind exactly.
+fn pg_time(ty: &str, text: &str) -> Result<PgBind, String> {
+    let parsed = match ty {
+        "DATE" => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .map(PgBind::Date),
+        "TIMESTAMP" => chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+            .ok()
+            .map(PgBind::Timestamp),
+        _ => chrono::DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| PgBind::Timestamptz(t.with_timezone(&chrono::Utc))),
+    };
+    parsed.ok_or_else(|| {
+        format!(
+            "a {ty} parameter cannot be bound from {:?} (infinite or out-of-range dates cannot be compared)",
+            text.chars().take(40).collect::<String>()
+        )
     })
 }
 
@@ -1144,6 +1258,10 @@ async fn pg_fetch(
             PgBind::Numeric(v) => q.bind(v),
             PgBind::Uuid(v) => q.bind(v),
             PgBind::Text(v) => q.bind(v),
+            PgBind::Bool(v) => q.bind(v),
+            PgBind::Date(v) => q.bind(v),
+            PgBind::Timestamp(v) => q.bind(v),
+            PgBind::Timestamptz(v) => q.bind(v),
         };
     }
     Ok(Fetched::Rows(q.fetch_all(&mut *conn).await?))
@@ -1224,6 +1342,15 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The OpenTelemetry `db.system` of an engine.
+fn engine_label(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Postgres => "postgresql",
+        Engine::Mysql => "mysql",
+        Engine::Sqlite => "sqlite",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1286,6 +1413,52 @@ mod tests {
         is_send(pool);
         fn is_sync<T: Sync>(_: &T) {}
         is_sync(pool);
+    }
+
+    /// A list read's cursor carries dates, timestamps and booleans as the
+    /// decoder wrote them; they bind back to exactly those values.
+    #[test]
+    fn cursor_values_bind_to_postgres_time_and_bool_types() {
+        use chrono::{NaiveDate, TimeZone, Utc};
+        let day = NaiveDate::from_ymd_opt(2026, 6, 20).unwrap();
+        assert!(matches!(pg_time("DATE", "2026-06-20"), Ok(PgBind::Date(d)) if d == day));
+        let noon = day.and_hms_micro_opt(14, 31, 8, 500_000).unwrap();
+        assert!(
+            matches!(pg_time("TIMESTAMP", "2026-06-20T14:31:08.5"), Ok(PgBind::Timestamp(t)) if t == noon)
+        );
+        let whole = day.and_hms_opt(14, 31, 8).unwrap();
+        assert!(
+            matches!(pg_time("TIMESTAMP", "2026-06-20T14:31:08"), Ok(PgBind::Timestamp(t)) if t == whole)
+        );
+        let utc = Utc.from_utc_datetime(&whole);
+        assert!(
+            matches!(pg_time("TIMESTAMPTZ", "2026-06-20T14:31:08Z"), Ok(PgBind::Timestamptz(t)) if t == utc)
+        );
+        assert!(
+            matches!(pg_time("TIMESTAMPTZ", "2026-06-20T16:31:08+02:00"), Ok(PgBind::Timestamptz(t)) if t == utc)
+        );
+        for (ty, bad) in [
+            ("DATE", "infinity"),
+            ("TIMESTAMP", "-infinity"),
+            ("TIMESTAMPTZ", "2026-06-20T14:31:08"),
+            ("DATE", "2026-02-30"),
+        ] {
+            let e = pg_time(ty, bad).err().unwrap();
+            assert!(
+                e.starts_with(&format!("a {ty} parameter cannot be bound from")),
+                "{e}"
+            );
+        }
+        let bool_of = |text: &str| {
+            let ty = <bool as sqlx::Type<Postgres>>::type_info();
+            match pg_bind(&ty, &Bind::Text(text.into()), 0) {
+                Ok(Some(PgBind::Bool(b))) => Some(b),
+                _ => None,
+            }
+        };
+        assert_eq!(bool_of("true"), Some(true));
+        assert_eq!(bool_of("f"), Some(false));
+        assert_eq!(bool_of("yes"), None);
     }
 
     #[test]

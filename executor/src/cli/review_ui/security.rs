@@ -5,7 +5,6 @@
 //! from our own origin. What the person may do is still decided by the
 //! executor from this process's SO_PEERCRED uid.
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 
@@ -17,21 +16,7 @@ pub const COOKIE: &str = "airlock_review";
 /// Every page's Content-Security-Policy: nothing but our own assets.
 pub const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// `n` random bytes from the kernel, as lower-case hex.
-pub fn random_hex(n: usize) -> std::io::Result<String> {
-    let mut buf = vec![0u8; n];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// Compare secrets without an early exit on the first differing byte.
-pub fn ct_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+pub use crate::secret_token::{ct_eq, random_hex};
 
 /// What the server knows about the one browser session.
 pub struct Sessions {
