@@ -22,8 +22,9 @@
 //! `AIRLOCK_BENCH_APPLY_CLIENTS` [4], `AIRLOCK_BENCH_CLI_APPLIES` [50], `AIRLOCK_BENCH_SKIP_GROWTH` [unset],
 //! `AIRLOCK_BENCH_GROWTH_EVIDENCE` [100000], `AIRLOCK_BENCH_GROWTH_PROPOSALS`
 //! [10000], `AIRLOCK_BENCH_GROWTH_READS` [2000], `AIRLOCK_BENCH_GROWTH_PROPOSALS_N`
-//! [300], `AIRLOCK_BENCH_GROWTH_APPROVES` [30], `AIRLOCK_BENCH_JSON` [unset: a
-//! file to write the JSON summary to as well].
+//! [300], `AIRLOCK_BENCH_GROWTH_APPROVES` [30], `AIRLOCK_BENCH_FLEET` [1,2,3:
+//! executor counts on one PostgreSQL ledger; 0 skips], `AIRLOCK_BENCH_FLEET_APPLIES`
+//! [1000], `AIRLOCK_BENCH_JSON` [unset: a file to write the JSON summary to as well].
 //!
 //! Only loopback traffic; every loop is bounded by these counts.
 
@@ -94,6 +95,8 @@ struct Settings {
     growth_reads: usize,
     growth_proposals_n: usize,
     growth_approves: usize,
+    fleet: Vec<usize>,
+    fleet_applies: usize,
     json_path: Option<PathBuf>,
 }
 
@@ -146,6 +149,17 @@ impl Settings {
             growth_reads: env_usize("AIRLOCK_BENCH_GROWTH_READS", 2000).max(1),
             growth_proposals_n: env_usize("AIRLOCK_BENCH_GROWTH_PROPOSALS_N", 300).max(1),
             growth_approves: env_usize("AIRLOCK_BENCH_GROWTH_APPROVES", 30).max(1),
+            fleet: std::env::var("AIRLOCK_BENCH_FLEET")
+                .unwrap_or_else(|_| "1,2,3".into())
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty() && *s != "0")
+                .map(|s| {
+                    s.parse()
+                        .unwrap_or_else(|_| panic!("AIRLOCK_BENCH_FLEET: `{s}` is not a count"))
+                })
+                .collect(),
+            fleet_applies: env_usize("AIRLOCK_BENCH_FLEET_APPLIES", 1000).max(1),
             json_path: std::env::var_os("AIRLOCK_BENCH_JSON").map(PathBuf::from),
         }
     }
@@ -399,6 +413,45 @@ fn vm_hwm_mib(pid: u32) -> Option<f64> {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse::<f64>().ok())
         .map(|kb| kb / 1024.0)
+}
+
+/// CPU time (user + system, every thread, exited ones included) a live
+/// process has used, in µs: fields 14 and 15 of /proc/<pid>/stat, in clock
+/// ticks of `getconf CLK_TCK`.
+fn cpu_us(pid: u32) -> Option<f64> {
+    static TICK_US: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let tick_us = *TICK_US.get_or_init(|| {
+        let hz: f64 = Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0);
+        1e6 / hz
+    });
+    let stat = read_to_string(&format!("/proc/{pid}/stat"));
+    // The command name may hold spaces; the fields after it do not.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state): utime is field 14, stime 15.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) * tick_us)
+}
+
+/// CPU used by the proposer and the executor while `work` runs, each in µs
+/// per call of `calls`. Both processes settle for 100 ms before and after,
+/// so deferred work (evidence batched after its answer) is counted.
+fn cpu_per_call(proposer: u32, executor: u32, calls: usize, work: impl FnOnce()) -> (f64, f64) {
+    let settle = || std::thread::sleep(Duration::from_millis(100));
+    settle();
+    let (p0, e0) = (cpu_us(proposer).unwrap(), cpu_us(executor).unwrap());
+    work();
+    settle();
+    let (p1, e1) = (cpu_us(proposer).unwrap(), cpu_us(executor).unwrap());
+    let n = calls.max(1) as f64;
+    ((p1 - p0) / n, (e1 - e0) / n)
 }
 
 /// write(4 KiB) + fsync in `dir`, the disk cost under each durable commit.
@@ -1261,15 +1314,57 @@ fn run_engine(settings: &Settings, report: &mut Report, engine: Engine) {
         rawc.call(READ_TOOL_NAME, &args);
     }
     let mut raw_reads = Vec::with_capacity(settings.reads);
-    for _ in 0..settings.reads {
-        let t = Instant::now();
-        let line = rawc.call(READ_TOOL_NAME, &args);
-        raw_reads.push(t.elapsed());
-        debug_assert!(line.contains("\"ok\":true"));
-    }
     let raw_pid = rawc.child.id();
+    let exec_pid = stack.exec.pid();
+    let (read_cpu_p, read_cpu_e) = cpu_per_call(raw_pid, exec_pid, settings.reads, || {
+        for _ in 0..settings.reads {
+            let t = Instant::now();
+            let line = rawc.call(READ_TOOL_NAME, &args);
+            raw_reads.push(t.elapsed());
+            debug_assert!(line.contains("\"ok\":true"));
+        }
+    });
+    // Proposals from the same raw client: their CPU, without a client
+    // library's in either process.
+    let raw_props = settings.proposals;
+    let (prop_cpu_p, prop_cpu_e) = cpu_per_call(raw_pid, exec_pid, raw_props, || {
+        for i in 0..raw_props {
+            let line = rawc.call(PROPOSAL_TOOL_NAME, &proposal_args(2_000_000 + i));
+            assert!(line.contains("\"ok\":true"), "{line}");
+        }
+    });
     let raw_hwm = vm_hwm_mib(raw_pid);
+    let pair_exec_hwm = vm_hwm_mib(exec_pid);
     rawc.close();
+    let cpu_note = |p: f64, e: f64, n: usize| {
+        format!("proposer {p:.0} + executor {e:.0} µs, {n} calls, raw JSON-RPC stdio client (client CPU not counted)")
+    };
+    report.add(
+        e,
+        "CPU per read call, proposer + executor",
+        read_cpu_p + read_cpu_e,
+        "µs",
+        cpu_note(read_cpu_p, read_cpu_e, settings.reads),
+        Some(Budget::AtMost(145.0)),
+    );
+    report.add(
+        e,
+        "CPU per proposal call, proposer + executor",
+        prop_cpu_p + prop_cpu_e,
+        "µs",
+        cpu_note(prop_cpu_p, prop_cpu_e, raw_props),
+        Some(Budget::AtMost(415.0)),
+    );
+    if let (Some(p), Some(x)) = (raw_hwm, pair_exec_hwm) {
+        report.add(
+            e,
+            "peak RSS of the pair after stdio reads and proposals (VmHWM)",
+            p + x,
+            "MiB",
+            format!("proposer {p:.1} + executor {x:.1} MiB"),
+            Some(Budget::AtMost(23.0)),
+        );
+    }
     let raw_reads = stats(&raw_reads);
     report.latency(
         e,
@@ -2076,6 +2171,10 @@ fn main() {
         }
         loads.push(format!("after {}: {}", engine.as_str(), loadavg()));
     }
+    if settings.engines.contains(&Engine::Postgres) && !settings.fleet.is_empty() {
+        fleet_phase(&settings, &mut report);
+        loads.push(format!("after the fleet: {}", loadavg()));
+    }
     report.print_table();
     if let Some(pg) = postgres_version(&settings) {
         machine["postgres"] = json!(pg);
@@ -2084,6 +2183,197 @@ fn main() {
     println!("{}", serde_json::to_string_pretty(&summary).unwrap());
     if let Some(path) = &settings.json_path {
         std::fs::write(path, serde_json::to_vec_pretty(&summary).unwrap()).unwrap();
+    }
+}
+
+// ------------------------------------------------------------------ fleet
+
+/// A fresh PostgreSQL ledger database, migrated with `airlock ledger migrate`.
+fn fresh_ledger(config_path: &Path) -> String {
+    let admin = airlock_tests::databases::postgres_admin_url();
+    current_thread().block_on(async {
+        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+        for sql in [
+            "DROP DATABASE IF EXISTS airlock_bench_ledger WITH (FORCE)",
+            "CREATE DATABASE airlock_bench_ledger",
+        ] {
+            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+        }
+    });
+    let url = airlock_tests::databases::with_database(&admin, "airlock_bench_ledger");
+    let out = Command::new(bin("airlock"))
+        .args(["ledger", "migrate", "--json", "--config"])
+        .arg(config_path)
+        .env("AIRLOCK_LEDGER_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ledger migrate: {out:?}");
+    url
+}
+
+/// Applies/s on a PostgreSQL source with the ledger on PostgreSQL too, with
+/// 1, 2 and 3 executors (separate processes) sharing it: each run proposes
+/// `fleet_applies` waivers (one per row) over IPC through the executors'
+/// proposer sockets, approves them, then applies them through
+/// `apply_clients` operator connections per executor at once.
+fn fleet_phase(settings: &Settings, report: &mut Report) {
+    use airlock_tests::proposals::{read_of, record, submit, waiver};
+    let db = postgres_reference("airlock_bench_fleet_source");
+    let mut value = reference_config_for(&db);
+    airlock_tests::proposals::capacity_limits(&mut value);
+    value["storage"] = json!({"shared_postgres": {
+        "mode": "runtime_store", "url_env": "AIRLOCK_LEDGER_DATABASE_URL", "schema": "bench"
+    }});
+    let cfg = load(&value);
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("config.json");
+    std::fs::write(&config_path, serde_json::to_vec(&value).unwrap()).unwrap();
+    let n = settings.fleet_applies;
+    let per = settings.apply_clients;
+    for &k in &settings.fleet {
+        let ledger_url = fresh_ledger(&config_path);
+        let env = [
+            ("APP_TENANT_ID", TENANT),
+            ("APP_WRITE_URL", db.write_url.as_str()),
+            ("AIRLOCK_LEDGER_DATABASE_URL", ledger_url.as_str()),
+        ];
+        let executors: Vec<ExecutorProcess> =
+            (0..k).map(|_| ExecutorProcess::start(&value, &env)).collect();
+        let prefix = format!("INV-K{k}-");
+        let cols = "id, tenant_id, customer_id, status, balance_cents, late_fee_cents, waiver_reason, updated_at";
+        execute(
+            &db,
+            &format!(
+                "INSERT INTO invoices ({cols}) SELECT '{prefix}' || lpad(g::text, 6, '0'), 'acme', 'cust_acme_1', 'overdue', 25500, 5500, NULL, '2026-06-20T14:31:08Z' FROM generate_series(1, {}) g",
+                n + 1
+            ),
+        );
+        let invoices: Vec<String> = (1..=n + 1).map(|i| format!("{prefix}{i:06}")).collect();
+        let rt = multi_thread();
+        let ids: Vec<String> = rt.block_on(async {
+            let mut tasks = tokio::task::JoinSet::new();
+            for (x, e) in executors.iter().enumerate() {
+                let sock = e.proposer_socket();
+                let (cfg, mine): (Config, Vec<String>) = (
+                    cfg.clone(),
+                    invoices.iter().skip(x).step_by(k).cloned().collect(),
+                );
+                tasks.spawn(async move {
+                    let mut c =
+                        Client::connect(&sock, Role::Proposer, "bench", Duration::from_secs(30))
+                            .await
+                            .unwrap();
+                    let mut ids = Vec::new();
+                    for inv in mine {
+                        let args = json!({"invoice_id": inv, "reason": "fleet bench"});
+                        let row = airlock_tests::proposals::invoice_row(&inv, TENANT);
+                        let ev = record(
+                            &mut c,
+                            read_of(&cfg, PROPOSAL_TOOL, args, &row, TENANT),
+                        )
+                        .await
+                        .unwrap();
+                        let p = submit(
+                            &mut c,
+                            waiver(&cfg, &inv, TENANT, "fleet bench"),
+                            Some(ev.evidence_id),
+                        )
+                        .await
+                        .unwrap();
+                        ids.push(p.proposal_id);
+                    }
+                    ids
+                });
+            }
+            let mut ids = Vec::new();
+            while let Some(r) = tasks.join_next().await {
+                ids.extend(r.unwrap());
+            }
+            ids
+        });
+        let sockets: Vec<PathBuf> = executors.iter().map(|e| e.operator_socket()).collect();
+        rt.block_on(async {
+            let mut op = Client::connect(&sockets[0], Role::Operator, "bench", Duration::from_secs(30))
+                .await
+                .unwrap();
+            for id in &ids {
+                let r = op
+                    .call(Request::Approve(Approve {
+                        proposal_id: id.clone(),
+                        note: None,
+                    }))
+                    .await;
+                assert!(matches!(r, Ok(Response::Decision(_))), "{r:?}");
+            }
+        });
+        // The source's first apply creates its receipt table.
+        let (warm, batch) = ids.split_at(1);
+        let t = Instant::now();
+        let (lat, counts) = rt.block_on(async {
+            let mut op = Client::connect(&sockets[0], Role::Operator, "bench", Duration::from_secs(30))
+                .await
+                .unwrap();
+            let r = op
+                .call(Request::Apply(ProposalRef {
+                    proposal_id: warm[0].clone(),
+                }))
+                .await;
+            assert!(matches!(&r, Ok(Response::Writeback(w)) if w.status == "applied"), "{r:?}");
+            let conns = k * per;
+            let chunk = batch.len().div_ceil(conns).max(1);
+            let mut tasks = tokio::task::JoinSet::new();
+            for (c, part) in batch.chunks(chunk).enumerate() {
+                let sock = sockets[c % k].clone();
+                let part = part.to_vec();
+                tasks.spawn(async move {
+                    let mut op = Client::connect(&sock, Role::Operator, "bench", Duration::from_secs(30))
+                        .await
+                        .unwrap();
+                    let mut lat = Vec::with_capacity(part.len());
+                    let mut statuses = Vec::with_capacity(part.len());
+                    for id in part {
+                        let t = Instant::now();
+                        match op.call(Request::Apply(ProposalRef { proposal_id: id.clone() })).await {
+                            Ok(Response::Writeback(w)) => statuses.push(w.status),
+                            other => panic!("apply {id}: {other:?}"),
+                        }
+                        lat.push(t.elapsed());
+                    }
+                    (lat, statuses)
+                });
+            }
+            let mut lat = Vec::new();
+            let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+            while let Some(r) = tasks.join_next().await {
+                let (l, st) = r.unwrap();
+                lat.extend(l);
+                for s in st {
+                    *counts.entry(s).or_insert(0) += 1;
+                }
+            }
+            (stats(&lat), counts)
+        });
+        let elapsed = t.elapsed();
+        assert_eq!(counts.get("applied"), Some(&batch.len()), "{counts:?}");
+        let changed = query_strings(
+            &db,
+            &format!("SELECT CAST(COUNT(*) AS TEXT) FROM invoices WHERE id LIKE '{prefix}%' AND late_fee_cents = 0"),
+        );
+        assert_eq!(changed[0][0].as_deref(), Some((n + 1).to_string().as_str()));
+        report.add(
+            "postgres",
+            &format!("applies/s, ledger on PostgreSQL, {k} executor(s) × {per} operator connections"),
+            batch.len() as f64 / elapsed.as_secs_f64(),
+            "apply/s",
+            format!(
+                "{} applies; per-apply p50 {:.3} p99 {:.3} ms",
+                batch.len(),
+                ms(lat.p50),
+                ms(lat.p99)
+            ),
+            (k == 1).then_some(Budget::AtLeast(1000.0)),
+        );
+        drop(executors);
     }
 }
 
