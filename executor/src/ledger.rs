@@ -2038,13 +2038,13 @@ impl Ledger {
                 "its proposal row points at event {row_seq}, which is not the proposal's one recorded event"
             )));
         }
-        if let Some(ev_id) = evidence_id {
+        if let Some(ev_id) = &evidence_id {
             let mut found = conn
                 .prepare_cached(&format!(
                     "SELECT {} FROM events WHERE evidence_id = ?1 AND kind = 'read_recorded'",
                     StoredEvent::COLUMNS
                 ))?
-                .query_map(args![&ev_id], StoredEvent::from_row)?
+                .query_map(args![ev_id], StoredEvent::from_row)?
                 .collect::<Result<Result<Vec<_>, String>, _>>()?
                 .map_err(tampered)?;
             if found.len() != 1 {
@@ -2055,7 +2055,18 @@ impl Ledger {
             }
             events.append(&mut found);
         }
-        let mut prev_of = conn.prepare_cached("SELECT hash FROM events WHERE seq = ?1")?;
+        // The hash of the event before each of these, in one query (on
+        // PostgreSQL every query is a round trip).
+        let prev_hashes: std::collections::HashMap<i64, String> = conn
+            .query_map(
+                // One `IN` over a UNION ALL: PostgreSQL plans an `OR` of two
+                // `IN`s as a scan of every event.
+                "SELECT seq, hash FROM events WHERE seq IN (SELECT seq - 1 FROM events WHERE proposal_id = ?1 UNION ALL SELECT seq - 1 FROM events WHERE evidence_id = ?2 AND kind = 'read_recorded')",
+                args![proposal_id, evidence_id],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+            )?
+            .into_iter()
+            .collect();
         let mut start: Option<(i64, String)> = None;
         for ev in &events {
             if ev.computed_hash() != ev.hash {
@@ -2067,9 +2078,7 @@ impl Ledger {
             let mut prev: Option<String> = if ev.seq == 1 {
                 Some(GENESIS_HASH.to_owned())
             } else {
-                prev_of
-                    .query_row(args![ev.seq - 1], |r| r.get(0))
-                    .optional()?
+                prev_hashes.get(&(ev.seq - 1)).cloned()
             };
             // The first event after a prune links to the archive's last one.
             if prev.is_none() {
@@ -2097,23 +2106,22 @@ impl Ledger {
         }
         // Every decision, job and receipt row of the proposal is one of the
         // rows just checked (a row added with another key points at an
-        // event that is not the proposal's own).
-        for (table, sql) in [
-            (
-                "decisions",
-                "SELECT seq FROM decisions WHERE proposal_id = ?1",
-            ),
-            ("votes", "SELECT seq FROM votes WHERE proposal_id = ?1"),
-            (
-                "stale_approvals",
-                "SELECT seq FROM stale_approvals WHERE proposal_id = ?1",
-            ),
-            ("jobs", "SELECT seq FROM jobs WHERE proposal_id = ?1"),
-            (
-                "receipts",
-                "SELECT seq FROM receipts WHERE proposal_id = ?1 OR job_id IN (SELECT job_id FROM jobs WHERE proposal_id = ?1)",
-            ),
-        ] {
+        // event that is not the proposal's own). One query for the five
+        // tables; a receipt is the proposal's by its own column or by its
+        // job's (two indexed branches, not an `OR`, which PostgreSQL plans
+        // as a scan of every receipt; `proposal_id` is NOT NULL, so the
+        // second branch is exactly the rows the first does not return).
+        let rows: Vec<(String, i64)> = conn.query_map(
+            "SELECT 'decisions', seq FROM decisions WHERE proposal_id = ?1 \
+             UNION ALL SELECT 'votes', seq FROM votes WHERE proposal_id = ?1 \
+             UNION ALL SELECT 'stale_approvals', seq FROM stale_approvals WHERE proposal_id = ?1 \
+             UNION ALL SELECT 'jobs', seq FROM jobs WHERE proposal_id = ?1 \
+             UNION ALL SELECT 'receipts', seq FROM receipts WHERE proposal_id = ?1 \
+             UNION ALL SELECT 'receipts', seq FROM receipts WHERE job_id IN (SELECT job_id FROM jobs WHERE proposal_id = ?1) AND proposal_id <> ?1",
+            args![proposal_id],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+        )?;
+        for table in ["decisions", "votes", "stale_approvals", "jobs", "receipts"] {
             let Some(t) = RECORD_TABLES.iter().find(|t| t.table == table) else {
                 continue;
             };
@@ -2122,10 +2130,11 @@ impl Ledger {
                 .filter(|e| t.kinds.contains(&e.kind.as_str()))
                 .map(|e| e.seq)
                 .collect();
-            let seqs = conn
-                .prepare_cached(sql)?
-                .query_map(args![proposal_id], |r| r.get::<_, i64>(0))?
-                .collect::<Result<Vec<_>, _>>()?;
+            let seqs: Vec<i64> = rows
+                .iter()
+                .filter(|(name, _)| name == table)
+                .map(|(_, seq)| *seq)
+                .collect();
             if let Some(stray) = seqs.iter().find(|s| !own.contains(s)) {
                 return Err(tampered(format!(
                     "a {} row points at event {stray}, which is not its event (a row was added)",

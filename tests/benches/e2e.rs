@@ -23,7 +23,8 @@
 //! `AIRLOCK_BENCH_GROWTH_EVIDENCE` [100000], `AIRLOCK_BENCH_GROWTH_PROPOSALS`
 //! [10000], `AIRLOCK_BENCH_GROWTH_READS` [2000], `AIRLOCK_BENCH_GROWTH_PROPOSALS_N`
 //! [300], `AIRLOCK_BENCH_GROWTH_APPROVES` [30], `AIRLOCK_BENCH_FLEET` [1,2,3:
-//! executor counts on one PostgreSQL ledger; 0 skips], `AIRLOCK_BENCH_FLEET_APPLIES`
+//! executor counts on one PostgreSQL ledger; 0 skips; `AIRLOCK_BENCH_ENGINES=` runs it
+//! alone], `AIRLOCK_BENCH_FLEET_APPLIES`
 //! [1000], `AIRLOCK_BENCH_JSON` [unset: a file to write the JSON summary to as well].
 //!
 //! Only loopback traffic; every loop is bounded by these counts.
@@ -415,10 +416,10 @@ fn vm_hwm_mib(pid: u32) -> Option<f64> {
         .map(|kb| kb / 1024.0)
 }
 
-/// CPU time (user + system, every thread, exited ones included) a live
-/// process has used, in µs: fields 14 and 15 of /proc/<pid>/stat, in clock
-/// ticks of `getconf CLK_TCK`.
-fn cpu_us(pid: u32) -> Option<f64> {
+/// CPU time (every thread, exited ones included) a live process has used,
+/// in µs, as (user, system): fields 14 and 15 of /proc/<pid>/stat, in
+/// clock ticks of `getconf CLK_TCK`.
+fn cpu_us(pid: u32) -> Option<(f64, f64)> {
     static TICK_US: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     let tick_us = *TICK_US.get_or_init(|| {
         let hz: f64 = Command::new("getconf")
@@ -437,13 +438,20 @@ fn cpu_us(pid: u32) -> Option<f64> {
     // `rest` starts at field 3 (state): utime is field 14, stime 15.
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) * tick_us)
+    Some((utime * tick_us, stime * tick_us))
 }
 
-/// CPU used by the proposer and the executor while `work` runs, each in µs
-/// per call of `calls`. Both processes settle for 100 ms before and after,
-/// so deferred work (evidence batched after its answer) is counted.
-fn cpu_per_call(proposer: u32, executor: u32, calls: usize, work: impl FnOnce()) -> (f64, f64) {
+/// CPU per call of `calls` while `work` runs, of the proposer and of the
+/// executor, each as (user, system) µs. Both processes settle for 100 ms
+/// before and after, so work done after an answer (evidence committed in
+/// the background) is counted.
+type CpuSplit = (f64, f64);
+fn cpu_per_call(
+    proposer: u32,
+    executor: u32,
+    calls: usize,
+    work: impl FnOnce(),
+) -> (CpuSplit, CpuSplit) {
     let settle = || std::thread::sleep(Duration::from_millis(100));
     settle();
     let (p0, e0) = (cpu_us(proposer).unwrap(), cpu_us(executor).unwrap());
@@ -451,7 +459,8 @@ fn cpu_per_call(proposer: u32, executor: u32, calls: usize, work: impl FnOnce())
     settle();
     let (p1, e1) = (cpu_us(proposer).unwrap(), cpu_us(executor).unwrap());
     let n = calls.max(1) as f64;
-    ((p1 - p0) / n, (e1 - e0) / n)
+    let per = |a: (f64, f64), b: (f64, f64)| ((b.0 - a.0) / n, (b.1 - a.1) / n);
+    (per(p0, p1), per(e0, e1))
 }
 
 /// write(4 KiB) + fsync in `dir`, the disk cost under each durable commit.
@@ -1336,13 +1345,22 @@ fn run_engine(settings: &Settings, report: &mut Report, engine: Engine) {
     let raw_hwm = vm_hwm_mib(raw_pid);
     let pair_exec_hwm = vm_hwm_mib(exec_pid);
     rawc.close();
-    let cpu_note = |p: f64, e: f64, n: usize| {
-        format!("proposer {p:.0} + executor {e:.0} µs, {n} calls, raw JSON-RPC stdio client (client CPU not counted)")
+    let cpu_note = |p: CpuSplit, x: CpuSplit, n: usize| {
+        format!(
+            "proposer {:.0} (user {:.0}, system {:.0}) + executor {:.0} (user {:.0}, system {:.0}) µs, {n} calls, raw JSON-RPC stdio client (client CPU not counted)",
+            p.0 + p.1,
+            p.0,
+            p.1,
+            x.0 + x.1,
+            x.0,
+            x.1
+        )
     };
+    let total = |p: CpuSplit, x: CpuSplit| p.0 + p.1 + x.0 + x.1;
     report.add(
         e,
         "CPU per read call, proposer + executor",
-        read_cpu_p + read_cpu_e,
+        total(read_cpu_p, read_cpu_e),
         "µs",
         cpu_note(read_cpu_p, read_cpu_e, settings.reads),
         Some(Budget::AtMost(145.0)),
@@ -1350,7 +1368,7 @@ fn run_engine(settings: &Settings, report: &mut Report, engine: Engine) {
     report.add(
         e,
         "CPU per proposal call, proposer + executor",
-        prop_cpu_p + prop_cpu_e,
+        total(prop_cpu_p, prop_cpu_e),
         "µs",
         cpu_note(prop_cpu_p, prop_cpu_e, raw_props),
         Some(Budget::AtMost(415.0)),
@@ -1693,19 +1711,22 @@ async fn propose_each(stack: &Stack, invoices: &[String], procs: usize) -> Vec<S
 }
 
 async fn operator(stack: &Stack) -> Client {
-    Client::connect(
-        &stack.exec.operator_socket(),
-        Role::Operator,
-        "bench",
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap()
+    operator_at(&stack.exec.operator_socket()).await
+}
+
+async fn operator_at(socket: &Path) -> Client {
+    Client::connect(socket, Role::Operator, "bench", Duration::from_secs(30))
+        .await
+        .unwrap()
 }
 
 /// Approve over the operator socket (not timed: approval is a person's step).
 async fn approve_ipc(stack: &Stack, ids: &[String]) {
-    let mut op = operator(stack).await;
+    approve_at(&stack.exec.operator_socket(), ids).await;
+}
+
+async fn approve_at(socket: &Path, ids: &[String]) {
+    let mut op = operator_at(socket).await;
     for id in ids {
         match op
             .call(Request::Approve(Approve {
@@ -2171,7 +2192,9 @@ fn main() {
         }
         loads.push(format!("after {}: {}", engine.as_str(), loadavg()));
     }
-    if settings.engines.contains(&Engine::Postgres) && !settings.fleet.is_empty() {
+    // Needs PostgreSQL whatever the engines (`AIRLOCK_BENCH_ENGINES=` with
+    // nothing runs the fleet phase alone).
+    if !settings.fleet.is_empty() {
         fleet_phase(&settings, &mut report);
         loads.push(format!("after the fleet: {}", loadavg()));
     }
@@ -2237,8 +2260,9 @@ fn fleet_phase(settings: &Settings, report: &mut Report) {
             ("APP_WRITE_URL", db.write_url.as_str()),
             ("AIRLOCK_LEDGER_DATABASE_URL", ledger_url.as_str()),
         ];
-        let executors: Vec<ExecutorProcess> =
-            (0..k).map(|_| ExecutorProcess::start(&value, &env)).collect();
+        let executors: Vec<ExecutorProcess> = (0..k)
+            .map(|_| ExecutorProcess::start(&value, &env))
+            .collect();
         let prefix = format!("INV-K{k}-");
         let cols = "id, tenant_id, customer_id, status, balance_cents, late_fee_cents, waiver_reason, updated_at";
         execute(
@@ -2267,12 +2291,9 @@ fn fleet_phase(settings: &Settings, report: &mut Report) {
                     for inv in mine {
                         let args = json!({"invoice_id": inv, "reason": "fleet bench"});
                         let row = airlock_tests::proposals::invoice_row(&inv, TENANT);
-                        let ev = record(
-                            &mut c,
-                            read_of(&cfg, PROPOSAL_TOOL, args, &row, TENANT),
-                        )
-                        .await
-                        .unwrap();
+                        let ev = record(&mut c, read_of(&cfg, PROPOSAL_TOOL, args, &row, TENANT))
+                            .await
+                            .unwrap();
                         let p = submit(
                             &mut c,
                             waiver(&cfg, &inv, TENANT, "fleet bench"),
@@ -2292,33 +2313,21 @@ fn fleet_phase(settings: &Settings, report: &mut Report) {
             ids
         });
         let sockets: Vec<PathBuf> = executors.iter().map(|e| e.operator_socket()).collect();
-        rt.block_on(async {
-            let mut op = Client::connect(&sockets[0], Role::Operator, "bench", Duration::from_secs(30))
-                .await
-                .unwrap();
-            for id in &ids {
-                let r = op
-                    .call(Request::Approve(Approve {
-                        proposal_id: id.clone(),
-                        note: None,
-                    }))
-                    .await;
-                assert!(matches!(r, Ok(Response::Decision(_))), "{r:?}");
-            }
-        });
+        rt.block_on(approve_at(&sockets[0], &ids));
         // The source's first apply creates its receipt table.
         let (warm, batch) = ids.split_at(1);
         let t = Instant::now();
         let (lat, counts) = rt.block_on(async {
-            let mut op = Client::connect(&sockets[0], Role::Operator, "bench", Duration::from_secs(30))
-                .await
-                .unwrap();
+            let mut op = operator_at(&sockets[0]).await;
             let r = op
                 .call(Request::Apply(ProposalRef {
                     proposal_id: warm[0].clone(),
                 }))
                 .await;
-            assert!(matches!(&r, Ok(Response::Writeback(w)) if w.status == "applied"), "{r:?}");
+            assert!(
+                matches!(&r, Ok(Response::Writeback(w)) if w.status == "applied"),
+                "{r:?}"
+            );
             let conns = k * per;
             let chunk = batch.len().div_ceil(conns).max(1);
             let mut tasks = tokio::task::JoinSet::new();
@@ -2326,14 +2335,17 @@ fn fleet_phase(settings: &Settings, report: &mut Report) {
                 let sock = sockets[c % k].clone();
                 let part = part.to_vec();
                 tasks.spawn(async move {
-                    let mut op = Client::connect(&sock, Role::Operator, "bench", Duration::from_secs(30))
-                        .await
-                        .unwrap();
+                    let mut op = operator_at(&sock).await;
                     let mut lat = Vec::with_capacity(part.len());
                     let mut statuses = Vec::with_capacity(part.len());
                     for id in part {
                         let t = Instant::now();
-                        match op.call(Request::Apply(ProposalRef { proposal_id: id.clone() })).await {
+                        match op
+                            .call(Request::Apply(ProposalRef {
+                                proposal_id: id.clone(),
+                            }))
+                            .await
+                        {
                             Ok(Response::Writeback(w)) => statuses.push(w.status),
                             other => panic!("apply {id}: {other:?}"),
                         }
@@ -2357,12 +2369,16 @@ fn fleet_phase(settings: &Settings, report: &mut Report) {
         assert_eq!(counts.get("applied"), Some(&batch.len()), "{counts:?}");
         let changed = query_strings(
             &db,
-            &format!("SELECT CAST(COUNT(*) AS TEXT) FROM invoices WHERE id LIKE '{prefix}%' AND late_fee_cents = 0"),
+            &format!(
+                "SELECT CAST(COUNT(*) AS TEXT) FROM invoices WHERE id LIKE '{prefix}%' AND late_fee_cents = 0"
+            ),
         );
         assert_eq!(changed[0][0].as_deref(), Some((n + 1).to_string().as_str()));
         report.add(
             "postgres",
-            &format!("applies/s, ledger on PostgreSQL, {k} executor(s) × {per} operator connections"),
+            &format!(
+                "applies/s, ledger on PostgreSQL, {k} executor(s) × {per} operator connections"
+            ),
             batch.len() as f64 / elapsed.as_secs_f64(),
             "apply/s",
             format!(
@@ -2378,7 +2394,7 @@ fn fleet_phase(settings: &Settings, report: &mut Report) {
 }
 
 fn postgres_version(settings: &Settings) -> Option<String> {
-    if !settings.engines.contains(&Engine::Postgres) {
+    if !settings.engines.contains(&Engine::Postgres) && settings.fleet.is_empty() {
         return None;
     }
     current_thread().block_on(async {
