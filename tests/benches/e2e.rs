@@ -1663,8 +1663,12 @@ fn run_engine(settings: &Settings, report: &mut Report, engine: Engine) {
 /// so every apply changes a row of its own (one row would conflict after
 /// its first apply: the version column moves).
 fn insert_invoices(stack: &Stack, prefix: &str, n: usize) -> Vec<String> {
+    insert_invoices_into(&stack.db, prefix, n)
+}
+
+fn insert_invoices_into(db: &Database, prefix: &str, n: usize) -> Vec<String> {
     let cols = "id, tenant_id, customer_id, status, balance_cents, late_fee_cents, waiver_reason, updated_at";
-    let sql = match stack.engine {
+    let sql = match db.engine {
         Engine::Postgres => format!(
             "INSERT INTO invoices ({cols}) SELECT '{prefix}' || lpad(g::text, 6, '0'), 'acme', 'cust_acme_1', 'overdue', 25500, 5500, NULL, '2026-06-20T14:31:08Z' FROM generate_series(1, {n}) g"
         ),
@@ -1673,7 +1677,7 @@ fn insert_invoices(stack: &Stack, prefix: &str, n: usize) -> Vec<String> {
         ),
         Engine::Mysql => unreachable!(),
     };
-    execute(&stack.db, &sql);
+    execute(db, &sql);
     (1..=n).map(|i| format!("{prefix}{i:06}")).collect()
 }
 
@@ -1708,10 +1712,6 @@ async fn propose_each(stack: &Stack, invoices: &[String], procs: usize) -> Vec<S
     }
     parts.sort_by_key(|(k, _)| *k);
     parts.into_iter().flat_map(|(_, ids)| ids).collect()
-}
-
-async fn operator(stack: &Stack) -> Client {
-    operator_at(&stack.exec.operator_socket()).await
 }
 
 async fn operator_at(socket: &Path) -> Client {
@@ -1766,10 +1766,20 @@ async fn apply_batch(
     ids: &[String],
     clients: usize,
 ) -> (f64, Stats, BTreeMap<String, usize>) {
+    apply_batch_at(&[stack.exec.operator_socket()], ids, clients).await
+}
+
+/// [`apply_batch`] through several executors: connection `c` goes to
+/// `sockets[c % sockets.len()]`.
+async fn apply_batch_at(
+    sockets: &[PathBuf],
+    ids: &[String],
+    clients: usize,
+) -> (f64, Stats, BTreeMap<String, usize>) {
     let chunk = ids.len().div_ceil(clients.max(1)).max(1);
     let mut ops = Vec::new();
-    for _ in ids.chunks(chunk) {
-        ops.push(operator(stack).await);
+    for c in 0..ids.chunks(chunk).len() {
+        ops.push(operator_at(&sockets[c % sockets.len()]).await);
     }
     let t = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -2211,29 +2221,6 @@ fn main() {
 
 // ------------------------------------------------------------------ fleet
 
-/// A fresh PostgreSQL ledger database, migrated with `airlock ledger migrate`.
-fn fresh_ledger(config_path: &Path) -> String {
-    let admin = airlock_tests::databases::postgres_admin_url();
-    current_thread().block_on(async {
-        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-        for sql in [
-            "DROP DATABASE IF EXISTS airlock_bench_ledger WITH (FORCE)",
-            "CREATE DATABASE airlock_bench_ledger",
-        ] {
-            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
-        }
-    });
-    let url = airlock_tests::databases::with_database(&admin, "airlock_bench_ledger");
-    let out = Command::new(bin("airlock"))
-        .args(["ledger", "migrate", "--json", "--config"])
-        .arg(config_path)
-        .env("AIRLOCK_LEDGER_DATABASE_URL", &url)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "ledger migrate: {out:?}");
-    url
-}
-
 /// Applies/s on a PostgreSQL source with the ledger on PostgreSQL too, with
 /// 1, 2 and 3 executors (separate processes) sharing it: each run proposes
 /// `fleet_applies` waivers (one per row) over IPC through the executors'
@@ -2254,7 +2241,10 @@ fn fleet_phase(settings: &Settings, report: &mut Report) {
     let n = settings.fleet_applies;
     let per = settings.apply_clients;
     for &k in &settings.fleet {
-        let ledger_url = fresh_ledger(&config_path);
+        let ledger_url = airlock_tests::databases::migrated_ledger_database(
+            "airlock_bench_ledger",
+            &config_path,
+        );
         let env = [
             ("APP_TENANT_ID", TENANT),
             ("APP_WRITE_URL", db.write_url.as_str()),
@@ -2264,15 +2254,7 @@ fn fleet_phase(settings: &Settings, report: &mut Report) {
             .map(|_| ExecutorProcess::start(&value, &env))
             .collect();
         let prefix = format!("INV-K{k}-");
-        let cols = "id, tenant_id, customer_id, status, balance_cents, late_fee_cents, waiver_reason, updated_at";
-        execute(
-            &db,
-            &format!(
-                "INSERT INTO invoices ({cols}) SELECT '{prefix}' || lpad(g::text, 6, '0'), 'acme', 'cust_acme_1', 'overdue', 25500, 5500, NULL, '2026-06-20T14:31:08Z' FROM generate_series(1, {}) g",
-                n + 1
-            ),
-        );
-        let invoices: Vec<String> = (1..=n + 1).map(|i| format!("{prefix}{i:06}")).collect();
+        let invoices = insert_invoices_into(&db, &prefix, n + 1);
         let rt = multi_thread();
         let ids: Vec<String> = rt.block_on(async {
             let mut tasks = tokio::task::JoinSet::new();
@@ -2316,56 +2298,9 @@ fn fleet_phase(settings: &Settings, report: &mut Report) {
         rt.block_on(approve_at(&sockets[0], &ids));
         // The source's first apply creates its receipt table.
         let (warm, batch) = ids.split_at(1);
-        let t = Instant::now();
-        let (lat, counts) = rt.block_on(async {
-            let mut op = operator_at(&sockets[0]).await;
-            let r = op
-                .call(Request::Apply(ProposalRef {
-                    proposal_id: warm[0].clone(),
-                }))
-                .await;
-            assert!(
-                matches!(&r, Ok(Response::Writeback(w)) if w.status == "applied"),
-                "{r:?}"
-            );
-            let conns = k * per;
-            let chunk = batch.len().div_ceil(conns).max(1);
-            let mut tasks = tokio::task::JoinSet::new();
-            for (c, part) in batch.chunks(chunk).enumerate() {
-                let sock = sockets[c % k].clone();
-                let part = part.to_vec();
-                tasks.spawn(async move {
-                    let mut op = operator_at(&sock).await;
-                    let mut lat = Vec::with_capacity(part.len());
-                    let mut statuses = Vec::with_capacity(part.len());
-                    for id in part {
-                        let t = Instant::now();
-                        match op
-                            .call(Request::Apply(ProposalRef {
-                                proposal_id: id.clone(),
-                            }))
-                            .await
-                        {
-                            Ok(Response::Writeback(w)) => statuses.push(w.status),
-                            other => panic!("apply {id}: {other:?}"),
-                        }
-                        lat.push(t.elapsed());
-                    }
-                    (lat, statuses)
-                });
-            }
-            let mut lat = Vec::new();
-            let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-            while let Some(r) = tasks.join_next().await {
-                let (l, st) = r.unwrap();
-                lat.extend(l);
-                for s in st {
-                    *counts.entry(s).or_insert(0) += 1;
-                }
-            }
-            (stats(&lat), counts)
-        });
-        let elapsed = t.elapsed();
+        let (_, _, outcomes) = rt.block_on(apply_batch_at(&sockets[..1], warm, 1));
+        assert_eq!(outcomes.get("applied"), Some(&1), "{outcomes:?}");
+        let (rate, lat, counts) = rt.block_on(apply_batch_at(&sockets, batch, k * per));
         assert_eq!(counts.get("applied"), Some(&batch.len()), "{counts:?}");
         let changed = query_strings(
             &db,
@@ -2379,7 +2314,7 @@ fn fleet_phase(settings: &Settings, report: &mut Report) {
             &format!(
                 "applies/s, ledger on PostgreSQL, {k} executor(s) × {per} operator connections"
             ),
-            batch.len() as f64 / elapsed.as_secs_f64(),
+            rate,
             "apply/s",
             format!(
                 "{} applies; per-apply p50 {:.3} p99 {:.3} ms",

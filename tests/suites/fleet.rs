@@ -16,7 +16,7 @@ use airlock_ipc::Role;
 use airlock_ipc::client::{Client, ClientError};
 use airlock_ipc::message::{Approve, ProposalRef, Request, Response};
 use airlock_tests::databases::{
-    Database, execute, postgres_admin_url, postgres_reference, query_strings, with_database,
+    Database, execute, migrated_ledger_database, postgres_reference, query_strings,
 };
 use airlock_tests::executor::ExecutorProcess;
 use airlock_tests::proposals::{
@@ -24,36 +24,12 @@ use airlock_tests::proposals::{
 };
 use airlock_tests::{block_on, stdout_json};
 use serde_json::json;
-use sqlx::Connection;
 
 const N: usize = 1000;
 const LEASE_MS: u64 = 3_000;
 
 fn invoice(i: usize) -> String {
     format!("INV-F{i:04}")
-}
-
-/// A fresh ledger database, migrated by its owner.
-fn ledger_database(config_dir: &std::path::Path) -> String {
-    let admin = postgres_admin_url();
-    block_on(async {
-        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-        for sql in [
-            "DROP DATABASE IF EXISTS airlock_fleet_ledger WITH (FORCE)",
-            "CREATE DATABASE airlock_fleet_ledger",
-        ] {
-            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
-        }
-    });
-    let url = with_database(&admin, "airlock_fleet_ledger");
-    let out = std::process::Command::new(airlock_tests::bin("airlock"))
-        .args(["ledger", "migrate", "--json", "--config"])
-        .arg(config_dir.join("config.json"))
-        .env("AIRLOCK_LEDGER_DATABASE_URL", &url)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    url
 }
 
 /// Apply `id` through `client`: the outcome's status, or the refusal code.
@@ -101,7 +77,8 @@ fn three_executors_apply_a_thousand_proposals_exactly_once_through_two_kills() {
         serde_json::to_vec(&config).unwrap(),
     )
     .unwrap();
-    let ledger_url = ledger_database(dir.path());
+    let ledger_url =
+        migrated_ledger_database("airlock_fleet_ledger", &dir.path().join("config.json"));
     let env = |fault: Option<&str>| {
         let mut e = vec![
             ("SYNAPSOR_TENANT_ID", "acme".to_owned()),

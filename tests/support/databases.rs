@@ -302,3 +302,31 @@ pub fn execute(db: &Database, sql: &str) {
             .unwrap_or_else(|e| panic!("test SQL failed: {e}"));
     })
 }
+
+/// A fresh PostgreSQL database `name` for a shared ledger, with the schema
+/// made by `airlock ledger migrate --config <config_path>` (its owner is
+/// the admin user). Returns its URL.
+pub fn migrated_ledger_database(name: &str, config_path: &Path) -> String {
+    let admin = postgres_admin_url();
+    block_on(async {
+        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+        for sql in [
+            format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+            format!("CREATE DATABASE \"{name}\""),
+        ] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+    });
+    let url = with_database(&admin, name);
+    let out = std::process::Command::new(crate::bin("airlock"))
+        .args(["ledger", "migrate", "--json", "--config"])
+        .arg(config_path)
+        .env("AIRLOCK_LEDGER_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "ledger migrate: {out:?}");
+    url
+}
