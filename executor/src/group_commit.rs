@@ -158,11 +158,7 @@ fn serve(mut ledger: Ledger, queue: mpsc::Receiver<Message>) {
                 Err(_) => break,
             }
         }
-        let durability = if batch.iter().any(|c| c.durability == Durability::Now) {
-            Durability::Now
-        } else {
-            Durability::Deferred
-        };
+        let durability = batch_durability(batch.iter().map(|c| c.durability));
         if let Err(e) = ledger.begin_batch(durability) {
             // Nothing ran; dropping the calls answers each with NotRun.
             tracing::error!(error = %e, "ledger batch could not start");
@@ -188,6 +184,15 @@ fn serve(mut ledger: Ledger, queue: mpsc::Receiver<Message>) {
         }
         continue_after(&queue, &mut next);
     }
+}
+
+/// The strictest durability any call of a batch needs.
+fn batch_durability(calls: impl Iterator<Item = Durability>) -> Durability {
+    calls.fold(Durability::Read, |batch, call| match (batch, call) {
+        (Durability::Now, _) | (_, Durability::Now) => Durability::Now,
+        (Durability::Deferred, _) | (_, Durability::Deferred) => Durability::Deferred,
+        _ => Durability::Read,
+    })
 }
 
 /// Block for the next message unless one is already waiting.
@@ -232,6 +237,20 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ledger.db");
         (dir, path)
+    }
+
+    #[test]
+    fn a_batch_is_as_durable_as_its_strictest_call() {
+        use Durability::{Deferred, Now, Read};
+        for (calls, want) in [
+            (&[Read, Read][..], Read),
+            (&[Read, Deferred, Read][..], Deferred),
+            (&[Deferred, Now][..], Now),
+            (&[Now, Read][..], Now),
+            (&[Read, Now, Deferred][..], Now),
+        ] {
+            assert_eq!(batch_durability(calls.iter().copied()), want, "{calls:?}");
+        }
     }
 
     /// Many concurrent callers, mixed durabilities, one failing call per

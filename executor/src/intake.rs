@@ -457,7 +457,7 @@ pub async fn submit_proposal(
         (Some(id), _) => {
             let id = id.clone();
             let evidence = auth
-                .ledger(Durability::Deferred, move |l| l.evidence(&id))
+                .ledger(Durability::Read, move |l| l.evidence(&id))
                 .await?;
             // This peer's record for this capability, tenant and principal.
             let own_record = |ev: &airlock_ipc::message::EvidenceInfo| {
@@ -646,7 +646,7 @@ pub async fn proposal_status(
 ) -> Result<ProposalStatus, ErrorBody> {
     let id = req.proposal_id.clone();
     let detail = auth
-        .ledger(Durability::Deferred, move |l| l.proposal(&id))
+        .ledger(Durability::Read, move |l| l.proposal(&id))
         .await?;
     match detail {
         Some(d) if auth.peers.may_claim(peer.creds.uid, &d.summary.tenant_id) => {

@@ -620,8 +620,13 @@ pub enum Durability {
     Now,
     /// Written to the WAL without its own fsync (`synchronous=NORMAL`); made
     /// durable by the next `Now` commit, which always follows before any
-    /// proposal citing it is acknowledged. Read evidence, and queries.
+    /// proposal citing it is acknowledged. Read evidence, job starts.
     Deferred,
+    /// Writes nothing: a look-up. A batch of only these runs on one snapshot
+    /// without the fleet's chain lock (PostgreSQL: `REPEATABLE READ READ
+    /// ONLY`, so a write in it fails), and on SQLite leaves `synchronous` as
+    /// it is.
+    Read,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -816,6 +821,10 @@ impl Ledger {
     /// own savepoint, so a call that fails leaves nothing behind while the
     /// others still commit.
     pub fn begin_batch(&mut self, durability: Durability) -> Result<(), LedgerError> {
+        if durability == Durability::Read {
+            self.conn.begin_read()?;
+            return Ok(());
+        }
         let full = durability == Durability::Now;
         if let Some(conn) = self.conn.as_sqlite()
             && full != self.sync_full

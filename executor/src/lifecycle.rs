@@ -64,7 +64,7 @@ pub async fn sweep_expired_forever(auth: Arc<Authority>, mut shutdown: watch::Re
         loop {
             let now = Timestamp::now().ms;
             let next = auth
-                .ledger(Durability::Deferred, move |l| l.next_expiry(now))
+                .ledger(Durability::Read, move |l| l.next_expiry(now))
                 .await
                 .ok()
                 .flatten();

@@ -70,9 +70,7 @@ async fn page(State(e): State<Endpoint>, headers: HeaderMap) -> Response {
     // Scrape-time gauges, from the ledger (the whole fleet's, on PostgreSQL).
     if let Ok((counts, bytes)) = e
         .auth
-        .ledger(Durability::Deferred, |l| {
-            Ok((l.counts()?, l.storage_bytes()?))
-        })
+        .ledger(Durability::Read, |l| Ok((l.counts()?, l.storage_bytes()?)))
         .await
     {
         for s in airlock_ipc::message::ProposalState::ALL {

@@ -40,7 +40,7 @@ pub async fn revert(
     let id = req.proposal_id.clone();
     let shown: String = id.chars().take(64).collect();
     let (forward, receipt) = auth
-        .ledger(Durability::Deferred, move |l| l.revert_source(&id))
+        .ledger(Durability::Read, move |l| l.revert_source(&id))
         .await?
         .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, format!("no proposal `{shown}`")))?;
     let forward_id = forward.summary.proposal_id.clone();

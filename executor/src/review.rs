@@ -15,7 +15,7 @@ use crate::authority::{Authority, Peer};
 
 async fn resolve(auth: &Authority, id: &str) -> Result<String, ErrorBody> {
     let wanted = id.to_owned();
-    auth.ledger(Durability::Deferred, move |l| l.resolve_id(&wanted))
+    auth.ledger(Durability::Read, move |l| l.resolve_id(&wanted))
         .await?
         .ok_or_else(|| {
             ErrorBody::new(
@@ -28,7 +28,7 @@ async fn resolve(auth: &Authority, id: &str) -> Result<String, ErrorBody> {
 pub async fn list(auth: &Authority, req: ListProposals) -> Result<Proposals, ErrorBody> {
     let limit = req.limit.unwrap_or(50).clamp(1, MAX_LIST_ITEMS);
     let items = auth
-        .ledger(Durability::Deferred, move |l| l.list(req.status, limit))
+        .ledger(Durability::Read, move |l| l.list(req.status, limit))
         .await?;
     Ok(Proposals { items })
 }
@@ -45,7 +45,7 @@ pub async fn freshness(
 
 pub async fn show(auth: &Authority, req: ProposalRef) -> Result<ProposalDetail, ErrorBody> {
     let id = resolve(auth, &req.proposal_id).await?;
-    auth.ledger(Durability::Deferred, move |l| {
+    auth.ledger(Durability::Read, move |l| {
         let Some(mut d) = l.proposal(&id)? else {
             return Ok(None);
         };
@@ -97,7 +97,7 @@ async fn decide(
     // decision: a tampered row is refused there (`ledger_tampered`) before
     // anything is written, so verifying here too would only repeat it.
     let detail = auth
-        .ledger(Durability::Deferred, move |l| l.proposal(&lookup))
+        .ledger(Durability::Read, move |l| l.proposal(&lookup))
         .await?
         .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "no such proposal"))?;
     let role = detail.summary.required_role.as_deref();
@@ -163,7 +163,7 @@ async fn approval_freshness(
     }
     let id = detail.summary.proposal_id.clone();
     let (pid, dg) = (id.clone(), digest.to_owned());
-    auth.ledger(Durability::Deferred, move |l| l.check_decidable(&pid, &dg))
+    auth.ledger(Durability::Read, move |l| l.check_decidable(&pid, &dg))
         .await?;
     let report = crate::writeback::apply::freshness(auth, detail).await?;
     match report.freshness {
@@ -240,16 +240,14 @@ pub async fn reject(auth: &Authority, peer: &Peer, req: Reject) -> Result<Decisi
 pub async fn events(auth: &Authority, req: EventsSince) -> Result<Events, ErrorBody> {
     let limit = req.limit.unwrap_or(100).clamp(1, MAX_LIST_ITEMS);
     let items = auth
-        .ledger(Durability::Deferred, move |l| {
-            l.events_since(req.since, limit)
-        })
+        .ledger(Durability::Read, move |l| l.events_since(req.since, limit))
         .await?;
     let next_cursor = items.last().map_or(req.since, |e| e.seq);
     Ok(Events { items, next_cursor })
 }
 
 pub async fn stats(auth: &Authority, connections: u64) -> Result<StatsReport, ErrorBody> {
-    let counts = auth.ledger(Durability::Deferred, |l| l.counts()).await?;
+    let counts = auth.ledger(Durability::Read, |l| l.counts()).await?;
     Ok(StatsReport {
         proposals: counts.per_state.into_iter().collect(),
         evidence: counts.evidence,
@@ -261,7 +259,7 @@ pub async fn stats(auth: &Authority, connections: u64) -> Result<StatsReport, Er
 pub async fn replay(auth: &Authority, req: ProposalRef) -> Result<ReplayStory, ErrorBody> {
     let id = resolve(auth, &req.proposal_id).await?;
     let record = auth
-        .ledger(Durability::Deferred, move |l| {
+        .ledger(Durability::Read, move |l| {
             let Some(mut r) = l.replay(&id)? else {
                 return Ok(None);
             };
@@ -283,7 +281,7 @@ pub async fn evidence(auth: &Authority, req: EvidenceRef) -> Result<EvidenceReco
     let id = req.evidence_id;
     let shown: String = id.chars().take(64).collect();
     let record = auth
-        .ledger(Durability::Deferred, move |l| match l.evidence(&id)? {
+        .ledger(Durability::Read, move |l| match l.evidence(&id)? {
             Some(evidence) => Ok(Some(EvidenceRecord {
                 cited_by: l.citing(&id, MAX_LIST_ITEMS)?,
                 evidence,

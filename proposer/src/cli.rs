@@ -331,11 +331,21 @@ fn run(args: ServeArgs, telemetry: &mut crate::telemetry::Telemetry) -> anyhow::
     // The exporter's thread starts after Landlock (so it inherits it) and
     // before seccomp, which covers every thread.
     telemetry.start_traces().map_err(|e| anyhow!(e))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    // Over stdio one client sends one call at a time, and each call waits on
+    // the database and the executor: one thread serves it, and no call pays
+    // for waking another worker (most of a call's CPU was such wake-ups,
+    // `docs/benchmarks.md`). HTTP serves many sessions on every core.
+    let runtime = if args.transport == "streamable-http" {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    }
+    .context("cannot start the async runtime")?;
     // Pools are created (lazily, without connecting) inside the runtime.
     let mut proposer = {
         let _entered = runtime.enter();

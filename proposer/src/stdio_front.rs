@@ -20,6 +20,9 @@
 //! line; JSON-RPC answers carry no order). EOF on stdin closes rmcp's input,
 //! ending the session.
 
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::io::{DuplexStream, duplex};
@@ -74,9 +77,8 @@ impl StdioFront {
         let (rmcp_in, to_rmcp) = duplex(64 * 1024);
         let (rmcp_out, from_rmcp) = duplex(64 * 1024);
         let (answers, answers_rx) = mpsc::channel(64);
-        tokio::spawn(pump_input(tokio::io::stdin(), to_rmcp, answers));
-        let stdout = tokio::io::stdout();
-        let output = tokio::spawn(pump_output(from_rmcp, answers_rx, stdout));
+        tokio::spawn(pump_input(stdin(), to_rmcp, answers));
+        let output = tokio::spawn(pump_output(from_rmcp, answers_rx, stdout()));
         (StdioFront { output }, (rmcp_in, rmcp_out))
     }
 
@@ -84,6 +86,52 @@ impl StdioFront {
     pub async fn finish(self) {
         let _ = self.output.await;
     }
+}
+
+/// Stdin as the runtime's own non-blocking pipe when it is one (what MCP
+/// clients give a server), else tokio's `stdin`. Tokio's `stdin` reads on
+/// its blocking pool: every line costs a hand-off to another thread and back,
+/// which was a large part of a call's CPU (`docs/benchmarks.md`).
+fn stdin() -> Box<dyn AsyncRead + Unpin + Send> {
+    match own_pipe(std::io::stdin().as_fd())
+        .and_then(|f| tokio::net::unix::pipe::Receiver::from_file(f).ok())
+    {
+        Some(pipe) => Box::new(pipe),
+        None => Box::new(tokio::io::stdin()),
+    }
+}
+
+/// Stdout as a non-blocking pipe, as [`stdin`]; not when stderr shares its
+/// open file (`2>&1`): the pipe's non-blocking flag would then make the
+/// log's blocking writes fail when the pipe is full.
+fn stdout() -> Box<dyn AsyncWrite + Unpin + Send> {
+    let shares_stderr = |f: &std::fs::File| {
+        let ours = f.metadata().ok().map(|m| (m.dev(), m.ino()));
+        let log = std::io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .ok()
+            .and_then(|fd| std::fs::File::from(fd).metadata().ok())
+            .map(|m| (m.dev(), m.ino()));
+        ours.is_none() || ours == log
+    };
+    match own_pipe(std::io::stdout().as_fd())
+        .filter(|f| !shares_stderr(f))
+        .and_then(|f| tokio::net::unix::pipe::Sender::from_file(f).ok())
+    {
+        Some(pipe) => Box::new(pipe),
+        None => Box::new(tokio::io::stdout()),
+    }
+}
+
+/// A duplicate of `fd` if it is a pipe (tokio's pipe types refuse anything
+/// else: a terminal or a file keeps tokio's blocking stdio).
+fn own_pipe(fd: std::os::fd::BorrowedFd<'_>) -> Option<std::fs::File> {
+    let file = std::fs::File::from(fd.try_clone_to_owned().ok()?);
+    file.metadata()
+        .ok()
+        .filter(|m| m.file_type().is_fifo())
+        .map(|_| file)
 }
 
 fn error_line(code: i64, message: String) -> String {

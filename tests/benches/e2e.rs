@@ -420,6 +420,26 @@ fn vm_hwm_mib(pid: u32) -> Option<f64> {
 /// in µs, as (user, system): fields 14 and 15 of /proc/<pid>/stat, in
 /// clock ticks of `getconf CLK_TCK`.
 fn cpu_us(pid: u32) -> Option<(f64, f64)> {
+    stat_cpu_us(&read_to_string(&format!("/proc/{pid}/stat")))
+}
+
+/// CPU time of a process's live threads named `comm` (e.g. the executor's
+/// `ledger` thread), in µs, as (user, system).
+fn thread_cpu_us(pid: u32, comm: &str) -> Option<(f64, f64)> {
+    let mut total = (0.0, 0.0);
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let dir = task.ok()?.path();
+        if read_to_string(&dir.join("comm").display().to_string()).trim() != comm {
+            continue;
+        }
+        let (u, s) = stat_cpu_us(&read_to_string(&dir.join("stat").display().to_string()))?;
+        total = (total.0 + u, total.1 + s);
+    }
+    Some(total)
+}
+
+/// (user, system) µs from the text of a `stat` file.
+fn stat_cpu_us(stat: &str) -> Option<(f64, f64)> {
     static TICK_US: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     let tick_us = *TICK_US.get_or_init(|| {
         let hz: f64 = Command::new("getconf")
@@ -431,7 +451,6 @@ fn cpu_us(pid: u32) -> Option<(f64, f64)> {
             .unwrap_or(100.0);
         1e6 / hz
     });
-    let stat = read_to_string(&format!("/proc/{pid}/stat"));
     // The command name may hold spaces; the fields after it do not.
     let rest = stat.rsplit_once(')')?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -446,21 +465,44 @@ fn cpu_us(pid: u32) -> Option<(f64, f64)> {
 /// before and after, so work done after an answer (evidence committed in
 /// the background) is counted.
 type CpuSplit = (f64, f64);
+/// The third split is the executor's `ledger` thread alone (part of the
+/// executor's).
 fn cpu_per_call(
     proposer: u32,
     executor: u32,
     calls: usize,
     work: impl FnOnce(),
-) -> (CpuSplit, CpuSplit) {
+) -> (CpuSplit, CpuSplit, CpuSplit) {
     let settle = || std::thread::sleep(Duration::from_millis(100));
+    let sample = || {
+        (
+            cpu_us(proposer).unwrap(),
+            cpu_us(executor).unwrap(),
+            thread_cpu_us(executor, "ledger").unwrap_or_default(),
+        )
+    };
     settle();
-    let (p0, e0) = (cpu_us(proposer).unwrap(), cpu_us(executor).unwrap());
+    let (p0, e0, l0) = sample();
     work();
     settle();
-    let (p1, e1) = (cpu_us(proposer).unwrap(), cpu_us(executor).unwrap());
+    let (p1, e1, l1) = sample();
     let n = calls.max(1) as f64;
     let per = |a: (f64, f64), b: (f64, f64)| ((b.0 - a.0) / n, (b.1 - a.1) / n);
-    (per(p0, p1), per(e0, e1))
+    (per(p0, p1), per(e0, e1), per(l0, l1))
+}
+
+/// (anonymous, file-backed) resident MiB of a process now.
+fn rss_split_mib(pid: u32) -> (f64, f64) {
+    let status = read_to_string(&format!("/proc/{pid}/status"));
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("RssAnon:"), field("RssFile:"))
 }
 
 /// write(4 KiB) + fsync in `dir`, the disk cost under each durable commit.
@@ -1325,18 +1367,19 @@ fn run_engine(settings: &Settings, report: &mut Report, engine: Engine) {
     let mut raw_reads = Vec::with_capacity(settings.reads);
     let raw_pid = rawc.child.id();
     let exec_pid = stack.exec.pid();
-    let (read_cpu_p, read_cpu_e) = cpu_per_call(raw_pid, exec_pid, settings.reads, || {
-        for _ in 0..settings.reads {
-            let t = Instant::now();
-            let line = rawc.call(READ_TOOL_NAME, &args);
-            raw_reads.push(t.elapsed());
-            debug_assert!(line.contains("\"ok\":true"));
-        }
-    });
+    let (read_cpu_p, read_cpu_e, read_cpu_l) =
+        cpu_per_call(raw_pid, exec_pid, settings.reads, || {
+            for _ in 0..settings.reads {
+                let t = Instant::now();
+                let line = rawc.call(READ_TOOL_NAME, &args);
+                raw_reads.push(t.elapsed());
+                debug_assert!(line.contains("\"ok\":true"));
+            }
+        });
     // Proposals from the same raw client: their CPU, without a client
     // library's in either process.
     let raw_props = settings.proposals;
-    let (prop_cpu_p, prop_cpu_e) = cpu_per_call(raw_pid, exec_pid, raw_props, || {
+    let (prop_cpu_p, prop_cpu_e, prop_cpu_l) = cpu_per_call(raw_pid, exec_pid, raw_props, || {
         for i in 0..raw_props {
             let line = rawc.call(PROPOSAL_TOOL_NAME, &proposal_args(2_000_000 + i));
             assert!(line.contains("\"ok\":true"), "{line}");
@@ -1344,16 +1387,21 @@ fn run_engine(settings: &Settings, report: &mut Report, engine: Engine) {
     });
     let raw_hwm = vm_hwm_mib(raw_pid);
     let pair_exec_hwm = vm_hwm_mib(exec_pid);
+    let (raw_anon, raw_file) = rss_split_mib(raw_pid);
+    let (exec_anon, exec_file) = rss_split_mib(exec_pid);
     rawc.close();
-    let cpu_note = |p: CpuSplit, x: CpuSplit, n: usize| {
+    let cpu_note = |p: CpuSplit, x: CpuSplit, l: CpuSplit, n: usize| {
         format!(
-            "proposer {:.0} (user {:.0}, system {:.0}) + executor {:.0} (user {:.0}, system {:.0}) µs, {n} calls, raw JSON-RPC stdio client (client CPU not counted)",
+            "proposer {:.0} (user {:.0}, system {:.0}) + executor {:.0} (user {:.0}, system {:.0}; its ledger thread {:.0}: user {:.0}, system {:.0}) µs, {n} calls, raw JSON-RPC stdio client (client CPU not counted)",
             p.0 + p.1,
             p.0,
             p.1,
             x.0 + x.1,
             x.0,
-            x.1
+            x.1,
+            l.0 + l.1,
+            l.0,
+            l.1
         )
     };
     let total = |p: CpuSplit, x: CpuSplit| p.0 + p.1 + x.0 + x.1;
@@ -1362,7 +1410,7 @@ fn run_engine(settings: &Settings, report: &mut Report, engine: Engine) {
         "CPU per read call, proposer + executor",
         total(read_cpu_p, read_cpu_e),
         "µs",
-        cpu_note(read_cpu_p, read_cpu_e, settings.reads),
+        cpu_note(read_cpu_p, read_cpu_e, read_cpu_l, settings.reads),
         Some(Budget::AtMost(145.0)),
     );
     report.add(
@@ -1370,7 +1418,7 @@ fn run_engine(settings: &Settings, report: &mut Report, engine: Engine) {
         "CPU per proposal call, proposer + executor",
         total(prop_cpu_p, prop_cpu_e),
         "µs",
-        cpu_note(prop_cpu_p, prop_cpu_e, raw_props),
+        cpu_note(prop_cpu_p, prop_cpu_e, prop_cpu_l, raw_props),
         Some(Budget::AtMost(415.0)),
     );
     if let (Some(p), Some(x)) = (raw_hwm, pair_exec_hwm) {
@@ -1379,7 +1427,7 @@ fn run_engine(settings: &Settings, report: &mut Report, engine: Engine) {
             "peak RSS of the pair after stdio reads and proposals (VmHWM)",
             p + x,
             "MiB",
-            format!("proposer {p:.1} + executor {x:.1} MiB"),
+            format!("proposer {p:.1} + executor {x:.1} MiB; resident at the end: proposer {raw_anon:.1} anonymous + {raw_file:.1} file-backed, executor {exec_anon:.1} + {exec_file:.1} MiB"),
             Some(Budget::AtMost(23.0)),
         );
     }

@@ -17,7 +17,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -298,17 +298,38 @@ fn nested_objects(depth: usize) -> String {
 /// The proposer over stdio, driven with raw lines.
 struct RawStdio {
     child: Child,
-    stdin: Option<ChildStdin>,
+    stdin: Option<Box<dyn Write + Send>>,
     lines: mpsc::Receiver<String>,
     stderr: PathBuf,
     next_id: i64,
 }
 
+/// A JSON-RPC line, not a log line (`2>&1`).
+fn is_json_rpc(line: &[u8]) -> bool {
+    const MARK: &[u8] = b"\"jsonrpc\":\"2.0\"";
+    line.windows(MARK.len()).any(|w| w == MARK)
+}
+
+/// How the client's end is wired to the proposer's stdin and stdout.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wiring {
+    /// Pipes, as MCP clients spawn servers (the proposer's non-blocking path).
+    Pipes,
+    /// Unix sockets: not pipes, so the proposer falls back to tokio's stdio.
+    Sockets,
+    /// Pipes, with stderr sharing stdout's pipe (`2>&1`): stdout stays blocking.
+    SharedLog,
+}
+
 impl RawStdio {
     fn spawn(stack: &Stack, name: &str) -> RawStdio {
+        RawStdio::spawn_wired(stack, name, Wiring::Pipes)
+    }
+
+    fn spawn_wired(stack: &Stack, name: &str, wiring: Wiring) -> RawStdio {
         let stderr = stack.exec.path().join(format!("{name}.stderr"));
-        let mut child = Command::new(bin("airlock-proposer"))
-            .arg("serve")
+        let mut cmd = Command::new(bin("airlock-proposer"));
+        cmd.arg("serve")
             .arg("--config")
             .arg(&stack.exec.config_path)
             .arg("--socket-dir")
@@ -316,12 +337,42 @@ impl RawStdio {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(stack.env())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .expect("spawn airlock-proposer");
-        let stdout = child.stdout.take().unwrap();
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        let ends: Option<(Box<dyn Write + Send>, Box<dyn std::io::Read + Send>)> = match wiring {
+            Wiring::Pipes => {
+                cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+                None
+            }
+            Wiring::Sockets => {
+                let (ours_in, theirs_in) = std::os::unix::net::UnixStream::pair().unwrap();
+                let (ours_out, theirs_out) = std::os::unix::net::UnixStream::pair().unwrap();
+                cmd.stdin(std::os::fd::OwnedFd::from(theirs_in))
+                    .stdout(std::os::fd::OwnedFd::from(theirs_out));
+                Some((Box::new(ours_in), Box::new(ours_out)))
+            }
+            Wiring::SharedLog => {
+                let (reader, writer) = std::io::pipe().unwrap();
+                cmd.stdin(Stdio::piped())
+                    .stdout(writer.try_clone().unwrap())
+                    .stderr(writer);
+                let stdin: Box<dyn Write + Send> = Box::new(std::io::sink());
+                Some((stdin, Box::new(reader)))
+            }
+        };
+        let mut child = cmd.spawn().expect("spawn airlock-proposer");
+        // `cmd` holds the child's ends of the pipes and sockets: close them,
+        // or the client never sees the proposer's EOF.
+        drop(cmd);
+        let (stdin, stdout): (Box<dyn Write + Send>, Box<dyn std::io::Read + Send>) = match ends {
+            None => (
+                Box::new(child.stdin.take().unwrap()),
+                Box::new(child.stdout.take().unwrap()),
+            ),
+            Some((_, stdout)) if wiring == Wiring::SharedLog => {
+                (Box::new(child.stdin.take().unwrap()), stdout)
+            }
+            Some(ends) => ends,
+        };
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
@@ -330,6 +381,8 @@ impl RawStdio {
                 buf.clear();
                 match reader.read_until(b'\n', &mut buf) {
                     Ok(0) | Err(_) => break,
+                    // With `2>&1` the log's lines arrive here too.
+                    Ok(_) if wiring == Wiring::SharedLog && !is_json_rpc(&buf) => {}
                     Ok(_) => {
                         let line = String::from_utf8(buf.clone())
                             .unwrap_or_else(|_| "<non-UTF-8 output>".to_owned());
@@ -341,7 +394,7 @@ impl RawStdio {
             }
         });
         RawStdio {
-            stdin: child.stdin.take(),
+            stdin: Some(stdin),
             child,
             lines,
             stderr,
@@ -1269,6 +1322,47 @@ fn stdio_notification_before_initialize() {
         p.close();
     }
     t.print("stdio: notifications before initialize");
+}
+
+/// The proposer reads and writes its stdio pipes itself, without blocking
+/// threads; what is not a pipe (a socket here; a terminal or a file) and a
+/// stdout that shares its pipe with the log (`2>&1`) keep tokio's blocking
+/// stdio. Each wiring serves the same session to its end.
+#[test]
+fn stdio_over_pipes_sockets_and_a_shared_log() {
+    let stack = Stack::new();
+    let mut t = Table::default();
+    for (wiring, what) in [
+        (Wiring::Pipes, "stdin and stdout are pipes"),
+        (Wiring::Sockets, "stdin and stdout are Unix sockets"),
+        (Wiring::SharedLog, "stderr shares stdout's pipe (2>&1)"),
+    ] {
+        let mut p = RawStdio::spawn_wired(&stack, "stdio-wiring", wiring);
+        p.handshake();
+        p.send_line("not json");
+        let id = p.id();
+        p.send(&tool_call(
+            id,
+            "billing__inspect_invoice",
+            json!({"invoice_id": "INV-3001"}),
+        ));
+        let msgs = p.wait_for(&[json!(id)], Duration::from_secs(20));
+        assert_eq!(
+            msgs.iter()
+                .filter(|m| rpc_error_code(m) == Some(-32700))
+                .count(),
+            1,
+            "{what}: {msgs:?}"
+        );
+        assert_eq!(judge(msgs.last().unwrap()), "ok", "{what}");
+        p.close();
+        t.row(
+            what,
+            "one -32700, the read answered, exit at EOF",
+            "as expected",
+        );
+    }
+    t.print("stdio: how stdin and stdout are wired");
 }
 
 /// Pipeline `n` tools/call on one stdio session (a writer thread, so answers

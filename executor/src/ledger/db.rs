@@ -627,6 +627,30 @@ impl Db {
         }
     }
 
+    /// Open a transaction that only reads: on PostgreSQL one snapshot for
+    /// all its statements (a reader needs no chain lock to see the chain
+    /// whole), and read-only, so a write in it fails instead of bypassing
+    /// the lock. On SQLite a plain (deferred) `BEGIN`, which takes no lock.
+    pub fn begin_read(&self) -> Result<(), DbError> {
+        match &self.inner {
+            Inner::Sqlite(c) => Ok(c.execute_batch("BEGIN")?),
+            Inner::Postgres(p) => {
+                let mut p = p.borrow_mut();
+                match p.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") {
+                    Ok(()) => {
+                        self.pg_in_tx.set(true);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let _ = p.batch("ROLLBACK");
+                        self.pg_in_tx.set(false);
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
     #[cfg(test)]
     pub fn set_chain_lock_for_test(&self, on: bool) {
         if let Inner::Postgres(p) = &self.inner {

@@ -439,6 +439,37 @@ fn a_writer_that_times_out_on_the_chain_lock_fails_that_batch_and_recovers() {
     assert_eq!(waiter.verify().unwrap().events, 1);
 }
 
+/// A look-up (`Durability::Read`) does not wait for the chain lock another
+/// executor holds, where a write does; and it cannot write: its transaction
+/// is read-only, so a mislabelled write fails instead of bypassing the lock.
+#[test]
+fn a_look_up_runs_beside_a_held_chain_lock_and_cannot_write() {
+    let (s, mut holder) = Schema::migrated("read_batch");
+    holder.begin_batch(Durability::Now).unwrap();
+    let (id, _) = holder.as_one_call(record_one_evidence).unwrap();
+    holder.commit_batch().unwrap();
+    let mut reader = Ledger::open_postgres(&url(), &s.0, 200).unwrap();
+    // Another executor is in the middle of a batch: it holds the chain lock.
+    holder.conn.begin().unwrap();
+    let started = std::time::Instant::now();
+    reader.begin_batch(Durability::Read).unwrap();
+    let seen = reader.as_one_call(|l| l.evidence(&id)).unwrap();
+    reader.commit_batch().unwrap();
+    assert!(seen.is_some(), "the look-up sees the committed evidence");
+    assert!(started.elapsed() < std::time::Duration::from_millis(150));
+    // The same look-up as a writing batch waits for the lock (and here
+    // times out after 200 ms): the lock is really held.
+    let err = reader.begin_batch(Durability::Deferred).unwrap_err();
+    assert!(err.to_string().contains("lock timeout"), "{err}");
+    // A write inside a look-up batch fails and leaves nothing.
+    reader.begin_batch(Durability::Read).unwrap();
+    let write = reader.as_one_call(record_one_evidence);
+    assert!(write.is_err(), "a read-only batch refused the append");
+    let _ = reader.commit_batch();
+    holder.conn.commit().unwrap();
+    assert_eq!(reader.verify().unwrap().events, 1);
+}
+
 /// One minimal evidence record (the chain tests only need an append).
 fn record_one_evidence(l: &mut Ledger) -> Result<(String, String), LedgerError> {
     l.record_evidence(NewEvidence {

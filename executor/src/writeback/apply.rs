@@ -291,7 +291,7 @@ async fn run(
     // chain (and its capability digest) before any job starts, and this
     // look-up's fields are used only to refuse early.
     let detail = auth
-        .ledger(Durability::Deferred, move |l| l.proposal(&id))
+        .ledger(Durability::Read, move |l| l.proposal(&id))
         .await?
         .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "no such proposal"))?;
     let role = detail.summary.required_role.as_deref();
