@@ -644,6 +644,12 @@ pub async fn proposal_status(
     peer: &Peer,
     req: ProposalRef,
 ) -> Result<ProposalStatus, ErrorBody> {
+    // With `session_auth` a tenant is only what a signed token names, and a
+    // status question carries no token: it is answered as for an unknown id,
+    // so a proposer cannot read the state of another tenant's proposal.
+    if auth.identity.is_some() {
+        return Err(ErrorBody::new(ErrorCode::NotFound, "no such proposal"));
+    }
     let id = req.proposal_id.clone();
     let detail = auth
         .ledger(Durability::Read, move |l| l.proposal(&id))

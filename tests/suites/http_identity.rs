@@ -15,7 +15,7 @@
 //!   verification's).
 
 use airlock_ipc::client::{Client, ClientError};
-use airlock_ipc::message::{Request, Response, Role};
+use airlock_ipc::message::{ProposalRef, Request, Response, Role, SubmitProposal};
 use airlock_policy::config::ContextProvider;
 use airlock_tests::databases::{
     REFERENCE_DB, ledger_rows, postgres_reference, reference_config_for,
@@ -23,7 +23,7 @@ use airlock_tests::databases::{
 use airlock_tests::executor::ExecutorProcess;
 use airlock_tests::jwt::{self, AUDIENCE, ISSUER, JwksServer, SCOPE};
 use airlock_tests::mcp::{HttpProposer, call};
-use airlock_tests::proposals::{invoice_row, read_of};
+use airlock_tests::proposals::{honest_proposal, invoice_row, read_of, waiver};
 use airlock_tests::runtime as rt;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -409,7 +409,30 @@ fn the_executor_refuses_a_tenant_the_forwarded_token_does_not_name() {
             .call(read("acme", "ann", Some(acme_ann.clone())))
             .await
             .unwrap();
-        assert!(matches!(ok, Response::ReadRecorded(_)), "{ok:?}");
+        let Response::ReadRecorded(ev) = ok else {
+            panic!("{ok:?}")
+        };
+        // …and so is ann's proposal; but a status question carries no
+        // token, so no proposer learns a proposal's state from this executor.
+        let mut cs = waiver(&cfg, "INV-3001", "acme", "verified waiver");
+        cs.principal = "ann".into();
+        let recorded = c
+            .call(Request::SubmitProposal(SubmitProposal {
+                change_set: cs,
+                evidence_id: Some(ev.evidence_id),
+                identity_token: Some(acme_ann.clone()),
+            }))
+            .await
+            .unwrap();
+        let Response::ProposalRecorded(p) = recorded else {
+            panic!("{recorded:?}")
+        };
+        let status = c
+            .call(Request::ProposalStatus(ProposalRef {
+                proposal_id: p.proposal_id,
+            }))
+            .await;
+        assert_eq!(refusal(status).0, "not_found");
     });
 
     // Without `session_auth` (the environment provider, no tenant pinned
@@ -437,6 +460,15 @@ fn the_executor_refuses_a_tenant_the_forwarded_token_does_not_name() {
         r.context.principal = "ann".into();
         let got = c.call(Request::RecordRead(r)).await.unwrap();
         assert!(matches!(got, Response::ReadRecorded(_)), "{got:?}");
+        // …and a proposal's state is answered to the proposer.
+        let p = honest_proposal(&mut c, &plain_cfg, "plain waiver").await;
+        let status = c
+            .call(Request::ProposalStatus(ProposalRef {
+                proposal_id: p.proposal_id,
+            }))
+            .await
+            .unwrap();
+        assert!(matches!(status, Response::ProposalStatus(_)), "{status:?}");
     });
 }
 
