@@ -675,9 +675,11 @@ impl Ledger {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.set_prepared_statement_cache_capacity(64);
-        // 8 MiB of page cache (SQLite's default is 2): the indexes a write
-        // touches stay in memory as the ledger grows.
-        conn.pragma_update(None, "cache_size", -8192)?;
+        // SQLite's default 2 MiB of page cache: the pages a write touches
+        // (the chain's tail, the newest index leaves) stay cached, and the
+        // operating system's page cache holds the rest. 8 MiB cost the
+        // executor 6 MiB of memory for no measured apply throughput.
+        conn.pragma_update(None, "cache_size", -2048)?;
         let conn = Db::sqlite(conn);
         if is_archive(&conn)? {
             return Err(LedgerError::IsArchive(path.display().to_string()));
