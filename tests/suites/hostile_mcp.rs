@@ -498,6 +498,20 @@ impl RawStdio {
         got
     }
 
+    /// Read INV-3001 and expect it answered; returns every message up to
+    /// that answer (the session still serves).
+    fn read_ok(&mut self, context: &str) -> Vec<Value> {
+        let id = self.id();
+        self.send(&tool_call(
+            id,
+            "billing__inspect_invoice",
+            json!({"invoice_id": "INV-3001"}),
+        ));
+        let msgs = self.wait_for(&[json!(id)], Duration::from_secs(30));
+        assert_eq!(judge(msgs.last().unwrap()), "ok", "{context}");
+        msgs
+    }
+
     fn handshake(&mut self) {
         self.send(&initialize(1));
         let msgs = self.wait_for(&[json!(1)], Duration::from_secs(20));
@@ -1306,14 +1320,7 @@ fn stdio_notification_before_initialize() {
         assert!(early.is_empty(), "{what}: answered {early:?}");
         assert!(p.alive(), "{what}: the session ended\n{}", p.stderr_text());
         p.handshake();
-        let id = p.id();
-        p.send(&tool_call(
-            id,
-            "billing__inspect_invoice",
-            json!({"invoice_id": "INV-3001"}),
-        ));
-        let msgs = p.wait_for(&[json!(id)], Duration::from_secs(20));
-        assert_eq!(judge(msgs.last().unwrap()), "ok");
+        p.read_ok(what);
         t.row(
             what,
             "ignored; session initializes",
@@ -1340,13 +1347,7 @@ fn stdio_over_pipes_sockets_and_a_shared_log() {
         let mut p = RawStdio::spawn_wired(&stack, "stdio-wiring", wiring);
         p.handshake();
         p.send_line("not json");
-        let id = p.id();
-        p.send(&tool_call(
-            id,
-            "billing__inspect_invoice",
-            json!({"invoice_id": "INV-3001"}),
-        ));
-        let msgs = p.wait_for(&[json!(id)], Duration::from_secs(20));
+        let msgs = p.read_ok(what);
         assert_eq!(
             msgs.iter()
                 .filter(|m| rpc_error_code(m) == Some(-32700))
@@ -1354,7 +1355,6 @@ fn stdio_over_pipes_sockets_and_a_shared_log() {
             1,
             "{what}: {msgs:?}"
         );
-        assert_eq!(judge(msgs.last().unwrap()), "ok", "{what}");
         p.close();
         t.row(
             what,
@@ -1416,14 +1416,7 @@ fn pipeline(
     let elapsed = started.elapsed();
     p.stdin = Some(writer.join().unwrap());
     // The same process serves on.
-    let id = p.id();
-    p.send(&tool_call(
-        id,
-        "billing__inspect_invoice",
-        json!({"invoice_id": "INV-3001"}),
-    ));
-    let msgs = p.wait_for(&[json!(id)], Duration::from_secs(30));
-    assert_eq!(judge(msgs.last().unwrap()), "ok");
+    p.read_ok("after the burst");
     (elapsed, counts)
 }
 

@@ -610,19 +610,24 @@ impl Db {
                 if deferred {
                     sql.push_str(" SET LOCAL synchronous_commit = off;");
                 }
-                match p.batch(&sql) {
-                    Ok(()) => {
-                        self.pg_in_tx.set(true);
-                        Ok(())
-                    }
-                    Err(e) => {
-                        // A lock timeout leaves an aborted transaction:
-                        // end it, so the next batch starts clean.
-                        let _ = p.batch("ROLLBACK");
-                        self.pg_in_tx.set(false);
-                        Err(e)
-                    }
-                }
+                self.pg_begin(&mut p, &sql)
+            }
+        }
+    }
+
+    /// Run `sql`, which opens a PostgreSQL transaction.
+    fn pg_begin(&self, p: &mut Pg, sql: &str) -> Result<(), DbError> {
+        match p.batch(sql) {
+            Ok(()) => {
+                self.pg_in_tx.set(true);
+                Ok(())
+            }
+            Err(e) => {
+                // A lock timeout leaves an aborted transaction: end it, so
+                // the next batch starts clean.
+                let _ = p.batch("ROLLBACK");
+                self.pg_in_tx.set(false);
+                Err(e)
             }
         }
     }
@@ -634,20 +639,10 @@ impl Db {
     pub fn begin_read(&self) -> Result<(), DbError> {
         match &self.inner {
             Inner::Sqlite(c) => Ok(c.execute_batch("BEGIN")?),
-            Inner::Postgres(p) => {
-                let mut p = p.borrow_mut();
-                match p.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") {
-                    Ok(()) => {
-                        self.pg_in_tx.set(true);
-                        Ok(())
-                    }
-                    Err(e) => {
-                        let _ = p.batch("ROLLBACK");
-                        self.pg_in_tx.set(false);
-                        Err(e)
-                    }
-                }
-            }
+            Inner::Postgres(p) => self.pg_begin(
+                &mut p.borrow_mut(),
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            ),
         }
     }
 
