@@ -675,11 +675,12 @@ impl Ledger {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.set_prepared_statement_cache_capacity(64);
-        // SQLite's default 2 MiB of page cache: the pages a write touches
-        // (the chain's tail, the newest index leaves) stay cached, and the
-        // operating system's page cache holds the rest. 8 MiB cost the
-        // executor 6 MiB of memory for no measured apply throughput.
-        conn.pragma_update(None, "cache_size", -2048)?;
+        // 1 MiB of page cache (SQLite's default is 2): the pages a write
+        // touches (the chain's tail, the newest index leaves) stay cached,
+        // and the operating system's page cache holds the rest. Larger
+        // caches cost the executor memory for no measured apply throughput
+        // (docs/benchmarks.md, "Second round").
+        conn.pragma_update(None, "cache_size", -1024)?;
         let conn = Db::sqlite(conn);
         if is_archive(&conn)? {
             return Err(LedgerError::IsArchive(path.display().to_string()));
