@@ -188,11 +188,7 @@ fn serve(mut ledger: Ledger, queue: mpsc::Receiver<Message>) {
 
 /// The strictest durability any call of a batch needs.
 fn batch_durability(calls: impl Iterator<Item = Durability>) -> Durability {
-    calls.fold(Durability::Read, |batch, call| match (batch, call) {
-        (Durability::Now, _) | (_, Durability::Now) => Durability::Now,
-        (Durability::Deferred, _) | (_, Durability::Deferred) => Durability::Deferred,
-        _ => Durability::Read,
-    })
+    calls.max().unwrap_or(Durability::Read)
 }
 
 /// Block for the next message unless one is already waiting.

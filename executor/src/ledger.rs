@@ -612,21 +612,22 @@ pub struct Ledger {
     lease: Option<ApplyLease>,
 }
 
-/// How durable a batch of ledger work must be when its callers are answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How durable a batch of ledger work must be when its callers are answered,
+/// weakest first: a batch is as durable as its strictest call (`max`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Durability {
-    /// Fsync'd before the reply (`synchronous=FULL`): proposals, decisions,
-    /// jobs, receipts.
-    Now,
-    /// Written to the WAL without its own fsync (`synchronous=NORMAL`); made
-    /// durable by the next `Now` commit, which always follows before any
-    /// proposal citing it is acknowledged. Read evidence, job starts.
-    Deferred,
     /// Writes nothing: a look-up. A batch of only these runs on one snapshot
     /// without the fleet's chain lock (PostgreSQL: `REPEATABLE READ READ
     /// ONLY`, so a write in it fails), and on SQLite leaves `synchronous` as
     /// it is.
     Read,
+    /// Written to the WAL without its own fsync (`synchronous=NORMAL`); made
+    /// durable by the next `Now` commit, which always follows before any
+    /// proposal citing it is acknowledged. Read evidence, job starts.
+    Deferred,
+    /// Fsync'd before the reply (`synchronous=FULL`): proposals, decisions,
+    /// jobs, receipts.
+    Now,
 }
 
 impl std::fmt::Debug for Ledger {

@@ -312,13 +312,24 @@ fn run(args: ServeArgs, telemetry: &mut crate::telemetry::Telemetry) -> anyhow::
         .map_err(|e| anyhow!(e))?,
     };
     let prepared = Proposer::prepare(config, settings, |k| std::env::var(k).ok())?;
-    // Sized now: once the file sandbox is on, the cgroup CPU quota cannot be read.
-    let workers = std::env::var("TOKIO_WORKER_THREADS")
-        .ok()
-        .and_then(|n| n.parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
-        .unwrap_or(1);
+    // Over stdio one client sends one call at a time, and each call waits on
+    // the database and the executor: one thread serves it, and no call pays
+    // for waking another worker (most of a call's CPU was such wake-ups,
+    // `docs/benchmarks.md`). HTTP serves many sessions on every core, sized
+    // now: once the file sandbox is on, the cgroup CPU quota cannot be read.
+    let mut runtime = if args.transport == "streamable-http" {
+        let workers = std::env::var("TOKIO_WORKER_THREADS")
+            .ok()
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+            .unwrap_or(1);
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
     // Landlock restricts the calling thread and the threads it starts: put it
     // on now, while this is the only thread, before the runtime starts any.
     if !args.no_sandbox {
@@ -331,21 +342,10 @@ fn run(args: ServeArgs, telemetry: &mut crate::telemetry::Telemetry) -> anyhow::
     // The exporter's thread starts after Landlock (so it inherits it) and
     // before seccomp, which covers every thread.
     telemetry.start_traces().map_err(|e| anyhow!(e))?;
-    // Over stdio one client sends one call at a time, and each call waits on
-    // the database and the executor: one thread serves it, and no call pays
-    // for waking another worker (most of a call's CPU was such wake-ups,
-    // `docs/benchmarks.md`). HTTP serves many sessions on every core.
-    let runtime = if args.transport == "streamable-http" {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers)
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    }
-    .context("cannot start the async runtime")?;
+    let runtime = runtime
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     // Pools are created (lazily, without connecting) inside the runtime.
     let mut proposer = {
         let _entered = runtime.enter();

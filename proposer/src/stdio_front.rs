@@ -94,7 +94,7 @@ impl StdioFront {
 /// which was a large part of a call's CPU (`docs/benchmarks.md`).
 fn stdin() -> Box<dyn AsyncRead + Unpin + Send> {
     match own_pipe(std::io::stdin().as_fd())
-        .and_then(|f| tokio::net::unix::pipe::Receiver::from_file(f).ok())
+        .and_then(|(f, _)| tokio::net::unix::pipe::Receiver::from_file(f).ok())
     {
         Some(pipe) => Box::new(pipe),
         None => Box::new(tokio::io::stdin()),
@@ -105,19 +105,10 @@ fn stdin() -> Box<dyn AsyncRead + Unpin + Send> {
 /// open file (`2>&1`): the pipe's non-blocking flag would then make the
 /// log's blocking writes fail when the pipe is full.
 fn stdout() -> Box<dyn AsyncWrite + Unpin + Send> {
-    let shares_stderr = |f: &std::fs::File| {
-        let ours = f.metadata().ok().map(|m| (m.dev(), m.ino()));
-        let log = std::io::stderr()
-            .as_fd()
-            .try_clone_to_owned()
-            .ok()
-            .and_then(|fd| std::fs::File::from(fd).metadata().ok())
-            .map(|m| (m.dev(), m.ino()));
-        ours.is_none() || ours == log
-    };
+    let log = own_file(std::io::stderr().as_fd()).map(|(_, m)| (m.dev(), m.ino()));
     match own_pipe(std::io::stdout().as_fd())
-        .filter(|f| !shares_stderr(f))
-        .and_then(|f| tokio::net::unix::pipe::Sender::from_file(f).ok())
+        .filter(|(_, m)| Some((m.dev(), m.ino())) != log)
+        .and_then(|(f, _)| tokio::net::unix::pipe::Sender::from_file(f).ok())
     {
         Some(pipe) => Box::new(pipe),
         None => Box::new(tokio::io::stdout()),
@@ -126,12 +117,15 @@ fn stdout() -> Box<dyn AsyncWrite + Unpin + Send> {
 
 /// A duplicate of `fd` if it is a pipe (tokio's pipe types refuse anything
 /// else: a terminal or a file keeps tokio's blocking stdio).
-fn own_pipe(fd: std::os::fd::BorrowedFd<'_>) -> Option<std::fs::File> {
+fn own_pipe(fd: std::os::fd::BorrowedFd<'_>) -> Option<(std::fs::File, std::fs::Metadata)> {
+    own_file(fd).filter(|(_, m)| m.file_type().is_fifo())
+}
+
+/// A duplicate of `fd` and what it is.
+fn own_file(fd: std::os::fd::BorrowedFd<'_>) -> Option<(std::fs::File, std::fs::Metadata)> {
     let file = std::fs::File::from(fd.try_clone_to_owned().ok()?);
-    file.metadata()
-        .ok()
-        .filter(|m| m.file_type().is_fifo())
-        .map(|_| file)
+    let meta = file.metadata().ok()?;
+    Some((file, meta))
 }
 
 fn error_line(code: i64, message: String) -> String {

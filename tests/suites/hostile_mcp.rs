@@ -338,41 +338,39 @@ impl RawStdio {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(stack.env())
             .stderr(std::fs::File::create(&stderr).unwrap());
-        let ends: Option<(Box<dyn Write + Send>, Box<dyn std::io::Read + Send>)> = match wiring {
+        // The client's own ends where they are not the child's pipes.
+        type Ends = (
+            Option<Box<dyn Write + Send>>,
+            Option<Box<dyn std::io::Read + Send>>,
+        );
+        let (our_stdin, our_stdout): Ends = match wiring {
             Wiring::Pipes => {
                 cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
-                None
+                (None, None)
             }
             Wiring::Sockets => {
                 let (ours_in, theirs_in) = std::os::unix::net::UnixStream::pair().unwrap();
                 let (ours_out, theirs_out) = std::os::unix::net::UnixStream::pair().unwrap();
                 cmd.stdin(std::os::fd::OwnedFd::from(theirs_in))
                     .stdout(std::os::fd::OwnedFd::from(theirs_out));
-                Some((Box::new(ours_in), Box::new(ours_out)))
+                (Some(Box::new(ours_in)), Some(Box::new(ours_out)))
             }
             Wiring::SharedLog => {
                 let (reader, writer) = std::io::pipe().unwrap();
                 cmd.stdin(Stdio::piped())
                     .stdout(writer.try_clone().unwrap())
                     .stderr(writer);
-                let stdin: Box<dyn Write + Send> = Box::new(std::io::sink());
-                Some((stdin, Box::new(reader)))
+                (None, Some(Box::new(reader)))
             }
         };
         let mut child = cmd.spawn().expect("spawn airlock-proposer");
         // `cmd` holds the child's ends of the pipes and sockets: close them,
         // or the client never sees the proposer's EOF.
         drop(cmd);
-        let (stdin, stdout): (Box<dyn Write + Send>, Box<dyn std::io::Read + Send>) = match ends {
-            None => (
-                Box::new(child.stdin.take().unwrap()),
-                Box::new(child.stdout.take().unwrap()),
-            ),
-            Some((_, stdout)) if wiring == Wiring::SharedLog => {
-                (Box::new(child.stdin.take().unwrap()), stdout)
-            }
-            Some(ends) => ends,
-        };
+        let stdin: Box<dyn Write + Send> =
+            our_stdin.unwrap_or_else(|| Box::new(child.stdin.take().unwrap()));
+        let stdout: Box<dyn std::io::Read + Send> =
+            our_stdout.unwrap_or_else(|| Box::new(child.stdout.take().unwrap()));
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);

@@ -9,7 +9,9 @@
 use std::process::{Command, Output, Stdio};
 
 use airlock_ipc::Role;
-use airlock_tests::databases::{postgres_admin_url, with_database, with_user};
+use airlock_tests::databases::{
+    fresh_postgres_database, postgres_admin_url, with_database, with_user,
+};
 use airlock_tests::executor::ExecutorProcess;
 use airlock_tests::proposals::{honest_proposal, load, reference_value};
 use airlock_tests::{bin, block_on, stdout_json};
@@ -21,29 +23,26 @@ const ROLE_PASSWORD: &str = "fleet-executor-test-password";
 
 /// A fresh ledger database (dropped and created) and the executor role.
 fn ledger_database(name: &str) -> String {
-    let admin = postgres_admin_url();
+    let url = fresh_postgres_database(name);
     block_on(async {
-        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-        for sql in [
-            format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
-            format!("CREATE DATABASE \"{name}\""),
-            format!(
-                "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{ROLE}') THEN CREATE ROLE {ROLE} LOGIN PASSWORD '{ROLE_PASSWORD}'; END IF; END $$"
-            ),
-        ] {
-            match sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut c)
-                .await
-            {
-                Ok(_) => {}
-                // The two tests create the shared role at once: the loser of
-                // that race finds it made (23505 on pg_authid), which is fine.
-                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {}
-                Err(e) => panic!("{e}"),
-            }
+        let mut c = sqlx::PgConnection::connect(&postgres_admin_url())
+            .await
+            .unwrap();
+        let role = format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{ROLE}') THEN CREATE ROLE {ROLE} LOGIN PASSWORD '{ROLE_PASSWORD}'; END IF; END $$"
+        );
+        match sqlx::raw_sql(sqlx::AssertSqlSafe(role))
+            .execute(&mut c)
+            .await
+        {
+            Ok(_) => {}
+            // The two tests create the shared role at once: the loser of
+            // that race finds it made (23505 on pg_authid), which is fine.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {}
+            Err(e) => panic!("{e}"),
         }
     });
-    with_database(&admin, name)
+    url
 }
 
 fn shared_config(schema: &str) -> Value {

@@ -59,13 +59,10 @@ fn unreachable(what: &str, url: &str, e: impl std::fmt::Display, how: &str) -> !
     )
 }
 
-/// Create (or recreate) a Postgres database from the reference schema and
-/// seed (`postgres.sql`, `postgres-seed.sql`), with the `synapsor_reader` and
-/// `synapsor_writer` roles.
-pub fn postgres_reference(name: &str) -> Database {
+/// An empty PostgreSQL database `name` (dropped first if it exists), owned
+/// by the admin user. Returns its admin URL.
+pub fn fresh_postgres_database(name: &str) -> String {
     let admin = postgres_admin_url();
-    let schema = std::fs::read_to_string(reference_dir().join("postgres.sql")).unwrap();
-    let seed = std::fs::read_to_string(reference_dir().join("postgres-seed.sql")).unwrap();
     block_on(async {
         let mut conn = sqlx::PgConnection::connect(&admin)
             .await
@@ -77,17 +74,28 @@ pub fn postgres_reference(name: &str) -> Database {
                     "pg_ctlcluster --skip-systemctl-redirect 15 main start",
                 )
             });
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let db_url = with_database(&admin, name);
+        for sql in [
+            format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+            format!("CREATE DATABASE \"{name}\""),
+        ] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    });
+    with_database(&admin, name)
+}
+
+/// Create (or recreate) a Postgres database from the reference schema and
+/// seed (`postgres.sql`, `postgres-seed.sql`), with the `synapsor_reader` and
+/// `synapsor_writer` roles.
+pub fn postgres_reference(name: &str) -> Database {
+    let admin = postgres_admin_url();
+    let schema = std::fs::read_to_string(reference_dir().join("postgres.sql")).unwrap();
+    let seed = std::fs::read_to_string(reference_dir().join("postgres-seed.sql")).unwrap();
+    let db_url = fresh_postgres_database(name);
+    block_on(async {
         let mut db = sqlx::PgConnection::connect(&db_url).await.unwrap();
         sqlx::raw_sql(sqlx::AssertSqlSafe(schema))
             .execute(&mut db)
@@ -307,20 +315,7 @@ pub fn execute(db: &Database, sql: &str) {
 /// made by `airlock ledger migrate --config <config_path>` (its owner is
 /// the admin user). Returns its URL.
 pub fn migrated_ledger_database(name: &str, config_path: &Path) -> String {
-    let admin = postgres_admin_url();
-    block_on(async {
-        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-        for sql in [
-            format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
-            format!("CREATE DATABASE \"{name}\""),
-        ] {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
-    });
-    let url = with_database(&admin, name);
+    let url = fresh_postgres_database(name);
     let out = std::process::Command::new(crate::bin("airlock"))
         .args(["ledger", "migrate", "--json", "--config"])
         .arg(config_path)
